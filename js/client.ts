@@ -1,0 +1,237 @@
+/**
+ * The public TypeScript API of edgesync, over the Rust core compiled to wasm.
+ *
+ * ```ts
+ * import { createClient } from "edgesync";
+ * const db = createClient({ url: "libsql://my-db.turso.io", authToken });
+ * const rs = await db.execute({ sql: "select * from users where id = ?", args: [1] });
+ * console.log(rs.rows[0].name, rs.rows[0][1]);
+ * ```
+ *
+ * This module is runtime-neutral: the entry points (node.ts, web.ts, workerd.ts)
+ * instantiate the wasm module their own way and then re-export everything here.
+ */
+import { RemoteClient } from "./wasm/edgesync.js";
+
+/** A value as read from the database. */
+export type Value = null | string | number | bigint | Uint8Array;
+
+/**
+ * A value accepted as an argument. `boolean` is stored as 0/1, `Date` as integer
+ * milliseconds, a safe-integer `number` as INTEGER and any other `number` as REAL.
+ */
+export type InValue = Value | boolean | ArrayBuffer | ArrayBufferView | Date | undefined;
+
+/** Positional (`?`) or named (`:name`, `@name`, `$name`; prefix optional) arguments. */
+export type InArgs = InValue[] | Record<string, InValue>;
+
+export type InStatement = string | { sql: string; args?: InArgs } | [string, InArgs?];
+
+/** `write`: BEGIN IMMEDIATE; `read`: BEGIN TRANSACTION READONLY; `deferred`: BEGIN DEFERRED. */
+export type TransactionMode = "write" | "read" | "deferred";
+
+/**
+ * How INTEGER results are returned. `auto` (default): a `number` when it is a safe
+ * integer, else a `bigint` — never a silently rounded number. `bigint`: always.
+ * `string`: always a decimal string.
+ */
+export type IntMode = "auto" | "bigint" | "string";
+
+export interface Config {
+  /** `libsql://…`, `https://…`, `http://…` (`ws(s)://` is accepted and uses HTTP(S)). */
+  url: string;
+  /** A JWT for the server (Turso database token, or sqld's `--auth-jwt-key-file` key). */
+  authToken?: string;
+  /** Per-request timeout in ms (default 30000). */
+  timeout?: number;
+  intMode?: IntMode;
+  /** A `fetch` to use instead of the global one (e.g. a Worker service binding). */
+  fetch?: (input: string, init: RequestInit) => Promise<Response>;
+}
+
+/** One row: by index (`row[0]`) and by column name (`row.id`), like @libsql/client. */
+export interface Row {
+  length: number;
+  [index: number]: Value;
+  [name: string]: Value;
+}
+
+export interface ResultSet {
+  columns: string[];
+  /** Declared types, `""` for expressions. */
+  columnTypes: string[];
+  rows: Row[];
+  rowsAffected: number;
+  /** The rowid of the last inserted row, when the statement inserted one. */
+  lastInsertRowid: bigint | undefined;
+  toJSON(): unknown;
+}
+
+/** Stable error codes; see the README's error table. */
+export type ErrorCode =
+  | "URL_INVALID"
+  | "AUTH_REQUIRED"
+  | "AUTH_INVALID"
+  | "PERMISSION_DENIED"
+  | "SQL_SYNTAX_ERROR"
+  | "SQL_CONSTRAINT"
+  | "SQL_ERROR"
+  | "SERVER_UNREACHABLE"
+  | "TIMEOUT"
+  | "SERVER_ERROR"
+  | "PROTOCOL_ERROR"
+  | "INVALID_ARGUMENT"
+  | "CLIENT_CLOSED"
+  | "INTERNAL_ERROR";
+
+/** Every error edgesync raises. Branch on `code`, never on `message`. */
+export class EdgesyncError extends Error {
+  declare code: ErrorCode;
+  /** Whether the same call may succeed later (server unreachable, timeout, 5xx). */
+  declare retryable: boolean;
+  /** The server's own code, e.g. `SQLITE_CONSTRAINT`. */
+  declare serverCode?: string;
+  /** Index of the failing statement in a `batch`. */
+  declare step?: number;
+  /** HTTP status for `SERVER_ERROR`. */
+  declare status?: number;
+
+  constructor(message: string, code: ErrorCode, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "EdgesyncError";
+    this.code = code;
+    this.retryable = false;
+  }
+}
+
+/** Gives errors from the wasm core the EdgesyncError prototype; wraps anything else. */
+function adopt(e: unknown): EdgesyncError {
+  if (e instanceof EdgesyncError) return e;
+  if (e instanceof Error && (e as { code?: unknown }).code !== undefined && e.name === "EdgesyncError") {
+    return Object.setPrototypeOf(e, EdgesyncError.prototype) as EdgesyncError;
+  }
+  // A trap in the wasm module is a bug in edgesync, never the caller's fault.
+  const message = e instanceof Error ? e.message : String(e);
+  return new EdgesyncError(`internal error: ${message}`, "INTERNAL_ERROR", { cause: e });
+}
+
+interface RawResultSet {
+  columns: string[];
+  columnTypes: string[];
+  rows: Value[][];
+  rowsAffected: number;
+  lastInsertRowid: bigint | undefined;
+}
+
+function makeRow(columns: string[], values: Value[]): Row {
+  const row = {} as Row;
+  Object.defineProperty(row, "length", { value: values.length });
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i];
+    Object.defineProperty(row, i, { value });
+    const name = columns[i];
+    if (name !== undefined && !Object.hasOwn(row, name)) {
+      Object.defineProperty(row, name, { value, enumerable: true, configurable: true, writable: true });
+    }
+  }
+  return row;
+}
+
+function jsonValue(v: Value): unknown {
+  if (typeof v === "bigint") return v.toString();
+  if (v instanceof Uint8Array) return Array.from(v);
+  return v;
+}
+
+class ResultSetImpl implements ResultSet {
+  columns: string[];
+  columnTypes: string[];
+  rows: Row[];
+  rowsAffected: number;
+  lastInsertRowid: bigint | undefined;
+
+  constructor(raw: RawResultSet) {
+    this.columns = raw.columns;
+    this.columnTypes = raw.columnTypes;
+    this.rows = raw.rows.map((values) => makeRow(raw.columns, values));
+    this.rowsAffected = raw.rowsAffected;
+    this.lastInsertRowid = raw.lastInsertRowid;
+  }
+
+  /** JSON-safe: bigints as strings, blobs as byte arrays, rows as arrays. */
+  toJSON(): unknown {
+    return {
+      columns: this.columns,
+      columnTypes: this.columnTypes,
+      rows: this.rows.map((r) => Array.from({ length: r.length }, (_, i) => jsonValue(r[i]))),
+      rowsAffected: this.rowsAffected,
+      lastInsertRowid: this.lastInsertRowid === undefined ? null : this.lastInsertRowid.toString(),
+    };
+  }
+}
+
+const makeResultSet = (raw: RawResultSet): ResultSet => new ResultSetImpl(raw);
+
+export interface Client {
+  execute(stmt: InStatement): Promise<ResultSet>;
+  execute(sql: string, args?: InArgs): Promise<ResultSet>;
+  /** All statements in one transaction and one round trip: all commit or none do. */
+  batch(stmts: InStatement[], mode?: TransactionMode): Promise<ResultSet[]>;
+  /** Later calls reject with `CLIENT_CLOSED`. */
+  close(): void;
+  readonly closed: boolean;
+  readonly protocol: "http";
+  /** The HTTP(S) base URL after `libsql://` mapping. */
+  readonly baseUrl: string;
+}
+
+class HttpClient implements Client {
+  readonly protocol = "http" as const;
+  #inner: RemoteClient;
+
+  constructor(inner: RemoteClient) {
+    this.#inner = inner;
+  }
+
+  async execute(stmt: InStatement, args?: InArgs): Promise<ResultSet> {
+    const input = typeof stmt === "string" && args !== undefined ? { sql: stmt, args } : stmt;
+    try {
+      return makeResultSet((await this.#inner.execute(input)) as RawResultSet);
+    } catch (e) {
+      throw adopt(e);
+    }
+  }
+
+  async batch(stmts: InStatement[], mode: TransactionMode = "deferred"): Promise<ResultSet[]> {
+    try {
+      const raw = (await this.#inner.batch(stmts, mode)) as RawResultSet[];
+      return raw.map(makeResultSet);
+    } catch (e) {
+      throw adopt(e);
+    }
+  }
+
+  close(): void {
+    this.#inner.close();
+  }
+
+  get closed(): boolean {
+    return this.#inner.closed;
+  }
+
+  get baseUrl(): string {
+    return this.#inner.baseUrl;
+  }
+}
+
+/**
+ * Creates a client for a remote libSQL database (sqld or Turso). Throws
+ * `EdgesyncError` (`URL_INVALID`, `INVALID_ARGUMENT`) at once for a bad config.
+ */
+export function createClient(config: Config): Client {
+  try {
+    return new HttpClient(new RemoteClient(config));
+  } catch (e) {
+    throw adopt(e);
+  }
+}

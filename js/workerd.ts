@@ -1,0 +1,12 @@
+/**
+ * Cloudflare Workers entry (the `workerd` export condition). Workers cannot compile
+ * wasm from bytes at run time, so the module is imported (wrangler uploads it as a
+ * compiled WebAssembly.Module) and instantiated synchronously.
+ */
+// wrangler/esbuild's CompiledWasm rule makes this default import a WebAssembly.Module.
+import wasmModule from "./wasm/edgesync_bg.wasm";
+import { initSync } from "./wasm/edgesync.js";
+
+initSync({ module: wasmModule as unknown as WebAssembly.Module });
+
+export * from "./client.js";

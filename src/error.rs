@@ -1,0 +1,152 @@
+//! One error type for the whole crate.
+//!
+//! Every variant has a stable machine-readable [`Error::code`] string. The codes are
+//! part of the public contract: the JavaScript binding copies them onto the `code`
+//! property of the `Error` objects it throws, and applications branch on them, so a
+//! code is never renamed once released (new variants may be added).
+//!
+//! ```
+//! use edgesync::Error;
+//! let err = Error::InvalidArgument("NaN cannot be stored".into());
+//! assert_eq!(err.code(), "INVALID_ARGUMENT");
+//! ```
+
+/// What kind of failure a SQL statement reported, as classified from the server's
+/// error code and message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqlErrorKind {
+    /// The statement does not parse (`near "selec": syntax error`).
+    Syntax,
+    /// A PRIMARY KEY, UNIQUE, NOT NULL, CHECK or FOREIGN KEY constraint failed.
+    Constraint,
+    /// Anything else SQLite reported (unknown table, type mismatch, busy, ...).
+    Other,
+}
+
+/// Errors returned by every edgesync operation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The database URL cannot be used.
+    #[error("invalid database URL {url:?}: {reason}")]
+    UrlInvalid { url: String, reason: String },
+
+    /// The server demands an auth token and none was given.
+    #[error("the server requires an auth token (pass `authToken`): {message}")]
+    AuthRequired { message: String },
+
+    /// The server rejected the auth token (malformed, expired or signed by another key).
+    #[error("the server rejected the auth token: {message}")]
+    AuthInvalid { message: String },
+
+    /// The token is valid but does not allow this operation (e.g. a read-only token
+    /// writing).
+    #[error("permission denied: {message}")]
+    PermissionDenied { message: String },
+
+    /// SQLite rejected a statement. `step` is the statement's index inside a batch.
+    #[error("{}{message}", step.map(|s| format!("batch step {s}: ")).unwrap_or_default())]
+    Sql {
+        kind: SqlErrorKind,
+        message: String,
+        /// The server's own code, e.g. `SQLITE_CONSTRAINT_PRIMARYKEY`.
+        server_code: Option<String>,
+        step: Option<usize>,
+    },
+
+    /// No connection could be made (refused, DNS failure, TLS failure, reset).
+    #[error("cannot reach the server at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+
+    /// The request did not complete within the configured timeout.
+    #[error("request to {url} timed out after {timeout_ms} ms")]
+    Timeout { url: String, timeout_ms: u32 },
+
+    /// The server answered with an HTTP error status that is not about auth.
+    #[error("server error (HTTP {status}): {message}")]
+    Server { status: u16, message: String },
+
+    /// The server's answer is not valid Hrana (wrong endpoint, proxy page, truncated body).
+    #[error("protocol error: {0}")]
+    Protocol(String),
+
+    /// The caller passed a value or option that cannot be used.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    /// The client was closed with `close()`.
+    #[error("the client is closed")]
+    ClientClosed,
+}
+
+impl Error {
+    /// The stable code for this error, e.g. `"SQL_CONSTRAINT"`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::UrlInvalid { .. } => "URL_INVALID",
+            Error::AuthRequired { .. } => "AUTH_REQUIRED",
+            Error::AuthInvalid { .. } => "AUTH_INVALID",
+            Error::PermissionDenied { .. } => "PERMISSION_DENIED",
+            Error::Sql { kind, .. } => match kind {
+                SqlErrorKind::Syntax => "SQL_SYNTAX_ERROR",
+                SqlErrorKind::Constraint => "SQL_CONSTRAINT",
+                SqlErrorKind::Other => "SQL_ERROR",
+            },
+            Error::Unreachable { .. } => "SERVER_UNREACHABLE",
+            Error::Timeout { .. } => "TIMEOUT",
+            Error::Server { .. } => "SERVER_ERROR",
+            Error::Protocol(_) => "PROTOCOL_ERROR",
+            Error::InvalidArgument(_) => "INVALID_ARGUMENT",
+            Error::ClientClosed => "CLIENT_CLOSED",
+        }
+    }
+
+    /// Whether retrying the same request later may succeed (the server was not reached
+    /// or was temporarily failing). SQL and auth errors are never retryable.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Unreachable { .. } | Error::Timeout { .. } => true,
+            Error::Server { status, .. } => *status >= 500 || *status == 429,
+            _ => false,
+        }
+    }
+}
+
+/// Shorthand used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_stable() {
+        let sql = |kind| Error::Sql {
+            kind,
+            message: "m".into(),
+            server_code: None,
+            step: None,
+        };
+        assert_eq!(sql(SqlErrorKind::Syntax).code(), "SQL_SYNTAX_ERROR");
+        assert_eq!(sql(SqlErrorKind::Constraint).code(), "SQL_CONSTRAINT");
+        assert_eq!(sql(SqlErrorKind::Other).code(), "SQL_ERROR");
+        assert_eq!(Error::ClientClosed.code(), "CLIENT_CLOSED");
+        let t = Error::Timeout {
+            url: "u".into(),
+            timeout_ms: 5,
+        };
+        assert_eq!(t.code(), "TIMEOUT");
+        assert!(t.is_retryable());
+    }
+
+    #[test]
+    fn batch_step_is_in_the_message() {
+        let e = Error::Sql {
+            kind: SqlErrorKind::Constraint,
+            message: "UNIQUE constraint failed: t.id".into(),
+            server_code: None,
+            step: Some(2),
+        };
+        assert_eq!(e.to_string(), "batch step 2: UNIQUE constraint failed: t.id");
+    }
+}

@@ -1,0 +1,19 @@
+//! # edgesync
+//!
+//! A sync engine and CRDT conflict resolver for edge programs, compiled to
+//! WebAssembly with a TypeScript API. This crate is the pure Rust core; the JS
+//! binding lives in `src/wasm/` behind the `wasm` feature and is the only code that
+//! touches wasm-bindgen.
+//!
+//! Subsystems (one folder each):
+//! - [`remote`]: the libSQL remote client (Hrana over HTTP) behind a transport trait.
+//! - [`error`]: the crate's one error type with stable codes.
+
+pub mod error;
+pub mod remote;
+
+#[cfg(all(feature = "wasm", target_arch = "wasm32"))]
+mod wasm;
+
+pub use error::{Error, Result, SqlErrorKind};
+pub use remote::{ResultSet, Statement, TransactionMode, Value};

@@ -1,0 +1,33 @@
+//! The libSQL remote: a client for a stock libSQL server (sqld, Turso) speaking
+//! Hrana over HTTP.
+//!
+//! [`RemoteClient`] holds the protocol logic and is generic over an
+//! [`HttpTransport`], so the same code runs natively (ureq) and in wasm (JS `fetch`).
+//!
+//! ```no_run
+//! # #[cfg(feature = "native")] {
+//! use edgesync::remote::{RemoteClient, RemoteConfig, UreqTransport};
+//! use edgesync::Statement;
+//! let config = RemoteConfig::parse("http://127.0.0.1:8080", Some("token")).unwrap();
+//! let client = RemoteClient::new(config, UreqTransport::default());
+//! let rs = pollster::block_on(client.execute(&Statement::new("select 1 as one"))).unwrap();
+//! assert_eq!(rs.columns, ["one"]);
+//! # }
+//! ```
+
+mod client;
+mod config;
+pub mod hrana;
+#[cfg(feature = "native")]
+mod native;
+mod statement;
+mod transport;
+mod value;
+
+pub use client::RemoteClient;
+pub use config::{RemoteConfig, DEFAULT_TIMEOUT_MS};
+#[cfg(feature = "native")]
+pub use native::UreqTransport;
+pub use statement::{ResultSet, Statement, TransactionMode};
+pub use transport::{HttpRequest, HttpResponse, HttpTransport, TransportError};
+pub use value::Value;

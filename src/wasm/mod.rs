@@ -1,0 +1,10 @@
+//! The JavaScript binding. Everything `#[wasm_bindgen]` lives here and only here; the
+//! rest of the crate is plain Rust that `cargo test` checks natively.
+//!
+//! The TypeScript layer in `js/` wraps these exports into the public API
+//! (`createClient`, `ResultSet` rows by index and by name, `EdgesyncError`).
+
+mod client;
+mod convert;
+mod error;
+mod fetch;
