@@ -175,12 +175,19 @@ mod tests {
 
     #[test]
     fn falls_back_to_v2_once() {
-        let c = client(Canned::new(vec![resp(404, "not found"), resp(200, OK), resp(200, OK)]), None);
+        let c = client(
+            Canned::new(vec![resp(404, "not found"), resp(200, OK), resp(200, OK)]),
+            None,
+        );
         pollster::block_on(c.execute(&"select 1".into())).unwrap();
         pollster::block_on(c.execute(&"select 1".into())).unwrap();
         assert_eq!(
             *c.transport.urls.borrow(),
-            ["http://h:1/v3/pipeline", "http://h:1/v2/pipeline", "http://h:1/v2/pipeline"]
+            [
+                "http://h:1/v3/pipeline",
+                "http://h:1/v2/pipeline",
+                "http://h:1/v2/pipeline"
+            ]
         );
         assert_eq!(c.protocol_version(), 2);
     }
@@ -201,7 +208,10 @@ mod tests {
     #[test]
     fn maps_transport_failures_and_close() {
         let c = client(
-            Canned::new(vec![Err(TransportError::Timeout), Err(TransportError::Unreachable("refused".into()))]),
+            Canned::new(vec![
+                Err(TransportError::Timeout),
+                Err(TransportError::Unreachable("refused".into())),
+            ]),
             None,
         );
         let e = pollster::block_on(c.execute(&"select 1".into())).unwrap_err();

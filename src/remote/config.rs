@@ -77,32 +77,41 @@ impl RemoteConfig {
             }
         }
 
-        let secure = match scheme.to_ascii_lowercase().as_str() {
-            "libsql" => tls.unwrap_or(true),
-            "https" | "wss" => true,
-            "http" | "ws" => false,
-            "file" => {
-                return Err(bad(
+        let secure =
+            match scheme.to_ascii_lowercase().as_str() {
+                "libsql" => tls.unwrap_or(true),
+                "https" | "wss" => true,
+                "http" | "ws" => false,
+                "file" => return Err(bad(
                     "file: URLs (local replicas) are not supported by the remote client; use http(s):// or libsql://",
-                ))
-            }
-            _ => return Err(bad(&format!("unsupported scheme {scheme:?}; use libsql://, https:// or http://"))),
-        };
+                )),
+                _ => {
+                    return Err(bad(&format!(
+                        "unsupported scheme {scheme:?}; use libsql://, https:// or http://"
+                    )))
+                }
+            };
         if tls.is_some() && !scheme.eq_ignore_ascii_case("libsql") {
             return Err(bad("`tls` is only meaningful with libsql:// URLs"));
         }
 
         if authority.contains('@') {
-            return Err(bad("user info in the URL is not supported; pass the token as `authToken`"));
+            return Err(bad(
+                "user info in the URL is not supported; pass the token as `authToken`",
+            ));
         }
         let (host, port) = split_host_port(authority).map_err(|r| bad(&r))?;
         if host.is_empty() {
             return Err(bad("the host is missing"));
         }
         let host_ok = if host.starts_with('[') {
-            host.ends_with(']') && host[1..host.len() - 1].chars().all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
+            host.ends_with(']')
+                && host[1..host.len() - 1]
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
         } else {
-            host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')
+            host.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')
         };
         if !host_ok {
             return Err(bad(&format!("invalid host {host:?}")));
@@ -219,6 +228,9 @@ mod tests {
         assert_eq!(c.auth_token, None);
         let e = RemoteConfig::parse("http://h", Some("a\nb")).unwrap_err();
         assert_eq!(e.code(), "INVALID_ARGUMENT");
-        assert!(RemoteConfig::parse("http://h", None).unwrap().with_timeout_ms(0).is_err());
+        assert!(RemoteConfig::parse("http://h", None)
+            .unwrap()
+            .with_timeout_ms(0)
+            .is_err());
     }
 }

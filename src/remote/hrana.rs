@@ -232,9 +232,7 @@ pub fn classify_error(body: ErrorBody, step: Option<usize>) -> Error {
     let code = body.code.as_deref().unwrap_or("");
     let msg = body.message.to_ascii_lowercase();
     if code.contains("AUTH") || code == "PERMISSION_DENIED" || msg.contains("authorization forbidden") {
-        return Error::PermissionDenied {
-            message: body.message,
-        };
+        return Error::PermissionDenied { message: body.message };
     }
     let kind = if code == "SQL_PARSE_ERROR" || msg.contains("syntax error") || msg.contains("incomplete input") {
         SqlErrorKind::Syntax
@@ -291,11 +289,14 @@ pub fn decode_batch(body: &[u8], n: usize) -> Result<Vec<ResultSet>> {
         )));
     }
     // BEGIN, then the statements, then COMMIT: report the first error in that order.
-    for step in 0..=n + 1 {
-        if let Some(e) = step_errors[step].take() {
-            let user_step = (1..=n).contains(&step).then(|| step - 1);
-            return Err(classify_error(e, user_step));
-        }
+    if let Some((step, e)) = step_errors
+        .iter_mut()
+        .take(n + 2)
+        .enumerate()
+        .find_map(|(i, e)| e.take().map(|e| (i, e)))
+    {
+        let user_step = (1..=n).contains(&step).then(|| step - 1);
+        return Err(classify_error(e, user_step));
     }
     if step_results[n + 1].is_none() {
         return Err(Error::Protocol("the server did not run the batch's COMMIT".into()));
@@ -399,7 +400,13 @@ mod tests {
 
     #[test]
     fn garbage_is_a_protocol_error() {
-        for b in [&b""[..], b"<html>", b"{}", br#"{"results":[]}"#, br#"{"results":[{"type":"ok"}]}"#] {
+        for b in [
+            &b""[..],
+            b"<html>",
+            b"{}",
+            br#"{"results":[]}"#,
+            br#"{"results":[{"type":"ok"}]}"#,
+        ] {
             assert_eq!(decode_execute(b).unwrap_err().code(), "PROTOCOL_ERROR");
         }
         let short = br#"{"results":[{"type":"ok","response":{"type":"execute","result":{"cols":[{"name":"a"}],"rows":[[]],"affected_row_count":0,"last_insert_rowid":null}}}]}"#;

@@ -203,9 +203,7 @@ impl<'de> Deserialize<'de> for Value {
                         .decode(b64.as_bytes())
                         .map(Value::Blob)
                         .map_err(|e| de::Error::custom(format!("bad base64 blob: {e}"))),
-                    (other, _, _) => Err(de::Error::custom(format!(
-                        "malformed value of type {other:?}"
-                    ))),
+                    (other, _, _) => Err(de::Error::custom(format!("malformed value of type {other:?}"))),
                 }
             }
         }

@@ -97,8 +97,11 @@ impl JsRemoteClient {
         let parsed = js_to_statements(&stmts).and_then(|s| {
             let m = match mode.as_deref() {
                 None => TransactionMode::Deferred,
-                Some(m) => TransactionMode::parse(m)
-                    .ok_or_else(|| invalid(format!("batch mode must be \"write\", \"read\" or \"deferred\", not {m:?}")))?,
+                Some(m) => TransactionMode::parse(m).ok_or_else(|| {
+                    invalid(format!(
+                        "batch mode must be \"write\", \"read\" or \"deferred\", not {m:?}"
+                    ))
+                })?,
             };
             Ok((s, m))
         });

@@ -51,7 +51,10 @@ fn js_to_value(v: &JsValue, what: &dyn Fn() -> String) -> Result<Value> {
     }
     if let Some(n) = v.as_f64() {
         if !n.is_finite() {
-            return Err(invalid(format!("{}: {n} cannot be stored (SQLite has no NaN or infinity)", what())));
+            return Err(invalid(format!(
+                "{}: {n} cannot be stored (SQLite has no NaN or infinity)",
+                what()
+            )));
         }
         let is_safe_int = n.fract() == 0.0 && n.abs() <= MAX_SAFE as f64;
         return Ok(if is_safe_int {

@@ -20,9 +20,7 @@ pub(crate) fn to_js(err: Error) -> JsValue {
     set("code", JsValue::from_str(err.code()));
     set("retryable", JsValue::from_bool(err.is_retryable()));
     match &err {
-        Error::Sql {
-            server_code, step, ..
-        } => {
+        Error::Sql { server_code, step, .. } => {
             if let Some(c) = server_code {
                 set("serverCode", JsValue::from_str(c));
             }

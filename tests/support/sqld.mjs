@@ -171,8 +171,12 @@ async function terminate(state, signal = 'SIGTERM', graceMs = STOP_GRACE_MS) {
     /* already gone */
   }
   if (signal !== 'SIGKILL') {
-    const t = sleep(graceMs).then(() => 'timeout');
-    if ((await Promise.race([state.exited, t])) === 'timeout') {
+    // The grace timer is cancelled once sqld exits, so it never holds the process open.
+    const timer = new AbortController();
+    const t = sleep(graceMs, 'timeout', { signal: timer.signal }).catch(() => 'exited');
+    const outcome = await Promise.race([state.exited, t]);
+    timer.abort();
+    if (outcome === 'timeout') {
       try {
         process.kill(state.child.pid, 'SIGKILL');
       } catch {
