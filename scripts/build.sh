@@ -17,7 +17,11 @@ WASM="$WASM_TARGET_DIR/wasm32-unknown-unknown/release/edgesync.wasm"
 
 stage="$REPO/target/pkg-stage"
 rm -rf "$stage" && mkdir -p "$stage/wasm"
-wasm-bindgen --target web --out-dir "$stage/wasm" --out-name edgesync "$WASM"
+# Release builds ship without the name section (142 KB of function names) and the
+# producers section; `EDGESYNC_WASM_NAMES=1` keeps names for profiling.
+strip_flags=(--remove-producers-section)
+[ "${EDGESYNC_WASM_NAMES:-0}" = 1 ] || strip_flags+=(--remove-name-section)
+wasm-bindgen --target web "${strip_flags[@]}" --out-dir "$stage/wasm" --out-name edgesync "$WASM"
 
 log "compiling the TypeScript API"
 mkdir -p pkg

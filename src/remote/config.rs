@@ -233,4 +233,15 @@ mod tests {
             .with_timeout_ms(0)
             .is_err());
     }
+
+    proptest::proptest! {
+        /// Any string either parses to an http(s) base URL or is a typed error.
+        #[test]
+        fn parse_never_panics(s in "(libsql|https?|wss?|file|x)?(://)?[a-z0-9.:@\\[\\]/?=&#% -]{0,40}") {
+            match RemoteConfig::parse(&s, None) {
+                Ok(c) => proptest::prop_assert!(c.base_url.starts_with("http://") || c.base_url.starts_with("https://")),
+                Err(e) => proptest::prop_assert!(matches!(e.code(), "URL_INVALID" | "INVALID_ARGUMENT")),
+            }
+        }
+    }
 }

@@ -12,11 +12,34 @@
 //! `Uint8Array`, NULL → `null`.
 
 use js_sys::{Array, ArrayBuffer, Object, Reflect, Uint8Array};
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::prelude::*;
 
 use crate::error::Result;
 use crate::remote::{ResultSet, Statement, Value};
 use crate::wasm::error::invalid;
+
+#[wasm_bindgen(module = "/src/wasm/glue.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = makeResult)]
+    fn make_result(
+        columns: Array,
+        column_types: Array,
+        rows: Array,
+        rows_affected: f64,
+        last_insert_rowid: JsValue,
+    ) -> JsValue;
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// `{ sql, args }`: property getters compile to plain `obj.sql` in the glue, with no
+    /// key string crossing the boundary (unlike `Reflect::get`).
+    type JsStatement;
+    #[wasm_bindgen(method, getter)]
+    fn sql(this: &JsStatement) -> JsValue;
+    #[wasm_bindgen(method, getter)]
+    fn args(this: &JsStatement) -> JsValue;
+}
 
 /// 2^53 − 1: the largest integer a JS number holds exactly.
 const MAX_SAFE: i64 = 9_007_199_254_740_991;
@@ -111,8 +134,8 @@ pub(crate) fn js_to_statement(v: &JsValue) -> Result<Statement> {
         let a: &Array = v.unchecked_ref();
         (a.get(0), a.get(1))
     } else if v.is_object() {
-        let get = |k: &str| Reflect::get(v, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED);
-        (get("sql"), get("args"))
+        let s: &JsStatement = v.unchecked_ref();
+        (s.sql(), s.args())
     } else {
         return Err(invalid("a statement must be a string, { sql, args } or [sql, args]"));
     };
@@ -186,17 +209,11 @@ pub(crate) fn result_set_to_js(rs: &ResultSet, mode: IntMode) -> JsValue {
         .iter()
         .map(|row| row.iter().map(|v| value_to_js(v, mode)).collect::<Array>())
         .collect();
-    let out = Object::new();
-    let set = |k: &str, v: &JsValue| {
-        let _ = Reflect::set(&out, &JsValue::from_str(k), v);
-    };
-    set("columns", &strings(&rs.columns));
-    set("columnTypes", &strings(&rs.column_types));
-    set("rows", &rows);
-    set("rowsAffected", &JsValue::from_f64(rs.rows_affected as f64));
-    set(
-        "lastInsertRowid",
-        &rs.last_insert_rowid.map_or(JsValue::UNDEFINED, JsValue::from),
-    );
-    out.into()
+    make_result(
+        strings(&rs.columns),
+        strings(&rs.column_types),
+        rows,
+        rs.rows_affected as f64,
+        rs.last_insert_rowid.map_or(JsValue::UNDEFINED, JsValue::from),
+    )
 }

@@ -1,29 +1,26 @@
 //! [`HttpTransport`] on the JS `fetch` API: the global one (Node 18+, browsers, Web
 //! Workers, Cloudflare Workers) or one the application passes in `createClient`.
 //!
-//! Bodies cross the boundary as bytes (`Uint8Array` / `arrayBuffer()`), never as JS
-//! strings, so nothing is transcoded UTF-8 → UTF-16 → UTF-8. The deadline is an
-//! `AbortSignal.timeout`, which also covers reading the body.
+//! The request itself is made by `post` in `glue.js` (one boundary crossing per
+//! request); this file maps its outcome onto [`HttpResponse`] / [`TransportError`].
+//! Bodies cross the boundary as bytes, never as JS strings.
 
-use js_sys::{Function, Object, Promise, Reflect, Uint8Array};
+use js_sys::{Function, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
 use crate::remote::{HttpRequest, HttpResponse, HttpTransport, TransportError};
 
-#[wasm_bindgen]
+#[wasm_bindgen(module = "/src/wasm/glue.js")]
 extern "C" {
-    #[wasm_bindgen(js_name = fetch, catch)]
-    fn global_fetch(url: &str, init: &Object) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(js_name = post)]
+    fn glue_post(fetch: &JsValue, url: &str, body: Vec<u8>, bearer: Option<String>, timeout_ms: u32) -> Promise;
 
-    type FetchResponse;
+    type PostResult;
     #[wasm_bindgen(method, getter)]
-    fn status(this: &FetchResponse) -> u16;
-    #[wasm_bindgen(method, js_name = arrayBuffer, catch)]
-    fn array_buffer(this: &FetchResponse) -> Result<Promise, JsValue>;
-
-    #[wasm_bindgen(js_namespace = AbortSignal, js_name = timeout)]
-    fn abort_signal_timeout(ms: u32) -> JsValue;
+    fn status(this: &PostResult) -> u16;
+    #[wasm_bindgen(method, getter)]
+    fn body(this: &PostResult) -> Uint8Array;
 }
 
 pub(crate) struct FetchTransport {
@@ -31,65 +28,44 @@ pub(crate) struct FetchTransport {
     pub(crate) custom: Option<Function>,
 }
 
-fn set(obj: &Object, k: &str, v: &JsValue) {
-    // Plain data properties on a fresh object: cannot fail.
-    let _ = Reflect::set(obj, &JsValue::from_str(k), v);
+fn get(v: &JsValue, k: &str) -> JsValue {
+    Reflect::get(v, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED)
 }
 
-fn get_str(v: &JsValue, k: &str) -> Option<String> {
-    Reflect::get(v, &JsValue::from_str(k)).ok()?.as_string()
-}
-
-/// `message` plus the `cause` Node attaches (`ECONNREFUSED …`).
+/// `message`, plus the `cause` Node attaches (`connect ECONNREFUSED …`).
 fn describe(e: &JsValue) -> String {
-    let mut s = get_str(e, "message").unwrap_or_else(|| format!("{e:?}"));
-    if let Ok(cause) = Reflect::get(e, &JsValue::from_str("cause")) {
-        if let Some(c) = get_str(&cause, "message").or_else(|| get_str(&cause, "code")) {
-            s = format!("{s} ({c})");
-        }
+    let mut s = get(e, "message").as_string().unwrap_or_else(|| format!("{e:?}"));
+    let cause = get(e, "cause");
+    if let Some(c) = get(&cause, "message")
+        .as_string()
+        .or_else(|| get(&cause, "code").as_string())
+    {
+        s = format!("{s} ({c})");
     }
     s
 }
 
-fn classify(e: JsValue, stage: &str) -> TransportError {
-    match get_str(&e, "name").as_deref() {
+/// Failures are rare: reading their fields with `Reflect` is fine here.
+fn classify(failure: JsValue) -> TransportError {
+    let stage = get(&failure, "stage").as_string();
+    let error = get(&failure, "error");
+    match get(&error, "name").as_string().as_deref() {
         Some("TimeoutError" | "AbortError") => TransportError::Timeout,
-        _ => TransportError::Unreachable(format!("{stage}: {}", describe(&e))),
+        _ => TransportError::Unreachable(match stage.as_deref() {
+            Some("read") => format!("connection lost while reading the response: {}", describe(&error)),
+            _ => format!("fetch failed: {}", describe(&error)),
+        }),
     }
 }
 
 impl HttpTransport for FetchTransport {
     async fn post(&self, req: HttpRequest<'_>) -> Result<HttpResponse, TransportError> {
-        let headers = Object::new();
-        set(&headers, "content-type", &JsValue::from_str("application/json"));
-        if let Some(t) = req.bearer {
-            set(&headers, "authorization", &JsValue::from_str(&format!("Bearer {t}")));
-        }
-        let init = Object::new();
-        set(&init, "method", &JsValue::from_str("POST"));
-        set(&init, "headers", &headers);
-        set(&init, "body", &Uint8Array::from(&req.body[..]));
-        set(&init, "signal", &abort_signal_timeout(req.timeout_ms));
-
-        let promise = match &self.custom {
-            Some(f) => f
-                .call2(&JsValue::UNDEFINED, &JsValue::from_str(req.url), &init)
-                .map(|v| Promise::resolve(&v)),
-            None => global_fetch(req.url, &init),
-        }
-        .map_err(|e| classify(e, "fetch failed"))?;
-        let resp: FetchResponse = JsFuture::from(promise)
-            .await
-            .map_err(|e| classify(e, "fetch failed"))?
-            .unchecked_into();
-        let status = resp.status();
-        let buf = resp
-            .array_buffer()
-            .map_err(|e| classify(e, "reading the response failed"))?;
-        let buf = JsFuture::from(buf)
-            .await
-            .map_err(|e| classify(e, "connection lost while reading the response"))?;
-        let body = Uint8Array::new(&buf).to_vec();
-        Ok(HttpResponse { status, body })
+        let fetch = self.custom.as_ref().map_or(JsValue::UNDEFINED, |f| f.clone().into());
+        let promise = glue_post(&fetch, req.url, req.body, req.bearer.map(str::to_owned), req.timeout_ms);
+        let result: PostResult = JsFuture::from(promise).await.map_err(classify)?.unchecked_into();
+        Ok(HttpResponse {
+            status: result.status(),
+            body: result.body().to_vec(),
+        })
     }
 }

@@ -1,0 +1,42 @@
+// The built npm package: its manifest, its entry points, and the wasm size budget.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync, existsSync } from "node:fs";
+import { gzipSync } from "node:zlib";
+
+const pkgDir = new URL("../../pkg/", import.meta.url);
+const read = (p) => readFileSync(new URL(p, pkgDir));
+
+// Budget for the release .wasm. Raise it deliberately (and say why in the commit)
+// when a feature needs the bytes; never let it creep.
+const BUDGET = { raw: 300 * 1024, gzip: 120 * 1024 };
+
+test("the release wasm stays within its size budget", () => {
+  const wasm = read("wasm/edgesync_bg.wasm");
+  const gz = gzipSync(wasm, { level: 9 }).length;
+  assert.ok(wasm.length <= BUDGET.raw, `raw ${wasm.length} > ${BUDGET.raw}`);
+  assert.ok(gz <= BUDGET.gzip, `gzip ${gz} > ${BUDGET.gzip}`);
+  assert.ok(WebAssembly.validate(wasm), "a valid module");
+});
+
+test("package.json exports an entry per runtime, each file present", () => {
+  const manifest = JSON.parse(read("package.json"));
+  assert.equal(manifest.name, "edgesync");
+  assert.equal(manifest.type, "module");
+  const root = manifest.exports["."];
+  for (const cond of ["types", "workerd", "browser", "node", "default"]) {
+    assert.ok(root[cond], `condition ${cond}`);
+    assert.ok(existsSync(new URL(root[cond], pkgDir)), `${cond} → ${root[cond]} exists`);
+  }
+  assert.equal(root.workerd, "./workerd.js");
+  assert.ok(read("workerd.js").includes("initSync"), "workerd entry instantiates synchronously");
+});
+
+test("Node resolves `edgesync` to the node entry and the API is complete", async () => {
+  const api = await import("edgesync");
+  for (const name of ["createClient", "EdgesyncError"]) assert.equal(typeof api[name], "function", name);
+  const c = api.createClient({ url: "http://127.0.0.1:9" });
+  for (const m of ["execute", "batch", "close"]) assert.equal(typeof c[m], "function", m);
+  assert.equal(c.protocol, "http");
+  c.close();
+});
