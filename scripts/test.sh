@@ -19,13 +19,8 @@ cargo clippy --quiet --all-targets -- -D warnings
 
 log "cargo clippy (wasm32, feature wasm)"
 ensure_wasm_toolchain
-if [ "$WASM_MODE" = rustup ]; then
-  cargo clippy --quiet --lib --target wasm32-unknown-unknown --no-default-features --features wasm -- -D warnings
-else
-  # Debian's clippy matches Debian's rustc; rustup's cargo-clippy proxy must not win.
-  PATH="/usr/bin:$PATH" /usr/bin/cargo clippy --quiet --lib --target wasm32-unknown-unknown \
-    --no-default-features --features wasm --target-dir "$WASM_TARGET_DIR" "${WASM_BUILD_STD[@]}" -- -D warnings
-fi
+"${WASM_CARGO[@]}" clippy --quiet --lib --target wasm32-unknown-unknown --no-default-features --features wasm \
+  --target-dir "$WASM_TARGET_DIR" "${WASM_BUILD_STD[@]}" -- -D warnings
 
 log "tsc --noEmit (package API, example, worker)"
 node_modules/.bin/tsc --noEmit -p js/tsconfig.json

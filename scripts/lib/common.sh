@@ -28,7 +28,8 @@ apt_ensure() {
 # The wasm32 toolchain. On a machine where rustup has the wasm32 target (a normal
 # laptop) that is used as is. Otherwise (these machines: rustup cannot download
 # targets) Debian's rustc-web builds std from source (-Zbuild-std); see
-# ../shared/notes/toolchain.md. Sets WASM_CARGO (a command array) and WASM_TARGET_DIR.
+# ../shared/notes/toolchain.md. Sets WASM_CARGO: a command prefix (environment and
+# cargo binary) for wasm builds only, so native builds keep rustup's toolchain.
 ensure_wasm_toolchain() {
   if command -v rustup >/dev/null && rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
     WASM_MODE=rustup
@@ -38,15 +39,14 @@ ensure_wasm_toolchain() {
   else
     WASM_MODE=build-std
     apt_ensure rustc-web cargo-web rust-web-src rust-web-clippy lld-22 clang-22 llvm-22
-    export RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1
-    export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=/usr/lib/llvm-22/bin/wasm-ld
-    export CC_wasm32_unknown_unknown=clang-22 AR_wasm32_unknown_unknown=llvm-ar-22
-    WASM_CARGO=(/usr/bin/cargo)
+    # /usr/bin first so `cargo clippy` finds Debian's clippy, not rustup's proxy.
+    WASM_CARGO=(env "PATH=/usr/bin:$PATH" RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1
+      CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=/usr/lib/llvm-22/bin/wasm-ld
+      CC_wasm32_unknown_unknown=clang-22 AR_wasm32_unknown_unknown=llvm-ar-22 /usr/bin/cargo)
     WASM_BUILD_STD=(-Zbuild-std=std,panic_abort)
     # Debian's compiler gets its own target dir so it never invalidates rustup's.
     WASM_TARGET_DIR="$REPO/target/debian-rustc"
   fi
-  export WASM_MODE
 }
 
 # The wasm-bindgen CLI at exactly the version Cargo.toml pins.
