@@ -82,6 +82,9 @@ export type ErrorCode =
   | "PROTOCOL_ERROR"
   | "INVALID_ARGUMENT"
   | "CLIENT_CLOSED"
+  | "DECODE_ERROR"
+  | "INVALID_OPERATION"
+  | "CLOCK_DRIFT"
   | "INTERNAL_ERROR";
 
 /** Every error edgesync raises. Branch on `code`, never on `message`. */

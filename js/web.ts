@@ -2,8 +2,11 @@
  * Browser / Web Worker / Deno entry: fetches and compiles the wasm module next to
  * this file (streaming compilation) before the module finishes loading.
  */
-import init from "./wasm/edgesync.js";
+import init, { registerErrorClass } from "./wasm/edgesync.js";
+import { EdgesyncError } from "./client.js";
 
 await init({ module_or_path: new URL("./wasm/edgesync_bg.wasm", import.meta.url) });
+registerErrorClass(EdgesyncError);
 
 export * from "./client.js";
+export * from "./crdt.js";

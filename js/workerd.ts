@@ -5,8 +5,11 @@
  */
 // wrangler/esbuild's CompiledWasm rule makes this default import a WebAssembly.Module.
 import wasmModule from "./wasm/edgesync_bg.wasm";
-import { initSync } from "./wasm/edgesync.js";
+import { initSync, registerErrorClass } from "./wasm/edgesync.js";
+import { EdgesyncError } from "./client.js";
 
 initSync({ module: wasmModule as unknown as WebAssembly.Module });
+registerErrorClass(EdgesyncError);
 
 export * from "./client.js";
+export * from "./crdt.js";

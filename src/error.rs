@@ -74,6 +74,24 @@ pub enum Error {
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 
+    /// Bytes given to a decoder are truncated, corrupted, of another kind or version,
+    /// or hostile. `offset` is where in the input the problem was found.
+    #[error("cannot decode: {reason} (at byte {offset})")]
+    Decode { reason: String, offset: usize },
+
+    /// A remote timestamp is further ahead of the local clock than the allowed drift.
+    #[error("clock drift: remote time {remote_ms} ms is {drift_ms} ms ahead of local time (max {max_drift_ms} ms)")]
+    ClockDrift {
+        remote_ms: u64,
+        drift_ms: u64,
+        max_drift_ms: u64,
+    },
+
+    /// A CRDT operation that cannot apply: unknown object type or operation, a position
+    /// past the end of a text, a counter overflow.
+    #[error("invalid operation: {0}")]
+    InvalidOperation(String),
+
     /// The client was closed with `close()`.
     #[error("the client is closed")]
     ClientClosed,
@@ -97,6 +115,9 @@ impl Error {
             Error::Server { .. } => "SERVER_ERROR",
             Error::Protocol(_) => "PROTOCOL_ERROR",
             Error::InvalidArgument(_) => "INVALID_ARGUMENT",
+            Error::Decode { .. } => "DECODE_ERROR",
+            Error::ClockDrift { .. } => "CLOCK_DRIFT",
+            Error::InvalidOperation(_) => "INVALID_OPERATION",
             Error::ClientClosed => "CLIENT_CLOSED",
         }
     }

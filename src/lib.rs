@@ -7,8 +7,12 @@
 //!
 //! Subsystems (one folder each):
 //! - [`remote`]: the libSQL remote client (Hrana over HTTP) behind a transport trait.
+//! - [`codec`]: the checked, versioned binary format every encoding uses.
 //! - [`error`]: the crate's one error type with stable codes.
 
+pub mod clock;
+pub mod codec;
+pub mod crdt;
 pub mod error;
 pub mod remote;
 

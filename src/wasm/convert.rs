@@ -65,7 +65,7 @@ impl IntMode {
     }
 }
 
-fn js_to_value(v: &JsValue, what: &dyn Fn() -> String) -> Result<Value> {
+pub(crate) fn js_to_value(v: &JsValue, what: &dyn Fn() -> String) -> Result<Value> {
     if v.is_null() || v.is_undefined() {
         return Ok(Value::Null);
     }
@@ -183,7 +183,7 @@ fn strip_prefix(s: &str) -> &str {
     s.strip_prefix("invalid argument: ").unwrap_or(s)
 }
 
-fn value_to_js(v: &Value, mode: IntMode) -> JsValue {
+pub(crate) fn value_to_js(v: &Value, mode: IntMode) -> JsValue {
     match v {
         Value::Null => JsValue::NULL,
         Value::Integer(i) => match mode {

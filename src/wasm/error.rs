@@ -4,15 +4,41 @@
 //! known, `serverCode`, `step` (failing batch statement) and `status` (HTTP status).
 //! The TS layer gives it the `EdgesyncError` prototype.
 
-use js_sys::Reflect;
-use wasm_bindgen::JsValue;
+use std::cell::RefCell;
+
+use js_sys::{Array, Function, Reflect};
+use wasm_bindgen::prelude::*;
 
 use crate::Error;
 
-pub(crate) fn to_js(err: Error) -> JsValue {
-    let js = js_sys::Error::new(&err.to_string());
+thread_local! {
+    /// The TS layer's `EdgesyncError` class, registered by each entry point after
+    /// instantiating the module, so errors are real instances of it.
+    static ERROR_CLASS: RefCell<Option<Function>> = const { RefCell::new(None) };
+}
+
+/// Registers the class errors are constructed with: `new cls(message, code)`.
+#[wasm_bindgen(js_name = registerErrorClass)]
+pub fn register_error_class(cls: Function) {
+    ERROR_CLASS.with(|c| *c.borrow_mut() = Some(cls));
+}
+
+fn new_error(message: &str, code: &str) -> JsValue {
+    let registered = ERROR_CLASS.with(|c| c.borrow().clone());
+    if let Some(cls) = registered {
+        let args = Array::of2(&JsValue::from_str(message), &JsValue::from_str(code));
+        if let Ok(e) = Reflect::construct(&cls, &args) {
+            return e;
+        }
+    }
+    let js = js_sys::Error::new(message);
     js.set_name("EdgesyncError");
-    let obj: &JsValue = js.as_ref();
+    js.into()
+}
+
+pub(crate) fn to_js(err: Error) -> JsValue {
+    let js = new_error(&err.to_string(), err.code());
+    let obj: &JsValue = &js;
     let set = |k: &str, v: JsValue| {
         // Setting a property on a fresh Error object cannot fail.
         let _ = Reflect::set(obj, &JsValue::from_str(k), &v);
@@ -31,7 +57,7 @@ pub(crate) fn to_js(err: Error) -> JsValue {
         Error::Server { status, .. } => set("status", JsValue::from_f64(f64::from(*status))),
         _ => {}
     }
-    js.into()
+    js
 }
 
 /// Shorthand for argument errors raised while reading JS input.

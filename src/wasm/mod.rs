@@ -6,5 +6,7 @@
 
 mod client;
 mod convert;
+mod crdt;
 mod error;
 mod fetch;
+mod text;

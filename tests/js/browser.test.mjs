@@ -136,6 +136,7 @@ describe('edgesync in headless Chromium against a real sqld', { timeout: 5 * STE
       [{ t: 'string', v: 'Cafe\u0301 n\u0303 a\u0308\u0323' }, null, 'text'], // NFD: must not be normalized
       [{ t: 'string', v: 'مرحبا بالعالم' }, null, 'text'],
       [{ t: 'string', v: 'quotes \' " \\ and\nnew\tlines' }, null, 'text'],
+      [{ t: 'string', v: 'nul\u0000inside' }, null, 'text'],
       [{ t: 'blob', hex: '' }, null, 'blob'],
       [{ t: 'blob', hex: '00' }, null, 'blob'],
       [{ t: 'blob', hex: all256 }, null, 'blob'],
@@ -164,9 +165,11 @@ describe('edgesync in headless Chromium against a real sqld', { timeout: 5 * STE
           sql: 'select count(*) as n from vals where id = :id and v is $v',
           args: { id: 8, v: codec.decode(cases[7]) },
         });
+        // -0.0 survives as a REAL (as an argument, -0 is a safe integer and binds as INTEGER 0).
+        const negZero = await db.execute('select -0.0 as z, typeof(-0.0) as t');
         const json = JSON.parse(JSON.stringify(rs));
         db.close();
-        return { columns: rs.columns, inserts, rows, named: named.rows[0].n, jsonRow7: json.rows[6] };
+        return { columns: rs.columns, inserts, rows, named: named.rows[0].n, jsonRow7: json.rows[6], negZero: [codec.encode(negZero.rows[0].z), negZero.rows[0].t] };
       },
       { cases: cases.map((c) => c[0]) },
     );
@@ -183,6 +186,7 @@ describe('edgesync in headless Chromium against a real sqld', { timeout: 5 * STE
     });
     assert.equal(out.named, 1, 'a BigInt named argument matches the stored -2^63');
     assert.deepEqual(out.jsonRow7, [7, '9223372036854775807', 'integer'], 'toJSON gives bigints as strings');
+    assert.deepEqual(out.negZero, [{ t: 'number', v: '-0' }, 'real'], '-0.0 keeps its sign');
   });
 
   it('round-trips a 1 MiB random blob byte for byte', { timeout: STEP_TIMEOUT }, async () => {
@@ -300,7 +304,8 @@ describe('edgesync in headless Chromium against a real sqld', { timeout: 5 * STE
         const wrongKey = await describe(() => window.edgesync.createClient({ url, authToken: otherKeyToken }).execute('select 1'));
         const tampered = await describe(() => window.edgesync.createClient({ url, authToken: token.slice(0, -4) + (token.endsWith('AAAA') ? 'BBBB' : 'AAAA') }).execute('select 1'));
         const garbage = await describe(() => window.edgesync.createClient({ url, authToken: 'not-a-jwt' }).execute('select 1'));
-        return { syntax, stillWorks, closed, wrongKey, tampered, garbage };
+        const missing = await describe(() => window.edgesync.createClient({ url }).execute('select 1'));
+        return { syntax, stillWorks, closed, wrongKey, tampered, garbage, missing };
       },
       { otherKeyToken },
     );
@@ -310,6 +315,7 @@ describe('edgesync in headless Chromium against a real sqld', { timeout: 5 * STE
     for (const name of ['wrongKey', 'tampered', 'garbage']) {
       assert.deepEqual(out[name], { code: 'AUTH_INVALID', isError: true, isEdgesyncError: true, retryable: false }, name);
     }
+    assert.equal(out.missing.code, 'AUTH_REQUIRED');
   });
 
   it('the dashboard UI runs SQL and renders rows and errors', { timeout: STEP_TIMEOUT }, async () => {
@@ -358,7 +364,7 @@ describe('edgesync in headless Chromium against a real sqld', { timeout: 5 * STE
       rows: [
         ['1', 'Ada Lovelace', '98.5', '9223372036854775807', 'cafebabe', 'NULL'],
         ['2', '李小龙 🐉', '0.30000000000000004', '-9223372036854775808', '00ff10', 'Café'],
-        ['3', 'Zoë', '-1e+308', '42', '00'.repeat(32) + '… (100 bytes)', 'long blob'],
+        ['3', 'Zoë', '-1e+308', '42', '00'.repeat(16) + '… (100 bytes)', 'long blob'],
       ],
     });
 

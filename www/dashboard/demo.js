@@ -14,8 +14,9 @@ const errorLine = $("error");
 const table = $("results");
 const connection = $("connection");
 
-/** Blobs longer than this are shown as their first bytes plus the total length. */
-const BLOB_PREVIEW_BYTES = 64;
+/** Blobs longer than this are shown as their first 16 bytes plus the total length. */
+const BLOB_PREVIEW_BYTES = 32;
+const BLOB_HEAD_BYTES = 16;
 
 function hex(bytes) {
   let out = "";
@@ -23,17 +24,18 @@ function hex(bytes) {
   return out;
 }
 
-/** Text and CSS class for one cell. Every value is written with textContent (no HTML). */
+/** Text (plus an optional unbreakable suffix) and CSS class for one cell; always textContent, never HTML. */
 function renderValue(value) {
   if (value === null || value === undefined) return { text: "NULL", cls: "null" };
   if (typeof value === "bigint") return { text: value.toString(), cls: "num" };
   if (typeof value === "number") return { text: Object.is(value, -0) ? "-0" : String(value), cls: "num" };
   if (value instanceof Uint8Array) {
     if (value.length <= BLOB_PREVIEW_BYTES) return { text: hex(value), cls: "blob" };
-    const head = hex(value.subarray(0, BLOB_PREVIEW_BYTES / 2));
-    return { text: `${head}… (${value.length} bytes)`, cls: "blob" };
+    const head = hex(value.subarray(0, BLOB_HEAD_BYTES));
+    return { text: `${head}…`, suffix: ` (${value.length} bytes)`, cls: "blob" };
   }
-  return { text: String(value), cls: "" };
+  const text = String(value);
+  return { text, cls: text.length <= 40 ? "short" : "" };
 }
 
 /** The error line reads `code: message`, e.g. `SQL_SYNTAX_ERROR: near "selec": syntax error`. */
@@ -72,8 +74,14 @@ function showResult(rs, ms) {
       const tr = document.createElement("tr");
       for (let i = 0; i < row.length; i++) {
         const td = document.createElement("td");
-        const { text, cls } = renderValue(row[i]);
+        const { text, cls, suffix } = renderValue(row[i]);
         td.textContent = text;
+        if (suffix) {
+          const span = document.createElement("span");
+          span.className = "suffix";
+          span.textContent = suffix;
+          td.append(span);
+        }
         if (cls) td.className = cls;
         tr.append(td);
       }

@@ -1,0 +1,126 @@
+/**
+ * CRDTs: conflict-free replicated data types, implemented in Rust (`src/crdt/`) and
+ * exported from the wasm module as they are.
+ *
+ * ```ts
+ * import { PNCounter } from "edgesync";
+ * const a = new PNCounter("node-a"), b = new PNCounter("node-b");
+ * a.increment(10); b.decrement(3);
+ * b.applyUpdate(a.encodeUpdateSince(b.version())); // only what b lacks
+ * a.merge(b);                                      // or the whole state
+ * a.value(); // 7, and b.value() is 7 too
+ * ```
+ *
+ * Every class shares:
+ * - `new X(siteId?)`: the replica's site id — a non-negative integer `number`, a
+ *   `bigint` below 2^64, or a `string` (hashed, FNV-1a 64); random when absent. Two live
+ *   replicas of one object must never share a site id.
+ * - `merge(other)`: joins another replica of the same class.
+ * - `version(): Uint8Array`: the operations seen (an encoded version vector).
+ * - `encodeUpdateSince(version?): Uint8Array`: what a replica at `version` lacks
+ *   (absent: everything). `applyUpdate(bytes)` applies it; applying an update twice or
+ *   an older one later is harmless. An `ORSet` update built on operations the receiver
+ *   has not seen is refused (`INVALID_OPERATION`): ask for `encodeUpdateSince(version())`.
+ * - `encode(): Uint8Array` / `X.decode(bytes, siteId?)`: the full state.
+ * - `free()`: releases the wasm memory (also done by a FinalizationRegistry).
+ * - `siteId: bigint`.
+ *
+ * Values are `null`, `number`, `bigint`, `string`, `Uint8Array` (booleans are stored as
+ * 0/1, `Date` as its milliseconds); integers come back as `number` when safe and
+ * `bigint` otherwise. Errors are `EdgesyncError`s with a `code`: `INVALID_ARGUMENT`
+ * (bad argument), `DECODE_ERROR` (bytes that are not a valid encoding),
+ * `INVALID_OPERATION` (counter overflow, an ORSet update on an unseen base),
+ * `CLOCK_DRIFT` (an LWW update with writes more than a minute in the future).
+ *
+ * - `GCounter`: `increment(amount = 1)`, `value()`.
+ * - `PNCounter`: `increment(amount = 1)`, `decrement(amount = 1)`, `value()`.
+ * - `ORSet` (add-wins): `add(v)`, `remove(v): boolean`, `has(v)`, `values()`, `size`.
+ * - `LWWRegister`: `set(v)`, `get()` (`undefined` until set). Writes are ordered by a
+ *   hybrid logical clock over `Date.now()`.
+ * - `LWWMap`: `set(key, v)`, `get(key)`, `has(key)`, `delete(key): boolean`, `keys()`,
+ *   `entries()`, `size`. A delete is a timestamped write: a later set revives the key.
+ */
+import * as wasm from "./wasm/edgesync.js";
+import { EdgesyncError } from "./client.js";
+
+/**
+ * Errors thrown by the wasm core get the `EdgesyncError` prototype. Other errors come
+ * from wasm-bindgen's argument checks (`merge` given another class, a freed object, an
+ * object passed as its own argument): `INVALID_ARGUMENT`. A trap is `INTERNAL_ERROR`.
+ */
+function adopt(e: unknown): unknown {
+  if (e instanceof EdgesyncError) return e;
+  if (e instanceof Error && e.name === "EdgesyncError" && "code" in e) {
+    return Object.setPrototypeOf(e, EdgesyncError.prototype);
+  }
+  const message = e instanceof Error ? e.message : String(e);
+  if (e instanceof WebAssembly.RuntimeError) {
+    return new EdgesyncError(`internal error: ${message}`, "INTERNAL_ERROR", { cause: e });
+  }
+  return new EdgesyncError(`invalid argument: ${message}`, "INVALID_ARGUMENT", { cause: e });
+}
+
+type Fn = (...args: unknown[]) => unknown;
+
+function guardMethod(owner: object, key: string): void {
+  const d = Object.getOwnPropertyDescriptor(owner, key);
+  if (key === "constructor" || typeof d?.value !== "function") return;
+  const f = d.value as Fn;
+  const guarded = function (this: unknown, ...args: unknown[]): unknown {
+    try {
+      return f.apply(this, args);
+    } catch (e) {
+      throw adopt(e);
+    }
+  };
+  Object.defineProperty(owner, key, { ...d, value: guarded });
+}
+
+/** The class itself (instances, `instanceof` and statics unchanged), with errors adopted. */
+function guard<C extends abstract new (...args: never[]) => unknown>(cls: C): C {
+  for (const key of Object.getOwnPropertyNames(cls.prototype)) guardMethod(cls.prototype, key);
+  guardMethod(cls, "decode");
+  return new Proxy(cls, {
+    construct(target, args, newTarget) {
+      try {
+        return Reflect.construct(target, args, newTarget);
+      } catch (e) {
+        throw adopt(e);
+      }
+    },
+  });
+}
+
+/** A grow-only counter. */
+export const GCounter = guard(wasm.GCounter);
+export type GCounter = wasm.GCounter;
+/** A counter that goes up and down. */
+export const PNCounter = guard(wasm.PNCounter);
+export type PNCounter = wasm.PNCounter;
+/** An add-wins observed-remove set. */
+export const ORSet = guard(wasm.ORSet);
+export type ORSet = wasm.ORSet;
+/** A last-writer-wins register. */
+export const LWWRegister = guard(wasm.LWWRegister);
+export type LWWRegister = wasm.LWWRegister;
+/** A map of last-writer-wins registers. */
+export const LWWMap = guard(wasm.LWWMap);
+export type LWWMap = wasm.LWWMap;
+
+/** A site id as `new X(siteId)` accepts it. */
+export type SiteId = number | bigint | string;
+
+/**
+ * Collaborative plain text (see `src/crdt/text/`). Exported as it is, without the
+ * error-adopting wrapper: every argument is validated in Rust and errors are
+ * `EdgesyncError`s already, so the per-keystroke calls cost nothing extra.
+ *
+ * `new Text(siteId?)`, `insert(index, str)`, `delete(index, length)`, `toString()`,
+ * `length`; `insertUtf16` / `deleteUtf16` / `lengthUtf16` take JavaScript string
+ * offsets; `encode()` / `Text.decode(bytes, siteId?)`; `version()`,
+ * `encodeUpdateSince(version?)`, `applyUpdate(bytes)`, `merge(other)`, `pendingOps`;
+ * `anchor(index, "before" | "after")` / `resolve(anchor)` for cursors;
+ * `textAt(version)` / `restore(version)` for history; `free()`.
+ */
+export const Text = wasm.Text;
+export type Text = wasm.Text;

@@ -1,0 +1,228 @@
+//! Applying remote operations: duplicates skipped, gaps and missing dependencies held
+//! back until they can apply, and inserts placed by the YjsMod rule.
+
+use super::seq::{Id, Loc, Run};
+use super::{DelRun, Text};
+use crate::error::{Error, Result};
+
+/// One remote operation, as carried by an update.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Op {
+    Insert {
+        id: Id,
+        lamport: u64,
+        origin_left: Option<Id>,
+        origin_right: Option<Id>,
+        content: Vec<char>,
+    },
+    Delete(DelRun),
+}
+
+impl Op {
+    pub fn id(&self) -> Id {
+        match self {
+            Op::Insert { id, .. } => *id,
+            Op::Delete(d) => d.id,
+        }
+    }
+
+    pub fn len(&self) -> u64 {
+        match self {
+            Op::Insert { content, .. } => content.len() as u64,
+            Op::Delete(d) => u64::from(d.len),
+        }
+    }
+
+    pub fn lamport(&self) -> u64 {
+        match self {
+            Op::Insert { lamport, .. } => *lamport,
+            Op::Delete(d) => d.lamport,
+        }
+    }
+
+    /// Drops the first `k` operations of the run (already seen).
+    pub fn skip(self, k: u64) -> Op {
+        match self {
+            Op::Insert {
+                id,
+                lamport,
+                content,
+                origin_right,
+                ..
+            } => Op::Insert {
+                id: Id::new(id.agent, id.seq + k),
+                lamport: lamport + k,
+                origin_left: Some(Id::new(id.agent, id.seq + k - 1)),
+                origin_right,
+                content: content[k as usize..].to_vec(),
+            },
+            Op::Delete(d) => {
+                let k32 = k as u32;
+                let target = if d.reversed {
+                    Id::new(d.target.agent, d.target.seq - k)
+                } else {
+                    Id::new(d.target.agent, d.target.seq + k)
+                };
+                Op::Delete(DelRun {
+                    id: Id::new(d.id.agent, d.id.seq + k),
+                    len: d.len - k32,
+                    lamport: d.lamport + k,
+                    target,
+                    reversed: d.reversed,
+                })
+            }
+        }
+    }
+}
+
+enum Outcome {
+    Applied,
+    Duplicate,
+    NotReady,
+}
+
+impl Text {
+    /// Applies remote operations in any order: each is applied once its site's earlier
+    /// operations and the characters it refers to are present; the rest wait in
+    /// `pending`, and are retried whenever something applies.
+    pub(crate) fn apply_ops(&mut self, mut ops: Vec<Op>) -> Result<()> {
+        ops.append(&mut self.pending);
+        ops.sort_by_key(|o| (o.lamport(), o.id()));
+        loop {
+            let mut progress = false;
+            let mut waiting = Vec::new();
+            for op in ops {
+                match self.apply_op(op.clone())? {
+                    Outcome::Applied => progress = true,
+                    Outcome::Duplicate => {}
+                    Outcome::NotReady => waiting.push(op),
+                }
+            }
+            ops = waiting;
+            if !progress || ops.is_empty() {
+                break;
+            }
+        }
+        self.pending = ops;
+        Ok(())
+    }
+
+    fn apply_op(&mut self, op: Op) -> Result<Outcome> {
+        let id = op.id();
+        let next = self.next_seq(id.agent);
+        if id.seq + op.len() <= next {
+            return Ok(Outcome::Duplicate);
+        }
+        if id.seq > next {
+            return Ok(Outcome::NotReady);
+        }
+        let op = if id.seq < next { op.skip(next - id.seq) } else { op };
+        let (id, len, lamport) = (op.id(), op.len(), op.lamport());
+        match op {
+            Op::Insert {
+                id,
+                lamport,
+                origin_left,
+                origin_right,
+                content,
+            } => {
+                let deps_present = origin_left.is_none_or(|o| self.seq.contains_id(o))
+                    && origin_right.is_none_or(|o| self.seq.contains_id(o));
+                if !deps_present {
+                    return Ok(Outcome::NotReady);
+                }
+                if self.chars.len() + content.len() > u32::MAX as usize {
+                    return Err(Error::InvalidOperation("text too large".into()));
+                }
+                let start = self.chars.len() as u32;
+                self.chars.extend(&content);
+                let run = Run {
+                    id,
+                    len: content.len() as u32,
+                    lamport,
+                    origin_left,
+                    origin_right,
+                    content: start,
+                    deleted: false,
+                };
+                self.integrate(run);
+            }
+            Op::Delete(d) => {
+                let (first, n) = d.target_range();
+                let last = Id::new(first.agent, first.seq + u64::from(n) - 1);
+                if !self.seq.contains_id(first) || !self.seq.contains_id(last) {
+                    return Ok(Outcome::NotReady);
+                }
+                let mut cur = first;
+                let mut remaining = n;
+                while remaining > 0 {
+                    let loc = self.seq.locate_id(cur).expect("checked above");
+                    let (_, covered, _) = self.seq.delete_in_run(loc, remaining);
+                    cur.seq += u64::from(covered);
+                    remaining -= covered;
+                }
+                self.push_delete(d);
+            }
+        }
+        self.version.observe(id.agent, id.seq + len);
+        self.lamport = self.lamport.max(lamport + len - 1);
+        Ok(Outcome::Applied)
+    }
+
+    /// Index (among all items) of an existing item.
+    fn index_of_id(&mut self, id: Id) -> usize {
+        let loc = self.seq.locate_id(id).expect("dependency present");
+        self.seq.index_of(loc)
+    }
+
+    /// Places a remote run by the YjsMod rule (josephg/reference-crdts
+    /// `integrateYjsMod`), deciding by its first character; the rest of the run follows
+    /// it directly, since nothing here can yet refer to characters that just arrived.
+    fn integrate(&mut self, run: Run) {
+        let (left, start) = match run.origin_left {
+            Some(ol) => {
+                let loc = self.seq.locate_id(ol).expect("dependency present");
+                (self.seq.index_of(loc) as isize, self.seq.next(loc))
+            }
+            None => (
+                -1,
+                Loc {
+                    pos: 0,
+                    run: 0,
+                    offset: 0,
+                },
+            ),
+        };
+        let total = self.seq.total_len();
+        let right = run.origin_right.map_or(total, |o| self.index_of_id(o));
+        let (mut dest, mut scanning) = (start, false);
+        let (mut i_loc, mut i) = (start, (left + 1) as usize);
+        loop {
+            if !scanning {
+                dest = i_loc;
+            }
+            if i >= right {
+                break;
+            }
+            let Some((loc, other)) = self.seq.item_at(i_loc) else {
+                break;
+            };
+            let r = self.seq.run_at(loc).expect("item_at points at a run").clone();
+            let oleft = if loc.offset > 0 {
+                i as isize - 1
+            } else {
+                r.origin_left.map_or(-1, |o| self.index_of_id(o) as isize)
+            };
+            let oright = r.origin_right.map_or(total, |o| self.index_of_id(o));
+            if oleft < left || (oleft == left && oright == right && run.id.agent < other.agent) {
+                break;
+            }
+            if oleft == left {
+                scanning = oright < right;
+            }
+            i_loc = self.seq.next(loc);
+            i += 1;
+        }
+        self.seq.insert(dest, run);
+    }
+}

@@ -1,0 +1,425 @@
+//! A collaborative plain-text CRDT.
+//!
+//! Every character has an id (`site`, `seq`); concurrent inserts at the same place are
+//! ordered by the YjsMod/Fugue-max rule (see [`seq`]) and deletes leave tombstones, so
+//! replicas that have seen the same operations hold the same text whatever the order
+//! they saw them in. Positions are Unicode code points (UTF-16 variants exist for JS
+//! editors).
+//!
+//! ```
+//! use edgesync::crdt::text::Text;
+//! let mut a = Text::new(1);
+//! a.insert(0, "hello").unwrap();
+//! let mut b = Text::decode(&a.encode(), 2).unwrap();
+//! a.insert(5, " world").unwrap();
+//! b.insert(0, "¡").unwrap();
+//! a.merge(&b).unwrap();
+//! b.merge(&a).unwrap();
+//! assert_eq!(a.to_string(), "¡hello world");
+//! assert_eq!(a.to_string(), b.to_string());
+//! ```
+
+mod codec;
+mod integrate;
+pub mod seq;
+
+use std::collections::BTreeMap;
+
+pub use crate::clock::VersionVector as Version;
+use crate::error::{Error, Result};
+use seq::{Id, Loc, Run, Seq};
+
+/// A run of consecutive delete operations by one site. Operation `k` deletes the
+/// character `target.seq + k` (or `target.seq - k` when `reversed`: backspacing).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct DelRun {
+    pub id: Id,
+    pub len: u32,
+    pub lamport: u64,
+    pub target: Id,
+    pub reversed: bool,
+}
+
+impl DelRun {
+    /// The deleted characters as one ascending id range `[start, start + len)`.
+    pub fn target_range(&self) -> (Id, u32) {
+        if self.reversed {
+            (
+                Id::new(self.target.agent, self.target.seq + 1 - u64::from(self.len)),
+                self.len,
+            )
+        } else {
+            (self.target, self.len)
+        }
+    }
+}
+
+/// Which side a cursor anchor sticks to when text is inserted exactly at it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Assoc {
+    /// Stays after the character before it (a caret that text typed at it pushes right).
+    Before,
+    /// Stays before the character after it.
+    After,
+}
+
+/// A position that follows the text through concurrent edits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Anchor {
+    /// The character it sticks to; `None` = the start (`Before`) or end (`After`).
+    pub id: Option<Id>,
+    pub assoc: Assoc,
+}
+
+/// Sizes of a [`Text`]'s internals (see [`Text::stats`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TextStats {
+    /// Runs of consecutive characters (live and deleted) in document order.
+    pub runs: usize,
+    pub deleted_runs: usize,
+    /// Entries in the delete log (consecutive deletes share one).
+    pub delete_log: usize,
+    /// Characters ever inserted.
+    pub chars: usize,
+}
+
+/// The text CRDT. See the module docs.
+#[derive(Clone)]
+pub struct Text {
+    site: u64,
+    seq: Seq,
+    /// Every inserted character (live or deleted), addressed by `Run::content`.
+    chars: Vec<char>,
+    version: Version,
+    /// Highest Lamport time seen.
+    lamport: u64,
+    deletes: Vec<DelRun>,
+    /// Delete-log entry start id → its index in `deletes`, for extracting updates.
+    delete_index: BTreeMap<Id, usize>,
+    /// Remote operations waiting for operations they depend on.
+    pending: Vec<integrate::Op>,
+    /// Largest character count `insert`/`delete` accept, to refuse absurd input early.
+    max_len: usize,
+}
+
+impl Text {
+    /// An empty text edited as `site`. Every replica must use its own site id.
+    pub fn new(site: u64) -> Self {
+        Text {
+            site,
+            seq: Seq::default(),
+            chars: Vec::new(),
+            version: Version::new(),
+            lamport: 0,
+            deletes: Vec::new(),
+            delete_index: BTreeMap::new(),
+            pending: Vec::new(),
+            max_len: u32::MAX as usize,
+        }
+    }
+
+    pub fn site(&self) -> u64 {
+        self.site
+    }
+
+    /// Length in Unicode code points.
+    pub fn len(&self) -> usize {
+        self.seq.visible_len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Operations seen per site.
+    pub fn version(&self) -> &Version {
+        &self.version
+    }
+
+    /// Internal sizes, for diagnostics and benchmarks.
+    pub fn stats(&self) -> TextStats {
+        TextStats {
+            runs: self.seq.runs().count(),
+            deleted_runs: self.seq.runs().filter(|r| r.deleted).count(),
+            delete_log: self.deletes.len(),
+            chars: self.chars.len(),
+        }
+    }
+
+    /// Number of remote operations held back until what they depend on arrives.
+    pub fn pending_ops(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn next_seq(&self, site: u64) -> u64 {
+        self.version.get(site)
+    }
+
+    fn check_range(&self, pos: usize, len: usize) -> Result<()> {
+        let n = self.len();
+        if pos > n || len > n - pos {
+            return Err(Error::InvalidOperation(format!(
+                "range {pos}..{} is outside the text (length {n})",
+                pos.saturating_add(len)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Inserts `s` before the character at code-point position `pos`.
+    pub fn insert(&mut self, pos: usize, s: &str) -> Result<()> {
+        self.check_range(pos, 0)?;
+        let start = self.chars.len();
+        self.chars.extend(s.chars());
+        let n = self.chars.len() - start;
+        if n == 0 {
+            return Ok(());
+        }
+        if n > self.max_len || self.chars.len() > u32::MAX as usize {
+            self.chars.truncate(start);
+            return Err(Error::InvalidOperation("text too large".into()));
+        }
+        let n = n as u32;
+        let loc = self.seq.locate_visible(pos);
+        let id = Id::new(self.site, self.next_seq(self.site));
+        let lamport = self.lamport + 1;
+        let origin_right = self.seq.item_at(loc).map(|(_, id)| id);
+        if !self.seq.try_extend(loc, id, origin_right, start as u32, lamport, n) {
+            let run = Run {
+                id,
+                len: n,
+                lamport,
+                origin_left: self.seq.prev_item(loc),
+                origin_right,
+                content: start as u32,
+                deleted: false,
+            };
+            self.seq.insert(loc, run);
+        }
+        self.lamport += u64::from(n);
+        self.version.observe(self.site, id.seq + u64::from(n));
+        Ok(())
+    }
+
+    /// Deletes `len` code points starting at `pos`.
+    pub fn delete(&mut self, pos: usize, len: usize) -> Result<()> {
+        self.check_range(pos, len)?;
+        let mut remaining = len;
+        while remaining > 0 {
+            let loc = self.seq.locate_visible(pos);
+            let (target, n, _) = self.seq.delete_in_run(loc, remaining.min(u32::MAX as usize) as u32);
+            let id = Id::new(self.site, self.next_seq(self.site));
+            self.push_delete(DelRun {
+                id,
+                len: n,
+                lamport: self.lamport + 1,
+                target,
+                reversed: false,
+            });
+            self.lamport += u64::from(n);
+            self.version.observe(self.site, id.seq + u64::from(n));
+            remaining -= n as usize;
+        }
+        Ok(())
+    }
+
+    /// Appends to the delete log, extending the last entry when this continues it
+    /// (typing forward-delete, or backspacing one character at a time).
+    pub(crate) fn push_delete(&mut self, d: DelRun) {
+        if let Some(last) = self.deletes.last_mut() {
+            let follows = last.id.agent == d.id.agent
+                && last.id.seq + u64::from(last.len) == d.id.seq
+                && last.lamport + u64::from(last.len) == d.lamport
+                && last.target.agent == d.target.agent;
+            let forward = !last.reversed && last.target.seq + u64::from(last.len) == d.target.seq;
+            let backward =
+                d.len == 1 && (last.reversed || last.len == 1) && d.target.seq + u64::from(last.len) == last.target.seq;
+            if follows && forward {
+                last.len += d.len;
+                return;
+            }
+            if follows && backward {
+                last.reversed = true;
+                last.len += 1;
+                return;
+            }
+        }
+        self.delete_index.insert(d.id, self.deletes.len());
+        self.deletes.push(d);
+    }
+
+    /// The text as a `String`.
+    pub fn text(&self) -> String {
+        let mut out = String::with_capacity(self.len());
+        for r in self.seq.runs().filter(|r| !r.deleted) {
+            out.extend(&self.chars[r.content as usize..(r.content + r.len) as usize]);
+        }
+        out
+    }
+
+    // ---- UTF-16 positions (JavaScript strings, editors) ----
+
+    /// Code-point position of UTF-16 offset `pos16`; an offset inside a surrogate
+    /// pair is an error.
+    pub fn utf16_to_pos(&self, pos16: usize) -> Result<usize> {
+        let (mut units, mut cps) = (0usize, 0usize);
+        if pos16 == 0 {
+            return Ok(0);
+        }
+        for r in self.seq.runs().filter(|r| !r.deleted) {
+            for c in &self.chars[r.content as usize..(r.content + r.len) as usize] {
+                units += c.len_utf16();
+                cps += 1;
+                if units == pos16 {
+                    return Ok(cps);
+                }
+                if units > pos16 {
+                    return Err(Error::InvalidOperation(format!(
+                        "UTF-16 offset {pos16} splits a surrogate pair"
+                    )));
+                }
+            }
+        }
+        Err(Error::InvalidOperation(format!(
+            "UTF-16 offset {pos16} is outside the text (length {units})"
+        )))
+    }
+
+    /// Length in UTF-16 code units (JavaScript's `string.length`).
+    pub fn len_utf16(&self) -> usize {
+        self.seq
+            .runs()
+            .filter(|r| !r.deleted)
+            .flat_map(|r| &self.chars[r.content as usize..(r.content + r.len) as usize])
+            .map(|c| c.len_utf16())
+            .sum()
+    }
+
+    pub fn insert_utf16(&mut self, pos16: usize, s: &str) -> Result<()> {
+        let pos = self.utf16_to_pos(pos16)?;
+        self.insert(pos, s)
+    }
+
+    pub fn delete_utf16(&mut self, pos16: usize, len16: usize) -> Result<()> {
+        let start = self.utf16_to_pos(pos16)?;
+        let end = self.utf16_to_pos(pos16.saturating_add(len16))?;
+        self.delete(start, end - start)
+    }
+
+    // ---- Cursor anchors ----
+
+    /// An anchor at code-point position `pos`.
+    pub fn anchor(&self, pos: usize, assoc: Assoc) -> Result<Anchor> {
+        self.check_range(pos, 0)?;
+        let id = match assoc {
+            Assoc::After => self.seq.item_at(self.seq.locate_visible(pos)).map(|(_, id)| id),
+            Assoc::Before if pos == 0 => None,
+            Assoc::Before => self.seq.item_at(self.seq.locate_visible(pos - 1)).map(|(_, id)| id),
+        };
+        Ok(Anchor { id, assoc })
+    }
+
+    /// Where `anchor` is now. An anchor on a deleted character resolves to where that
+    /// character was. An anchor from a replica whose edits have not arrived yet is an error.
+    pub fn resolve(&self, anchor: Anchor) -> Result<usize> {
+        let Some(id) = anchor.id else {
+            return Ok(match anchor.assoc {
+                Assoc::Before => 0,
+                Assoc::After => self.len(),
+            });
+        };
+        let loc: Loc = self
+            .seq
+            .locate_id(id)
+            .ok_or_else(|| Error::InvalidOperation("the anchor's character is not in this text yet".into()))?;
+        let before = self.seq.visible_index_of(loc);
+        let live = self.seq.run_at(loc).is_some_and(|r| !r.deleted);
+        Ok(match anchor.assoc {
+            Assoc::Before if live => before + 1,
+            _ => before,
+        })
+    }
+
+    // ---- Versions ----
+
+    /// The text as it was at `version` (a version this replica has fully seen).
+    pub fn text_at(&self, version: &Version) -> Result<String> {
+        for (site, n) in version.iter() {
+            if n > self.next_seq(site) {
+                return Err(Error::InvalidOperation(format!(
+                    "version has {n} operations of site {site}, this text only {}",
+                    self.next_seq(site)
+                )));
+            }
+        }
+        let seen = |id: Id| id.seq < version.get(id.agent);
+        // Deleted as of `version`: ascending id ranges of the deletes it includes.
+        let mut gone: Vec<(Id, u32)> = Vec::new();
+        for d in &self.deletes {
+            let n_seen = version.get(d.id.agent).saturating_sub(d.id.seq).min(u64::from(d.len));
+            if n_seen == 0 {
+                continue;
+            }
+            let part = DelRun {
+                len: n_seen as u32,
+                ..d.clone()
+            };
+            gone.push(part.target_range());
+        }
+        gone.sort_unstable();
+        let is_gone = |id: Id| {
+            let i = gone.partition_point(|(s, _)| *s <= id);
+            gone[..i]
+                .iter()
+                .rev()
+                .take_while(|(s, _)| s.agent == id.agent)
+                .any(|(s, l)| id.seq < s.seq + u64::from(*l))
+        };
+        let mut out = String::new();
+        for r in self.seq.runs() {
+            for k in 0..r.len {
+                let id = Id::new(r.id.agent, r.id.seq + u64::from(k));
+                if seen(id) && !is_gone(id) {
+                    out.push(self.chars[(r.content + k) as usize]);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Makes the text read as it did at `version`, as a new edit (history is kept and
+    /// the change syncs like any other): the smallest delete + insert between now and then.
+    pub fn restore(&mut self, version: &Version) -> Result<()> {
+        let old: Vec<char> = self.text_at(version)?.chars().collect();
+        let cur: Vec<char> = self.text().chars().collect();
+        let prefix = old.iter().zip(&cur).take_while(|(a, b)| a == b).count();
+        let suffix = old[prefix..]
+            .iter()
+            .rev()
+            .zip(cur[prefix..].iter().rev())
+            .take_while(|(a, b)| a == b)
+            .count();
+        self.delete(prefix, cur.len() - prefix - suffix)?;
+        let middle: String = old[prefix..old.len() - suffix].iter().collect();
+        self.insert(prefix, &middle)
+    }
+}
+
+impl std::fmt::Display for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text())
+    }
+}
+
+impl std::fmt::Debug for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Text")
+            .field("site", &self.site)
+            .field("text", &self.text())
+            .field("version", &self.version)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests;

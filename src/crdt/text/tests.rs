@@ -1,0 +1,292 @@
+use super::*;
+use proptest::prelude::*;
+
+fn text(site: u64, s: &str) -> Text {
+    let mut t = Text::new(site);
+    t.insert(0, s).unwrap();
+    t
+}
+
+#[test]
+fn local_editing() {
+    let mut t = Text::new(1);
+    t.insert(0, "hello").unwrap();
+    t.insert(5, " world").unwrap();
+    t.insert(0, "¡").unwrap();
+    assert_eq!(t.text(), "¡hello world");
+    assert_eq!(t.len(), 12);
+    t.delete(1, 6).unwrap();
+    assert_eq!(t.text(), "¡world");
+    t.insert(6, "!").unwrap();
+    t.delete(5, 1).unwrap(); // backspace
+    t.delete(4, 1).unwrap();
+    assert_eq!(t.text(), "¡wor!");
+    assert_eq!(t.insert(99, "x").unwrap_err().code(), "INVALID_OPERATION");
+    assert_eq!(t.delete(3, 9).unwrap_err().code(), "INVALID_OPERATION");
+    assert_eq!(t.delete(usize::MAX, 2).unwrap_err().code(), "INVALID_OPERATION");
+}
+
+#[test]
+fn typing_stays_run_length_encoded() {
+    let mut t = Text::new(7);
+    for (i, c) in "the quick brown fox".chars().enumerate() {
+        t.insert(i, &c.to_string()).unwrap();
+    }
+    assert_eq!(t.seq.runs().count(), 1);
+    // Backspacing is one reversed delete run.
+    for i in (10..19).rev() {
+        t.delete(i, 1).unwrap();
+    }
+    assert_eq!(t.deletes.len(), 1);
+    assert!(t.deletes[0].reversed);
+    assert_eq!(t.text(), "the quick ");
+}
+
+#[test]
+fn concurrent_inserts_converge_without_interleaving() {
+    let base = text(1, "ab");
+    let mut x = Text::decode(&base.encode(), 2).unwrap();
+    let mut y = Text::decode(&base.encode(), 3).unwrap();
+    x.insert(1, "XXX").unwrap();
+    y.insert(1, "YYY").unwrap();
+    let (x0, y0) = (x.clone(), y.clone());
+    x.merge(&y0).unwrap();
+    y.merge(&x0).unwrap();
+    assert_eq!(x.text(), y.text());
+    assert!(x.text() == "aXXXYYYb" || x.text() == "aYYYXXXb", "{}", x.text());
+}
+
+#[test]
+fn delete_vs_insert_and_double_delete() {
+    let base = text(1, "abcdef");
+    let mut x = Text::decode(&base.encode(), 2).unwrap();
+    let mut y = Text::decode(&base.encode(), 3).unwrap();
+    x.delete(1, 4).unwrap(); // "af"
+    y.insert(3, "Z").unwrap(); // "abcZdef"
+    y.delete(2, 1).unwrap(); // both delete 'c'
+    let (x0, y0) = (x.clone(), y.clone());
+    x.merge(&y0).unwrap();
+    y.merge(&x0).unwrap();
+    assert_eq!(x.text(), "aZf");
+    assert_eq!(y.text(), "aZf");
+}
+
+#[test]
+fn updates_out_of_order_wait_for_dependencies() {
+    let mut a = Text::new(1);
+    a.insert(0, "one").unwrap();
+    let v1 = a.version().clone();
+    a.insert(3, " two").unwrap();
+    let v2 = a.version().clone();
+    a.delete(0, 4).unwrap();
+    let u1 = a.encode_update_since(&Version::new());
+    let u2 = a.encode_update_since(&v1);
+    let u3 = a.encode_update_since(&v2);
+    let mut b = Text::new(2);
+    b.apply_update(&u3).unwrap();
+    assert_eq!(b.text(), "");
+    assert!(b.pending_ops() > 0);
+    b.apply_update(&u2).unwrap();
+    b.apply_update(&u2).unwrap();
+    b.apply_update(&u1).unwrap();
+    assert_eq!(b.pending_ops(), 0);
+    assert_eq!(b.text(), "two");
+    assert_eq!(b.version(), a.version());
+}
+
+#[test]
+fn anchors_follow_edits() {
+    let mut a = text(1, "hello world");
+    let caret = a.anchor(6, Assoc::After).unwrap(); // before 'w'
+    let end = a.anchor(11, Assoc::After).unwrap();
+    let mut b = Text::decode(&a.encode(), 2).unwrap();
+    b.insert(0, ">> ").unwrap();
+    b.delete(8, 1).unwrap(); // drop the space
+    a.merge(&b).unwrap();
+    assert_eq!(a.text(), ">> helloworld");
+    assert_eq!(a.resolve(caret).unwrap(), 8);
+    assert_eq!(a.resolve(end).unwrap(), 13);
+    let before = a.anchor(3, Assoc::Before).unwrap(); // after "> "
+    a.insert(3, "X").unwrap();
+    assert_eq!(a.resolve(before).unwrap(), 3);
+}
+
+#[test]
+fn versions_snapshots_and_restore() {
+    let mut a = text(1, "draft one");
+    let v1 = a.version().clone();
+    a.delete(6, 3).unwrap();
+    a.insert(6, "two, much better").unwrap();
+    assert_eq!(a.text_at(&v1).unwrap(), "draft one");
+    a.restore(&v1).unwrap();
+    assert_eq!(a.text(), "draft one");
+    let mut b = Text::new(2);
+    b.merge(&a).unwrap();
+    assert_eq!(b.text(), "draft one");
+    let mut future = Version::new();
+    future.observe(1, 10_000);
+    assert!(a.text_at(&future).is_err());
+}
+
+#[test]
+fn utf16_positions() {
+    let mut t = text(1, "a😀b");
+    assert_eq!(t.len(), 3);
+    assert_eq!(t.len_utf16(), 4);
+    t.insert_utf16(3, "c").unwrap();
+    assert_eq!(t.text(), "a😀cb");
+    assert!(t.insert_utf16(2, "x").is_err(), "inside a surrogate pair");
+    t.delete_utf16(1, 2).unwrap();
+    assert_eq!(t.text(), "acb");
+}
+
+#[test]
+fn decode_rejects_garbage() {
+    let t = text(1, "hello");
+    let good = t.encode();
+    for cut in 0..good.len() {
+        assert!(Text::decode(&good[..cut], 2).is_err(), "cut at {cut}");
+    }
+    let upd = t.encode_update_since(&Version::new());
+    for cut in 0..upd.len() {
+        assert!(Text::new(2).apply_update(&upd[..cut]).is_err(), "cut at {cut}");
+    }
+    assert_eq!(Text::decode(&upd, 2).unwrap_err().code(), "DECODE_ERROR");
+}
+
+/// A random edit: (replica, position fraction, insert text or delete length).
+#[derive(Clone, Debug)]
+enum Step {
+    Insert(usize, u16, String),
+    Delete(usize, u16, u8),
+    Merge(usize, usize),
+    Update(usize, usize),
+}
+
+fn step(replicas: usize) -> impl Strategy<Value = Step> {
+    prop_oneof![
+        4 => (0..replicas, any::<u16>(), "[a-c😀]{1,4}").prop_map(|(r, p, s)| Step::Insert(r, p, s)),
+        2 => (0..replicas, any::<u16>(), 1u8..4).prop_map(|(r, p, n)| Step::Delete(r, p, n)),
+        1 => (0..replicas, 0..replicas).prop_map(|(a, b)| Step::Merge(a, b)),
+        1 => (0..replicas, 0..replicas).prop_map(|(a, b)| Step::Update(a, b)),
+    ]
+}
+
+fn run(steps: &[Step], n: usize) -> Vec<Text> {
+    let mut rs: Vec<Text> = (0..n as u64).map(|i| Text::new(i + 1)).collect();
+    for s in steps {
+        match s {
+            Step::Insert(r, p, text) => {
+                let t = &mut rs[*r];
+                let pos = *p as usize % (t.len() + 1);
+                t.insert(pos, text).unwrap();
+            }
+            Step::Delete(r, p, k) => {
+                let t = &mut rs[*r];
+                if !t.is_empty() {
+                    let pos = *p as usize % t.len();
+                    let k = (*k as usize).min(t.len() - pos);
+                    t.delete(pos, k).unwrap();
+                }
+            }
+            Step::Merge(a, b) => {
+                let other = rs[*b].clone();
+                rs[*a].merge(&other).unwrap();
+            }
+            Step::Update(a, b) => {
+                let u = rs[*b].encode_update_since(rs[*a].version());
+                rs[*a].apply_update(&u).unwrap();
+            }
+        }
+    }
+    rs
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Replicas that exchange everything, in any order, end identical.
+    #[test]
+    fn replicas_converge(steps in proptest::collection::vec(step(3), 1..40), order in any::<u64>()) {
+        let mut rs = run(&steps, 3);
+        // Full exchange in an order picked by `order`, twice (duplicates are harmless).
+        for round in 0..2 {
+            for i in 0..3 {
+                let a = (i + (order as usize >> (round * 4))) % 3;
+                for b in 0..3 {
+                    let u = rs[b].encode_update_since(&Version::new());
+                    rs[a].apply_update(&u).unwrap();
+                }
+            }
+        }
+        let t0 = rs[0].text();
+        for r in &rs {
+            prop_assert_eq!(r.text(), t0.clone());
+            prop_assert_eq!(r.version(), rs[0].version());
+        }
+    }
+
+    /// Merge is commutative, associative and idempotent.
+    #[test]
+    fn merge_laws(steps in proptest::collection::vec(step(3), 1..30)) {
+        let rs = run(&steps, 3);
+        let m = |a: &Text, b: &Text| { let mut x = a.clone(); x.merge(b).unwrap(); x };
+        prop_assert_eq!(m(&rs[0], &rs[1]).text(), m(&rs[1], &rs[0]).text());
+        prop_assert_eq!(m(&m(&rs[0], &rs[1]), &rs[2]).text(), m(&rs[0], &m(&rs[1], &rs[2])).text());
+        let once = m(&rs[0], &rs[1]);
+        prop_assert_eq!(m(&once, &rs[1]).text(), once.text());
+    }
+
+    /// Snapshots round-trip exactly, and a loaded replica keeps converging.
+    #[test]
+    fn snapshot_round_trip(steps in proptest::collection::vec(step(2), 1..30)) {
+        let rs = run(&steps, 2);
+        let bytes = rs[0].encode();
+        let mut back = Text::decode(&bytes, 99).unwrap();
+        prop_assert_eq!(back.text(), rs[0].text());
+        prop_assert_eq!(back.version(), rs[0].version());
+        prop_assert_eq!(back.encode(), bytes);
+        back.merge(&rs[1]).unwrap();
+        let mut direct = rs[0].clone();
+        direct.merge(&rs[1]).unwrap();
+        prop_assert_eq!(back.text(), direct.text());
+    }
+
+    #[test]
+    fn decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+        let _ = Text::decode(&bytes, 1);
+        let _ = Text::new(1).apply_update(&bytes);
+    }
+
+    /// Valid headers with random bodies: the decoders' field checks, not just the header.
+    #[test]
+    fn decoders_never_panic_past_header(kind in 7u8..9, body in proptest::collection::vec(any::<u8>(), 0..200)) {
+        let mut bytes = vec![b'E', b'S', 1, kind];
+        bytes.extend(body);
+        let _ = Text::decode(&bytes, 1);
+        let _ = Text::new(1).apply_update(&bytes);
+    }
+}
+
+#[test]
+fn regression_extend_after_merge() {
+    let rs = run(
+        &[
+            Step::Insert(0, 0, "a".into()),
+            Step::Merge(1, 0),
+            Step::Insert(0, 15481, "a".into()),
+            Step::Insert(0, 17318, "a".into()),
+        ],
+        3,
+    );
+    let mut rs = rs;
+    for a in 0..3 {
+        for b in 0..3 {
+            let u = rs[b].encode_update_since(&Version::new());
+            rs[a].apply_update(&u).unwrap();
+        }
+    }
+    for r in &rs {
+        assert_eq!(r.text(), "aaa");
+    }
+}

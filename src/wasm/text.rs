@@ -1,0 +1,228 @@
+//! `Text`: the collaborative text CRDT for JavaScript.
+
+use js_sys::{Object, Reflect};
+use wasm_bindgen::prelude::*;
+
+use crate::crdt::text::seq::Id;
+use crate::crdt::text::{Anchor, Assoc, Text};
+use crate::error::Result;
+use crate::wasm::crdt::{bytes_from_js, site_from_js, u64_out, version_from_js};
+use crate::wasm::error::{invalid, to_js};
+
+type JsResult<T> = std::result::Result<T, JsValue>;
+
+/// Collaborative plain text. Positions and lengths are Unicode code points; the
+/// `…Utf16` methods take JavaScript string offsets (UTF-16 code units) for editors.
+#[wasm_bindgen(js_name = Text)]
+pub struct JsText {
+    inner: Text,
+}
+
+fn index(v: f64, what: &str) -> Result<usize> {
+    if v.fract() == 0.0 && v >= 0.0 && v <= 9_007_199_254_740_991.0 {
+        Ok(v as usize)
+    } else {
+        Err(invalid(format!("{what} must be a non-negative integer, not {v}")))
+    }
+}
+
+fn string(v: &JsValue) -> Result<String> {
+    v.as_string().ok_or_else(|| invalid("text must be a string"))
+}
+
+fn get(v: &JsValue, k: &str) -> JsValue {
+    Reflect::get(v, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED)
+}
+
+fn assoc_from(v: &JsValue) -> Result<Assoc> {
+    match v.as_string().as_deref() {
+        None | Some("after") => Ok(Assoc::After),
+        Some("before") => Ok(Assoc::Before),
+        Some(other) => Err(invalid(format!("assoc must be \"before\" or \"after\", not {other:?}"))),
+    }
+}
+
+#[wasm_bindgen(js_class = Text)]
+impl JsText {
+    /// `new Text(siteId?)`: an empty text edited as `siteId` (random when absent).
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(unchecked_param_type = "number | bigint | string")] site_id: JsValue,
+    ) -> JsResult<JsText> {
+        let site = site_from_js(&site_id).map_err(to_js)?;
+        Ok(JsText { inner: Text::new(site) })
+    }
+
+    #[wasm_bindgen(getter, js_name = siteId)]
+    pub fn site_id(&self) -> JsValue {
+        JsValue::from(self.inner.site())
+    }
+
+    /// Inserts `text` before code point `index`.
+    pub fn insert(
+        &mut self,
+        index: f64,
+        #[wasm_bindgen(unchecked_param_type = "string")] text: JsValue,
+    ) -> JsResult<()> {
+        let pos = self::index(index, "index").map_err(to_js)?;
+        let text = string(&text).map_err(to_js)?;
+        self.inner.insert(pos, &text).map_err(to_js)
+    }
+
+    /// Deletes `length` code points from `index`.
+    pub fn delete(&mut self, index: f64, length: f64) -> JsResult<()> {
+        let pos = self::index(index, "index").map_err(to_js)?;
+        let len = self::index(length, "length").map_err(to_js)?;
+        self.inner.delete(pos, len).map_err(to_js)
+    }
+
+    /// `insert` with a UTF-16 offset (a JavaScript string index).
+    #[wasm_bindgen(js_name = insertUtf16)]
+    pub fn insert_utf16(
+        &mut self,
+        index: f64,
+        #[wasm_bindgen(unchecked_param_type = "string")] text: JsValue,
+    ) -> JsResult<()> {
+        let pos = self::index(index, "index").map_err(to_js)?;
+        let text = string(&text).map_err(to_js)?;
+        self.inner.insert_utf16(pos, &text).map_err(to_js)
+    }
+
+    /// `delete` with UTF-16 offset and length.
+    #[wasm_bindgen(js_name = deleteUtf16)]
+    pub fn delete_utf16(&mut self, index: f64, length: f64) -> JsResult<()> {
+        let pos = self::index(index, "index").map_err(to_js)?;
+        let len = self::index(length, "length").map_err(to_js)?;
+        self.inner.delete_utf16(pos, len).map_err(to_js)
+    }
+
+    #[wasm_bindgen(js_name = toString)]
+    pub fn to_js_string(&self) -> String {
+        self.inner.text()
+    }
+
+    /// Length in code points.
+    #[wasm_bindgen(getter)]
+    pub fn length(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// Length in UTF-16 code units (what `toString().length` gives).
+    #[wasm_bindgen(getter, js_name = lengthUtf16)]
+    pub fn length_utf16(&self) -> usize {
+        self.inner.len_utf16()
+    }
+
+    /// The full state (history included) as bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        self.inner.encode()
+    }
+
+    /// Loads `encode()` output; further edits are made as `siteId` (random when absent).
+    pub fn decode(
+        bytes: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "number | bigint | string")] site_id: JsValue,
+    ) -> JsResult<JsText> {
+        let bytes = bytes_from_js(&bytes, "bytes").map_err(to_js)?;
+        let site = site_from_js(&site_id).map_err(to_js)?;
+        Ok(JsText {
+            inner: Text::decode(&bytes, site).map_err(to_js)?,
+        })
+    }
+
+    /// The operations seen, as an encoded version vector.
+    pub fn version(&self) -> Vec<u8> {
+        self.inner.version().encode()
+    }
+
+    /// What a replica at `version` lacks (everything when absent).
+    #[wasm_bindgen(js_name = encodeUpdateSince)]
+    pub fn encode_update_since(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array")] version: JsValue,
+    ) -> JsResult<Vec<u8>> {
+        let v = version_from_js(&version).map_err(to_js)?;
+        Ok(self.inner.encode_update_since(&v))
+    }
+
+    /// Applies an update; duplicates are ignored and operations whose dependencies
+    /// have not arrived wait for them (see `pendingOps`).
+    #[wasm_bindgen(js_name = applyUpdate)]
+    pub fn apply_update(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array")] bytes: JsValue,
+    ) -> JsResult<()> {
+        let bytes = bytes_from_js(&bytes, "update").map_err(to_js)?;
+        self.inner.apply_update(&bytes).map_err(to_js)
+    }
+
+    /// Brings in everything `other` has.
+    pub fn merge(&mut self, other: &JsText) -> JsResult<()> {
+        self.inner.merge(&other.inner).map_err(to_js)
+    }
+
+    /// Remote operations waiting for operations they depend on.
+    #[wasm_bindgen(getter, js_name = pendingOps)]
+    pub fn pending_ops(&self) -> usize {
+        self.inner.pending_ops()
+    }
+
+    /// A cursor anchor at code point `index` that follows concurrent edits:
+    /// `{ site, seq, assoc }` (plain data: store it, send it, resolve it later).
+    pub fn anchor(
+        &self,
+        index: f64,
+        #[wasm_bindgen(unchecked_param_type = "'before' | 'after'")] assoc: JsValue,
+    ) -> JsResult<JsValue> {
+        let pos = self::index(index, "index").map_err(to_js)?;
+        let assoc = assoc_from(&assoc).map_err(to_js)?;
+        let a = self.inner.anchor(pos, assoc).map_err(to_js)?;
+        let out = Object::new();
+        let (site, seq) = a.id.map_or((JsValue::NULL, JsValue::NULL), |id| {
+            (u64_out(id.agent), u64_out(id.seq))
+        });
+        let _ = Reflect::set(&out, &"site".into(), &site);
+        let _ = Reflect::set(&out, &"seq".into(), &seq);
+        let assoc = if a.assoc == Assoc::Before { "before" } else { "after" };
+        let _ = Reflect::set(&out, &"assoc".into(), &JsValue::from_str(assoc));
+        Ok(out.into())
+    }
+
+    /// The anchor's current code point index.
+    pub fn resolve(&self, anchor: JsValue) -> JsResult<usize> {
+        let parse = || -> Result<Anchor> {
+            if !anchor.is_object() {
+                return Err(invalid("an anchor is the object anchor() returned"));
+            }
+            let assoc = assoc_from(&get(&anchor, "assoc"))?;
+            let (site, seq) = (get(&anchor, "site"), get(&anchor, "seq"));
+            let id = if site.is_null() || site.is_undefined() {
+                None
+            } else {
+                let n = |v: &JsValue, what: &str| {
+                    site_from_js(v)
+                        .ok()
+                        .filter(|_| !v.is_string())
+                        .ok_or_else(|| invalid(format!("anchor {what} must be a non-negative integer")))
+                };
+                Some(Id::new(n(&site, "site")?, n(&seq, "seq")?))
+            };
+            Ok(Anchor { id, assoc })
+        };
+        let a = parse().map_err(to_js)?;
+        self.inner.resolve(a).map_err(to_js)
+    }
+
+    /// The text as it was at `version` (from `version()`).
+    #[wasm_bindgen(js_name = textAt)]
+    pub fn text_at(&self, #[wasm_bindgen(unchecked_param_type = "Uint8Array")] version: JsValue) -> JsResult<String> {
+        let v = version_from_js(&version).map_err(to_js)?;
+        self.inner.text_at(&v).map_err(to_js)
+    }
+
+    /// Makes the text read as it did at `version`, as a new edit that syncs like any other.
+    pub fn restore(&mut self, #[wasm_bindgen(unchecked_param_type = "Uint8Array")] version: JsValue) -> JsResult<()> {
+        let v = version_from_js(&version).map_err(to_js)?;
+        self.inner.restore(&v).map_err(to_js)
+    }
+}
