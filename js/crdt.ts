@@ -124,3 +124,20 @@ export type SiteId = number | bigint | string;
  */
 export const Text = wasm.Text;
 export type Text = wasm.Text;
+
+/**
+ * One replica's named CRDT objects (see `src/crdt/resolver.rs`), with the same error
+ * adoption as the CRDT classes.
+ *
+ * `new Resolver(siteId?)`; `getCRDT(id, type)` creates or returns the object `id`
+ * (`"gcounter" | "pncounter" | "orset" | "lwwregister" | "lwwmap" | "text"`) and returns
+ * `{ id, type, value }` (a snapshot); `applyOperation(id, op, args?)` — `increment` /
+ * `decrement` (`{ amount?, nodeId? }`), `add` / `remove` (`{ value }`), `set`
+ * (`{ value }` or `{ key, value }`), `delete` (`{ key }`), `insert` (`{ index, text }`),
+ * `deleteText` (`{ index, length }`); `version()`, `encodeUpdatesSince(version?)`,
+ * `applyUpdates(bytes)`, `merge(other)`; `encode()` / `Resolver.decode(bytes, siteId?)`
+ * (objects, conflict stats and the operation log); `operationLog()`;
+ * `getConflictStats()`; `ids()`; `siteId`; `free()`.
+ */
+export const Resolver = guard(wasm.Resolver);
+export type Resolver = wasm.Resolver;

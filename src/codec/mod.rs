@@ -144,6 +144,7 @@ impl Writer {
 }
 
 /// Reads an encoding, checking every step.
+#[derive(Debug)]
 pub struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
@@ -157,6 +158,24 @@ impl<'a> Reader<'a> {
             return Err(decode(format!("expected {expect:?} data, found {kind:?}"), 3));
         }
         Ok(Reader { buf, pos: 4 })
+    }
+
+    /// A reader over a body with no header (a payload that was compressed inside a
+    /// checked encoding, for example).
+    pub fn body(buf: &'a [u8]) -> Self {
+        Reader { buf, pos: 0 }
+    }
+
+    /// The offset of the next byte to read.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Everything not read yet.
+    pub fn rest(&mut self) -> &'a [u8] {
+        let s = &self.buf[self.pos..];
+        self.pos = self.buf.len();
+        s
     }
 
     /// The kind of an encoding, after checking its header.

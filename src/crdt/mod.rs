@@ -37,6 +37,7 @@ mod lww_register;
 mod orset;
 mod pncounter;
 
+pub mod resolver;
 pub mod text;
 
 #[cfg(test)]

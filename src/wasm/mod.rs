@@ -9,4 +9,5 @@ mod convert;
 mod crdt;
 mod error;
 mod fetch;
+mod resolver;
 mod text;

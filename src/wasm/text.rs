@@ -19,7 +19,7 @@ pub struct JsText {
 }
 
 fn index(v: f64, what: &str) -> Result<usize> {
-    if v.fract() == 0.0 && v >= 0.0 && v <= 9_007_199_254_740_991.0 {
+    if v.fract() == 0.0 && (0.0..=9_007_199_254_740_991.0).contains(&v) {
         Ok(v as usize)
     } else {
         Err(invalid(format!("{what} must be a non-negative integer, not {v}")))
@@ -120,11 +120,11 @@ impl JsText {
 
     /// Loads `encode()` output; further edits are made as `siteId` (random when absent).
     pub fn decode(
-        bytes: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "number | bigint | string")] site_id: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array")] bytes: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "number | bigint | string")] site_id: Option<JsValue>,
     ) -> JsResult<JsText> {
         let bytes = bytes_from_js(&bytes, "bytes").map_err(to_js)?;
-        let site = site_from_js(&site_id).map_err(to_js)?;
+        let site = site_from_js(&site_id.unwrap_or_default()).map_err(to_js)?;
         Ok(JsText {
             inner: Text::decode(&bytes, site).map_err(to_js)?,
         })
@@ -139,9 +139,9 @@ impl JsText {
     #[wasm_bindgen(js_name = encodeUpdateSince)]
     pub fn encode_update_since(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "Uint8Array")] version: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "Uint8Array")] version: Option<JsValue>,
     ) -> JsResult<Vec<u8>> {
-        let v = version_from_js(&version).map_err(to_js)?;
+        let v = version_from_js(&version.unwrap_or_default()).map_err(to_js)?;
         Ok(self.inner.encode_update_since(&v))
     }
 

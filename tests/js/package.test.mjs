@@ -10,8 +10,9 @@ const read = (p) => readFileSync(new URL(p, pkgDir));
 // Budget for the release .wasm. Raise it deliberately (and say why in the commit)
 // when a feature needs the bytes; never let it creep.
 // History: 300/120 KiB for the remote client alone (measured 249/104 KiB); raised to
-// 560/200 KiB when the CRDTs landed (clocks, five state types, text: 478/175 KiB).
-const BUDGET = { raw: 560 * 1024, gzip: 200 * 1024 };
+// 560/200 KiB when the CRDTs landed (clocks, five state types, text: 478/175 KiB);
+// 640/240 KiB with the Resolver and deflated text snapshots (600/216 KiB).
+const BUDGET = { raw: 640 * 1024, gzip: 240 * 1024 };
 
 test("the release wasm stays within its size budget", () => {
   const wasm = read("wasm/edgesync_bg.wasm");

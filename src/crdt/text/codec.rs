@@ -26,6 +26,26 @@ const OL_EXPLICIT: u8 = 2 << 1;
 const OR_NONE: u8 = 0 << 3;
 const OR_NEXT: u8 = 1 << 3;
 const OR_EXPLICIT: u8 = 2 << 3;
+const LAMPORT_IS_SEQ: u8 = 1 << 5;
+const SAME_SITE: u8 = 1 << 6;
+const RUN_FLAGS: u8 = 0b111_1111;
+
+/// Snapshot payload after the header: stored as is, or deflated.
+const STORED: u8 = 0;
+const DEFLATED: u8 = 1;
+/// Largest sequence number or Lamport time a decoder accepts (2^53: exact as a JS
+/// number, and far from overflow however long a document is edited afterwards).
+const MAX_SEQ: u64 = 1 << 53;
+
+fn check_seq(v: u64, what: &str) -> Result<u64> {
+    if v > MAX_SEQ {
+        return Err(bad(&format!("{what} {v} is out of range")));
+    }
+    Ok(v)
+}
+
+/// Largest inflated snapshot accepted (a hostile length cannot make us allocate more).
+const MAX_SNAPSHOT: usize = 1 << 30;
 
 /// Site ids used by an encoding, each written once.
 struct Sites(Vec<u64>);
@@ -78,34 +98,104 @@ fn write_id(w: &mut Writer, sites: &Sites, id: Id) {
     w.uvar(id.seq);
 }
 
-fn write_delete(w: &mut Writer, sites: &Sites, d: &DelRun) {
-    write_id(w, sites, d.id);
-    w.uvar(u64::from(d.len));
-    w.ivar(d.lamport as i64 - d.id.seq as i64);
-    write_id(w, sites, d.target);
-    w.u8(u8::from(d.reversed));
+/// Deletes are written relative to the previous one: the same sites, the next
+/// operation ids and nearby targets cost a flag bit or a one-byte delta.
+#[derive(Default)]
+struct DelContext {
+    prev: Option<DelRun>,
 }
 
-fn read_delete(r: &mut Reader, sites: &Sites) -> Result<DelRun> {
-    let id = sites.id(r)?;
-    let len = read_len(r)?;
-    let lamport = offset_from(id.seq, r.ivar()?)?;
-    let target = sites.id(r)?;
-    let reversed = match r.u8()? {
-        0 => false,
-        1 => true,
-        _ => return Err(bad("bad delete direction")),
-    };
-    if reversed && target.seq + 1 < u64::from(len) {
-        return Err(bad("reversed delete runs past the first character"));
+const DEL_REVERSED: u8 = 1;
+const DEL_LAMPORT_IS_SEQ: u8 = 2;
+const DEL_SAME_SITE: u8 = 4;
+const DEL_TARGET_SAME_SITE: u8 = 8;
+
+fn zig(a: u64, b: u64) -> i64 {
+    a.wrapping_sub(b) as i64
+}
+
+fn unzig(base: u64, delta: i64) -> Result<u64> {
+    base.checked_add_signed(delta)
+        .ok_or_else(|| bad("sequence number out of range"))
+}
+
+impl DelContext {
+    fn write(&mut self, w: &mut Writer, sites: &Sites, d: &DelRun) {
+        let (prev_site, prev_end, prev_target) = self.prev.as_ref().map_or((None, 0, 0), |p| {
+            (Some(p.id.agent), p.id.seq + u64::from(p.len), p.target.seq)
+        });
+        let mut flags = 0;
+        if d.reversed {
+            flags |= DEL_REVERSED;
+        }
+        if d.lamport == d.id.seq {
+            flags |= DEL_LAMPORT_IS_SEQ;
+        }
+        if prev_site == Some(d.id.agent) {
+            flags |= DEL_SAME_SITE;
+        }
+        if d.target.agent == d.id.agent {
+            flags |= DEL_TARGET_SAME_SITE;
+        }
+        w.u8(flags);
+        if flags & DEL_SAME_SITE == 0 {
+            w.uvar(sites.idx(d.id.agent));
+        }
+        w.ivar(zig(d.id.seq, prev_end));
+        w.uvar(u64::from(d.len));
+        if flags & DEL_LAMPORT_IS_SEQ == 0 {
+            w.ivar(zig(d.lamport, d.id.seq));
+        }
+        if flags & DEL_TARGET_SAME_SITE == 0 {
+            w.uvar(sites.idx(d.target.agent));
+        }
+        w.ivar(zig(d.target.seq, prev_target));
+        self.prev = Some(d.clone());
     }
-    Ok(DelRun {
-        id,
-        len,
-        lamport,
-        target,
-        reversed,
-    })
+
+    fn read(&mut self, r: &mut Reader, sites: &Sites) -> Result<DelRun> {
+        let (prev_site, prev_end, prev_target) = self.prev.as_ref().map_or((None, 0, 0), |p| {
+            (Some(p.id.agent), p.id.seq + u64::from(p.len), p.target.seq)
+        });
+        let flags = r.u8()?;
+        if flags & !0b1111 != 0 {
+            return Err(bad("bad delete flags"));
+        }
+        let agent = if flags & DEL_SAME_SITE != 0 {
+            prev_site.ok_or_else(|| bad("first delete refers to a previous one"))?
+        } else {
+            sites.get(r)?
+        };
+        let id = Id::new(agent, unzig(prev_end, r.ivar()?)?);
+        let len = read_len(r)?;
+        let lamport = if flags & DEL_LAMPORT_IS_SEQ != 0 {
+            id.seq
+        } else {
+            unzig(id.seq, r.ivar()?)?
+        };
+        let target_agent = if flags & DEL_TARGET_SAME_SITE != 0 {
+            agent
+        } else {
+            sites.get(r)?
+        };
+        let target = Id::new(target_agent, unzig(prev_target, r.ivar()?)?);
+        let reversed = flags & DEL_REVERSED != 0;
+        if reversed && target.seq + 1 < u64::from(len) {
+            return Err(bad("reversed delete runs past the first character"));
+        }
+        check_seq(id.seq.saturating_add(u64::from(len)), "sequence number")?;
+        check_seq(lamport.saturating_add(u64::from(len)), "lamport time")?;
+        check_seq(target.seq.saturating_add(u64::from(len)), "sequence number")?;
+        let d = DelRun {
+            id,
+            len,
+            lamport,
+            target,
+            reversed,
+        };
+        self.prev = Some(d.clone());
+        Ok(d)
+    }
 }
 
 fn read_len(r: &mut Reader) -> Result<u32> {
@@ -140,6 +230,7 @@ impl Text {
                 .chain(self.version.iter().map(|(s, _)| s)),
         );
         let mut w = Writer::new(Kind::Text);
+        let header_len = w.len();
         sites.write(&mut w);
         self.version.write(&mut w);
         w.uvar(self.lamport);
@@ -159,10 +250,23 @@ impl Text {
                 o if o == next_first => OR_NEXT,
                 Some(_) => OR_EXPLICIT,
             };
-            w.u8(u8::from(r.deleted) | ol | or);
-            write_id(&mut w, &sites, r.id);
+            let prev = i.checked_sub(1).map(|p| runs[p]);
+            let same_site = prev.is_some_and(|p| p.id.agent == r.id.agent);
+            let lamport_is_seq = r.lamport == r.id.seq;
+            let flags = u8::from(r.deleted)
+                | ol
+                | or
+                | if lamport_is_seq { LAMPORT_IS_SEQ } else { 0 }
+                | if same_site { SAME_SITE } else { 0 };
+            w.u8(flags);
+            if !same_site {
+                w.uvar(sites.idx(r.id.agent));
+            }
+            w.ivar(zig(r.id.seq, prev.map_or(0, |p| p.id.seq + u64::from(p.len))));
             w.uvar(u64::from(r.len));
-            w.ivar(r.lamport as i64 - r.id.seq as i64);
+            if !lamport_is_seq {
+                w.ivar(zig(r.lamport, r.id.seq));
+            }
             if let (OL_EXPLICIT, Some(o)) = (ol, r.origin_left) {
                 write_id(&mut w, &sites, o);
             }
@@ -172,35 +276,70 @@ impl Text {
             text.extend(&self.chars[r.content as usize..(r.content + r.len) as usize]);
         }
         w.uvar(self.deletes.len() as u64);
+        let mut ctx = DelContext::default();
         for d in &self.deletes {
-            write_delete(&mut w, &sites, d);
+            ctx.write(&mut w, &sites, d);
         }
         w.str(&text);
-        w.finish()
+        deflate_body(w.finish(), header_len)
     }
 
     /// Loads a snapshot made by [`Text::encode`]; further edits are made as `site`,
     /// which must not be a site that already edited this text elsewhere.
     pub fn decode(bytes: &[u8], site: u64) -> Result<Text> {
-        let mut r = Reader::new(bytes, Kind::Text)?;
+        let mut outer = Reader::new(bytes, Kind::Text)?;
+        let inflated;
+        let body = match outer.u8()? {
+            STORED => outer.rest(),
+            DEFLATED => {
+                let size = outer.len(MAX_SNAPSHOT)?;
+                let packed = outer.rest();
+                // Deflate cannot expand more than ~1032:1; a larger claim is corrupt.
+                if size > packed.len().saturating_mul(1032) + 64 {
+                    return Err(bad("inflated size impossible for the compressed data"));
+                }
+                inflated = miniz_oxide::inflate::decompress_to_vec_with_limit(packed, size)
+                    .map_err(|e| bad(&format!("bad compressed data: {e}")))?;
+                if inflated.len() != size {
+                    return Err(bad("inflated size does not match"));
+                }
+                &inflated[..]
+            }
+            m => return Err(bad(&format!("unknown snapshot compression {m}"))),
+        };
+        let mut r = Reader::body(body);
         let sites = Sites::read(&mut r)?;
         let version = Version::read(&mut r)?;
-        let lamport = r.uvar()?;
-        let n_runs = r.count(4)?;
+        for (_, n) in version.iter() {
+            check_seq(n, "version counter")?;
+        }
+        let lamport = check_seq(r.uvar()?, "lamport time")?;
+        let n_runs = r.count(3)?;
         struct Raw {
             flags: u8,
             run: Run,
         }
         let mut raws: Vec<Raw> = Vec::with_capacity(n_runs);
         let mut total: u64 = 0;
+        let mut prev: Option<(u64, u64)> = None; // (site, end seq) of the previous run
         for _ in 0..n_runs {
             let flags = r.u8()?;
-            if flags & !0b11111 != 0 || (flags >> 1) & 3 == 3 || (flags >> 3) & 3 == 3 {
+            if flags & !RUN_FLAGS != 0 || (flags >> 1) & 3 == 3 || (flags >> 3) & 3 == 3 {
                 return Err(bad("bad run flags"));
             }
-            let id = sites.id(&mut r)?;
+            let agent = if flags & SAME_SITE != 0 {
+                prev.ok_or_else(|| bad("first run refers to a previous one"))?.0
+            } else {
+                sites.get(&mut r)?
+            };
+            let id = Id::new(agent, unzig(prev.map_or(0, |p| p.1), r.ivar()?)?);
             let len = read_len(&mut r)?;
-            let lamport = offset_from(id.seq, r.ivar()?)?;
+            let lamport = if flags & LAMPORT_IS_SEQ != 0 {
+                id.seq
+            } else {
+                unzig(id.seq, r.ivar()?)?
+            };
+            check_seq(lamport.saturating_add(u64::from(len)), "lamport time")?;
             let origin_left = if flags & (3 << 1) == OL_EXPLICIT {
                 Some(sites.id(&mut r)?)
             } else {
@@ -222,6 +361,7 @@ impl Text {
             if total > u32::MAX as u64 {
                 return Err(bad("text too large"));
             }
+            prev = Some((agent, id.seq + u64::from(len)));
             raws.push(Raw {
                 flags,
                 run: Run {
@@ -252,10 +392,17 @@ impl Text {
                 raws[i].run.origin_right = Some(next);
             }
         }
-        let n_del = r.count(6)?;
+        let n_del = r.count(4)?;
         let mut deletes = Vec::with_capacity(n_del);
+        let mut ctx = DelContext::default();
         for _ in 0..n_del {
-            deletes.push(read_delete(&mut r, &sites)?);
+            deletes.push(ctx.read(&mut r, &sites)?);
+        }
+        for d in &deletes {
+            if d.id.seq + u64::from(d.len) > version.get(d.id.agent) {
+                return Err(bad("delete beyond the version"));
+            }
+            check_seq(d.lamport + u64::from(d.len), "lamport time")?;
         }
         let text = r.str()?;
         r.end()?;
@@ -358,6 +505,7 @@ impl Text {
         sites.write(&mut w);
         w.uvar(ops.len() as u64);
         let mut text = String::new();
+        let mut del_ctx = DelContext::default();
         for op in &ops {
             match op {
                 Op::Insert {
@@ -377,7 +525,7 @@ impl Text {
                 }
                 Op::Delete(d) => {
                     w.u8(1);
-                    write_delete(&mut w, &sites, d);
+                    del_ctx.write(&mut w, &sites, d);
                 }
             }
         }
@@ -403,6 +551,7 @@ impl Text {
         }
         let mut raws = Vec::with_capacity(n);
         let mut total: u64 = 0;
+        let mut del_ctx = DelContext::default();
         for _ in 0..n {
             raws.push(match r.u8()? {
                 0 => {
@@ -411,6 +560,8 @@ impl Text {
                     let lamport = offset_from(id.seq, r.ivar()?)?;
                     let ol = read_opt_id(&mut r, &sites)?;
                     let or = read_opt_id(&mut r, &sites)?;
+                    check_seq(id.seq.saturating_add(u64::from(len)), "sequence number")?;
+                    check_seq(lamport.saturating_add(u64::from(len)), "lamport time")?;
                     total += u64::from(len);
                     Raw::Ins {
                         id,
@@ -420,7 +571,7 @@ impl Text {
                         or,
                     }
                 }
-                1 => Raw::Del(read_delete(&mut r, &sites)?),
+                1 => Raw::Del(del_ctx.read(&mut r, &sites)?),
                 t => return Err(bad(&format!("unknown operation tag {t}"))),
             });
         }
@@ -457,6 +608,23 @@ impl Text {
         let update = other.encode_update_since(&self.version);
         self.apply_update(&update)
     }
+}
+
+/// Deflates everything after the header when that makes it smaller.
+fn deflate_body(plain: Vec<u8>, header_len: usize) -> Vec<u8> {
+    let (header, body) = plain.split_at(header_len);
+    let packed = miniz_oxide::deflate::compress_to_vec(body, 6);
+    let mut w = Writer::new(Kind::Text);
+    debug_assert_eq!(w.len(), header.len());
+    if packed.len() + 8 < body.len() {
+        w.u8(DEFLATED);
+        w.uvar(body.len() as u64);
+        w.raw(&packed);
+    } else {
+        w.u8(STORED);
+        w.raw(body);
+    }
+    w.finish()
 }
 
 fn write_opt_id(w: &mut Writer, sites: &Sites, id: Option<Id>) {
