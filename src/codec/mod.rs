@@ -93,6 +93,11 @@ impl Writer {
         Writer { buf }
     }
 
+    /// A writer with no header, for a part (a column) embedded in another encoding.
+    pub fn body() -> Self {
+        Writer { buf: Vec::new() }
+    }
+
     /// An unsigned LEB128 varint: 7 bits a byte, small numbers in one byte.
     pub fn uvar(&mut self, mut v: u64) {
         while v >= 0x80 {

@@ -236,9 +236,19 @@ impl Text {
         w.uvar(self.lamport);
         let runs: Vec<&Run> = self.seq.runs().collect();
         w.uvar(runs.len() as u64);
+        // Column by column: deflate compresses like with like far better than rows.
+        let mut cols = RunColumns {
+            flags: Writer::body(),
+            sites: Writer::body(),
+            seqs: Writer::body(),
+            lens: Writer::body(),
+            lamports: Writer::body(),
+            origins: Writer::body(),
+        };
         let mut text = String::with_capacity(self.chars.len());
         for (i, r) in runs.iter().enumerate() {
-            let prev_last = i.checked_sub(1).map(|p| runs[p].last_id());
+            let prev = i.checked_sub(1).map(|p| runs[p]);
+            let prev_last = prev.map(|p| p.last_id());
             let next_first = runs.get(i + 1).map(|n| n.id);
             let ol = match r.origin_left {
                 None => OL_NONE,
@@ -250,7 +260,6 @@ impl Text {
                 o if o == next_first => OR_NEXT,
                 Some(_) => OR_EXPLICIT,
             };
-            let prev = i.checked_sub(1).map(|p| runs[p]);
             let same_site = prev.is_some_and(|p| p.id.agent == r.id.agent);
             let lamport_is_seq = r.lamport == r.id.seq;
             let flags = u8::from(r.deleted)
@@ -258,23 +267,25 @@ impl Text {
                 | or
                 | if lamport_is_seq { LAMPORT_IS_SEQ } else { 0 }
                 | if same_site { SAME_SITE } else { 0 };
-            w.u8(flags);
+            cols.flags.u8(flags);
             if !same_site {
-                w.uvar(sites.idx(r.id.agent));
+                cols.sites.uvar(sites.idx(r.id.agent));
             }
-            w.ivar(zig(r.id.seq, prev.map_or(0, |p| p.id.seq + u64::from(p.len))));
-            w.uvar(u64::from(r.len));
+            cols.seqs
+                .ivar(zig(r.id.seq, prev.map_or(0, |p| p.id.seq + u64::from(p.len))));
+            cols.lens.uvar(u64::from(r.len));
             if !lamport_is_seq {
-                w.ivar(zig(r.lamport, r.id.seq));
+                cols.lamports.ivar(zig(r.lamport, r.id.seq));
             }
             if let (OL_EXPLICIT, Some(o)) = (ol, r.origin_left) {
-                write_id(&mut w, &sites, o);
+                write_id(&mut cols.origins, &sites, o);
             }
             if let (OR_EXPLICIT, Some(o)) = (or, r.origin_right) {
-                write_id(&mut w, &sites, o);
+                write_id(&mut cols.origins, &sites, o);
             }
             text.extend(&self.chars[r.content as usize..(r.content + r.len) as usize]);
         }
+        cols.write(&mut w);
         w.uvar(self.deletes.len() as u64);
         let mut ctx = DelContext::default();
         for d in &self.deletes {
@@ -314,39 +325,40 @@ impl Text {
             check_seq(n, "version counter")?;
         }
         let lamport = check_seq(r.uvar()?, "lamport time")?;
-        let n_runs = r.count(3)?;
+        let n_runs = r.count(1)?;
+        let mut c = RunColumns::read(&mut r)?;
         struct Raw {
             flags: u8,
             run: Run,
         }
-        let mut raws: Vec<Raw> = Vec::with_capacity(n_runs);
+        let mut raws: Vec<Raw> = Vec::with_capacity(n_runs.min(c.flags.remaining()));
         let mut total: u64 = 0;
         let mut prev: Option<(u64, u64)> = None; // (site, end seq) of the previous run
         for _ in 0..n_runs {
-            let flags = r.u8()?;
+            let flags = c.flags.u8()?;
             if flags & !RUN_FLAGS != 0 || (flags >> 1) & 3 == 3 || (flags >> 3) & 3 == 3 {
                 return Err(bad("bad run flags"));
             }
             let agent = if flags & SAME_SITE != 0 {
                 prev.ok_or_else(|| bad("first run refers to a previous one"))?.0
             } else {
-                sites.get(&mut r)?
+                sites.get(&mut c.sites)?
             };
-            let id = Id::new(agent, unzig(prev.map_or(0, |p| p.1), r.ivar()?)?);
-            let len = read_len(&mut r)?;
+            let id = Id::new(agent, unzig(prev.map_or(0, |p| p.1), c.seqs.ivar()?)?);
+            let len = read_len(&mut c.lens)?;
             let lamport = if flags & LAMPORT_IS_SEQ != 0 {
                 id.seq
             } else {
-                unzig(id.seq, r.ivar()?)?
+                unzig(id.seq, c.lamports.ivar()?)?
             };
             check_seq(lamport.saturating_add(u64::from(len)), "lamport time")?;
             let origin_left = if flags & (3 << 1) == OL_EXPLICIT {
-                Some(sites.id(&mut r)?)
+                Some(sites.id(&mut c.origins)?)
             } else {
                 None
             };
             let origin_right = if flags & (3 << 3) == OR_EXPLICIT {
-                Some(sites.id(&mut r)?)
+                Some(sites.id(&mut c.origins)?)
             } else {
                 None
             };
@@ -375,6 +387,7 @@ impl Text {
                 },
             });
         }
+        c.end()?;
         // Resolve neighbour-relative origins.
         for i in 0..raws.len() {
             if raws[i].flags & (3 << 1) == OL_PREV {
@@ -607,6 +620,60 @@ impl Text {
     pub fn merge(&mut self, other: &Text) -> Result<()> {
         let update = other.encode_update_since(&self.version);
         self.apply_update(&update)
+    }
+}
+
+/// The run fields of a snapshot, one column each.
+struct RunColumns<W> {
+    flags: W,
+    sites: W,
+    seqs: W,
+    lens: W,
+    lamports: W,
+    origins: W,
+}
+
+impl RunColumns<Writer> {
+    fn write(self, w: &mut Writer) {
+        for col in [
+            self.flags,
+            self.sites,
+            self.seqs,
+            self.lens,
+            self.lamports,
+            self.origins,
+        ] {
+            w.bytes(&col.finish());
+        }
+    }
+}
+
+impl<'a> RunColumns<Reader<'a>> {
+    fn read(r: &mut Reader<'a>) -> Result<Self> {
+        let mut col = || r.bytes().map(Reader::body);
+        Ok(RunColumns {
+            flags: col()?,
+            sites: col()?,
+            seqs: col()?,
+            lens: col()?,
+            lamports: col()?,
+            origins: col()?,
+        })
+    }
+
+    /// Every column fully read: leftovers mean corruption.
+    fn end(&self) -> Result<()> {
+        for col in [
+            &self.flags,
+            &self.sites,
+            &self.seqs,
+            &self.lens,
+            &self.lamports,
+            &self.origins,
+        ] {
+            col.end()?;
+        }
+        Ok(())
     }
 }
 
