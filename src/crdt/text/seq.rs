@@ -179,7 +179,9 @@ impl Seq {
         let mut chunks: Vec<Vec<Run>> = Vec::new();
         let mut it = runs.into_iter().peekable();
         while it.peek().is_some() {
-            chunks.push(it.by_ref().take(MAX_RUNS / 2).collect());
+            let mut chunk = Vec::with_capacity(MAX_RUNS + 1);
+            chunk.extend(it.by_ref().take(MAX_RUNS / 2));
+            chunks.push(chunk);
         }
         if chunks.is_empty() {
             chunks.push(Vec::new());
@@ -419,7 +421,11 @@ impl Seq {
             return keep;
         }
         let cid = self.order[keep.pos];
-        let tail = self.chunks[cid as usize].split_off(MAX_RUNS / 2);
+        let mut tail = self.chunks[cid as usize].split_off(MAX_RUNS / 2);
+        // Both halves get room for exactly one chunk's worth of runs: a chunk that had
+        // doubled its capacity to hold MAX_RUNS + 1 would otherwise keep 4× what it uses.
+        self.chunks[cid as usize].shrink_to(MAX_RUNS + 1);
+        tail.reserve_exact(MAX_RUNS + 1 - tail.len());
         let new_cid = self.chunks.len() as u32;
         if let Some(idx) = self.index.get_mut() {
             for r in &tail {
