@@ -91,11 +91,18 @@ impl Text {
         loop {
             let mut progress = false;
             let mut waiting = Vec::new();
-            for op in ops {
-                match self.apply_op(op.clone())? {
-                    Outcome::Applied => progress = true,
-                    Outcome::Duplicate => {}
-                    Outcome::NotReady => waiting.push(op),
+            let mut rest = ops.into_iter();
+            while let Some(op) = rest.next() {
+                match self.apply_op(op.clone()) {
+                    Ok(Outcome::Applied) => progress = true,
+                    Ok(Outcome::Duplicate) => {}
+                    Ok(Outcome::NotReady) => waiting.push(op),
+                    Err(e) => {
+                        // Keep what still waits; the bad operation itself is dropped.
+                        waiting.extend(rest);
+                        self.pending = waiting;
+                        return Err(e);
+                    }
                 }
             }
             ops = waiting;
@@ -149,17 +156,20 @@ impl Text {
             }
             Op::Delete(d) => {
                 let (first, n) = d.target_range();
-                let last = Id::new(first.agent, first.seq + u64::from(n) - 1);
-                if !self.seq.contains_id(first) || !self.seq.contains_id(last) {
+                if first.seq >= self.next_seq(first.agent) || first.seq + u64::from(n) > self.next_seq(first.agent) {
                     return Ok(Outcome::NotReady);
                 }
-                let mut cur = first;
-                let mut remaining = n;
-                while remaining > 0 {
-                    let loc = self.seq.locate_id(cur).expect("checked above");
-                    let (_, covered, _) = self.seq.delete_in_run(loc, remaining);
-                    cur.seq += u64::from(covered);
-                    remaining -= covered;
+                // Every target must be a character: a range that spans another kind of
+                // operation's ids can only come from corrupted or forged input.
+                let Some(pieces) = self.target_pieces(first, n) else {
+                    return Err(Error::InvalidOperation(format!(
+                        "a delete by site {} targets ids of site {} that are not characters",
+                        d.id.agent, first.agent
+                    )));
+                };
+                for (start, len) in pieces {
+                    let loc = self.seq.locate_id(start).expect("validated by target_pieces");
+                    self.seq.delete_in_run(loc, len);
                 }
                 self.push_delete(d);
             }
@@ -167,6 +177,22 @@ impl Text {
         self.version.observe(id.agent, id.seq + len);
         self.lamport = self.lamport.max(lamport + len - 1);
         Ok(Outcome::Applied)
+    }
+
+    /// The characters `[first, first + n)` as pieces that each lie in one run, or
+    /// `None` if some id in the range is not a character here.
+    fn target_pieces(&self, first: Id, n: u32) -> Option<Vec<(Id, u32)>> {
+        let mut pieces = Vec::new();
+        let (mut cur, mut remaining) = (first, n);
+        while remaining > 0 {
+            let loc = self.seq.locate_id(cur)?;
+            let r = self.seq.run_at(loc)?;
+            let covered = (r.len - loc.offset).min(remaining);
+            pieces.push((cur, covered));
+            cur.seq += u64::from(covered);
+            remaining -= covered;
+        }
+        Some(pieces)
     }
 
     /// Index (among all items) of an existing item.

@@ -290,3 +290,26 @@ fn regression_extend_after_merge() {
         assert_eq!(r.text(), "aaa");
     }
 }
+
+#[test]
+fn forged_delete_over_non_characters_is_an_error_not_a_panic() {
+    // Site 1: insert "ab" (seq 0-1), delete 'a' (seq 2), insert "c" (seq 3).
+    let mut a = Text::new(1);
+    a.insert(0, "ab").unwrap();
+    a.delete(0, 1).unwrap();
+    a.insert(1, "c").unwrap();
+    let mut b = Text::new(2);
+    b.merge(&a).unwrap();
+    // A forged delete by site 3 of site 1's seq 1..=3: seq 2 is a delete, not a character.
+    let forged = super::integrate::Op::Delete(DelRun {
+        id: Id::new(3, 0),
+        len: 3,
+        lamport: 100,
+        target: Id::new(1, 1),
+        reversed: false,
+    });
+    let before = b.text();
+    assert_eq!(b.apply_ops(vec![forged]).unwrap_err().code(), "INVALID_OPERATION");
+    assert_eq!(b.text(), before, "nothing applied");
+    b.insert(0, "still works").unwrap();
+}
