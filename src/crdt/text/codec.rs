@@ -423,11 +423,30 @@ impl Text {
         if chars.len() as u64 != total {
             return Err(bad("character count does not match the runs"));
         }
+        // Origins written explicitly must be characters of this document: integrating a
+        // later remote insert looks them up. (Neighbour origins exist by construction.)
+        let explicit: Vec<Id> = raws
+            .iter()
+            .flat_map(|r| {
+                let ol = (r.flags & (3 << 1) == OL_EXPLICIT)
+                    .then_some(r.run.origin_left)
+                    .flatten();
+                let or = (r.flags & (3 << 3) == OR_EXPLICIT)
+                    .then_some(r.run.origin_right)
+                    .flatten();
+                [ol, or]
+            })
+            .flatten()
+            .collect();
         let runs: Vec<Run> = raws.into_iter().map(|r| r.run).collect();
+        let seq = Seq::from_runs(runs);
+        if explicit.iter().any(|o| !seq.contains_id(*o)) {
+            return Err(bad("a run's origin is not a character of the document"));
+        }
         let delete_index = deletes.iter().enumerate().map(|(i, d)| (d.id, i)).collect();
         Ok(Text {
             site,
-            seq: Seq::from_runs(runs),
+            seq,
             chars,
             version,
             lamport,
