@@ -438,11 +438,22 @@ impl Text {
             })
             .flatten()
             .collect();
+        if !explicit.is_empty() {
+            let mut ranges: Vec<(Id, u32)> = raws.iter().map(|r| (r.run.id, r.run.len)).collect();
+            ranges.sort_unstable();
+            let present = |o: &Id| {
+                let i = ranges.partition_point(|(start, _)| start <= o);
+                i > 0 && {
+                    let (start, len) = ranges[i - 1];
+                    start.agent == o.agent && o.seq < start.seq + u64::from(len)
+                }
+            };
+            if !explicit.iter().all(present) {
+                return Err(bad("a run's origin is not a character of the document"));
+            }
+        }
         let runs: Vec<Run> = raws.into_iter().map(|r| r.run).collect();
         let seq = Seq::from_runs(runs);
-        if explicit.iter().any(|o| !seq.contains_id(*o)) {
-            return Err(bad("a run's origin is not a character of the document"));
-        }
         let delete_index = deletes.iter().enumerate().map(|(i, d)| (d.id, i)).collect();
         Ok(Text {
             site,
