@@ -293,7 +293,13 @@ fn lww_map_apply_update(data: &[u8]) {
 
 /// Exercises an accepted text: round trip, its full update into a fresh text gives the
 /// same string, merges, edits at both ends, and old versions.
-fn exercise_text(t: &Text) {
+///
+/// `integrated`: the text was built by integrating operations. A snapshot carries its
+/// document order as written (loading does not re-integrate — that is what makes it
+/// fast), and its CRC-32 guards it against accidental corruption; the fuzz build skips
+/// the CRC, so a fuzzed snapshot may list runs in an order integration would not
+/// produce. For those, only panics and round trips are checked, not that order.
+fn exercise_text(t: &Text, integrated: bool) {
     let s = t.text();
     assert_eq!(s.chars().count(), t.len(), "len() counts the text's code points");
     let bytes = t.encode();
@@ -304,7 +310,7 @@ fn exercise_text(t: &Text) {
     fresh
         .apply_update(&t.encode_update_since(&VersionVector::new()))
         .expect("a text's full update applies to a fresh text");
-    if t.pending_ops() == 0 {
+    if integrated && t.pending_ops() == 0 {
         assert_eq!(fresh.text(), s, "a fresh text with the full update reads the same");
     }
     let mut merged = t.clone();
@@ -323,7 +329,7 @@ fn exercise_text(t: &Text) {
 
 pub fn text_decode(data: &[u8]) {
     let Ok(t) = Text::decode(data, SITE) else { return };
-    exercise_text(&t);
+    exercise_text(&t, false);
 }
 
 pub fn text_apply_update(data: &[u8]) {
@@ -333,7 +339,7 @@ pub fn text_apply_update(data: &[u8]) {
     for mut t in [Text::new(SITE), seeded] {
         let before = t.encode();
         match t.apply_update(data) {
-            Ok(()) => exercise_text(&t),
+            Ok(()) => exercise_text(&t, true),
             Err(_) => assert_eq!(t.encode(), before, "a failed apply_update changes nothing"),
         }
     }

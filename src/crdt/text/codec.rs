@@ -1,6 +1,7 @@
 //! Binary encodings of [`Text`]: the full state (snapshot) and delta updates.
 //!
-//! **Snapshot** (`Kind::Text`): runs in document order, so loading rebuilds the
+//! **Snapshot** (`Kind::Text`, ending in a CRC-32 of everything after the header): runs
+//! in document order, so loading rebuilds the
 //! sequence directly with no integration work, then the delete log, then the
 //! characters of every run (deleted ones too: history is kept) as one UTF-8 string.
 //! Per run, a flags byte says whether it is deleted and whether its origins are simply
@@ -42,6 +43,29 @@ fn check_seq(v: u64, what: &str) -> Result<u64> {
         return Err(bad(&format!("{what} {v} is out of range")));
     }
     Ok(v)
+}
+
+/// CRC-32 (IEEE), guarding snapshots against accidental corruption (a flipped bit in
+/// storage could otherwise load as a different document).
+fn crc32(bytes: &[u8]) -> u32 {
+    const TABLE: [u32; 256] = {
+        let mut t = [0u32; 256];
+        let mut i = 0;
+        while i < 256 {
+            let mut c = i as u32;
+            let mut k = 0;
+            while k < 8 {
+                c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+                k += 1;
+            }
+            t[i] = c;
+            i += 1;
+        }
+        t
+    };
+    !bytes
+        .iter()
+        .fold(!0u32, |c, &b| TABLE[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8))
 }
 
 /// Largest inflated snapshot accepted (a hostile length cannot make us allocate more).
@@ -298,6 +322,15 @@ impl Text {
     /// Loads a snapshot made by [`Text::encode`]; further edits are made as `site`,
     /// which must not be a site that already edited this text elsewhere.
     pub fn decode(bytes: &[u8], site: u64) -> Result<Text> {
+        Reader::peek_kind(bytes)?;
+        if bytes.len() < 9 {
+            return Err(bad("truncated snapshot"));
+        }
+        let (bytes, crc) = bytes.split_at(bytes.len() - 4);
+        // Fuzzing builds skip the check so the fuzzer can reach the decoder itself.
+        if cfg!(not(fuzzing)) && crc32(&bytes[4..]).to_le_bytes() != crc {
+            return Err(bad("checksum mismatch: the snapshot is corrupted"));
+        }
         let mut outer = Reader::new(bytes, Kind::Text)?;
         let inflated;
         let body = match outer.u8()? {
@@ -707,7 +740,8 @@ impl<'a> RunColumns<Reader<'a>> {
     }
 }
 
-/// Deflates everything after the header when that makes it smaller.
+/// Deflates everything after the header when that makes it smaller, and appends the
+/// CRC-32 of everything after the header.
 fn deflate_body(plain: Vec<u8>, header_len: usize) -> Vec<u8> {
     let (header, body) = plain.split_at(header_len);
     let packed = miniz_oxide::deflate::compress_to_vec(body, 6);
@@ -721,7 +755,10 @@ fn deflate_body(plain: Vec<u8>, header_len: usize) -> Vec<u8> {
         w.u8(STORED);
         w.raw(body);
     }
-    w.finish()
+    let mut out = w.finish();
+    let crc = crc32(&out[header_len..]);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
 }
 
 fn write_opt_id(w: &mut Writer, sites: &Sites, id: Option<Id>) {
@@ -739,5 +776,14 @@ fn read_opt_id(r: &mut Reader, sites: &Sites) -> Result<Option<Id>> {
         0 => Ok(None),
         1 => Ok(Some(sites.id(r)?)),
         _ => Err(bad("bad origin tag")),
+    }
+}
+
+#[cfg(test)]
+mod crc_tests {
+    #[test]
+    fn crc32_matches_the_standard() {
+        assert_eq!(super::crc32(b"123456789"), 0xCBF4_3926);
+        assert_eq!(super::crc32(b""), 0);
     }
 }

@@ -313,3 +313,14 @@ fn forged_delete_over_non_characters_is_an_error_not_a_panic() {
     assert_eq!(b.text(), before, "nothing applied");
     b.insert(0, "still works").unwrap();
 }
+
+#[test]
+fn a_flipped_bit_in_a_snapshot_is_detected() {
+    let t = text(1, "integrity matters");
+    let good = t.encode();
+    for i in 4..good.len() {
+        let mut bad = good.clone();
+        bad[i] ^= 0x10;
+        assert_eq!(Text::decode(&bad, 2).unwrap_err().code(), "DECODE_ERROR", "byte {i}");
+    }
+}
