@@ -16,6 +16,8 @@
 
 use super::integrate::Op;
 use super::seq::{Id, Run, Seq};
+use std::cell::RefCell;
+
 use super::{DelRun, Text, Version};
 use crate::codec::{Kind, Reader, Writer};
 use crate::error::{Error, Result};
@@ -456,38 +458,8 @@ impl Text {
         if chars.len() as u64 != total {
             return Err(bad("character count does not match the runs"));
         }
-        // Origins written explicitly must be characters of this document: integrating a
-        // later remote insert looks them up. (Neighbour origins exist by construction.)
-        let explicit: Vec<Id> = raws
-            .iter()
-            .flat_map(|r| {
-                let ol = (r.flags & (3 << 1) == OL_EXPLICIT)
-                    .then_some(r.run.origin_left)
-                    .flatten();
-                let or = (r.flags & (3 << 3) == OR_EXPLICIT)
-                    .then_some(r.run.origin_right)
-                    .flatten();
-                [ol, or]
-            })
-            .flatten()
-            .collect();
-        if !explicit.is_empty() {
-            let mut ranges: Vec<(Id, u32)> = raws.iter().map(|r| (r.run.id, r.run.len)).collect();
-            ranges.sort_unstable();
-            let present = |o: &Id| {
-                let i = ranges.partition_point(|(start, _)| start <= o);
-                i > 0 && {
-                    let (start, len) = ranges[i - 1];
-                    start.agent == o.agent && o.seq < start.seq + u64::from(len)
-                }
-            };
-            if !explicit.iter().all(present) {
-                return Err(bad("a run's origin is not a character of the document"));
-            }
-        }
         let runs: Vec<Run> = raws.into_iter().map(|r| r.run).collect();
         let seq = Seq::from_runs(runs);
-        let delete_index = deletes.iter().enumerate().map(|(i, d)| (d.id, i)).collect();
         Ok(Text {
             site,
             seq,
@@ -495,7 +467,7 @@ impl Text {
             version,
             lamport,
             deletes,
-            delete_index,
+            delete_index: RefCell::new(None),
             pending: Vec::new(),
             max_len: u32::MAX as usize,
         })
@@ -538,17 +510,16 @@ impl Text {
                     ops.push(if skip > 0 { op.skip(skip) } else { op });
                 }
             }
-            let first_del = self
-                .delete_index
-                .range(..=Id::new(site, lo))
-                .next_back()
-                .filter(|(id, _)| id.agent == site)
-                .map(|(_, i)| *i);
-            let later = self
-                .delete_index
-                .range(Id::new(site, lo + 1)..Id::new(site, hi))
-                .map(|(_, i)| *i);
-            for i in first_del.into_iter().chain(later) {
+            let in_window: Vec<usize> = self.with_delete_index(|idx| {
+                let first = idx
+                    .range(..=Id::new(site, lo))
+                    .next_back()
+                    .filter(|(id, _)| id.agent == site)
+                    .map(|(_, i)| *i);
+                let later = idx.range(Id::new(site, lo + 1)..Id::new(site, hi)).map(|(_, i)| *i);
+                first.into_iter().chain(later).collect()
+            });
+            for i in in_window {
                 let d = &self.deletes[i];
                 if let Some((skip, n)) = window(d.id, d.len) {
                     let op = Op::Delete(DelRun {

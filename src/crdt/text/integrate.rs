@@ -152,7 +152,10 @@ impl Text {
                     content: start,
                     deleted: false,
                 };
-                self.integrate(run);
+                if let Err(e) = self.integrate(run) {
+                    self.chars.truncate(start as usize);
+                    return Err(e);
+                }
             }
             Op::Delete(d) => {
                 let (first, n) = d.target_range();
@@ -195,16 +198,24 @@ impl Text {
         Some(pieces)
     }
 
-    /// Index (among all items) of an existing item.
-    fn index_of_id(&mut self, id: Id) -> usize {
-        let loc = self.seq.locate_id(id).expect("dependency present");
-        self.seq.index_of(loc)
+    /// Index (among all items) of an item this text has. A snapshot is loaded in the
+    /// order it lists without checking every origin (that would cost every load), so an
+    /// origin missing here means the snapshot was forged: an error, not a panic.
+    fn index_of_id(&self, id: Id) -> Result<usize> {
+        let loc = self.seq.locate_id(id).ok_or_else(|| {
+            Error::InvalidOperation(format!(
+                "the document is corrupted: character ({}, {}) is referenced but missing",
+                id.agent, id.seq
+            ))
+        })?;
+        Ok(self.seq.index_of(loc))
     }
 
     /// Places a remote run by the YjsMod rule (josephg/reference-crdts
     /// `integrateYjsMod`), deciding by its first character; the rest of the run follows
     /// it directly, since nothing here can yet refer to characters that just arrived.
-    fn integrate(&mut self, run: Run) {
+    /// Nothing is changed until the place is found, so an error leaves the text as it was.
+    fn integrate(&mut self, run: Run) -> Result<()> {
         let (left, start) = match run.origin_left {
             Some(ol) => {
                 let loc = self.seq.locate_id(ol).expect("dependency present");
@@ -220,7 +231,10 @@ impl Text {
             ),
         };
         let total = self.seq.total_len();
-        let right = run.origin_right.map_or(total, |o| self.index_of_id(o));
+        let right = match run.origin_right {
+            Some(o) => self.index_of_id(o)?,
+            None => total,
+        };
         let (mut dest, mut scanning) = (start, false);
         let (mut i_loc, mut i) = (start, (left + 1) as usize);
         loop {
@@ -237,9 +251,15 @@ impl Text {
             let oleft = if loc.offset > 0 {
                 i as isize - 1
             } else {
-                r.origin_left.map_or(-1, |o| self.index_of_id(o) as isize)
+                match r.origin_left {
+                    Some(o) => self.index_of_id(o)? as isize,
+                    None => -1,
+                }
             };
-            let oright = r.origin_right.map_or(total, |o| self.index_of_id(o));
+            let oright = match r.origin_right {
+                Some(o) => self.index_of_id(o)?,
+                None => total,
+            };
             if oleft < left || (oleft == left && oright == right && run.id.agent < other.agent) {
                 break;
             }
@@ -250,5 +270,6 @@ impl Text {
             i += 1;
         }
         self.seq.insert(dest, run);
+        Ok(())
     }
 }

@@ -23,6 +23,7 @@ mod codec;
 mod integrate;
 pub mod seq;
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 pub use crate::clock::VersionVector as Version;
@@ -95,7 +96,8 @@ pub struct Text {
     lamport: u64,
     deletes: Vec<DelRun>,
     /// Delete-log entry start id → its index in `deletes`, for extracting updates.
-    delete_index: BTreeMap<Id, usize>,
+    /// Built on first need, so loading a snapshot does not pay for it.
+    delete_index: RefCell<Option<BTreeMap<Id, usize>>>,
     /// Remote operations waiting for operations they depend on.
     pending: Vec<integrate::Op>,
     /// Largest character count `insert`/`delete` accept, to refuse absurd input early.
@@ -112,7 +114,7 @@ impl Text {
             version: Version::new(),
             lamport: 0,
             deletes: Vec::new(),
-            delete_index: BTreeMap::new(),
+            delete_index: RefCell::new(Some(BTreeMap::new())),
             pending: Vec::new(),
             max_len: u32::MAX as usize,
         }
@@ -244,8 +246,17 @@ impl Text {
                 return;
             }
         }
-        self.delete_index.insert(d.id, self.deletes.len());
+        if let Some(idx) = self.delete_index.get_mut() {
+            idx.insert(d.id, self.deletes.len());
+        }
         self.deletes.push(d);
+    }
+
+    /// Runs `f` on the delete-log index, building it first if needed.
+    pub(crate) fn with_delete_index<R>(&self, f: impl FnOnce(&BTreeMap<Id, usize>) -> R) -> R {
+        let mut slot = self.delete_index.borrow_mut();
+        let idx = slot.get_or_insert_with(|| self.deletes.iter().enumerate().map(|(i, d)| (d.id, i)).collect());
+        f(idx)
     }
 
     /// The text as a `String`.

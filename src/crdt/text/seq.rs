@@ -179,8 +179,10 @@ impl Seq {
         let mut chunks: Vec<Vec<Run>> = Vec::new();
         let mut it = runs.into_iter().peekable();
         while it.peek().is_some() {
+            // Full chunks: half as many allocations as half-full ones; the first edit
+            // in a chunk splits it, which is cheap.
             let mut chunk = Vec::with_capacity(MAX_RUNS + 1);
-            chunk.extend(it.by_ref().take(MAX_RUNS / 2));
+            chunk.extend(it.by_ref().take(MAX_RUNS));
             chunks.push(chunk);
         }
         if chunks.is_empty() {

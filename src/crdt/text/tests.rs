@@ -324,3 +324,46 @@ fn a_flipped_bit_in_a_snapshot_is_detected() {
         assert_eq!(Text::decode(&bad, 2).unwrap_err().code(), "DECODE_ERROR", "byte {i}");
     }
 }
+
+#[test]
+fn a_missing_origin_in_a_loaded_document_is_an_error_not_a_panic() {
+    // "ab" where 'b' claims a right origin this document does not have (a forged
+    // snapshot: loading trusts the listed order and does not look every origin up).
+    let mut t = Text::new(9);
+    t.chars = vec!['a', 'b'];
+    t.seq = Seq::from_runs(vec![
+        Run {
+            id: Id::new(1, 0),
+            len: 1,
+            lamport: 0,
+            origin_left: None,
+            origin_right: None,
+            content: 0,
+            deleted: false,
+        },
+        Run {
+            id: Id::new(1, 1),
+            len: 1,
+            lamport: 1,
+            origin_left: Some(Id::new(1, 0)),
+            origin_right: Some(Id::new(5, 5)),
+            content: 1,
+            deleted: false,
+        },
+    ]);
+    t.version.observe(1, 2);
+    t.lamport = 2;
+    // A remote insert after 'a' must scan past 'b' and look up its right origin.
+    let op = super::integrate::Op::Insert {
+        id: Id::new(2, 0),
+        lamport: 3,
+        origin_left: Some(Id::new(1, 0)),
+        origin_right: None,
+        content: vec!['X'],
+    };
+    assert_eq!(t.apply_ops(vec![op]).unwrap_err().code(), "INVALID_OPERATION");
+    assert_eq!(t.text(), "ab", "nothing applied");
+    assert_eq!(t.chars.len(), 2, "nothing left behind");
+    t.insert(2, "c").unwrap();
+    assert_eq!(t.text(), "abc");
+}
