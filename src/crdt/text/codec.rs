@@ -469,7 +469,6 @@ impl Text {
             deletes,
             delete_index: RefCell::new(None),
             pending: Vec::new(),
-            max_len: u32::MAX as usize,
         })
     }
 

@@ -100,8 +100,6 @@ pub struct Text {
     delete_index: RefCell<Option<BTreeMap<Id, usize>>>,
     /// Remote operations waiting for operations they depend on.
     pending: Vec<integrate::Op>,
-    /// Largest character count `insert`/`delete` accept, to refuse absurd input early.
-    max_len: usize,
 }
 
 impl Text {
@@ -116,7 +114,6 @@ impl Text {
             deletes: Vec::new(),
             delete_index: RefCell::new(Some(BTreeMap::new())),
             pending: Vec::new(),
-            max_len: u32::MAX as usize,
         }
     }
 
@@ -177,7 +174,7 @@ impl Text {
         if n == 0 {
             return Ok(());
         }
-        if n > self.max_len || self.chars.len() > u32::MAX as usize {
+        if self.chars.len() > u32::MAX as usize {
             self.chars.truncate(start);
             return Err(Error::InvalidOperation("text too large".into()));
         }
@@ -209,7 +206,7 @@ impl Text {
         let mut remaining = len;
         while remaining > 0 {
             let loc = self.seq.locate_visible(pos);
-            let (target, n, _) = self.seq.delete_in_run(loc, remaining.min(u32::MAX as usize) as u32);
+            let (target, n) = self.seq.delete_in_run(loc, remaining.min(u32::MAX as usize) as u32);
             let id = Id::new(self.site, self.next_seq(self.site));
             self.push_delete(DelRun {
                 id,

@@ -510,21 +510,21 @@ impl Seq {
     }
 
     /// Marks up to `max` items starting at `loc` deleted, within one run; returns the
-    /// first id, how many items the range covered, and whether they were live.
-    pub fn delete_in_run(&mut self, loc: Loc, max: u32) -> (Id, u32, bool) {
+    /// first id and how many items the range covered.
+    pub fn delete_in_run(&mut self, loc: Loc, max: u32) -> (Id, u32) {
         let mut loc = self.split_at(loc);
         if max < self.chunk(loc.pos)[loc.run].len {
             let after = self.split_at(Loc { offset: max, ..loc });
             loc = self.prev_run(after);
         }
         let r = &mut self.chunks[self.order[loc.pos] as usize][loc.run];
-        let (id, n, was_live) = (r.id, r.len, !r.deleted);
-        if was_live {
+        let (id, n) = (r.id, r.len);
+        if !r.deleted {
             r.deleted = true;
             self.visible.add(loc.pos, -i64::from(n));
             self.coalesce(loc);
         }
-        (id, n, was_live)
+        (id, n)
     }
 
     /// Whether `b` continues `a` exactly as if they had never been split.
