@@ -95,6 +95,19 @@ pub enum Error {
     /// The client was closed with `close()`.
     #[error("the client is closed")]
     ClientClosed,
+
+    /// A table or column cannot be replicated as asked (unknown, no primary key,
+    /// unsupported type, reserved name).
+    #[error("schema error: {0}")]
+    Schema(String),
+
+    /// The server's copy of a replicated table differs from the local one.
+    #[error("schema mismatch: {0}")]
+    SchemaMismatch(String),
+
+    /// The application's conflict resolver failed or returned an unusable value.
+    #[error("conflict resolver failed: {0}")]
+    Resolver(String),
 }
 
 impl Error {
@@ -119,6 +132,9 @@ impl Error {
             Error::ClockDrift { .. } => "CLOCK_DRIFT",
             Error::InvalidOperation(_) => "INVALID_OPERATION",
             Error::ClientClosed => "CLIENT_CLOSED",
+            Error::Schema(_) => "SCHEMA_ERROR",
+            Error::SchemaMismatch(_) => "SCHEMA_MISMATCH",
+            Error::Resolver(_) => "RESOLVER_ERROR",
         }
     }
 

@@ -9,12 +9,16 @@
 //! - [`remote`]: the libSQL remote client (Hrana over HTTP) behind a transport trait.
 //! - [`codec`]: the checked, versioned binary format every encoding uses.
 //! - [`error`]: the crate's one error type with stable codes.
+//! - [`store`]: the local SQLite database (rusqlite, native and wasm32).
+//! - [`sync`]: embedded replicas — capture, outbox, push/pull with SQL merge rules.
 
 pub mod clock;
 pub mod codec;
 pub mod crdt;
 pub mod error;
 pub mod remote;
+pub mod store;
+pub mod sync;
 
 #[cfg(all(feature = "wasm", target_arch = "wasm32"))]
 mod wasm;

@@ -1,0 +1,238 @@
+//! The local store: a real SQLite database (rusqlite) in every runtime.
+//!
+//! Natively it is the bundled C SQLite, on wasm32 the same C code compiled by
+//! `sqlite-wasm-rs`. [`Store`] runs the same `execute` / `batch` calls the remote client
+//! does and returns the same [`ResultSet`]s, so a replica answers locally exactly what
+//! the server would.
+//!
+//! ```
+//! use edgesync::store::Store;
+//! use edgesync::Statement;
+//! let db = Store::open(":memory:").unwrap();
+//! db.execute(&Statement::new("create table t (id integer primary key, name text)")).unwrap();
+//! let rs = db.execute(&Statement::new("insert into t (name) values (?)").arg("ada")).unwrap();
+//! assert_eq!(rs.rows_affected, 1);
+//! let rs = db.execute(&Statement::new("select name from t where id = 1")).unwrap();
+//! assert_eq!(rs.rows[0][0], edgesync::Value::Text("ada".into()));
+//! ```
+
+mod convert;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::error::{Error, Result, SqlErrorKind};
+use crate::remote::{ResultSet, Statement, TransactionMode};
+
+pub use convert::{read_value, sql_error};
+
+/// One local SQLite database.
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Opens `":memory:"` or a file path (created if missing). Files use WAL with
+    /// `synchronous = NORMAL`: a commit survives a process crash, and only an OS crash
+    /// can lose the last few commits — the usual setting for embedded replicas.
+    pub fn open(path: &str) -> Result<Store> {
+        let path = path.strip_prefix("file:").unwrap_or(path);
+        let conn = if path == ":memory:" || path.is_empty() {
+            Connection::open_in_memory()
+        } else {
+            Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+        }
+        .map_err(|e| Error::InvalidArgument(format!("cannot open the local database {path:?}: {e}")))?;
+        if path != ":memory:" && !path.is_empty() {
+            conn.pragma_update(None, "journal_mode", "wal").map_err(sql_error)?;
+            conn.pragma_update(None, "synchronous", "normal").map_err(sql_error)?;
+        }
+        conn.set_prepared_statement_cache_capacity(256);
+        Ok(Store { conn })
+    }
+
+    /// The underlying connection, for the sync engine's own statements.
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Runs one statement (in its own implicit transaction unless one is open).
+    pub fn execute(&self, stmt: &Statement) -> Result<ResultSet> {
+        stmt.check()?;
+        let mut prepared = self.conn.prepare_cached(&stmt.sql).map_err(sql_error)?;
+        convert::bind(&mut prepared, stmt)?;
+        let columns: Vec<String> = prepared.column_names().map(|c| c.to_string()).collect();
+        let column_types: Vec<String> = prepared
+            .columns()
+            .map(|c| c.decl_type().unwrap_or("").to_string())
+            .collect();
+        let readonly = prepared.readonly();
+        let width = columns.len();
+        let mut rows = Vec::new();
+        {
+            let mut cursor = prepared.raw_query();
+            while let Some(row) = cursor.next().map_err(sql_error)? {
+                let mut out = Vec::with_capacity(width);
+                for i in 0..width {
+                    out.push(convert::read_value(row.get_ref(i).map_err(sql_error)?));
+                }
+                rows.push(out);
+            }
+        }
+        let (rows_affected, last_insert_rowid) = if readonly {
+            (0, None)
+        } else {
+            let changes = self.conn.changes();
+            let rowid = (changes > 0 && is_insert(&stmt.sql)).then(|| self.conn.last_insert_rowid());
+            (changes, rowid)
+        };
+        Ok(ResultSet {
+            columns,
+            column_types,
+            rows,
+            rows_affected,
+            last_insert_rowid,
+        })
+    }
+
+    /// Runs `stmts` in one transaction: all commit or none do. A failing statement's
+    /// index is the error's `step`, as from the remote client.
+    pub fn batch(&self, stmts: &[Statement], mode: TransactionMode) -> Result<Vec<ResultSet>> {
+        let begin = match mode {
+            TransactionMode::Write => "BEGIN IMMEDIATE",
+            // SQLite has no read-only BEGIN; the statements are checked instead.
+            TransactionMode::Read | TransactionMode::Deferred => "BEGIN DEFERRED",
+        };
+        self.conn.execute_batch(begin).map_err(sql_error)?;
+        let mut out = Vec::with_capacity(stmts.len());
+        for (i, s) in stmts.iter().enumerate() {
+            let res = if mode == TransactionMode::Read && !self.is_readonly(&s.sql)? {
+                Err(Error::Sql {
+                    kind: SqlErrorKind::Other,
+                    message: "a read batch cannot write".into(),
+                    server_code: None,
+                    step: None,
+                })
+            } else {
+                self.execute(s)
+            };
+            match res {
+                Ok(rs) => out.push(rs),
+                Err(e) => {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                    return Err(with_step(e, i));
+                }
+            }
+        }
+        self.conn.execute_batch("COMMIT").map_err(sql_error)?;
+        Ok(out)
+    }
+
+    fn is_readonly(&self, sql: &str) -> Result<bool> {
+        Ok(self.conn.prepare_cached(sql).map_err(sql_error)?.readonly())
+    }
+
+    /// Whether a transaction is open (autocommit is off).
+    pub fn in_transaction(&self) -> bool {
+        !self.conn.is_autocommit()
+    }
+}
+
+/// Puts the batch step on a SQL error.
+pub(crate) fn with_step(e: Error, i: usize) -> Error {
+    match e {
+        Error::Sql {
+            kind,
+            message,
+            server_code,
+            step: None,
+        } => Error::Sql {
+            kind,
+            message,
+            server_code,
+            step: Some(i),
+        },
+        e => e,
+    }
+}
+
+/// `INSERT`/`REPLACE` statements report `lastInsertRowid`, like the remote.
+fn is_insert(sql: &str) -> bool {
+    let head = sql.trim_start();
+    let word: String = head.chars().take(7).collect::<String>().to_ascii_lowercase();
+    word.starts_with("insert") || word.starts_with("replace") || word.starts_with("with")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::remote::Value;
+
+    #[test]
+    fn values_round_trip_exactly() {
+        let db = Store::open(":memory:").unwrap();
+        db.execute(&Statement::new("create table v (a, b, c, d, e)")).unwrap();
+        let vals = [
+            Value::Null,
+            Value::Integer(i64::MIN),
+            Value::Real(1.5),
+            Value::Text("héllo ✓".into()),
+            Value::Blob(vec![0, 255, 7]),
+        ];
+        let mut s = Statement::new("insert into v values (?, ?, ?, ?, ?)");
+        s.args = vals.to_vec();
+        let rs = db.execute(&s).unwrap();
+        assert_eq!((rs.rows_affected, rs.last_insert_rowid), (1, Some(1)));
+        let rs = db.execute(&Statement::new("select * from v")).unwrap();
+        assert_eq!(rs.rows[0], vals);
+        assert_eq!(rs.columns, ["a", "b", "c", "d", "e"]);
+    }
+
+    #[test]
+    fn named_args_and_decltypes() {
+        let db = Store::open(":memory:").unwrap();
+        db.execute(&Statement::new("create table t (id integer primary key, name text)")).unwrap();
+        db.execute(&Statement::new("insert into t values (:id, $name)").named("id", 7).named("$name", "x"))
+            .unwrap();
+        let rs = db.execute(&Statement::new("select id, name, 1 + 1 as two from t")).unwrap();
+        assert_eq!(rs.column_types, ["integer", "text", ""]);
+        assert_eq!(rs.rows[0], [Value::Integer(7), Value::Text("x".into()), Value::Integer(2)]);
+        let err = db.execute(&Statement::new("insert into t values (:nope)").named("id", 1)).unwrap_err();
+        assert_eq!(err.code(), "INVALID_ARGUMENT");
+    }
+
+    #[test]
+    fn batch_is_atomic_and_reports_the_step() {
+        let db = Store::open(":memory:").unwrap();
+        db.execute(&Statement::new("create table t (id integer primary key)")).unwrap();
+        let err = db
+            .batch(
+                &[
+                    Statement::new("insert into t values (1)"),
+                    Statement::new("insert into t values (1)"),
+                ],
+                TransactionMode::Write,
+            )
+            .unwrap_err();
+        assert_eq!(err.code(), "SQL_CONSTRAINT");
+        assert!(matches!(err, Error::Sql { step: Some(1), .. }));
+        let rs = db.execute(&Statement::new("select count(*) from t")).unwrap();
+        assert_eq!(rs.rows[0][0], Value::Integer(0));
+        let err = db
+            .batch(&[Statement::new("insert into t values (2)")], TransactionMode::Read)
+            .unwrap_err();
+        assert!(matches!(err, Error::Sql { step: Some(0), .. }));
+        assert!(!db.in_transaction());
+    }
+
+    #[test]
+    fn errors_have_codes() {
+        let db = Store::open(":memory:").unwrap();
+        assert_eq!(db.execute(&Statement::new("selec 1")).unwrap_err().code(), "SQL_SYNTAX_ERROR");
+        assert_eq!(db.execute(&Statement::new("select * from nope")).unwrap_err().code(), "SQL_ERROR");
+        let nan = Statement::new("select ?").arg(f64::NAN);
+        assert_eq!(db.execute(&nan).unwrap_err().code(), "INVALID_ARGUMENT");
+    }
+}

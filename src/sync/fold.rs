@@ -1,0 +1,387 @@
+//! Folding captured row writes into change records.
+//!
+//! The capture triggers only store old and new row images (cheap, inside the user's
+//! own transaction). Folding turns them into records — what changed, under which
+//! policy — right before they are needed (a sync, or a write-through call): a counter
+//! becomes this site's cumulative increments and decrements, a set edit becomes tagged
+//! adds and removes, a text edit becomes a CRDT update, a custom column a
+//! compare-and-set against the version this replica last saw.
+
+use std::collections::{HashMap, HashSet};
+
+use base64::Engine;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::{json, Map, Value as Json};
+
+use super::policy::{Policy, TableSpec};
+use super::record::{decode_row, encode_row, encode_value, Record};
+use crate::crdt::text::Text;
+use crate::error::{Error, Result};
+use crate::remote::Value;
+use crate::store::sql_error;
+
+/// One captured write, as read from `_es_capture`.
+pub struct Capture {
+    pub id: i64,
+    pub table: String,
+    pub op: char,
+    pub old: Option<Vec<Value>>,
+    pub new: Option<Vec<Value>>,
+    pub hlc: i64,
+}
+
+/// A record ready for the outbox, with the base value a custom column was edited from
+/// (the resolver's third argument).
+pub struct Outgoing {
+    pub record: Record,
+    pub base_value: Option<Value>,
+}
+
+/// Reads up to `limit` captures in write order.
+pub fn read_captures(conn: &Connection, limit: usize) -> Result<Vec<Capture>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT id, tbl, op, old, new, hlc FROM _es_capture ORDER BY id LIMIT ?1")
+        .map_err(sql_error)?;
+    let rows = stmt
+        .query_map([limit as i64], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<Vec<u8>>>(3)?,
+                r.get::<_, Option<Vec<u8>>>(4)?,
+                r.get::<_, i64>(5)?,
+            ))
+        })
+        .map_err(sql_error)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, table, op, old, new, hlc) = row.map_err(sql_error)?;
+        out.push(Capture {
+            id,
+            table,
+            op: op.chars().next().unwrap_or('?'),
+            old: old.map(|b| decode_row(&b)).transpose()?,
+            new: new.map(|b| decode_row(&b)).transpose()?,
+            hlc,
+        });
+    }
+    Ok(out)
+}
+
+/// A primary key as the JSON array records carry.
+pub fn pk_json(spec: &TableSpec, row: &[Value]) -> Json {
+    Json::Array(spec.pk.iter().map(|&i| encode_value(&row[i])).collect())
+}
+
+/// Everything a fold needs to know about this replica.
+pub struct FoldContext<'a> {
+    pub conn: &'a Connection,
+    pub tables: &'a HashMap<String, TableSpec>,
+    pub site: &'a str,
+    pub text_site: u64,
+}
+
+impl FoldContext<'_> {
+    /// The records for one capture. Local state (counters, sets, text documents) must
+    /// already include every earlier capture of the same row.
+    pub fn fold(&self, cap: &Capture) -> Result<Vec<Outgoing>> {
+        let Some(spec) = self.tables.get(&cap.table) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        let rec = |op: char, pk: Json, data: Json| Record {
+            hlc: cap.hlc,
+            table: spec.name.clone(),
+            pk,
+            op,
+            data,
+            base: None,
+        };
+        match (cap.op, &cap.old, &cap.new) {
+            ('d', Some(old), _) => out.push(Outgoing {
+                record: rec('d', pk_json(spec, old), Json::Null),
+                base_value: None,
+            }),
+            ('i', _, Some(new)) => self.upsert(spec, cap, None, new, &mut out)?,
+            ('u', Some(old), Some(new)) => {
+                if pk_json(spec, old) != pk_json(spec, new) {
+                    // A changed key is a delete of the old row and an insert of the new one.
+                    out.push(Outgoing {
+                        record: rec('d', pk_json(spec, old), Json::Null),
+                        base_value: None,
+                    });
+                    self.upsert(spec, cap, None, new, &mut out)?;
+                } else {
+                    self.upsert(spec, cap, Some(old), new, &mut out)?;
+                }
+            }
+            _ => {
+                return Err(Error::Decode {
+                    reason: format!("capture {} has no row image for op {:?}", cap.id, cap.op),
+                    offset: 0,
+                })
+            }
+        }
+        Ok(out)
+    }
+
+    fn upsert(
+        &self,
+        spec: &TableSpec,
+        cap: &Capture,
+        old: Option<&Vec<Value>>,
+        new: &[Value],
+        out: &mut Vec<Outgoing>,
+    ) -> Result<()> {
+        let pk = pk_json(spec, new);
+        let pk_text = pk.to_string();
+        let mut data = Map::new();
+        for (i, c) in spec.data_columns() {
+            if let Some(old) = old {
+                if old[i] == new[i] {
+                    continue;
+                }
+            }
+            let cell = (spec.name.as_str(), pk_text.as_str(), c.name.as_str());
+            match c.policy {
+                Policy::Lww => {
+                    data.insert(c.name.clone(), encode_value(&new[i]));
+                }
+                Policy::Counter => {
+                    let before = match old {
+                        Some(o) => as_int(&o[i]),
+                        None => self.counter_sum(cell)?,
+                    };
+                    let delta = as_int(&new[i]).wrapping_sub(before);
+                    let (p, n) = self.own_counter(cell)?;
+                    let (p, n) = if delta >= 0 {
+                        (p.saturating_add(delta), n)
+                    } else {
+                        (p, n.saturating_add(delta.unsigned_abs().min(i64::MAX as u64) as i64))
+                    };
+                    data.insert(c.name.clone(), json!([p, n]));
+                }
+                Policy::Set => {
+                    let edit = self.set_edit(cell, &new[i])?;
+                    if old.is_none() || edit.is_some() {
+                        data.insert(c.name.clone(), edit.unwrap_or_else(|| json!({})));
+                    }
+                }
+                Policy::Text => {
+                    data.insert(c.name.clone(), self.text_edit(cell, &new[i], cap.hlc)?);
+                }
+                Policy::Custom => {
+                    let base: Option<(String, Value)> = self
+                        .conn
+                        .prepare_cached("SELECT ver, val FROM _es_cv WHERE tbl = ?1 AND pk = json(?2) AND col = ?3")
+                        .map_err(sql_error)?
+                        .query_row(params![cell.0, cell.1, cell.2], |r| {
+                            Ok((r.get(0)?, crate::store::read_value(r.get_ref(1)?)))
+                        })
+                        .optional()
+                        .map_err(sql_error)?;
+                    let mut d = Map::new();
+                    d.insert(c.name.clone(), encode_value(&new[i]));
+                    out.push(Outgoing {
+                        record: Record {
+                            hlc: cap.hlc,
+                            table: spec.name.clone(),
+                            pk: pk.clone(),
+                            op: 'x',
+                            data: Json::Object(d),
+                            base: base.as_ref().map(|b| b.0.clone()),
+                        },
+                        base_value: base.map(|b| b.1),
+                    });
+                }
+            }
+        }
+        if old.is_none() || !data.is_empty() {
+            let op = if old.is_none() { 'i' } else { 'u' };
+            out.insert(
+                0,
+                Outgoing {
+                    record: Record {
+                        hlc: cap.hlc,
+                        table: spec.name.clone(),
+                        pk,
+                        op,
+                        data: Json::Object(data),
+                        base: None,
+                    },
+                    base_value: None,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    fn counter_sum(&self, (t, pk, col): (&str, &str, &str)) -> Result<i64> {
+        self.conn
+            .prepare_cached(
+                "SELECT coalesce(sum(p) - sum(n), 0) FROM _es_ctr WHERE tbl = ?1 AND pk = json(?2) AND col = ?3",
+            )
+            .map_err(sql_error)?
+            .query_row(params![t, pk, col], |r| r.get(0))
+            .map_err(sql_error)
+    }
+
+    fn own_counter(&self, (t, pk, col): (&str, &str, &str)) -> Result<(i64, i64)> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT p, n FROM _es_ctr WHERE tbl = ?1 AND pk = json(?2) AND col = ?3 AND site = ?4")
+            .map_err(sql_error)?
+            .query_row(params![t, pk, col, self.site], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+            .map_err(sql_error)?
+            .unwrap_or((0, 0)))
+    }
+
+    /// Adds and removes that turn the set's current elements into `new` (a JSON array;
+    /// anything else is a one-element set holding the value). `None` when equal.
+    fn set_edit(&self, (t, pk, col): (&str, &str, &str), new: &Value) -> Result<Option<Json>> {
+        let wanted: Vec<Json> = match new {
+            Value::Null => Vec::new(),
+            Value::Text(s) => match serde_json::from_str::<Json>(s) {
+                Ok(Json::Array(a)) => a,
+                _ => vec![Json::String(s.clone())],
+            },
+            other => vec![encode_value(other)],
+        };
+        let mut alive: HashMap<String, Vec<String>> = HashMap::new();
+        {
+            let mut stmt = self
+                .conn
+                .prepare_cached(
+                    "SELECT elem, tag FROM _es_set WHERE tbl = ?1 AND pk = json(?2) AND col = ?3 AND alive = 1",
+                )
+                .map_err(sql_error)?;
+            let rows = stmt
+                .query_map(params![t, pk, col], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .map_err(sql_error)?;
+            for row in rows {
+                let (elem, tag) = row.map_err(sql_error)?;
+                alive.entry(elem).or_default().push(tag);
+            }
+        }
+        let mut seen = HashSet::new();
+        let mut adds = Vec::new();
+        for w in wanted {
+            let key = w.to_string();
+            if !alive.contains_key(&key) && seen.insert(key) {
+                adds.push(w);
+            } else {
+                seen.insert(w.to_string());
+            }
+        }
+        let mut removes = Vec::new();
+        let mut gone: Vec<_> = alive.into_iter().filter(|(e, _)| !seen.contains(e)).collect();
+        gone.sort();
+        for (elem, tags) in gone {
+            let e: Json = serde_json::from_str(&elem).unwrap_or(Json::String(elem));
+            for tag in tags {
+                removes.push(json!([e.clone(), tag]));
+            }
+        }
+        if adds.is_empty() && removes.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(json!({ "+": adds, "-": removes })))
+    }
+
+    /// Diffs the column's text document against `new` and returns the CRDT update.
+    fn text_edit(&self, (t, pk, col): (&str, &str, &str), new: &Value, hlc: i64) -> Result<Json> {
+        let new_text = match new {
+            Value::Null => String::new(),
+            Value::Text(s) => s.clone(),
+            other => encode_value(other).to_string(),
+        };
+        let mut doc = load_text(self.conn, (t, pk, col), self.text_site)?;
+        let before = doc.version().clone();
+        let old: Vec<char> = doc.text().chars().collect();
+        let new_chars: Vec<char> = new_text.chars().collect();
+        let prefix = old.iter().zip(&new_chars).take_while(|(a, b)| a == b).count();
+        let suffix = old[prefix..]
+            .iter()
+            .rev()
+            .zip(new_chars[prefix..].iter().rev())
+            .take_while(|(a, b)| a == b)
+            .count();
+        let removed = old.len() - prefix - suffix;
+        if removed > 0 {
+            doc.delete(prefix, removed)?;
+        }
+        let inserted: String = new_chars[prefix..new_chars.len() - suffix].iter().collect();
+        if !inserted.is_empty() {
+            doc.insert(prefix, &inserted)?;
+        }
+        let update = doc.encode_update_since(&before);
+        save_text(self.conn, (t, pk, col), &doc)?;
+        set_render(self.conn, (t, pk, col), &super::record::version(hlc, self.site), &new_text)?;
+        Ok(json!({ "t": new_text, "u": base64::engine::general_purpose::STANDARD.encode(update) }))
+    }
+}
+
+fn as_int(v: &Value) -> i64 {
+    match v {
+        Value::Integer(i) => *i,
+        Value::Real(f) => *f as i64,
+        Value::Text(s) => s.trim().parse().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// The text document of one cell (a new empty one if the cell has none yet).
+pub fn load_text(conn: &Connection, (t, pk, col): (&str, &str, &str), site: u64) -> Result<Text> {
+    let bytes: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT doc FROM _es_text WHERE tbl = ?1 AND pk = json(?2) AND col = ?3")
+        .map_err(sql_error)?
+        .query_row(params![t, pk, col], |r| r.get(0))
+        .optional()
+        .map_err(sql_error)?;
+    match bytes {
+        Some(b) => Text::decode(&b, site),
+        None => Ok(Text::new(site)),
+    }
+}
+
+pub fn save_text(conn: &Connection, (t, pk, col): (&str, &str, &str), doc: &Text) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO _es_text (tbl, pk, col, doc) VALUES (?1, json(?2), ?3, ?4) \
+         ON CONFLICT (tbl, pk, col) DO UPDATE SET doc = excluded.doc",
+    )
+        .map_err(sql_error)?
+        .execute(params![t, pk, col, doc.encode()])
+        .map_err(sql_error)?;
+    Ok(())
+}
+
+/// Remembers the newest rendering of a text cell that went to the server (the one the
+/// server's column shows). When the merged document differs from it, the replica
+/// pushes its own rendering so the server's plain column converges too.
+pub fn set_render(conn: &Connection, (t, pk, col): (&str, &str, &str), ver: &str, render: &str) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE _es_text SET render = ?4, rver = ?5 WHERE tbl = ?1 AND pk = json(?2) AND col = ?3 AND (rver IS NULL OR rver < ?5)",
+    )
+    .map_err(sql_error)?
+    .execute(params![t, pk, col, render, ver])
+    .map_err(sql_error)?;
+    Ok(())
+}
+
+/// The newest rendering the server has of a text cell, if any.
+pub fn render_of(conn: &Connection, (t, pk, col): (&str, &str, &str)) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT render FROM _es_text WHERE tbl = ?1 AND pk = json(?2) AND col = ?3")
+        .map_err(sql_error)?
+        .query_row(params![t, pk, col], |r| r.get::<_, Option<String>>(0))
+        .optional()
+        .map_err(sql_error)?
+        .flatten())
+}
+
+/// Stores the base value of a custom edit with its outbox row.
+pub fn encode_base(v: &Option<Value>) -> Option<Vec<u8>> {
+    v.as_ref().map(|v| encode_row(std::slice::from_ref(v)))
+}

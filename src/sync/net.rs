@@ -1,0 +1,686 @@
+//! The network half of a replica: schema on first sync, bootstrap from a snapshot,
+//! push (one atomic Hrana batch per chunk, merge rules in SQL), pull (log after the
+//! cursor), and write-through.
+//!
+//! Every `await` happens with no local transaction open and no borrow held, so local
+//! reads and writes go on while a sync waits on the network.
+
+use std::collections::BTreeMap;
+
+use rusqlite::params;
+use serde_json::Value as Json;
+
+use super::fold::encode_base;
+use super::policy::check_identifier;
+use super::record::{decode_row, decode_value, encode_value, Record};
+use super::replica::{finish_savepoint, meta, parse_policies, set_meta, CaptureOff, Replica};
+use super::rules::{self, Side};
+use super::status::{backoff_ms, Event, Outcome, Status};
+use crate::error::{Error, Result};
+use crate::remote::{HttpTransport, RemoteClient, ResultSet, Statement, TransactionMode, Value};
+use crate::store::sql_error;
+
+/// What one `sync()` did.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct SyncReport {
+    pub changes_pushed: u64,
+    pub changes_applied: u64,
+    pub duration_ms: f64,
+}
+
+/// An outbox row waiting to be pushed.
+struct Queued {
+    id: i64,
+    record: Record,
+    json: String,
+    base: Option<Value>,
+}
+
+/// Background sync delay after success, and the backoff bounds after failures.
+pub const BACKOFF_BASE_MS: u64 = 500;
+pub const BACKOFF_MAX_MS: u64 = 60_000;
+
+impl<T: HttpTransport> Replica<T> {
+    fn remote(&self) -> Result<&RemoteClient<T>> {
+        self.remote
+            .as_ref()
+            .ok_or_else(|| Error::InvalidOperation("this replica has no syncUrl to sync with".into()))
+    }
+
+    /// Pushes local changes, then pulls and applies everyone else's. Safe to call at
+    /// any time; on failure nothing is lost (the outbox keeps the changes) and the
+    /// status shows when the next attempt is due.
+    pub async fn sync(&self) -> Result<SyncReport> {
+        let start = self.now();
+        let t0 = now_f64(self);
+        let res = self.sync_inner().await;
+        let duration_ms = (now_f64(self) - t0).max(0.0);
+        let end = self.now();
+        self.monitor.record_sync(res.is_ok(), duration_ms);
+        let _ = self.save_clock();
+        {
+            let mut st = self.monitor.status.borrow_mut();
+            match &res {
+                Ok(_) => {
+                    st.retries = 0;
+                    st.online = true;
+                    st.last_push = Some(Outcome { at_ms: end, ok: true, error: None });
+                    st.last_pull = Some(Outcome { at_ms: end, ok: true, error: None });
+                }
+                Err(e) => {
+                    st.retries = st.retries.saturating_add(1);
+                    st.online = !e.is_retryable();
+                    let o = Some(Outcome {
+                        at_ms: end,
+                        ok: false,
+                        error: Some(e.code().to_string()),
+                    });
+                    if st.last_push.as_ref().is_none_or(|p| p.at_ms < start) {
+                        st.last_push = o.clone();
+                    }
+                    st.last_pull = o;
+                }
+            }
+        }
+        match res {
+            Ok((pushed, applied)) => {
+                let report = SyncReport {
+                    changes_pushed: pushed,
+                    changes_applied: applied,
+                    duration_ms,
+                };
+                let mut m = self.monitor.metrics.borrow_mut();
+                m.changes_pushed += pushed;
+                m.changes_applied += applied;
+                drop(m);
+                self.emit(Event::Completed {
+                    changes_pushed: pushed,
+                    changes_applied: applied,
+                    duration_ms,
+                });
+                Ok(report)
+            }
+            Err(e) => {
+                self.emit(Event::Error {
+                    code: e.code().into(),
+                    message: e.to_string(),
+                    retryable: e.is_retryable(),
+                });
+                Err(e)
+            }
+        }
+    }
+
+    async fn sync_inner(&self) -> Result<(u64, u64)> {
+        self.remote()?;
+        self.fold_all()?;
+        if !self.inner.borrow().schema_ready {
+            self.ensure_schema().await?;
+        }
+        self.bootstrap().await?;
+        let mut pushed = self.push_all().await?;
+        let applied = self.pull_all().await?;
+        // Conflict resolutions found while pushing are queued again: push them now.
+        if self.fold_all()? > 0 || self.pending_outbox()? > 0 {
+            pushed += self.push_all().await?;
+        }
+        Ok((pushed, applied))
+    }
+
+    fn pending_outbox(&self) -> Result<u64> {
+        self.store
+            .conn()
+            .query_row("SELECT count(*) FROM _es_outbox", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(sql_error)
+    }
+
+    /// Creates the change log, state tables and replicated tables on the server (if
+    /// missing) and checks that the server's tables match the local ones.
+    async fn ensure_schema(&self) -> Result<()> {
+        let (stmts, checks) = {
+            let inner = self.inner.borrow();
+            let mut stmts: Vec<Statement> = rules::SERVER_DDL
+                .split(';')
+                .chain(rules::STATE_DDL.split(';'))
+                .filter(|s| !s.trim().is_empty())
+                .map(Statement::new)
+                .collect();
+            let mut checks = Vec::new();
+            let mut names: Vec<&String> = inner.tables.keys().collect();
+            names.sort();
+            for name in names {
+                let spec = &inner.tables[name];
+                let create = spec
+                    .create_sql
+                    .strip_prefix("CREATE TABLE ")
+                    .map(|rest| format!("CREATE TABLE IF NOT EXISTS {rest}"))
+                    .unwrap_or_else(|| spec.create_sql.clone());
+                stmts.push(Statement::new(create));
+                stmts.push(
+                    Statement::new("INSERT INTO _es_tables (tbl, pol, create_sql) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
+                        .arg(name.as_str())
+                        .arg(spec.policies_json().to_string())
+                        .arg(spec.create_sql.as_str()),
+                );
+                checks.push((name.clone(), stmts.len()));
+                stmts.push(Statement::new("SELECT name, type, pk FROM pragma_table_info(?) ORDER BY cid").arg(name.as_str()));
+                stmts.push(Statement::new("SELECT pol FROM _es_tables WHERE tbl = ?").arg(name.as_str()));
+            }
+            (stmts, checks)
+        };
+        let results = self.remote_batch(&stmts, TransactionMode::Write).await?;
+        let inner = self.inner.borrow();
+        for (name, idx) in checks {
+            let spec = &inner.tables[&name];
+            let server: Vec<(String, String, usize)> = results[idx]
+                .rows
+                .iter()
+                .map(|r| (text(&r[0]), text(&r[1]).to_ascii_uppercase(), int(&r[2]) as usize))
+                .collect();
+            if server != spec.shape() {
+                return Err(Error::SchemaMismatch(format!(
+                    "table {name} differs between this replica {:?} and the server {:?}",
+                    spec.shape(),
+                    server
+                )));
+            }
+            let pol = results[idx + 1].rows.first().map(|r| text(&r[0])).unwrap_or_default();
+            let mut server_pol = parse_policies(&pol)?;
+            server_pol.sort_by(|a, b| a.0.cmp(&b.0));
+            let mut local_pol = parse_policies(&spec.policies_json().to_string())?;
+            local_pol.sort_by(|a, b| a.0.cmp(&b.0));
+            if server_pol != local_pol {
+                return Err(Error::SchemaMismatch(format!(
+                    "table {name} is replicated with policies {pol} on the server but {} here",
+                    spec.policies_json()
+                )));
+            }
+        }
+        drop(inner);
+        self.inner.borrow_mut().schema_ready = true;
+        Ok(())
+    }
+
+    /// Loads the server's state for tables this replica has not bootstrapped yet, in
+    /// one read transaction, and merges it into the local state (so local changes made
+    /// before the first sync are kept). The first bootstrap also sets the pull cursor.
+    async fn bootstrap(&self) -> Result<()> {
+        let todo: Vec<String> = {
+            let mut t = Vec::new();
+            for name in self.tables() {
+                if meta(&self.store, &format!("boot:{name}"))?.is_none() {
+                    t.push(name);
+                }
+            }
+            t
+        };
+        if todo.is_empty() {
+            return Ok(());
+        }
+        for t in &todo {
+            check_identifier("table", t)?;
+        }
+        let list = todo.iter().map(|t| format!("'{t}'")).collect::<Vec<_>>().join(", ");
+        let stmts = [
+            Statement::new("SELECT coalesce(max(seq), 0) FROM _es_log"),
+            Statement::new(format!("SELECT tbl, pk, col, val, ver FROM _es_cv WHERE tbl IN ({list})")),
+            Statement::new(format!("SELECT tbl, pk, col, site, p, n FROM _es_ctr WHERE tbl IN ({list})")),
+            Statement::new(format!("SELECT tbl, pk, col, elem, tag, alive FROM _es_set WHERE tbl IN ({list})")),
+            Statement::new(format!("SELECT site, rec FROM _es_log WHERE rec ->> 1 IN ({list}) AND rec LIKE '%\"u\":%' ORDER BY seq")),
+        ];
+        let rs = self.remote_batch(&stmts, TransactionMode::Read).await?;
+        let conn = self.store.conn();
+        let _off = CaptureOff::new(&self.capture);
+        conn.execute_batch("SAVEPOINT es_boot").map_err(sql_error)?;
+        let res = (|| {
+            let mut cv = conn
+                .prepare_cached(&format!(
+                    "INSERT INTO _es_cv (tbl, pk, col, val, ver) VALUES (?1, ?2, ?3, ?4, ?5) \
+                     ON CONFLICT (tbl, pk, col) DO UPDATE SET val = excluded.val, ver = excluded.ver WHERE excluded.ver > _es_cv.ver"
+                ))
+                .map_err(sql_error)?;
+            for r in &rs[1].rows {
+                cv.execute(params![r[0], r[1], r[2], r[3], r[4]]).map_err(sql_error)?;
+            }
+            let mut ctr = conn
+                .prepare_cached(
+                    "INSERT INTO _es_ctr (tbl, pk, col, site, p, n) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+                     ON CONFLICT DO UPDATE SET p = max(p, excluded.p), n = max(n, excluded.n)",
+                )
+                .map_err(sql_error)?;
+            for r in &rs[2].rows {
+                ctr.execute(params![r[0], r[1], r[2], r[3], r[4], r[5]]).map_err(sql_error)?;
+            }
+            let mut set = conn
+                .prepare_cached(
+                    "INSERT INTO _es_set (tbl, pk, col, elem, tag, alive) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+                     ON CONFLICT DO UPDATE SET alive = min(alive, excluded.alive)",
+                )
+                .map_err(sql_error)?;
+            for r in &rs[3].rows {
+                set.execute(params![r[0], r[1], r[2], r[3], r[4], r[5]]).map_err(sql_error)?;
+            }
+            // Text documents are rebuilt from their updates in the log.
+            let mut by_site: Vec<(String, Record)> = Vec::new();
+            for r in &rs[4].rows {
+                let rec: Json = serde_json::from_str(&text(&r[1])).map_err(|e| Error::Protocol(e.to_string()))?;
+                by_site.push((text(&r[0]), Record::from_json(&rec)?));
+            }
+            for (site, rec) in &by_site {
+                self.apply_records(&[rec], site, true)?;
+            }
+            // Rebuild every row of the bootstrapped tables from the merged state.
+            let keys: Vec<(String, String)> = {
+                let mut stmt = conn
+                    .prepare(&format!("SELECT DISTINCT tbl, pk FROM _es_cv WHERE tbl IN ({list})"))
+                    .map_err(sql_error)?;
+                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(sql_error)?;
+                rows.collect::<rusqlite::Result<_>>().map_err(sql_error)?
+            };
+            let touch: Vec<Record> = keys
+                .into_iter()
+                .map(|(t, pk)| Record {
+                    hlc: 0,
+                    table: t,
+                    pk: serde_json::from_str(&pk).unwrap_or(Json::Null),
+                    op: 'u',
+                    data: Json::Object(Default::default()),
+                    base: None,
+                })
+                .collect();
+            for chunk in touch.chunks(5_000) {
+                let refs: Vec<&Record> = chunk.iter().collect();
+                self.apply_records(&refs, &self.site, false)?;
+            }
+            if meta(&self.store, "cursor")?.is_none() {
+                set_meta(&self.store, "cursor", &Value::Integer(int(&rs[0].rows[0][0])))?;
+            }
+            for t in &todo {
+                set_meta(&self.store, &format!("boot:{t}"), &Value::Integer(1))?;
+            }
+            Ok(())
+        })();
+        finish_savepoint(conn, "es_boot", res.is_ok())?;
+        res
+    }
+
+    fn read_outbox(&self, limit: usize) -> Result<Vec<Queued>> {
+        let mut stmt = self
+            .store
+            .conn()
+            .prepare_cached("SELECT id, rec, base FROM _es_outbox ORDER BY id LIMIT ?1")
+            .map_err(sql_error)?;
+        let rows = stmt
+            .query_map([limit as i64], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<Vec<u8>>>(2)?))
+            })
+            .map_err(sql_error)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, json, base) = row.map_err(sql_error)?;
+            let rec: Json = serde_json::from_str(&json).map_err(|e| Error::Protocol(e.to_string()))?;
+            let base = match base {
+                Some(b) => decode_row(&b)?.into_iter().next(),
+                None => None,
+            };
+            out.push(Queued {
+                id,
+                record: Record::from_json(&rec)?,
+                json,
+                base,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Pushes the whole outbox, chunk by chunk. Each chunk is one atomic batch; a chunk
+    /// is removed from the outbox only after the server confirmed it, and a retried
+    /// chunk is harmless (record ids are unique in the log, every rule idempotent).
+    async fn push_all(&self) -> Result<u64> {
+        let mut pushed = 0;
+        for _round in 0..10_000 {
+            let queued = self.read_outbox(self.push_chunk)?;
+            if queued.is_empty() {
+                break;
+            }
+            let conflicts = self.push_records(&queued).await?;
+            let last = queued.last().map(|q| q.id).unwrap_or(0);
+            pushed += queued.len() as u64;
+            let conn = self.store.conn();
+            conn.execute_batch("SAVEPOINT es_push").map_err(sql_error)?;
+            let res = (|| {
+                conn.execute("DELETE FROM _es_outbox WHERE id <= ?1", [last]).map_err(sql_error)?;
+                self.resolve_conflicts(&queued, &conflicts, true)
+            })();
+            finish_savepoint(conn, "es_push", res.is_ok())?;
+            res?;
+        }
+        let mut st = self.monitor.status.borrow_mut();
+        st.last_push = Some(Outcome {
+            at_ms: self.now(),
+            ok: true,
+            error: None,
+        });
+        Ok(pushed)
+    }
+
+    /// Sends one chunk; returns the custom-column conflicts the server reported.
+    async fn push_records(&self, queued: &[Queued]) -> Result<ResultSet> {
+        let stmts = {
+            let inner = self.inner.borrow();
+            let mut json = String::with_capacity(queued.iter().map(|q| q.json.len() + 1).sum::<usize>() + 2);
+            json.push('[');
+            for (i, q) in queued.iter().enumerate() {
+                if i > 0 {
+                    json.push(',');
+                }
+                json.push_str(&q.json);
+            }
+            json.push(']');
+            let pol = Json::Object(inner.tables.iter().map(|(t, s)| (t.clone(), s.policies_json())).collect());
+            let mut stmts = vec![Statement::new(rules::STAGE)
+                .arg(json)
+                .arg(self.site.as_str())
+                .arg(pol.to_string())];
+            stmts.extend(rules::merge_sql(Side::Server).into_iter().map(Statement::new));
+            let mut names: Vec<&str> = queued.iter().map(|q| q.record.table.as_str()).collect();
+            names.sort();
+            names.dedup();
+            for n in names {
+                if let Some(spec) = inner.tables.get(n) {
+                    stmts.extend(rules::materialize_sql(spec).into_iter().map(Statement::new));
+                }
+            }
+            stmts.push(Statement::new(rules::conflicts_sql()));
+            stmts.push(Statement::new(rules::UNSTAGE));
+            stmts
+        };
+        let mut results = self.remote_batch(&stmts, TransactionMode::Write).await?;
+        let n = results.len();
+        Ok(results.swap_remove(n - 2))
+    }
+
+    /// For each custom value that lost its compare-and-set: ask the resolver (or take
+    /// the server's value when there is none), write the result locally and queue it
+    /// against the server's version.
+    fn resolve_conflicts(&self, queued: &[Queued], conflicts: &ResultSet, queue: bool) -> Result<()> {
+        for row in &conflicts.rows {
+            let (hlc, table, pk, col) = (int(&row[0]), text(&row[1]), text(&row[2]), text(&row[3]));
+            let (remote, remote_ver) = (row[4].clone(), text(&row[5]));
+            let Some(q) = queued.iter().find(|q| {
+                q.record.op == 'x' && q.record.hlc == hlc && q.record.table == table && q.record.data.get(&col).is_some()
+            }) else {
+                continue;
+            };
+            let local = decode_value(&q.record.data[&col]);
+            let resolved = {
+                let inner = self.inner.borrow();
+                match inner.resolvers.get(&(table.clone(), col.clone())) {
+                    Some(f) => f(&local, &remote, q.base.as_ref())?,
+                    None => remote.clone(),
+                }
+            };
+            if let Ok(h) = i64::from_str_radix(remote_ver.get(..16).unwrap_or("0"), 16) {
+                let _ = self.observe(h);
+            }
+            let mut data = serde_json::Map::new();
+            data.insert(col.clone(), encode_value(&resolved));
+            let rec = Record {
+                hlc: self.tick(),
+                table: table.clone(),
+                pk: q.record.pk.clone(),
+                op: 'x',
+                data: Json::Object(data),
+                base: Some(remote_ver),
+            };
+            self.apply_records(&[&rec], &self.site, false)?;
+            if queue {
+                self.store
+                    .conn()
+                    .prepare_cached("INSERT INTO _es_outbox (hlc, rec, base) VALUES (?1, ?2, ?3)")
+                    .map_err(sql_error)?
+                    .execute(params![rec.hlc, rec.to_json().to_string(), encode_base(&Some(remote.clone()))])
+                    .map_err(sql_error)?;
+            }
+            self.monitor.metrics.borrow_mut().conflicts += 1;
+            self.emit(Event::Conflict {
+                table,
+                pk,
+                column: col,
+                local,
+                remote,
+                base: q.base.clone(),
+                resolved,
+            });
+        }
+        Ok(())
+    }
+
+    /// Pulls the server's log after this replica's cursor and applies it.
+    async fn pull_all(&self) -> Result<u64> {
+        let mut applied = 0;
+        loop {
+            self.fold_all()?;
+            let cursor = match meta(&self.store, "cursor")? {
+                Some(Value::Integer(c)) => c,
+                _ => 0,
+            };
+            let stmt = Statement::new("SELECT seq, site, rec FROM _es_log WHERE seq > ? ORDER BY seq LIMIT ?")
+                .arg(cursor)
+                .arg(self.pull_chunk as i64);
+            let rs = self.remote_batch(&[stmt], TransactionMode::Read).await?.remove(0);
+            if rs.rows.is_empty() {
+                break;
+            }
+            let n = rs.rows.len();
+            applied += self.apply_pulled(&rs)?;
+            if n < self.pull_chunk {
+                break;
+            }
+        }
+        let mut st = self.monitor.status.borrow_mut();
+        st.last_pull = Some(Outcome {
+            at_ms: self.now(),
+            ok: true,
+            error: None,
+        });
+        Ok(applied)
+    }
+
+    /// Applies one page of the log in one local transaction, moving the cursor with it.
+    /// Records from this replica are skipped (they are already applied).
+    fn apply_pulled(&self, rs: &ResultSet) -> Result<u64> {
+        let mut groups: BTreeMap<String, Vec<Record>> = BTreeMap::new();
+        let mut last = 0;
+        let mut drift = None;
+        for row in &rs.rows {
+            last = last.max(int(&row[0]));
+            let site = text(&row[1]);
+            if site == self.site {
+                continue;
+            }
+            let rec: Json = serde_json::from_str(&text(&row[2])).map_err(|e| Error::Protocol(e.to_string()))?;
+            let rec = Record::from_json(&rec)?;
+            if let Err(e) = self.observe(rec.hlc) {
+                drift.get_or_insert(e);
+            }
+            groups.entry(site).or_default().push(rec);
+        }
+        let conn = self.store.conn();
+        conn.execute_batch("SAVEPOINT es_pull").map_err(sql_error)?;
+        let mut count = 0;
+        let res = (|| {
+            for (site, recs) in &groups {
+                let refs: Vec<&Record> = recs.iter().collect();
+                self.apply_records(&refs, site, true)?;
+                count += recs.len() as u64;
+            }
+            self.render_back()?;
+            set_meta(&self.store, "cursor", &Value::Integer(last))
+        })();
+        finish_savepoint(conn, "es_pull", res.is_ok())?;
+        res?;
+        if let Some(e) = drift {
+            // Applied (every replica must converge), but the clock did not jump.
+            self.emit(Event::Error {
+                code: e.code().into(),
+                message: e.to_string(),
+                retryable: false,
+            });
+        }
+        Ok(count)
+    }
+
+    /// For each text cell merged from the server whose merged text differs from the
+    /// rendering the server's column holds, queues this replica's rendering (a text
+    /// record with no CRDT update) so the server's plain column converges as well.
+    fn render_back(&self) -> Result<()> {
+        let cells = std::mem::take(&mut *self.text_touched.borrow_mut());
+        let conn = self.store.conn();
+        let mut out = Vec::new();
+        for (t, pk, col) in cells {
+            let cell = (t.as_str(), pk.as_str(), col.as_str());
+            let doc = super::fold::load_text(conn, cell, 0)?.text();
+            if super::fold::render_of(conn, cell)?.as_deref() == Some(doc.as_str()) {
+                continue;
+            }
+            let hlc = self.tick();
+            super::fold::set_render(conn, cell, &super::record::version(hlc, &self.site), &doc)?;
+            let mut data = serde_json::Map::new();
+            data.insert(col.clone(), serde_json::json!({ "t": doc, "u": "" }));
+            out.push(super::fold::Outgoing {
+                record: Record {
+                    hlc,
+                    table: t.clone(),
+                    pk: serde_json::from_str(&pk).unwrap_or(Json::Null),
+                    op: 'u',
+                    data: Json::Object(data),
+                    base: None,
+                },
+                base_value: None,
+            });
+        }
+        self.queue_own(&out)?;
+        Ok(())
+    }
+
+    /// Write-through: runs `stmts` locally to compute their changes, undoes them, puts
+    /// the changes on the server, and only then applies them locally. When the server
+    /// cannot be reached the call fails and the local database is unchanged.
+    pub async fn execute_remote(&self, stmts: &[Statement], mode: TransactionMode) -> Result<Vec<ResultSet>> {
+        self.remote()?;
+        if !self.inner.borrow().schema_ready {
+            self.ensure_schema().await?;
+        }
+        let conn = self.store.conn();
+        let before: i64 = conn
+            .query_row("SELECT coalesce(max(id), 0) FROM _es_outbox", [], |r| r.get(0))
+            .map_err(sql_error)?;
+        conn.execute_batch("SAVEPOINT es_wt").map_err(sql_error)?;
+        let res = (|| {
+            let mut out = Vec::new();
+            for (i, s) in stmts.iter().enumerate() {
+                if mode == TransactionMode::Read {
+                    return Err(Error::InvalidArgument("write-through needs a write batch".into()));
+                }
+                out.push(self.store.execute(s).map_err(|e| crate::store::with_step(e, i))?);
+            }
+            self.fold_all()?;
+            let queued: Vec<Queued> = self.read_outbox(usize::MAX >> 1)?.into_iter().filter(|q| q.id > before).collect();
+            Ok((out, queued))
+        })();
+        finish_savepoint(conn, "es_wt", false)?;
+        let (results, queued) = res?;
+        if !queued.is_empty() {
+            let conflicts = self.push_records(&queued).await?;
+            let conn = self.store.conn();
+            conn.execute_batch("SAVEPOINT es_wt2").map_err(sql_error)?;
+            let res = (|| {
+                let recs: Vec<&Record> = queued.iter().map(|q| &q.record).collect();
+                self.apply_records(&recs, &self.site, true)?;
+                self.resolve_conflicts(&queued, &conflicts, true)
+            })();
+            finish_savepoint(conn, "es_wt2", res.is_ok())?;
+            res?;
+            if !conflicts.rows.is_empty() {
+                self.push_all().await?;
+            }
+        }
+        Ok(results)
+    }
+
+    /// The replica's sync status.
+    pub fn status(&self) -> Result<Status> {
+        let (pending, oldest): (i64, Option<i64>) = self
+            .store
+            .conn()
+            .query_row(
+                "SELECT (SELECT count(*) FROM _es_outbox) + (SELECT count(*) FROM _es_capture),
+                        min((SELECT min(hlc) FROM _es_outbox), (SELECT min(hlc) FROM _es_capture))",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(sql_error)?;
+        let mut st = self.monitor.status.borrow().clone();
+        st.pending = pending as u64;
+        let now = self.now();
+        st.lag_ms = oldest.map(|h| now.saturating_sub((h >> 16) as u64)).unwrap_or(0);
+        if pending > 0 && oldest.is_none() {
+            st.lag_ms = 0;
+        }
+        st.cursor = match meta(&self.store, "cursor")? {
+            Some(Value::Integer(c)) => c,
+            _ => 0,
+        };
+        st.next_sync_in_ms = if st.retries == 0 {
+            0
+        } else {
+            backoff_ms(st.retries - 1, BACKOFF_BASE_MS, BACKOFF_MAX_MS, ((self.env.random)() % 1000) as f64 / 1000.0)
+        };
+        Ok(st)
+    }
+
+    /// Metrics in the Prometheus text format.
+    pub fn metrics_text(&self) -> Result<String> {
+        let st = self.status()?;
+        Ok(self.monitor.metrics.borrow().prometheus(&st))
+    }
+
+    pub fn metrics(&self) -> super::status::Metrics {
+        self.monitor.metrics.borrow().clone()
+    }
+
+    async fn remote_batch(&self, stmts: &[Statement], mode: TransactionMode) -> Result<Vec<ResultSet>> {
+        let remote = self.remote()?;
+        {
+            let mut m = self.monitor.metrics.borrow_mut();
+            m.http_requests += 1;
+            m.bytes_sent += crate::remote::hrana::encode_batch(stmts, mode).map(|b| b.len() as u64).unwrap_or(0);
+        }
+        remote.batch(stmts, mode).await
+    }
+}
+
+fn now_f64<T: HttpTransport>(r: &Replica<T>) -> f64 {
+    r.now() as f64
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::Text(s) => s.clone(),
+        Value::Integer(i) => i.to_string(),
+        Value::Real(f) => f.to_string(),
+        Value::Null => String::new(),
+        Value::Blob(b) => String::from_utf8_lossy(b).into_owned(),
+    }
+}
+
+fn int(v: &Value) -> i64 {
+    match v {
+        Value::Integer(i) => *i,
+        Value::Real(f) => *f as i64,
+        Value::Text(s) => s.parse().unwrap_or(0),
+        _ => 0,
+    }
+}

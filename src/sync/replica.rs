@@ -1,0 +1,543 @@
+//! [`Replica`]: a local SQLite database that captures writes to replicated tables and
+//! syncs them with a stock libSQL server.
+//!
+//! The local half lives here (opening, `replicate`, capture, folding, applying
+//! records); the network half (push, pull, bootstrap) is in `net.rs`, and status,
+//! metrics and the sync log in `status.rs`.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use rusqlite::functions::FunctionFlags;
+use rusqlite::{params, OptionalExtension};
+use serde_json::Value as Json;
+
+use super::clock::PackedClock;
+use super::fold::{self, FoldContext};
+use super::policy::{Policy, TableSpec};
+use super::record::{encode_row, Record};
+use super::rules::{self, Side};
+use super::status::{Event, Monitor};
+use crate::error::{Error, Result};
+use crate::remote::{HttpTransport, RemoteClient, RemoteConfig, ResultSet, Statement, TransactionMode, Value};
+use crate::store::{read_value, sql_error, Store};
+
+/// The replica's own bookkeeping tables (the state tables are in [`rules::STATE_DDL`]).
+const LOCAL_DDL: &str = "
+CREATE TABLE IF NOT EXISTS _es_meta (key TEXT PRIMARY KEY, value);
+CREATE TABLE IF NOT EXISTS _es_capture (id INTEGER PRIMARY KEY, tbl TEXT NOT NULL, op TEXT NOT NULL, old BLOB, new BLOB, hlc INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS _es_outbox (id INTEGER PRIMARY KEY, hlc INTEGER NOT NULL, rec TEXT NOT NULL, base BLOB);
+CREATE TABLE IF NOT EXISTS _es_text (tbl TEXT NOT NULL, pk TEXT NOT NULL, col TEXT NOT NULL, doc BLOB NOT NULL,
+  render TEXT, rver TEXT, PRIMARY KEY (tbl, pk, col)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS _es_tables (tbl TEXT PRIMARY KEY, pol TEXT NOT NULL, create_sql TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS _es_sync_log (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, event TEXT NOT NULL, details TEXT);
+";
+
+/// What the runtime provides: wall-clock time and randomness (wasm32 has neither in
+/// `std`; the binding passes `Date.now` and `crypto.getRandomValues`).
+#[derive(Clone, Copy)]
+pub struct Env {
+    pub now_ms: fn() -> u64,
+    pub random: fn() -> u64,
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl Default for Env {
+    fn default() -> Self {
+        fn now() -> u64 {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0)
+        }
+        fn random() -> u64 {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u64(now());
+            h.finish()
+        }
+        Env { now_ms: now, random }
+    }
+}
+
+/// How a replica is opened.
+#[derive(Debug, Clone, Default)]
+pub struct ReplicaConfig {
+    /// `":memory:"`, `file:path` or a path.
+    pub path: String,
+    /// The libSQL server (`libsql://`, `https://`, `http://`); `None` = local only.
+    pub sync_url: Option<String>,
+    pub auth_token: Option<String>,
+    /// Per-request timeout for sync traffic (ms).
+    pub timeout_ms: Option<u32>,
+    /// Largest clock skew accepted from other replicas (ms, default 60 000).
+    pub max_drift_ms: Option<u64>,
+    /// Records per push batch (default 2 000).
+    pub push_chunk: Option<usize>,
+    /// Records per pull request (default 5 000).
+    pub pull_chunk: Option<usize>,
+}
+
+/// An application resolver for a custom column: `(local, remote, base) -> value`.
+pub type Resolver = Box<dyn Fn(&Value, &Value, Option<&Value>) -> Result<Value>>;
+
+/// State the SQL functions share with the replica (they must be `Send`).
+pub(crate) struct Capture {
+    pub enabled: AtomicBool,
+    pub clock: Mutex<PackedClock>,
+}
+
+pub(crate) struct Inner {
+    pub tables: HashMap<String, TableSpec>,
+    pub resolvers: HashMap<(String, String), Resolver>,
+    pub schema_ready: bool,
+}
+
+/// A local SQLite replica of a libSQL database.
+pub struct Replica<T: HttpTransport> {
+    pub(crate) store: Store,
+    pub(crate) remote: Option<RemoteClient<T>>,
+    pub(crate) capture: Arc<Capture>,
+    pub(crate) inner: RefCell<Inner>,
+    pub(crate) monitor: Monitor,
+    pub(crate) site: String,
+    pub(crate) env: Env,
+    pub(crate) push_chunk: usize,
+    pub(crate) pull_chunk: usize,
+    /// Text cells merged since the last render check (see `net::render_back`).
+    pub(crate) text_touched: RefCell<std::collections::BTreeSet<(String, String, String)>>,
+}
+
+impl<T: HttpTransport> Replica<T> {
+    /// Opens (or creates) the local database and restores its replication state.
+    pub fn open(config: ReplicaConfig, transport: T, env: Env) -> Result<Self> {
+        let remote = match &config.sync_url {
+            Some(url) => {
+                let mut c = RemoteConfig::parse(url, config.auth_token.as_deref())?;
+                if let Some(ms) = config.timeout_ms {
+                    c = c.with_timeout_ms(ms)?;
+                }
+                Some(RemoteClient::new(c, transport))
+            }
+            None => None,
+        };
+        let store = Store::open(&config.path)?;
+        let capture = Arc::new(Capture {
+            enabled: AtomicBool::new(true),
+            clock: Mutex::new(PackedClock::new(config.max_drift_ms.unwrap_or(60_000))),
+        });
+        register_functions(&store, &capture, env)?;
+        let conn = store.conn();
+        conn.execute_batch(LOCAL_DDL).map_err(sql_error)?;
+        conn.execute_batch(rules::STATE_DDL).map_err(sql_error)?;
+        let site: String = match meta(&store, "site")? {
+            Some(Value::Text(s)) => s,
+            _ => {
+                let s = format!("{:016x}", (env.random)());
+                set_meta(&store, "site", &Value::Text(s.clone()))?;
+                s
+            }
+        };
+        // The clock resumes after everything this database has seen.
+        let last: i64 = conn
+            .query_row(
+                "SELECT max(coalesce((SELECT max(hlc) FROM _es_capture), 0), coalesce((SELECT max(hlc) FROM _es_outbox), 0),
+                        coalesce((SELECT value FROM _es_meta WHERE key = 'hlc'), 0))",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(sql_error)?;
+        capture.clock.lock().unwrap_or_else(|e| e.into_inner()).restore(last);
+        let mut tables = HashMap::new();
+        {
+            let mut stmt = conn.prepare("SELECT tbl, pol FROM _es_tables").map_err(sql_error)?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .map_err(sql_error)?;
+            for row in rows {
+                let (tbl, pol) = row.map_err(sql_error)?;
+                let spec = TableSpec::introspect(conn, &tbl, &parse_policies(&pol)?)?;
+                tables.insert(tbl, spec);
+            }
+        }
+        Ok(Replica {
+            store,
+            remote,
+            capture,
+            inner: RefCell::new(Inner {
+                tables,
+                resolvers: HashMap::new(),
+                schema_ready: false,
+            }),
+            monitor: Monitor::default(),
+            site,
+            env,
+            text_touched: RefCell::new(Default::default()),
+            push_chunk: config.push_chunk.unwrap_or(2_000).max(1),
+            pull_chunk: config.pull_chunk.unwrap_or(5_000).max(1),
+        })
+    }
+
+    /// This replica's site id (16 hex digits), stable across restarts.
+    pub fn site(&self) -> &str {
+        &self.site
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub(crate) fn now(&self) -> u64 {
+        (self.env.now_ms)()
+    }
+
+    /// Declares `table` replicated. `policies` names the columns that do not use
+    /// last-writer-wins; `resolvers` supplies the function for each `custom` column.
+    /// Rows already in the table are queued as inserts the first time. Calling it again
+    /// with the same policies is a no-op (apps call it at every start); different
+    /// policies for an already replicated table are refused.
+    pub fn replicate(&self, table: &str, policies: &[(String, Policy)], resolvers: Vec<(String, Resolver)>) -> Result<()> {
+        let conn = self.store.conn();
+        let spec = TableSpec::introspect(conn, table, policies)?;
+        for (col, _) in &resolvers {
+            if !spec.columns.iter().any(|c| &c.name == col && c.policy == Policy::Custom) {
+                return Err(Error::Schema(format!("a resolver was given for {table}.{col}, which is not a custom column")));
+            }
+        }
+        let pol = spec.policies_json().to_string();
+        let existing: Option<String> = conn
+            .query_row("SELECT pol FROM _es_tables WHERE tbl = ?1", [table], |r| r.get(0))
+            .optional()
+            .map_err(sql_error)?;
+        match existing {
+            Some(p) if p == pol => {}
+            Some(p) => {
+                return Err(Error::Schema(format!(
+                    "{table} is already replicated with policies {p}; changing them to {pol} is not supported"
+                )))
+            }
+            None => {
+                conn.execute_batch("SAVEPOINT es_replicate").map_err(sql_error)?;
+                let res = (|| {
+                    conn.execute_batch(&spec.trigger_sql()).map_err(sql_error)?;
+                    conn.execute(
+                        "INSERT INTO _es_tables (tbl, pol, create_sql) VALUES (?1, ?2, ?3)",
+                        params![table, pol, spec.create_sql],
+                    )
+                    .map_err(sql_error)?;
+                    let cols: Vec<String> = spec.columns.iter().map(|c| format!("\"{}\"", c.name)).collect();
+                    conn.execute(
+                        &format!(
+                            "INSERT INTO _es_capture (tbl, op, old, new, hlc) SELECT ?1, 'i', NULL, es_row({}), es_hlc() FROM \"{table}\"",
+                            cols.join(", ")
+                        ),
+                        [table],
+                    )
+                    .map_err(sql_error)?;
+                    Ok(())
+                })();
+                finish_savepoint(conn, "es_replicate", res.is_ok())?;
+                res?;
+            }
+        }
+        let mut inner = self.inner.borrow_mut();
+        for (col, r) in resolvers {
+            inner.resolvers.insert((table.to_string(), col), r);
+        }
+        inner.tables.insert(table.to_string(), spec);
+        inner.schema_ready = false;
+        Ok(())
+    }
+
+    /// The replicated tables.
+    pub fn tables(&self) -> Vec<String> {
+        let mut t: Vec<String> = self.inner.borrow().tables.keys().cloned().collect();
+        t.sort();
+        t
+    }
+
+    /// Runs a statement locally (replicated tables capture the write).
+    pub fn execute(&self, stmt: &Statement) -> Result<ResultSet> {
+        self.store.execute(stmt)
+    }
+
+    /// Runs statements locally in one transaction.
+    pub fn batch(&self, stmts: &[Statement], mode: TransactionMode) -> Result<Vec<ResultSet>> {
+        self.store.batch(stmts, mode)
+    }
+
+    /// Turns every pending capture into outbox records, applying each to the local
+    /// state in the same transaction. Returns how many records were queued.
+    pub fn fold_all(&self) -> Result<usize> {
+        let mut total = 0;
+        loop {
+            let conn = self.store.conn();
+            let caps = fold::read_captures(conn, 2_000)?;
+            if caps.is_empty() {
+                return Ok(total);
+            }
+            conn.execute_batch("SAVEPOINT es_fold").map_err(sql_error)?;
+            let res = self.fold_captures(&caps);
+            finish_savepoint(conn, "es_fold", res.is_ok())?;
+            total += res?;
+        }
+    }
+
+    fn fold_captures(&self, caps: &[fold::Capture]) -> Result<usize> {
+        let conn = self.store.conn();
+        let inner = self.inner.borrow();
+        let ctx = FoldContext {
+            conn,
+            tables: &inner.tables,
+            site: &self.site,
+            text_site: text_site(&self.site),
+        };
+        let mut pending: Vec<fold::Outgoing> = Vec::new();
+        let mut touched = std::collections::HashSet::new();
+        let mut queued = 0;
+        for cap in caps {
+            // A second write to a row must see the state after the first one.
+            let Some(spec) = inner.tables.get(&cap.table) else { continue };
+            let keys: Vec<(String, String)> = [&cap.old, &cap.new]
+                .into_iter()
+                .flatten()
+                .map(|row| (cap.table.clone(), fold::pk_json(spec, row).to_string()))
+                .collect();
+            if keys.iter().any(|k| touched.contains(k)) {
+                queued += self.apply_own(&pending)?;
+                pending.clear();
+                touched.clear();
+            }
+            touched.extend(keys);
+            pending.extend(ctx.fold(cap)?);
+        }
+        queued += self.apply_own(&pending)?;
+        let last = caps.last().map(|c| c.id).unwrap_or(0);
+        conn.execute("DELETE FROM _es_capture WHERE id <= ?1", [last]).map_err(sql_error)?;
+        Ok(queued)
+    }
+
+    /// Applies this replica's own new records locally and queues them.
+    pub(crate) fn queue_own(&self, out: &[fold::Outgoing]) -> Result<usize> {
+        self.apply_own(out)
+    }
+
+    fn apply_own(&self, out: &[fold::Outgoing]) -> Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        let records: Vec<&Record> = out.iter().map(|o| &o.record).collect();
+        self.apply_records(&records, &self.site, false)?;
+        let conn = self.store.conn();
+        let mut stmt = conn
+            .prepare_cached("INSERT INTO _es_outbox (hlc, rec, base) VALUES (?1, ?2, ?3)")
+            .map_err(sql_error)?;
+        for o in out {
+            stmt.execute(params![o.record.hlc, o.record.to_json().to_string(), fold::encode_base(&o.base_value)])
+                .map_err(sql_error)?;
+        }
+        Ok(out.len())
+    }
+
+    /// Runs the local merge rules for records written by `site`, then rebuilds the
+    /// touched rows (with capture off, so applying is never captured again). When
+    /// `remote` is set, text updates are merged into the cells' documents.
+    pub(crate) fn apply_records(&self, records: &[&Record], site: &str, remote: bool) -> Result<()> {
+        let conn = self.store.conn();
+        let inner = self.inner.borrow();
+        let json = Json::Array(records.iter().map(|r| r.to_json()).collect()).to_string();
+        let pol = Json::Object(
+            inner
+                .tables
+                .iter()
+                .map(|(t, s)| (t.clone(), s.policies_json()))
+                .collect(),
+        )
+        .to_string();
+        let _off = CaptureOff::new(&self.capture);
+        conn.prepare_cached(rules::STAGE)
+            .map_err(sql_error)?
+            .execute(params![json, site, pol])
+            .map_err(sql_error)?;
+        for sql in merge_local_sql() {
+            conn.prepare_cached(sql).map_err(sql_error)?.execute([]).map_err(sql_error)?;
+        }
+        if remote {
+            self.merge_text(records, site, &inner)?;
+        }
+        let mut names: Vec<&str> = records.iter().map(|r| r.table.as_str()).collect();
+        names.sort();
+        names.dedup();
+        for name in names {
+            if let Some(spec) = inner.tables.get(name) {
+                for sql in materialize_cached(spec) {
+                    conn.prepare_cached(&sql).map_err(sql_error)?.execute([]).map_err(sql_error)?;
+                }
+            }
+        }
+        conn.prepare_cached(rules::UNSTAGE).map_err(sql_error)?.execute([]).map_err(sql_error)?;
+        Ok(())
+    }
+
+    /// Merges pulled text updates into the local documents; the merged text replaces
+    /// whatever rendering the record carried.
+    fn merge_text(&self, records: &[&Record], site: &str, inner: &Inner) -> Result<()> {
+        let conn = self.store.conn();
+        for r in records {
+            let (Some(spec), Json::Object(data)) = (inner.tables.get(&r.table), &r.data) else {
+                continue;
+            };
+            for (col, v) in data {
+                if spec.columns.iter().any(|c| &c.name == col && c.policy == Policy::Text) {
+                    let pk = r.pk.to_string();
+                    let cell = (r.table.as_str(), pk.as_str(), col.as_str());
+                    let mut doc = fold::load_text(conn, cell, text_site(&self.site))?;
+                    if let Some(u) = v.get("u").and_then(Json::as_str).filter(|u| !u.is_empty()) {
+                        let bytes = base64::engine::general_purpose::STANDARD
+                            .decode(u)
+                            .map_err(|e| Error::Protocol(format!("bad text update in {}: {e}", r.table)))?;
+                        doc.apply_update(&bytes)?;
+                        fold::save_text(conn, cell, &doc)?;
+                    }
+                    let render = v.get("t").and_then(Json::as_str).unwrap_or_default();
+                    fold::set_render(conn, cell, &super::record::version(r.hlc, site), render)?;
+                    self.text_touched.borrow_mut().insert((cell.0.to_string(), pk.clone(), col.clone()));
+                    conn.prepare_cached("UPDATE _es_cv SET val = ?4 WHERE tbl = ?1 AND pk = json(?2) AND col = ?3")
+                        .map_err(sql_error)?
+                        .execute(params![cell.0, cell.1, cell.2, doc.text()])
+                        .map_err(sql_error)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn tick(&self) -> i64 {
+        self.capture.clock.lock().unwrap_or_else(|e| e.into_inner()).tick(self.now())
+    }
+
+    pub(crate) fn observe(&self, hlc: i64) -> Result<()> {
+        let now = self.now();
+        self.capture.clock.lock().unwrap_or_else(|e| e.into_inner()).observe(hlc, now)
+    }
+
+    /// Persists the clock so a restart never reuses a timestamp.
+    pub(crate) fn save_clock(&self) -> Result<()> {
+        let last = self.capture.clock.lock().unwrap_or_else(|e| e.into_inner()).last();
+        set_meta(&self.store, "hlc", &Value::Integer(last))
+    }
+
+    /// Emits an event to the listener and records it in the sync log.
+    pub(crate) fn emit(&self, event: Event) {
+        let (name, details) = event.log_line();
+        let _ = self
+            .store
+            .conn()
+            .prepare_cached(
+                "INSERT INTO _es_sync_log (at, event, details) VALUES (?1, ?2, ?3)",
+            )
+            .and_then(|mut s| s.execute(params![self.now() as i64, name, details]));
+        let _ = self.store.conn().execute(
+            "DELETE FROM _es_sync_log WHERE id <= (SELECT max(id) FROM _es_sync_log) - 1000",
+            [],
+        );
+        self.monitor.emit(&event);
+    }
+}
+
+/// Merge statements for local application, built once.
+fn merge_local_sql() -> &'static [String] {
+    static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| rules::merge_sql(Side::Local))
+}
+
+fn materialize_cached(spec: &TableSpec) -> [String; 2] {
+    rules::materialize_sql(spec)
+}
+
+/// The text CRDT's site number for this replica.
+pub(crate) fn text_site(site: &str) -> u64 {
+    u64::from_str_radix(site, 16).unwrap_or_else(|_| crate::clock::site_id_from_str(site)) & ((1 << 53) - 1)
+}
+
+/// Turns capture off while alive (remote changes being applied are not local writes).
+pub(crate) struct CaptureOff<'a>(&'a Capture, bool);
+
+impl<'a> CaptureOff<'a> {
+    pub(crate) fn new(c: &'a Capture) -> Self {
+        let was = c.enabled.swap(false, Ordering::SeqCst);
+        CaptureOff(c, was)
+    }
+}
+
+impl Drop for CaptureOff<'_> {
+    fn drop(&mut self) {
+        self.0.enabled.store(self.1, Ordering::SeqCst);
+    }
+}
+
+pub(crate) fn finish_savepoint(conn: &rusqlite::Connection, name: &str, ok: bool) -> Result<()> {
+    if !ok {
+        conn.execute_batch(&format!("ROLLBACK TO {name}")).map_err(sql_error)?;
+    }
+    conn.execute_batch(&format!("RELEASE {name}")).map_err(sql_error)
+}
+
+fn register_functions(store: &Store, capture: &Arc<Capture>, env: Env) -> Result<()> {
+    let conn = store.conn();
+    let c = capture.clone();
+    conn.create_scalar_function("es_capture", 0, FunctionFlags::SQLITE_UTF8, move |_| {
+        Ok(c.enabled.load(Ordering::SeqCst))
+    })
+    .map_err(sql_error)?;
+    let c = capture.clone();
+    conn.create_scalar_function("es_hlc", 0, FunctionFlags::SQLITE_UTF8, move |_| {
+        Ok(c.clock.lock().unwrap_or_else(|e| e.into_inner()).tick((env.now_ms)()))
+    })
+    .map_err(sql_error)?;
+    conn.create_scalar_function(
+        "es_row",
+        -1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let vals: Vec<Value> = (0..ctx.len()).map(|i| read_value(ctx.get_raw(i))).collect();
+            Ok(encode_row(&vals))
+        },
+    )
+    .map_err(sql_error)?;
+    Ok(())
+}
+
+pub(crate) fn parse_policies(pol: &str) -> Result<Vec<(String, Policy)>> {
+    let j: Json = serde_json::from_str(pol).map_err(|e| Error::Schema(format!("bad stored policies {pol}: {e}")))?;
+    let mut out = Vec::new();
+    if let Json::Object(m) = j {
+        for (k, v) in m {
+            out.push((k, Policy::parse(v.as_str().unwrap_or("lww"))?));
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn meta(store: &Store, key: &str) -> Result<Option<Value>> {
+    store
+        .conn()
+        .prepare_cached("SELECT value FROM _es_meta WHERE key = ?1")
+        .map_err(sql_error)?
+        .query_row([key], |r| Ok(read_value(r.get_ref(0)?)))
+        .optional()
+        .map_err(sql_error)
+}
+
+pub(crate) fn set_meta(store: &Store, key: &str, v: &Value) -> Result<()> {
+    store
+        .conn()
+        .prepare_cached("INSERT OR REPLACE INTO _es_meta (key, value) VALUES (?1, ?2)")
+        .map_err(sql_error)?
+        .execute(params![key, v])
+        .map_err(sql_error)?;
+    Ok(())
+}

@@ -1,0 +1,252 @@
+//! What a replica reports about its syncing: `status()`, events, metrics and their
+//! Prometheus text exposition.
+
+use std::cell::RefCell;
+use std::fmt::Write;
+
+use crate::remote::Value;
+
+/// The outcome of the last push or pull.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub at_ms: u64,
+    pub ok: bool,
+    /// The error code when it failed.
+    pub error: Option<String>,
+}
+
+/// A replica's sync state, as `status()` returns it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Status {
+    /// Local writes not yet on the server.
+    pub pending: u64,
+    pub last_push: Option<Outcome>,
+    pub last_pull: Option<Outcome>,
+    /// Age of the oldest pending change (ms), 0 when nothing is pending.
+    pub lag_ms: u64,
+    /// Consecutive failed syncs (reset by a success).
+    pub retries: u32,
+    /// Whether the last attempt reached the server.
+    pub online: bool,
+    /// The last server log position applied.
+    pub cursor: i64,
+    /// Delay before the next background attempt (ms): the interval, or the backoff.
+    pub next_sync_in_ms: u64,
+}
+
+/// Something that happened while syncing.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// `sync:completed`
+    Completed {
+        changes_pushed: u64,
+        changes_applied: u64,
+        duration_ms: f64,
+    },
+    /// `sync:error`
+    Error { code: String, message: String, retryable: bool },
+    /// `conflict`: a custom column lost its compare-and-set and was resolved.
+    Conflict {
+        table: String,
+        pk: String,
+        column: String,
+        local: Value,
+        remote: Value,
+        base: Option<Value>,
+        resolved: Value,
+    },
+}
+
+impl Event {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::Completed { .. } => "sync:completed",
+            Event::Error { .. } => "sync:error",
+            Event::Conflict { .. } => "conflict",
+        }
+    }
+
+    /// The row written to the `_es_sync_log` table: event name and JSON details.
+    pub fn log_line(&self) -> (&'static str, String) {
+        let details = match self {
+            Event::Completed {
+                changes_pushed,
+                changes_applied,
+                duration_ms,
+            } => serde_json::json!({"changesPushed": changes_pushed, "changesApplied": changes_applied, "duration": duration_ms}),
+            Event::Error { code, message, .. } => serde_json::json!({"code": code, "message": message}),
+            Event::Conflict {
+                table,
+                pk,
+                column,
+                local,
+                remote,
+                resolved,
+                ..
+            } => serde_json::json!({
+                "table": table, "pk": pk, "column": column,
+                "local": format!("{local:?}"), "remote": format!("{remote:?}"), "resolved": format!("{resolved:?}"),
+            }),
+        };
+        (self.name(), details.to_string())
+    }
+}
+
+/// Counters and the recent sync durations.
+#[derive(Debug, Default, Clone)]
+pub struct Metrics {
+    pub syncs: u64,
+    pub failures: u64,
+    pub changes_pushed: u64,
+    pub changes_applied: u64,
+    pub conflicts: u64,
+    pub http_requests: u64,
+    pub bytes_sent: u64,
+    /// The last 1 024 successful sync durations (ms), for percentiles.
+    pub durations_ms: Vec<f64>,
+    pub duration_sum_ms: f64,
+}
+
+impl Metrics {
+    pub fn success_rate(&self) -> f64 {
+        if self.syncs == 0 {
+            1.0
+        } else {
+            (self.syncs - self.failures) as f64 / self.syncs as f64
+        }
+    }
+
+    /// The `q` quantile (0..=1) of recent durations, nearest rank.
+    pub fn quantile(&self, q: f64) -> f64 {
+        if self.durations_ms.is_empty() {
+            return 0.0;
+        }
+        let mut d = self.durations_ms.clone();
+        d.sort_by(f64::total_cmp);
+        let rank = ((q * d.len() as f64).ceil() as usize).clamp(1, d.len());
+        d[rank - 1]
+    }
+
+    /// Prometheus text exposition format 0.0.4.
+    pub fn prometheus(&self, status: &Status) -> String {
+        let mut s = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, lines: &[(String, String)]| {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (labels, v) in lines {
+                let _ = writeln!(s, "{name}{labels} {v}");
+            }
+        };
+        let one = |v: String| vec![(String::new(), v)];
+        metric(
+            "edgesync_syncs_total",
+            "counter",
+            "Sync attempts by outcome.",
+            &[
+                ("{outcome=\"ok\"}".into(), (self.syncs - self.failures).to_string()),
+                ("{outcome=\"error\"}".into(), self.failures.to_string()),
+            ],
+        );
+        metric("edgesync_sync_success_ratio", "gauge", "Successful syncs / all syncs.", &one(fmt(self.success_rate())));
+        let secs = |ms: f64| fmt(ms / 1000.0);
+        let mut q = vec![];
+        for p in [0.5, 0.95, 0.99] {
+            q.push((format!("{{quantile=\"{p}\"}}"), secs(self.quantile(p))));
+        }
+        metric("edgesync_sync_duration_seconds", "summary", "Duration of successful syncs.", &q);
+        let _ = writeln!(s, "edgesync_sync_duration_seconds_sum {}", secs(self.duration_sum_ms));
+        let _ = writeln!(s, "edgesync_sync_duration_seconds_count {}", self.syncs - self.failures);
+        let mut metric = |name: &str, kind: &str, help: &str, v: String| {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+        };
+        metric("edgesync_changes_pushed_total", "counter", "Change records pushed to the server.", self.changes_pushed.to_string());
+        metric("edgesync_changes_applied_total", "counter", "Change records pulled and applied.", self.changes_applied.to_string());
+        metric("edgesync_conflicts_total", "counter", "Custom-policy conflicts resolved.", self.conflicts.to_string());
+        metric("edgesync_sync_http_requests_total", "counter", "HTTP requests made by sync.", self.http_requests.to_string());
+        metric("edgesync_sync_bytes_sent_total", "counter", "Request body bytes sent by sync.", self.bytes_sent.to_string());
+        metric("edgesync_pending_changes", "gauge", "Local changes not yet on the server.", status.pending.to_string());
+        metric("edgesync_sync_lag_seconds", "gauge", "Age of the oldest pending change.", secs(status.lag_ms as f64));
+        metric("edgesync_sync_retries", "gauge", "Consecutive failed syncs.", status.retries.to_string());
+        metric("edgesync_online", "gauge", "1 when the last sync reached the server.", (status.online as u8).to_string());
+        s
+    }
+}
+
+fn fmt(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v}")
+    } else {
+        "NaN".into()
+    }
+}
+
+/// Status, metrics and the event listener of one replica.
+#[derive(Default)]
+pub struct Monitor {
+    pub(crate) status: RefCell<Status>,
+    pub(crate) metrics: RefCell<Metrics>,
+    listener: RefCell<Option<Box<dyn Fn(&Event)>>>,
+}
+
+impl Monitor {
+    /// Sets the one listener (the JS binding fans out to `on(event, fn)` handlers).
+    pub fn set_listener(&self, f: Option<Box<dyn Fn(&Event)>>) {
+        *self.listener.borrow_mut() = f;
+    }
+
+    pub(crate) fn emit(&self, e: &Event) {
+        if let Some(l) = self.listener.borrow().as_ref() {
+            l(e);
+        }
+    }
+
+    pub(crate) fn record_sync(&self, ok: bool, duration_ms: f64) {
+        let mut m = self.metrics.borrow_mut();
+        m.syncs += 1;
+        if ok {
+            if m.durations_ms.len() == 1024 {
+                m.durations_ms.remove(0);
+            }
+            m.durations_ms.push(duration_ms);
+            m.duration_sum_ms += duration_ms;
+        } else {
+            m.failures += 1;
+        }
+    }
+}
+
+/// Exponential backoff with jitter: `base · 2^retries`, capped, then scaled by a
+/// random factor in [0.5, 1) so that replicas that failed together do not retry in
+/// lockstep.
+///
+/// ```
+/// use edgesync::sync::backoff_ms;
+/// assert_eq!(backoff_ms(0, 1_000, 60_000, 0.0), 500);
+/// assert_eq!(backoff_ms(3, 1_000, 60_000, 0.0), 4_000);
+/// assert_eq!(backoff_ms(30, 1_000, 60_000, 0.999), 59_940);
+/// ```
+pub fn backoff_ms(retries: u32, base_ms: u64, max_ms: u64, random01: f64) -> u64 {
+    let raw = base_ms.saturating_mul(1u64 << retries.min(32)).min(max_ms);
+    (raw as f64 * (0.5 + random01.clamp(0.0, 1.0) * 0.5)) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_and_exposition() {
+        let mut m = Metrics::default();
+        for d in 1..=100 {
+            m.durations_ms.push(d as f64);
+            m.duration_sum_ms += d as f64;
+        }
+        m.syncs = 101;
+        m.failures = 1;
+        assert_eq!(m.quantile(0.5), 50.0);
+        assert_eq!(m.quantile(0.99), 99.0);
+        let text = m.prometheus(&Status::default());
+        assert!(text.contains("edgesync_sync_duration_seconds{quantile=\"0.99\"} 0.099"));
+        assert!(text.contains("edgesync_syncs_total{outcome=\"error\"} 1"));
+        assert!(text.contains("edgesync_sync_duration_seconds_count 100"));
+    }
+}

@@ -1,0 +1,168 @@
+//! Native replicas syncing through a real sqld on loopback.
+
+mod common;
+
+use common::{block, Sqld};
+use edgesync::remote::UreqTransport;
+use edgesync::sync::{Env, Policy, Replica, ReplicaConfig, Resolver};
+use edgesync::{Statement, Value};
+
+type R = Replica<UreqTransport>;
+
+fn replica(s: &Sqld) -> R {
+    let config = ReplicaConfig {
+        path: ":memory:".into(),
+        sync_url: Some(s.url.clone()),
+        auth_token: Some(s.rw.clone()),
+        timeout_ms: Some(10_000),
+        ..Default::default()
+    };
+    Replica::open(config, UreqTransport::default(), Env::default()).unwrap()
+}
+
+fn exec(r: &R, sql: &str) -> edgesync::ResultSet {
+    r.execute(&Statement::new(sql)).unwrap()
+}
+
+fn dump(r: &R, table: &str) -> Vec<Vec<Value>> {
+    exec(r, &format!("select * from {table} order by 1")).rows
+}
+
+fn server_dump(s: &Sqld, table: &str) -> Vec<Vec<Value>> {
+    block(s.client().execute(&Statement::new(format!("select * from {table} order by 1"))))
+        .unwrap()
+        .rows
+}
+
+const SCHEMA: &str = "create table items (id text primary key, name text, qty integer not null default 0, tags text, note text)";
+
+fn setup(r: &R) {
+    exec(r, SCHEMA);
+    r.replicate(
+        "items",
+        &[("qty".into(), Policy::Counter), ("tags".into(), Policy::Set), ("note".into(), Policy::Text)],
+        vec![],
+    )
+    .unwrap();
+}
+
+#[test]
+fn three_replicas_converge_with_every_policy() {
+    let s = Sqld::start();
+    let (a, b, c) = (replica(&s), replica(&s), replica(&s));
+    for r in [&a, &b, &c] {
+        setup(r);
+    }
+    exec(&a, "insert into items values ('x', 'first', 10, '[\"red\"]', 'hello world')");
+    block(a.sync()).unwrap();
+    block(b.sync()).unwrap();
+    block(c.sync()).unwrap();
+    assert_eq!(dump(&b, "items"), dump(&a, "items"));
+
+    // Concurrent edits on all three, offline from each other.
+    exec(&a, "update items set qty = qty + 5, name = 'from a', tags = '[\"red\",\"blue\"]' where id = 'x'");
+    exec(&b, "update items set qty = qty - 3, tags = '[]', note = 'hello brave world' where id = 'x'");
+    exec(&c, "update items set qty = qty + 1, note = 'hello world!' where id = 'x'");
+    exec(&c, "insert into items (id, name) values ('y', 'from c')");
+    exec(&b, "insert into items (id, name, qty) values ('z', 'doomed', 1)");
+    for r in [&a, &b, &c] {
+        block(r.sync()).unwrap();
+    }
+    block(a.sync()).unwrap();
+    // a saw z and deletes it; c updates it concurrently: the delete wins.
+    exec(&a, "delete from items where id = 'z'");
+    exec(&c, "update items set name = 'late edit' where id = 'z'");
+    for _ in 0..2 {
+        for r in [&a, &b, &c] {
+            block(r.sync()).unwrap();
+        }
+    }
+    let want = dump(&a, "items");
+    assert_eq!(dump(&b, "items"), want);
+    assert_eq!(dump(&c, "items"), want);
+    assert_eq!(server_dump(&s, "items"), want);
+    let x = &want[0];
+    assert_eq!(x[2], Value::Integer(13), "10 + 5 - 3 + 1");
+    // b removed the "red" it had seen; a only added "blue" (its "red" was the same one).
+    assert_eq!(x[3], Value::Text("[\"blue\"]".into()));
+    assert_eq!(x[4], Value::Text("hello brave world!".into()));
+    assert_eq!(want.len(), 2, "z deleted: {want:?}");
+}
+
+#[test]
+fn offline_writes_queue_and_push_once() {
+    let mut s = Sqld::start();
+    let a = replica(&s);
+    setup(&a);
+    s.kill();
+    for i in 0..50 {
+        exec(&a, &format!("insert into items (id, qty) values ('k{i}', {i})"));
+    }
+    let err = block(a.sync()).unwrap_err();
+    assert_eq!(err.code(), "SERVER_UNREACHABLE");
+    let st = a.status().unwrap();
+    assert_eq!(st.pending, 50);
+    assert_eq!(st.retries, 1);
+    assert!(!st.online);
+    s.restart();
+    let rep = block(a.sync()).unwrap();
+    assert_eq!(rep.changes_pushed, 50);
+    assert_eq!(a.status().unwrap().pending, 0);
+    assert_eq!(server_dump(&s, "items").len(), 50);
+    let log = block(s.client().execute(&Statement::new("select count(*) from _es_log"))).unwrap();
+    assert_eq!(log.rows[0][0], Value::Integer(50));
+    let b = replica(&s);
+    setup(&b);
+    block(b.sync()).unwrap();
+    assert_eq!(dump(&b, "items"), dump(&a, "items"));
+}
+
+#[test]
+fn custom_rule_never_oversells() {
+    let s = Sqld::start();
+    let conservative = || -> Resolver {
+        Box::new(|local: &Value, remote: &Value, base: Option<&Value>| {
+            let n = |v: &Value| match v {
+                Value::Integer(i) => *i,
+                _ => 0,
+            };
+            let delta = n(local) - base.map(n).unwrap_or(0);
+            Ok(Value::Integer((n(remote) + delta).max(0)))
+        })
+    };
+    let (a, b) = (replica(&s), replica(&s));
+    for r in [&a, &b] {
+        exec(r, "create table stock (sku text primary key, n integer not null)");
+        r.replicate("stock", &[("n".into(), Policy::Custom)], vec![("n".into(), conservative())])
+            .unwrap();
+    }
+    exec(&a, "insert into stock values ('w', 10)");
+    block(a.sync()).unwrap();
+    block(b.sync()).unwrap();
+    assert_eq!(dump(&b, "stock")[0][1], Value::Integer(10));
+    exec(&a, "update stock set n = n - 7 where sku = 'w'");
+    exec(&b, "update stock set n = n - 6 where sku = 'w'");
+    block(a.sync()).unwrap();
+    block(b.sync()).unwrap();
+    block(a.sync()).unwrap();
+    assert_eq!(dump(&a, "stock")[0][1], Value::Integer(0));
+    assert_eq!(dump(&b, "stock")[0][1], Value::Integer(0));
+    assert_eq!(server_dump(&s, "stock")[0][1], Value::Integer(0));
+    assert_eq!(b.metrics().conflicts, 1);
+}
+
+#[test]
+fn schema_errors_are_clear() {
+    let s = Sqld::start();
+    let a = replica(&s);
+    exec(&a, "create table t (id integer primary key, v text)");
+    a.replicate("t", &[], vec![]).unwrap();
+    block(a.sync()).unwrap();
+    let b = replica(&s);
+    exec(&b, "create table t (id integer primary key, v text, extra integer)");
+    b.replicate("t", &[], vec![]).unwrap();
+    let err = block(b.sync()).unwrap_err();
+    assert_eq!(err.code(), "SCHEMA_MISMATCH");
+    assert_eq!(a.replicate("nope", &[], vec![]).unwrap_err().code(), "SCHEMA_ERROR");
+}
+
