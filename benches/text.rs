@@ -26,6 +26,18 @@ fn time<T>(rounds: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
 }
 
 fn main() {
+    if let Ok(name) = std::env::var("TEXT_LOAD_LOOP") {
+        // Profiling aid: load one trace's snapshot over and over.
+        let trace = traces::load(&name);
+        let bytes = traces::replay_sequential(&trace, 1).encode();
+        let t0 = Instant::now();
+        for _ in 0..500 {
+            let d = Text::decode(&bytes, 2).expect("decode");
+            assert_eq!(d.text().len(), trace.end.len());
+        }
+        println!("load {:.3} ms", t0.elapsed().as_secs_f64() * 1e3 / 500.0);
+        return;
+    }
     println!("edgesync text CRDT, native (median of 5)");
     println!(
         "{:<18} {:>10} {:>10} {:>12} {:>10} {:>8}",

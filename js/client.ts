@@ -12,6 +12,8 @@
  * instantiate the wasm module their own way and then re-export everything here.
  */
 import { RemoteClient } from "./wasm/edgesync.js";
+import { EmbeddedReplicaClient, isLocalUrl } from "./replica.js";
+import type { EmbeddedReplica, ReplicaConfig } from "./replica.js";
 
 /** A value as read from the database. */
 export type Value = null | string | number | bigint | Uint8Array;
@@ -85,6 +87,9 @@ export type ErrorCode =
   | "DECODE_ERROR"
   | "INVALID_OPERATION"
   | "CLOCK_DRIFT"
+  | "SCHEMA_ERROR"
+  | "SCHEMA_MISMATCH"
+  | "RESOLVER_ERROR"
   | "INTERNAL_ERROR";
 
 /** Every error edgesync raises. Branch on `code`, never on `message`. */
@@ -228,12 +233,19 @@ class HttpClient implements Client {
 }
 
 /**
- * Creates a client for a remote libSQL database (sqld or Turso). Throws
+ * Creates a client. A remote URL (`libsql://`, `https://`, `http://`) gives a client
+ * for that libSQL database (sqld or Turso); `":memory:"` or `"file:…"` gives an
+ * embedded replica — a local SQLite database that syncs with `syncUrl`. Throws
  * `EdgesyncError` (`URL_INVALID`, `INVALID_ARGUMENT`) at once for a bad config.
  */
-export function createClient(config: Config): Client {
+export function createClient(config: ReplicaConfig & { url: ":memory:" | `file:${string}` }): EmbeddedReplica;
+export function createClient(config: Config): Client;
+export function createClient(config: Config | ReplicaConfig): Client | EmbeddedReplica {
+  if (isLocalUrl((config as { url?: unknown } | undefined)?.url)) {
+    return new EmbeddedReplicaClient(config as ReplicaConfig, adopt, makeResultSet as (raw: unknown) => ResultSet);
+  }
   try {
-    return new HttpClient(new RemoteClient(config));
+    return new HttpClient(new RemoteClient(config as Config));
   } catch (e) {
     throw adopt(e);
   }

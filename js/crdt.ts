@@ -117,12 +117,28 @@ export type SiteId = number | bigint | string;
  *
  * `new Text(siteId?)`, `insert(index, str)`, `delete(index, length)`, `toString()`,
  * `length`; `insertUtf16` / `deleteUtf16` / `lengthUtf16` take JavaScript string
- * offsets; `encode()` / `Text.decode(bytes, siteId?)`; `version()`,
- * `encodeUpdateSince(version?)`, `applyUpdate(bytes)`, `merge(other)`, `pendingOps`;
- * `anchor(index, "before" | "after")` / `resolve(anchor)` for cursors;
- * `textAt(version)` / `restore(version)` for history; `free()`.
+ * offsets; `encode(options?)` / `Text.decode(bytes, siteId?)` — `encode()` leaves out
+ * the text of deleted characters (`textAt` / `restore` of older versions is then an
+ * `INVALID_OPERATION` error on a replica loaded from it), `encode({ history: true })`
+ * keeps it; `version()`, `encodeUpdateSince(version?)`, `applyUpdate(bytes)`,
+ * `merge(other)`, `pendingOps`; `anchor(index, "before" | "after")` /
+ * `resolve(anchor)` for cursors; `textAt(version)` / `restore(version)` for history;
+ * `free()`.
  */
 export const Text = wasm.Text;
+// The per-keystroke methods return their error instead of throwing it (a `Result`
+// return would cost a JavaScript array per call; see `status` in src/wasm/text.rs).
+for (const name of ["insert", "delete", "insertUtf16", "deleteUtf16"] as const) {
+  const raw = wasm.Text.prototype[name] as (this: wasm.Text, a: number, b: never) => unknown;
+  Object.defineProperty(wasm.Text.prototype, name, {
+    value: function (this: wasm.Text, a: number, b: never): void {
+      const error = raw.call(this, a, b);
+      if (error !== undefined) throw error;
+    },
+    writable: true,
+    configurable: true,
+  });
+}
 export type Text = wasm.Text;
 
 /**

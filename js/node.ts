@@ -8,3 +8,4 @@ registerErrorClass(EdgesyncError);
 
 export * from "./client.js";
 export * from "./crdt.js";
+export type * from "./replica.js";

@@ -13,3 +13,4 @@ registerErrorClass(EdgesyncError);
 
 export * from "./client.js";
 export * from "./crdt.js";
+export type * from "./replica.js";

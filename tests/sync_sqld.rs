@@ -29,18 +29,26 @@ fn dump(r: &R, table: &str) -> Vec<Vec<Value>> {
 }
 
 fn server_dump(s: &Sqld, table: &str) -> Vec<Vec<Value>> {
-    block(s.client().execute(&Statement::new(format!("select * from {table} order by 1"))))
-        .unwrap()
-        .rows
+    block(
+        s.client()
+            .execute(&Statement::new(format!("select * from {table} order by 1"))),
+    )
+    .unwrap()
+    .rows
 }
 
-const SCHEMA: &str = "create table items (id text primary key, name text, qty integer not null default 0, tags text, note text)";
+const SCHEMA: &str =
+    "create table items (id text primary key, name text, qty integer not null default 0, tags text, note text)";
 
 fn setup(r: &R) {
     exec(r, SCHEMA);
     r.replicate(
         "items",
-        &[("qty".into(), Policy::Counter), ("tags".into(), Policy::Set), ("note".into(), Policy::Text)],
+        &[
+            ("qty".into(), Policy::Counter),
+            ("tags".into(), Policy::Set),
+            ("note".into(), Policy::Text),
+        ],
         vec![],
     )
     .unwrap();
@@ -53,16 +61,28 @@ fn three_replicas_converge_with_every_policy() {
     for r in [&a, &b, &c] {
         setup(r);
     }
-    exec(&a, "insert into items values ('x', 'first', 10, '[\"red\"]', 'hello world')");
+    exec(
+        &a,
+        "insert into items values ('x', 'first', 10, '[\"red\"]', 'hello world')",
+    );
     block(a.sync()).unwrap();
     block(b.sync()).unwrap();
     block(c.sync()).unwrap();
     assert_eq!(dump(&b, "items"), dump(&a, "items"));
 
     // Concurrent edits on all three, offline from each other.
-    exec(&a, "update items set qty = qty + 5, name = 'from a', tags = '[\"red\",\"blue\"]' where id = 'x'");
-    exec(&b, "update items set qty = qty - 3, tags = '[]', note = 'hello brave world' where id = 'x'");
-    exec(&c, "update items set qty = qty + 1, note = 'hello world!' where id = 'x'");
+    exec(
+        &a,
+        "update items set qty = qty + 5, name = 'from a', tags = '[\"red\",\"blue\"]' where id = 'x'",
+    );
+    exec(
+        &b,
+        "update items set qty = qty - 3, tags = '[]', note = 'hello brave world' where id = 'x'",
+    );
+    exec(
+        &c,
+        "update items set qty = qty + 1, note = 'hello world!' where id = 'x'",
+    );
     exec(&c, "insert into items (id, name) values ('y', 'from c')");
     exec(&b, "insert into items (id, name, qty) values ('z', 'doomed', 1)");
     for r in [&a, &b, &c] {
@@ -133,8 +153,12 @@ fn custom_rule_never_oversells() {
     let (a, b) = (replica(&s), replica(&s));
     for r in [&a, &b] {
         exec(r, "create table stock (sku text primary key, n integer not null)");
-        r.replicate("stock", &[("n".into(), Policy::Custom)], vec![("n".into(), conservative())])
-            .unwrap();
+        r.replicate(
+            "stock",
+            &[("n".into(), Policy::Custom)],
+            vec![("n".into(), conservative())],
+        )
+        .unwrap();
     }
     exec(&a, "insert into stock values ('w', 10)");
     block(a.sync()).unwrap();
@@ -165,4 +189,3 @@ fn schema_errors_are_clear() {
     assert_eq!(err.code(), "SCHEMA_MISMATCH");
     assert_eq!(a.replicate("nope", &[], vec![]).unwrap_err().code(), "SCHEMA_ERROR");
 }
-

@@ -6,7 +6,9 @@
 //     insert(doc, pos, str)            one local operation (its own transaction / change)
 //     delete(doc, pos, len)            one local operation
 //     text(doc) → string
-//     encode(doc) → Uint8Array         the full document (history included) as stored/sent
+//     encode(doc) → Uint8Array         the full document as stored/sent, each library's default:
+//                                      Yjs and edgesync drop deleted text (Yjs gc; edgesync's
+//                                      encode({ history: true }) keeps it), Loro and Automerge keep it
 //     load(bytes) → doc                decode a full document
 //     heads(doc) → opaque              where the doc is now (for exportUpdate)
 //     exportUpdate(doc, since?) → Uint8Array   ops after `since` (everything if omitted)

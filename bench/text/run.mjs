@@ -10,7 +10,8 @@
 //   apply   every patch a separate local operation (crdt-benchmarks B4), median of --runs
 //           (fewer when one run already takes > APPLY_BUDGET_MS); the final text must be
 //           exactly endContent or the run fails
-//   size    the encoded document (full history), raw and gzip -9
+//   size    the encoded document (each library's default encoding: Yjs and edgesync drop
+//           deleted text, Loro and Automerge keep all history), raw and gzip -9
 //   load    decode those bytes + read the text, median of up to 5 runs, in a fresh process
 //           per library × trace (load-child.mjs; see there why)
 //   memory  RSS delta of a fresh process holding the replayed document (memory-child.mjs),

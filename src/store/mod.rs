@@ -193,20 +193,33 @@ mod tests {
     #[test]
     fn named_args_and_decltypes() {
         let db = Store::open(":memory:").unwrap();
-        db.execute(&Statement::new("create table t (id integer primary key, name text)")).unwrap();
-        db.execute(&Statement::new("insert into t values (:id, $name)").named("id", 7).named("$name", "x"))
+        db.execute(&Statement::new("create table t (id integer primary key, name text)"))
             .unwrap();
-        let rs = db.execute(&Statement::new("select id, name, 1 + 1 as two from t")).unwrap();
-        assert_eq!(rs.column_types, ["integer", "text", ""]);
-        assert_eq!(rs.rows[0], [Value::Integer(7), Value::Text("x".into()), Value::Integer(2)]);
-        let err = db.execute(&Statement::new("insert into t values (:nope)").named("id", 1)).unwrap_err();
+        db.execute(
+            &Statement::new("insert into t values (:id, $name)")
+                .named("id", 7)
+                .named("$name", "x"),
+        )
+        .unwrap();
+        let rs = db
+            .execute(&Statement::new("select id, name, 1 + 1 as two from t"))
+            .unwrap();
+        assert_eq!(rs.column_types, ["INTEGER", "TEXT", ""]);
+        assert_eq!(
+            rs.rows[0],
+            [Value::Integer(7), Value::Text("x".into()), Value::Integer(2)]
+        );
+        let err = db
+            .execute(&Statement::new("insert into t (id) values (:nope)").named("id", 1))
+            .unwrap_err();
         assert_eq!(err.code(), "INVALID_ARGUMENT");
     }
 
     #[test]
     fn batch_is_atomic_and_reports_the_step() {
         let db = Store::open(":memory:").unwrap();
-        db.execute(&Statement::new("create table t (id integer primary key)")).unwrap();
+        db.execute(&Statement::new("create table t (id integer primary key)"))
+            .unwrap();
         let err = db
             .batch(
                 &[
@@ -230,8 +243,14 @@ mod tests {
     #[test]
     fn errors_have_codes() {
         let db = Store::open(":memory:").unwrap();
-        assert_eq!(db.execute(&Statement::new("selec 1")).unwrap_err().code(), "SQL_SYNTAX_ERROR");
-        assert_eq!(db.execute(&Statement::new("select * from nope")).unwrap_err().code(), "SQL_ERROR");
+        assert_eq!(
+            db.execute(&Statement::new("selec 1")).unwrap_err().code(),
+            "SQL_SYNTAX_ERROR"
+        );
+        assert_eq!(
+            db.execute(&Statement::new("select * from nope")).unwrap_err().code(),
+            "SQL_ERROR"
+        );
         let nan = Statement::new("select ?").arg(f64::NAN);
         assert_eq!(db.execute(&nan).unwrap_err().code(), "INVALID_ARGUMENT");
     }

@@ -12,9 +12,9 @@
 //! let a = c.tick(1_000);
 //! let b = c.tick(999); // the wall clock went back: still later
 //! assert!(b > a);
-//! assert!(c.observe((5_000 << 16) as i64, 1_000).is_ok());
-//! assert!(c.tick(1_000) > (5_000 << 16) as i64);
-//! assert_eq!(c.observe((900_000 << 16) as i64, 1_000).unwrap_err().code(), "CLOCK_DRIFT");
+//! assert!(c.observe(5_000i64 << 16, 1_000).is_ok());
+//! assert!(c.tick(1_000) > 5_000i64 << 16);
+//! assert_eq!(c.observe(900_000i64 << 16, 1_000).unwrap_err().code(), "CLOCK_DRIFT");
 //! ```
 
 use crate::error::{Error, Result};

@@ -258,7 +258,9 @@ impl FoldContext<'_> {
                 )
                 .map_err(sql_error)?;
             let rows = stmt
-                .query_map(params![t, pk, col], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .query_map(params![t, pk, col], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
                 .map_err(sql_error)?;
             for row in rows {
                 let (elem, tag) = row.map_err(sql_error)?;
@@ -318,7 +320,12 @@ impl FoldContext<'_> {
         }
         let update = doc.encode_update_since(&before);
         save_text(self.conn, (t, pk, col), &doc)?;
-        set_render(self.conn, (t, pk, col), &super::record::version(hlc, self.site), &new_text)?;
+        set_render(
+            self.conn,
+            (t, pk, col),
+            &super::record::version(hlc, self.site),
+            &new_text,
+        )?;
         Ok(json!({ "t": new_text, "u": base64::engine::general_purpose::STANDARD.encode(update) }))
     }
 }
@@ -351,9 +358,9 @@ pub fn save_text(conn: &Connection, (t, pk, col): (&str, &str, &str), doc: &Text
         "INSERT INTO _es_text (tbl, pk, col, doc) VALUES (?1, json(?2), ?3, ?4) \
          ON CONFLICT (tbl, pk, col) DO UPDATE SET doc = excluded.doc",
     )
-        .map_err(sql_error)?
-        .execute(params![t, pk, col, doc.encode()])
-        .map_err(sql_error)?;
+    .map_err(sql_error)?
+    .execute(params![t, pk, col, doc.encode()])
+    .map_err(sql_error)?;
     Ok(())
 }
 

@@ -35,6 +35,8 @@ pub mod record;
 mod replica;
 pub mod rules;
 pub mod status;
+#[cfg(all(test, feature = "native"))]
+mod tests;
 
 pub use clock::PackedClock;
 pub use net::{SyncReport, BACKOFF_BASE_MS, BACKOFF_MAX_MS};

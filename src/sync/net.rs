@@ -13,7 +13,7 @@ use serde_json::Value as Json;
 use super::fold::encode_base;
 use super::policy::check_identifier;
 use super::record::{decode_row, decode_value, encode_value, Record};
-use super::replica::{finish_savepoint, meta, parse_policies, set_meta, CaptureOff, Replica};
+use super::replica::{finish_savepoint, meta, parse_policies, set_meta, Apply, CaptureOff, Replica};
 use super::rules::{self, Side};
 use super::status::{backoff_ms, Event, Outcome, Status};
 use crate::error::{Error, Result};
@@ -64,8 +64,16 @@ impl<T: HttpTransport> Replica<T> {
                 Ok(_) => {
                     st.retries = 0;
                     st.online = true;
-                    st.last_push = Some(Outcome { at_ms: end, ok: true, error: None });
-                    st.last_pull = Some(Outcome { at_ms: end, ok: true, error: None });
+                    st.last_push = Some(Outcome {
+                        at_ms: end,
+                        ok: true,
+                        error: None,
+                    });
+                    st.last_pull = Some(Outcome {
+                        at_ms: end,
+                        ok: true,
+                        error: None,
+                    });
                 }
                 Err(e) => {
                     st.retries = st.retries.saturating_add(1);
@@ -158,13 +166,17 @@ impl<T: HttpTransport> Replica<T> {
                     .unwrap_or_else(|| spec.create_sql.clone());
                 stmts.push(Statement::new(create));
                 stmts.push(
-                    Statement::new("INSERT INTO _es_tables (tbl, pol, create_sql) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
-                        .arg(name.as_str())
-                        .arg(spec.policies_json().to_string())
-                        .arg(spec.create_sql.as_str()),
+                    Statement::new(
+                        "INSERT INTO _es_tables (tbl, pol, create_sql) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                    )
+                    .arg(name.as_str())
+                    .arg(spec.policies_json().to_string())
+                    .arg(spec.create_sql.as_str()),
                 );
                 checks.push((name.clone(), stmts.len()));
-                stmts.push(Statement::new("SELECT name, type, pk FROM pragma_table_info(?) ORDER BY cid").arg(name.as_str()));
+                stmts.push(
+                    Statement::new("SELECT name, type, pk FROM pragma_table_info(?) ORDER BY cid").arg(name.as_str()),
+                );
                 stmts.push(Statement::new("SELECT pol FROM _es_tables WHERE tbl = ?").arg(name.as_str()));
             }
             (stmts, checks)
@@ -224,10 +236,18 @@ impl<T: HttpTransport> Replica<T> {
         let list = todo.iter().map(|t| format!("'{t}'")).collect::<Vec<_>>().join(", ");
         let stmts = [
             Statement::new("SELECT coalesce(max(seq), 0) FROM _es_log"),
-            Statement::new(format!("SELECT tbl, pk, col, val, ver FROM _es_cv WHERE tbl IN ({list})")),
-            Statement::new(format!("SELECT tbl, pk, col, site, p, n FROM _es_ctr WHERE tbl IN ({list})")),
-            Statement::new(format!("SELECT tbl, pk, col, elem, tag, alive FROM _es_set WHERE tbl IN ({list})")),
-            Statement::new(format!("SELECT site, rec FROM _es_log WHERE rec ->> 1 IN ({list}) AND rec LIKE '%\"u\":%' ORDER BY seq")),
+            Statement::new(format!(
+                "SELECT tbl, pk, col, val, ver FROM _es_cv WHERE tbl IN ({list})"
+            )),
+            Statement::new(format!(
+                "SELECT tbl, pk, col, site, p, n FROM _es_ctr WHERE tbl IN ({list})"
+            )),
+            Statement::new(format!(
+                "SELECT tbl, pk, col, elem, tag, alive FROM _es_set WHERE tbl IN ({list})"
+            )),
+            Statement::new(format!(
+                "SELECT site, rec FROM _es_log WHERE rec ->> 1 IN ({list}) AND rec LIKE '%\"u\":%' ORDER BY seq"
+            )),
         ];
         let rs = self.remote_batch(&stmts, TransactionMode::Read).await?;
         let conn = self.store.conn();
@@ -235,10 +255,10 @@ impl<T: HttpTransport> Replica<T> {
         conn.execute_batch("SAVEPOINT es_boot").map_err(sql_error)?;
         let res = (|| {
             let mut cv = conn
-                .prepare_cached(&format!(
+                .prepare_cached(
                     "INSERT INTO _es_cv (tbl, pk, col, val, ver) VALUES (?1, ?2, ?3, ?4, ?5) \
-                     ON CONFLICT (tbl, pk, col) DO UPDATE SET val = excluded.val, ver = excluded.ver WHERE excluded.ver > _es_cv.ver"
-                ))
+                     ON CONFLICT (tbl, pk, col) DO UPDATE SET val = excluded.val, ver = excluded.ver WHERE excluded.ver > _es_cv.ver",
+                )
                 .map_err(sql_error)?;
             for r in &rs[1].rows {
                 cv.execute(params![r[0], r[1], r[2], r[3], r[4]]).map_err(sql_error)?;
@@ -250,7 +270,8 @@ impl<T: HttpTransport> Replica<T> {
                 )
                 .map_err(sql_error)?;
             for r in &rs[2].rows {
-                ctr.execute(params![r[0], r[1], r[2], r[3], r[4], r[5]]).map_err(sql_error)?;
+                ctr.execute(params![r[0], r[1], r[2], r[3], r[4], r[5]])
+                    .map_err(sql_error)?;
             }
             let mut set = conn
                 .prepare_cached(
@@ -259,7 +280,8 @@ impl<T: HttpTransport> Replica<T> {
                 )
                 .map_err(sql_error)?;
             for r in &rs[3].rows {
-                set.execute(params![r[0], r[1], r[2], r[3], r[4], r[5]]).map_err(sql_error)?;
+                set.execute(params![r[0], r[1], r[2], r[3], r[4], r[5]])
+                    .map_err(sql_error)?;
             }
             // Text documents are rebuilt from their updates in the log.
             let mut by_site: Vec<(String, Record)> = Vec::new();
@@ -268,7 +290,7 @@ impl<T: HttpTransport> Replica<T> {
                 by_site.push((text(&r[0]), Record::from_json(&rec)?));
             }
             for (site, rec) in &by_site {
-                self.apply_records(&[rec], site, true)?;
+                self.apply_records(&[rec], site, Apply::Remote)?;
             }
             // Rebuild every row of the bootstrapped tables from the merged state.
             let keys: Vec<(String, String)> = {
@@ -291,7 +313,7 @@ impl<T: HttpTransport> Replica<T> {
                 .collect();
             for chunk in touch.chunks(5_000) {
                 let refs: Vec<&Record> = chunk.iter().collect();
-                self.apply_records(&refs, &self.site, false)?;
+                self.apply_records(&refs, &self.site, Apply::Rebuild)?;
             }
             if meta(&self.store, "cursor")?.is_none() {
                 set_meta(&self.store, "cursor", &Value::Integer(int(&rs[0].rows[0][0])))?;
@@ -313,7 +335,11 @@ impl<T: HttpTransport> Replica<T> {
             .map_err(sql_error)?;
         let rows = stmt
             .query_map([limit as i64], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<Vec<u8>>>(2)?))
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<Vec<u8>>>(2)?,
+                ))
             })
             .map_err(sql_error)?;
         let mut out = Vec::new();
@@ -350,7 +376,8 @@ impl<T: HttpTransport> Replica<T> {
             let conn = self.store.conn();
             conn.execute_batch("SAVEPOINT es_push").map_err(sql_error)?;
             let res = (|| {
-                conn.execute("DELETE FROM _es_outbox WHERE id <= ?1", [last]).map_err(sql_error)?;
+                conn.execute("DELETE FROM _es_outbox WHERE id <= ?1", [last])
+                    .map_err(sql_error)?;
                 self.resolve_conflicts(&queued, &conflicts, true)
             })();
             finish_savepoint(conn, "es_push", res.is_ok())?;
@@ -378,7 +405,13 @@ impl<T: HttpTransport> Replica<T> {
                 json.push_str(&q.json);
             }
             json.push(']');
-            let pol = Json::Object(inner.tables.iter().map(|(t, s)| (t.clone(), s.policies_json())).collect());
+            let pol = Json::Object(
+                inner
+                    .tables
+                    .iter()
+                    .map(|(t, s)| (t.clone(), s.policies_json()))
+                    .collect(),
+            );
             let mut stmts = vec![Statement::new(rules::STAGE)
                 .arg(json)
                 .arg(self.site.as_str())
@@ -409,7 +442,10 @@ impl<T: HttpTransport> Replica<T> {
             let (hlc, table, pk, col) = (int(&row[0]), text(&row[1]), text(&row[2]), text(&row[3]));
             let (remote, remote_ver) = (row[4].clone(), text(&row[5]));
             let Some(q) = queued.iter().find(|q| {
-                q.record.op == 'x' && q.record.hlc == hlc && q.record.table == table && q.record.data.get(&col).is_some()
+                q.record.op == 'x'
+                    && q.record.hlc == hlc
+                    && q.record.table == table
+                    && q.record.data.get(&col).is_some()
             }) else {
                 continue;
             };
@@ -434,13 +470,17 @@ impl<T: HttpTransport> Replica<T> {
                 data: Json::Object(data),
                 base: Some(remote_ver),
             };
-            self.apply_records(&[&rec], &self.site, false)?;
+            self.apply_records(&[&rec], &self.site, Apply::Rebuild)?;
             if queue {
                 self.store
                     .conn()
                     .prepare_cached("INSERT INTO _es_outbox (hlc, rec, base) VALUES (?1, ?2, ?3)")
                     .map_err(sql_error)?
-                    .execute(params![rec.hlc, rec.to_json().to_string(), encode_base(&Some(remote.clone()))])
+                    .execute(params![
+                        rec.hlc,
+                        rec.to_json().to_string(),
+                        encode_base(&Some(remote.clone()))
+                    ])
                     .map_err(sql_error)?;
             }
             self.monitor.metrics.borrow_mut().conflicts += 1;
@@ -513,7 +553,7 @@ impl<T: HttpTransport> Replica<T> {
         let res = (|| {
             for (site, recs) in &groups {
                 let refs: Vec<&Record> = recs.iter().collect();
-                self.apply_records(&refs, site, true)?;
+                self.apply_records(&refs, site, Apply::Remote)?;
                 count += recs.len() as u64;
             }
             self.render_back()?;
@@ -535,7 +575,7 @@ impl<T: HttpTransport> Replica<T> {
     /// For each text cell merged from the server whose merged text differs from the
     /// rendering the server's column holds, queues this replica's rendering (a text
     /// record with no CRDT update) so the server's plain column converges as well.
-    fn render_back(&self) -> Result<()> {
+    pub(crate) fn render_back(&self) -> Result<()> {
         let cells = std::mem::take(&mut *self.text_touched.borrow_mut());
         let conn = self.store.conn();
         let mut out = Vec::new();
@@ -587,7 +627,11 @@ impl<T: HttpTransport> Replica<T> {
                 out.push(self.store.execute(s).map_err(|e| crate::store::with_step(e, i))?);
             }
             self.fold_all()?;
-            let queued: Vec<Queued> = self.read_outbox(usize::MAX >> 1)?.into_iter().filter(|q| q.id > before).collect();
+            let queued: Vec<Queued> = self
+                .read_outbox(usize::MAX >> 1)?
+                .into_iter()
+                .filter(|q| q.id > before)
+                .collect();
             Ok((out, queued))
         })();
         finish_savepoint(conn, "es_wt", false)?;
@@ -598,7 +642,7 @@ impl<T: HttpTransport> Replica<T> {
             conn.execute_batch("SAVEPOINT es_wt2").map_err(sql_error)?;
             let res = (|| {
                 let recs: Vec<&Record> = queued.iter().map(|q| &q.record).collect();
-                self.apply_records(&recs, &self.site, true)?;
+                self.apply_records(&recs, &self.site, Apply::Remote)?;
                 self.resolve_conflicts(&queued, &conflicts, true)
             })();
             finish_savepoint(conn, "es_wt2", res.is_ok())?;
@@ -636,7 +680,12 @@ impl<T: HttpTransport> Replica<T> {
         st.next_sync_in_ms = if st.retries == 0 {
             0
         } else {
-            backoff_ms(st.retries - 1, BACKOFF_BASE_MS, BACKOFF_MAX_MS, ((self.env.random)() % 1000) as f64 / 1000.0)
+            backoff_ms(
+                st.retries - 1,
+                BACKOFF_BASE_MS,
+                BACKOFF_MAX_MS,
+                ((self.env.random)() % 1000) as f64 / 1000.0,
+            )
         };
         Ok(st)
     }
@@ -656,7 +705,9 @@ impl<T: HttpTransport> Replica<T> {
         {
             let mut m = self.monitor.metrics.borrow_mut();
             m.http_requests += 1;
-            m.bytes_sent += crate::remote::hrana::encode_batch(stmts, mode).map(|b| b.len() as u64).unwrap_or(0);
+            m.bytes_sent += crate::remote::hrana::encode_batch(stmts, mode)
+                .map(|b| b.len() as u64)
+                .unwrap_or(0);
         }
         remote.batch(stmts, mode).await
     }

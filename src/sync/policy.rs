@@ -173,9 +173,10 @@ impl TableSpec {
             }
         }
         for (col, policy) in policies {
-            let c = columns.iter_mut().find(|c| &c.name == col).ok_or_else(|| {
-                Error::Schema(format!("unknown column {table}.{col} in replicate() policies"))
-            })?;
+            let c = columns
+                .iter_mut()
+                .find(|c| &c.name == col)
+                .ok_or_else(|| Error::Schema(format!("unknown column {table}.{col} in replicate() policies")))?;
             if c.pk > 0 && *policy != Policy::Lww {
                 return Err(Error::Schema(format!(
                     "{table}.{col} is part of the primary key and cannot have the {} policy",
@@ -193,7 +194,11 @@ impl TableSpec {
                     "{table}.{col} has type {:?}: the {} policy needs {} column",
                     c.decl_type,
                     policy.as_str(),
-                    if *policy == Policy::Counter { "an INTEGER" } else { "a TEXT" }
+                    if *policy == Policy::Counter {
+                        "an INTEGER"
+                    } else {
+                        "a TEXT"
+                    }
                 )));
             }
             c.policy = *policy;
@@ -225,7 +230,11 @@ impl TableSpec {
     pub fn trigger_sql(&self) -> String {
         let t = &self.name;
         let row = |prefix: &str| {
-            let cols: Vec<String> = self.columns.iter().map(|c| format!("{prefix}.\"{}\"", c.name)).collect();
+            let cols: Vec<String> = self
+                .columns
+                .iter()
+                .map(|c| format!("{prefix}.\"{}\"", c.name))
+                .collect();
             format!("es_row({})", cols.join(", "))
         };
         format!(
@@ -271,7 +280,10 @@ mod tests {
         assert_eq!(spec.pk, [0]);
         assert_eq!(spec.columns[1].policy, Policy::Counter);
         assert_eq!(spec.columns[3].policy, Policy::Lww);
-        assert_eq!(spec.policies_json().to_string(), r#"{"note":"lww","stock":"counter","tags":"set"}"#);
+        assert_eq!(
+            spec.policies_json().to_string(),
+            r#"{"note":"lww","stock":"counter","tags":"set"}"#
+        );
     }
 
     #[test]
@@ -286,10 +298,18 @@ mod tests {
         assert!(err("nokey", &[]).to_string().contains("no PRIMARY KEY"));
         assert!(err("realkey", &[]).to_string().contains("only INTEGER and TEXT"));
         assert!(err("t", &[]).to_string().contains("generated"));
-        assert!(err("u", &[("zz".into(), Policy::Lww)]).to_string().contains("unknown column u.zz"));
-        assert!(err("u", &[("n".into(), Policy::Counter)]).to_string().contains("needs an INTEGER"));
-        assert!(err("u", &[("c".into(), Policy::Text)]).to_string().contains("needs a TEXT"));
-        assert!(err("u", &[("id".into(), Policy::Counter)]).to_string().contains("primary key"));
+        assert!(err("u", &[("zz".into(), Policy::Lww)])
+            .to_string()
+            .contains("unknown column u.zz"));
+        assert!(err("u", &[("n".into(), Policy::Counter)])
+            .to_string()
+            .contains("needs an INTEGER"));
+        assert!(err("u", &[("c".into(), Policy::Text)])
+            .to_string()
+            .contains("needs a TEXT"));
+        assert!(err("u", &[("id".into(), Policy::Counter)])
+            .to_string()
+            .contains("primary key"));
         assert_eq!(err("nokey", &[]).code(), "SCHEMA_ERROR");
         assert!(check_identifier("table", "a b").is_err());
         assert!(check_identifier("table", "_es_x").is_err());

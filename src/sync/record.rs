@@ -128,7 +128,10 @@ fn unhex(h: &str) -> Vec<u8> {
         b'A'..=b'F' => c - b'A' + 10,
         _ => 0,
     };
-    h.as_bytes().chunks(2).map(|p| (d(p[0]) << 4) | d(*p.get(1).unwrap_or(&b'0'))).collect()
+    h.as_bytes()
+        .chunks(2)
+        .map(|p| (d(p[0]) << 4) | d(*p.get(1).unwrap_or(&b'0')))
+        .collect()
 }
 
 /// Row images: the capture triggers call `es_row(col…)`, which packs a row's values
@@ -195,7 +198,9 @@ mod tests {
         prop_oneof![
             Just(Value::Null),
             any::<i64>().prop_map(Value::Integer),
-            any::<f64>().prop_filter("no NaN", |f| !f.is_nan()).prop_map(Value::Real),
+            any::<f64>()
+                .prop_filter("no NaN", |f| !f.is_nan())
+                .prop_map(Value::Real),
             ".*".prop_map(Value::Text),
             proptest::collection::vec(any::<u8>(), 0..40).prop_map(Value::Blob),
         ]

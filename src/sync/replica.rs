@@ -190,6 +190,16 @@ impl<T: HttpTransport> Replica<T> {
         &self.store
     }
 
+    /// Whether a `syncUrl` was given.
+    pub fn has_remote(&self) -> bool {
+        self.remote.is_some()
+    }
+
+    /// Sets the one event listener (`sync:completed`, `sync:error`, `conflict`).
+    pub fn set_listener(&self, f: Option<super::status::Listener>) {
+        self.monitor.set_listener(f);
+    }
+
     pub(crate) fn now(&self) -> u64 {
         (self.env.now_ms)()
     }
@@ -199,12 +209,23 @@ impl<T: HttpTransport> Replica<T> {
     /// Rows already in the table are queued as inserts the first time. Calling it again
     /// with the same policies is a no-op (apps call it at every start); different
     /// policies for an already replicated table are refused.
-    pub fn replicate(&self, table: &str, policies: &[(String, Policy)], resolvers: Vec<(String, Resolver)>) -> Result<()> {
+    pub fn replicate(
+        &self,
+        table: &str,
+        policies: &[(String, Policy)],
+        resolvers: Vec<(String, Resolver)>,
+    ) -> Result<()> {
         let conn = self.store.conn();
         let spec = TableSpec::introspect(conn, table, policies)?;
         for (col, _) in &resolvers {
-            if !spec.columns.iter().any(|c| &c.name == col && c.policy == Policy::Custom) {
-                return Err(Error::Schema(format!("a resolver was given for {table}.{col}, which is not a custom column")));
+            if !spec
+                .columns
+                .iter()
+                .any(|c| &c.name == col && c.policy == Policy::Custom)
+            {
+                return Err(Error::Schema(format!(
+                    "a resolver was given for {table}.{col}, which is not a custom column"
+                )));
             }
         }
         let pol = spec.policies_json().to_string();
@@ -300,7 +321,9 @@ impl<T: HttpTransport> Replica<T> {
         let mut queued = 0;
         for cap in caps {
             // A second write to a row must see the state after the first one.
-            let Some(spec) = inner.tables.get(&cap.table) else { continue };
+            let Some(spec) = inner.tables.get(&cap.table) else {
+                continue;
+            };
             let keys: Vec<(String, String)> = [&cap.old, &cap.new]
                 .into_iter()
                 .flatten()
@@ -316,7 +339,8 @@ impl<T: HttpTransport> Replica<T> {
         }
         queued += self.apply_own(&pending)?;
         let last = caps.last().map(|c| c.id).unwrap_or(0);
-        conn.execute("DELETE FROM _es_capture WHERE id <= ?1", [last]).map_err(sql_error)?;
+        conn.execute("DELETE FROM _es_capture WHERE id <= ?1", [last])
+            .map_err(sql_error)?;
         Ok(queued)
     }
 
@@ -330,55 +354,142 @@ impl<T: HttpTransport> Replica<T> {
             return Ok(0);
         }
         let records: Vec<&Record> = out.iter().map(|o| &o.record).collect();
-        self.apply_records(&records, &self.site, false)?;
+        self.apply_records(&records, &self.site, Apply::Captured)?;
         let conn = self.store.conn();
         let mut stmt = conn
             .prepare_cached("INSERT INTO _es_outbox (hlc, rec, base) VALUES (?1, ?2, ?3)")
             .map_err(sql_error)?;
         for o in out {
-            stmt.execute(params![o.record.hlc, o.record.to_json().to_string(), fold::encode_base(&o.base_value)])
-                .map_err(sql_error)?;
+            stmt.execute(params![
+                o.record.hlc,
+                o.record.to_json().to_string(),
+                fold::encode_base(&o.base_value)
+            ])
+            .map_err(sql_error)?;
         }
         Ok(out.len())
     }
 
     /// Runs the local merge rules for records written by `site`, then rebuilds the
-    /// touched rows (with capture off, so applying is never captured again). When
-    /// `remote` is set, text updates are merged into the cells' documents.
-    pub(crate) fn apply_records(&self, records: &[&Record], site: &str, remote: bool) -> Result<()> {
+    /// touched rows (with capture off, so applying is never captured again).
+    pub(crate) fn apply_records(&self, records: &[&Record], site: &str, mode: Apply) -> Result<()> {
         let conn = self.store.conn();
         let inner = self.inner.borrow();
-        let json = Json::Array(records.iter().map(|r| r.to_json()).collect()).to_string();
-        let pol = Json::Object(
-            inner
-                .tables
-                .iter()
-                .map(|(t, s)| (t.clone(), s.policies_json()))
-                .collect(),
-        )
-        .to_string();
         let _off = CaptureOff::new(&self.capture);
-        conn.prepare_cached(rules::STAGE)
-            .map_err(sql_error)?
-            .execute(params![json, site, pol])
-            .map_err(sql_error)?;
+        self.stage(records, site, &inner)?;
         for sql in merge_local_sql() {
-            conn.prepare_cached(sql).map_err(sql_error)?.execute([]).map_err(sql_error)?;
+            conn.prepare_cached(sql)
+                .map_err(sql_error)?
+                .execute([])
+                .map_err(sql_error)?;
         }
-        if remote {
+        if mode == Apply::Remote {
             self.merge_text(records, site, &inner)?;
         }
         let mut names: Vec<&str> = records.iter().map(|r| r.table.as_str()).collect();
         names.sort();
         names.dedup();
         for name in names {
-            if let Some(spec) = inner.tables.get(name) {
-                for sql in materialize_cached(spec) {
-                    conn.prepare_cached(&sql).map_err(sql_error)?.execute([]).map_err(sql_error)?;
-                }
+            let Some(spec) = inner.tables.get(name) else { continue };
+            // A local write already left its row as the rules would, except that a
+            // set column is normalized (sorted, distinct).
+            if mode == Apply::Captured && !spec.columns.iter().any(|c| c.policy == Policy::Set) {
+                continue;
+            }
+            let [upsert, delete] = rules::materialize_sql(spec);
+            conn.prepare_cached(&upsert)
+                .map_err(sql_error)?
+                .execute([])
+                .map_err(sql_error)?;
+            if records.iter().any(|r| r.op == 'd' && r.table == name) {
+                conn.prepare_cached(&delete)
+                    .map_err(sql_error)?
+                    .execute([])
+                    .map_err(sql_error)?;
             }
         }
-        conn.prepare_cached(rules::UNSTAGE).map_err(sql_error)?.execute([]).map_err(sql_error)?;
+        conn.prepare_cached(rules::UNSTAGE)
+            .map_err(sql_error)?
+            .execute([])
+            .map_err(sql_error)?;
+        Ok(())
+    }
+
+    /// Stages records for the merge rules: the same rows the server's `rules::STAGE`
+    /// statement makes from JSON, written directly.
+    fn stage(&self, records: &[&Record], site: &str, inner: &Inner) -> Result<()> {
+        let conn = self.store.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "INSERT INTO _es_stage (hlc, tbl, pk, op, col, pol, typ, val, jv, ver, base, xcol, rec, site) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, NULL, ?13)",
+            )
+            .map_err(sql_error)?;
+        for r in records {
+            let pk = r.pk.to_string();
+            let ver = super::record::version(r.hlc, site);
+            let op = r.op.to_string();
+            let data = r.data.as_object();
+            let xcol = if r.op == 'x' {
+                data.and_then(|d| d.keys().next().cloned())
+            } else {
+                None
+            };
+            stmt.execute(params![
+                r.hlc,
+                r.table,
+                pk,
+                op,
+                None::<String>,
+                None::<String>,
+                None::<String>,
+                Value::Null,
+                None::<String>,
+                ver,
+                r.base,
+                xcol,
+                site
+            ])
+            .map_err(sql_error)?;
+            let spec = inner.tables.get(&r.table);
+            for (col, v) in data.into_iter().flatten() {
+                let pol = spec
+                    .and_then(|s| s.columns.iter().find(|c| &c.name == col))
+                    .map(|c| c.policy.as_str())
+                    .unwrap_or("lww");
+                let (typ, jv) = match v {
+                    Json::Null => ("null", None),
+                    Json::Bool(true) => ("true", None),
+                    Json::Bool(false) => ("false", None),
+                    Json::Number(n) if n.is_f64() => ("real", None),
+                    Json::Number(_) => ("integer", None),
+                    Json::String(_) => ("text", None),
+                    Json::Array(_) => ("array", Some(v.to_string())),
+                    Json::Object(_) => ("object", Some(v.to_string())),
+                };
+                let val = if typ == "array" {
+                    Value::Null
+                } else {
+                    super::record::decode_value(v)
+                };
+                stmt.execute(params![
+                    r.hlc,
+                    r.table,
+                    pk,
+                    op,
+                    col,
+                    pol,
+                    typ,
+                    val,
+                    jv,
+                    ver,
+                    r.base,
+                    None::<String>,
+                    site
+                ])
+                .map_err(sql_error)?;
+            }
+        }
         Ok(())
     }
 
@@ -404,7 +515,9 @@ impl<T: HttpTransport> Replica<T> {
                     }
                     let render = v.get("t").and_then(Json::as_str).unwrap_or_default();
                     fold::set_render(conn, cell, &super::record::version(r.hlc, site), render)?;
-                    self.text_touched.borrow_mut().insert((cell.0.to_string(), pk.clone(), col.clone()));
+                    self.text_touched
+                        .borrow_mut()
+                        .insert((cell.0.to_string(), pk.clone(), col.clone()));
                     conn.prepare_cached("UPDATE _es_cv SET val = ?4 WHERE tbl = ?1 AND pk = json(?2) AND col = ?3")
                         .map_err(sql_error)?
                         .execute(params![cell.0, cell.1, cell.2, doc.text()])
@@ -416,12 +529,20 @@ impl<T: HttpTransport> Replica<T> {
     }
 
     pub(crate) fn tick(&self) -> i64 {
-        self.capture.clock.lock().unwrap_or_else(|e| e.into_inner()).tick(self.now())
+        self.capture
+            .clock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .tick(self.now())
     }
 
     pub(crate) fn observe(&self, hlc: i64) -> Result<()> {
         let now = self.now();
-        self.capture.clock.lock().unwrap_or_else(|e| e.into_inner()).observe(hlc, now)
+        self.capture
+            .clock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .observe(hlc, now)
     }
 
     /// Persists the clock so a restart never reuses a timestamp.
@@ -436,9 +557,7 @@ impl<T: HttpTransport> Replica<T> {
         let _ = self
             .store
             .conn()
-            .prepare_cached(
-                "INSERT INTO _es_sync_log (at, event, details) VALUES (?1, ?2, ?3)",
-            )
+            .prepare_cached("INSERT INTO _es_sync_log (at, event, details) VALUES (?1, ?2, ?3)")
             .and_then(|mut s| s.execute(params![self.now() as i64, name, details]));
         let _ = self.store.conn().execute(
             "DELETE FROM _es_sync_log WHERE id <= (SELECT max(id) FROM _es_sync_log) - 1000",
@@ -448,14 +567,21 @@ impl<T: HttpTransport> Replica<T> {
     }
 }
 
+/// Where records being applied locally come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Apply {
+    /// Just folded from this replica's own writes: the rows are already written.
+    Captured,
+    /// Pulled from the server: text updates are merged, rows rebuilt.
+    Remote,
+    /// This replica's own records that change rows (conflict resolutions, bootstrap).
+    Rebuild,
+}
+
 /// Merge statements for local application, built once.
 fn merge_local_sql() -> &'static [String] {
     static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     SQL.get_or_init(|| rules::merge_sql(Side::Local))
-}
-
-fn materialize_cached(spec: &TableSpec) -> [String; 2] {
-    rules::materialize_sql(spec)
 }
 
 /// The text CRDT's site number for this replica.

@@ -1,11 +1,11 @@
 //! The merge rules, written once in SQL and run in two places: on the server inside the
 //! push batch, and in the local database when pulled changes are applied.
 //!
-//! A chunk of records is first stored in `_es_push` (one row: the records as JSON, the
-//! writer's site, the column policies); every rule then reads it with `json_each`, so
-//! the chunk's bytes cross the network once however many rules read it. Each rule is
-//! idempotent, commutative and associative — a retried or reordered chunk changes
-//! nothing — which is what makes "at least once" delivery exact:
+//! A chunk of records is first staged in `_es_stage`, one row per record and one per
+//! (record, column), parsed once — on the server from the chunk's JSON by one
+//! `json_each` statement, locally straight from Rust. Every rule then reads plain
+//! columns. Each rule is idempotent, commutative and associative — a retried or
+//! reordered chunk changes nothing — which is what makes "at least once" delivery exact:
 //!
 //! | state table | rule |
 //! |---|---|
@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS _es_ctr (tbl TEXT NOT NULL, pk TEXT NOT NULL, col TEX
   p INTEGER NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (tbl, pk, col, site)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS _es_set (tbl TEXT NOT NULL, pk TEXT NOT NULL, col TEXT NOT NULL, elem TEXT NOT NULL,
   tag TEXT NOT NULL, alive INTEGER NOT NULL, PRIMARY KEY (tbl, pk, col, elem, tag)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS _es_push (k INTEGER PRIMARY KEY CHECK (k = 1), recs TEXT NOT NULL, site TEXT NOT NULL, pol TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS _es_stage (hlc INTEGER NOT NULL, tbl TEXT NOT NULL, pk TEXT NOT NULL, op TEXT NOT NULL,
+  col TEXT, pol TEXT, typ TEXT, val, jv TEXT, ver TEXT NOT NULL, base TEXT, xcol TEXT, rec TEXT, site TEXT NOT NULL);
 ";
 
 /// Only on the server: the change log that replicas pull from, and the list of
@@ -47,91 +48,90 @@ pub enum Side {
     Local,
 }
 
-const RECS: &str = "(SELECT recs FROM _es_push)";
-const SITE: &str = "(SELECT site FROM _es_push)";
-const VER: &str = "(printf('%016x', r.value ->> 0) || (SELECT site FROM _es_push))";
-const TBL: &str = "(r.value ->> 1)";
-const PK: &str = "json(r.value -> 2)";
-const OP: &str = "(r.value ->> 3)";
-const POLICY: &str = "coalesce(json_extract((SELECT pol FROM _es_push), '$.' || (r.value ->> 1) || '.' || c.key), 'lww')";
-/// A record value back to its SQLite value (see `record::encode_value`).
-const DECODE: &str = "(CASE c.type WHEN 'object' THEN CASE WHEN c.value ->> 'b' IS NOT NULL THEN unhex(c.value ->> 'b') \
-     WHEN c.value ->> 'r' = 'inf' THEN 9e999 WHEN c.value ->> 'r' = '-inf' THEN -9e999 ELSE c.value ->> 't' END \
-     WHEN 'true' THEN 1 WHEN 'false' THEN 0 ELSE c.value END)";
 const UPSERT_NEWER: &str =
     "ON CONFLICT (tbl, pk, col) DO UPDATE SET val = excluded.val, ver = excluded.ver WHERE excluded.ver > _es_cv.ver";
 
-fn cols_of_records() -> String {
-    format!("FROM json_each({RECS}) r, json_each(r.value, '$[4]') c")
-}
+/// Server side: parses a chunk (`?1` records JSON, `?2` the writer's site, `?3` the
+/// column policies JSON) into `_es_stage`. The local side stages from Rust instead
+/// (`Replica::stage`), with the same rows.
+pub const STAGE: &str = "WITH x AS MATERIALIZED (SELECT r.value ->> 0 AS hlc, r.value ->> 1 AS tbl, json(r.value -> 2) AS pk, \
+     r.value ->> 3 AS op, r.value -> 4 AS data, r.value ->> 5 AS base, r.value AS rec, printf('%016x', r.value ->> 0) || ?2 AS ver \
+     FROM json_each(?1) r) \
+   INSERT INTO _es_stage (hlc, tbl, pk, op, col, pol, typ, val, jv, ver, base, xcol, rec, site) \
+   SELECT hlc, tbl, pk, op, NULL, NULL, NULL, NULL, NULL, ver, base, \
+     CASE op WHEN 'x' THEN (SELECT key FROM json_each(x.data) LIMIT 1) END, rec, ?2 FROM x \
+   UNION ALL \
+   SELECT x.hlc, x.tbl, x.pk, x.op, c.key, coalesce(json_extract(?3, '$.' || x.tbl || '.' || c.key), 'lww'), c.type, \
+     CASE c.type WHEN 'object' THEN CASE WHEN c.value ->> 'b' IS NOT NULL THEN unhex(c.value ->> 'b') \
+       WHEN c.value ->> 'r' = 'inf' THEN 9e999 WHEN c.value ->> 'r' = '-inf' THEN -9e999 ELSE c.value ->> 't' END \
+       WHEN 'true' THEN 1 WHEN 'false' THEN 0 WHEN 'array' THEN NULL ELSE c.value END, \
+     CASE WHEN c.type IN ('object', 'array') THEN c.value END, x.ver, x.base, NULL, NULL, ?2 \
+   FROM x, json_each(x.data) c WHERE c.key IS NOT NULL";
 
-/// Stores a chunk for the rules to read: `[records JSON, site, policies JSON]`.
-pub const STAGE: &str = "INSERT OR REPLACE INTO _es_push (k, recs, site, pol) VALUES (1, ?1, ?2, ?3)";
-pub const UNSTAGE: &str = "DELETE FROM _es_push";
+/// Empties the stage (the last statement of every chunk).
+pub const UNSTAGE: &str = "DELETE FROM _es_stage";
 
-/// The merge statements for one chunk, in order, before materializing.
+/// The merge statements for one staged chunk, in order, before materializing.
 pub fn merge_sql(side: Side) -> Vec<String> {
-    let from = cols_of_records();
+    let cols = "FROM _es_stage s WHERE s.col IS NOT NULL";
+    let recs = "FROM _es_stage s WHERE s.col IS NULL";
     let mut out = Vec::new();
     if side == Side::Server {
         // Custom columns: compare-and-set against the version the writer saw.
         out.push(format!(
-            "UPDATE _es_cv SET val = s.val, ver = s.ver FROM (SELECT {TBL} AS tbl, {PK} AS pk, c.key AS col, \
-             {DECODE} AS val, {VER} AS ver, r.value ->> 5 AS base {from} WHERE {OP} = 'x') AS s \
-             WHERE _es_cv.tbl = s.tbl AND _es_cv.pk = s.pk AND _es_cv.col = s.col AND _es_cv.ver = s.base"
+            "UPDATE _es_cv SET val = s.val, ver = s.ver {cols} AND s.op = 'x' \
+             AND _es_cv.tbl = s.tbl AND _es_cv.pk = s.pk AND _es_cv.col = s.col AND _es_cv.ver = s.base"
         ));
         out.push(format!(
-            "INSERT INTO _es_cv (tbl, pk, col, val, ver) SELECT {TBL}, {PK}, c.key, {DECODE}, {VER} {from} \
-             WHERE {OP} = 'x' AND r.value ->> 5 IS NULL ON CONFLICT DO NOTHING"
+            "INSERT INTO _es_cv (tbl, pk, col, val, ver) SELECT s.tbl, s.pk, s.col, s.val, s.ver {cols} \
+             AND s.op = 'x' AND s.base IS NULL ON CONFLICT DO NOTHING"
         ));
         // The log: every record once; a custom record only if its value won.
         out.push(format!(
-            "INSERT INTO _es_log (id, site, rec) SELECT {VER} || {OP} || CASE {OP} WHEN 'x' THEN \
-             (SELECT key FROM json_each(r.value, '$[4]') LIMIT 1) ELSE '' END, {SITE}, json(r.value) \
-             FROM json_each({RECS}) r WHERE {OP} <> 'x' OR (SELECT ver FROM _es_cv WHERE tbl = {TBL} AND pk = {PK} \
-             AND col = (SELECT key FROM json_each(r.value, '$[4]') LIMIT 1)) = {VER} ON CONFLICT (id) DO NOTHING"
+            "INSERT INTO _es_log (id, site, rec) SELECT s.ver || s.op || coalesce(s.xcol, ''), s.site, s.rec {recs} \
+             AND (s.op <> 'x' OR (SELECT ver FROM _es_cv WHERE tbl = s.tbl AND pk = s.pk AND col = s.xcol) = s.ver) \
+             ON CONFLICT (id) DO NOTHING"
         ));
     }
     // Row presence: inserts and deletes, last writer wins (see the README's delete rule).
     out.push(format!(
-        "INSERT INTO _es_cv (tbl, pk, col, val, ver) SELECT {TBL}, {PK}, '-', {OP} <> 'd', {VER} \
-         FROM json_each({RECS}) r WHERE {OP} IN ('i', 'd') {UPSERT_NEWER}"
+        "INSERT INTO _es_cv (tbl, pk, col, val, ver) SELECT s.tbl, s.pk, '-', s.op <> 'd', s.ver {recs} \
+         AND s.op IN ('i', 'd') {UPSERT_NEWER}"
     ));
     let (ops, lww) = match side {
         Side::Server => ("('i', 'u')", "('lww', 'text')"),
         Side::Local => ("('i', 'u', 'x')", "('lww', 'text', 'custom')"),
     };
     out.push(format!(
-        "INSERT INTO _es_cv (tbl, pk, col, val, ver) SELECT {TBL}, {PK}, c.key, {DECODE}, {VER} {from} \
-         WHERE {OP} IN {ops} AND {POLICY} IN {lww} {UPSERT_NEWER}"
+        "INSERT INTO _es_cv (tbl, pk, col, val, ver) SELECT s.tbl, s.pk, s.col, s.val, s.ver {cols} \
+         AND s.op IN {ops} AND s.pol IN {lww} {UPSERT_NEWER}"
     ));
     out.push(format!(
-        "INSERT INTO _es_ctr (tbl, pk, col, site, p, n) SELECT {TBL}, {PK}, c.key, {SITE}, c.value ->> 0, c.value ->> 1 \
-         {from} WHERE {OP} IN ('i', 'u') AND {POLICY} = 'counter' AND c.type = 'array' \
+        "INSERT INTO _es_ctr (tbl, pk, col, site, p, n) SELECT s.tbl, s.pk, s.col, s.site, s.jv ->> 0, s.jv ->> 1 \
+         {cols} AND s.op IN ('i', 'u') AND s.pol = 'counter' AND s.typ = 'array' \
          ON CONFLICT DO UPDATE SET p = max(p, excluded.p), n = max(n, excluded.n)"
     ));
-    out.push(format!(
-        "INSERT INTO _es_set (tbl, pk, col, elem, tag, alive) SELECT {TBL}, {PK}, c.key, \
-         CASE WHEN e.type IN ('object', 'array') THEN json(e.value) ELSE json_quote(e.value) END, {VER}, 1 \
-         {from}, json_each(c.value, '$.\"+\"') e WHERE {OP} IN ('i', 'u') AND {POLICY} = 'set' AND c.type = 'object' \
-         ON CONFLICT DO NOTHING"
-    ));
-    out.push(format!(
-        "INSERT INTO _es_set (tbl, pk, col, elem, tag, alive) SELECT {TBL}, {PK}, c.key, e.value -> 0, e.value ->> 1, 0 \
-         {from}, json_each(c.value, '$.\"-\"') e WHERE {OP} IN ('i', 'u') AND {POLICY} = 'set' AND c.type = 'object' \
-         ON CONFLICT DO UPDATE SET alive = 0"
-    ));
+    out.push(
+        "INSERT INTO _es_set (tbl, pk, col, elem, tag, alive) SELECT s.tbl, s.pk, s.col, \
+         CASE WHEN e.type IN ('object', 'array') THEN json(e.value) ELSE json_quote(e.value) END, s.ver, 1 \
+         FROM _es_stage s, json_each(s.jv, '$.\"+\"') e WHERE s.col IS NOT NULL AND s.op IN ('i', 'u') \
+         AND s.pol = 'set' AND s.typ = 'object' ON CONFLICT DO NOTHING"
+            .to_string(),
+    );
+    out.push(
+        "INSERT INTO _es_set (tbl, pk, col, elem, tag, alive) SELECT s.tbl, s.pk, s.col, e.value -> 0, e.value ->> 1, 0 \
+         FROM _es_stage s, json_each(s.jv, '$.\"-\"') e WHERE s.col IS NOT NULL AND s.op IN ('i', 'u') \
+         AND s.pol = 'set' AND s.typ = 'object' ON CONFLICT DO UPDATE SET alive = 0"
+        .to_string(),
+    );
     out
 }
 
 /// After a server push: the custom values that lost their compare-and-set, with the
 /// server's current value and version (`hlc, tbl, pk, col, val, ver`).
-pub fn conflicts_sql() -> String {
-    let from = cols_of_records();
-    format!(
-        "SELECT r.value ->> 0, {TBL}, {PK}, c.key, cv.val, cv.ver {from} \
-         JOIN _es_cv cv ON cv.tbl = {TBL} AND cv.pk = {PK} AND cv.col = c.key WHERE {OP} = 'x' AND cv.ver <> {VER}"
-    )
+pub fn conflicts_sql() -> &'static str {
+    "SELECT s.hlc, s.tbl, s.pk, s.col, cv.val, cv.ver FROM _es_stage s \
+     JOIN _es_cv cv ON cv.tbl = s.tbl AND cv.pk = s.pk AND cv.col = s.col WHERE s.col IS NOT NULL AND s.op = 'x' AND cv.ver <> s.ver"
 }
 
 /// The SQL expression for one column's merged value, for the row whose key is `k.pk`.
@@ -150,9 +150,13 @@ pub fn column_value_sql(table: &str, col: &str, policy: Policy) -> String {
 /// from the state tables, deletes the dead ones.
 pub fn materialize_sql(spec: &TableSpec) -> [String; 2] {
     let t = &spec.name;
-    let keys = format!("(SELECT DISTINCT json(r.value -> 2) AS pk FROM json_each({RECS}) r WHERE r.value ->> 1 = '{t}') k");
+    let keys = format!("(SELECT DISTINCT pk FROM _es_stage WHERE tbl = '{t}' AND col IS NULL) k");
     let presence = format!("(SELECT val FROM _es_cv WHERE tbl = '{t}' AND pk = k.pk AND col = '-')");
-    let pk_names: Vec<String> = spec.pk.iter().map(|&i| format!("\"{}\"", spec.columns[i].name)).collect();
+    let pk_names: Vec<String> = spec
+        .pk
+        .iter()
+        .map(|&i| format!("\"{}\"", spec.columns[i].name))
+        .collect();
     let pk_exprs: Vec<String> = (0..spec.pk.len()).map(|j| format!("k.pk ->> {j}")).collect();
     let mut names = pk_names.clone();
     let mut exprs = pk_exprs.clone();

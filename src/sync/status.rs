@@ -44,7 +44,11 @@ pub enum Event {
         duration_ms: f64,
     },
     /// `sync:error`
-    Error { code: String, message: String, retryable: bool },
+    Error {
+        code: String,
+        message: String,
+        retryable: bool,
+    },
     /// `conflict`: a custom column lost its compare-and-set and was resolved.
     Conflict {
         table: String,
@@ -73,7 +77,9 @@ impl Event {
                 changes_pushed,
                 changes_applied,
                 duration_ms,
-            } => serde_json::json!({"changesPushed": changes_pushed, "changesApplied": changes_applied, "duration": duration_ms}),
+            } => {
+                serde_json::json!({"changesPushed": changes_pushed, "changesApplied": changes_applied, "duration": duration_ms})
+            }
             Event::Error { code, message, .. } => serde_json::json!({"code": code, "message": message}),
             Event::Conflict {
                 table,
@@ -146,27 +152,82 @@ impl Metrics {
                 ("{outcome=\"error\"}".into(), self.failures.to_string()),
             ],
         );
-        metric("edgesync_sync_success_ratio", "gauge", "Successful syncs / all syncs.", &one(fmt(self.success_rate())));
+        metric(
+            "edgesync_sync_success_ratio",
+            "gauge",
+            "Successful syncs / all syncs.",
+            &one(fmt(self.success_rate())),
+        );
         let secs = |ms: f64| fmt(ms / 1000.0);
         let mut q = vec![];
         for p in [0.5, 0.95, 0.99] {
             q.push((format!("{{quantile=\"{p}\"}}"), secs(self.quantile(p))));
         }
-        metric("edgesync_sync_duration_seconds", "summary", "Duration of successful syncs.", &q);
+        metric(
+            "edgesync_sync_duration_seconds",
+            "summary",
+            "Duration of successful syncs.",
+            &q,
+        );
         let _ = writeln!(s, "edgesync_sync_duration_seconds_sum {}", secs(self.duration_sum_ms));
         let _ = writeln!(s, "edgesync_sync_duration_seconds_count {}", self.syncs - self.failures);
         let mut metric = |name: &str, kind: &str, help: &str, v: String| {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
         };
-        metric("edgesync_changes_pushed_total", "counter", "Change records pushed to the server.", self.changes_pushed.to_string());
-        metric("edgesync_changes_applied_total", "counter", "Change records pulled and applied.", self.changes_applied.to_string());
-        metric("edgesync_conflicts_total", "counter", "Custom-policy conflicts resolved.", self.conflicts.to_string());
-        metric("edgesync_sync_http_requests_total", "counter", "HTTP requests made by sync.", self.http_requests.to_string());
-        metric("edgesync_sync_bytes_sent_total", "counter", "Request body bytes sent by sync.", self.bytes_sent.to_string());
-        metric("edgesync_pending_changes", "gauge", "Local changes not yet on the server.", status.pending.to_string());
-        metric("edgesync_sync_lag_seconds", "gauge", "Age of the oldest pending change.", secs(status.lag_ms as f64));
-        metric("edgesync_sync_retries", "gauge", "Consecutive failed syncs.", status.retries.to_string());
-        metric("edgesync_online", "gauge", "1 when the last sync reached the server.", (status.online as u8).to_string());
+        metric(
+            "edgesync_changes_pushed_total",
+            "counter",
+            "Change records pushed to the server.",
+            self.changes_pushed.to_string(),
+        );
+        metric(
+            "edgesync_changes_applied_total",
+            "counter",
+            "Change records pulled and applied.",
+            self.changes_applied.to_string(),
+        );
+        metric(
+            "edgesync_conflicts_total",
+            "counter",
+            "Custom-policy conflicts resolved.",
+            self.conflicts.to_string(),
+        );
+        metric(
+            "edgesync_sync_http_requests_total",
+            "counter",
+            "HTTP requests made by sync.",
+            self.http_requests.to_string(),
+        );
+        metric(
+            "edgesync_sync_bytes_sent_total",
+            "counter",
+            "Request body bytes sent by sync.",
+            self.bytes_sent.to_string(),
+        );
+        metric(
+            "edgesync_pending_changes",
+            "gauge",
+            "Local changes not yet on the server.",
+            status.pending.to_string(),
+        );
+        metric(
+            "edgesync_sync_lag_seconds",
+            "gauge",
+            "Age of the oldest pending change.",
+            secs(status.lag_ms as f64),
+        );
+        metric(
+            "edgesync_sync_retries",
+            "gauge",
+            "Consecutive failed syncs.",
+            status.retries.to_string(),
+        );
+        metric(
+            "edgesync_online",
+            "gauge",
+            "1 when the last sync reached the server.",
+            (status.online as u8).to_string(),
+        );
         s
     }
 }
@@ -179,17 +240,20 @@ fn fmt(v: f64) -> String {
     }
 }
 
+/// Receives every [`Event`].
+pub type Listener = Box<dyn Fn(&Event)>;
+
 /// Status, metrics and the event listener of one replica.
 #[derive(Default)]
 pub struct Monitor {
     pub(crate) status: RefCell<Status>,
     pub(crate) metrics: RefCell<Metrics>,
-    listener: RefCell<Option<Box<dyn Fn(&Event)>>>,
+    listener: RefCell<Option<Listener>>,
 }
 
 impl Monitor {
     /// Sets the one listener (the JS binding fans out to `on(event, fn)` handlers).
-    pub fn set_listener(&self, f: Option<Box<dyn Fn(&Event)>>) {
+    pub fn set_listener(&self, f: Option<Listener>) {
         *self.listener.borrow_mut() = f;
     }
 
@@ -222,7 +286,7 @@ impl Monitor {
 /// use edgesync::sync::backoff_ms;
 /// assert_eq!(backoff_ms(0, 1_000, 60_000, 0.0), 500);
 /// assert_eq!(backoff_ms(3, 1_000, 60_000, 0.0), 4_000);
-/// assert_eq!(backoff_ms(30, 1_000, 60_000, 0.999), 59_940);
+/// assert_eq!(backoff_ms(30, 1_000, 60_000, 0.999), 59_970);
 /// ```
 pub fn backoff_ms(retries: u32, base_ms: u64, max_ms: u64, random01: f64) -> u64 {
     let raw = base_ms.saturating_mul(1u64 << retries.min(32)).min(max_ms);

@@ -9,5 +9,6 @@ mod convert;
 mod crdt;
 mod error;
 mod fetch;
+mod replica;
 mod resolver;
 mod text;

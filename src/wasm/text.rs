@@ -34,6 +34,17 @@ fn get(v: &JsValue, k: &str) -> JsValue {
     Reflect::get(v, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED)
 }
 
+/// What the per-keystroke methods return: `undefined`, or the error, which `js/crdt.ts`
+/// throws. A `Result` return comes back to JavaScript as a two-element array, one
+/// allocation per call: over a long editing session that garbage grew the process by
+/// about 6 MB (the V8 young generation), more than the whole document.
+fn status(r: Result<()>) -> JsValue {
+    match r {
+        Ok(()) => JsValue::UNDEFINED,
+        Err(e) => to_js(e),
+    }
+}
+
 fn assoc_from(v: &JsValue) -> Result<Assoc> {
     match v.as_string().as_deref() {
         None | Some("after") => Ok(Assoc::After),
@@ -58,42 +69,47 @@ impl JsText {
         JsValue::from(self.inner.site())
     }
 
-    /// Inserts `text` before code point `index`.
-    pub fn insert(
-        &mut self,
-        index: f64,
-        #[wasm_bindgen(unchecked_param_type = "string")] text: JsValue,
-    ) -> JsResult<()> {
-        let pos = self::index(index, "index").map_err(to_js)?;
-        let text = string(&text).map_err(to_js)?;
-        self.inner.insert(pos, &text).map_err(to_js)
+    /// Inserts `text` before code point `index`. (Returns its error, which the
+    /// package's `Text` throws; see `status`.)
+    #[wasm_bindgen(unchecked_return_type = "undefined")]
+    pub fn insert(&mut self, index: f64, #[wasm_bindgen(unchecked_param_type = "string")] text: JsValue) -> JsValue {
+        status((|| {
+            let pos = self::index(index, "index")?;
+            self.inner.insert(pos, &string(&text)?)
+        })())
     }
 
     /// Deletes `length` code points from `index`.
-    pub fn delete(&mut self, index: f64, length: f64) -> JsResult<()> {
-        let pos = self::index(index, "index").map_err(to_js)?;
-        let len = self::index(length, "length").map_err(to_js)?;
-        self.inner.delete(pos, len).map_err(to_js)
+    #[wasm_bindgen(unchecked_return_type = "undefined")]
+    pub fn delete(&mut self, index: f64, length: f64) -> JsValue {
+        status((|| {
+            let pos = self::index(index, "index")?;
+            let len = self::index(length, "length")?;
+            self.inner.delete(pos, len)
+        })())
     }
 
     /// `insert` with a UTF-16 offset (a JavaScript string index).
-    #[wasm_bindgen(js_name = insertUtf16)]
+    #[wasm_bindgen(js_name = insertUtf16, unchecked_return_type = "undefined")]
     pub fn insert_utf16(
         &mut self,
         index: f64,
         #[wasm_bindgen(unchecked_param_type = "string")] text: JsValue,
-    ) -> JsResult<()> {
-        let pos = self::index(index, "index").map_err(to_js)?;
-        let text = string(&text).map_err(to_js)?;
-        self.inner.insert_utf16(pos, &text).map_err(to_js)
+    ) -> JsValue {
+        status((|| {
+            let pos = self::index(index, "index")?;
+            self.inner.insert_utf16(pos, &string(&text)?)
+        })())
     }
 
     /// `delete` with UTF-16 offset and length.
-    #[wasm_bindgen(js_name = deleteUtf16)]
-    pub fn delete_utf16(&mut self, index: f64, length: f64) -> JsResult<()> {
-        let pos = self::index(index, "index").map_err(to_js)?;
-        let len = self::index(length, "length").map_err(to_js)?;
-        self.inner.delete_utf16(pos, len).map_err(to_js)
+    #[wasm_bindgen(js_name = deleteUtf16, unchecked_return_type = "undefined")]
+    pub fn delete_utf16(&mut self, index: f64, length: f64) -> JsValue {
+        status((|| {
+            let pos = self::index(index, "index")?;
+            let len = self::index(length, "length")?;
+            self.inner.delete_utf16(pos, len)
+        })())
     }
 
     #[wasm_bindgen(js_name = toString)]
@@ -113,9 +129,30 @@ impl JsText {
         self.inner.len_utf16()
     }
 
-    /// The full state (history included) as bytes.
-    pub fn encode(&self) -> Vec<u8> {
-        self.inner.encode()
+    /// The state as bytes: `encode()` leaves out the text of deleted characters (like
+    /// Yjs's garbage collection; a replica loaded from it syncs and merges normally, but
+    /// `textAt` / `restore` of older versions is an error there);
+    /// `encode({ history: true })` keeps it.
+    pub fn encode(
+        &self,
+        #[wasm_bindgen(unchecked_optional_param_type = "{ history?: boolean }")] options: Option<JsValue>,
+    ) -> JsResult<Vec<u8>> {
+        let history = match options {
+            None => false,
+            Some(o) if o.is_undefined() || o.is_null() => false,
+            Some(o) if o.is_object() => match get(&o, "history") {
+                v if v.is_undefined() => false,
+                v => v
+                    .as_bool()
+                    .ok_or_else(|| to_js(invalid("encode option history must be a boolean")))?,
+            },
+            Some(_) => return Err(to_js(invalid("encode options must be an object"))),
+        };
+        Ok(if history {
+            self.inner.encode_with_history()
+        } else {
+            self.inner.encode()
+        })
     }
 
     /// Loads `encode()` output; further edits are made as `siteId` (random when absent).

@@ -3,18 +3,24 @@
 //! **Snapshot** (`Kind::Text`, ending in a CRC-32 of everything after the header): runs
 //! in document order, so loading rebuilds the
 //! sequence directly with no integration work, then the delete log, then the
-//! characters of every run (deleted ones too: history is kept) as one UTF-8 string.
-//! Per run, a flags byte says whether it is deleted and whether its origins are simply
-//! its neighbours in the document (the common case, which then costs nothing).
+//! characters of every run that carries them as one UTF-8 string. Per run, a flags byte
+//! says whether it is deleted, whether its origins are simply its neighbours in the
+//! document (the common case, which then costs nothing), and whether its characters are
+//! left out ([`Text::encode`] leaves out every deleted run's, like Yjs's garbage
+//! collection; [`Text::encode_with_history`] keeps them, for `text_at` / `restore`).
+//! Without history the characters stored are exactly the visible text, so loading
+//! reads the text without assembling it. Snapshots from before the flag existed decode
+//! unchanged (they carry every run's characters); older decoders reject the flag.
 //!
 //! **Update** (`Kind::TextUpdate`): the operations a version lacks, in Lamport order
-//! (every operation after what it depends on), inserts with their content.
+//! (every operation after what it depends on), inserts with their content, or with only
+//! their length for deleted characters whose text the sender does not hold.
 //!
 //! Versions use [`crate::clock::VersionVector`]'s encoding. Site ids go in a table
 //! once; everything else is varints. Decoding validates every
 //! field and never panics.
 
-use super::integrate::Op;
+use super::integrate::{Content, Op};
 use super::seq::{Id, Run, Seq};
 use std::cell::RefCell;
 
@@ -31,7 +37,8 @@ const OR_NEXT: u8 = 1 << 3;
 const OR_EXPLICIT: u8 = 2 << 3;
 const LAMPORT_IS_SEQ: u8 = 1 << 5;
 const SAME_SITE: u8 = 1 << 6;
-const RUN_FLAGS: u8 = 0b111_1111;
+/// The run's characters are not in the snapshot (only ever on deleted runs).
+const NO_CONTENT: u8 = 1 << 7;
 
 /// Snapshot payload after the header: stored as is, or deflated.
 const STORED: u8 = 0;
@@ -40,6 +47,7 @@ const DEFLATED: u8 = 1;
 /// number, and far from overflow however long a document is edited afterwards).
 const MAX_SEQ: u64 = 1 << 53;
 
+#[inline]
 fn check_seq(v: u64, what: &str) -> Result<u64> {
     if v > MAX_SEQ {
         return Err(bad(&format!("{what} {v} is out of range")));
@@ -47,27 +55,148 @@ fn check_seq(v: u64, what: &str) -> Result<u64> {
     Ok(v)
 }
 
-/// CRC-32 (IEEE), guarding snapshots against accidental corruption (a flipped bit in
-/// storage could otherwise load as a different document).
-fn crc32(bytes: &[u8]) -> u32 {
-    const TABLE: [u32; 256] = {
-        let mut t = [0u32; 256];
+/// CRC-32 (IEEE) tables for slicing by 8: table 0 is the byte-at-a-time table, table
+/// `k` advances a byte's contribution by `k` more bytes.
+const CRC_TABLES: [[u32; 256]; 8] = {
+    let mut t = [[0u32; 256]; 8];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            k += 1;
+        }
+        t[0][i] = c;
+        i += 1;
+    }
+    let mut k = 1;
+    while k < 8 {
         let mut i = 0;
         while i < 256 {
-            let mut c = i as u32;
-            let mut k = 0;
-            while k < 8 {
-                c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
-                k += 1;
-            }
-            t[i] = c;
+            let prev = t[k - 1][i];
+            t[k][i] = (prev >> 8) ^ t[0][(prev & 0xff) as usize];
             i += 1;
         }
-        t
-    };
-    !bytes
-        .iter()
-        .fold(!0u32, |c, &b| TABLE[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8))
+        k += 1;
+    }
+    t
+};
+
+/// CRC-32 (IEEE), guarding snapshots against accidental corruption (a flipped bit in
+/// storage could otherwise load as a different document). Eight bytes a step: loading
+/// checks every byte of the snapshot, so this is on the load path.
+fn crc32(bytes: &[u8]) -> u32 {
+    let t = &CRC_TABLES;
+    let mut c = !0u32;
+    let mut blocks = bytes.chunks_exact(8);
+    for b in &mut blocks {
+        let lo = u32::from_le_bytes([b[0], b[1], b[2], b[3]]) ^ c;
+        let hi = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
+        c = t[7][(lo & 0xff) as usize]
+            ^ t[6][((lo >> 8) & 0xff) as usize]
+            ^ t[5][((lo >> 16) & 0xff) as usize]
+            ^ t[4][(lo >> 24) as usize]
+            ^ t[3][(hi & 0xff) as usize]
+            ^ t[2][((hi >> 8) & 0xff) as usize]
+            ^ t[1][((hi >> 16) & 0xff) as usize]
+            ^ t[0][(hi >> 24) as usize];
+    }
+    for &b in blocks.remainder() {
+        c = t[0][((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8);
+    }
+    !c
+}
+
+/// Where the snapshot decoder reads varints from: [`Reader`] for updates, [`Cur`] for
+/// the snapshot's columns (its hot loops).
+trait Src {
+    fn u8(&mut self) -> Result<u8>;
+    fn uvar(&mut self) -> Result<u64>;
+    fn ivar(&mut self) -> Result<i64> {
+        let u = self.uvar()?;
+        Ok(((u >> 1) as i64) ^ -((u & 1) as i64))
+    }
+}
+
+impl Src for Reader<'_> {
+    fn u8(&mut self) -> Result<u8> {
+        Reader::u8(self)
+    }
+    fn uvar(&mut self) -> Result<u64> {
+        Reader::uvar(self)
+    }
+}
+
+/// A minimal reader over one column: one-byte varints (nearly all of them) take the
+/// inlined fast path.
+struct Cur<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+#[cold]
+fn truncated() -> Error {
+    bad("truncated column")
+}
+
+impl<'a> Cur<'a> {
+    fn new(buf: &'a [u8]) -> Self {
+        Cur { buf, pos: 0 }
+    }
+
+    fn uvar_long(&mut self, first: u8) -> Result<u64> {
+        let mut v = u64::from(first & 0x7f);
+        for shift in (7..64).step_by(7) {
+            let b = Src::u8(self)?;
+            let part = u64::from(b & 0x7f);
+            if shift == 63 && part > 1 {
+                return Err(bad("varint overflows 64 bits"));
+            }
+            v |= part << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(bad("varint longer than 10 bytes"))
+    }
+
+    fn end(&self) -> Result<()> {
+        if self.pos == self.buf.len() {
+            Ok(())
+        } else {
+            Err(bad("trailing bytes in a column"))
+        }
+    }
+}
+
+impl Src for Cur<'_> {
+    #[inline(always)]
+    fn u8(&mut self) -> Result<u8> {
+        match self.buf.get(self.pos) {
+            Some(&b) => {
+                self.pos += 1;
+                Ok(b)
+            }
+            None => Err(truncated()),
+        }
+    }
+
+    #[inline(always)]
+    fn uvar(&mut self) -> Result<u64> {
+        let b = self.u8()?;
+        if b < 0x80 {
+            Ok(u64::from(b))
+        } else {
+            self.uvar_long(b)
+        }
+    }
+
+    #[inline(always)]
+    fn ivar(&mut self) -> Result<i64> {
+        let u = self.uvar()?;
+        Ok(((u >> 1) as i64) ^ -((u & 1) as i64))
+    }
 }
 
 /// Largest inflated snapshot accepted (a hostile length cannot make us allocate more).
@@ -100,14 +229,19 @@ impl Sites {
         }
         Ok(Sites(v))
     }
-    fn get(&self, r: &mut Reader) -> Result<u64> {
-        let i = r.uvar()?;
-        self.0
-            .get(usize::try_from(i).unwrap_or(usize::MAX))
-            .copied()
-            .ok_or_else(|| bad(&format!("site index {i} out of range")))
+    fn get(&self, r: &mut impl Src) -> Result<u64> {
+        Ok(self.0[self.index(r)?])
     }
-    fn id(&self, r: &mut Reader) -> Result<Id> {
+    /// A site's index in the table.
+    #[inline]
+    fn index(&self, r: &mut impl Src) -> Result<usize> {
+        let i = r.uvar()?;
+        match usize::try_from(i) {
+            Ok(i) if i < self.0.len() => Ok(i),
+            _ => Err(bad(&format!("site index {i} out of range"))),
+        }
+    }
+    fn id(&self, r: &mut impl Src) -> Result<Id> {
         Ok(Id::new(self.get(r)?, r.uvar()?))
     }
 }
@@ -179,7 +313,7 @@ impl DelContext {
         self.prev = Some(d.clone());
     }
 
-    fn read(&mut self, r: &mut Reader, sites: &Sites) -> Result<DelRun> {
+    fn read(&mut self, r: &mut impl Src, sites: &Sites) -> Result<DelRun> {
         let (prev_site, prev_end, prev_target) = self.prev.as_ref().map_or((None, 0, 0), |p| {
             (Some(p.id.agent), p.id.seq + u64::from(p.len), p.target.seq)
         });
@@ -224,12 +358,13 @@ impl DelContext {
     }
 }
 
-fn read_len(r: &mut Reader) -> Result<u32> {
-    let n = r.len(u32::MAX as usize)?;
-    if n == 0 {
-        return Err(bad("empty run"));
+#[inline]
+fn read_len(r: &mut impl Src) -> Result<u32> {
+    match r.uvar()? {
+        0 => Err(bad("empty run")),
+        n if n > u64::from(u32::MAX) => Err(bad("run too long")),
+        n => Ok(n as u32),
     }
-    Ok(n as u32)
 }
 
 fn offset_from(base: u64, delta: i64) -> Result<u64> {
@@ -237,10 +372,30 @@ fn offset_from(base: u64, delta: i64) -> Result<u64> {
         .ok_or_else(|| bad("lamport time out of range"))
 }
 
+/// Update operation tags.
+const OP_INSERT: u8 = 0;
+const OP_DELETE: u8 = 1;
+/// An insert of deleted characters without their text (see [`super::integrate::Content`]).
+const OP_INSERT_GONE: u8 = 2;
+
 impl Text {
-    /// The full state: every character ever inserted, every deletion, in a compact
-    /// snapshot that loads without replaying history.
+    /// The state as a compact snapshot that loads without replaying history: every
+    /// run's id, origins and Lamport time, every deletion, and the visible text — but
+    /// not the text of deleted characters (like Yjs's garbage collection). A replica
+    /// loaded from it edits, merges and syncs with any peer exactly as the original
+    /// would; only [`Text::text_at`] / [`Text::restore`] of versions that need deleted
+    /// text return an error there. [`Text::encode_with_history`] keeps that text.
     pub fn encode(&self) -> Vec<u8> {
+        self.encode_snapshot(false)
+    }
+
+    /// [`Text::encode`] keeping the text of deleted characters too (as far as this
+    /// replica holds it), so a replica loaded from it can read and restore old versions.
+    pub fn encode_with_history(&self) -> Vec<u8> {
+        self.encode_snapshot(true)
+    }
+
+    fn encode_snapshot(&self, history: bool) -> Vec<u8> {
         let sites = Sites::collect(
             self.seq
                 .runs()
@@ -288,11 +443,13 @@ impl Text {
             };
             let same_site = prev.is_some_and(|p| p.id.agent == r.id.agent);
             let lamport_is_seq = r.lamport == r.id.seq;
+            let content = !r.gone && (history || !r.deleted);
             let flags = u8::from(r.deleted)
                 | ol
                 | or
                 | if lamport_is_seq { LAMPORT_IS_SEQ } else { 0 }
-                | if same_site { SAME_SITE } else { 0 };
+                | if same_site { SAME_SITE } else { 0 }
+                | if content { 0 } else { NO_CONTENT };
             cols.flags.u8(flags);
             if !same_site {
                 cols.sites.uvar(sites.idx(r.id.agent));
@@ -309,7 +466,9 @@ impl Text {
             if let (OR_EXPLICIT, Some(o)) = (or, r.origin_right) {
                 write_id(&mut cols.origins, &sites, o);
             }
-            text.extend(&self.chars[r.content as usize..(r.content + r.len) as usize]);
+            if content {
+                text.extend(&self.chars[r.content as usize..(r.content + r.len) as usize]);
+            }
         }
         cols.write(&mut w);
         w.uvar(self.deletes.len() as u64);
@@ -344,11 +503,7 @@ impl Text {
                 if size > packed.len().saturating_mul(1032) + 64 {
                     return Err(bad("inflated size impossible for the compressed data"));
                 }
-                inflated = miniz_oxide::inflate::decompress_to_vec_with_limit(packed, size)
-                    .map_err(|e| bad(&format!("bad compressed data: {e}")))?;
-                if inflated.len() != size {
-                    return Err(bad("inflated size does not match"));
-                }
+                inflated = inflate_exact(packed, size)?;
                 &inflated[..]
             }
             m => return Err(bad(&format!("unknown snapshot compression {m}"))),
@@ -362,23 +517,31 @@ impl Text {
         let lamport = check_seq(r.uvar()?, "lamport time")?;
         let n_runs = r.count(1)?;
         let mut c = RunColumns::read(&mut r)?;
-        struct Raw {
-            flags: u8,
-            run: Run,
-        }
-        let mut raws: Vec<Raw> = Vec::with_capacity(n_runs.min(c.flags.remaining()));
-        let mut total: u64 = 0;
-        let mut prev: Option<(u64, u64)> = None; // (site, end seq) of the previous run
+        let mut runs: Vec<Run> = Vec::with_capacity(n_runs.min(c.flags.buf.len()));
+        // Characters stored, and whether they are exactly the visible text (no deleted
+        // run carries its characters: a snapshot without history).
+        let mut stored: u64 = 0;
+        let mut only_visible = true;
+        // Operations seen per site, by site index: no run may go beyond them.
+        let limits: Vec<u64> = sites.0.iter().map(|&s| version.get(s)).collect();
+        let mut prev: Option<(usize, u64)> = None; // (site index, end seq) of the previous run
+        let mut next_origin_pending = false; // the previous run's right origin is this run
         for _ in 0..n_runs {
             let flags = c.flags.u8()?;
-            if flags & !RUN_FLAGS != 0 || (flags >> 1) & 3 == 3 || (flags >> 3) & 3 == 3 {
+            if (flags >> 1) & 3 == 3 || (flags >> 3) & 3 == 3 {
                 return Err(bad("bad run flags"));
             }
-            let agent = if flags & SAME_SITE != 0 {
+            let deleted = flags & DELETED != 0;
+            let has_content = flags & NO_CONTENT == 0;
+            if !deleted && !has_content {
+                return Err(bad("a visible run without its characters"));
+            }
+            let site = if flags & SAME_SITE != 0 {
                 prev.ok_or_else(|| bad("first run refers to a previous one"))?.0
             } else {
-                sites.get(&mut c.sites)?
+                sites.index(&mut c.sites)?
             };
+            let agent = sites.0[site];
             let id = Id::new(agent, unzig(prev.map_or(0, |p| p.1), c.seqs.ivar()?)?);
             let len = read_len(&mut c.lens)?;
             let lamport = if flags & LAMPORT_IS_SEQ != 0 {
@@ -387,78 +550,86 @@ impl Text {
                 unzig(id.seq, c.lamports.ivar()?)?
             };
             check_seq(lamport.saturating_add(u64::from(len)), "lamport time")?;
-            let origin_left = if flags & (3 << 1) == OL_EXPLICIT {
-                Some(sites.id(&mut c.origins)?)
-            } else {
-                None
+            let origin_left = match flags & (3 << 1) {
+                OL_EXPLICIT => Some(sites.id(&mut c.origins)?),
+                OL_PREV => Some(
+                    runs.last()
+                        .map(Run::last_id)
+                        .ok_or_else(|| bad("first run has a previous origin"))?,
+                ),
+                _ => None,
             };
             let origin_right = if flags & (3 << 3) == OR_EXPLICIT {
                 Some(sites.id(&mut c.origins)?)
             } else {
                 None
             };
-            if id
-                .seq
-                .checked_add(u64::from(len))
-                .is_none_or(|end| end > version.get(id.agent))
-            {
+            if id.seq.checked_add(u64::from(len)).is_none_or(|end| end > limits[site]) {
                 return Err(bad("run beyond the version"));
             }
-            total += u64::from(len);
-            if total > u32::MAX as u64 {
-                return Err(bad("text too large"));
+            if next_origin_pending {
+                if let Some(p) = runs.last_mut() {
+                    p.origin_right = Some(id);
+                }
             }
-            prev = Some((agent, id.seq + u64::from(len)));
-            raws.push(Raw {
-                flags,
-                run: Run {
-                    id,
-                    len,
-                    lamport,
-                    origin_left,
-                    origin_right,
-                    content: (total - u64::from(len)) as u32,
-                    deleted: flags & DELETED != 0,
-                },
+            next_origin_pending = flags & (3 << 3) == OR_NEXT;
+            let content = if has_content {
+                stored += u64::from(len);
+                if stored > u32::MAX as u64 {
+                    return Err(bad("text too large"));
+                }
+                only_visible &= !deleted;
+                (stored - u64::from(len)) as u32
+            } else {
+                0
+            };
+            prev = Some((site, id.seq + u64::from(len)));
+            runs.push(Run {
+                id,
+                len,
+                lamport,
+                origin_left,
+                origin_right,
+                content,
+                deleted,
+                gone: !has_content,
             });
         }
-        c.end()?;
-        // Resolve neighbour-relative origins.
-        for i in 0..raws.len() {
-            if raws[i].flags & (3 << 1) == OL_PREV {
-                let prev = i
-                    .checked_sub(1)
-                    .map(|p| raws[p].run.last_id())
-                    .ok_or_else(|| bad("first run has a previous origin"))?;
-                raws[i].run.origin_left = Some(prev);
-            }
-            if raws[i].flags & (3 << 3) == OR_NEXT {
-                let next = raws
-                    .get(i + 1)
-                    .map(|n| n.run.id)
-                    .ok_or_else(|| bad("last run has a next origin"))?;
-                raws[i].run.origin_right = Some(next);
-            }
+        if next_origin_pending {
+            return Err(bad("last run has a next origin"));
         }
+        c.end()?;
         let n_del = r.count(4)?;
         let mut deletes = Vec::with_capacity(n_del);
         let mut ctx = DelContext::default();
+        let mut cur = Cur {
+            buf: body,
+            pos: r.position(),
+        };
+        // (site, its version): consecutive deletes are mostly one site's.
+        let mut limit: Option<(u64, u64)> = None;
         for _ in 0..n_del {
-            deletes.push(ctx.read(&mut r, &sites)?);
-        }
-        for d in &deletes {
-            if d.id.seq + u64::from(d.len) > version.get(d.id.agent) {
+            let d = ctx.read(&mut cur, &sites)?;
+            let max = match limit {
+                Some((site, max)) if site == d.id.agent => max,
+                _ => {
+                    let max = version.get(d.id.agent);
+                    limit = Some((d.id.agent, max));
+                    max
+                }
+            };
+            if d.id.seq + u64::from(d.len) > max {
                 return Err(bad("delete beyond the version"));
             }
-            check_seq(d.lamport + u64::from(d.len), "lamport time")?;
+            deletes.push(d);
         }
+        r.raw(cur.pos - r.position())?;
         let text = r.str()?;
         r.end()?;
         let chars: Vec<char> = text.chars().collect();
-        if chars.len() as u64 != total {
+        if chars.len() as u64 != stored {
             return Err(bad("character count does not match the runs"));
         }
-        let runs: Vec<Run> = raws.into_iter().map(|r| r.run).collect();
         let seq = Seq::from_runs(runs);
         Ok(Text {
             site,
@@ -469,19 +640,38 @@ impl Text {
             deletes,
             delete_index: RefCell::new(None),
             pending: Vec::new(),
+            text_cache: only_visible.then(|| Box::new(text.to_owned())),
         })
     }
 
     /// The operations `since` lacks (all of them for an empty version), in an order in
     /// which each follows what it depends on.
     pub fn encode_update_since(&self, since: &Version) -> Vec<u8> {
-        self.encode_update_between(since, &self.version)
+        self.update_ops(since, &self.version, false)
+            .expect("unchecked updates always encode")
     }
 
     /// The operations that `until` has and `since` lacks: the update that takes a
     /// replica from one version to another (for example to rebuild a past state, or to
     /// send history in slices). Both are versions this text has seen.
+    ///
+    /// Characters this replica holds without their text (it was loaded from a snapshot
+    /// without history, see [`Text::encode`]) are sent as deleted; if some were still
+    /// visible at `until`, the update shows a later state there.
+    /// [`Text::try_encode_update_between`] returns an error in that case instead.
     pub fn encode_update_between(&self, since: &Version, until: &Version) -> Vec<u8> {
+        self.update_ops(since, until, false)
+            .expect("unchecked updates always encode")
+    }
+
+    /// [`Text::encode_update_between`], but an error (`INVALID_OPERATION`) when the
+    /// update would need the text of characters visible at `until` that this replica
+    /// does not hold.
+    pub fn try_encode_update_between(&self, since: &Version, until: &Version) -> Result<Vec<u8>> {
+        self.update_ops(since, until, until != &self.version)
+    }
+
+    fn update_ops(&self, since: &Version, until: &Version, check_gone: bool) -> Result<Vec<u8>> {
         let from = |id: Id| since.get(id.agent);
         let to = |id: Id| until.get(id.agent);
         // The part of a run of `len` operations starting at `id` inside [from, to).
@@ -490,6 +680,7 @@ impl Text {
             let end = to(id).min(id.seq + u64::from(len));
             (start < end).then(|| (start - id.seq, end - start))
         };
+        let deleted_at_until = if check_gone { self.deleted_at(until) } else { Vec::new() };
         let mut ops: Vec<Op> = Vec::new();
         for (site, hi) in until.iter() {
             let lo = since.get(site);
@@ -498,13 +689,25 @@ impl Text {
             }
             for r in self.seq.runs_in(site, lo, hi) {
                 if let Some((skip, n)) = window(r.id, r.len) {
-                    let first = r.content as usize + skip as usize;
+                    let content = if r.gone {
+                        // Sent as deleted: right only if it is deleted at `until` too.
+                        if check_gone
+                            && (skip..skip + n)
+                                .any(|k| !Self::in_ranges(&deleted_at_until, Id::new(r.id.agent, r.id.seq + k)))
+                        {
+                            return Err(Self::no_history());
+                        }
+                        Content::Gone((skip + n) as u32)
+                    } else {
+                        let first = r.content as usize + skip as usize;
+                        Content::Chars(self.chars[r.content as usize..first + n as usize].to_vec())
+                    };
                     let op = Op::Insert {
                         id: r.id,
                         lamport: r.lamport,
                         origin_left: r.origin_left,
                         origin_right: r.origin_right,
-                        content: self.chars[r.content as usize..first + n as usize].to_vec(),
+                        content,
                     };
                     ops.push(if skip > 0 { op.skip(skip) } else { op });
                 }
@@ -561,22 +764,27 @@ impl Text {
                     origin_right,
                     content,
                 } => {
-                    w.u8(0);
+                    w.u8(match content {
+                        Content::Chars(_) => OP_INSERT,
+                        Content::Gone(_) => OP_INSERT_GONE,
+                    });
                     write_id(&mut w, &sites, *id);
                     w.uvar(content.len() as u64);
                     w.ivar(*lamport as i64 - id.seq as i64);
                     write_opt_id(&mut w, &sites, *origin_left);
                     write_opt_id(&mut w, &sites, *origin_right);
-                    text.extend(content);
+                    if let Content::Chars(c) = content {
+                        text.extend(c);
+                    }
                 }
                 Op::Delete(d) => {
-                    w.u8(1);
+                    w.u8(OP_DELETE);
                     del_ctx.write(&mut w, &sites, d);
                 }
             }
         }
         w.str(&text);
-        w.finish()
+        Ok(w.finish())
     }
 
     /// Applies an update from [`Text::encode_update_since`]. Safe to apply twice, out of
@@ -592,6 +800,7 @@ impl Text {
                 lamport: u64,
                 ol: Option<Id>,
                 or: Option<Id>,
+                gone: bool,
             },
             Del(DelRun),
         }
@@ -600,7 +809,8 @@ impl Text {
         let mut del_ctx = DelContext::default();
         for _ in 0..n {
             raws.push(match r.u8()? {
-                0 => {
+                tag @ (OP_INSERT | OP_INSERT_GONE) => {
+                    let gone = tag == OP_INSERT_GONE;
                     let id = sites.id(&mut r)?;
                     let len = read_len(&mut r)?;
                     let lamport = offset_from(id.seq, r.ivar()?)?;
@@ -608,16 +818,19 @@ impl Text {
                     let or = read_opt_id(&mut r, &sites)?;
                     check_seq(id.seq.saturating_add(u64::from(len)), "sequence number")?;
                     check_seq(lamport.saturating_add(u64::from(len)), "lamport time")?;
-                    total += u64::from(len);
+                    if !gone {
+                        total += u64::from(len);
+                    }
                     Raw::Ins {
                         id,
                         len,
                         lamport,
                         ol,
                         or,
+                        gone,
                     }
                 }
-                1 => Raw::Del(del_ctx.read(&mut r, &sites)?),
+                OP_DELETE => Raw::Del(del_ctx.read(&mut r, &sites)?),
                 t => return Err(bad(&format!("unknown operation tag {t}"))),
             });
         }
@@ -636,12 +849,17 @@ impl Text {
                     lamport,
                     ol,
                     or,
+                    gone,
                 } => Op::Insert {
                     id,
                     lamport,
                     origin_left: ol,
                     origin_right: or,
-                    content: chars.by_ref().take(len as usize).collect(),
+                    content: if gone {
+                        Content::Gone(len)
+                    } else {
+                        Content::Chars(chars.by_ref().take(len as usize).collect())
+                    },
                 },
                 Raw::Del(d) => Op::Delete(d),
             })
@@ -681,9 +899,9 @@ impl RunColumns<Writer> {
     }
 }
 
-impl<'a> RunColumns<Reader<'a>> {
+impl<'a> RunColumns<Cur<'a>> {
     fn read(r: &mut Reader<'a>) -> Result<Self> {
-        let mut col = || r.bytes().map(Reader::body);
+        let mut col = || r.bytes().map(Cur::new);
         Ok(RunColumns {
             flags: col()?,
             sites: col()?,
@@ -729,6 +947,23 @@ fn deflate_body(plain: Vec<u8>, header_len: usize) -> Vec<u8> {
     let crc = crc32(&out[header_len..]);
     out.extend_from_slice(&crc.to_le_bytes());
     out
+}
+
+/// Inflates raw deflate data that must come to exactly `size` bytes, straight into a
+/// buffer of that size (no growing and copying).
+fn inflate_exact(packed: &[u8], size: usize) -> Result<Vec<u8>> {
+    use miniz_oxide::inflate::core::{decompress, inflate_flags, DecompressorOxide};
+    use miniz_oxide::inflate::TINFLStatus;
+    let mut out = vec![0u8; size];
+    let mut state = Box::<DecompressorOxide>::default();
+    let flags = inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF;
+    let (status, read, written) = decompress(&mut state, packed, &mut out, 0, flags);
+    match status {
+        TINFLStatus::Done if written == size && read == packed.len() => Ok(out),
+        TINFLStatus::Done => Err(bad("inflated size does not match")),
+        TINFLStatus::HasMoreOutput => Err(bad("inflated size does not match")),
+        e => Err(bad(&format!("bad compressed data: {e:?}"))),
+    }
 }
 
 fn write_opt_id(w: &mut Writer, sites: &Sites, id: Option<Id>) {

@@ -5,6 +5,23 @@ use super::seq::{Id, Loc, Run};
 use super::{DelRun, Text};
 use crate::error::{Error, Result};
 
+/// What an insert carries: its characters, or only how many there were, for characters
+/// that are deleted and whose text the sender no longer holds (loaded without history).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Content {
+    Chars(Vec<char>),
+    Gone(u32),
+}
+
+impl Content {
+    pub fn len(&self) -> usize {
+        match self {
+            Content::Chars(c) => c.len(),
+            Content::Gone(n) => *n as usize,
+        }
+    }
+}
+
 /// One remote operation, as carried by an update.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Op {
@@ -13,7 +30,7 @@ pub(crate) enum Op {
         lamport: u64,
         origin_left: Option<Id>,
         origin_right: Option<Id>,
-        content: Vec<char>,
+        content: Content,
     },
     Delete(DelRun),
 }
@@ -54,7 +71,10 @@ impl Op {
                 lamport: lamport + k,
                 origin_left: Some(Id::new(id.agent, id.seq + k - 1)),
                 origin_right,
-                content: content[k as usize..].to_vec(),
+                content: match content {
+                    Content::Chars(c) => Content::Chars(c[k as usize..].to_vec()),
+                    Content::Gone(n) => Content::Gone(n - k as u32),
+                },
             },
             Op::Delete(d) => {
                 let k32 = k as u32;
@@ -86,6 +106,7 @@ impl Text {
     /// operations and the characters it refers to are present; the rest wait in
     /// `pending`, and are retried whenever something applies.
     pub(crate) fn apply_ops(&mut self, mut ops: Vec<Op>) -> Result<()> {
+        self.changed();
         ops.append(&mut self.pending);
         ops.sort_by_key(|o| (o.lamport(), o.id()));
         loop {
@@ -138,19 +159,26 @@ impl Text {
                 if !deps_present {
                     return Ok(Outcome::NotReady);
                 }
-                if self.chars.len() + content.len() > u32::MAX as usize {
+                let gone = matches!(content, Content::Gone(_));
+                let n = content.len();
+                if self.chars.len() + n > u32::MAX as usize {
                     return Err(Error::InvalidOperation("text too large".into()));
                 }
                 let start = self.chars.len() as u32;
-                self.chars.extend(&content);
+                if let Content::Chars(c) = &content {
+                    self.chars.extend(c);
+                }
+                // Characters sent without their text were deleted at the sender; they
+                // arrive deleted (their delete operations follow, or have arrived).
                 let run = Run {
                     id,
-                    len: content.len() as u32,
+                    len: n as u32,
                     lamport,
                     origin_left,
                     origin_right,
-                    content: start,
-                    deleted: false,
+                    content: if gone { 0 } else { start },
+                    deleted: gone,
+                    gone,
                 };
                 if let Err(e) = self.integrate(run) {
                     self.chars.truncate(start as usize);

@@ -80,7 +80,7 @@ pub struct TextStats {
     pub deleted_runs: usize,
     /// Entries in the delete log (consecutive deletes share one).
     pub delete_log: usize,
-    /// Characters ever inserted.
+    /// Characters held (ever inserted, less deleted ones loaded without history).
     pub chars: usize,
 }
 
@@ -100,6 +100,11 @@ pub struct Text {
     delete_index: RefCell<Option<BTreeMap<Id, usize>>>,
     /// Remote operations waiting for operations they depend on.
     pending: Vec<integrate::Op>,
+    /// The visible text as a loaded snapshot stored it, until the first change: reading
+    /// a document right after loading it costs a copy. Boxed: one pointer, so the
+    /// `Text` (held inline by the Resolver's object enum) stays small.
+    #[allow(clippy::box_collection)]
+    text_cache: Option<Box<String>>,
 }
 
 impl Text {
@@ -114,6 +119,7 @@ impl Text {
             deletes: Vec::new(),
             delete_index: RefCell::new(Some(BTreeMap::new())),
             pending: Vec::new(),
+            text_cache: None,
         }
     }
 
@@ -168,6 +174,7 @@ impl Text {
     /// Inserts `s` before the character at code-point position `pos`.
     pub fn insert(&mut self, pos: usize, s: &str) -> Result<()> {
         self.check_range(pos, 0)?;
+        self.changed();
         let start = self.chars.len();
         self.chars.extend(s.chars());
         let n = self.chars.len() - start;
@@ -192,6 +199,7 @@ impl Text {
                 origin_right,
                 content: start as u32,
                 deleted: false,
+                gone: false,
             };
             self.seq.insert(loc, run);
         }
@@ -203,6 +211,7 @@ impl Text {
     /// Deletes `len` code points starting at `pos`.
     pub fn delete(&mut self, pos: usize, len: usize) -> Result<()> {
         self.check_range(pos, len)?;
+        self.changed();
         let mut remaining = len;
         while remaining > 0 {
             let loc = self.seq.locate_visible(pos);
@@ -256,8 +265,16 @@ impl Text {
         f(idx)
     }
 
+    /// Called before any change to the sequence.
+    pub(crate) fn changed(&mut self) {
+        self.text_cache = None;
+    }
+
     /// The text as a `String`.
     pub fn text(&self) -> String {
+        if let Some(s) = &self.text_cache {
+            return String::clone(s);
+        }
         let mut out = String::with_capacity(self.len());
         for r in self.seq.runs().filter(|r| !r.deleted) {
             out.extend(&self.chars[r.content as usize..(r.content + r.len) as usize]);
@@ -350,18 +367,9 @@ impl Text {
 
     // ---- Versions ----
 
-    /// The text as it was at `version` (a version this replica has fully seen).
-    pub fn text_at(&self, version: &Version) -> Result<String> {
-        for (site, n) in version.iter() {
-            if n > self.next_seq(site) {
-                return Err(Error::InvalidOperation(format!(
-                    "version has {n} operations of site {site}, this text only {}",
-                    self.next_seq(site)
-                )));
-            }
-        }
-        let seen = |id: Id| id.seq < version.get(id.agent);
-        // Deleted as of `version`: ascending id ranges of the deletes it includes.
+    /// Ascending id ranges of the characters deleted as of `version` (by the deletes
+    /// it includes).
+    fn deleted_at(&self, version: &Version) -> Vec<(Id, u32)> {
         let mut gone: Vec<(Id, u32)> = Vec::new();
         for d in &self.deletes {
             let n_seen = version.get(d.id.agent).saturating_sub(d.id.seq).min(u64::from(d.len));
@@ -375,19 +383,56 @@ impl Text {
             gone.push(part.target_range());
         }
         gone.sort_unstable();
-        let is_gone = |id: Id| {
-            let i = gone.partition_point(|(s, _)| *s <= id);
-            gone[..i]
-                .iter()
-                .rev()
-                .take_while(|(s, _)| s.agent == id.agent)
-                .any(|(s, l)| id.seq < s.seq + u64::from(*l))
-        };
+        gone
+    }
+
+    /// Whether `id` lies in one of the ascending ranges `deleted` (from [`Self::deleted_at`]).
+    fn in_ranges(deleted: &[(Id, u32)], id: Id) -> bool {
+        let i = deleted.partition_point(|(s, _)| *s <= id);
+        deleted[..i]
+            .iter()
+            .rev()
+            .take_while(|(s, _)| s.agent == id.agent)
+            .any(|(s, l)| id.seq < s.seq + u64::from(*l))
+    }
+
+    /// The error for history this replica does not hold.
+    fn no_history() -> Error {
+        Error::InvalidOperation(
+            "that version's text is not available: this document was loaded from a snapshot \
+             without history (encode it with history to keep old versions)"
+                .into(),
+        )
+    }
+
+    /// Whether this replica holds the text of every character, deleted ones included
+    /// (false after loading a snapshot encoded without history).
+    pub fn has_full_history(&self) -> bool {
+        !self.seq.runs().any(|r| r.gone)
+    }
+
+    /// The text as it was at `version` (a version this replica has fully seen). An error
+    /// when that text includes characters this replica does not hold (see
+    /// [`Text::encode`]: a snapshot without history keeps no deleted text).
+    pub fn text_at(&self, version: &Version) -> Result<String> {
+        for (site, n) in version.iter() {
+            if n > self.next_seq(site) {
+                return Err(Error::InvalidOperation(format!(
+                    "version has {n} operations of site {site}, this text only {}",
+                    self.next_seq(site)
+                )));
+            }
+        }
+        let seen = |id: Id| id.seq < version.get(id.agent);
+        let gone = self.deleted_at(version);
         let mut out = String::new();
         for r in self.seq.runs() {
             for k in 0..r.len {
                 let id = Id::new(r.id.agent, r.id.seq + u64::from(k));
-                if seen(id) && !is_gone(id) {
+                if seen(id) && !Self::in_ranges(&gone, id) {
+                    if r.gone {
+                        return Err(Self::no_history());
+                    }
                     out.push(self.chars[(r.content + k) as usize]);
                 }
             }

@@ -44,9 +44,12 @@ pub struct Run {
     pub origin_left: Option<Id>,
     /// Right origin, shared by every character of the run.
     pub origin_right: Option<Id>,
-    /// Offset of the first character in the content arena.
+    /// Offset of the first character in the content arena (meaningless when `gone`).
     pub content: u32,
     pub deleted: bool,
+    /// Deleted, and its characters are not held: the run came from a snapshot without
+    /// history (or from a peer that loaded one). Its ids still order concurrent inserts.
+    pub gone: bool,
 }
 
 impl Run {
@@ -75,8 +78,9 @@ impl Run {
             lamport: self.lamport + u64::from(k),
             origin_left: Some(self.id.plus(u64::from(k) - 1)),
             origin_right: self.origin_right,
-            content: self.content + k,
+            content: if self.gone { 0 } else { self.content + k },
             deleted: self.deleted,
+            gone: self.gone,
         };
         self.len = k;
         right
@@ -530,9 +534,10 @@ impl Seq {
     /// Whether `b` continues `a` exactly as if they had never been split.
     fn continues(a: &Run, b: &Run) -> bool {
         a.deleted == b.deleted
+            && a.gone == b.gone
             && a.id.agent == b.id.agent
             && a.id.seq + u64::from(a.len) == b.id.seq
-            && a.content + a.len == b.content
+            && (a.gone || a.content + a.len == b.content)
             && a.lamport + u64::from(a.len) == b.lamport
             && b.origin_left == Some(a.last_id())
             && a.origin_right == b.origin_right

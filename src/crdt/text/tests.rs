@@ -129,6 +129,74 @@ fn versions_snapshots_and_restore() {
 }
 
 #[test]
+fn snapshots_without_history_drop_deleted_text_only() {
+    let mut a = text(1, "draft one");
+    let v1 = a.version().clone();
+    a.delete(0, 6).unwrap();
+    a.insert(0, "final ").unwrap();
+    let plain = a.encode();
+    let full = a.encode_with_history();
+    assert!(plain.len() < full.len());
+    let mut b = Text::decode(&plain, 2).unwrap();
+    assert_eq!(b.text(), "final one");
+    assert!(!b.has_full_history());
+    assert_eq!(b.text_at(&v1).unwrap_err().code(), "INVALID_OPERATION");
+    assert_eq!(b.text_at(b.version()).unwrap(), "final one");
+    assert_eq!(b.restore(&v1).unwrap_err().code(), "INVALID_OPERATION");
+    assert_eq!(b.text(), "final one", "a refused restore changes nothing");
+    assert_eq!(b.encode(), plain);
+    assert_eq!(b.encode_with_history(), plain, "nothing to add");
+    let c = Text::decode(&full, 3).unwrap();
+    assert!(c.has_full_history());
+    assert_eq!(c.text_at(&v1).unwrap(), "draft one");
+    assert_eq!(c.encode_with_history(), full);
+    // Slices that would need the dropped text are refused by the checked variant.
+    assert_eq!(
+        b.try_encode_update_between(&Version::new(), &v1).unwrap_err().code(),
+        "INVALID_OPERATION"
+    );
+    assert!(b.try_encode_update_between(&Version::new(), b.version()).is_ok());
+    // Edits after loading work as usual.
+    b.insert(9, "!").unwrap();
+    assert_eq!(b.text(), "final one!");
+}
+
+#[test]
+fn a_replica_without_history_merges_with_concurrent_edits_around_deleted_text() {
+    // The peer saw "hello cruel world" and types inside "cruel" while `a` deletes it;
+    // `b` is `a` loaded without history: the peer's insert refers to characters whose
+    // text `b` no longer holds, only their ids.
+    let mut a = text(1, "hello cruel world");
+    let mut peer = Text::decode(&a.encode_with_history(), 2).unwrap();
+    a.delete(6, 6).unwrap();
+    let mut b = Text::decode(&a.encode(), 3).unwrap();
+    peer.insert(9, "XX").unwrap(); // "hello cruXXel world"
+    let p0 = peer.clone();
+    b.merge(&p0).unwrap();
+    a.merge(&p0).unwrap();
+    peer.merge(&b).unwrap();
+    assert_eq!(a.text(), "hello XXworld");
+    assert_eq!(b.text(), a.text());
+    assert_eq!(peer.text(), a.text());
+    // A fresh replica fed by `b` gets the deleted characters as ids only, converges,
+    // and knows it cannot show the old text.
+    let mut fresh = Text::new(4);
+    fresh.apply_update(&b.encode_update_since(&Version::new())).unwrap();
+    assert_eq!(fresh.text(), a.text());
+    assert_eq!(fresh.version(), a.version());
+    let mut v0 = Version::new();
+    v0.observe(1, 17);
+    assert_eq!(fresh.text_at(&v0).unwrap_err().code(), "INVALID_OPERATION");
+    assert_eq!(a.text_at(&v0).unwrap(), "hello cruel world");
+    // And it keeps merging with everyone.
+    fresh.insert(0, ">").unwrap();
+    a.merge(&fresh).unwrap();
+    b.merge(&fresh).unwrap();
+    assert_eq!(a.text(), ">hello XXworld");
+    assert_eq!(b.text(), a.text());
+}
+
+#[test]
 fn utf16_positions() {
     let mut t = text(1, "a😀b");
     assert_eq!(t.len(), 3);
@@ -250,6 +318,42 @@ proptest! {
         let mut direct = rs[0].clone();
         direct.merge(&rs[1]).unwrap();
         prop_assert_eq!(back.text(), direct.text());
+        // With history, every version this replica saw reads the same after loading.
+        let full = Text::decode(&rs[0].encode_with_history(), 98).unwrap();
+        prop_assert_eq!(full.encode_with_history(), rs[0].encode_with_history());
+        let mut v = Version::new();
+        for (site, n) in rs[0].version().iter() {
+            v.observe(site, n / 2);
+            prop_assert_eq!(full.text_at(&v).unwrap(), rs[0].text_at(&v).unwrap());
+        }
+    }
+
+    /// A replica loaded without history converges with replicas that kept everything,
+    /// in every direction, and never shows wrong old text.
+    #[test]
+    fn without_history_converges(steps in proptest::collection::vec(step(3), 1..40)) {
+        let mut rs = run(&steps, 3);
+        let mut light = Text::decode(&rs[0].encode(), 97).unwrap();
+        for r in rs.iter_mut() {
+            r.merge(&light).unwrap();
+            light.merge(r).unwrap();
+        }
+        for r in rs.iter_mut() {
+            r.merge(&light).unwrap();
+        }
+        for r in &rs {
+            prop_assert_eq!(r.text(), light.text());
+        }
+        let mut fresh = Text::new(96);
+        fresh.apply_update(&light.encode_update_since(&Version::new())).unwrap();
+        prop_assert_eq!(fresh.text(), light.text());
+        let mut v = Version::new();
+        for (site, n) in light.version().iter() {
+            v.observe(site, n / 2);
+            if let Ok(old) = fresh.text_at(&v) {
+                prop_assert_eq!(old, rs[0].text_at(&v).unwrap());
+            }
+        }
     }
 
     #[test]
@@ -340,6 +444,7 @@ fn a_missing_origin_in_a_loaded_document_is_an_error_not_a_panic() {
             origin_right: None,
             content: 0,
             deleted: false,
+            gone: false,
         },
         Run {
             id: Id::new(1, 1),
@@ -349,6 +454,7 @@ fn a_missing_origin_in_a_loaded_document_is_an_error_not_a_panic() {
             origin_right: Some(Id::new(5, 5)),
             content: 1,
             deleted: false,
+            gone: false,
         },
     ]);
     t.version.observe(1, 2);
@@ -359,7 +465,7 @@ fn a_missing_origin_in_a_loaded_document_is_an_error_not_a_panic() {
         lamport: 3,
         origin_left: Some(Id::new(1, 0)),
         origin_right: None,
-        content: vec!['X'],
+        content: super::integrate::Content::Chars(vec!['X']),
     };
     assert_eq!(t.apply_ops(vec![op]).unwrap_err().code(), "INVALID_OPERATION");
     assert_eq!(t.text(), "ab", "nothing applied");

@@ -1,0 +1,362 @@
+//! `Replica`, the exported class behind `createClient({ url: ":memory:" | "file:…",
+//! syncUrl })`: the local SQLite replica and its sync engine.
+
+use std::rc::Rc;
+
+use js_sys::{Array, Function, Object, Promise, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+use crate::error::{Error, Result};
+use crate::remote::{TransactionMode, Value};
+use crate::sync::{Env, Event, Outcome, Policy, Replica, ReplicaConfig, Resolver, Status};
+use crate::wasm::convert::{js_to_statement, js_to_statements, js_to_value, result_set_to_js, value_to_js, IntMode};
+use crate::wasm::error::{invalid, to_js};
+use crate::wasm::fetch::FetchTransport;
+
+fn field(o: &JsValue, key: &str) -> JsValue {
+    Reflect::get(o, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+}
+
+fn opt_string(o: &JsValue, key: &str) -> Result<Option<String>> {
+    let v = field(o, key);
+    if v.is_undefined() || v.is_null() {
+        return Ok(None);
+    }
+    v.as_string()
+        .map(Some)
+        .ok_or_else(|| invalid(format!("`{key}` must be a string")))
+}
+
+fn opt_number(o: &JsValue, key: &str, min: f64, max: f64) -> Result<Option<f64>> {
+    let v = field(o, key);
+    if v.is_undefined() || v.is_null() {
+        return Ok(None);
+    }
+    v.as_f64()
+        .filter(|n| n.fract() == 0.0 && *n >= min && *n <= max)
+        .map(Some)
+        .ok_or_else(|| invalid(format!("`{key}` must be a whole number from {min} to {max}")))
+}
+
+fn set(o: &Object, key: &str, v: impl Into<JsValue>) {
+    let _ = Reflect::set(o, &JsValue::from_str(key), &v.into());
+}
+
+fn env() -> Env {
+    fn now() -> u64 {
+        js_sys::Date::now() as u64
+    }
+    fn random() -> u64 {
+        let hi = (js_sys::Math::random() * 4_294_967_296.0) as u64;
+        let lo = (js_sys::Math::random() * 4_294_967_296.0) as u64;
+        (hi << 32) | lo
+    }
+    Env { now_ms: now, random }
+}
+
+/// A local SQLite replica that syncs with a libSQL server. Use `createClient` from the
+/// `edgesync` package rather than this class directly.
+#[wasm_bindgen(js_name = Replica)]
+pub struct JsReplica {
+    inner: Rc<Replica<FetchTransport>>,
+    int_mode: IntMode,
+}
+
+fn outcome_js(o: &Option<Outcome>) -> JsValue {
+    match o {
+        None => JsValue::NULL,
+        Some(o) => {
+            let obj = Object::new();
+            set(&obj, "at", o.at_ms as f64);
+            set(&obj, "ok", o.ok);
+            set(
+                &obj,
+                "error",
+                o.error.clone().map(JsValue::from).unwrap_or(JsValue::NULL),
+            );
+            obj.into()
+        }
+    }
+}
+
+fn status_js(s: &Status) -> JsValue {
+    let o = Object::new();
+    set(&o, "pendingChanges", s.pending as f64);
+    set(&o, "lastPush", outcome_js(&s.last_push));
+    set(&o, "lastPull", outcome_js(&s.last_pull));
+    set(&o, "lagMs", s.lag_ms as f64);
+    set(&o, "retryCount", s.retries);
+    set(&o, "online", s.online);
+    set(&o, "cursor", s.cursor as f64);
+    set(&o, "nextSyncInMs", s.next_sync_in_ms as f64);
+    o.into()
+}
+
+fn event_js(e: &Event, mode: IntMode) -> JsValue {
+    let o = Object::new();
+    match e {
+        Event::Completed {
+            changes_pushed,
+            changes_applied,
+            duration_ms,
+        } => {
+            set(&o, "changesPushed", *changes_pushed as f64);
+            set(&o, "changesApplied", *changes_applied as f64);
+            set(&o, "duration", *duration_ms);
+        }
+        Event::Error {
+            code,
+            message,
+            retryable,
+        } => {
+            set(&o, "code", code.as_str());
+            set(&o, "message", message.as_str());
+            set(&o, "retryable", *retryable);
+        }
+        Event::Conflict {
+            table,
+            pk,
+            column,
+            local,
+            remote,
+            base,
+            resolved,
+        } => {
+            set(&o, "table", table.as_str());
+            set(&o, "key", pk.as_str());
+            set(&o, "column", column.as_str());
+            set(&o, "local", value_to_js(local, mode));
+            set(&o, "remote", value_to_js(remote, mode));
+            set(
+                &o,
+                "base",
+                base.as_ref().map(|b| value_to_js(b, mode)).unwrap_or(JsValue::NULL),
+            );
+            set(&o, "resolved", value_to_js(resolved, mode));
+        }
+    }
+    o.into()
+}
+
+/// Wraps a JS `(local, remote, base) => value` function as a resolver.
+fn js_resolver(f: Function, mode: IntMode) -> Resolver {
+    Box::new(move |local: &Value, remote: &Value, base: Option<&Value>| {
+        let b = base.map(|b| value_to_js(b, mode)).unwrap_or(JsValue::NULL);
+        let out = f
+            .call3(
+                &JsValue::NULL,
+                &value_to_js(local, mode),
+                &value_to_js(remote, mode),
+                &b,
+            )
+            .map_err(|e| Error::Resolver(e.as_string().unwrap_or_else(|| format!("{e:?}"))))?;
+        js_to_value(&out, &|| "the resolver's result".into()).map_err(|e| Error::Resolver(e.to_string()))
+    })
+}
+
+#[wasm_bindgen(js_class = Replica)]
+impl JsReplica {
+    /// `config`: `{ url, syncUrl?, authToken?, timeout?, intMode?, fetch?, maxDriftMs?,
+    /// pushChunk?, pullChunk? }`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(config: JsValue) -> std::result::Result<JsReplica, JsValue> {
+        (|| -> Result<JsReplica> {
+            if !config.is_object() {
+                return Err(invalid("createClient() takes a config object"));
+            }
+            let url = opt_string(&config, "url")?.ok_or_else(|| invalid("`url` is required"))?;
+            let int_mode = match opt_string(&config, "intMode")? {
+                Some(m) => IntMode::parse(&m)?,
+                None => IntMode::Auto,
+            };
+            let fetch = field(&config, "fetch");
+            let custom = if fetch.is_undefined() || fetch.is_null() {
+                None
+            } else {
+                Some(
+                    fetch
+                        .dyn_into::<Function>()
+                        .map_err(|_| invalid("`fetch` must be a function"))?,
+                )
+            };
+            let cfg = ReplicaConfig {
+                path: url,
+                sync_url: opt_string(&config, "syncUrl")?,
+                auth_token: opt_string(&config, "authToken")?,
+                timeout_ms: opt_number(&config, "timeout", 1.0, u32::MAX as f64)?.map(|n| n as u32),
+                max_drift_ms: opt_number(&config, "maxDriftMs", 0.0, 9e15)?.map(|n| n as u64),
+                push_chunk: opt_number(&config, "pushChunk", 1.0, 1e6)?.map(|n| n as usize),
+                pull_chunk: opt_number(&config, "pullChunk", 1.0, 1e6)?.map(|n| n as usize),
+            };
+            let replica = Replica::open(cfg, FetchTransport { custom }, env())?;
+            Ok(JsReplica {
+                inner: Rc::new(replica),
+                int_mode,
+            })
+        })()
+        .map_err(to_js)
+    }
+
+    /// Runs one statement locally (synchronously).
+    pub fn execute(&self, stmt: JsValue) -> std::result::Result<JsValue, JsValue> {
+        let stmt = js_to_statement(&stmt).map_err(to_js)?;
+        let rs = self.inner.execute(&stmt).map_err(to_js)?;
+        Ok(result_set_to_js(&rs, self.int_mode))
+    }
+
+    /// Runs statements locally in one transaction.
+    pub fn batch(&self, stmts: JsValue, mode: Option<String>) -> std::result::Result<JsValue, JsValue> {
+        let stmts = js_to_statements(&stmts).map_err(to_js)?;
+        let mode = parse_mode(mode).map_err(to_js)?;
+        let out = self.inner.batch(&stmts, mode).map_err(to_js)?;
+        Ok(out
+            .iter()
+            .map(|rs| result_set_to_js(rs, self.int_mode))
+            .collect::<Array>()
+            .into())
+    }
+
+    /// Write-through: the statements' changes are on the server before this resolves.
+    #[wasm_bindgen(js_name = executeRemote)]
+    pub fn execute_remote(&self, stmts: JsValue, mode: Option<String>) -> Promise {
+        let parsed = js_to_statements(&stmts).and_then(|s| Ok((s, parse_mode(mode)?)));
+        let (stmts, mode) = match parsed {
+            Ok(p) => p,
+            Err(e) => return Promise::reject(&to_js(e)),
+        };
+        let (inner, int_mode) = (self.inner.clone(), self.int_mode);
+        future_to_promise(async move {
+            let out = inner.execute_remote(&stmts, mode).await.map_err(to_js)?;
+            Ok(out
+                .iter()
+                .map(|rs| result_set_to_js(rs, int_mode))
+                .collect::<Array>()
+                .into())
+        })
+    }
+
+    /// Whether `sql` only reads (used by write-through mode to route statements).
+    #[wasm_bindgen(js_name = isReadonly)]
+    pub fn is_readonly(&self, sql: &str) -> std::result::Result<bool, JsValue> {
+        let stmt = self
+            .inner
+            .store()
+            .conn()
+            .prepare(sql)
+            .map_err(|e| to_js(crate::store::sql_error(e)))?;
+        Ok(stmt.readonly())
+    }
+
+    /// `policies`: `{ column: "lww" | "counter" | "set" | "text" | "custom" | fn }`; a
+    /// function makes the column custom with that resolver.
+    pub fn replicate(&self, table: &str, policies: JsValue) -> std::result::Result<(), JsValue> {
+        (|| -> Result<()> {
+            let mut pols = Vec::new();
+            let mut resolvers = Vec::new();
+            if !policies.is_undefined() && !policies.is_null() {
+                if !policies.is_object() {
+                    return Err(invalid("replicate(table, policies): policies must be an object"));
+                }
+                let obj: &Object = policies.unchecked_ref();
+                for entry in Object::entries(obj).iter() {
+                    let pair: Array = entry.unchecked_into();
+                    let col = pair.get(0).as_string().unwrap_or_default();
+                    let v = pair.get(1);
+                    if let Some(f) = v.dyn_ref::<Function>() {
+                        pols.push((col.clone(), Policy::Custom));
+                        resolvers.push((col, js_resolver(f.clone(), self.int_mode)));
+                    } else if let Some(s) = v.as_string() {
+                        pols.push((col, Policy::parse(&s)?));
+                    } else {
+                        return Err(invalid(format!(
+                            "the policy for {col:?} must be a string or a function"
+                        )));
+                    }
+                }
+            }
+            self.inner.replicate(table, &pols, resolvers)
+        })()
+        .map_err(to_js)
+    }
+
+    /// Push then pull. Resolves to `{ changesPushed, changesApplied, duration }`.
+    pub fn sync(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let r = inner.sync().await.map_err(to_js)?;
+            let o = Object::new();
+            set(&o, "changesPushed", r.changes_pushed as f64);
+            set(&o, "changesApplied", r.changes_applied as f64);
+            set(&o, "duration", r.duration_ms);
+            Ok(o.into())
+        })
+    }
+
+    pub fn status(&self) -> std::result::Result<JsValue, JsValue> {
+        Ok(status_js(&self.inner.status().map_err(to_js)?))
+    }
+
+    /// Prometheus text exposition of the sync metrics.
+    #[wasm_bindgen(js_name = metricsText)]
+    pub fn metrics_text(&self) -> std::result::Result<String, JsValue> {
+        self.inner.metrics_text().map_err(to_js)
+    }
+
+    /// `{ syncs, failures, successRate, p50, p95, p99, changesPushed, changesApplied,
+    /// conflicts, httpRequests, bytesSent }` (durations in ms).
+    pub fn metrics(&self) -> JsValue {
+        let m = self.inner.metrics();
+        let o = Object::new();
+        set(&o, "syncs", m.syncs as f64);
+        set(&o, "failures", m.failures as f64);
+        set(&o, "successRate", m.success_rate());
+        set(&o, "p50", m.quantile(0.5));
+        set(&o, "p95", m.quantile(0.95));
+        set(&o, "p99", m.quantile(0.99));
+        set(&o, "changesPushed", m.changes_pushed as f64);
+        set(&o, "changesApplied", m.changes_applied as f64);
+        set(&o, "conflicts", m.conflicts as f64);
+        set(&o, "httpRequests", m.http_requests as f64);
+        set(&o, "bytesSent", m.bytes_sent as f64);
+        o.into()
+    }
+
+    /// Sets the one event listener: `(name, detail) => void`.
+    #[wasm_bindgen(js_name = setListener)]
+    pub fn set_listener(&self, f: Option<Function>) {
+        let mode = self.int_mode;
+        self.inner.set_listener(f.map(|f| {
+            Box::new(move |e: &Event| {
+                let _ = f.call2(&JsValue::NULL, &JsValue::from_str(e.name()), &event_js(e, mode));
+            }) as Box<dyn Fn(&Event)>
+        }));
+    }
+
+    #[wasm_bindgen(getter, js_name = siteId)]
+    pub fn site_id(&self) -> String {
+        self.inner.site().to_string()
+    }
+
+    #[wasm_bindgen(getter, js_name = hasRemote)]
+    pub fn has_remote(&self) -> bool {
+        self.inner.has_remote()
+    }
+
+    /// Backoff delay for the next background attempt (0 after a success).
+    #[wasm_bindgen(js_name = retryDelay)]
+    pub fn retry_delay(&self) -> f64 {
+        self.inner.status().map(|s| s.next_sync_in_ms as f64).unwrap_or(0.0)
+    }
+}
+
+fn parse_mode(mode: Option<String>) -> Result<TransactionMode> {
+    match mode.as_deref() {
+        None => Ok(TransactionMode::Deferred),
+        Some(m) => TransactionMode::parse(m).ok_or_else(|| {
+            invalid(format!(
+                "batch mode must be \"write\", \"read\" or \"deferred\", not {m:?}"
+            ))
+        }),
+    }
+}
