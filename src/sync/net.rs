@@ -634,7 +634,10 @@ impl<T: HttpTransport> Replica<T> {
                 .collect();
             Ok((out, queued))
         })();
-        finish_savepoint(conn, "es_wt", false)?;
+        // Statements that changed no replicated row (DDL, local-only tables) stay as
+        // they are; replicated changes are undone until the server has them.
+        let keep = matches!(&res, Ok((_, q)) if q.is_empty());
+        finish_savepoint(conn, "es_wt", keep)?;
         let (results, queued) = res?;
         if !queued.is_empty() {
             let conflicts = self.push_records(&queued).await?;
@@ -661,7 +664,8 @@ impl<T: HttpTransport> Replica<T> {
             .conn()
             .query_row(
                 "SELECT (SELECT count(*) FROM _es_outbox) + (SELECT count(*) FROM _es_capture),
-                        min((SELECT min(hlc) FROM _es_outbox), (SELECT min(hlc) FROM _es_capture))",
+                        min(coalesce((SELECT min(hlc) FROM _es_outbox), (SELECT min(hlc) FROM _es_capture)),
+                            coalesce((SELECT min(hlc) FROM _es_capture), (SELECT min(hlc) FROM _es_outbox)))",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
@@ -670,9 +674,6 @@ impl<T: HttpTransport> Replica<T> {
         st.pending = pending as u64;
         let now = self.now();
         st.lag_ms = oldest.map(|h| now.saturating_sub((h >> 16) as u64)).unwrap_or(0);
-        if pending > 0 && oldest.is_none() {
-            st.lag_ms = 0;
-        }
         st.cursor = match meta(&self.store, "cursor")? {
             Some(Value::Integer(c)) => c,
             _ => 0,
