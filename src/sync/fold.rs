@@ -89,6 +89,17 @@ impl FoldContext<'_> {
         let Some(spec) = self.tables.get(&cap.table) else {
             return Ok(Vec::new());
         };
+        for row in [&cap.old, &cap.new].into_iter().flatten() {
+            if row.len() != spec.columns.len() {
+                return Err(Error::SchemaMismatch(format!(
+                    "table {} has {} columns but a write captured {}: it was altered after replicate(); \
+                     sync, alter it on the server too, and call replicate() again",
+                    spec.name,
+                    spec.columns.len(),
+                    row.len()
+                )));
+            }
+        }
         let mut out = Vec::new();
         let rec = |op: char, pk: Json, data: Json| Record {
             hlc: cap.hlc,

@@ -112,7 +112,9 @@ fn deliver(r: &R, recs: &[(String, Record)]) {
 }
 
 fn dump(r: &R) -> Vec<Vec<Value>> {
-    r.execute(&Statement::new("select * from items order by id")).unwrap().rows
+    r.execute(&Statement::new("select * from items order by id"))
+        .unwrap()
+        .rows
 }
 
 /// A deterministic shuffle with duplicates, from a seed.

@@ -166,6 +166,13 @@ impl JsReplica {
                 return Err(invalid("createClient() takes a config object"));
             }
             let url = opt_string(&config, "url")?.ok_or_else(|| invalid("`url` is required"))?;
+            if url != ":memory:" {
+                // sqlite-wasm-rs opens other names in memory too; accepting them would
+                // look persistent and lose data on restart.
+                return Err(invalid(format!(
+                    "{url:?}: in wasm the local database is \":memory:\" (a persistent file needs a VFS such as the browser's OPFS, not available in this build)"
+                )));
+            }
             let int_mode = match opt_string(&config, "intMode")? {
                 Some(m) => IntMode::parse(&m)?,
                 None => IntMode::Auto,

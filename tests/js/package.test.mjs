@@ -11,8 +11,10 @@ const read = (p) => readFileSync(new URL(p, pkgDir));
 // when a feature needs the bytes; never let it creep.
 // History: 300/120 KiB for the remote client alone (measured 249/104 KiB); raised to
 // 560/200 KiB when the CRDTs landed (clocks, five state types, text: 478/175 KiB);
-// 640/240 KiB with the Resolver and deflated text snapshots (600/216 KiB).
-const BUDGET = { raw: 640 * 1024, gzip: 240 * 1024 };
+// 640/240 KiB with the Resolver and deflated text snapshots (600/216 KiB);
+// 1,900/780 KiB with the embedded replica: SQLite itself compiled to wasm
+// (sqlite-wasm-rs, ~1.2 MB of it) plus the sync engine (1,821/755 KiB measured).
+const BUDGET = { raw: 1900 * 1024, gzip: 780 * 1024 };
 
 test("the release wasm stays within its size budget", () => {
   const wasm = read("wasm/edgesync_bg.wasm");

@@ -100,6 +100,34 @@ test("versions: read an old version, restore it as a new edit that syncs", () =>
   assert.equal(b.toString(), "draft one");
 });
 
+test("encode() leaves out deleted text; encode({ history: true }) keeps it", () => {
+  const a = new Text(1);
+  a.insert(0, "draft one");
+  const v1 = a.version();
+  a.delete(0, 6);
+  a.insert(0, "final ");
+  const plain = Text.decode(a.encode(), 2);
+  assert.equal(plain.toString(), "final one");
+  assert.equal(code(() => plain.textAt(v1)), "INVALID_OPERATION");
+  assert.equal(code(() => plain.restore(v1)), "INVALID_OPERATION");
+  assert.equal(plain.toString(), "final one", "a refused restore changed nothing");
+  assert.equal(plain.textAt(plain.version()), "final one");
+  const full = Text.decode(a.encode({ history: true }), 3);
+  assert.equal(full.textAt(v1), "draft one");
+  assert.ok(a.encode().length < a.encode({ history: true }).length);
+  // The history-free replica still merges with a peer that edited concurrently.
+  const peer = new Text(4);
+  peer.applyUpdate(a.encodeUpdateSince());
+  peer.insert(9, "!");
+  plain.insert(0, ">");
+  plain.merge(peer);
+  peer.merge(plain);
+  assert.equal(plain.toString(), ">final one!");
+  assert.equal(peer.toString(), ">final one!");
+  assert.equal(code(() => a.encode({ history: "yes" })), "INVALID_ARGUMENT");
+  assert.equal(code(() => a.encode(5)), "INVALID_ARGUMENT");
+});
+
 test("snapshots round-trip; bad input gets stable codes", () => {
   const a = new Text(1);
   a.insert(0, "persist me");
