@@ -13,6 +13,7 @@
  */
 import { Replica } from "./wasm/edgesync.js";
 import type { Config, InArgs, InStatement, InValue, ResultSet, TransactionMode, Value, Client } from "./client.js";
+import { ArgumentError, encodeStatement } from "./args.js";
 
 /** How a replicated column merges concurrent writes. A function makes it `custom`. */
 export type Policy =
@@ -197,9 +198,10 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
         const [rs] = (await this.#r.executeRemote([input], "write")) as unknown[];
         return this.#rs(rs);
       }
-      return this.#rs(this.#r.execute(input));
+      const [sql, packed] = encodeStatement(input);
+      return this.#rs(this.#r.executePacked(sql, packed));
     } catch (e) {
-      throw this.#adopt(e);
+      throw this.#adopt(e instanceof ArgumentError ? invalidArgument(e.message) : e);
     }
   }
 
@@ -296,6 +298,10 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
   get siteId(): string {
     return this.#r.siteId;
   }
+}
+
+function invalidArgument(message: string): Error {
+  return Object.assign(new Error(`invalid argument: ${message}`), { code: "INVALID_ARGUMENT", name: "EdgesyncError" });
 }
 
 /** `:memory:` and `file:` URLs open an embedded replica. */

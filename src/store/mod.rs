@@ -25,6 +25,34 @@ use crate::remote::{ResultSet, Statement, TransactionMode};
 
 pub use convert::{read_value, sql_error};
 
+/// Receives a statement's result as SQLite produces it: the columns, then each row's
+/// values, then the summary.
+pub trait RowSink {
+    fn column(&mut self, name: &str, decl_type: &str);
+    fn begin_row(&mut self, width: usize);
+    fn value(&mut self, v: rusqlite::types::ValueRef<'_>);
+    fn finish(&mut self, rows_affected: u64, last_insert_rowid: Option<i64>);
+}
+
+impl RowSink for ResultSet {
+    fn column(&mut self, name: &str, decl_type: &str) {
+        self.columns.push(name.to_string());
+        self.column_types.push(decl_type.to_string());
+    }
+    fn begin_row(&mut self, width: usize) {
+        self.rows.push(Vec::with_capacity(width));
+    }
+    fn value(&mut self, v: rusqlite::types::ValueRef<'_>) {
+        if let Some(row) = self.rows.last_mut() {
+            row.push(read_value(v));
+        }
+    }
+    fn finish(&mut self, rows_affected: u64, last_insert_rowid: Option<i64>) {
+        self.rows_affected = rows_affected;
+        self.last_insert_rowid = last_insert_rowid;
+    }
+}
+
 /// One local SQLite database.
 pub struct Store {
     conn: Connection,
@@ -60,25 +88,30 @@ impl Store {
 
     /// Runs one statement (in its own implicit transaction unless one is open).
     pub fn execute(&self, stmt: &Statement) -> Result<ResultSet> {
+        let mut rs = ResultSet::default();
+        self.execute_into(stmt, &mut rs)?;
+        Ok(rs)
+    }
+
+    /// Runs one statement, handing its result to `sink` as it is read — without
+    /// building a [`ResultSet`] first (the wasm binding writes the bytes JS reads
+    /// straight from SQLite's row).
+    pub fn execute_into(&self, stmt: &Statement, sink: &mut impl RowSink) -> Result<()> {
         stmt.check()?;
         let mut prepared = self.conn.prepare_cached(&stmt.sql).map_err(sql_error)?;
         convert::bind(&mut prepared, stmt)?;
-        let columns: Vec<String> = prepared.column_names().map(|c| c.to_string()).collect();
-        let column_types: Vec<String> = prepared
-            .columns()
-            .map(|c| c.decl_type().unwrap_or("").to_string())
-            .collect();
+        let width = prepared.column_count();
+        for c in prepared.columns() {
+            sink.column(c.name(), c.decl_type().unwrap_or(""));
+        }
         let readonly = prepared.readonly();
-        let width = columns.len();
-        let mut rows = Vec::new();
         {
             let mut cursor = prepared.raw_query();
             while let Some(row) = cursor.next().map_err(sql_error)? {
-                let mut out = Vec::with_capacity(width);
+                sink.begin_row(width);
                 for i in 0..width {
-                    out.push(convert::read_value(row.get_ref(i).map_err(sql_error)?));
+                    sink.value(row.get_ref(i).map_err(sql_error)?);
                 }
-                rows.push(out);
             }
         }
         let (rows_affected, last_insert_rowid) = if readonly {
@@ -88,13 +121,8 @@ impl Store {
             let rowid = (changes > 0 && is_insert(&stmt.sql)).then(|| self.conn.last_insert_rowid());
             (changes, rowid)
         };
-        Ok(ResultSet {
-            columns,
-            column_types,
-            rows,
-            rows_affected,
-            last_insert_rowid,
-        })
+        sink.finish(rows_affected, last_insert_rowid);
+        Ok(())
     }
 
     /// Runs `stmts` in one transaction: all commit or none do. A failing statement's

@@ -15,19 +15,17 @@ use js_sys::{Array, ArrayBuffer, Object, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 
 use crate::error::Result;
+use rusqlite::types::ValueRef;
+
 use crate::remote::{ResultSet, Statement, Value};
+use crate::store::RowSink;
 use crate::wasm::error::invalid;
 
 #[wasm_bindgen(module = "/src/wasm/glue.js")]
 extern "C" {
-    #[wasm_bindgen(js_name = makeResult)]
-    fn make_result(
-        columns: Array,
-        column_types: Array,
-        rows: Array,
-        rows_affected: f64,
-        last_insert_rowid: JsValue,
-    ) -> JsValue;
+    /// Decodes [`encode_result`]'s bytes into the raw result object, in one call.
+    #[wasm_bindgen(js_name = decodeResult)]
+    fn decode_result(bytes: &[u8], int_mode: u8) -> JsValue;
 }
 
 #[wasm_bindgen]
@@ -165,6 +163,56 @@ pub(crate) fn js_to_statement(v: &JsValue) -> Result<Statement> {
     Ok(stmt)
 }
 
+/// Decodes the arguments `encodeStatement` (js/args.ts) packed into bytes.
+pub(crate) fn decode_args(sql: String, bytes: &[u8]) -> Result<Statement> {
+    use crate::codec::Reader;
+    let bad = || invalid("malformed packed arguments");
+    let mut stmt = Statement::new(sql);
+    let mut r = Reader::body(bytes);
+    let u32le = |r: &mut Reader| -> Result<u32> {
+        let b = r.raw(4).map_err(|_| bad())?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let kind = r.u8().map_err(|_| bad())?;
+    let n = u32le(&mut r)? as usize;
+    let value = |r: &mut Reader| -> Result<Value> {
+        let tag = r.u8().map_err(|_| bad())?;
+        Ok(match tag {
+            0 => Value::Null,
+            1 | 2 | 5 => {
+                let b: [u8; 8] = r.raw(8).map_err(|_| bad())?.try_into().map_err(|_| bad())?;
+                match tag {
+                    1 => Value::Integer(f64::from_le_bytes(b) as i64),
+                    2 => Value::Real(f64::from_le_bytes(b)),
+                    _ => Value::Integer(i64::from_le_bytes(b)),
+                }
+            }
+            3 | 4 => {
+                let len = u32le(r)? as usize;
+                let b = r.raw(len).map_err(|_| bad())?;
+                if tag == 3 {
+                    Value::Text(std::str::from_utf8(b).map_err(|_| bad())?.to_string())
+                } else {
+                    Value::Blob(b.to_vec())
+                }
+            }
+            _ => return Err(bad()),
+        })
+    };
+    for _ in 0..n.min(bytes.len()) {
+        if kind == 2 {
+            let len = u32le(&mut r)? as usize;
+            let name = std::str::from_utf8(r.raw(len).map_err(|_| bad())?)
+                .map_err(|_| bad())?
+                .to_string();
+            stmt.named_args.push((name, value(&mut r)?));
+        } else {
+            stmt.args.push(value(&mut r)?);
+        }
+    }
+    Ok(stmt)
+}
+
 /// A JS array of statements.
 pub(crate) fn js_to_statements(v: &JsValue) -> Result<Vec<Statement>> {
     if !Array::is_array(v) {
@@ -197,23 +245,150 @@ pub(crate) fn value_to_js(v: &Value, mode: IntMode) -> JsValue {
     }
 }
 
-fn strings(items: &[String]) -> Array {
-    items.iter().map(|s| JsValue::from_str(s)).collect()
-}
-
 /// `{ columns, columnTypes, rows, rowsAffected, lastInsertRowid }`; the TS layer
 /// turns `rows` (arrays) into `Row`s readable by index and by column name.
+///
+/// The whole result crosses the boundary once, as bytes that `decodeResult` in
+/// `glue.js` reads: creating each value from Rust would cost a call per value.
 pub(crate) fn result_set_to_js(rs: &ResultSet, mode: IntMode) -> JsValue {
-    let rows: Array = rs
-        .rows
-        .iter()
-        .map(|row| row.iter().map(|v| value_to_js(v, mode)).collect::<Array>())
-        .collect();
-    make_result(
-        strings(&rs.columns),
-        strings(&rs.column_types),
-        rows,
-        rs.rows_affected as f64,
-        rs.last_insert_rowid.map_or(JsValue::UNDEFINED, JsValue::from),
-    )
+    let mut enc = ResultEncoder::new();
+    for (name, ty) in rs.columns.iter().zip(&rs.column_types) {
+        enc.column(name, ty);
+    }
+    for row in &rs.rows {
+        enc.begin_row(row.len());
+        for v in row {
+            enc.value(match v {
+                Value::Null => ValueRef::Null,
+                Value::Integer(i) => ValueRef::Integer(*i),
+                Value::Real(f) => ValueRef::Real(*f),
+                Value::Text(t) => ValueRef::Text(t.as_bytes()),
+                Value::Blob(b) => ValueRef::Blob(b),
+            });
+        }
+    }
+    enc.finish(rs.rows_affected, rs.last_insert_rowid);
+    enc.to_js(mode)
+}
+
+/// Writes a result in the layout `decodeResult` reads (little endian; `str` = u32
+/// length + UTF-8): `u32 ncols, u32 nrows, f64 rowsAffected, u8 hasRowid, i64 rowid,
+/// u32 header id, u8 header included`, then — only the first time a header id is
+/// used — `str name, str declared type` per column, then each value as a tag byte:
+/// 0 NULL, 1 INTEGER (i64), 2 REAL (f64), 3 TEXT (str), 4 BLOB (u32 length + bytes).
+///
+/// Column names and types repeat on every call of the same query, so each distinct
+/// header is sent once and JS keeps the decoded arrays by id.
+pub(crate) struct ResultEncoder {
+    buf: Vec<u8>,
+    header: Vec<u8>,
+    ncols: u32,
+    nrows: u32,
+    header_done: bool,
+}
+
+const HEADER_AT: usize = 25;
+const VALUES_AT: usize = 30;
+
+thread_local! {
+    static HEADERS: std::cell::RefCell<std::collections::HashMap<Vec<u8>, u32>> = Default::default();
+}
+
+impl ResultEncoder {
+    pub(crate) fn new() -> Self {
+        let mut buf = Vec::with_capacity(256);
+        buf.resize(VALUES_AT, 0);
+        ResultEncoder {
+            buf,
+            header: Vec::new(),
+            ncols: 0,
+            nrows: 0,
+            header_done: false,
+        }
+    }
+
+    fn str(out: &mut Vec<u8>, b: &[u8]) {
+        out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+        out.extend_from_slice(b);
+    }
+
+    /// Puts the header id (and, the first time, the header itself) before the values.
+    fn close_header(&mut self) {
+        if self.header_done {
+            return;
+        }
+        self.header_done = true;
+        let (id, fresh) = HEADERS.with(|h| {
+            let mut h = h.borrow_mut();
+            if let Some(id) = h.get(&self.header) {
+                return (*id, false);
+            }
+            if h.len() >= 4096 {
+                h.clear();
+            }
+            let id = h.len() as u32;
+            h.insert(self.header.clone(), id);
+            (id, true)
+        });
+        self.buf[HEADER_AT..HEADER_AT + 4].copy_from_slice(&id.to_le_bytes());
+        self.buf[HEADER_AT + 4] = fresh as u8;
+        if fresh {
+            let header = std::mem::take(&mut self.header);
+            self.buf.extend_from_slice(&header);
+        }
+    }
+
+    pub(crate) fn to_js(&self, mode: IntMode) -> JsValue {
+        let mode = match mode {
+            IntMode::Auto => 0,
+            IntMode::BigInt => 1,
+            IntMode::String => 2,
+        };
+        decode_result(&self.buf, mode)
+    }
+}
+
+impl RowSink for ResultEncoder {
+    fn column(&mut self, name: &str, decl_type: &str) {
+        self.ncols += 1;
+        Self::str(&mut self.header, name.as_bytes());
+        Self::str(&mut self.header, decl_type.as_bytes());
+    }
+
+    fn begin_row(&mut self, _width: usize) {
+        self.close_header();
+        self.nrows += 1;
+    }
+
+    fn value(&mut self, v: ValueRef<'_>) {
+        let buf = &mut self.buf;
+        match v {
+            ValueRef::Null => buf.push(0),
+            ValueRef::Integer(i) => {
+                buf.push(1);
+                buf.extend_from_slice(&i.to_le_bytes());
+            }
+            ValueRef::Real(f) => {
+                buf.push(2);
+                buf.extend_from_slice(&f.to_le_bytes());
+            }
+            ValueRef::Text(t) => {
+                buf.push(3);
+                Self::str(buf, t);
+            }
+            ValueRef::Blob(b) => {
+                buf.push(4);
+                Self::str(buf, b);
+            }
+        }
+    }
+
+    fn finish(&mut self, rows_affected: u64, last_insert_rowid: Option<i64>) {
+        self.close_header();
+        self.buf[0..4].copy_from_slice(&self.ncols.to_le_bytes());
+        self.buf[4..8].copy_from_slice(&self.nrows.to_le_bytes());
+        self.buf[8..16].copy_from_slice(&(rows_affected as f64).to_le_bytes());
+        self.buf[16] = last_insert_rowid.is_some() as u8;
+        self.buf[17..25].copy_from_slice(&last_insert_rowid.unwrap_or(0).to_le_bytes());
+    }
 }

@@ -10,7 +10,9 @@ use wasm_bindgen_futures::future_to_promise;
 use crate::error::{Error, Result};
 use crate::remote::{TransactionMode, Value};
 use crate::sync::{Env, Event, Outcome, Policy, Replica, ReplicaConfig, Resolver, Status};
-use crate::wasm::convert::{js_to_statement, js_to_statements, js_to_value, result_set_to_js, value_to_js, IntMode};
+use crate::wasm::convert::{
+    decode_args, js_to_statement, js_to_statements, js_to_value, result_set_to_js, value_to_js, IntMode, ResultEncoder,
+};
 use crate::wasm::error::{invalid, to_js};
 use crate::wasm::fetch::FetchTransport;
 
@@ -208,8 +210,19 @@ impl JsReplica {
     /// Runs one statement locally (synchronously).
     pub fn execute(&self, stmt: JsValue) -> std::result::Result<JsValue, JsValue> {
         let stmt = js_to_statement(&stmt).map_err(to_js)?;
-        let rs = self.inner.execute(&stmt).map_err(to_js)?;
-        Ok(result_set_to_js(&rs, self.int_mode))
+        let mut enc = ResultEncoder::new();
+        self.inner.store().execute_into(&stmt, &mut enc).map_err(to_js)?;
+        Ok(enc.to_js(self.int_mode))
+    }
+
+    /// Runs one statement locally, its arguments packed by `encodeStatement`
+    /// (js/args.ts): the fast path of `execute`.
+    #[wasm_bindgen(js_name = executePacked)]
+    pub fn execute_packed(&self, sql: String, args: &[u8]) -> std::result::Result<JsValue, JsValue> {
+        let stmt = decode_args(sql, args).map_err(to_js)?;
+        let mut enc = ResultEncoder::new();
+        self.inner.store().execute_into(&stmt, &mut enc).map_err(to_js)?;
+        Ok(enc.to_js(self.int_mode))
     }
 
     /// Runs statements locally in one transaction.
