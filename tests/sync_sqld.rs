@@ -189,3 +189,100 @@ fn schema_errors_are_clear() {
     assert_eq!(err.code(), "SCHEMA_MISMATCH");
     assert_eq!(a.replicate("nope", &[], vec![]).unwrap_err().code(), "SCHEMA_ERROR");
 }
+
+/// A transport that runs a local write while a request is on the wire, to pin down
+/// the race where a pull rebuilds a row that has a write not yet folded.
+struct DuringRequest {
+    inner: UreqTransport,
+    hook: std::cell::RefCell<Option<Box<dyn FnMut(&str)>>>,
+}
+
+impl edgesync::remote::HttpTransport for DuringRequest {
+    async fn post(
+        &self,
+        req: edgesync::remote::HttpRequest<'_>,
+    ) -> Result<edgesync::remote::HttpResponse, edgesync::remote::TransportError> {
+        let body = String::from_utf8_lossy(&req.body).to_string();
+        if let Some(h) = self.hook.borrow_mut().as_mut() {
+            h(&body);
+        }
+        self.inner.post(req).await
+    }
+}
+
+#[test]
+fn writes_made_during_a_pull_are_not_overwritten() {
+    use std::rc::Rc;
+    let s = Sqld::start();
+    let a = replica(&s);
+    let config = ReplicaConfig {
+        path: ":memory:".into(),
+        sync_url: Some(s.url.clone()),
+        auth_token: Some(s.rw.clone()),
+        ..Default::default()
+    };
+    let hooked = Rc::new(
+        Replica::open(
+            config,
+            DuringRequest {
+                inner: UreqTransport::default(),
+                hook: Default::default(),
+            },
+            Env::default(),
+        )
+        .unwrap(),
+    );
+    let b = &hooked;
+    setup(&a);
+    b.execute(&Statement::new(SCHEMA)).unwrap();
+    b.replicate(
+        "items",
+        &[
+            ("qty".into(), Policy::Counter),
+            ("tags".into(), Policy::Set),
+            ("note".into(), Policy::Text),
+        ],
+        vec![],
+    )
+    .unwrap();
+    exec(
+        &a,
+        "insert into items (id, name, qty, tags, note) values ('x', 'a', 1, '[]', '[a1]')",
+    );
+    block(a.sync()).unwrap();
+    block(b.sync()).unwrap();
+    exec(
+        &a,
+        "update items set note = note || '[a2]', qty = qty + 1, name = 'from a' where id = 'x'",
+    );
+    block(a.sync()).unwrap();
+    // While b's pull request is on the wire, b writes the same row.
+    let weak = Rc::downgrade(&hooked);
+    *b.transport().unwrap().hook.borrow_mut() = Some(Box::new(move |body: &str| {
+        if body.contains("FROM _es_log WHERE seq >") {
+            if let Some(b) = weak.upgrade() {
+                b.execute(&Statement::new(
+                    "update items set note = '[b1]' || note, qty = qty + 10, tags = '[\"b\"]' where id = 'x'",
+                ))
+                .unwrap();
+            }
+        }
+    }));
+    block(b.sync()).unwrap();
+    *b.transport().unwrap().hook.borrow_mut() = None;
+    for _ in 0..2 {
+        block(a.sync()).unwrap();
+        block(b.sync()).unwrap();
+    }
+    let want = dump(&a, "items");
+    assert_eq!(
+        b.execute(&Statement::new("select * from items order by 1"))
+            .unwrap()
+            .rows,
+        want
+    );
+    assert_eq!(server_dump(&s, "items"), want);
+    assert_eq!(want[0][2], Value::Integer(12), "1 + 1 + 10");
+    assert_eq!(want[0][3], Value::Text("[\"b\"]".into()));
+    assert_eq!(want[0][4], Value::Text("[b1][a1][a2]".into()));
+}

@@ -31,6 +31,11 @@ impl<T: HttpTransport> RemoteClient<T> {
         }
     }
 
+    /// The transport requests go through (tests wrap one to inject faults).
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+
     pub fn config(&self) -> &RemoteConfig {
         &self.config
     }

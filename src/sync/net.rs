@@ -250,6 +250,7 @@ impl<T: HttpTransport> Replica<T> {
             )),
         ];
         let rs = self.remote_batch(&stmts, TransactionMode::Read).await?;
+        self.fold_all()?;
         let conn = self.store.conn();
         let _off = CaptureOff::new(&self.capture);
         conn.execute_batch("SAVEPOINT es_boot").map_err(sql_error)?;
@@ -371,6 +372,9 @@ impl<T: HttpTransport> Replica<T> {
                 break;
             }
             let conflicts = self.push_records(&queued).await?;
+            if !conflicts.rows.is_empty() {
+                self.fold_all()?;
+            }
             let last = queued.last().map(|q| q.id).unwrap_or(0);
             pushed += queued.len() as u64;
             let conn = self.store.conn();
@@ -501,7 +505,6 @@ impl<T: HttpTransport> Replica<T> {
     async fn pull_all(&self) -> Result<u64> {
         let mut applied = 0;
         loop {
-            self.fold_all()?;
             let cursor = match meta(&self.store, "cursor")? {
                 Some(Value::Integer(c)) => c,
                 _ => 0,
@@ -531,6 +534,9 @@ impl<T: HttpTransport> Replica<T> {
     /// Applies one page of the log in one local transaction, moving the cursor with it.
     /// Records from this replica are skipped (they are already applied).
     fn apply_pulled(&self, rs: &ResultSet) -> Result<u64> {
+        // Writes made while the page was on its way are folded first: applying rebuilds
+        // rows, and must never overwrite a write that is not yet in the state tables.
+        self.fold_all()?;
         let mut groups: BTreeMap<String, Vec<Record>> = BTreeMap::new();
         let mut last = 0;
         let mut drift = None;
@@ -641,6 +647,7 @@ impl<T: HttpTransport> Replica<T> {
         let (results, queued) = res?;
         if !queued.is_empty() {
             let conflicts = self.push_records(&queued).await?;
+            self.fold_all()?;
             let conn = self.store.conn();
             conn.execute_batch("SAVEPOINT es_wt2").map_err(sql_error)?;
             let res = (|| {

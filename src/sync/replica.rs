@@ -190,6 +190,11 @@ impl<T: HttpTransport> Replica<T> {
         &self.store
     }
 
+    /// The transport sync traffic goes through, when a `syncUrl` was given.
+    pub fn transport(&self) -> Option<&T> {
+        self.remote.as_ref().map(|r| r.transport())
+    }
+
     /// Whether a `syncUrl` was given.
     pub fn has_remote(&self) -> bool {
         self.remote.is_some()
