@@ -190,11 +190,13 @@ fn schema_errors_are_clear() {
     assert_eq!(a.replicate("nope", &[], vec![]).unwrap_err().code(), "SCHEMA_ERROR");
 }
 
+type Hook = Box<dyn FnMut(&str)>;
+
 /// A transport that runs a local write while a request is on the wire, to pin down
 /// the race where a pull rebuilds a row that has a write not yet folded.
 struct DuringRequest {
     inner: UreqTransport,
-    hook: std::cell::RefCell<Option<Box<dyn FnMut(&str)>>>,
+    hook: std::cell::RefCell<Option<Hook>>,
 }
 
 impl edgesync::remote::HttpTransport for DuringRequest {
