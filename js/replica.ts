@@ -138,6 +138,7 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
   #interval: number | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #running: Promise<SyncResult> | undefined;
+  #wtQueue: Promise<unknown> = Promise.resolve();
   #listeners = new Map<string, Set<(d: never) => void>>();
   #adopt: Adopt;
   #rs: MakeResultSet;
@@ -195,7 +196,7 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
     try {
       this.#check();
       if (this.#writeMode === "remote" && !this.#readonly([input])) {
-        const [rs] = (await this.#r.executeRemote([input], "write")) as unknown[];
+        const [rs] = await this.#writeThrough([input]);
         return this.#rs(rs);
       }
       const [sql, packed] = encodeStatement(input);
@@ -209,12 +210,20 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
     try {
       this.#check();
       if (this.#writeMode === "remote" && mode !== "read" && !this.#readonly(stmts)) {
-        return ((await this.#r.executeRemote(stmts, "write")) as unknown[]).map(this.#rs);
+        return (await this.#writeThrough(stmts)).map(this.#rs);
       }
       return (this.#r.batch(stmts, mode) as unknown[]).map(this.#rs);
     } catch (e) {
       throw this.#adopt(e);
     }
+  }
+
+  /** Write-through calls run one at a time, in call order (each builds on the last). */
+  #writeThrough(stmts: InStatement[]): Promise<unknown[]> {
+    const run = () => this.#r.executeRemote(stmts, "write") as Promise<unknown[]>;
+    const next = this.#wtQueue.then(run, run);
+    this.#wtQueue = next.catch(() => undefined);
+    return next;
   }
 
   #readonly(stmts: InStatement[]): boolean {

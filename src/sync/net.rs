@@ -5,8 +5,6 @@
 //! Every `await` happens with no local transaction open and no borrow held, so local
 //! reads and writes go on while a sync waits on the network.
 
-use std::collections::BTreeMap;
-
 use rusqlite::params;
 use serde_json::Value as Json;
 
@@ -126,6 +124,7 @@ impl<T: HttpTransport> Replica<T> {
             self.ensure_schema().await?;
         }
         self.bootstrap().await?;
+        self.resolve_doubts().await?;
         let mut pushed = self.push_all().await?;
         let applied = self.pull_all().await?;
         // Conflict resolutions found while pushing are queued again: push them now.
@@ -237,7 +236,8 @@ impl<T: HttpTransport> Replica<T> {
         let stmts = [
             Statement::new("SELECT coalesce(max(seq), 0) FROM _es_log"),
             Statement::new(format!(
-                "SELECT tbl, pk, col, val, ver FROM _es_cv WHERE tbl IN ({list})"
+                "SELECT tbl, pk, col, val, ver, CASE WHEN val = 9e999 THEN 1 WHEN val = -9e999 THEN -1 ELSE 0 END \
+                 FROM _es_cv WHERE tbl IN ({list})"
             )),
             Statement::new(format!(
                 "SELECT tbl, pk, col, site, p, n FROM _es_ctr WHERE tbl IN ({list})"
@@ -262,7 +262,13 @@ impl<T: HttpTransport> Replica<T> {
                 )
                 .map_err(sql_error)?;
             for r in &rs[1].rows {
-                cv.execute(params![r[0], r[1], r[2], r[3], r[4]]).map_err(sql_error)?;
+                // Hrana's JSON has no infinities: they arrive as null, flagged in column 5.
+                let val = match int(&r[5]) {
+                    1 => Value::Real(f64::INFINITY),
+                    -1 => Value::Real(f64::NEG_INFINITY),
+                    _ => r[3].clone(),
+                };
+                cv.execute(params![r[0], r[1], r[2], val, r[4]]).map_err(sql_error)?;
             }
             let mut ctr = conn
                 .prepare_cached(
@@ -509,9 +515,15 @@ impl<T: HttpTransport> Replica<T> {
                 Some(Value::Integer(c)) => c,
                 _ => 0,
             };
-            let stmt = Statement::new("SELECT seq, site, rec FROM _es_log WHERE seq > ? ORDER BY seq LIMIT ?")
-                .arg(cursor)
-                .arg(self.pull_chunk as i64);
+            // The page limit counts every record (so the cursor can pass this replica's
+            // own), but only other writers' records cross the network.
+            let stmt = Statement::new(
+                "SELECT p.seq, l.site, CASE WHEN l.site <> ?3 THEN l.rec END FROM \
+                 (SELECT seq FROM _es_log WHERE seq > ?1 ORDER BY seq LIMIT ?2) p JOIN _es_log l ON l.seq = p.seq ORDER BY p.seq",
+            )
+            .arg(cursor)
+            .arg(self.pull_chunk as i64)
+            .arg(self.site.as_str());
             let rs = self.remote_batch(&[stmt], TransactionMode::Read).await?.remove(0);
             if rs.rows.is_empty() {
                 break;
@@ -537,7 +549,10 @@ impl<T: HttpTransport> Replica<T> {
         // Writes made while the page was on its way are folded first: applying rebuilds
         // rows, and must never overwrite a write that is not yet in the state tables.
         self.fold_all()?;
-        let mut groups: BTreeMap<String, Vec<Record>> = BTreeMap::new();
+        // Runs of consecutive records by the same writer, in log order: the log order is
+        // causal (a writer only pushes what it saw after pulling it), and text updates
+        // must be merged after the updates they build on.
+        let mut groups: Vec<(String, Vec<Record>)> = Vec::new();
         let mut last = 0;
         let mut drift = None;
         for row in &rs.rows {
@@ -551,7 +566,10 @@ impl<T: HttpTransport> Replica<T> {
             if let Err(e) = self.observe(rec.hlc) {
                 drift.get_or_insert(e);
             }
-            groups.entry(site).or_default().push(rec);
+            match groups.last_mut() {
+                Some((s, recs)) if *s == site => recs.push(rec),
+                _ => groups.push((site, vec![rec])),
+            }
         }
         let conn = self.store.conn();
         conn.execute_batch("SAVEPOINT es_pull").map_err(sql_error)?;
@@ -616,8 +634,25 @@ impl<T: HttpTransport> Replica<T> {
     /// cannot be reached the call fails and the local database is unchanged.
     pub async fn execute_remote(&self, stmts: &[Statement], mode: TransactionMode) -> Result<Vec<ResultSet>> {
         self.remote()?;
+        if self.write_through_busy.replace(true) {
+            return Err(Error::InvalidOperation(
+                "another write-through call on this replica is still running; await it first".into(),
+            ));
+        }
+        let res = self.execute_remote_inner(stmts, mode).await;
+        self.write_through_busy.set(false);
+        res
+    }
+
+    async fn execute_remote_inner(&self, stmts: &[Statement], mode: TransactionMode) -> Result<Vec<ResultSet>> {
         if !self.inner.borrow().schema_ready {
             self.ensure_schema().await?;
+        }
+        self.resolve_doubts().await?;
+        // Earlier changes (rows queued by replicate(), say) go first.
+        self.fold_all()?;
+        if self.pending_outbox()? > 0 {
+            self.push_all().await?;
         }
         let conn = self.store.conn();
         let before: i64 = conn
@@ -646,7 +681,26 @@ impl<T: HttpTransport> Replica<T> {
         finish_savepoint(conn, "es_wt", keep)?;
         let (results, queued) = res?;
         if !queued.is_empty() {
-            let conflicts = self.push_records(&queued).await?;
+            let conflicts = match self.push_records(&queued).await {
+                Ok(c) => c,
+                Err(e) => {
+                    // Refused outright (auth, SQL): nothing was committed. Otherwise the
+                    // answer may have been lost after the server committed: remember the
+                    // records, and apply them once the server's log shows them.
+                    if e.is_retryable() || matches!(e, Error::Protocol(_)) {
+                        let mut stmt = self
+                            .store
+                            .conn()
+                            .prepare_cached("INSERT INTO _es_doubt (rec) VALUES (?1)")
+                            .map_err(sql_error)?;
+                        for q in &queued {
+                            stmt.execute([&q.json]).map_err(sql_error)?;
+                        }
+                    }
+                    return Err(e);
+                }
+            };
+            self.note_push_ok();
             self.fold_all()?;
             let conn = self.store.conn();
             conn.execute_batch("SAVEPOINT es_wt2").map_err(sql_error)?;
@@ -662,6 +716,80 @@ impl<T: HttpTransport> Replica<T> {
             }
         }
         Ok(results)
+    }
+
+    /// Settles write-through records whose push failed without an answer: those the
+    /// server's log has were committed and are applied locally now; the others never
+    /// happened. Runs before anything else is written, so a later write never reuses
+    /// what an in-doubt one may have taken (a counter's running total, text ids).
+    async fn resolve_doubts(&self) -> Result<()> {
+        let doubts: Vec<Record> = {
+            let mut stmt = self
+                .store
+                .conn()
+                .prepare_cached("SELECT rec FROM _es_doubt ORDER BY id")
+                .map_err(sql_error)?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(sql_error)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let json: Json =
+                    serde_json::from_str(&row.map_err(sql_error)?).map_err(|e| Error::Protocol(e.to_string()))?;
+                out.push(Record::from_json(&json)?);
+            }
+            out
+        };
+        if doubts.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> = doubts
+            .iter()
+            .map(|r| {
+                let xcol = match (&r.data, r.op) {
+                    (Json::Object(d), 'x') => d.keys().next().cloned().unwrap_or_default(),
+                    _ => String::new(),
+                };
+                format!("{}{}{}", super::record::version(r.hlc, &self.site), r.op, xcol)
+            })
+            .collect();
+        let mut found = std::collections::HashSet::new();
+        for chunk in ids.chunks(500) {
+            let mut stmt = Statement::new(format!(
+                "SELECT id FROM _es_log WHERE id IN ({})",
+                vec!["?"; chunk.len()].join(", ")
+            ));
+            stmt.args = chunk.iter().map(|id| Value::Text(id.clone())).collect();
+            for row in self.remote_batch(&[stmt], TransactionMode::Read).await?.remove(0).rows {
+                found.insert(text(&row[0]));
+            }
+        }
+        self.fold_all()?;
+        let conn = self.store.conn();
+        conn.execute_batch("SAVEPOINT es_doubt").map_err(sql_error)?;
+        let res = (|| {
+            let committed: Vec<&Record> = doubts
+                .iter()
+                .zip(&ids)
+                .filter(|(_, id)| found.contains(*id))
+                .map(|(r, _)| r)
+                .collect();
+            if !committed.is_empty() {
+                self.apply_records(&committed, &self.site, Apply::Remote)?;
+            }
+            conn.execute("DELETE FROM _es_doubt", []).map_err(sql_error)?;
+            Ok(())
+        })();
+        finish_savepoint(conn, "es_doubt", res.is_ok())?;
+        res
+    }
+
+    fn note_push_ok(&self) {
+        let mut st = self.monitor.status.borrow_mut();
+        st.online = true;
+        st.last_push = Some(Outcome {
+            at_ms: self.now(),
+            ok: true,
+            error: None,
+        });
     }
 
     /// The replica's sync status.

@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS _es_outbox (id INTEGER PRIMARY KEY, hlc INTEGER NOT N
 CREATE TABLE IF NOT EXISTS _es_text (tbl TEXT NOT NULL, pk TEXT NOT NULL, col TEXT NOT NULL, doc BLOB NOT NULL,
   render TEXT, rver TEXT, PRIMARY KEY (tbl, pk, col)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS _es_tables (tbl TEXT PRIMARY KEY, pol TEXT NOT NULL, create_sql TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS _es_doubt (id INTEGER PRIMARY KEY, rec TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS _es_sync_log (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, event TEXT NOT NULL, details TEXT);
 ";
 
@@ -107,6 +108,8 @@ pub struct Replica<T: HttpTransport> {
     pub(crate) env: Env,
     pub(crate) push_chunk: usize,
     pub(crate) pull_chunk: usize,
+    /// Set while a write-through call runs (calls must not overlap).
+    pub(crate) write_through_busy: std::cell::Cell<bool>,
     /// Text cells merged since the last render check (see `net::render_back`).
     pub(crate) text_touched: RefCell<std::collections::BTreeSet<(String, String, String)>>,
 }
@@ -176,6 +179,7 @@ impl<T: HttpTransport> Replica<T> {
             site,
             env,
             text_touched: RefCell::new(Default::default()),
+            write_through_busy: Default::default(),
             push_chunk: config.push_chunk.unwrap_or(2_000).max(1),
             pull_chunk: config.pull_chunk.unwrap_or(5_000).max(1),
         })
@@ -396,9 +400,11 @@ impl<T: HttpTransport> Replica<T> {
         names.dedup();
         for name in names {
             let Some(spec) = inner.tables.get(name) else { continue };
-            // A local write already left its row as the rules would, except that a
-            // set column is normalized (sorted, distinct).
-            if mode == Apply::Captured && !spec.columns.iter().any(|c| c.policy == Policy::Set) {
+            // A local write already left its row as the rules would — unless a set
+            // column needs normalizing (sorted, distinct), or the write lost to a newer
+            // version already merged (a clock running behind another replica's).
+            let lost = mode == Apply::Captured && self.lost_to_newer(name)?;
+            if mode == Apply::Captured && !lost && !spec.columns.iter().any(|c| c.policy == Policy::Set) {
                 continue;
             }
             let [upsert, delete] = rules::materialize_sql(spec);
@@ -406,7 +412,7 @@ impl<T: HttpTransport> Replica<T> {
                 .map_err(sql_error)?
                 .execute([])
                 .map_err(sql_error)?;
-            if records.iter().any(|r| r.op == 'd' && r.table == name) {
+            if lost || records.iter().any(|r| r.op == 'd' && r.table == name) {
                 conn.prepare_cached(&delete)
                     .map_err(sql_error)?
                     .execute([])
@@ -418,6 +424,20 @@ impl<T: HttpTransport> Replica<T> {
             .execute([])
             .map_err(sql_error)?;
         Ok(())
+    }
+
+    /// Whether a staged write to `table` did not become the merged value.
+    fn lost_to_newer(&self, table: &str) -> Result<bool> {
+        self.store
+            .conn()
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM _es_stage s JOIN _es_cv cv ON cv.tbl = s.tbl AND cv.pk = s.pk \
+                 AND cv.col = coalesce(s.col, '-') WHERE s.tbl = ?1 AND cv.ver <> s.ver \
+                 AND ((s.col IS NULL AND s.op IN ('i', 'd')) OR s.pol IN ('lww', 'text', 'custom')))",
+            )
+            .map_err(sql_error)?
+            .query_row([table], |r| r.get(0))
+            .map_err(sql_error)
     }
 
     /// Stages records for the merge rules: the same rows the server's `rules::STAGE`

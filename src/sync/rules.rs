@@ -129,9 +129,14 @@ pub fn merge_sql(side: Side) -> Vec<String> {
 
 /// After a server push: the custom values that lost their compare-and-set, with the
 /// server's current value and version (`hlc, tbl, pk, col, val, ver`).
+///
+/// A custom record whose id is in the log was accepted — now, or by an earlier attempt
+/// whose answer was lost — and is never reported (resolving it again would apply the
+/// writer's change twice).
 pub fn conflicts_sql() -> &'static str {
     "SELECT s.hlc, s.tbl, s.pk, s.col, cv.val, cv.ver FROM _es_stage s \
-     JOIN _es_cv cv ON cv.tbl = s.tbl AND cv.pk = s.pk AND cv.col = s.col WHERE s.col IS NOT NULL AND s.op = 'x' AND cv.ver <> s.ver"
+     JOIN _es_cv cv ON cv.tbl = s.tbl AND cv.pk = s.pk AND cv.col = s.col WHERE s.col IS NOT NULL AND s.op = 'x' \
+     AND cv.ver <> s.ver AND NOT EXISTS (SELECT 1 FROM _es_log WHERE id = s.ver || 'x' || s.col)"
 }
 
 /// The SQL expression for one column's merged value, for the row whose key is `k.pk`.

@@ -87,12 +87,15 @@ impl Event {
                 column,
                 local,
                 remote,
+                base,
                 resolved,
-                ..
-            } => serde_json::json!({
-                "table": table, "pk": pk, "column": column,
-                "local": format!("{local:?}"), "remote": format!("{remote:?}"), "resolved": format!("{resolved:?}"),
-            }),
+            } => {
+                use super::record::encode_value as v;
+                serde_json::json!({
+                    "table": table, "key": pk, "column": column, "local": v(local), "remote": v(remote),
+                    "base": base.as_ref().map(v), "resolved": v(resolved),
+                })
+            }
         };
         (self.name(), details.to_string())
     }
