@@ -288,3 +288,53 @@ fn writes_made_during_a_pull_are_not_overwritten() {
     assert_eq!(want[0][3], Value::Text("[\"b\"]".into()));
     assert_eq!(want[0][4], Value::Text("[b1][a1][a2]".into()));
 }
+
+#[test]
+fn a_file_replica_keeps_its_queue_across_restarts() {
+    let mut s = Sqld::start();
+    let dir = std::env::temp_dir().join(format!("edgesync-file-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = format!("file:{}", dir.join("replica.db").display());
+    let open = |s: &Sqld| {
+        let config = ReplicaConfig {
+            path: path.clone(),
+            sync_url: Some(s.url.clone()),
+            auth_token: Some(s.rw.clone()),
+            ..Default::default()
+        };
+        Replica::open(config, UreqTransport::default(), Env::default()).unwrap()
+    };
+    let site;
+    {
+        let a: R = open(&s);
+        site = a.site().to_string();
+        setup(&a);
+        exec(&a, "insert into items (id, qty) values ('p', 5)");
+        block(a.sync()).unwrap();
+        s.kill();
+        exec(&a, "update items set qty = qty + 2 where id = 'p'");
+        exec(&a, "insert into items (id, qty) values ('q', 1)");
+        assert!(block(a.sync()).is_err());
+    }
+    s.restart();
+    let a: R = open(&s);
+    assert_eq!(a.site(), site, "the site id is stable");
+    assert_eq!(a.status().unwrap().pending, 2, "the queue survived");
+    // Apps call replicate() at every start: a no-op.
+    a.replicate(
+        "items",
+        &[
+            ("qty".into(), Policy::Counter),
+            ("tags".into(), Policy::Set),
+            ("note".into(), Policy::Text),
+        ],
+        vec![],
+    )
+    .unwrap();
+    block(a.sync()).unwrap();
+    let rows = server_dump(&s, "items");
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0][2], Value::Integer(7));
+    let _ = std::fs::remove_dir_all(&dir);
+}
