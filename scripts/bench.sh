@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# Benchmark: edgesync vs @libsql/client against one local sqld (see bench/remote.mjs).
+# Benchmark: edgesync vs @libsql/client against one local sqld (see bench/remote.mjs),
+# then the sync engine (bench/sync.mjs, benches/sync.rs).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 cd "$REPO"
 bash scripts/build.sh
 ensure_sqld
+# The sync engine (issue 4): bench/sync.mjs (wasm in Node) and benches/sync.rs (native).
+# `bash scripts/bench.sh sync` runs only these.
+sync_benches() { node bench/sync.mjs && cargo bench --bench sync; }
+if [ "${1:-}" = sync ]; then sync_benches; exit; fi
 node bench/remote.mjs
 node bench/overhead.mjs
+sync_benches

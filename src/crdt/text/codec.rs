@@ -21,10 +21,9 @@
 //! field and never panics.
 
 use super::integrate::{Content, Op};
-use super::seq::{Id, Run, Seq};
-use std::cell::RefCell;
+use super::seq::{Id, Run};
 
-use super::{DelRun, Text, Version};
+use super::{DelRun, Loaded, Text, Version};
 use crate::codec::{Kind, Reader, Writer};
 use crate::error::{Error, Result};
 
@@ -397,7 +396,8 @@ impl Text {
 
     fn encode_snapshot(&self, history: bool) -> Vec<u8> {
         let sites = Sites::collect(
-            self.seq
+            self.b()
+                .seq
                 .runs()
                 .flat_map(|r| {
                     [
@@ -415,7 +415,7 @@ impl Text {
         sites.write(&mut w);
         self.version.write(&mut w);
         w.uvar(self.lamport);
-        let runs: Vec<&Run> = self.seq.runs().collect();
+        let runs: Vec<&Run> = self.b().seq.runs().collect();
         w.uvar(runs.len() as u64);
         // Column by column: deflate compresses like with like far better than rows.
         let mut cols = RunColumns {
@@ -426,7 +426,7 @@ impl Text {
             lamports: Writer::body(),
             origins: Writer::body(),
         };
-        let mut text = String::with_capacity(self.chars.len());
+        let mut text = String::with_capacity(self.b().chars.len());
         for (i, r) in runs.iter().enumerate() {
             let prev = i.checked_sub(1).map(|p| runs[p]);
             let prev_last = prev.map(|p| p.last_id());
@@ -467,7 +467,7 @@ impl Text {
                 write_id(&mut cols.origins, &sites, o);
             }
             if content {
-                text.extend(&self.chars[r.content as usize..(r.content + r.len) as usize]);
+                text.extend(&self.b().chars[r.content as usize..(r.content + r.len) as usize]);
             }
         }
         cols.write(&mut w);
@@ -522,6 +522,7 @@ impl Text {
         // run carries its characters: a snapshot without history).
         let mut stored: u64 = 0;
         let mut only_visible = true;
+        let mut visible: u64 = 0;
         // Operations seen per site, by site index: no run may go beyond them.
         let limits: Vec<u64> = sites.0.iter().map(|&s| version.get(s)).collect();
         let mut prev: Option<(usize, u64)> = None; // (site index, end seq) of the previous run
@@ -573,6 +574,9 @@ impl Text {
                 }
             }
             next_origin_pending = flags & (3 << 3) == OR_NEXT;
+            if !deleted {
+                visible += u64::from(len);
+            }
             let content = if has_content {
                 stored += u64::from(len);
                 if stored > u32::MAX as u64 {
@@ -626,22 +630,23 @@ impl Text {
         r.raw(cur.pos - r.position())?;
         let text = r.str()?;
         r.end()?;
-        let chars: Vec<char> = text.chars().collect();
-        if chars.len() as u64 != stored {
+        if text.chars().count() as u64 != stored {
             return Err(bad("character count does not match the runs"));
         }
-        let seq = Seq::from_runs(runs);
-        Ok(Text {
-            site,
-            seq,
-            chars,
-            version,
-            lamport,
-            deletes,
-            delete_index: RefCell::new(None),
-            pending: Vec::new(),
-            text_cache: only_visible.then(|| Box::new(text.to_owned())),
-        })
+        // The run structure and the character array are built on first need (an edit,
+        // a merge, a position lookup): loading and reading the text does neither.
+        let (stored, text) = if only_visible {
+            (None, Some(text.to_owned()))
+        } else {
+            (Some(text.to_owned()), None)
+        };
+        let loaded = Loaded {
+            runs,
+            stored,
+            visible: visible as usize,
+            text,
+        };
+        Ok(Text::from_loaded(site, loaded, version, lamport, deletes))
     }
 
     /// The operations `since` lacks (all of them for an empty version), in an order in
@@ -687,7 +692,7 @@ impl Text {
             if lo >= hi {
                 continue;
             }
-            for r in self.seq.runs_in(site, lo, hi) {
+            for r in self.b().seq.runs_in(site, lo, hi) {
                 if let Some((skip, n)) = window(r.id, r.len) {
                     let content = if r.gone {
                         // Sent as deleted: right only if it is deleted at `until` too.
@@ -700,7 +705,7 @@ impl Text {
                         Content::Gone((skip + n) as u32)
                     } else {
                         let first = r.content as usize + skip as usize;
-                        Content::Chars(self.chars[r.content as usize..first + n as usize].to_vec())
+                        Content::Chars(self.b().chars[r.content as usize..first + n as usize].to_vec())
                     };
                     let op = Op::Insert {
                         id: r.id,

@@ -154,19 +154,19 @@ impl Text {
                 origin_right,
                 content,
             } => {
-                let deps_present = origin_left.is_none_or(|o| self.seq.contains_id(o))
-                    && origin_right.is_none_or(|o| self.seq.contains_id(o));
+                let deps_present = origin_left.is_none_or(|o| self.b().seq.contains_id(o))
+                    && origin_right.is_none_or(|o| self.b().seq.contains_id(o));
                 if !deps_present {
                     return Ok(Outcome::NotReady);
                 }
                 let gone = matches!(content, Content::Gone(_));
                 let n = content.len();
-                if self.chars.len() + n > u32::MAX as usize {
+                if self.b().chars.len() + n > u32::MAX as usize {
                     return Err(Error::InvalidOperation("text too large".into()));
                 }
-                let start = self.chars.len() as u32;
+                let start = self.b().chars.len() as u32;
                 if let Content::Chars(c) = &content {
-                    self.chars.extend(c);
+                    self.bm().chars.extend(c);
                 }
                 // Characters sent without their text were deleted at the sender; they
                 // arrive deleted (their delete operations follow, or have arrived).
@@ -181,7 +181,7 @@ impl Text {
                     gone,
                 };
                 if let Err(e) = self.integrate(run) {
-                    self.chars.truncate(start as usize);
+                    self.bm().chars.truncate(start as usize);
                     return Err(e);
                 }
             }
@@ -199,8 +199,8 @@ impl Text {
                     )));
                 };
                 for (start, len) in pieces {
-                    let loc = self.seq.locate_id(start).expect("validated by target_pieces");
-                    self.seq.delete_in_run(loc, len);
+                    let loc = self.b().seq.locate_id(start).expect("validated by target_pieces");
+                    self.bm().seq.delete_in_run(loc, len);
                 }
                 self.push_delete(d);
             }
@@ -216,8 +216,8 @@ impl Text {
         let mut pieces = Vec::new();
         let (mut cur, mut remaining) = (first, n);
         while remaining > 0 {
-            let loc = self.seq.locate_id(cur)?;
-            let r = self.seq.run_at(loc)?;
+            let loc = self.b().seq.locate_id(cur)?;
+            let r = self.b().seq.run_at(loc)?;
             let covered = (r.len - loc.offset).min(remaining);
             pieces.push((cur, covered));
             cur.seq += u64::from(covered);
@@ -230,13 +230,13 @@ impl Text {
     /// order it lists without checking every origin (that would cost every load), so an
     /// origin missing here means the snapshot was forged: an error, not a panic.
     fn index_of_id(&self, id: Id) -> Result<usize> {
-        let loc = self.seq.locate_id(id).ok_or_else(|| {
+        let loc = self.b().seq.locate_id(id).ok_or_else(|| {
             Error::InvalidOperation(format!(
                 "the document is corrupted: character ({}, {}) is referenced but missing",
                 id.agent, id.seq
             ))
         })?;
-        Ok(self.seq.index_of(loc))
+        Ok(self.b().seq.index_of(loc))
     }
 
     /// Places a remote run by the YjsMod rule (josephg/reference-crdts
@@ -246,8 +246,8 @@ impl Text {
     fn integrate(&mut self, run: Run) -> Result<()> {
         let (left, start) = match run.origin_left {
             Some(ol) => {
-                let loc = self.seq.locate_id(ol).expect("dependency present");
-                (self.seq.index_of(loc) as isize, self.seq.next(loc))
+                let loc = self.b().seq.locate_id(ol).expect("dependency present");
+                (self.b().seq.index_of(loc) as isize, self.b().seq.next(loc))
             }
             None => (
                 -1,
@@ -258,7 +258,7 @@ impl Text {
                 },
             ),
         };
-        let total = self.seq.total_len();
+        let total = self.b().seq.total_len();
         let right = match run.origin_right {
             Some(o) => self.index_of_id(o)?,
             None => total,
@@ -272,10 +272,10 @@ impl Text {
             if i >= right {
                 break;
             }
-            let Some((loc, other)) = self.seq.item_at(i_loc) else {
+            let Some((loc, other)) = self.b().seq.item_at(i_loc) else {
                 break;
             };
-            let r = self.seq.run_at(loc).expect("item_at points at a run").clone();
+            let r = self.b().seq.run_at(loc).expect("item_at points at a run").clone();
             let oleft = if loc.offset > 0 {
                 i as isize - 1
             } else {
@@ -294,10 +294,10 @@ impl Text {
             if oleft == left {
                 scanning = oright < right;
             }
-            i_loc = self.seq.next(loc);
+            i_loc = self.b().seq.next(loc);
             i += 1;
         }
-        self.seq.insert(dest, run);
+        self.bm().seq.insert(dest, run);
         Ok(())
     }
 }

@@ -23,7 +23,7 @@ mod codec;
 mod integrate;
 pub mod seq;
 
-use std::cell::RefCell;
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::BTreeMap;
 
 pub use crate::clock::VersionVector as Version;
@@ -85,12 +85,16 @@ pub struct TextStats {
 }
 
 /// The text CRDT. See the module docs.
-#[derive(Clone)]
 pub struct Text {
     site: u64,
-    seq: Seq,
-    /// Every inserted character (live or deleted), addressed by `Run::content`.
-    chars: Vec<char>,
+    /// The sequence and the characters: built when first needed after loading a
+    /// snapshot (see [`Loaded`]), so `decode` + reading the text never builds them.
+    body: OnceCell<Body>,
+    /// What a loaded snapshot left to build, and its visible text until the first
+    /// change (reading a document right after loading it costs a copy). A `Cell` of a
+    /// box: one pointer, so the `Text` held inline by the Resolver's object enum stays
+    /// small.
+    loaded: Cell<Option<Box<Loaded>>>,
     version: Version,
     /// Highest Lamport time seen.
     lamport: u64,
@@ -100,26 +104,98 @@ pub struct Text {
     delete_index: RefCell<Option<BTreeMap<Id, usize>>>,
     /// Remote operations waiting for operations they depend on.
     pending: Vec<integrate::Op>,
-    /// The visible text as a loaded snapshot stored it, until the first change: reading
-    /// a document right after loading it costs a copy. Boxed: one pointer, so the
-    /// `Text` (held inline by the Resolver's object enum) stays small.
-    #[allow(clippy::box_collection)]
-    text_cache: Option<Box<String>>,
+}
+
+/// The run structure and the character array.
+#[derive(Clone, Default)]
+pub(crate) struct Body {
+    pub seq: Seq,
+    /// Every inserted character (live or deleted), addressed by `Run::content`.
+    pub chars: Vec<char>,
+}
+
+/// What `decode` validated but has not built yet: the runs in document order and the
+/// stored characters (taken when the body is built), and the visible text as the
+/// snapshot stored it (kept until the first change).
+#[derive(Clone)]
+pub(crate) struct Loaded {
+    pub runs: Vec<Run>,
+    /// The stored characters when they are not just the visible text (with history).
+    pub stored: Option<String>,
+    /// Visible length in code points.
+    pub visible: usize,
+    /// The visible text (a snapshot without history).
+    pub text: Option<String>,
 }
 
 impl Text {
+    /// The sequence and characters, built from a loaded snapshot on first need. Building
+    /// cannot fail: `decode` checked everything it uses.
+    #[inline]
+    pub(crate) fn b(&self) -> &Body {
+        self.body.get_or_init(|| self.build())
+    }
+
+    /// [`Self::b`], mutably.
+    #[inline]
+    pub(crate) fn bm(&mut self) -> &mut Body {
+        self.b();
+        self.body.get_mut().expect("initialised just above")
+    }
+
+    #[cold]
+    fn build(&self) -> Body {
+        let Some(mut l) = self.loaded.take() else {
+            return Body::default();
+        };
+        let runs = std::mem::take(&mut l.runs);
+        let stored = l.stored.take();
+        let chars = stored
+            .as_ref()
+            .or(l.text.as_ref())
+            .map_or_else(Vec::new, |t| t.chars().collect());
+        if l.text.is_some() {
+            self.loaded.set(Some(l));
+        }
+        Body {
+            seq: Seq::from_runs(runs),
+            chars,
+        }
+    }
+
+    /// A text whose body is built from `loaded` on first need.
+    pub(crate) fn from_loaded(site: u64, loaded: Loaded, version: Version, lamport: u64, deletes: Vec<DelRun>) -> Text {
+        Text {
+            site,
+            body: OnceCell::new(),
+            loaded: Cell::new(Some(Box::new(loaded))),
+            version,
+            lamport,
+            deletes,
+            delete_index: RefCell::new(None),
+            pending: Vec::new(),
+        }
+    }
+
+    /// Runs `f` on what loading left (`None` when nothing is left).
+    fn with_loaded<R>(&self, f: impl FnOnce(Option<&Loaded>) -> R) -> R {
+        let l = self.loaded.take();
+        let out = f(l.as_deref());
+        self.loaded.set(l);
+        out
+    }
+
     /// An empty text edited as `site`. Every replica must use its own site id.
     pub fn new(site: u64) -> Self {
         Text {
             site,
-            seq: Seq::default(),
-            chars: Vec::new(),
+            body: OnceCell::from(Body::default()),
+            loaded: Cell::new(None),
             version: Version::new(),
             lamport: 0,
             deletes: Vec::new(),
             delete_index: RefCell::new(Some(BTreeMap::new())),
             pending: Vec::new(),
-            text_cache: None,
         }
     }
 
@@ -129,7 +205,12 @@ impl Text {
 
     /// Length in Unicode code points.
     pub fn len(&self) -> usize {
-        self.seq.visible_len()
+        if self.body.get().is_none() {
+            if let Some(v) = self.with_loaded(|l| l.map(|l| l.visible)) {
+                return v;
+            }
+        }
+        self.b().seq.visible_len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -144,10 +225,10 @@ impl Text {
     /// Internal sizes, for diagnostics and benchmarks.
     pub fn stats(&self) -> TextStats {
         TextStats {
-            runs: self.seq.runs().count(),
-            deleted_runs: self.seq.runs().filter(|r| r.deleted).count(),
+            runs: self.b().seq.runs().count(),
+            deleted_runs: self.b().seq.runs().filter(|r| r.deleted).count(),
             delete_log: self.deletes.len(),
-            chars: self.chars.len(),
+            chars: self.b().chars.len(),
         }
     }
 
@@ -175,33 +256,37 @@ impl Text {
     pub fn insert(&mut self, pos: usize, s: &str) -> Result<()> {
         self.check_range(pos, 0)?;
         self.changed();
-        let start = self.chars.len();
-        self.chars.extend(s.chars());
-        let n = self.chars.len() - start;
+        let start = self.b().chars.len();
+        self.bm().chars.extend(s.chars());
+        let n = self.b().chars.len() - start;
         if n == 0 {
             return Ok(());
         }
-        if self.chars.len() > u32::MAX as usize {
-            self.chars.truncate(start);
+        if self.b().chars.len() > u32::MAX as usize {
+            self.bm().chars.truncate(start);
             return Err(Error::InvalidOperation("text too large".into()));
         }
         let n = n as u32;
-        let loc = self.seq.locate_visible(pos);
+        let loc = self.b().seq.locate_visible(pos);
         let id = Id::new(self.site, self.next_seq(self.site));
         let lamport = self.lamport + 1;
-        let origin_right = self.seq.item_at(loc).map(|(_, id)| id);
-        if !self.seq.try_extend(loc, id, origin_right, start as u32, lamport, n) {
+        let origin_right = self.b().seq.item_at(loc).map(|(_, id)| id);
+        if !self
+            .bm()
+            .seq
+            .try_extend(loc, id, origin_right, start as u32, lamport, n)
+        {
             let run = Run {
                 id,
                 len: n,
                 lamport,
-                origin_left: self.seq.prev_item(loc),
+                origin_left: self.b().seq.prev_item(loc),
                 origin_right,
                 content: start as u32,
                 deleted: false,
                 gone: false,
             };
-            self.seq.insert(loc, run);
+            self.bm().seq.insert(loc, run);
         }
         self.lamport += u64::from(n);
         self.version.observe(self.site, id.seq + u64::from(n));
@@ -214,8 +299,11 @@ impl Text {
         self.changed();
         let mut remaining = len;
         while remaining > 0 {
-            let loc = self.seq.locate_visible(pos);
-            let (target, n) = self.seq.delete_in_run(loc, remaining.min(u32::MAX as usize) as u32);
+            let loc = self.b().seq.locate_visible(pos);
+            let (target, n) = self
+                .bm()
+                .seq
+                .delete_in_run(loc, remaining.min(u32::MAX as usize) as u32);
             let id = Id::new(self.site, self.next_seq(self.site));
             self.push_delete(DelRun {
                 id,
@@ -266,18 +354,20 @@ impl Text {
     }
 
     /// Called before any change to the sequence.
+    /// Builds the body first: it may need the cached text.
     pub(crate) fn changed(&mut self) {
-        self.text_cache = None;
+        self.bm();
+        self.loaded.set(None);
     }
 
     /// The text as a `String`.
     pub fn text(&self) -> String {
-        if let Some(s) = &self.text_cache {
-            return String::clone(s);
+        if let Some(s) = self.with_loaded(|l| l.and_then(|l| l.text.clone())) {
+            return s;
         }
         let mut out = String::with_capacity(self.len());
-        for r in self.seq.runs().filter(|r| !r.deleted) {
-            out.extend(&self.chars[r.content as usize..(r.content + r.len) as usize]);
+        for r in self.b().seq.runs().filter(|r| !r.deleted) {
+            out.extend(&self.b().chars[r.content as usize..(r.content + r.len) as usize]);
         }
         out
     }
@@ -291,8 +381,8 @@ impl Text {
         if pos16 == 0 {
             return Ok(0);
         }
-        for r in self.seq.runs().filter(|r| !r.deleted) {
-            for c in &self.chars[r.content as usize..(r.content + r.len) as usize] {
+        for r in self.b().seq.runs().filter(|r| !r.deleted) {
+            for c in &self.b().chars[r.content as usize..(r.content + r.len) as usize] {
                 units += c.len_utf16();
                 cps += 1;
                 if units == pos16 {
@@ -312,10 +402,11 @@ impl Text {
 
     /// Length in UTF-16 code units (JavaScript's `string.length`).
     pub fn len_utf16(&self) -> usize {
-        self.seq
+        self.b()
+            .seq
             .runs()
             .filter(|r| !r.deleted)
-            .flat_map(|r| &self.chars[r.content as usize..(r.content + r.len) as usize])
+            .flat_map(|r| &self.b().chars[r.content as usize..(r.content + r.len) as usize])
             .map(|c| c.len_utf16())
             .sum()
     }
@@ -337,9 +428,13 @@ impl Text {
     pub fn anchor(&self, pos: usize, assoc: Assoc) -> Result<Anchor> {
         self.check_range(pos, 0)?;
         let id = match assoc {
-            Assoc::After => self.seq.item_at(self.seq.locate_visible(pos)).map(|(_, id)| id),
+            Assoc::After => self.b().seq.item_at(self.b().seq.locate_visible(pos)).map(|(_, id)| id),
             Assoc::Before if pos == 0 => None,
-            Assoc::Before => self.seq.item_at(self.seq.locate_visible(pos - 1)).map(|(_, id)| id),
+            Assoc::Before => self
+                .b()
+                .seq
+                .item_at(self.b().seq.locate_visible(pos - 1))
+                .map(|(_, id)| id),
         };
         Ok(Anchor { id, assoc })
     }
@@ -354,11 +449,12 @@ impl Text {
             });
         };
         let loc: Loc = self
+            .b()
             .seq
             .locate_id(id)
             .ok_or_else(|| Error::InvalidOperation("the anchor's character is not in this text yet".into()))?;
-        let before = self.seq.visible_index_of(loc);
-        let live = self.seq.run_at(loc).is_some_and(|r| !r.deleted);
+        let before = self.b().seq.visible_index_of(loc);
+        let live = self.b().seq.run_at(loc).is_some_and(|r| !r.deleted);
         Ok(match anchor.assoc {
             Assoc::Before if live => before + 1,
             _ => before,
@@ -408,7 +504,7 @@ impl Text {
     /// Whether this replica holds the text of every character, deleted ones included
     /// (false after loading a snapshot encoded without history).
     pub fn has_full_history(&self) -> bool {
-        !self.seq.runs().any(|r| r.gone)
+        !self.b().seq.runs().any(|r| r.gone)
     }
 
     /// The text as it was at `version` (a version this replica has fully seen). An error
@@ -426,14 +522,14 @@ impl Text {
         let seen = |id: Id| id.seq < version.get(id.agent);
         let gone = self.deleted_at(version);
         let mut out = String::new();
-        for r in self.seq.runs() {
+        for r in self.b().seq.runs() {
             for k in 0..r.len {
                 let id = Id::new(r.id.agent, r.id.seq + u64::from(k));
                 if seen(id) && !Self::in_ranges(&gone, id) {
                     if r.gone {
                         return Err(Self::no_history());
                     }
-                    out.push(self.chars[(r.content + k) as usize]);
+                    out.push(self.b().chars[(r.content + k) as usize]);
                 }
             }
         }
@@ -455,6 +551,22 @@ impl Text {
         self.delete(prefix, cur.len() - prefix - suffix)?;
         let middle: String = old[prefix..old.len() - suffix].iter().collect();
         self.insert(prefix, &middle)
+    }
+}
+
+impl Clone for Text {
+    fn clone(&self) -> Self {
+        let copy = self.with_loaded(|l| l.cloned().map(Box::new));
+        Text {
+            site: self.site,
+            body: self.body.clone(),
+            loaded: Cell::new(copy),
+            version: self.version.clone(),
+            lamport: self.lamport,
+            deletes: self.deletes.clone(),
+            delete_index: self.delete_index.clone(),
+            pending: self.pending.clone(),
+        }
     }
 }
 

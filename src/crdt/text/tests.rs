@@ -32,7 +32,7 @@ fn typing_stays_run_length_encoded() {
     for (i, c) in "the quick brown fox".chars().enumerate() {
         t.insert(i, &c.to_string()).unwrap();
     }
-    assert_eq!(t.seq.runs().count(), 1);
+    assert_eq!(t.b().seq.runs().count(), 1);
     // Backspacing is one reversed delete run.
     for i in (10..19).rev() {
         t.delete(i, 1).unwrap();
@@ -434,8 +434,8 @@ fn a_missing_origin_in_a_loaded_document_is_an_error_not_a_panic() {
     // "ab" where 'b' claims a right origin this document does not have (a forged
     // snapshot: loading trusts the listed order and does not look every origin up).
     let mut t = Text::new(9);
-    t.chars = vec!['a', 'b'];
-    t.seq = Seq::from_runs(vec![
+    t.bm().chars = vec!['a', 'b'];
+    t.bm().seq = Seq::from_runs(vec![
         Run {
             id: Id::new(1, 0),
             len: 1,
@@ -469,7 +469,37 @@ fn a_missing_origin_in_a_loaded_document_is_an_error_not_a_panic() {
     };
     assert_eq!(t.apply_ops(vec![op]).unwrap_err().code(), "INVALID_OPERATION");
     assert_eq!(t.text(), "ab", "nothing applied");
-    assert_eq!(t.chars.len(), 2, "nothing left behind");
+    assert_eq!(t.b().chars.len(), 2, "nothing left behind");
     t.insert(2, "c").unwrap();
     assert_eq!(t.text(), "abc");
+}
+
+#[test]
+fn a_loaded_text_builds_its_structure_on_first_need() {
+    let mut a = Text::new(1);
+    a.insert(0, "héllo wörld").unwrap();
+    a.delete(1, 4).unwrap();
+    for (bytes, history) in [(a.encode(), false), (a.encode_with_history(), true)] {
+        let d = Text::decode(&bytes, 2).unwrap();
+        assert!(d.body.get().is_none(), "decode builds nothing");
+        assert_eq!(d.len(), a.len());
+        assert_eq!(d.text(), a.text());
+        // (With history the stored characters are not the text: reading builds.)
+        assert_eq!(d.body.get().is_none(), !history, "reading the text builds nothing");
+        // A clone taken before the build builds its own.
+        let mut c = d.clone();
+        let mut d = d;
+        d.insert(1, "X").unwrap();
+        c.delete(0, 1).unwrap();
+        assert_eq!(d.text(), "hX wörld");
+        assert_eq!(c.text(), " wörld");
+        // (c shares d's site, so only d merges with a third replica.)
+        let mut e = Text::decode(&bytes, 3).unwrap();
+        e.insert(0, "¡").unwrap();
+        d.merge(&e).unwrap();
+        e.merge(&d).unwrap();
+        assert_eq!(d.text(), "¡hX wörld");
+        assert_eq!(e.text(), d.text());
+        assert_eq!(Text::decode(&bytes, 3).unwrap().encode(), a.encode());
+    }
 }
