@@ -432,7 +432,13 @@ impl<T: HttpTransport> Replica<T> {
             names.dedup();
             for n in names {
                 if let Some(spec) = inner.tables.get(n) {
-                    stmts.extend(rules::materialize_sql(spec).into_iter().map(Statement::new));
+                    let [upsert, delete] = rules::materialize_sql(spec);
+                    stmts.push(Statement::new(upsert));
+                    // Only a delete record can remove a row (an insert older than a
+                    // tombstone is simply not inserted).
+                    if queued.iter().any(|q| q.record.op == 'd' && q.record.table == n) {
+                        stmts.push(Statement::new(delete));
+                    }
                 }
             }
             stmts.push(Statement::new(rules::conflicts_sql()));
