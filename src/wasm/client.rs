@@ -20,11 +20,11 @@ pub struct JsRemoteClient {
     int_mode: IntMode,
 }
 
-fn field(config: &JsValue, key: &str) -> JsValue {
+pub(crate) fn field(config: &JsValue, key: &str) -> JsValue {
     Reflect::get(config, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
 }
 
-fn optional_string(config: &JsValue, key: &str) -> Result<Option<String>> {
+pub(crate) fn optional_string(config: &JsValue, key: &str) -> Result<Option<String>> {
     let v = field(config, key);
     if v.is_undefined() || v.is_null() {
         return Ok(None);

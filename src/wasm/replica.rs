@@ -10,25 +10,12 @@ use wasm_bindgen_futures::future_to_promise;
 use crate::error::{Error, Result};
 use crate::remote::{TransactionMode, Value};
 use crate::sync::{Env, Event, Outcome, Policy, Replica, ReplicaConfig, Resolver, Status};
+use crate::wasm::client::{field, optional_string as opt_string};
 use crate::wasm::convert::{
     decode_args, js_to_statement, js_to_statements, js_to_value, result_set_to_js, value_to_js, IntMode, ResultEncoder,
 };
 use crate::wasm::error::{invalid, to_js};
 use crate::wasm::fetch::FetchTransport;
-
-fn field(o: &JsValue, key: &str) -> JsValue {
-    Reflect::get(o, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
-}
-
-fn opt_string(o: &JsValue, key: &str) -> Result<Option<String>> {
-    let v = field(o, key);
-    if v.is_undefined() || v.is_null() {
-        return Ok(None);
-    }
-    v.as_string()
-        .map(Some)
-        .ok_or_else(|| invalid(format!("`{key}` must be a string")))
-}
 
 fn opt_number(o: &JsValue, key: &str, min: f64, max: f64) -> Result<Option<f64>> {
     let v = field(o, key);

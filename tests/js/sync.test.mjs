@@ -12,7 +12,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { createClient, EdgesyncError } from "edgesync";
 import { createClient as libsql } from "@libsql/client";
 import { startSqld } from "../support/sqld.mjs";
-import { startFaultProxy } from "../support/fault-proxy.mjs";
+import { mulberry32, startFaultProxy } from "../support/fault-proxy.mjs";
 
 const unhandled = [];
 process.on("unhandledRejection", (e) => unhandled.push(e));
@@ -21,17 +21,8 @@ after(() => assert.deepEqual(unhandled, [], "no unhandled promise rejections"));
 // ---------------------------------------------------------------------------------
 // helpers
 
-/** mulberry32: a small seeded PRNG, () => float in [0, 1). */
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A small seeded PRNG, () => float in [0, 1) (the fault proxy's own). */
+const prng = mulberry32;
 
 function seedFor(t) {
   const fromEnv = process.env.EDGESYNC_SEED;
