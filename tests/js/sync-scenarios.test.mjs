@@ -7,10 +7,7 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
-import { createClient } from "edgesync";
-import { createClient as libsql } from "@libsql/client";
-import { startSqld } from "../support/sqld.mjs";
-import { startFaultProxy } from "../support/fault-proxy.mjs";
+import { dump, env, rowsOf, scalar, waitFor } from "../support/sync-env.mjs";
 
 const unhandled = [];
 process.on("unhandledRejection", (e) => unhandled.push(e));
@@ -18,19 +15,6 @@ after(() => assert.deepEqual(unhandled, [], "no unhandled promise rejections"));
 
 // ---------------------------------------------------------------------------------
 // helpers
-
-function rowsOf(rs) {
-  return rs.rows.map((r) => Array.from({ length: r.length }, (_, i) => r[i]));
-}
-
-async function dump(db, table, order = "1") {
-  return rowsOf(await db.execute(`select * from ${table} order by ${order}`));
-}
-
-async function scalar(db, sql, args) {
-  const rs = await db.execute(args === undefined ? sql : { sql, args });
-  return rs.rows[0][0];
-}
 
 /** A count on the server, or -1 while the table does not exist there yet. */
 async function serverCount(server, table, where = "1") {
@@ -40,46 +24,6 @@ async function serverCount(server, table, where = "1") {
     if (/no such table/.test(String(e?.message))) return -1;
     throw e;
   }
-}
-
-async function waitFor(what, cond, timeoutMs = 10_000, stepMs = 25) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await cond();
-    if (v) return v;
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(stepMs);
-  }
-}
-
-/** sqld (+ fault proxies) and the replicas made from it; `stop()` ends all of it. */
-async function env({ proxies = 0 } = {}) {
-  const sqld = await startSqld();
-  const px = [];
-  const replicas = [];
-  const e = {
-    sqld,
-    proxies: px,
-    server: libsql({ url: sqld.url, authToken: sqld.tokens.rw }),
-    replica(opts = {}) {
-      const db = createClient({ url: ":memory:", syncUrl: sqld.url, authToken: sqld.tokens.rw, timeout: 5000, ...opts });
-      replicas.push(db);
-      return db;
-    },
-    async stop() {
-      for (const db of replicas) db.close();
-      e.server.close();
-      for (const p of px) await p.stop();
-      await sqld.stop();
-    },
-  };
-  try {
-    for (let i = 0; i < proxies; i++) px.push(await startFaultProxy({ target: sqld.url }));
-  } catch (err) {
-    await e.stop();
-    throw err;
-  }
-  return e;
 }
 
 // ---------------------------------------------------------------------------------

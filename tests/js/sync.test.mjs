@@ -12,7 +12,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { createClient, EdgesyncError } from "edgesync";
 import { createClient as libsql } from "@libsql/client";
 import { startSqld } from "../support/sqld.mjs";
-import { mulberry32, startFaultProxy } from "../support/fault-proxy.mjs";
+import { mulberry32 } from "../support/fault-proxy.mjs";
+import { dump, env, rowsOf, scalar, waitFor } from "../support/sync-env.mjs";
 
 const unhandled = [];
 process.on("unhandledRejection", (e) => unhandled.push(e));
@@ -29,20 +30,6 @@ function seedFor(t) {
   const seed = fromEnv !== undefined ? Number(fromEnv) : Math.floor(Math.random() * 2 ** 31);
   t.diagnostic(`seed ${seed} (rerun with EDGESYNC_SEED=${seed})`);
   return seed;
-}
-
-/** Plain arrays, so replicas and @libsql/client results compare with deepEqual. */
-function rowsOf(rs) {
-  return rs.rows.map((r) => Array.from({ length: r.length }, (_, i) => r[i]));
-}
-
-async function dump(db, table, order = "1") {
-  return rowsOf(await db.execute(`select * from ${table} order by ${order}`));
-}
-
-async function scalar(db, sql, args) {
-  const rs = await db.execute(args === undefined ? sql : { sql, args });
-  return rs.rows[0][0];
 }
 
 /** Rejects with an EdgesyncError carrying `code` (one of `code` when it is an array). */
@@ -66,17 +53,6 @@ function throwsCode(fn, code) {
   });
 }
 
-async function waitFor(what, cond, timeoutMs = 10_000, stepMs = 25) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await cond();
-    if (v) return v;
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(stepMs);
-  }
-}
-
-/** Syncs until one succeeds (faults may make some attempts fail). */
 async function syncUntilOk(db, attempts = 20) {
   let last;
   for (let i = 0; i < attempts; i++) {
@@ -89,42 +65,6 @@ async function syncUntilOk(db, attempts = 20) {
     }
   }
   throw last;
-}
-
-/** Starts sqld and `proxies` fault proxies in front of it; `stop()` ends all of it (by PID, via the helpers). */
-async function env({ proxies = 0 } = {}) {
-  const sqld = await startSqld();
-  const px = [];
-  const closers = [];
-  const e = {
-    sqld,
-    proxies: px,
-    server: libsql({ url: sqld.url, authToken: sqld.tokens.rw }),
-    replica(opts = {}) {
-      const db = createClient({ url: ":memory:", syncUrl: sqld.url, authToken: sqld.tokens.rw, timeout: 5000, ...opts });
-      closers.push(() => db.close());
-      return db;
-    },
-    async stop() {
-      for (const c of closers) {
-        try {
-          c();
-        } catch {
-          /* already closed */
-        }
-      }
-      e.server.close();
-      for (const p of px) await p.stop();
-      await sqld.stop();
-    },
-  };
-  try {
-    for (let i = 0; i < proxies; i++) px.push(await startFaultProxy({ target: sqld.url }));
-  } catch (err) {
-    await e.stop();
-    throw err;
-  }
-  return e;
 }
 
 async function serverLogUnique(server) {
