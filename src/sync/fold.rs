@@ -174,10 +174,10 @@ impl FoldContext<'_> {
                     data.insert(c.name.clone(), json!([p, n]));
                 }
                 Policy::Set => {
+                    // Even an edit that leaves the same elements (reordered, say) is
+                    // recorded: applying it rebuilds the row, normalizing the column.
                     let edit = self.set_edit(cell, &new[i])?;
-                    if old.is_none() || edit.is_some() {
-                        data.insert(c.name.clone(), edit.unwrap_or_else(|| json!({})));
-                    }
+                    data.insert(c.name.clone(), edit.unwrap_or_else(|| json!({})));
                 }
                 Policy::Text => {
                     data.insert(c.name.clone(), self.text_edit(cell, &new[i], cap.hlc)?);
