@@ -1,6 +1,6 @@
 //! [`RemoteClient`]: `execute` and `batch` against a libSQL server.
 
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 
 use crate::error::{Error, Result};
 use crate::remote::config::RemoteConfig;
@@ -19,6 +19,9 @@ pub struct RemoteClient<T> {
     transport: T,
     version: AtomicU8,
     closed: AtomicBool,
+    /// Requests sent and their body bytes, for metrics.
+    requests: AtomicU64,
+    bytes_sent: AtomicU64,
 }
 
 impl<T: HttpTransport> RemoteClient<T> {
@@ -28,7 +31,17 @@ impl<T: HttpTransport> RemoteClient<T> {
             transport,
             version: AtomicU8::new(V3),
             closed: AtomicBool::new(false),
+            requests: AtomicU64::new(0),
+            bytes_sent: AtomicU64::new(0),
         }
+    }
+
+    /// HTTP requests sent so far and the bytes of their bodies.
+    pub fn traffic(&self) -> (u64, u64) {
+        (
+            self.requests.load(Ordering::Relaxed),
+            self.bytes_sent.load(Ordering::Relaxed),
+        )
     }
 
     /// The transport requests go through (tests wrap one to inject faults).
@@ -89,6 +102,8 @@ impl<T: HttpTransport> RemoteClient<T> {
         loop {
             let version = self.version.load(Ordering::Relaxed);
             let url = format!("{}/v{version}/pipeline", self.config.base_url);
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            self.bytes_sent.fetch_add(body.len() as u64, Ordering::Relaxed);
             let req = HttpRequest {
                 url: &url,
                 bearer: self.config.auth_token.as_deref(),

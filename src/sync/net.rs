@@ -50,10 +50,9 @@ impl<T: HttpTransport> Replica<T> {
     /// status shows when the next attempt is due.
     pub async fn sync(&self) -> Result<SyncReport> {
         let start = self.now();
-        let t0 = now_f64(self);
         let res = self.sync_inner().await;
-        let duration_ms = (now_f64(self) - t0).max(0.0);
         let end = self.now();
+        let duration_ms = end.saturating_sub(start) as f64;
         self.monitor.record_sync(res.is_ok(), duration_ms);
         let _ = self.save_clock();
         {
@@ -631,7 +630,7 @@ impl<T: HttpTransport> Replica<T> {
                 base_value: None,
             });
         }
-        self.queue_own(&out)?;
+        self.apply_own(&out)?;
         Ok(())
     }
 
@@ -835,28 +834,20 @@ impl<T: HttpTransport> Replica<T> {
     /// Metrics in the Prometheus text format.
     pub fn metrics_text(&self) -> Result<String> {
         let st = self.status()?;
-        Ok(self.monitor.metrics.borrow().prometheus(&st))
+        Ok(self.metrics().prometheus(&st))
     }
 
     pub fn metrics(&self) -> super::status::Metrics {
-        self.monitor.metrics.borrow().clone()
+        let mut m = self.monitor.metrics.borrow().clone();
+        if let Some(r) = &self.remote {
+            (m.http_requests, m.bytes_sent) = r.traffic();
+        }
+        m
     }
 
     async fn remote_batch(&self, stmts: &[Statement], mode: TransactionMode) -> Result<Vec<ResultSet>> {
-        let remote = self.remote()?;
-        {
-            let mut m = self.monitor.metrics.borrow_mut();
-            m.http_requests += 1;
-            m.bytes_sent += crate::remote::hrana::encode_batch(stmts, mode)
-                .map(|b| b.len() as u64)
-                .unwrap_or(0);
-        }
-        remote.batch(stmts, mode).await
+        self.remote()?.batch(stmts, mode).await
     }
-}
-
-fn now_f64<T: HttpTransport>(r: &Replica<T>) -> f64 {
-    r.now() as f64
 }
 
 fn text(v: &Value) -> String {

@@ -354,11 +354,7 @@ impl<T: HttpTransport> Replica<T> {
     }
 
     /// Applies this replica's own new records locally and queues them.
-    pub(crate) fn queue_own(&self, out: &[fold::Outgoing]) -> Result<usize> {
-        self.apply_own(out)
-    }
-
-    fn apply_own(&self, out: &[fold::Outgoing]) -> Result<usize> {
+    pub(crate) fn apply_own(&self, out: &[fold::Outgoing]) -> Result<usize> {
         if out.is_empty() {
             return Ok(0);
         }

@@ -66,6 +66,18 @@ fn parse_config(config: &JsValue) -> Result<(RemoteConfig, IntMode, Option<Funct
     Ok((remote, int_mode, fetch))
 }
 
+/// `"write" | "read" | "deferred"` (default deferred), as `batch` takes it.
+pub(crate) fn parse_mode(mode: Option<String>) -> Result<TransactionMode> {
+    match mode.as_deref() {
+        None => Ok(TransactionMode::Deferred),
+        Some(m) => TransactionMode::parse(m).ok_or_else(|| {
+            invalid(format!(
+                "batch mode must be \"write\", \"read\" or \"deferred\", not {m:?}"
+            ))
+        }),
+    }
+}
+
 #[wasm_bindgen(js_class = RemoteClient)]
 impl JsRemoteClient {
     /// `config`: `{ url, authToken?, timeout?, intMode?, fetch? }`. Throws
@@ -94,17 +106,7 @@ impl JsRemoteClient {
 
     /// Runs the statements atomically; `mode` is `"write" | "read" | "deferred"`.
     pub fn batch(&self, stmts: JsValue, mode: Option<String>) -> Promise {
-        let parsed = js_to_statements(&stmts).and_then(|s| {
-            let m = match mode.as_deref() {
-                None => TransactionMode::Deferred,
-                Some(m) => TransactionMode::parse(m).ok_or_else(|| {
-                    invalid(format!(
-                        "batch mode must be \"write\", \"read\" or \"deferred\", not {m:?}"
-                    ))
-                })?,
-            };
-            Ok((s, m))
-        });
+        let parsed = js_to_statements(&stmts).and_then(|s| Ok((s, parse_mode(mode)?)));
         let (stmts, mode) = match parsed {
             Ok(p) => p,
             Err(e) => return Promise::reject(&to_js(e)),

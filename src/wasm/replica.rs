@@ -8,9 +8,9 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use crate::error::{Error, Result};
-use crate::remote::{TransactionMode, Value};
+use crate::remote::Value;
 use crate::sync::{Env, Event, Outcome, Policy, Replica, ReplicaConfig, Resolver, Status};
-use crate::wasm::client::{field, optional_string as opt_string};
+use crate::wasm::client::{field, optional_string as opt_string, parse_mode};
 use crate::wasm::convert::{
     decode_args, js_to_statement, js_to_statements, js_to_value, result_set_to_js, value_to_js, IntMode, ResultEncoder,
 };
@@ -354,16 +354,5 @@ impl JsReplica {
     #[wasm_bindgen(js_name = retryDelay)]
     pub fn retry_delay(&self) -> f64 {
         self.inner.status().map(|s| s.next_sync_in_ms as f64).unwrap_or(0.0)
-    }
-}
-
-fn parse_mode(mode: Option<String>) -> Result<TransactionMode> {
-    match mode.as_deref() {
-        None => Ok(TransactionMode::Deferred),
-        Some(m) => TransactionMode::parse(m).ok_or_else(|| {
-            invalid(format!(
-                "batch mode must be \"write\", \"read\" or \"deferred\", not {m:?}"
-            ))
-        }),
     }
 }
