@@ -14,6 +14,7 @@
 import { RemoteClient } from "./wasm/edgesync.js";
 import { EmbeddedReplicaClient, isLocalUrl } from "./replica.js";
 import type { EmbeddedReplica, ReplicaConfig } from "./replica.js";
+export * from "./hub.js";
 
 /** A value as read from the database. */
 export type Value = null | string | number | bigint | Uint8Array;
@@ -66,6 +67,12 @@ export interface ResultSet {
   rowsAffected: number;
   /** The rowid of the last inserted row, when the statement inserted one. */
   lastInsertRowid: bigint | undefined;
+  /**
+   * The libSQL server's replication index (frame number) after the statement, for
+   * remote results from servers that report it; `undefined` for local results. On a
+   * replica it shows how far the replica has caught up with its primary.
+   */
+  replicationIndex: number | undefined;
   toJSON(): unknown;
 }
 
@@ -90,6 +97,15 @@ export type ErrorCode =
   | "SCHEMA_ERROR"
   | "SCHEMA_MISMATCH"
   | "RESOLVER_ERROR"
+  | "QUERY_UNPARSEABLE"
+  | "CONFIG_ERROR"
+  | "PRIMARY_UNAVAILABLE"
+  | "NO_HEALTHY_REGION"
+  | "SESSION_NOT_FOUND"
+  | "SESSION_EXPIRED"
+  | "SESSION_TAMPERED"
+  | "SESSION_KEY_UNKNOWN"
+  | "SESSION_CONFLICT"
   | "INTERNAL_ERROR";
 
 /** Every error edgesync raises. Branch on `code`, never on `message`. */
@@ -129,6 +145,7 @@ interface RawResultSet {
   rows: Value[][];
   rowsAffected: number;
   lastInsertRowid: bigint | undefined;
+  replicationIndex?: number;
 }
 
 /**
@@ -198,6 +215,7 @@ class ResultSetImpl implements ResultSet {
   rows: Row[];
   rowsAffected: number;
   lastInsertRowid: bigint | undefined;
+  replicationIndex: number | undefined;
 
   constructor(raw: RawResultSet) {
     this.columns = raw.columns;
@@ -206,6 +224,7 @@ class ResultSetImpl implements ResultSet {
     this.rows = raw.rows.map(make);
     this.rowsAffected = raw.rowsAffected;
     this.lastInsertRowid = raw.lastInsertRowid;
+    this.replicationIndex = raw.replicationIndex;
   }
 
   /** JSON-safe: bigints as strings, blobs as byte arrays, rows as arrays. */

@@ -10,4 +10,5 @@ registerErrorClass(EdgesyncError);
 
 export * from "./client.js";
 export * from "./crdt.js";
+export * from "./edge.js";
 export type * from "./replica.js";

@@ -10,6 +10,11 @@ ensure_sqld
 # `bash scripts/bench.sh sync` runs only these.
 sync_benches() { node bench/sync.mjs && cargo bench --bench sync; }
 if [ "${1:-}" = sync ]; then sync_benches; exit; fi
+# The edge Worker (issue 5): bench/edge.mjs (wasm router and sessions in Node, the
+# Worker in workerd) and benches/router.rs (native). `bash scripts/bench.sh edge`.
+edge_benches() { wrangler_env; node --expose-gc bench/edge.mjs && cargo bench --bench router; }
+if [ "${1:-}" = edge ]; then edge_benches; exit; fi
 node bench/remote.mjs
 node bench/overhead.mjs
 sync_benches
+edge_benches

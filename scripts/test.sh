@@ -9,6 +9,7 @@ cd "$REPO"
 bash scripts/build.sh
 ensure_sqld
 ensure_chromium
+ensure_prom_parser
 wrangler_env
 
 log "cargo fmt --check"

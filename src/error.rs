@@ -108,6 +108,45 @@ pub enum Error {
     /// The application's conflict resolver failed or returned an unusable value.
     #[error("conflict resolver failed: {0}")]
     Resolver(String),
+
+    /// A SQL text the query router cannot classify safely (unterminated string, quoted
+    /// identifier or comment; empty input). It is never sent to a replica.
+    #[error("cannot classify the statement: {0}")]
+    QueryUnparseable(String),
+
+    /// Edge configuration (regions, router or session options, keys) is invalid.
+    #[error("configuration error: {0}")]
+    Config(String),
+
+    /// The write primary is unreachable or its circuit is open: the write was not
+    /// acknowledged.
+    #[error("the primary is unavailable: {0}")]
+    PrimaryUnavailable(String),
+
+    /// Every region that could serve a read failed or has its circuit open.
+    #[error("no healthy region can serve the read: {0}")]
+    NoHealthyRegion(String),
+
+    /// A distributed session does not exist (never created, destroyed or collected).
+    #[error("session not found: {0}")]
+    SessionNotFound(String),
+
+    /// A distributed session's idle or absolute lifetime has passed.
+    #[error("session expired: {0}")]
+    SessionExpired(String),
+
+    /// A stored session failed authentication: modified, truncated, or sealed for
+    /// another session id. Its contents are never returned.
+    #[error("session rejected: {0}")]
+    SessionTampered(String),
+
+    /// A stored session is sealed under a key id the worker does not have.
+    #[error("session key unknown: {0}")]
+    SessionKeyUnknown(String),
+
+    /// A session changed concurrently (another isolate wrote a newer version).
+    #[error("session conflict: {0}")]
+    SessionConflict(String),
 }
 
 impl Error {
@@ -135,6 +174,15 @@ impl Error {
             Error::Schema(_) => "SCHEMA_ERROR",
             Error::SchemaMismatch(_) => "SCHEMA_MISMATCH",
             Error::Resolver(_) => "RESOLVER_ERROR",
+            Error::QueryUnparseable(_) => "QUERY_UNPARSEABLE",
+            Error::Config(_) => "CONFIG_ERROR",
+            Error::PrimaryUnavailable(_) => "PRIMARY_UNAVAILABLE",
+            Error::NoHealthyRegion(_) => "NO_HEALTHY_REGION",
+            Error::SessionNotFound(_) => "SESSION_NOT_FOUND",
+            Error::SessionExpired(_) => "SESSION_EXPIRED",
+            Error::SessionTampered(_) => "SESSION_TAMPERED",
+            Error::SessionKeyUnknown(_) => "SESSION_KEY_UNKNOWN",
+            Error::SessionConflict(_) => "SESSION_CONFLICT",
         }
     }
 

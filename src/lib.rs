@@ -11,12 +11,20 @@
 //! - [`error`]: the crate's one error type with stable codes.
 //! - [`store`]: the local SQLite database (rusqlite, native and wasm32).
 //! - [`sync`]: embedded replicas — capture, outbox, push/pull with SQL merge rules.
+//! - [`router`]: edge query routing — statement classification, latency- and
+//!   load-aware region choice, read-your-writes, a read cache, circuit breakers.
+//! - [`session`]: distributed sessions — TTLs, a local cache, home-region migration,
+//!   compressed and AES-256-GCM-sealed storage in libSQL.
+//! - [`metrics`]: counters, histograms, Prometheus text exposition, cluster health.
 
 pub mod clock;
 pub mod codec;
 pub mod crdt;
 pub mod error;
+pub mod metrics;
 pub mod remote;
+pub mod router;
+pub mod session;
 pub mod store;
 pub mod sync;
 

@@ -89,3 +89,15 @@ wrangler_env() {
   export WRANGLER_LOG_PATH="$REPO/.tools/wrangler-logs" XDG_CONFIG_HOME="$REPO/.tools/xdg"
   mkdir -p "$WRANGLER_LOG_PATH" "$XDG_CONFIG_HOME"
 }
+
+# The Prometheus text-format parser the worker tests validate /metrics with: the
+# official Python client's parser (prometheus-client from PyPI) in a venv under .tools.
+ensure_prom_parser() {
+  local venv="$REPO/.tools/pyprom" want="0.21.1"
+  if [ "$(cat "$STAMPS/pyprom" 2>/dev/null)" = "$want" ] && [ -x "$venv/bin/python" ]; then return 0; fi
+  command -v python3 >/dev/null || apt_ensure python3 python3-venv
+  python3 -m venv "$venv" 2>/dev/null || { apt_ensure python3-venv; rm -rf "$venv"; python3 -m venv "$venv"; }
+  log "installing prometheus-client $want (Prometheus text parser for the worker tests)"
+  "$venv/bin/pip" install -q --disable-pip-version-check "prometheus-client==$want" >&2
+  echo "$want" > "$STAMPS/pyprom"
+}

@@ -187,6 +187,8 @@ struct StmtResult {
     rows: Vec<Vec<Value>>,
     affected_row_count: u64,
     last_insert_rowid: Option<String>,
+    #[serde(default)]
+    replication_index: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -212,6 +214,10 @@ impl StmtResult {
             None => None,
             Some(s) => Some(s.parse::<i64>().map_err(protocol("bad last_insert_rowid"))?),
         };
+        let replication_index = match self.replication_index {
+            None => None,
+            Some(s) => Some(s.parse::<u64>().map_err(protocol("bad replication_index"))?),
+        };
         let (columns, column_types) = self
             .cols
             .into_iter()
@@ -223,6 +229,7 @@ impl StmtResult {
             rows: self.rows,
             rows_affected: self.affected_row_count,
             last_insert_rowid,
+            replication_index,
         })
     }
 }

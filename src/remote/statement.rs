@@ -98,6 +98,10 @@ pub struct ResultSet {
     pub rows: Vec<Vec<Value>>,
     pub rows_affected: u64,
     pub last_insert_rowid: Option<i64>,
+    /// The libSQL server's replication index (frame number) after the statement, when
+    /// it reports one. On a replica it says how far the replica has caught up with the
+    /// primary, which is what read-your-writes routing compares. Local results: `None`.
+    pub replication_index: Option<u64>,
 }
 
 impl ResultSet {

@@ -2,7 +2,6 @@
 //! Prometheus text exposition.
 
 use std::cell::RefCell;
-use std::fmt::Write;
 
 use crate::remote::Value;
 
@@ -136,110 +135,99 @@ impl Metrics {
         d[rank - 1]
     }
 
-    /// Prometheus text exposition format 0.0.4.
+    /// Prometheus text exposition format 0.0.4 (written with
+    /// [`crate::metrics::Exposition`]).
     pub fn prometheus(&self, status: &Status) -> String {
-        let mut s = String::new();
-        let mut metric = |name: &str, kind: &str, help: &str, lines: &[(String, String)]| {
-            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for (labels, v) in lines {
-                let _ = writeln!(s, "{name}{labels} {v}");
-            }
-        };
-        let one = |v: String| vec![(String::new(), v)];
-        metric(
-            "edgesync_syncs_total",
-            "counter",
-            "Sync attempts by outcome.",
-            &[
-                ("{outcome=\"ok\"}".into(), (self.syncs - self.failures).to_string()),
-                ("{outcome=\"error\"}".into(), self.failures.to_string()),
-            ],
-        );
-        metric(
-            "edgesync_sync_success_ratio",
-            "gauge",
-            "Successful syncs / all syncs.",
-            &one(fmt(self.success_rate())),
-        );
+        use crate::metrics::Kind;
+        let mut out = crate::metrics::Exposition::new();
+        let ok = self.syncs.saturating_sub(self.failures);
         let secs = |ms: f64| fmt(ms / 1000.0);
-        let mut q = vec![];
+        out.family("edgesync_syncs_total", Kind::Counter, "Sync attempts by outcome.");
+        out.sample("edgesync_syncs_total", &[("outcome", "ok")], ok as f64);
+        out.sample("edgesync_syncs_total", &[("outcome", "error")], self.failures as f64);
+        out.family(
+            "edgesync_sync_success_ratio",
+            Kind::Gauge,
+            "Successful syncs / all syncs.",
+        );
+        out.sample("edgesync_sync_success_ratio", &[], fmt(self.success_rate()));
+        let name = "edgesync_sync_duration_seconds";
+        out.family(name, Kind::Summary, "Duration of successful syncs.");
         for p in [0.5, 0.95, 0.99] {
-            q.push((format!("{{quantile=\"{p}\"}}"), secs(self.quantile(p))));
+            out.sample(name, &[("quantile", &p.to_string())], secs(self.quantile(p)));
         }
-        metric(
-            "edgesync_sync_duration_seconds",
-            "summary",
-            "Duration of successful syncs.",
-            &q,
-        );
-        let _ = writeln!(s, "edgesync_sync_duration_seconds_sum {}", secs(self.duration_sum_ms));
-        let _ = writeln!(s, "edgesync_sync_duration_seconds_count {}", self.syncs - self.failures);
-        let mut metric = |name: &str, kind: &str, help: &str, v: String| {
-            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
-        };
-        metric(
-            "edgesync_changes_pushed_total",
-            "counter",
-            "Change records pushed to the server.",
-            self.changes_pushed.to_string(),
-        );
-        metric(
-            "edgesync_changes_applied_total",
-            "counter",
-            "Change records pulled and applied.",
-            self.changes_applied.to_string(),
-        );
-        metric(
-            "edgesync_conflicts_total",
-            "counter",
-            "Custom-policy conflicts resolved.",
-            self.conflicts.to_string(),
-        );
-        metric(
-            "edgesync_sync_http_requests_total",
-            "counter",
-            "HTTP requests made by sync.",
-            self.http_requests.to_string(),
-        );
-        metric(
-            "edgesync_sync_bytes_sent_total",
-            "counter",
-            "Request body bytes sent by sync.",
-            self.bytes_sent.to_string(),
-        );
-        metric(
-            "edgesync_pending_changes",
-            "gauge",
-            "Local changes not yet on the server.",
-            status.pending.to_string(),
-        );
-        metric(
-            "edgesync_sync_lag_seconds",
-            "gauge",
-            "Age of the oldest pending change.",
-            secs(status.lag_ms as f64),
-        );
-        metric(
-            "edgesync_sync_retries",
-            "gauge",
-            "Consecutive failed syncs.",
-            status.retries.to_string(),
-        );
-        metric(
-            "edgesync_online",
-            "gauge",
-            "1 when the last sync reached the server.",
-            (status.online as u8).to_string(),
-        );
-        s
+        out.sample("edgesync_sync_duration_seconds_sum", &[], secs(self.duration_sum_ms));
+        out.sample("edgesync_sync_duration_seconds_count", &[], ok as f64);
+        let single: [(&str, Kind, &str, f64); 9] = [
+            (
+                "edgesync_changes_pushed_total",
+                Kind::Counter,
+                "Change records pushed to the server.",
+                self.changes_pushed as f64,
+            ),
+            (
+                "edgesync_changes_applied_total",
+                Kind::Counter,
+                "Change records pulled and applied.",
+                self.changes_applied as f64,
+            ),
+            (
+                "edgesync_conflicts_total",
+                Kind::Counter,
+                "Custom-policy conflicts resolved.",
+                self.conflicts as f64,
+            ),
+            (
+                "edgesync_sync_http_requests_total",
+                Kind::Counter,
+                "HTTP requests made by sync.",
+                self.http_requests as f64,
+            ),
+            (
+                "edgesync_sync_bytes_sent_total",
+                Kind::Counter,
+                "Request body bytes sent by sync.",
+                self.bytes_sent as f64,
+            ),
+            (
+                "edgesync_pending_changes",
+                Kind::Gauge,
+                "Local changes not yet on the server.",
+                status.pending as f64,
+            ),
+            (
+                "edgesync_sync_lag_seconds",
+                Kind::Gauge,
+                "Age of the oldest pending change.",
+                secs(status.lag_ms as f64),
+            ),
+            (
+                "edgesync_sync_retries",
+                Kind::Gauge,
+                "Consecutive failed syncs.",
+                status.retries as f64,
+            ),
+            (
+                "edgesync_online",
+                Kind::Gauge,
+                "1 when the last sync reached the server.",
+                status.online as u8 as f64,
+            ),
+        ];
+        for (name, kind, help, v) in single {
+            out.family(name, kind, help);
+            out.sample(name, &[], v);
+        }
+        out.finish()
     }
 }
 
-fn fmt(v: f64) -> String {
+/// Non-finite values are exposed as `NaN` (as before the exposition writer).
+fn fmt(v: f64) -> f64 {
     if v.is_finite() {
-        format!("{v}")
+        v
     } else {
-        "NaN".into()
+        f64::NAN
     }
 }
 

@@ -268,12 +268,14 @@ pub(crate) fn result_set_to_js(rs: &ResultSet, mode: IntMode) -> JsValue {
         }
     }
     enc.finish(rs.rows_affected, rs.last_insert_rowid);
+    enc.set_replication_index(rs.replication_index);
     enc.to_js(mode)
 }
 
 /// Writes a result in the layout `decodeResult` reads (little endian; `str` = u32
 /// length + UTF-8): `u32 ncols, u32 nrows, f64 rowsAffected, u8 hasRowid, i64 rowid,
-/// u32 header id, u8 header included`, then — only the first time a header id is
+/// u32 header id, u8 header included, u8 hasReplicationIndex, f64 replicationIndex`,
+/// then — only the first time a header id is
 /// used — `str name, str declared type` per column, then each value as a tag byte:
 /// 0 NULL, 1 INTEGER (i64), 2 REAL (f64), 3 TEXT (str), 4 BLOB (u32 length + bytes).
 ///
@@ -288,7 +290,7 @@ pub(crate) struct ResultEncoder {
 }
 
 const HEADER_AT: usize = 25;
-const VALUES_AT: usize = 30;
+const VALUES_AT: usize = 39;
 
 thread_local! {
     static HEADERS: std::cell::RefCell<std::collections::HashMap<Vec<u8>, u32>> = Default::default();
@@ -336,6 +338,12 @@ impl ResultEncoder {
             let header = std::mem::take(&mut self.header);
             self.buf.extend_from_slice(&header);
         }
+    }
+
+    /// A remote result's replication index (frame numbers stay far below 2^53).
+    pub(crate) fn set_replication_index(&mut self, index: Option<u64>) {
+        self.buf[30] = index.is_some() as u8;
+        self.buf[31..39].copy_from_slice(&(index.unwrap_or(0) as f64).to_le_bytes());
     }
 
     pub(crate) fn to_js(&self, mode: IntMode) -> JsValue {

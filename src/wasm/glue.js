@@ -60,7 +60,8 @@ export function decodeResult(bytes, intMode) {
   const rowsAffected = dv.getFloat64(8, true);
   const lastInsertRowid = bytes[16] ? dv.getBigInt64(17, true) : undefined;
   const headerId = dv.getUint32(25, true);
-  let at = 30;
+  const replicationIndex = bytes[30] ? dv.getFloat64(31, true) : undefined;
+  let at = 39;
   let header;
   if (bytes[29]) {
     const columns = new Array(ncols);
@@ -109,5 +110,5 @@ export function decodeResult(bytes, intMode) {
     }
     rows[r] = row;
   }
-  return { columns, columnTypes, rows, rowsAffected, lastInsertRowid };
+  return { columns, columnTypes, rows, rowsAffected, lastInsertRowid, replicationIndex };
 }

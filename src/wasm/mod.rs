@@ -7,6 +7,7 @@
 mod client;
 mod convert;
 mod crdt;
+mod edge;
 mod error;
 mod fetch;
 mod replica;

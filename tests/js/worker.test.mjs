@@ -1,54 +1,31 @@
-// The example Worker (www/worker, wrangler.toml) served by a real `wrangler dev` (workerd)
-// against a real sqld, plus `wrangler deploy --dry-run` for the bundle.
+// The edge Worker (www/worker, wrangler.toml) served by a real `wrangler dev` (workerd)
+// with one region (LIBSQL_URL) on a real sqld: value types, batches, error codes, and
+// `wrangler deploy --dry-run` for the bundle. The multi-region cluster is edge.test.mjs.
 //
 //   node --test tests/js/worker.test.mjs
 //
-// Two workers run side by side: one with a valid read-write token, one with a token
-// signed by another key (for AUTH_INVALID). The token is passed as a secret through
-// --env-file (as `wrangler secret put` would in production); the URL through --var.
+// Two workers run side by side: one with a valid libSQL token, one with a token signed
+// by another key (the region refuses it). Tokens are secrets (--env-file, as
+// `wrangler secret put` in production); the URL a var. Clients send HS256 JWTs.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { startSqld, freePort, REPO_ROOT } from '../support/sqld.mjs';
+import crypto from 'node:crypto';
+import { startSqld, REPO_ROOT } from '../support/sqld.mjs';
+import { startWorker, wranglerEnv } from '../support/worker-env.mjs';
 import { generateAuth } from '../support/jwt.mjs';
 
 const WRANGLER = path.join(REPO_ROOT, 'node_modules', '.bin', 'wrangler');
-const READY_LIMIT_MS = 60_000;
-const STOP_GRACE_MS = 5_000;
+const JWT_SECRET = crypto.randomBytes(32).toString('hex');
 
 const tmpDirs = [];
 function tmpDir(prefix) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   tmpDirs.push(dir);
   return dir;
-}
-
-/** Environment for wrangler with every phone-home off and its state in `home`. */
-function wranglerEnv(home) {
-  const env = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    // Keep the run hermetic: no inherited Cloudflare/wrangler settings or libSQL vars.
-    if (/^(CLOUDFLARE_|CF_|WRANGLER_|MINIFLARE_|LIBSQL_|SQLD_)/.test(k)) continue;
-    env[k] = v;
-  }
-  return {
-    ...env,
-    CI: 'true',
-    WRANGLER_SEND_METRICS: 'false',
-    WRANGLER_SEND_ERROR_REPORTS: 'false',
-    WRANGLER_HIDE_BANNER: 'true',
-    CLOUDFLARE_CF_FETCH_ENABLED: 'false',
-    CLOUDFLARE_LOAD_DEV_VARS_FROM_DOT_ENV: 'true', // so --env-file is honoured
-    CLOUDFLARE_INCLUDE_PROCESS_ENV: 'false',
-    WRANGLER_LOG_PATH: path.join(home, 'logs'),
-    XDG_CONFIG_HOME: path.join(home, 'config'),
-    NO_COLOR: '1',
-    FORCE_COLOR: '0',
-  };
 }
 
 /** Run a command to completion; resolves {code, signal, output}. */
@@ -63,93 +40,17 @@ function run(cmd, args, opts) {
   });
 }
 
-const workers = [];
-
-/**
- * `wrangler dev` for the repo's wrangler.toml in its own process group, with
- * LIBSQL_URL=url and (secret) LIBSQL_AUTH_TOKEN=token. Resolves when it answers HTTP.
- */
-async function startWorker(name, url, token) {
-  const home = tmpDir(`edgesync-wrangler-${name}-`);
-  const secrets = path.join(home, 'secrets.env');
-  fs.writeFileSync(secrets, `LIBSQL_AUTH_TOKEN=${token}\n`, { mode: 0o600 });
-  const port = await freePort();
-  const args = [
-    'dev',
-    '--ip', '127.0.0.1',
-    '--port', String(port),
-    '--inspector-port', '0',
-    '--var', `LIBSQL_URL:${url}`,
-    '--env-file', secrets,
-    '--persist-to', path.join(home, 'state'),
-    '--show-interactive-dev-session=false',
-    '--log-level', 'info',
-  ];
-  const child = spawn(WRANGLER, args, {
-    cwd: REPO_ROOT,
-    env: wranglerEnv(home),
-    detached: true, // own process group: after() kills wrangler and workerd together
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const w = { name, child, port, base: `http://127.0.0.1:${port}`, output: '', exit: null };
-  child.stdout.on('data', (d) => (w.output += d));
-  child.stderr.on('data', (d) => (w.output += d));
-  w.exited = new Promise((resolve) => {
-    child.once('exit', (code, signal) => resolve((w.exit = { code, signal })));
-    child.once('error', (error) => resolve((w.exit = { error: String(error) })));
-  });
-  workers.push(w);
-
-  const t0 = Date.now();
-  let last = 'no attempt';
-  while (Date.now() - t0 < READY_LIMIT_MS && !w.exit) {
-    try {
-      const res = await fetch(`${w.base}/__ready`, { signal: AbortSignal.timeout(2000) });
-      await res.arrayBuffer();
-      if (res.status === 404) {
-        w.readyMs = Date.now() - t0;
-        return w;
-      }
-      last = `status ${res.status}`;
-    } catch (e) {
-      last = String(e.cause ?? e);
-    }
-    await sleep(200);
-  }
-  assert.fail(
-    `wrangler dev (${name}) did not answer on ${w.base} within ${READY_LIMIT_MS} ms ` +
-      `(exit ${JSON.stringify(w.exit)}, last: ${last}).\n--- wrangler output ---\n${w.output}`,
-  );
+/** An HS256 client token for the worker (JWT_SECRET), valid for an hour. */
+function clientToken(sub = 'tester') {
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const input = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub, exp: Math.floor(Date.now() / 1000) + 3600 })}`;
+  return `${input}.${crypto.createHmac('sha256', JWT_SECRET).update(input).digest('base64url')}`;
 }
 
-async function stopWorker(w) {
-  if (!w.exit) {
-    try {
-      process.kill(-w.child.pid, 'SIGTERM');
-    } catch {
-      /* already gone */
-    }
-    const grace = new AbortController(); // cancels the timer so it can't hold the process open
-    const timedOut = await Promise.race([
-      w.exited.then(() => false),
-      sleep(STOP_GRACE_MS, true, { signal: grace.signal }).catch(() => false),
-    ]);
-    grace.abort();
-    if (timedOut) {
-      try {
-        process.kill(-w.child.pid, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-      await w.exited;
-    }
-  }
-  // wrangler may exit before its workerd child: make sure nothing of the group survives.
-  try {
-    process.kill(-w.child.pid, 'SIGKILL');
-  } catch {
-    /* the group is empty */
-  }
+/** The worker with one primary region (LIBSQL_URL) whose libSQL token is `token`. */
+function startSingle(name, url, token) {
+  // REGIONS emptied: the LIBSQL_URL shorthand (one primary region) is what is tested here.
+  return startWorker({ name, vars: { REGIONS: '', LIBSQL_URL: url }, secrets: { LIBSQL_AUTH_TOKEN: token, JWT_SECRET } });
 }
 
 let db;
@@ -160,13 +61,13 @@ before(async () => {
   db = await startSqld({ auth: true });
   const wrongToken = generateAuth().rwToken(); // well-formed, signed by a key sqld doesn't know
   [good, bad] = await Promise.all([
-    startWorker('good', db.url, db.tokens.rw),
-    startWorker('badtoken', db.url, wrongToken),
+    startSingle('good', db.url, db.tokens.rw),
+    startSingle('badtoken', db.url, wrongToken),
   ]);
 }, { timeout: 120_000 });
 
 after(async () => {
-  await Promise.all(workers.map(stopWorker));
+  await Promise.all([good, bad].filter(Boolean).map((w) => w.stop()));
   await db?.stop();
   for (const dir of tmpDirs) fs.rmSync(dir, { recursive: true, force: true });
 });
@@ -175,7 +76,7 @@ after(async () => {
 async function post(w, route, body) {
   const res = await fetch(w.base + route, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${clientToken()}` },
     body: typeof body === 'string' ? body : JSON.stringify(body),
     signal: AbortSignal.timeout(20_000),
   });
@@ -192,10 +93,15 @@ async function post(w, route, body) {
 
 const query = (sql, args) => post(good, '/query', args === undefined ? { sql } : { sql, args });
 
-test('GET /health runs select 1 on the remote', async () => {
+test('GET /health probes the region (select 1) and needs no token', async () => {
   const res = await fetch(good.base + '/health');
   assert.equal(res.status, 200, good.output);
-  assert.deepEqual(await res.json(), { ok: true });
+  const health = await res.json();
+  assert.equal(health.status, 'healthy', JSON.stringify(health));
+  assert.equal(health.healthy, 1);
+  assert.equal(health.total, 1);
+  assert.equal(health.regions[0].id, 'primary');
+  assert.equal(typeof health.regions[0].latencyMs, 'number');
 });
 
 test('every value type round-trips through the worker as JSON', async () => {
@@ -254,7 +160,7 @@ test('POST /batch commits all statements, and a failure midway commits none', as
     ],
     mode: 'write',
   });
-  assert.equal(r.status, 400, r.text);
+  assert.equal(r.status, 409, r.text); // a constraint violation is a conflict with stored data
   assert.equal(r.body.error.code, 'SQL_CONSTRAINT', r.text);
   assert.equal(r.body.error.step, 2, r.text);
 
@@ -289,19 +195,25 @@ test('SQL and request errors map to 400 with stable codes', async () => {
   assert.equal(r.status, 400, r.text);
   assert.equal(r.body.error.code, 'BAD_REQUEST', r.text);
 
-  const res = await fetch(good.base + '/nope');
+  const res = await fetch(good.base + '/nope', { headers: { authorization: `Bearer ${clientToken()}` } });
   assert.equal(res.status, 404);
   assert.equal((await res.json()).error.code, 'NOT_FOUND');
 });
 
-test('a token the server does not accept gives AUTH_INVALID (401), and /health 503', async () => {
+test('a libSQL token the server refuses makes the region unusable: 503, and /health 503', async () => {
   const r = await post(bad, '/query', { sql: 'select 1' });
-  assert.equal(r.status, 401, r.text);
-  assert.equal(r.body.error.code, 'AUTH_INVALID', r.text);
+  assert.equal(r.status, 503, r.text);
+  assert.equal(r.body.error.code, 'NO_HEALTHY_REGION', r.text);
+  assert.match(r.body.error.message, /auth/i);
+  const w = await post(bad, '/query', { sql: 'create table t (x)' });
+  assert.equal(w.status, 503, w.text);
+  assert.equal(w.body.error.code, 'PRIMARY_UNAVAILABLE', w.text);
 
   const res = await fetch(bad.base + '/health');
   assert.equal(res.status, 503);
-  assert.deepEqual(await res.json(), { ok: false, code: 'AUTH_INVALID' });
+  const health = await res.json();
+  assert.equal(health.status, 'unhealthy', JSON.stringify(health));
+  assert.equal(health.primaryHealthy, false);
 });
 
 test('wrangler deploy --dry-run bundles the worker and the wasm module', async () => {

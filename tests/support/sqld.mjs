@@ -189,7 +189,11 @@ async function terminate(state, signal = 'SIGTERM', graceMs = STOP_GRACE_MS) {
 
 /**
  * Start a fresh sqld.
- * @param {{auth?: boolean}} opts auth (default true): require EdDSA JWTs (key generated per server).
+ * @param {{auth?: boolean, keys?: object, grpc?: boolean, primaryGrpcUrl?: string}} opts
+ *   auth (default true): require EdDSA JWTs (key generated per server unless `keys`, a
+ *   generateAuth() result, is given — share it so one token works on a whole cluster);
+ *   grpc: also listen for replicas on a free gRPC port (handle.grpcUrl);
+ *   primaryGrpcUrl: run as a read replica of that primary (writes are forwarded to it).
  * @returns {Promise<{
  *   url: string, port: number, pid: number, dbDir: string, dbPath: string, logPath: string,
  *   tokens: {rw: string, ro: string} | undefined,
@@ -199,14 +203,15 @@ async function terminate(state, signal = 'SIGTERM', graceMs = STOP_GRACE_MS) {
  *   stop(): Promise<void>, kill(): Promise<void>, restart(): Promise<void>
  * }>}
  */
-export async function startSqld({ auth = true } = {}) {
+export async function startSqld({ auth = true, keys: sharedKeys, grpc = false, primaryGrpcUrl } = {}) {
   installExitHandler();
   const bin = sqldBinary();
   const dbDir = fs.mkdtempSync(path.join(os.tmpdir(), 'edgesync-sqld-'));
   ownedDirs.add(dbDir);
   const dbPath = path.join(dbDir, 'data.sqld');
   const logPath = path.join(dbDir, 'sqld.log');
-  const keys = generateAuth();
+  const keys = sharedKeys ?? generateAuth();
+  const grpcPort = grpc ? await freePort() : undefined;
   let keyFile;
   if (auth) {
     keyFile = path.join(dbDir, 'pub.pem');
@@ -215,6 +220,8 @@ export async function startSqld({ auth = true } = {}) {
   const argsFor = (port) => {
     const a = ['--no-welcome', '--db-path', dbPath, '--http-listen-addr', `127.0.0.1:${port}`];
     if (keyFile) a.push('--auth-jwt-key-file', keyFile);
+    if (grpcPort) a.push('--grpc-listen-addr', `127.0.0.1:${grpcPort}`);
+    if (primaryGrpcUrl) a.push('--primary-grpc-url', primaryGrpcUrl);
     return a;
   };
 
@@ -247,6 +254,7 @@ export async function startSqld({ auth = true } = {}) {
   const handle = {
     url,
     port,
+    grpcUrl: grpcPort ? `http://127.0.0.1:${grpcPort}` : undefined,
     get pid() {
       return state.child.pid;
     },
@@ -292,4 +300,31 @@ export async function startSqld({ auth = true } = {}) {
     },
   };
   return handle;
+}
+
+/**
+ * A libSQL primary and a read replica that follows it over gRPC (sqld's own
+ * replication), sharing one auth key: `{ primary, replica, stop() }`. Writes sent to the
+ * replica are forwarded to the primary; every result carries the server's
+ * replication index, so a test can see how far the replica has caught up.
+ */
+export async function startSqldCluster({ auth = true } = {}) {
+  const keys = generateAuth();
+  const primary = await startSqld({ auth, keys, grpc: true });
+  let replica;
+  try {
+    replica = await startSqld({ auth, keys, primaryGrpcUrl: primary.grpcUrl });
+  } catch (e) {
+    await primary.stop();
+    throw e;
+  }
+  return {
+    primary,
+    replica,
+    tokens: primary.tokens,
+    async stop() {
+      await replica.stop();
+      await primary.stop();
+    },
+  };
 }

@@ -1,170 +1,237 @@
 /**
- * A minimal Worker over edgesync: a JSON HTTP front for a remote libSQL database.
+ * The edgesync edge Worker (deployed by wrangler.toml): one in every region, in front
+ * of a libSQL primary and its replicas.
  *
- *   GET  /health                      -> 200 {ok:true} after `select 1` (503 {ok:false, code})
- *   POST /query  {sql, args?}          -> {columns, columnTypes, rows, rowsAffected, lastInsertRowid}
- *   POST /batch  {statements, mode?}   -> {results:[…same…]}  (one transaction: all or nothing)
+ *   GET  /health                 cluster health (no auth): 200 healthy/degraded, 503 unhealthy
+ *   GET  /metrics                Prometheus text: HTTP, router, cache, sessions, regions, hub
+ *   POST /query   {sql, args?}   one parameterized statement, routed (see edge.ts)
+ *   POST /batch   {statements}   statements in one transaction on the primary
+ *   POST|GET|PUT|DELETE /sessions[/:id]   distributed sessions (see sessions.ts)
+ *   GET  /subscribe              WebSocket to the real-time hub (see hub.ts)
+ *   POST /publish {channel, data}
  *
- * Results use ResultSet.toJSON(): INTEGERs beyond 2^53 are decimal strings, BLOBs are byte
- * arrays. Errors are {error:{code, message, step?}} with an HTTP status from the code.
+ * Every endpoint but /health needs `Authorization: Bearer <JWT>` (auth.ts). Errors are
+ * `{error: {code, message}}`: 400 BAD_JSON / BAD_REQUEST / QUERY_UNPARSEABLE,
+ * 401 AUTH_*, 413 BODY_TOO_LARGE, 503 PRIMARY_UNAVAILABLE / NO_HEALTHY_REGION, …
+ * SQL travels only as parameterized statements: values are never spliced into SQL.
  */
-import { createClient, EdgesyncError } from "edgesync";
-import type { Client, InArgs, InStatement, TransactionMode } from "edgesync";
+import { MetricsRegistry } from "edgesync";
+import type { InArgs } from "edgesync";
+import { authenticate } from "./auth.js";
+import { Edge } from "./edge.js";
+import type { Caller } from "./edge.js";
+import type { Env } from "./env.js";
+import { bodyLimit, errorResponse, HttpError, json, jsonText, readJson } from "./http.js";
+import { hubStats, publish, subscribe } from "./hub.js";
+import { Sessions, sessionResponse } from "./sessions.js";
 
-export interface Env {
-  /** libsql://…, https://… or http://… ([vars] in wrangler.toml). */
-  LIBSQL_URL: string;
-  /** Secret (`wrangler secret put LIBSQL_AUTH_TOKEN`); absent for a server without auth. */
-  LIBSQL_AUTH_TOKEN?: string;
+export { RealtimeHub } from "./hub.js";
+export type { Env } from "./env.js";
+
+/** Everything an isolate keeps between requests, rebuilt when the configuration changes. */
+interface Node {
+  key: string;
+  edge: Edge;
+  sessions: Sessions | undefined;
+  sessionsError: unknown;
+  metrics: MetricsRegistry;
+}
+let node: Node | undefined;
+
+function configKey(env: Env): string {
+  return [env.REGIONS, env.LIBSQL_URL, env.ROUTER_OPTIONS, env.SESSION_OPTIONS, env.SESSION_KEYS, env.LIBSQL_AUTH_TOKEN, env.REGION_TIMEOUT_MS].join("\u0000");
 }
 
-/** An error of the worker itself (bad request body, configuration), not of edgesync. */
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-// One client per isolate, created on first use: nothing may do I/O or draw randomness at
-// module top level. Keyed on the config so that changed bindings get a fresh client.
-let cached: { key: string; client: Client } | undefined;
-
-function getClient(env: Env): Client {
-  const url = env.LIBSQL_URL;
-  if (typeof url !== "string" || url === "") {
-    throw new HttpError(500, "CONFIG_ERROR", "LIBSQL_URL is not set");
-  }
-  const authToken = env.LIBSQL_AUTH_TOKEN || undefined;
-  const key = `${url}\n${authToken ?? ""}`;
-  if (cached === undefined || cached.key !== key || cached.client.closed) {
-    cached?.client.close();
-    cached = { key, client: createClient({ url, authToken }) };
-  }
-  return cached.client;
-}
-
-function json(body: unknown, status = 200): Response {
-  return new Response(JSON.stringify(body), {
-    status,
-    headers: { "content-type": "application/json; charset=utf-8" },
-  });
-}
-
-function statusFor(code: string): number {
-  switch (code) {
-    case "SQL_SYNTAX_ERROR":
-    case "SQL_CONSTRAINT":
-    case "SQL_ERROR":
-    case "INVALID_ARGUMENT":
-      return 400;
-    case "AUTH_REQUIRED":
-    case "AUTH_INVALID":
-      return 401;
-    case "PERMISSION_DENIED":
-      return 403;
-    case "SERVER_UNREACHABLE":
-    case "SERVER_ERROR":
-    case "TIMEOUT":
-    case "PROTOCOL_ERROR":
-      return 502;
-    default: // URL_INVALID (misconfigured), CLIENT_CLOSED, INTERNAL_ERROR
-      return 500;
-  }
-}
-
-function errorResponse(e: unknown): Response {
-  if (e instanceof HttpError) {
-    return json({ error: { code: e.code, message: e.message } }, e.status);
-  }
-  if (e instanceof EdgesyncError) {
-    const error: { code: string; message: string; step?: number } = { code: e.code, message: e.message };
-    if (e.step !== undefined) error.step = e.step;
-    return json({ error }, statusFor(e.code));
-  }
-  console.error("unexpected error", e);
-  const message = e instanceof Error ? e.message : String(e);
-  return json({ error: { code: "INTERNAL_ERROR", message } }, 500);
-}
-
-async function readJson(request: Request): Promise<Record<string, unknown>> {
-  let body: unknown;
+/** Built on first use: nothing may do I/O or draw randomness at module top level. */
+function getNode(env: Env): Node {
+  const key = configKey(env);
+  if (node?.key === key) return node;
+  node?.edge.close();
+  const seed = crypto.getRandomValues(new Uint32Array(1))[0];
+  const edge = new Edge(env, seed);
+  let sessions: Sessions | undefined;
+  let sessionsError: unknown;
   try {
-    body = JSON.parse(await request.text());
+    sessions = new Sessions(env, edge, crypto.getRandomValues(new Uint8Array(16)));
   } catch (e) {
-    throw new HttpError(400, "BAD_JSON", `request body is not valid JSON: ${e instanceof Error ? e.message : e}`);
+    sessionsError = e; // only the session endpoints fail without SESSION_KEYS
   }
-  if (body === null || typeof body !== "object" || Array.isArray(body)) {
-    throw new HttpError(400, "BAD_REQUEST", "request body must be a JSON object");
-  }
-  return body as Record<string, unknown>;
+  const metrics = new MetricsRegistry();
+  metrics.describe("edgesync_http_requests_total", "counter", "HTTP requests by route and status.");
+  metrics.describe("edgesync_http_request_duration_ms", "histogram", "HTTP request handling time in milliseconds.");
+  metrics.describe("edgesync_queries_total", "counter", "Routed queries by kind and cache outcome.");
+  node = { key, edge, sessions, sessionsError, metrics };
+  return node;
 }
 
-/** `"sql"` or `{sql, args?}` from JSON into an edgesync statement. */
-function toStatement(value: unknown, where: string): InStatement {
-  if (typeof value === "string") return value;
-  if (value === null || typeof value !== "object" || Array.isArray(value)) {
-    throw new HttpError(400, "BAD_REQUEST", `${where} must be a string or {sql, args?}`);
-  }
-  const { sql, args } = value as { sql?: unknown; args?: unknown };
+function caller(request: Request, sub: string | undefined): Caller {
+  const cf = request.cf as { latitude?: string; longitude?: string } | undefined;
+  const header = request.headers.get("x-edgesync-location") ?? undefined;
+  const location = header ?? (cf?.latitude && cf?.longitude ? `${cf.latitude},${cf.longitude}` : undefined);
+  return { client: sub, location };
+}
+
+/** The region this request is served in: the colo in production, a header in tests. */
+function servingRegion(request: Request): string {
+  const cf = request.cf as { colo?: string } | undefined;
+  return request.headers.get("x-edgesync-region") ?? cf?.colo ?? "local";
+}
+
+function statementOf(body: Record<string, unknown>, where: string): { sql: string; args?: InArgs } {
+  const { sql, args } = body as { sql?: unknown; args?: unknown };
   if (typeof sql !== "string") throw new HttpError(400, "BAD_REQUEST", `${where}.sql must be a string`);
   if (args === undefined || args === null) return { sql };
-  if (typeof args !== "object") {
-    throw new HttpError(400, "BAD_REQUEST", `${where}.args must be an array or an object`);
-  }
+  if (typeof args !== "object") throw new HttpError(400, "BAD_REQUEST", `${where}.args must be an array or an object`);
   return { sql, args: args as InArgs };
 }
 
-const MODES: readonly TransactionMode[] = ["write", "read", "deferred"];
+function sessionsOf(n: Node): Sessions {
+  if (n.sessions === undefined) throw n.sessionsError;
+  return n.sessions;
+}
 
-async function handle(request: Request, env: Env): Promise<Response> {
-  const { pathname } = new URL(request.url);
+async function handle(request: Request, env: Env, ctx: ExecutionContext, n: Node): Promise<Response> {
+  const url = new URL(request.url);
+  const { pathname } = url;
   const route = `${request.method} ${pathname}`;
+  const background = (p: Promise<unknown>) => ctx.waitUntil(p);
+  n.edge.probe(background);
+
+  if (route === "GET /health") {
+    await n.edge.probeAll();
+    const health = n.edge.router.health(env.HEALTH_THRESHOLDS || undefined, Date.now());
+    return json(health, health.status === "unhealthy" ? 503 : 200);
+  }
+  const claims = await authenticate(request, env);
+  const limit = bodyLimit(env.MAX_BODY_BYTES);
+
   switch (route) {
-    case "GET /health": {
-      try {
-        await getClient(env).execute("select 1");
-        return json({ ok: true });
-      } catch (e) {
-        const code = e instanceof EdgesyncError || e instanceof HttpError ? e.code : "INTERNAL_ERROR";
-        return json({ ok: false, code }, 503);
-      }
+    case "GET /metrics": {
+      const hub = await hubStats(env).catch(() => undefined);
+      return new Response(metricsText(n, hub), {
+        headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
+      });
     }
     case "POST /query": {
-      const body = await readJson(request);
-      const stmt = toStatement(body, "body");
-      const rs = await getClient(env).execute(stmt);
-      return json(rs.toJSON());
+      const stmt = statementOf(await readJson(request, limit), "body");
+      const out = await n.edge.query(stmt.sql, stmt.args, caller(request, claims.sub));
+      n.metrics.inc("edgesync_queries_total", ["kind", out.kind, "cache", out.cache], 1);
+      for (const table of out.writes) {
+        background(publish(env, `table:${table}`, { table, replicationIndex: out.replicationIndex }).catch(() => undefined));
+      }
+      const headers: Record<string, string> = { "x-edgesync-cache": out.cache };
+      if (out.region) headers["x-edgesync-region"] = out.region;
+      return jsonText(out.body, 200, headers);
     }
     case "POST /batch": {
-      const body = await readJson(request);
-      if (!Array.isArray(body.statements)) {
-        throw new HttpError(400, "BAD_REQUEST", "statements must be an array");
+      const body = await readJson(request, limit);
+      if (!Array.isArray(body.statements) || body.statements.length === 0) {
+        throw new HttpError(400, "BAD_REQUEST", "statements must be a non-empty array");
       }
-      const stmts = body.statements.map((s, i) => toStatement(s, `statements[${i}]`));
-      const mode = body.mode ?? "deferred";
-      if (!MODES.includes(mode as TransactionMode)) {
-        throw new HttpError(400, "BAD_REQUEST", `mode must be one of ${MODES.join(", ")}`);
+      const stmts = body.statements.map((s, i) => {
+        if (typeof s === "string") return { sql: s };
+        if (s === null || typeof s !== "object" || Array.isArray(s)) {
+          throw new HttpError(400, "BAD_REQUEST", `statements[${i}] must be a string or {sql, args?}`);
+        }
+        return statementOf(s as Record<string, unknown>, `statements[${i}]`);
+      });
+      const mode = body.mode ?? "write";
+      if (mode !== "write" && mode !== "read" && mode !== "deferred") {
+        throw new HttpError(400, "BAD_REQUEST", "mode must be one of write, read, deferred");
       }
-      const results = await getClient(env).batch(stmts, mode as TransactionMode);
-      return json({ results: results.map((rs) => rs.toJSON()) });
+      const results = await n.edge.batch(stmts, mode, caller(request, claims.sub));
+      for (const table of results.writes) {
+        background(publish(env, `table:${table}`, { table, replicationIndex: results.replicationIndex }).catch(() => undefined));
+      }
+      return jsonText(`{"results":[${results.bodies.join(",")}]}`);
     }
+    case "GET /subscribe":
+      return subscribe(request, env);
+    case "POST /publish": {
+      const body = await readJson(request, limit);
+      if (typeof body.channel !== "string") throw new HttpError(400, "BAD_REQUEST", "channel must be a string");
+      // `table:*` channels announce committed writes: only the worker's query path
+      // publishes there, so a client cannot fake a change notification.
+      if (body.channel.startsWith("table:")) {
+        throw new HttpError(403, "CHANNEL_RESERVED", "table: channels are published by the worker after writes");
+      }
+      return json(await publish(env, body.channel, body.data));
+    }
+    case "POST /sessions": {
+      const body = await readJson(request, limit);
+      const id = body.id === undefined ? crypto.randomUUID() : body.id;
+      if (typeof id !== "string") throw new HttpError(400, "BAD_REQUEST", "id must be a string");
+      return sessionsOf(n).create(id, body.data, servingRegion(request));
+    }
+    case "POST /sessions/gc":
+      return sessionsOf(n).gc();
+    case "GET /sessions/stats":
+      return json(sessionsOf(n).store.analytics());
   }
-  if (pathname === "/health" || pathname === "/query" || pathname === "/batch") {
+  const m = /^\/sessions\/([^/]+)$/.exec(pathname);
+  if (m) {
+    const id = decodeURIComponent(m[1]);
+    const sessions = sessionsOf(n);
+    switch (request.method) {
+      case "GET":
+        return sessionResponse(await sessions.get(id, servingRegion(request), background));
+      case "PUT": {
+        const body = await readJson(request, limit);
+        return sessions.update(id, body.data, servingRegion(request), background);
+      }
+      case "DELETE":
+        return sessions.destroy(id);
+    }
     throw new HttpError(405, "METHOD_NOT_ALLOWED", `${request.method} is not allowed on ${pathname}`);
   }
-  throw new HttpError(404, "NOT_FOUND", `no route for ${pathname}`);
+  throw new HttpError(404, "NOT_FOUND", `no route for ${request.method} ${pathname}`);
+}
+
+function metricsText(n: Node, hub: { sockets: number; events: number; lastSeq: number; published: number } | undefined): string {
+  const now = Date.now();
+  let text = n.metrics.render() + n.edge.router.metricsText(now);
+  if (n.sessions) text += n.sessions.store.metricsText();
+  if (hub) {
+    text +=
+      "# HELP edgesync_hub_sockets WebSockets connected to the real-time hub.\n# TYPE edgesync_hub_sockets gauge\n" +
+      `edgesync_hub_sockets ${hub.sockets}\n` +
+      "# HELP edgesync_hub_events Events retained by the hub for catch-up.\n# TYPE edgesync_hub_events gauge\n" +
+      `edgesync_hub_events ${hub.events}\n` +
+      "# HELP edgesync_hub_last_seq The hub's latest event version.\n# TYPE edgesync_hub_last_seq gauge\n" +
+      `edgesync_hub_last_seq ${hub.lastSeq}\n`;
+  }
+  return text;
+}
+
+/** Route label: the path with ids folded, so labels stay bounded. */
+function routeLabel(request: Request): string {
+  const { pathname } = new URL(request.url);
+  return pathname.startsWith("/sessions/") && !/^\/sessions\/(gc|stats)$/.test(pathname) ? "/sessions/:id" : pathname;
 }
 
 export default {
-  async fetch(request: Request, env: Env): Promise<Response> {
+  async fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
+    const t0 = performance.now();
+    let n: Node | undefined;
+    let response: Response;
     try {
-      return await handle(request, env);
+      n = getNode(env);
+      response = await handle(request, env, ctx, n);
     } catch (e) {
-      return errorResponse(e);
+      response = errorResponse(e);
     }
+    if (n) {
+      const labels = ["route", routeLabel(request), "status", String(response.status)];
+      n.metrics.inc("edgesync_http_requests_total", labels, 1);
+      n.metrics.observe("edgesync_http_request_duration_ms", [], performance.now() - t0);
+    }
+    return response;
+  },
+
+  /** Cron trigger (wrangler.toml [triggers]): collects expired sessions. */
+  async scheduled(_controller: ScheduledController, env: Env): Promise<void> {
+    const n = getNode(env);
+    if (n.sessions) await n.sessions.gc();
   },
 } satisfies ExportedHandler<Env>;
+

@@ -1,0 +1,209 @@
+// Benchmark of the edge Worker (issue 5), one run, everything on loopback:
+//
+//   1. router decision time per statement, wasm in Node (the native figure is
+//      `cargo bench --bench router`): classify + route for a statement mix, and the
+//      cached-read lookup the hot path uses;
+//   2. requests/s for a hot cached read through the edge Worker (www/worker, real
+//      workerd via wrangler dev) against a plain Worker that forwards every query to
+//      sqld (bench/plain-worker) — same load generator, same sqld, same run, as a ratio;
+//   3. sessions: 100,000 live sessions in one isolate (SessionStore, wasm in Node):
+//      memory per session and get p50/p99 from the cache.
+//
+//   node --expose-gc bench/edge.mjs [router|http|sessions]…   (scripts/bench.sh edge builds first)
+//   DURATION_MS=5000 CONCURRENCY=32 ROUNDS=3
+import { EdgeRouter, SessionStore, classify } from "edgesync";
+import crypto from "node:crypto";
+import http from "node:http";
+import path from "node:path";
+import { startSqld, REPO_ROOT } from "../tests/support/sqld.mjs";
+import { startWorker } from "../tests/support/worker-env.mjs";
+
+const parts = process.argv.slice(2).length ? process.argv.slice(2) : ["router", "http", "sessions"];
+const DURATION_MS = Number(process.env.DURATION_MS ?? 5000);
+const CONCURRENCY = Number(process.env.CONCURRENCY ?? 32);
+const ROUNDS = Number(process.env.ROUNDS ?? 3);
+const N_SESSIONS = Number(process.env.N_SESSIONS ?? 100_000);
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.round((sorted.length - 1) * p))];
+const pad = (s, n) => String(s).padEnd(n);
+const lpad = (s, n) => String(s).padStart(n);
+const fmt = (x, d = 2) => (x >= 10_000 ? Math.round(x).toLocaleString("en-US") : x.toFixed(d));
+
+const STATEMENTS = [
+  ["point select", "select id, name, email from users where id = ?"],
+  ["join", "select o.id, u.name from orders o join users u on u.id = o.user_id where o.created_at > ? order by o.id limit 50"],
+  ["CTE write", "with recent as (select id from orders where created_at > ?) delete from orders where id in (select id from recent)"],
+  ["insert returning", "insert into users (name, email) values (?, ?) returning id"],
+  ["pragma", "pragma table_info(users)"],
+  ["3 statements", "select 1; select count(*) from users; update users set seen = 1 where id = ?"],
+];
+
+function routerBench() {
+  const regions = JSON.stringify([
+    { id: "fra", url: "http://127.0.0.1:1", role: "primary", location: "50.11,8.68" },
+    { id: "nyc", url: "http://127.0.0.1:2", role: "replica", location: "40.71,-74.01" },
+    { id: "sin", url: "http://127.0.0.1:3", role: "replica", location: "1.35,103.82" },
+    { id: "syd", url: "http://127.0.0.1:4", role: "replica", location: "-33.87,151.21" },
+  ]);
+  const router = new EdgeRouter(regions, undefined, 7);
+  const now = Date.now();
+  for (let i = 0; i < 4; i++) for (let k = 0; k < 20; k++) router.reportSuccess(i, 5 + i * 10 + (k % 3), 100, now);
+  const N = 100_000;
+  console.log("\n1. Router decision time, wasm in Node (4 regions, latency samples; µs per call)");
+  console.log(`${pad("statement", 20)} ${lpad("classify µs", 12)} ${lpad("route µs", 10)} ${lpad("routes/s", 12)}`);
+  const results = [];
+  for (const [name, sql] of STATEMENTS) {
+    for (let i = 0; i < 2000; i++) router.route(sql, "[1]", "user-1", "40.7,-74.0", now); // warm up
+    let t0 = performance.now();
+    for (let i = 0; i < N; i++) classify(sql);
+    const classifyUs = ((performance.now() - t0) * 1000) / N;
+    t0 = performance.now();
+    for (let i = 0; i < N; i++) router.route(sql, "[1]", `user-${i & 1023}`, "40.7,-74.0", now);
+    const routeUs = ((performance.now() - t0) * 1000) / N;
+    results.push(routeUs);
+    console.log(`${pad(name, 20)} ${lpad(fmt(classifyUs), 12)} ${lpad(fmt(routeUs), 10)} ${lpad(fmt(1e6 / routeUs, 0), 12)}`);
+  }
+  const key = "select name from users where id = ?";
+  const plan = router.route(key, "[1]", undefined, undefined, now);
+  router.cachePut(plan.cacheKey, plan.reads, 100, '{"rows":[["x"]]}', now);
+  let t0 = performance.now();
+  for (let i = 0; i < N; i++) router.cached(key, "[1]", undefined, now);
+  const hitUs = ((performance.now() - t0) * 1000) / N;
+  console.log(`${pad("cached() hit", 20)} ${lpad("", 12)} ${lpad(fmt(hitUs), 10)} ${lpad(fmt(1e6 / hitUs, 0), 12)}`);
+  console.log(`median route(): ${fmt(median(results))} µs (native: cargo bench --bench router)`);
+  router.free();
+}
+
+function hs256(secret, claims) {
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
+  const input = `${b64({ alg: "HS256", typ: "JWT" })}.${b64(claims)}`;
+  return `${input}.${crypto.createHmac("sha256", secret).update(input).digest("base64url")}`;
+}
+
+/** CONCURRENCY keep-alive loops POSTing `body` for DURATION_MS; returns {rps, p50, p99, errors}. */
+async function load(base, token, body) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+  const url = new URL(base + "/query");
+  const payload = Buffer.from(JSON.stringify(body));
+  const one = () =>
+    new Promise((resolve) => {
+      const t0 = performance.now();
+      const req = http.request(
+        { agent, host: url.hostname, port: url.port, path: url.pathname, method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json", "content-length": payload.length } },
+        (res) => {
+          res.resume();
+          res.on("end", () => resolve({ ok: res.statusCode === 200, ms: performance.now() - t0 }));
+        },
+      );
+      req.on("error", () => resolve({ ok: false, ms: performance.now() - t0 }));
+      req.end(payload);
+    });
+  // warm-up
+  for (let i = 0; i < 200; i++) await one();
+  const lat = [];
+  let errors = 0;
+  const end = performance.now() + DURATION_MS;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (performance.now() < end) {
+        const r = await one();
+        if (r.ok) lat.push(r.ms);
+        else errors++;
+      }
+    }),
+  );
+  const secs = (performance.now() - t0) / 1000;
+  agent.destroy();
+  lat.sort((a, b) => a - b);
+  return { rps: lat.length / secs, p50: pct(lat, 0.5), p99: pct(lat, 0.99), errors };
+}
+
+async function httpBench() {
+  const db = await startSqld({ auth: true });
+  const secret = crypto.randomBytes(32).toString("hex");
+  const token = hs256(secret, { sub: "bench", exp: Math.floor(Date.now() / 1000) + 3600 });
+  const sessionKeys = `k1:${crypto.randomBytes(32).toString("base64")}`;
+  const [edge, plain] = await Promise.all([
+    startWorker({
+      name: "bench-edge",
+      vars: { REGIONS: JSON.stringify([{ id: "local", url: db.url, role: "primary" }]), ROUTER_OPTIONS: JSON.stringify({ cacheTtlMs: 3_600_000 }) },
+      secrets: { LIBSQL_AUTH_TOKEN: db.tokens.rw, JWT_SECRET: secret, SESSION_KEYS: sessionKeys },
+    }),
+    startWorker({
+      name: "bench-plain",
+      config: path.join(REPO_ROOT, "bench", "plain-worker", "wrangler.toml"),
+      vars: { LIBSQL_URL: db.url },
+      secrets: { LIBSQL_AUTH_TOKEN: db.tokens.rw, JWT_SECRET: secret },
+    }),
+  ]);
+  try {
+    const q = async (w, sql, args) => {
+      const res = await fetch(w.base + "/query", { method: "POST", headers: { authorization: `Bearer ${token}` }, body: JSON.stringify({ sql, args }) });
+      const text = await res.text();
+      if (res.status !== 200) throw new Error(`${w.base}: ${res.status} ${text}`);
+      return text;
+    };
+    await q(edge, "create table products (id integer primary key, name text, cents integer)");
+    await q(edge, "insert into products (name, cents) values ('lamp', 4200), ('desk', 19900)");
+    const body = { sql: "select id, name, cents from products where id = ?", args: [1] };
+    // Both answer the same rows.
+    const a = JSON.parse(await q(edge, body.sql, body.args));
+    const b = JSON.parse(await q(plain, body.sql, body.args));
+    if (JSON.stringify(a.rows) !== JSON.stringify([[1, "lamp", 4200]]) || b.rows?.length !== 1) throw new Error(`answers differ: ${JSON.stringify(a)} vs ${JSON.stringify(b)}`);
+    const runs = { edge: [], plain: [] };
+    for (let r = 0; r < ROUNDS; r++) {
+      const order = r % 2 ? ["plain", "edge"] : ["edge", "plain"];
+      for (const name of order) runs[name].push(await load(name === "edge" ? edge.base : plain.base, token, body));
+    }
+    const med = (xs, k) => median(xs.map((x) => x[k]));
+    const e = { rps: med(runs.edge, "rps"), p50: med(runs.edge, "p50"), p99: med(runs.edge, "p99"), errors: runs.edge.reduce((s, x) => s + x.errors, 0) };
+    const p = { rps: med(runs.plain, "rps"), p50: med(runs.plain, "p50"), p99: med(runs.plain, "p99"), errors: runs.plain.reduce((s, x) => s + x.errors, 0) };
+    console.log(`\n2. Hot cached read through the Worker (wrangler dev / workerd, ${CONCURRENCY} keep-alive connections, ${DURATION_MS} ms × ${ROUNDS} rounds, medians)`);
+    console.log(`${pad("worker", 40)} ${lpad("req/s", 10)} ${lpad("p50 ms", 8)} ${lpad("p99 ms", 8)} ${lpad("errors", 7)}`);
+    console.log(`${pad("edgesync edge worker (router + cache)", 40)} ${lpad(fmt(e.rps, 0), 10)} ${lpad(fmt(e.p50), 8)} ${lpad(fmt(e.p99), 8)} ${lpad(e.errors, 7)}`);
+    console.log(`${pad("plain worker forwarding to sqld", 40)} ${lpad(fmt(p.rps, 0), 10)} ${lpad(fmt(p.p50), 8)} ${lpad(fmt(p.p99), 8)} ${lpad(p.errors, 7)}`);
+    console.log(`ratio: ${(e.rps / p.rps).toFixed(2)}× the plain worker's requests/s`);
+  } finally {
+    await Promise.all([edge.stop(), plain.stop()]);
+    await db.stop();
+  }
+}
+
+function sessionsBench() {
+  const gc = globalThis.gc ?? (() => {});
+  const keys = `k1:${crypto.randomBytes(32).toString("base64")}`;
+  const store = new SessionStore(keys, JSON.stringify({ cacheMaxEntries: N_SESSIONS * 2 }), crypto.randomBytes(16));
+  const data = (i) => JSON.stringify({ user: `user-${i}`, roles: ["reader"], cart: [i % 97, i % 13], theme: "dark" });
+  gc();
+  const before = process.memoryUsage();
+  const now = Date.now();
+  const t0 = performance.now();
+  for (let i = 0; i < N_SESSIONS; i++) store.create(`session-${i.toString(36).padStart(8, "0")}`, data(i), "fra", now);
+  const createMs = performance.now() - t0;
+  gc();
+  const after = process.memoryUsage();
+  const rssPer = (after.rss - before.rss) / N_SESSIONS;
+  const heapPer = (after.heapUsed + after.external - before.heapUsed - before.external) / N_SESSIONS;
+  const lat = [];
+  for (let k = 0; k < 200_000; k++) {
+    const i = (k * 7919) % N_SESSIONS;
+    const id = `session-${i.toString(36).padStart(8, "0")}`;
+    const t = performance.now();
+    const r = store.getCached(id, "fra", now + 1000);
+    lat.push(performance.now() - t);
+    if (r.status !== "hit") throw new Error(`session ${id}: ${r.status}`);
+  }
+  lat.sort((a, b) => a - b);
+  const live = store.analytics().liveCached;
+  console.log(`\n3. Sessions: ${N_SESSIONS.toLocaleString("en-US")} live sessions in one isolate (SessionStore, wasm in Node; ~${data(1).length}-byte JSON each)`);
+  console.log(`live in cache: ${live.toLocaleString("en-US")}; create ${fmt((createMs * 1000) / N_SESSIONS)} µs each (includes sealing)`);
+  console.log(`memory per session: ${fmt(rssPer, 0)} B RSS (wasm memory + JS), JS heap + external ${fmt(heapPer, 0)} B`);
+  console.log(`get from cache: p50 ${fmt(pct(lat, 0.5) * 1000)} µs, p99 ${fmt(pct(lat, 0.99) * 1000)} µs, max ${fmt(lat.at(-1) * 1000)} µs (goal p99 ≤ 1 ms: ${pct(lat, 0.99) <= 1 ? "✓" : "✗"})`);
+  store.free();
+}
+
+if (parts.includes("router")) routerBench();
+if (parts.includes("sessions")) sessionsBench();
+if (parts.includes("http")) await httpBench();

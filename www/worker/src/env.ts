@@ -1,0 +1,42 @@
+/**
+ * The Worker's bindings: [vars] from wrangler.toml, secrets (`wrangler secret put`, or
+ * `.dev.vars` locally) and the real-time hub's Durable Object namespace.
+ */
+export interface Env {
+  /**
+   * The regions the router may use, as JSON: `[{ "id", "url", "role": "primary"|"replica",
+   * "priority"?, "location"?: "lat,lon" }]`. Exactly one primary.
+   */
+  REGIONS?: string;
+  /** Shorthand for a single primary region when REGIONS is not set. */
+  LIBSQL_URL?: string;
+  /** Router tuning as JSON (camelCase): ewmaAlpha, breakerFailures, cacheTtlMs, … */
+  ROUTER_OPTIONS?: string;
+  /** Session tuning as JSON (camelCase): idleTtlMs, absoluteTtlMs, compressThreshold, … */
+  SESSION_OPTIONS?: string;
+  /** /health thresholds as JSON (camelCase): maxLatencyMs, maxErrorRate, maxLagFrames, … */
+  HEALTH_THRESHOLDS?: string;
+  /** Largest accepted request body in bytes (default 65536); larger → 413. */
+  MAX_BODY_BYTES?: string;
+  /** Per-attempt timeout for a region request, ms (default 2000). */
+  REGION_TIMEOUT_MS?: string;
+  /** Real-time hub retention: the last N events (default 10000) … */
+  HUB_RETENTION_EVENTS?: string;
+  /** … none older than this many ms (default 24 h). Older `since` → a `reset` frame. */
+  HUB_RETENTION_MS?: string;
+  /** Expected `iss` / `aud` claims of client JWTs, when set. */
+  JWT_ISSUER?: string;
+  JWT_AUDIENCE?: string;
+
+  /** Secret: libSQL auth token sent to every region (absent for servers without auth). */
+  LIBSQL_AUTH_TOKEN?: string;
+  /** Secret: HS256 key for client JWTs. */
+  JWT_SECRET?: string;
+  /** Secret: Ed25519 public key (PEM, SPKI) for EdDSA client JWTs. */
+  JWT_PUBLIC_KEY?: string;
+  /** Secret: session sealing keys `kid:base64(32 bytes)[,kid:…]`, current key first. */
+  SESSION_KEYS?: string;
+
+  /** The real-time hub (a SQLite-backed Durable Object). */
+  HUB: DurableObjectNamespace;
+}

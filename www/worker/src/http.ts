@@ -1,0 +1,134 @@
+/**
+ * HTTP plumbing shared by every endpoint: JSON responses, the error shape
+ * `{ error: { code, message } }` with a status derived from the stable code, and a
+ * body reader that enforces the size limit (413) and JSON syntax (400).
+ */
+import { EdgesyncError } from "edgesync";
+
+/** An error of the worker itself (bad request, auth, limits), not of edgesync. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const JSON_HEADERS = { "content-type": "application/json; charset=utf-8" };
+
+export function json(body: unknown, status = 200, headers?: Record<string, string>): Response {
+  return new Response(JSON.stringify(body), { status, headers: { ...JSON_HEADERS, ...headers } });
+}
+
+/** A response whose body is already JSON text (cached results are kept serialized). */
+export function jsonText(text: string, status = 200, headers?: Record<string, string>): Response {
+  return new Response(text, { status, headers: { ...JSON_HEADERS, ...headers } });
+}
+
+/** The HTTP status for an edgesync error code. */
+export function statusFor(code: string): number {
+  switch (code) {
+    case "SQL_SYNTAX_ERROR":
+    case "SQL_ERROR":
+    case "INVALID_ARGUMENT":
+    case "QUERY_UNPARSEABLE":
+      return 400;
+    case "PERMISSION_DENIED":
+      return 403;
+    case "SESSION_NOT_FOUND":
+      return 404;
+    case "SQL_CONSTRAINT":
+    case "SESSION_CONFLICT":
+      return 409;
+    case "SESSION_EXPIRED":
+      return 410;
+    case "SESSION_TAMPERED":
+    case "SESSION_KEY_UNKNOWN":
+      return 422;
+    case "PRIMARY_UNAVAILABLE":
+    case "NO_HEALTHY_REGION":
+      return 503;
+    // The worker's own auth failures are HttpErrors (401); an edgesync AUTH_* error means
+    // a libSQL server refused the worker's token: a misconfigured upstream.
+    case "AUTH_REQUIRED":
+    case "AUTH_INVALID":
+    case "SERVER_UNREACHABLE":
+    case "SERVER_ERROR":
+    case "TIMEOUT":
+    case "PROTOCOL_ERROR":
+      return 502;
+    default: // URL_INVALID, CONFIG_ERROR (misconfigured), CLIENT_CLOSED, INTERNAL_ERROR
+      return 500;
+  }
+}
+
+export function errorResponse(e: unknown): Response {
+  if (e instanceof HttpError) {
+    const headers: Record<string, string> = {};
+    if (e.status === 401) {
+      headers["www-authenticate"] =
+        e.code === "AUTH_REQUIRED" ? 'Bearer realm="edgesync"' : 'Bearer realm="edgesync", error="invalid_token"';
+    }
+    return json({ error: { code: e.code, message: e.message } }, e.status, headers);
+  }
+  if (e instanceof EdgesyncError) {
+    const error: { code: string; message: string; step?: number } = { code: e.code, message: e.message };
+    if (e.step !== undefined) error.step = e.step;
+    return json({ error }, statusFor(e.code));
+  }
+  console.error("unexpected error", e);
+  const message = e instanceof Error ? e.message : String(e);
+  return json({ error: { code: "INTERNAL_ERROR", message } }, 500);
+}
+
+/**
+ * Reads the body as a JSON object, at most `limit` bytes: a declared or actual larger
+ * body is 413 BODY_TOO_LARGE (read no further), bad JSON is 400 BAD_JSON, and anything
+ * but an object is 400 BAD_REQUEST.
+ */
+export async function readJson(request: Request, limit: number): Promise<Record<string, unknown>> {
+  const declared = Number(request.headers.get("content-length") ?? "NaN");
+  if (Number.isFinite(declared) && declared > limit) {
+    throw new HttpError(413, "BODY_TOO_LARGE", `request body of ${declared} bytes exceeds the limit of ${limit}`);
+  }
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  if (request.body) {
+    const reader = request.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > limit) {
+        await reader.cancel();
+        throw new HttpError(413, "BODY_TOO_LARGE", `request body exceeds the limit of ${limit} bytes`);
+      }
+      chunks.push(value);
+    }
+  }
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    bytes.set(c, at);
+    at += c.byteLength;
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes));
+  } catch (e) {
+    throw new HttpError(400, "BAD_JSON", `request body is not valid JSON: ${e instanceof Error ? e.message : e}`);
+  }
+  if (body === null || typeof body !== "object" || Array.isArray(body)) {
+    throw new HttpError(400, "BAD_REQUEST", "request body must be a JSON object");
+  }
+  return body as Record<string, unknown>;
+}
+
+/** The configured body limit (MAX_BODY_BYTES, default 64 KiB). */
+export function bodyLimit(raw: string | undefined): number {
+  const n = raw === undefined || raw === "" ? 65536 : Number(raw);
+  if (!Number.isInteger(n) || n <= 0) throw new HttpError(500, "CONFIG_ERROR", "MAX_BODY_BYTES must be a positive integer");
+  return n;
+}
