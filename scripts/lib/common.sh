@@ -31,6 +31,10 @@ apt_ensure() {
 # ../shared/notes/toolchain.md. Sets WASM_CARGO: a command prefix (environment and
 # cargo binary) for wasm builds only, so native builds keep rustup's toolchain.
 ensure_wasm_toolchain() {
+  # SQLite in wasm without the extensions edgesync never uses (the session extension
+  # and the introspection virtual tables): measured in README, "Release profile".
+  SQLITE_WASM_FLAGS="-USQLITE_ENABLE_SESSION -USQLITE_ENABLE_DBPAGE_VTAB -USQLITE_ENABLE_DBSTAT_VTAB -USQLITE_ENABLE_BYTECODE_VTAB -USQLITE_ENABLE_STMTVTAB"
+  export SQLITE_WASM_RS_FLAGS="$SQLITE_WASM_FLAGS"
   if command -v rustup >/dev/null && rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
     WASM_MODE=rustup
     WASM_CARGO=(cargo)
@@ -40,7 +44,7 @@ ensure_wasm_toolchain() {
     WASM_MODE=build-std
     apt_ensure rustc-web cargo-web rust-web-src rust-web-clippy lld-22 clang-22 llvm-22
     # /usr/bin first so `cargo clippy` finds Debian's clippy, not rustup's proxy.
-    WASM_CARGO=(env "PATH=/usr/bin:$PATH" RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1
+    WASM_CARGO=(env "PATH=/usr/bin:$PATH" RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 "SQLITE_WASM_RS_FLAGS=$SQLITE_WASM_FLAGS"
       CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=/usr/lib/llvm-22/bin/wasm-ld
       CC_wasm32_unknown_unknown=clang-22 AR_wasm32_unknown_unknown=llvm-ar-22 /usr/bin/cargo)
     WASM_BUILD_STD=(-Zbuild-std=std,panic_abort)

@@ -49,6 +49,8 @@ pub(crate) struct Health {
     open_until_ms: f64,
     cooldown_ms: f64,
     probe_claimed_at: Option<f64>,
+    /// When a latency-refresh probe was last handed out.
+    refresh_claimed_ms: f64,
 }
 
 impl Health {
@@ -66,7 +68,20 @@ impl Health {
             open_until_ms: 0.0,
             cooldown_ms: 0.0,
             probe_claimed_at: None,
+            refresh_claimed_ms: f64::NEG_INFINITY,
         }
+    }
+
+    /// A closed region with no sample (and no refresh handed out) for `every` ms:
+    /// claims a refresh probe. Keeps latency estimates current for regions the
+    /// scoring would otherwise never pick again.
+    pub fn claim_refresh(&mut self, now_ms: f64, every: f64) -> bool {
+        let last = self.last_sample_ms.max(self.refresh_claimed_ms);
+        if self.state(now_ms) == BreakerState::Closed && now_ms - last >= every {
+            self.refresh_claimed_ms = now_ms;
+            return true;
+        }
+        false
     }
 
     pub fn state(&self, now_ms: f64) -> BreakerState {

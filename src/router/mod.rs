@@ -73,6 +73,10 @@ pub struct RouterOptions {
     pub latency_decay_ms: f64,
     /// Most clients with a read-your-writes floor tracked at once.
     pub ryw_max_clients: usize,
+    /// A region with a closed breaker and no latency sample for this long is offered
+    /// to `probes_due`, so a region that once looked slow is measured again instead of
+    /// starving (0: never).
+    pub refresh_probe_ms: f64,
 }
 
 impl Default for RouterOptions {
@@ -88,6 +92,7 @@ impl Default for RouterOptions {
             seed: 0x5EED_ED6E_5EED_ED6E,
             latency_decay_ms: 30_000.0,
             ryw_max_clients: 100_000,
+            refresh_probe_ms: 5_000.0,
         }
     }
 }
@@ -127,6 +132,7 @@ impl RouterOptions {
             ("cacheTtlMs", self.cache_ttl_ms),
             ("rywTtlMs", self.ryw_ttl_ms),
             ("latencyDecayMs", self.latency_decay_ms),
+            ("refreshProbeMs", self.refresh_probe_ms),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 return bad(format!("{name} must be a finite number ≥ 0, got {v}"));
@@ -577,8 +583,12 @@ impl Router {
     /// the worker should send each a probe (`select 1`) and report the outcome.
     pub fn probes_due(&mut self, now_ms: f64) -> Vec<usize> {
         self.observe(now_ms);
+        let every = self.options.refresh_probe_ms;
         (0..self.health.len())
-            .filter(|&i| self.health[i].claim_probe(now_ms))
+            .filter(|&i| {
+                let h = &mut self.health[i];
+                h.claim_probe(now_ms) || (every > 0.0 && h.claim_refresh(now_ms, every))
+            })
             .collect()
     }
 

@@ -510,7 +510,7 @@ fn locality_still_counts_once_latencies_are_measured() {
 
 #[test]
 fn breaker_opens_skips_half_opens_and_closes() {
-    let mut r = router(3, RouterOptions::default());
+    let mut r = router(3, no_refresh());
     sample(&mut r, 0, 100.0, None, 0.0);
     sample(&mut r, 1, 1.0, None, 0.0); // region 1 is by far the best
     sample(&mut r, 2, 100.0, None, 0.0);
@@ -566,9 +566,36 @@ fn breaker_opens_skips_half_opens_and_closes() {
     assert_eq!(r.region_status(t + 2.0)[1].state, BreakerState::Closed);
 }
 
+/// Options without latency-refresh probes, for tests about breaker probes alone.
+fn no_refresh() -> RouterOptions {
+    RouterOptions {
+        refresh_probe_ms: 0.0,
+        ..RouterOptions::default()
+    }
+}
+
+#[test]
+fn stale_latency_estimates_get_refresh_probes() {
+    let mut r = router(3, RouterOptions::default());
+    sample(&mut r, 0, 1.0, None, 0.0);
+    sample(&mut r, 1, 500.0, None, 0.0); // one slow answer: never chosen again by score
+    sample(&mut r, 2, 1.0, None, 0.0);
+    assert!(r.probes_due(4_999.0).is_empty());
+    assert_eq!(r.probes_due(5_000.0), vec![0, 1, 2]);
+    assert!(r.probes_due(5_001.0).is_empty(), "one refresh per interval");
+    sample(&mut r, 0, 1.0, None, 6_000.0);
+    sample(&mut r, 2, 1.0, None, 6_000.0);
+    assert_eq!(r.probes_due(10_000.0), vec![1], "only the region without fresh samples");
+    // An open breaker is probed by its own rules, not refreshed.
+    for _ in 0..3 {
+        r.report_failure(2, Failure::Timeout, 10_000.0);
+    }
+    assert!(!r.probes_due(12_000.0).contains(&2));
+}
+
 #[test]
 fn a_lost_probe_frees_its_slot_after_the_lease() {
-    let mut r = router(2, RouterOptions::default());
+    let mut r = router(2, no_refresh());
     for _ in 0..3 {
         r.report_failure(1, Failure::Timeout, 0.0);
     }

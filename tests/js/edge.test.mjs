@@ -51,7 +51,7 @@ function startEdge(name, sessionKeys, extraVars = {}) {
     name,
     vars: {
       REGIONS: regions(cluster),
-      ROUTER_OPTIONS: JSON.stringify({ cacheTtlMs: 60_000, breakerFailures: 2, breakerCooldownMs: 500 }),
+      ROUTER_OPTIONS: JSON.stringify({ cacheTtlMs: 60_000, breakerFailures: 2, breakerCooldownMs: 500, refreshProbeMs: 200 }),
       SESSION_OPTIONS: JSON.stringify({ idleTtlMs: 60_000, absoluteTtlMs: 600_000, compressThreshold: 256 }),
       REGION_TIMEOUT_MS: '1500',
       MAX_BODY_BYTES: '200000',
@@ -102,16 +102,21 @@ async function call(worker, method, route, { body, sub = 'alice', location, regi
 
 const query = (sql, args, opts = {}) => call(opts.worker ?? w, 'POST', '/query', { body: { sql, args }, ...opts });
 
+/** Polls `fn` until it returns true; `fn(note)` may record what it saw for the failure message. */
 async function waitFor(what, fn, limitMs = 15_000) {
   const t0 = Date.now();
-  let last;
+  let seen = '';
+  const note = (x) => (seen = typeof x === 'string' ? x : JSON.stringify(x));
   while (Date.now() - t0 < limitMs) {
-    last = await fn();
-    if (last) return last;
+    if (await fn(note)) return;
     await sleep(100);
   }
-  assert.fail(`timed out waiting for ${what}`);
+  const status = await call(w, 'GET', '/health').then((r) => r.text).catch((e) => String(e));
+  assert.fail(`timed out waiting for ${what}; last: ${seen}; health: ${status}`);
 }
+
+/** What a response showed, for failure messages. */
+const seenOf = (r) => `${r.status} region=${r.headers.get('x-edgesync-region')} cache=${r.headers.get('x-edgesync-cache')} ${r.text.slice(0, 200)}`;
 
 test('statements are classified and routed: writes to the primary, reads to the nearest region', async () => {
   let r = await query('create table notes (id integer primary key, body text, n integer default 0)');
@@ -134,8 +139,9 @@ test('statements are classified and routed: writes to the primary, reads to the 
   // Another client (no writes of its own) near the replica reads from it once it has caught up.
   const bob = { sub: 'bob', location: NEAR_REPLICA };
   let attempt = 0; // a fresh argument each time: a cached answer names no region
-  await waitFor('the replica to serve bob', async () => {
+  await waitFor('the replica to serve bob', async (note) => {
     const q = await query('select count(*) from notes where id > ?', [-++attempt], bob);
+    note(seenOf(q));
     return q.status === 200 && q.headers.get('x-edgesync-region') === 'nyc' && q.body.rows[0][0] === 2;
   });
   r = await query('pragma table_info(notes)', undefined, bob);
@@ -375,8 +381,9 @@ test('killing the replica mid-traffic: reads fail over to the primary and no cli
     return health.status === 'healthy';
   });
   let k = 0;
-  await waitFor('reads to reach the replica again', async () => {
+  await waitFor('reads to reach the replica again', async (note) => {
     const r = await query('select count(*) from ticks where id > ?', [-++k], { sub: 'hank', location: NEAR_REPLICA });
+    note(seenOf(r));
     return r.headers.get('x-edgesync-region') === 'nyc';
   });
 });
@@ -390,8 +397,9 @@ test('killing the primary: writes fail with PRIMARY_UNAVAILABLE, reads go on, ac
     acked.push(i);
   }
   let k = 0;
-  await waitFor('the replica to catch up', async () => {
+  await waitFor('the replica to catch up', async (note) => {
     const r = await query('select count(*) from ledger where id > ?', [-++k], { sub: 'ivy', location: NEAR_REPLICA });
+    note(seenOf(r));
     return r.headers.get('x-edgesync-region') === 'nyc' && r.body.rows[0][0] === 10;
   });
   await cluster.primary.kill();

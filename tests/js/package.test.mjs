@@ -13,8 +13,11 @@ const read = (p) => readFileSync(new URL(p, pkgDir));
 // 560/200 KiB when the CRDTs landed (clocks, five state types, text: 478/175 KiB);
 // 640/240 KiB with the Resolver and deflated text snapshots (600/216 KiB);
 // 1,900/780 KiB with the embedded replica: SQLite itself compiled to wasm
-// (sqlite-wasm-rs, ~1.2 MB of it) plus the sync engine (1,821/755 KiB measured).
-const BUDGET = { raw: 1900 * 1024, gzip: 780 * 1024 };
+// (sqlite-wasm-rs, ~1.2 MB of it) plus the sync engine (1,821/755 KiB measured);
+// 2,100/860 KiB with the edge subsystems — router, sessions with AES-256-GCM, metrics
+// and their bindings, ~200 KB raw — after dropping SQLite extensions edgesync never
+// uses (session extension, introspection vtabs) (2,046/834 KiB measured).
+const BUDGET = { raw: 2100 * 1024, gzip: 860 * 1024 };
 
 test("the release wasm stays within its size budget", () => {
   const wasm = read("wasm/edgesync_bg.wasm");
