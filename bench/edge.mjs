@@ -81,23 +81,29 @@ function hs256(secret, claims) {
   return `${input}.${crypto.createHmac("sha256", secret).update(input).digest("base64url")}`;
 }
 
-/** CONCURRENCY keep-alive loops POSTing `body` for DURATION_MS; returns {rps, p50, p99, errors}. */
-async function load(base, token, body) {
+/**
+ * CONCURRENCY keep-alive loops POSTing `body` to /query for DURATION_MS (or, with
+ * `floor`, GETting an unknown route without a token: answered 401 at once, the most
+ * wrangler dev + this load generator can carry); returns {rps, p50, p99, errors}.
+ */
+async function load(base, token, body, floor = false) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
-  const url = new URL(base + "/query");
+  const url = new URL(base + (floor ? "/floor" : "/query"));
   const payload = Buffer.from(JSON.stringify(body));
   const one = () =>
     new Promise((resolve) => {
       const t0 = performance.now();
       const req = http.request(
-        { agent, host: url.hostname, port: url.port, path: url.pathname, method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json", "content-length": payload.length } },
+        floor
+          ? { agent, host: url.hostname, port: url.port, path: url.pathname, method: "GET" }
+          : { agent, host: url.hostname, port: url.port, path: url.pathname, method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json", "content-length": payload.length } },
         (res) => {
           res.resume();
-          res.on("end", () => resolve({ ok: res.statusCode === 200, ms: performance.now() - t0 }));
+          res.on("end", () => resolve({ ok: res.statusCode === (floor ? 401 : 200), ms: performance.now() - t0 }));
         },
       );
       req.on("error", () => resolve({ ok: false, ms: performance.now() - t0 }));
-      req.end(payload);
+      req.end(floor ? undefined : payload);
     });
   // warm-up
   for (let i = 0; i < 200; i++) await one();
@@ -128,11 +134,13 @@ async function httpBench() {
   const [edge, plain] = await Promise.all([
     startWorker({
       name: "bench-edge",
+      logLevel: "warn",
       vars: { REGIONS: JSON.stringify([{ id: "local", url: db.url, role: "primary" }]), ROUTER_OPTIONS: JSON.stringify({ cacheTtlMs: 3_600_000 }) },
       secrets: { LIBSQL_AUTH_TOKEN: db.tokens.rw, JWT_SECRET: secret, SESSION_KEYS: sessionKeys },
     }),
     startWorker({
       name: "bench-plain",
+      logLevel: "warn",
       config: path.join(REPO_ROOT, "bench", "plain-worker", "wrangler.toml"),
       vars: { LIBSQL_URL: db.url },
       secrets: { LIBSQL_AUTH_TOKEN: db.tokens.rw, JWT_SECRET: secret },
@@ -152,10 +160,10 @@ async function httpBench() {
     const a = JSON.parse(await q(edge, body.sql, body.args));
     const b = JSON.parse(await q(plain, body.sql, body.args));
     if (JSON.stringify(a.rows) !== JSON.stringify([[1, "lamp", 4200]]) || b.rows?.length !== 1) throw new Error(`answers differ: ${JSON.stringify(a)} vs ${JSON.stringify(b)}`);
-    const runs = { edge: [], plain: [] };
+    const runs = { edge: [], plain: [], floor: [] };
     for (let r = 0; r < ROUNDS; r++) {
-      const order = r % 2 ? ["plain", "edge"] : ["edge", "plain"];
-      for (const name of order) runs[name].push(await load(name === "edge" ? edge.base : plain.base, token, body));
+      const order = r % 2 ? ["plain", "edge", "floor"] : ["floor", "edge", "plain"];
+      for (const name of order) runs[name].push(await load(name === "plain" ? plain.base : edge.base, token, body, name === "floor"));
     }
     const med = (xs, k) => median(xs.map((x) => x[k]));
     const e = { rps: med(runs.edge, "rps"), p50: med(runs.edge, "p50"), p99: med(runs.edge, "p99"), errors: runs.edge.reduce((s, x) => s + x.errors, 0) };
@@ -165,6 +173,8 @@ async function httpBench() {
     console.log(`${pad("edgesync edge worker (router + cache)", 40)} ${lpad(fmt(e.rps, 0), 10)} ${lpad(fmt(e.p50), 8)} ${lpad(fmt(e.p99), 8)} ${lpad(e.errors, 7)}`);
     console.log(`${pad("plain worker forwarding to sqld", 40)} ${lpad(fmt(p.rps, 0), 10)} ${lpad(fmt(p.p50), 8)} ${lpad(fmt(p.p99), 8)} ${lpad(p.errors, 7)}`);
     console.log(`ratio: ${(e.rps / p.rps).toFixed(2)}× the plain worker's requests/s`);
+    const f = med(runs.floor, "rps");
+    console.log(`(harness ceiling: the same worker answering 401 without any work, ${fmt(f, 0)} req/s: the cached read runs at ${((100 * e.rps) / f).toFixed(0)}% of it)`);
   } finally {
     await Promise.all([edge.stop(), plain.stop()]);
     await db.stop();

@@ -272,3 +272,79 @@ export function connectHub(url: string, opts: HubOptions): HubConnection {
     },
   };
 }
+
+/** What `syncOnHub` needs of a replica: `createClient({ url: ":memory:", syncUrl })` fits. */
+export interface SyncingReplica {
+  sync(): Promise<{ changesPushed: number; changesApplied: number }>;
+}
+
+export interface SyncOnHubOptions extends Omit<HubOptions, "channels" | "onEvent"> {
+  /** The replicated tables to announce and listen for (channels `sync:<table>`). */
+  tables: string[];
+  /** Called with each wake-up sync's result or error (errors never escape otherwise). */
+  onSync?: (result: { changesPushed: number; changesApplied: number } | undefined, error?: unknown) => void;
+}
+
+export interface SyncOnHub {
+  /** `replica.sync()`, and when it pushed changes, a wake-up for the other replicas. */
+  sync(): Promise<{ changesPushed: number; changesApplied: number }>;
+  close(): void;
+  readonly hub: HubConnection;
+}
+
+/**
+ * Wakes replicas through the real-time hub instead of waiting for their next
+ * `syncInterval`: `sync()` through the returned object announces pushed changes on
+ * `sync:<table>`, and an announcement from another replica makes this one sync at once
+ * (one sync at a time; announcements that arrive meanwhile fold into one more).
+ *
+ * ```ts
+ * const db = createClient({ url: ":memory:", syncUrl, authToken, syncInterval: 60_000 });
+ * db.replicate("todos");
+ * const live = syncOnHub(db, "https://edge.example.com", { token, tables: ["todos"] });
+ * await db.execute("insert into todos (id, title) values (1, 'milk')");
+ * await live.sync(); // pushed: every other replica on "todos" pulls it now
+ * ```
+ */
+export function syncOnHub(replica: SyncingReplica, url: string, opts: SyncOnHubOptions): SyncOnHub {
+  const { tables, onSync, ...hubOpts } = opts;
+  // Our own announcements come back to us: recognized by this id and skipped.
+  const self = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+  let running: Promise<unknown> | undefined;
+  let again = false;
+  const wake = (): void => {
+    if (running) {
+      again = true;
+      return;
+    }
+    running = replica
+      .sync()
+      .then((r) => onSync?.(r), (e) => onSync?.(undefined, e))
+      .finally(() => {
+        running = undefined;
+        if (again) {
+          again = false;
+          wake();
+        }
+      });
+  };
+  const hub = connectHub(url, {
+    ...hubOpts,
+    channels: tables.map((t) => `sync:${t}`),
+    onEvent: (e) => {
+      const from = (e.data as { from?: unknown } | null)?.from;
+      if (from !== self) wake();
+    },
+  });
+  return {
+    hub,
+    async sync() {
+      const r = await replica.sync();
+      if (r.changesPushed > 0) {
+        for (const t of tables) hub.publish(`sync:${t}`, { from: self, changesPushed: r.changesPushed });
+      }
+      return r;
+    },
+    close: () => hub.close(),
+  };
+}

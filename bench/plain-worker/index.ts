@@ -42,6 +42,7 @@ function hranaValue(v: unknown): unknown {
 
 export default {
   async fetch(request: Request, env: Env): Promise<Response> {
+    if (new URL(request.url).pathname === "/health") return new Response('{"ok":true}', { headers: { "content-type": "application/json" } });
     if (!(await verify(request, env))) return new Response('{"error":{"code":"AUTH_INVALID"}}', { status: 401 });
     const { sql, args } = (await request.json()) as { sql: string; args?: unknown[] };
     const res = await fetch(`${env.LIBSQL_URL}/v2/pipeline`, {

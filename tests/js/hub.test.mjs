@@ -17,7 +17,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import ts from 'typescript';
 import { WebSocket } from 'ws';
-import { freePort, REPO_ROOT } from '../support/sqld.mjs';
+import { createClient } from 'edgesync';
+import { freePort, startSqld, REPO_ROOT } from '../support/sqld.mjs';
 import { startWorker } from '../support/worker-env.mjs';
 
 const JWT_SECRET = crypto.randomBytes(32).toString('hex');
@@ -33,6 +34,7 @@ function token(claims = {}) {
 let worker;
 let tmp;
 let connectHub;
+let syncOnHub;
 
 before(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'edgesync-hub-test-'));
@@ -41,7 +43,7 @@ before(async () => {
   const out = ts.transpileModule(src, { compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ES2022 } });
   const file = path.join(tmp, 'hub.mjs');
   fs.writeFileSync(file, out.outputText);
-  ({ connectHub } = await import(pathToFileURL(file).href));
+  ({ connectHub, syncOnHub } = await import(pathToFileURL(file).href));
 
   const closed = await freePort(); // nothing listens there: /health probes fail fast
   worker = await startWorker({
@@ -429,4 +431,50 @@ test('events survive a worker restart (SQLite-backed Durable Object)', async () 
   const next = await publishHttp('persist:1', 2);
   assert.ok(next > s);
   await c.close();
+});
+
+test('syncOnHub: a replica that pushes wakes the others at once (no sync interval)', { timeout: 120_000 }, async () => {
+  const db = await startSqld({ auth: false });
+  const a = createClient({ url: ':memory:', syncUrl: db.url });
+  const b = createClient({ url: ':memory:', syncUrl: db.url });
+  const wakes = [];
+  let la;
+  let lb;
+  try {
+    for (const r of [a, b]) {
+      await r.execute('create table todos (id integer primary key, title text)');
+      r.replicate('todos');
+    }
+    const opts = { token: () => token(), tables: ['todos'], WebSocket, minDelayMs: 50 };
+    la = syncOnHub(a, worker.base, opts);
+    lb = syncOnHub(b, worker.base, { ...opts, onSync: (r, e) => wakes.push(e ? String(e) : r) });
+    const until = async (cond, what) => {
+      const t0 = Date.now();
+      while (!(await cond())) {
+        if (Date.now() - t0 > 20_000) assert.fail(`timed out waiting for ${what}; wakes ${JSON.stringify(wakes)}`);
+        await sleep(25);
+      }
+    };
+    await until(() => la.hub.connected && lb.hub.connected, 'both replicas on the hub');
+    await la.sync();
+    await lb.sync(); // both bootstrapped; b has no syncInterval and is never synced by hand again
+    await sleep(300);
+    wakes.length = 0;
+    await a.execute("insert into todos values (1, 'milk')");
+    const t0 = Date.now();
+    const pushed = await la.sync();
+    assert.equal(pushed.changesPushed, 1);
+    await until(async () => (await b.execute('select count(*) as n from todos')).rows[0].n === 1, 'the row on b');
+    const ms = Date.now() - t0;
+    assert.ok(wakes.some((w) => w.changesApplied === 1), JSON.stringify(wakes));
+    assert.ok(ms < 5000, `b saw the row after ${ms} ms`);
+    // b holds exactly a's row.
+    assert.deepEqual((await b.execute('select title from todos')).rows.map((r) => r.title), ['milk']);
+  } finally {
+    la?.close();
+    lb?.close();
+    a.close();
+    b.close();
+    await db.stop();
+  }
 });

@@ -119,6 +119,7 @@ export async function startWorker(opts = {}) {
     readyPath = '/health',
     readyLimitMs = READY_LIMIT_MS,
     args: extraArgs = [],
+    logLevel = 'info', // 'warn' for benchmarks: wrangler logs every request at info
   } = opts;
   const home = fs.mkdtempSync(path.join(os.tmpdir(), `edgesync-wrangler-${name.replace(/[^\w-]/g, '_')}-`));
   ownedDirs.add(home);
@@ -147,7 +148,7 @@ export async function startWorker(opts = {}) {
       '--env-file', secretsFile,
       '--persist-to', persistTo,
       '--show-interactive-dev-session=false',
-      '--log-level', 'info',
+      '--log-level', logLevel,
       ...extraArgs,
     ];
     output += `\n=== ${new Date().toISOString()} wrangler ${args.filter((a) => a !== secretsFile).join(' ')}\n`;
