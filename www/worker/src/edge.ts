@@ -69,6 +69,7 @@ export class Edge {
   private readonly clients: Client[];
   private readonly primary: number;
   private schemaReady = new Set<string>();
+  private lastProbeAll = -Infinity;
 
   constructor(env: Env, seed: number) {
     const regionsJson = regionsConfig(env);
@@ -237,8 +238,14 @@ export class Edge {
     }
   }
 
-  /** Probes every region now (for /health), so its figures are current. */
+  /**
+   * Probes every region (for /health), so its figures are current — at most once a
+   * second: /health needs no token, and must not let anyone multiply upstream load.
+   */
   async probeAll(): Promise<void> {
+    const now = Date.now();
+    if (now - this.lastProbeAll < 1000) return;
+    this.lastProbeAll = now;
     await Promise.all(this.regions.map((_, i) => this.attempt(i, { sql: "select 1" }).catch(() => undefined)));
   }
 
