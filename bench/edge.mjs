@@ -17,6 +17,7 @@ import http from "node:http";
 import path from "node:path";
 import { startSqld, REPO_ROOT } from "../tests/support/sqld.mjs";
 import { startWorker } from "../tests/support/worker-env.mjs";
+import { hs256Token } from "../tests/support/jwt.mjs";
 
 const parts = process.argv.slice(2).length ? process.argv.slice(2) : ["router", "http", "sessions"];
 const DURATION_MS = Number(process.env.DURATION_MS ?? 5000);
@@ -75,12 +76,6 @@ function routerBench() {
   router.free();
 }
 
-function hs256(secret, claims) {
-  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
-  const input = `${b64({ alg: "HS256", typ: "JWT" })}.${b64(claims)}`;
-  return `${input}.${crypto.createHmac("sha256", secret).update(input).digest("base64url")}`;
-}
-
 /**
  * CONCURRENCY keep-alive loops POSTing `body` to /query for DURATION_MS (or, with
  * `floor`, GETting an unknown route without a token: answered 401 at once, the most
@@ -129,7 +124,7 @@ async function load(base, token, body, floor = false) {
 async function httpBench() {
   const db = await startSqld({ auth: true });
   const secret = crypto.randomBytes(32).toString("hex");
-  const token = hs256(secret, { sub: "bench", exp: Math.floor(Date.now() / 1000) + 3600 });
+  const token = hs256Token(secret, "bench");
   const sessionKeys = `k1:${crypto.randomBytes(32).toString("base64")}`;
   const [edge, plain] = await Promise.all([
     startWorker({

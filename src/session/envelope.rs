@@ -162,19 +162,8 @@ pub fn open(ring: &KeyRing, session_id: &str, blob: &[u8]) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use base64::Engine as _;
+    use crate::session::tests::ring;
     use proptest::prelude::*;
-
-    fn ring(spec: &[(&str, u8)]) -> KeyRing {
-        let s: Vec<String> = spec
-            .iter()
-            .map(|(kid, b)| {
-                let k = base64::engine::general_purpose::STANDARD.encode([*b; 32]);
-                format!("{kid}:{k}")
-            })
-            .collect();
-        KeyRing::parse(&s.join(",")).unwrap()
-    }
 
     #[test]
     fn compresses_only_when_it_helps() {

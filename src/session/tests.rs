@@ -8,7 +8,8 @@ use crate::Value;
 
 const MIN: f64 = 60_000.0;
 
-fn ring(spec: &[(&str, u8)]) -> KeyRing {
+/// A key ring of `(kid, byte)` keys, each key 32 copies of its byte.
+pub(crate) fn ring(spec: &[(&str, u8)]) -> KeyRing {
     let s: Vec<String> = spec
         .iter()
         .map(|(kid, b)| {

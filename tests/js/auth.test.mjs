@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { freePort } from '../support/sqld.mjs';
 import { startWorker } from '../support/worker-env.mjs';
-import { signJwt, base64url } from '../support/jwt.mjs';
+import { signJwt, signHs256, base64url } from '../support/jwt.mjs';
 
 const JWT_SECRET = crypto.randomBytes(32).toString('hex');
 const ISSUER = 'https://auth.test.example';
@@ -28,10 +28,7 @@ function claims(extra = {}) {
   for (const k of Object.keys(c)) if (c[k] === undefined) delete c[k];
   return c;
 }
-function hs256(payload, secret = JWT_SECRET, header = { alg: 'HS256', typ: 'JWT' }) {
-  const input = `${base64url(JSON.stringify(header))}.${base64url(JSON.stringify(payload))}`;
-  return `${input}.${crypto.createHmac('sha256', secret).update(input).digest('base64url')}`;
-}
+const hs256 = (payload, secret = JWT_SECRET, header = undefined) => signHs256(secret, payload, header);
 const eddsa = (payload, key = ed.privateKey) => signJwt(key, payload);
 
 let both;

@@ -15,6 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createClient } from '@libsql/client';
 import { startSqldCluster, REPO_ROOT } from '../support/sqld.mjs';
 import { startWorker } from '../support/worker-env.mjs';
+import { hs256Token } from '../support/jwt.mjs';
 
 const JWT_SECRET = crypto.randomBytes(32).toString('hex');
 const key = () => crypto.randomBytes(32).toString('base64');
@@ -24,13 +25,7 @@ const K3 = `k3:${key()}`;
 const NEAR_REPLICA = '40.7,-74.0'; // New York: the replica's location
 const NEAR_PRIMARY = '50.1,8.7'; // Frankfurt: the primary's location
 
-function hs256(claims) {
-  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
-  const input = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(claims)}`;
-  const sig = crypto.createHmac('sha256', JWT_SECRET).update(input).digest('base64url');
-  return `${input}.${sig}`;
-}
-const tokenFor = (sub) => hs256({ sub, exp: Math.floor(Date.now() / 1000) + 3600 });
+const tokenFor = (sub) => hs256Token(JWT_SECRET, sub);
 
 let cluster;
 let w; // the main worker (SESSION_KEYS = k1)

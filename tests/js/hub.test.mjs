@@ -20,16 +20,13 @@ import { WebSocket } from 'ws';
 import { createClient } from 'edgesync';
 import { freePort, startSqld, REPO_ROOT } from '../support/sqld.mjs';
 import { startWorker } from '../support/worker-env.mjs';
+import { hs256Token } from '../support/jwt.mjs';
 
 const JWT_SECRET = crypto.randomBytes(32).toString('hex');
 const RETENTION = 50;
 const WAIT_MS = 10_000;
 
-function token(claims = {}) {
-  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
-  const input = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub: 'hub-tester', exp: Math.floor(Date.now() / 1000) + 3600, ...claims })}`;
-  return `${input}.${crypto.createHmac('sha256', JWT_SECRET).update(input).digest('base64url')}`;
-}
+const token = (claims = {}) => hs256Token(JWT_SECRET, 'hub-tester', claims);
 
 let worker;
 let tmp;

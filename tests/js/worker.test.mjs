@@ -16,7 +16,7 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import { startSqld, REPO_ROOT } from '../support/sqld.mjs';
 import { startWorker, wranglerEnv } from '../support/worker-env.mjs';
-import { generateAuth } from '../support/jwt.mjs';
+import { generateAuth, hs256Token } from '../support/jwt.mjs';
 
 const WRANGLER = path.join(REPO_ROOT, 'node_modules', '.bin', 'wrangler');
 const JWT_SECRET = crypto.randomBytes(32).toString('hex');
@@ -41,11 +41,7 @@ function run(cmd, args, opts) {
 }
 
 /** An HS256 client token for the worker (JWT_SECRET), valid for an hour. */
-function clientToken(sub = 'tester') {
-  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
-  const input = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub, exp: Math.floor(Date.now() / 1000) + 3600 })}`;
-  return `${input}.${crypto.createHmac('sha256', JWT_SECRET).update(input).digest('base64url')}`;
-}
+const clientToken = (sub = 'tester') => hs256Token(JWT_SECRET, sub);
 
 /** The worker with one primary region (LIBSQL_URL) whose libSQL token is `token`. */
 function startSingle(name, url, token) {

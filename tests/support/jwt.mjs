@@ -60,3 +60,14 @@ export function roToken(extra) {
 export function defaultAuthKeys() {
   return getDefault();
 }
+
+/** An HS256 JWT over `claims` with `secret` (the edge Worker's JWT_SECRET). */
+export function signHs256(secret, claims, header = { alg: 'HS256', typ: 'JWT' }) {
+  const input = `${base64url(JSON.stringify(header))}.${base64url(JSON.stringify(claims))}`;
+  return `${input}.${crypto.createHmac('sha256', secret).update(input).digest('base64url')}`;
+}
+
+/** An HS256 client token for `sub`, valid for an hour. */
+export function hs256Token(secret, sub, extra = {}) {
+  return signHs256(secret, { sub, exp: Math.floor(Date.now() / 1000) + 3600, ...extra });
+}
