@@ -67,7 +67,8 @@ export class Edge {
   readonly router: EdgeRouter;
   readonly regions: { id: string; url: string; role: "primary" | "replica" }[];
   private readonly clients: Client[];
-  private readonly primary: number;
+  /** Index of the primary in `regions`. */
+  readonly primary: number;
   private schemaReady = new Set<string>();
   private lastProbeAll = -Infinity;
 

@@ -73,7 +73,13 @@ export class Sessions {
     }
     await this.ready();
     const plan = this.edge.router.route(SessionStore.selectSql(), id, scope(id), undefined, now);
-    const { rs } = await this.edge.read(plan, { sql: SessionStore.selectSql(), args: [id] });
+    const stmt = { sql: SessionStore.selectSql(), args: [id] };
+    let { rs, region: servedBy } = await this.edge.read(plan, stmt);
+    if (rs.rows.length === 0 && servedBy !== this.edge.primary) {
+      // Created by another isolate moments ago, and this replica has not caught up:
+      // only the primary can say a session does not exist.
+      ({ rs } = await this.edge.read({ ...plan, targets: [this.edge.primary], minReplicationIndex: undefined }, stmt));
+    }
     if (rs.rows.length === 0) throw new EdgesyncError(`session ${id} does not exist`, "SESSION_NOT_FOUND");
     const r = rs.rows[0];
     const row = {
