@@ -29,9 +29,6 @@ import { DurableObject } from "cloudflare:workers";
 import type { Env } from "./env.js";
 import { HttpError, errorResponse, json } from "./http.js";
 
-/** Hub settings read from vars (not in env.ts yet). */
-type HubEnv = Env;
-
 export interface HubStats {
   /** Connected WebSockets. */
   sockets: number;
@@ -161,9 +158,8 @@ export class RealtimeHub extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    const hubEnv = env as HubEnv;
-    this.retentionEvents = positiveInt(hubEnv.HUB_RETENTION_EVENTS, DEFAULT_RETENTION_EVENTS, "HUB_RETENTION_EVENTS");
-    this.retentionMs = positiveInt(hubEnv.HUB_RETENTION_MS, DEFAULT_RETENTION_MS, "HUB_RETENTION_MS");
+    this.retentionEvents = positiveInt(env.HUB_RETENTION_EVENTS, DEFAULT_RETENTION_EVENTS, "HUB_RETENTION_EVENTS");
+    this.retentionMs = positiveInt(env.HUB_RETENTION_MS, DEFAULT_RETENTION_MS, "HUB_RETENTION_MS");
     this.sql = ctx.storage.sql;
     this.sql.exec(`
       CREATE TABLE IF NOT EXISTS events (
