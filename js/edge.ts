@@ -19,7 +19,7 @@
  * ```
  */
 import * as wasm from "./wasm/edgesync.js";
-import { EdgesyncError } from "./client.js";
+import { adopt } from "./wasm-errors.js";
 
 /** How the router classified a SQL text. */
 export interface Classification {
@@ -112,16 +112,6 @@ export interface StoredSessionRow {
   absoluteMs: number;
   version: number;
   body: Uint8Array;
-}
-
-/** Errors from the wasm core get the `EdgesyncError` prototype (see crdt.ts). */
-function adopt(e: unknown): unknown {
-  if (e instanceof EdgesyncError) return e;
-  if (e instanceof Error && e.name === "EdgesyncError" && "code" in e) {
-    return Object.setPrototypeOf(e, EdgesyncError.prototype);
-  }
-  const message = e instanceof Error ? e.message : String(e);
-  return new EdgesyncError(`invalid argument: ${message}`, "INVALID_ARGUMENT", { cause: e });
 }
 
 /** Classifies SQL text as the router does; throws `QUERY_UNPARSEABLE` for broken input. */

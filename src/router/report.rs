@@ -4,7 +4,7 @@
 
 use crate::metrics::{evaluate, ClusterHealth, Exposition, HealthThresholds, Kind, RegionHealthInput};
 
-use super::{BreakerState, Role, Router};
+use super::{BreakerState, RegionStatus, Role, Router};
 
 impl Router {
     /// Cluster health from each region's breaker, latency EWMA, error rate and
@@ -155,83 +155,58 @@ impl Router {
                 r.healthy as u8 as f64,
             );
         }
-        out.family(
-            "edgesync_router_region_latency_ms",
-            Kind::Gauge,
-            "EWMA of successful request latency, ms.",
-        );
-        for r in &regions {
-            if let Some(l) = r.ewma_latency_ms {
-                out.sample("edgesync_router_region_latency_ms", &[("region", &r.id)], l);
-            }
-        }
-        out.family(
-            "edgesync_router_region_error_rate",
-            Kind::Gauge,
-            "EWMA of failed outcomes (0..1).",
-        );
-        for r in &regions {
-            out.sample("edgesync_router_region_error_rate", &[("region", &r.id)], r.error_rate);
-        }
-        out.family(
-            "edgesync_router_region_inflight",
-            Kind::Gauge,
-            "Requests in flight to the region.",
-        );
-        for r in &regions {
-            out.sample(
+        type Field = fn(&RegionStatus) -> Option<f64>;
+        let per_region: [(&str, Kind, &str, Field); 7] = [
+            (
+                "edgesync_router_region_latency_ms",
+                Kind::Gauge,
+                "EWMA of successful request latency, ms.",
+                |r| r.ewma_latency_ms,
+            ),
+            (
+                "edgesync_router_region_error_rate",
+                Kind::Gauge,
+                "EWMA of failed outcomes (0..1).",
+                |r| Some(r.error_rate),
+            ),
+            (
                 "edgesync_router_region_inflight",
-                &[("region", &r.id)],
-                r.inflight as f64,
-            );
-        }
-        out.family(
-            "edgesync_router_region_replication_index",
-            Kind::Gauge,
-            "Highest libSQL replication index (frame) the region reported.",
-        );
-        for r in &regions {
-            if let Some(i) = r.replication_index {
-                out.sample(
-                    "edgesync_router_region_replication_index",
-                    &[("region", &r.id)],
-                    i as f64,
-                );
-            }
-        }
-        out.family(
-            "edgesync_router_region_lag_frames",
-            Kind::Gauge,
-            "Replication (sync) lag: frames a replica is behind the primary.",
-        );
-        for r in &regions {
-            if let Some(l) = r.lag_frames {
-                out.sample("edgesync_router_region_lag_frames", &[("region", &r.id)], l as f64);
-            }
-        }
-        out.family(
-            "edgesync_router_region_requests_total",
-            Kind::Counter,
-            "Outcomes reported per region.",
-        );
-        for r in &regions {
-            out.sample(
+                Kind::Gauge,
+                "Requests in flight to the region.",
+                |r| Some(r.inflight as f64),
+            ),
+            (
+                "edgesync_router_region_replication_index",
+                Kind::Gauge,
+                "Highest libSQL replication index (frame) the region reported.",
+                |r| r.replication_index.map(|i| i as f64),
+            ),
+            (
+                "edgesync_router_region_lag_frames",
+                Kind::Gauge,
+                "Replication (sync) lag: frames a replica is behind the primary.",
+                |r| r.lag_frames.map(|l| l as f64),
+            ),
+            (
                 "edgesync_router_region_requests_total",
-                &[("region", &r.id)],
-                r.requests as f64,
-            );
-        }
-        out.family(
-            "edgesync_router_region_failures_total",
-            Kind::Counter,
-            "Failed outcomes per region.",
-        );
-        for r in &regions {
-            out.sample(
+                Kind::Counter,
+                "Outcomes reported per region.",
+                |r| Some(r.requests as f64),
+            ),
+            (
                 "edgesync_router_region_failures_total",
-                &[("region", &r.id)],
-                r.failures as f64,
-            );
+                Kind::Counter,
+                "Failed outcomes per region.",
+                |r| Some(r.failures as f64),
+            ),
+        ];
+        for (name, kind, help, field) in per_region {
+            out.family(name, kind, help);
+            for r in &regions {
+                if let Some(v) = field(r) {
+                    out.sample(name, &[("region", &r.id)], v);
+                }
+            }
         }
     }
 }

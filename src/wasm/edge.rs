@@ -6,15 +6,15 @@
 //! text parsed by `JSON.parse`: one call instead of a property set per field. The hot
 //! cached-read path (`cached`) returns the stored JSON text itself.
 
-use js_sys::{Array, Uint8Array};
+use js_sys::Array;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 use crate::error::Error;
 use crate::metrics::{Exposition, HealthThresholds, Kind, Registry};
-use crate::remote::Value;
 use crate::router::{self, Failure, Location, Router, RouterOptions};
 use crate::session::{KeyRing, Lookup, SessionOptions, SessionView, Sessions, SqlWrite, StoredRow};
+use crate::wasm::convert::{value_to_js, IntMode};
 use crate::wasm::error::{invalid, to_js};
 
 type JsResult<T> = std::result::Result<T, JsValue>;
@@ -211,19 +211,9 @@ pub struct JsSessionStore {
     inner: Sessions,
 }
 
-fn value_js(v: &Value) -> JsValue {
-    match v {
-        Value::Null => JsValue::NULL,
-        Value::Integer(i) => JsValue::bigint_from_str(&i.to_string()),
-        Value::Real(f) => JsValue::from_f64(*f),
-        Value::Text(t) => JsValue::from_str(t),
-        Value::Blob(b) => Uint8Array::from(b.as_slice()).into(),
-    }
-}
-
 fn write_js(w: &SqlWrite) -> JsValue {
     let o = js_sys::Object::new();
-    let args: Array = w.args.iter().map(value_js).collect();
+    let args: Array = w.args.iter().map(|v| value_to_js(v, IntMode::BigInt)).collect();
     let _ = js_sys::Reflect::set(&o, &"sql".into(), &JsValue::from_str(w.sql));
     let _ = js_sys::Reflect::set(&o, &"args".into(), &args);
     o.into()

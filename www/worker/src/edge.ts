@@ -95,7 +95,7 @@ export class Edge {
       throw new HttpError(400, "MULTI_STATEMENT", `one statement per query (got ${plan.statements}); use /batch`);
     }
     if (plan.kind === "write") {
-      const { rs } = await this.write(plan, { sql, args });
+      const rs = await this.write({ sql, args });
       this.router.recordWrite(caller.client, rs.replicationIndex, plan.writes, plan.writesUnknown, Date.now());
       return {
         body: JSON.stringify(rs.toJSON()),
@@ -147,22 +147,7 @@ export class Edge {
         unknown ||= c.writesUnknown;
       }
     }
-    const target = this.primary;
-    this.router.begin(target);
-    const t0 = performance.now();
-    let results: ResultSet[];
-    try {
-      results = await this.clients[target].batch(stmts, mode);
-      this.router.reportSuccess(target, performance.now() - t0, results.at(-1)?.replicationIndex, Date.now());
-    } catch (e) {
-      const failure = transportFailure(e);
-      if (failure === undefined) {
-        this.router.reportSuccess(target, performance.now() - t0, undefined, Date.now());
-        throw e;
-      }
-      this.router.reportFailure(target, failure, Date.now());
-      throw new HttpError(503, "PRIMARY_UNAVAILABLE", `the batch was not acknowledged: the primary failed (${(e as Error).message})`);
-    }
+    const results = await this.onPrimary("batch", (c) => c.batch(stmts, mode), (r) => r.at(-1)?.replicationIndex);
     const replicationIndex = results.at(-1)?.replicationIndex;
     this.router.recordWrite(caller.client, replicationIndex, [...writes], unknown, Date.now());
     return {
@@ -173,14 +158,22 @@ export class Edge {
   }
 
   /** A write on the primary (also used by sessions); never retried elsewhere. */
-  async write(plan: Pick<RoutePlan, "targets">, stmt: { sql: string; args?: InArgs }): Promise<{ rs: ResultSet }> {
-    const target = plan.targets[0] ?? this.primary;
-    const rs = await this.attempt(target, stmt).catch((e: unknown) => {
+  write(stmt: { sql: string; args?: InArgs }): Promise<ResultSet> {
+    return this.onPrimary("write", (c) => c.execute(stmt), (rs) => rs.replicationIndex);
+  }
+
+  /**
+   * `call` on the primary; a transport failure there means the work was not
+   * acknowledged: `PRIMARY_UNAVAILABLE`. SQL errors pass through as they are.
+   */
+  private async onPrimary<T>(what: string, call: (c: Client) => Promise<T>, index: (r: T) => number | undefined): Promise<T> {
+    try {
+      return await this.attempt(this.primary, call, index);
+    } catch (e) {
       if (transportFailure(e) === undefined) throw e;
       const cause = e instanceof EdgesyncError ? `${e.code}: ${e.message}` : String(e);
-      throw new HttpError(503, "PRIMARY_UNAVAILABLE", `the write was not acknowledged: the primary failed (${cause})`);
-    });
-    return { rs };
+      throw new HttpError(503, "PRIMARY_UNAVAILABLE", `the ${what} was not acknowledged: the primary failed (${cause})`);
+    }
   }
 
   /** A read through the plan's targets with failover (also used by sessions). */
@@ -192,7 +185,7 @@ export class Edge {
       tried++;
       let rs: ResultSet;
       try {
-        rs = await this.attempt(target, stmt);
+        rs = await this.execute(target, stmt);
       } catch (e) {
         if (transportFailure(e) === undefined) throw e;
         last = `${this.regions[target].id}: ${e instanceof Error ? e.message : e}`;
@@ -209,14 +202,22 @@ export class Edge {
     throw new HttpError(503, "NO_HEALTHY_REGION", `no region could serve the read (${last})`);
   }
 
-  /** One request to one region, timed and reported to the router. */
-  private async attempt(target: number, stmt: { sql: string; args?: InArgs }): Promise<ResultSet> {
+  /** One statement on one region, timed and reported to the router. */
+  private execute(target: number, stmt: { sql: string; args?: InArgs }): Promise<ResultSet> {
+    return this.attempt(target, (c) => c.execute(stmt), (rs) => rs.replicationIndex);
+  }
+
+  /**
+   * One request to one region, timed and reported to the router: a transport
+   * failure counts against the region; any answer (a SQL error too) is a success.
+   */
+  private async attempt<T>(target: number, call: (c: Client) => Promise<T>, index: (r: T) => number | undefined): Promise<T> {
     this.router.begin(target);
     const t0 = performance.now();
     try {
-      const rs = await this.clients[target].execute(stmt);
-      this.router.reportSuccess(target, performance.now() - t0, rs.replicationIndex, Date.now());
-      return rs;
+      const r = await call(this.clients[target]);
+      this.router.reportSuccess(target, performance.now() - t0, index(r), Date.now());
+      return r;
     } catch (e) {
       const failure = transportFailure(e);
       if (failure === undefined) this.router.reportSuccess(target, performance.now() - t0, undefined, Date.now());
@@ -228,14 +229,14 @@ export class Edge {
   /** Statements on the primary in one transaction (schema set-up). */
   async primaryBatch(key: string, stmts: string[]): Promise<void> {
     if (this.schemaReady.has(key)) return;
-    await this.clients[this.primary].batch(stmts, "write");
+    await this.onPrimary("schema set-up", (c) => c.batch(stmts, "write"), (r) => r.at(-1)?.replicationIndex);
     this.schemaReady.add(key);
   }
 
   /** Probes regions whose breaker waits for one (`select 1`), in the background. */
   probe(waitUntil: (p: Promise<unknown>) => void): void {
     for (const target of this.router.probesDue(Date.now())) {
-      waitUntil(this.attempt(target, { sql: "select 1" }).catch(() => undefined));
+      waitUntil(this.execute(target, { sql: "select 1" }).catch(() => undefined));
     }
   }
 
@@ -247,7 +248,7 @@ export class Edge {
     const now = Date.now();
     if (now - this.lastProbeAll < 1000) return;
     this.lastProbeAll = now;
-    await Promise.all(this.regions.map((_, i) => this.attempt(i, { sql: "select 1" }).catch(() => undefined)));
+    await Promise.all(this.regions.map((_, i) => this.execute(i, { sql: "select 1" }).catch(() => undefined)));
   }
 
   close(): void {

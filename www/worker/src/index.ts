@@ -60,6 +60,9 @@ function getNode(env: Env): Node {
   metrics.describe("edgesync_http_requests_total", "counter", "HTTP requests by route and status.");
   metrics.describe("edgesync_http_request_duration_ms", "histogram", "HTTP request handling time in milliseconds.");
   metrics.describe("edgesync_queries_total", "counter", "Routed queries by kind and cache outcome.");
+  metrics.describe("edgesync_hub_sockets", "gauge", "WebSockets connected to the real-time hub.");
+  metrics.describe("edgesync_hub_events", "gauge", "Events retained by the hub for catch-up.");
+  metrics.describe("edgesync_hub_last_seq", "gauge", "The hub's latest event version.");
   node = { key, edge, sessions, sessionsError, metrics };
   return node;
 }
@@ -187,19 +190,14 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext, n: Node
   throw new HttpError(404, "NOT_FOUND", `no route for ${request.method} ${pathname}`);
 }
 
-function metricsText(n: Node, hub: { sockets: number; events: number; lastSeq: number; published: number } | undefined): string {
-  const now = Date.now();
-  let text = n.metrics.render() + n.edge.router.metricsText(now);
-  if (n.sessions) text += n.sessions.store.metricsText();
+function metricsText(n: Node, hub: { sockets: number; events: number; lastSeq: number } | undefined): string {
   if (hub) {
-    text +=
-      "# HELP edgesync_hub_sockets WebSockets connected to the real-time hub.\n# TYPE edgesync_hub_sockets gauge\n" +
-      `edgesync_hub_sockets ${hub.sockets}\n` +
-      "# HELP edgesync_hub_events Events retained by the hub for catch-up.\n# TYPE edgesync_hub_events gauge\n" +
-      `edgesync_hub_events ${hub.events}\n` +
-      "# HELP edgesync_hub_last_seq The hub's latest event version.\n# TYPE edgesync_hub_last_seq gauge\n" +
-      `edgesync_hub_last_seq ${hub.lastSeq}\n`;
+    n.metrics.set("edgesync_hub_sockets", [], hub.sockets);
+    n.metrics.set("edgesync_hub_events", [], hub.events);
+    n.metrics.set("edgesync_hub_last_seq", [], hub.lastSeq);
   }
+  let text = n.metrics.render() + n.edge.router.metricsText(Date.now());
+  if (n.sessions) text += n.sessions.store.metricsText();
   return text;
 }
 

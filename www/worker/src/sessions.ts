@@ -36,7 +36,7 @@ export class Sessions {
 
   private async run(write: SqlWrite, id: string): Promise<number> {
     await this.ready();
-    const { rs } = await this.edge.write({ targets: [] }, { sql: write.sql, args: write.args as InArgs });
+    const rs = await this.edge.write({ sql: write.sql, args: write.args as InArgs });
     this.edge.router.recordWrite(scope(id), rs.replicationIndex, [], false, Date.now());
     return rs.rowsAffected;
   }
