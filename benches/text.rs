@@ -61,10 +61,10 @@ fn main() {
             apply.as_secs_f64() * 1e3,
             load.as_secs_f64() * 1e3,
             bytes.len(),
-            back.0.stats().runs,
+            back.0.stats().expect("a loaded snapshot is valid").runs,
             ops
         );
-        println!("  {:?}", doc.stats());
+        println!("  {:?}", doc.stats().expect("stats"));
     }
     let trace = traces::load("friendsforever");
     let (replay, docs) = time(3, || traces::replay_concurrent(&trace));

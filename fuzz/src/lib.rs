@@ -329,6 +329,20 @@ fn exercise_text(t: &Text, integrated: bool) {
 
 pub fn text_decode(data: &[u8]) {
     let Ok(t) = Text::decode(data, SITE) else { return };
+    // The structure is checked on first need: a snapshot whose structure is invalid
+    // reads as loaded, refuses every call that needs it, and encodes back unchanged.
+    if t.validate().is_err() {
+        let text = t.text();
+        assert_eq!(text.chars().count(), t.len(), "len() counts the loaded text");
+        let mut e = t.clone();
+        assert!(e.insert(0, "x").is_err(), "an invalid structure refuses edits");
+        assert!(e.merge(&Text::new(SITE + 1)).is_err(), "and merges");
+        assert!(Text::new(SITE + 1).merge(&t).is_err(), "and being merged from");
+        assert!(t.stats().is_err() && t.text_at(t.version()).is_err());
+        assert_eq!(e.text(), text, "a refused call changes nothing");
+        assert_eq!(e.encode(), data, "it encodes to the bytes it was loaded from");
+        return;
+    }
     exercise_text(&t, false);
 }
 

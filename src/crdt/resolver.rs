@@ -238,7 +238,12 @@ impl Object {
             CrdtType::ORSet => Object::ORSet(ORSet::decode(bytes, site)?),
             CrdtType::LWWRegister => Object::LWWRegister(LWWRegister::decode(bytes, site)?),
             CrdtType::LWWMap => Object::LWWMap(LWWMap::decode(bytes, site)?),
-            CrdtType::Text => Object::Text(Text::decode(bytes, site)?),
+            CrdtType::Text => {
+                // Checked whole: the resolver encodes updates from it without asking.
+                let t = Text::decode(bytes, site)?;
+                t.validate()?;
+                Object::Text(t)
+            }
         })
     }
 

@@ -359,7 +359,12 @@ pub fn load_text(conn: &Connection, (t, pk, col): (&str, &str, &str), site: u64)
         .optional()
         .map_err(sql_error)?;
     match bytes {
-        Some(b) => Text::decode(&b, site),
+        Some(b) => {
+            // Checked whole: its updates are encoded and pushed from here.
+            let t = Text::decode(&b, site)?;
+            t.validate()?;
+            Ok(t)
+        }
         None => Ok(Text::new(site)),
     }
 }

@@ -179,7 +179,15 @@ impl JsText {
         #[wasm_bindgen(unchecked_optional_param_type = "Uint8Array")] version: Option<JsValue>,
     ) -> JsResult<Vec<u8>> {
         let v = version_from_js(&version.unwrap_or_default()).map_err(to_js)?;
+        self.inner.validate().map_err(to_js)?;
         Ok(self.inner.encode_update_since(&v))
+    }
+
+    /// Checks a loaded document completely now (`DECODE_ERROR` if its structure is
+    /// invalid). `decode` checks the checksum, the header and the text, and the run
+    /// structure on first need (an edit, a merge, an update): see the README, "Text".
+    pub fn validate(&self) -> JsResult<()> {
+        self.inner.validate().map_err(to_js)
     }
 
     /// Applies an update; duplicates are ignored and operations whose dependencies

@@ -2,6 +2,7 @@
 // cursor anchors, history, UTF-16 positions and error codes.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { crc32 } from "node:zlib";
 import { Text, EdgesyncError } from "edgesync";
 
 const code = (fn) => {
@@ -145,4 +146,39 @@ test("snapshots round-trip; bad input gets stable codes", () => {
   assert.equal(code(() => a.insert(0, 42)), "INVALID_ARGUMENT");
   assert.equal(code(() => new Text(-1)), "INVALID_ARGUMENT");
   assert.equal(a.toString(), "persist me", "failed calls changed nothing");
+});
+
+test("decode checks the text now and the structure on first need: a forgery fails there, losing nothing", () => {
+  const a = new Text(1);
+  a.insert(0, "hello world");
+  a.delete(2, 3);
+  const good = a.encode();
+  const loaded = Text.decode(good, 2);
+  loaded.validate();
+  assert.deepEqual(loaded.encode(), good, "an unchanged document encodes to the bytes it was loaded from");
+  // Forge the structure section (the bytes before the CRC-32) and recompute the CRC:
+  // every forgery must either be some other valid document or fail with DECODE_ERROR.
+  let refused = 0;
+  for (let back = 5; back < 12; back++) {
+    const bad = good.slice();
+    bad[bad.length - back] ^= 0x40;
+    new DataView(bad.buffer).setUint32(bad.length - 4, crc32(bad.subarray(4, bad.length - 4)), true);
+    let t;
+    try {
+      t = Text.decode(bad, 3);
+    } catch (e) {
+      assert.equal(e.code, "DECODE_ERROR");
+      continue;
+    }
+    if (code(() => t.validate()) === "no error") continue;
+    refused++;
+    assert.equal(t.toString(), "he world", "the loaded text stays readable");
+    assert.equal(code(() => t.insert(0, "x")), "DECODE_ERROR");
+    assert.equal(code(() => t.encodeUpdateSince()), "DECODE_ERROR");
+    assert.equal(code(() => a.merge(t)), "DECODE_ERROR");
+    assert.deepEqual(t.encode(), bad, "encode() gives back exactly what was loaded");
+    t.free();
+  }
+  assert.ok(refused > 0, "some forgeries reach the structure check");
+  assert.equal(a.toString(), "he world");
 });

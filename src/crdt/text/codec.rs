@@ -1,9 +1,14 @@
 //! Binary encodings of [`Text`]: the full state (snapshot) and delta updates.
 //!
-//! **Snapshot** (`Kind::Text`, ending in a CRC-32 of everything after the header): runs
-//! in document order, so loading rebuilds the
-//! sequence directly with no integration work, then the delete log, then the
-//! characters of every run that carries them as one UTF-8 string. Per run, a flags byte
+//! **Snapshot** (`Kind::Text`, ending in a CRC-32 of everything after the header): a
+//! small plain part (sites, version, Lamport time, lengths), then two sections, each
+//! deflated on its own: the characters of every run that carries them as one UTF-8
+//! string, and the structure — runs in document order, so loading rebuilds the
+//! sequence directly with no integration work, then the delete log. Loading checks
+//! the checksum and the text and leaves the structure packed until it is first needed
+//! ([`Text::validate`]): reading a document right after loading it inflates only its
+//! text. (Snapshots from before this split hold one deflated body and are checked
+//! whole at load; they still decode.) Per run, a flags byte
 //! says whether it is deleted, whether its origins are simply its neighbours in the
 //! document (the common case, which then costs nothing), and whether its characters are
 //! left out ([`Text::encode`] leaves out every deleted run's, like Yjs's garbage
@@ -23,7 +28,7 @@
 use super::integrate::{Content, Op};
 use super::seq::{Id, Run};
 
-use super::{DelRun, Loaded, Text, Version};
+use super::{DelRun, Loaded, Structure, Text, Version};
 use crate::codec::{Kind, Reader, Writer};
 use crate::error::{Error, Result};
 
@@ -39,9 +44,13 @@ const SAME_SITE: u8 = 1 << 6;
 /// The run's characters are not in the snapshot (only ever on deleted runs).
 const NO_CONTENT: u8 = 1 << 7;
 
-/// Snapshot payload after the header: stored as is, or deflated.
+/// Snapshot payload after the header: stored as is, or deflated (both one body, the
+/// layout before the split), or split into a plain part and two packed sections.
 const STORED: u8 = 0;
 const DEFLATED: u8 = 1;
+const SPLIT: u8 = 2;
+/// Flag bit of a split snapshot: the stored text includes deleted characters.
+const HAS_HISTORY: u8 = 1;
 /// Largest sequence number or Lamport time a decoder accepts (2^53: exact as a JS
 /// number, and far from overflow however long a document is edited afterwards).
 const MAX_SEQ: u64 = 1 << 53;
@@ -202,6 +211,7 @@ impl Src for Cur<'_> {
 const MAX_SNAPSHOT: usize = 1 << 30;
 
 /// Site ids used by an encoding, each written once.
+#[derive(Clone)]
 struct Sites(Vec<u64>);
 
 impl Sites {
@@ -371,6 +381,131 @@ fn offset_from(base: u64, delta: i64) -> Result<u64> {
         .ok_or_else(|| bad("lamport time out of range"))
 }
 
+/// Decodes and checks the runs (in document order) and the delete log: every field in
+/// range, every run and delete within `version`, origins consistent.
+fn parse_structure(body: &[u8], r: &mut Reader, sites: &Sites, version: &Version) -> Result<ParsedStructure> {
+    let n_runs = r.count(1)?;
+    let mut c = RunColumns::read(r)?;
+    let mut runs: Vec<Run> = Vec::with_capacity(n_runs.min(c.flags.buf.len()));
+    // Characters stored, and whether they are exactly the visible text (no deleted
+    // run carries its characters: a snapshot without history).
+    let mut stored: u64 = 0;
+    let mut only_visible = true;
+    let mut visible: u64 = 0;
+    // Operations seen per site, by site index: no run may go beyond them.
+    let limits: Vec<u64> = sites.0.iter().map(|&s| version.get(s)).collect();
+    let mut prev: Option<(usize, u64)> = None; // (site index, end seq) of the previous run
+    let mut next_origin_pending = false; // the previous run's right origin is this run
+    for _ in 0..n_runs {
+        let flags = c.flags.u8()?;
+        if (flags >> 1) & 3 == 3 || (flags >> 3) & 3 == 3 {
+            return Err(bad("bad run flags"));
+        }
+        let deleted = flags & DELETED != 0;
+        let has_content = flags & NO_CONTENT == 0;
+        if !deleted && !has_content {
+            return Err(bad("a visible run without its characters"));
+        }
+        let site = if flags & SAME_SITE != 0 {
+            prev.ok_or_else(|| bad("first run refers to a previous one"))?.0
+        } else {
+            sites.index(&mut c.sites)?
+        };
+        let agent = sites.0[site];
+        let id = Id::new(agent, unzig(prev.map_or(0, |p| p.1), c.seqs.ivar()?)?);
+        let len = read_len(&mut c.lens)?;
+        let lamport = if flags & LAMPORT_IS_SEQ != 0 {
+            id.seq
+        } else {
+            unzig(id.seq, c.lamports.ivar()?)?
+        };
+        check_seq(lamport.saturating_add(u64::from(len)), "lamport time")?;
+        let origin_left = match flags & (3 << 1) {
+            OL_EXPLICIT => Some(sites.id(&mut c.origins)?),
+            OL_PREV => Some(
+                runs.last()
+                    .map(Run::last_id)
+                    .ok_or_else(|| bad("first run has a previous origin"))?,
+            ),
+            _ => None,
+        };
+        let origin_right = if flags & (3 << 3) == OR_EXPLICIT {
+            Some(sites.id(&mut c.origins)?)
+        } else {
+            None
+        };
+        if id.seq.checked_add(u64::from(len)).is_none_or(|end| end > limits[site]) {
+            return Err(bad("run beyond the version"));
+        }
+        if next_origin_pending {
+            if let Some(p) = runs.last_mut() {
+                p.origin_right = Some(id);
+            }
+        }
+        next_origin_pending = flags & (3 << 3) == OR_NEXT;
+        if !deleted {
+            visible += u64::from(len);
+        }
+        let content = if has_content {
+            stored += u64::from(len);
+            if stored > u32::MAX as u64 {
+                return Err(bad("text too large"));
+            }
+            only_visible &= !deleted;
+            (stored - u64::from(len)) as u32
+        } else {
+            0
+        };
+        prev = Some((site, id.seq + u64::from(len)));
+        runs.push(Run {
+            id,
+            len,
+            lamport,
+            origin_left,
+            origin_right,
+            content,
+            deleted,
+            gone: !has_content,
+        });
+    }
+    if next_origin_pending {
+        return Err(bad("last run has a next origin"));
+    }
+    c.end()?;
+    let n_del = r.count(4)?;
+    let mut deletes = Vec::with_capacity(n_del);
+    let mut ctx = DelContext::default();
+    let mut cur = Cur {
+        buf: body,
+        pos: r.position(),
+    };
+    // (site, its version): consecutive deletes are mostly one site's.
+    let mut limit: Option<(u64, u64)> = None;
+    for _ in 0..n_del {
+        let d = ctx.read(&mut cur, sites)?;
+        let max = match limit {
+            Some((site, max)) if site == d.id.agent => max,
+            _ => {
+                let max = version.get(d.id.agent);
+                limit = Some((d.id.agent, max));
+                max
+            }
+        };
+        if d.id.seq + u64::from(d.len) > max {
+            return Err(bad("delete beyond the version"));
+        }
+        deletes.push(d);
+    }
+    r.raw(cur.pos - r.position())?;
+    Ok(ParsedStructure {
+        runs,
+        deletes,
+        stored,
+        visible,
+        only_visible,
+    })
+}
+
 /// Update operation tags.
 const OP_INSERT: u8 = 0;
 const OP_DELETE: u8 = 1;
@@ -395,9 +530,16 @@ impl Text {
     }
 
     fn encode_snapshot(&self, history: bool) -> Vec<u8> {
+        if let Some(bytes) = self.unchanged_snapshot(history) {
+            return bytes;
+        }
+        if self.ready().is_err() {
+            // An invalid loaded structure: hand back what was loaded, never less.
+            return self.unchanged_snapshot(true).unwrap_or_default();
+        }
+        let b = self.b();
         let sites = Sites::collect(
-            self.b()
-                .seq
+            b.seq
                 .runs()
                 .flat_map(|r| {
                     [
@@ -407,16 +549,12 @@ impl Text {
                     ]
                 })
                 .flatten()
-                .chain(self.deletes.iter().flat_map(|d| [d.id.agent, d.target.agent]))
+                .chain(b.deletes.iter().flat_map(|d| [d.id.agent, d.target.agent]))
                 .chain(self.version.iter().map(|(s, _)| s)),
         );
-        let mut w = Writer::new(Kind::Text);
-        let header_len = w.len();
-        sites.write(&mut w);
-        self.version.write(&mut w);
-        w.uvar(self.lamport);
-        let runs: Vec<&Run> = self.b().seq.runs().collect();
-        w.uvar(runs.len() as u64);
+        let runs: Vec<&Run> = b.seq.runs().collect();
+        let mut st = Writer::body();
+        st.uvar(runs.len() as u64);
         // Column by column: deflate compresses like with like far better than rows.
         let mut cols = RunColumns {
             flags: Writer::body(),
@@ -426,7 +564,8 @@ impl Text {
             lamports: Writer::body(),
             origins: Writer::body(),
         };
-        let mut text = String::with_capacity(self.b().chars.len());
+        let mut text = String::with_capacity(b.chars.len());
+        let (mut visible, mut stored) = (0u64, 0u64);
         for (i, r) in runs.iter().enumerate() {
             let prev = i.checked_sub(1).map(|p| runs[p]);
             let prev_last = prev.map(|p| p.last_id());
@@ -466,48 +605,117 @@ impl Text {
             if let (OR_EXPLICIT, Some(o)) = (or, r.origin_right) {
                 write_id(&mut cols.origins, &sites, o);
             }
+            if !r.deleted {
+                visible += u64::from(r.len);
+            }
             if content {
-                text.extend(&self.b().chars[r.content as usize..(r.content + r.len) as usize]);
+                stored += u64::from(r.len);
+                text.extend(&b.chars[r.content as usize..(r.content + r.len) as usize]);
             }
         }
-        cols.write(&mut w);
-        w.uvar(self.deletes.len() as u64);
+        cols.write(&mut st);
+        st.uvar(b.deletes.len() as u64);
         let mut ctx = DelContext::default();
-        for d in &self.deletes {
-            ctx.write(&mut w, &sites, d);
+        for d in &b.deletes {
+            ctx.write(&mut st, &sites, d);
         }
-        w.str(&text);
-        deflate_body(w.finish(), header_len)
+        let mut w = Writer::new(Kind::Text);
+        let header_len = w.len();
+        w.u8(SPLIT);
+        sites.write(&mut w);
+        self.version.write(&mut w);
+        w.uvar(self.lamport);
+        w.uvar(visible);
+        w.uvar(stored);
+        w.u8(if stored > visible { HAS_HISTORY } else { 0 });
+        write_section(&mut w, text.as_bytes());
+        write_section(&mut w, &st.finish());
+        let mut out = w.finish();
+        let crc = crc32(&out[header_len..]);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
     }
 
     /// Loads a snapshot made by [`Text::encode`]; further edits are made as `site`,
     /// which must not be a site that already edited this text elsewhere.
+    ///
+    /// This checks the checksum, the header and the text; the run structure is checked
+    /// on first need (see [`Text::validate`]).
     pub fn decode(bytes: &[u8], site: u64) -> Result<Text> {
         Reader::peek_kind(bytes)?;
         if bytes.len() < 9 {
             return Err(bad("truncated snapshot"));
         }
-        let (bytes, crc) = bytes.split_at(bytes.len() - 4);
+        let (body, crc) = bytes.split_at(bytes.len() - 4);
         // Fuzzing builds skip the check so the fuzzer can reach the decoder itself.
-        if cfg!(not(fuzzing)) && crc32(&bytes[4..]).to_le_bytes() != crc {
+        if cfg!(not(fuzzing)) && crc32(&body[4..]).to_le_bytes() != crc {
             return Err(bad("checksum mismatch: the snapshot is corrupted"));
         }
-        let mut outer = Reader::new(bytes, Kind::Text)?;
-        let inflated;
-        let body = match outer.u8()? {
-            STORED => outer.rest(),
+        let mut outer = Reader::new(body, Kind::Text)?;
+        match outer.u8()? {
+            STORED => Self::decode_whole(outer.rest(), site),
             DEFLATED => {
                 let size = outer.len(MAX_SNAPSHOT)?;
-                let packed = outer.rest();
-                // Deflate cannot expand more than ~1032:1; a larger claim is corrupt.
-                if size > packed.len().saturating_mul(1032) + 64 {
-                    return Err(bad("inflated size impossible for the compressed data"));
-                }
-                inflated = inflate_exact(packed, size)?;
-                &inflated[..]
+                let inflated = inflate_checked(outer.rest(), size)?;
+                Self::decode_whole(&inflated, site)
             }
-            m => return Err(bad(&format!("unknown snapshot compression {m}"))),
+            SPLIT => Self::decode_split(bytes, outer, site),
+            m => Err(bad(&format!("unknown snapshot compression {m}"))),
+        }
+    }
+
+    /// A split snapshot: the plain part and the text now, the structure on first need.
+    fn decode_split(bytes: &[u8], mut r: Reader, site: u64) -> Result<Text> {
+        let sites = Sites::read(&mut r)?;
+        let version = Version::read(&mut r)?;
+        for (_, n) in version.iter() {
+            check_seq(n, "version counter")?;
+        }
+        let lamport = check_seq(r.uvar()?, "lamport time")?;
+        let visible = r.uvar()?;
+        let stored = r.uvar()?;
+        let flags = r.u8()?;
+        if flags & !HAS_HISTORY != 0 {
+            return Err(bad("bad snapshot flags"));
+        }
+        let history = flags & HAS_HISTORY != 0;
+        if history != (stored > visible) || stored < visible {
+            return Err(bad("text lengths do not match the flags"));
+        }
+        let text = Section::read(&mut r)?.unpack()?.into_owned();
+        let text = String::from_utf8(text).map_err(|_| bad("the text is not UTF-8"))?;
+        if text.chars().count() as u64 != stored {
+            return Err(bad("character count does not match the header"));
+        }
+        let section = Section::read(&mut r)?;
+        r.end()?;
+        let packed = PackedStructure {
+            sites,
+            range: section.range,
+            deflated: section.deflated,
+            size: section.size,
+            stored,
         };
+        let snapshot = bytes.to_vec();
+        let (stored, text) = if history {
+            (Some(text), None)
+        } else {
+            (None, Some(text))
+        };
+        let loaded = Loaded {
+            structure: Some(Structure::Packed(packed)),
+            stored,
+            visible: visible as usize,
+            text,
+            snapshot: Some(snapshot),
+            history,
+            broken: None,
+        };
+        Ok(Text::from_loaded(site, loaded, version, lamport))
+    }
+
+    /// A snapshot from before the split: one body, checked whole now.
+    fn decode_whole(body: &[u8], site: u64) -> Result<Text> {
         let mut r = Reader::body(body);
         let sites = Sites::read(&mut r)?;
         let version = Version::read(&mut r)?;
@@ -515,145 +723,50 @@ impl Text {
             check_seq(n, "version counter")?;
         }
         let lamport = check_seq(r.uvar()?, "lamport time")?;
-        let n_runs = r.count(1)?;
-        let mut c = RunColumns::read(&mut r)?;
-        let mut runs: Vec<Run> = Vec::with_capacity(n_runs.min(c.flags.buf.len()));
-        // Characters stored, and whether they are exactly the visible text (no deleted
-        // run carries its characters: a snapshot without history).
-        let mut stored: u64 = 0;
-        let mut only_visible = true;
-        let mut visible: u64 = 0;
-        // Operations seen per site, by site index: no run may go beyond them.
-        let limits: Vec<u64> = sites.0.iter().map(|&s| version.get(s)).collect();
-        let mut prev: Option<(usize, u64)> = None; // (site index, end seq) of the previous run
-        let mut next_origin_pending = false; // the previous run's right origin is this run
-        for _ in 0..n_runs {
-            let flags = c.flags.u8()?;
-            if (flags >> 1) & 3 == 3 || (flags >> 3) & 3 == 3 {
-                return Err(bad("bad run flags"));
-            }
-            let deleted = flags & DELETED != 0;
-            let has_content = flags & NO_CONTENT == 0;
-            if !deleted && !has_content {
-                return Err(bad("a visible run without its characters"));
-            }
-            let site = if flags & SAME_SITE != 0 {
-                prev.ok_or_else(|| bad("first run refers to a previous one"))?.0
-            } else {
-                sites.index(&mut c.sites)?
-            };
-            let agent = sites.0[site];
-            let id = Id::new(agent, unzig(prev.map_or(0, |p| p.1), c.seqs.ivar()?)?);
-            let len = read_len(&mut c.lens)?;
-            let lamport = if flags & LAMPORT_IS_SEQ != 0 {
-                id.seq
-            } else {
-                unzig(id.seq, c.lamports.ivar()?)?
-            };
-            check_seq(lamport.saturating_add(u64::from(len)), "lamport time")?;
-            let origin_left = match flags & (3 << 1) {
-                OL_EXPLICIT => Some(sites.id(&mut c.origins)?),
-                OL_PREV => Some(
-                    runs.last()
-                        .map(Run::last_id)
-                        .ok_or_else(|| bad("first run has a previous origin"))?,
-                ),
-                _ => None,
-            };
-            let origin_right = if flags & (3 << 3) == OR_EXPLICIT {
-                Some(sites.id(&mut c.origins)?)
-            } else {
-                None
-            };
-            if id.seq.checked_add(u64::from(len)).is_none_or(|end| end > limits[site]) {
-                return Err(bad("run beyond the version"));
-            }
-            if next_origin_pending {
-                if let Some(p) = runs.last_mut() {
-                    p.origin_right = Some(id);
-                }
-            }
-            next_origin_pending = flags & (3 << 3) == OR_NEXT;
-            if !deleted {
-                visible += u64::from(len);
-            }
-            let content = if has_content {
-                stored += u64::from(len);
-                if stored > u32::MAX as u64 {
-                    return Err(bad("text too large"));
-                }
-                only_visible &= !deleted;
-                (stored - u64::from(len)) as u32
-            } else {
-                0
-            };
-            prev = Some((site, id.seq + u64::from(len)));
-            runs.push(Run {
-                id,
-                len,
-                lamport,
-                origin_left,
-                origin_right,
-                content,
-                deleted,
-                gone: !has_content,
-            });
-        }
-        if next_origin_pending {
-            return Err(bad("last run has a next origin"));
-        }
-        c.end()?;
-        let n_del = r.count(4)?;
-        let mut deletes = Vec::with_capacity(n_del);
-        let mut ctx = DelContext::default();
-        let mut cur = Cur {
-            buf: body,
-            pos: r.position(),
-        };
-        // (site, its version): consecutive deletes are mostly one site's.
-        let mut limit: Option<(u64, u64)> = None;
-        for _ in 0..n_del {
-            let d = ctx.read(&mut cur, &sites)?;
-            let max = match limit {
-                Some((site, max)) if site == d.id.agent => max,
-                _ => {
-                    let max = version.get(d.id.agent);
-                    limit = Some((d.id.agent, max));
-                    max
-                }
-            };
-            if d.id.seq + u64::from(d.len) > max {
-                return Err(bad("delete beyond the version"));
-            }
-            deletes.push(d);
-        }
-        r.raw(cur.pos - r.position())?;
+        let parsed = parse_structure(body, &mut r, &sites, &version)?;
         let text = r.str()?;
         r.end()?;
-        if text.chars().count() as u64 != stored {
+        if text.chars().count() as u64 != parsed.stored {
             return Err(bad("character count does not match the runs"));
         }
-        // The run structure and the character array are built on first need (an edit,
-        // a merge, a position lookup): loading and reading the text does neither.
-        let (stored, text) = if only_visible {
+        let (stored, text) = if parsed.only_visible {
             (None, Some(text.to_owned()))
         } else {
             (Some(text.to_owned()), None)
         };
         let loaded = Loaded {
-            runs,
+            structure: Some(Structure::Parsed {
+                runs: parsed.runs,
+                deletes: parsed.deletes,
+            }),
             stored,
-            visible: visible as usize,
+            visible: parsed.visible as usize,
+            history: !parsed.only_visible,
             text,
+            snapshot: None,
+            broken: None,
         };
-        Ok(Text::from_loaded(site, loaded, version, lamport, deletes))
+        Ok(Text::from_loaded(site, loaded, version, lamport))
     }
 
     /// The operations `since` lacks (all of them for an empty version), in an order in
     /// which each follows what it depends on.
+    ///
+    /// A document loaded from a snapshot whose structure is invalid has no operations
+    /// to give: the update is empty. [`Text::validate`] reports that case (the wasm
+    /// binding, the resolver and the sync engine check it before encoding updates).
     pub fn encode_update_since(&self, since: &Version) -> Vec<u8> {
         self.update_ops(since, &self.version, false)
-            .expect("unchecked updates always encode")
+            .unwrap_or_else(|_| Self::empty_update())
+    }
+
+    /// An update with no operations.
+    fn empty_update() -> Vec<u8> {
+        let mut w = Writer::new(Kind::TextUpdate);
+        Sites(Vec::new()).write(&mut w);
+        w.uvar(0);
+        w.str("");
+        w.finish()
     }
 
     /// The operations that `until` has and `since` lacks: the update that takes a
@@ -664,9 +777,10 @@ impl Text {
     /// without history, see [`Text::encode`]) are sent as deleted; if some were still
     /// visible at `until`, the update shows a later state there.
     /// [`Text::try_encode_update_between`] returns an error in that case instead.
+    /// (Empty for an invalid loaded structure, as [`Text::encode_update_since`].)
     pub fn encode_update_between(&self, since: &Version, until: &Version) -> Vec<u8> {
         self.update_ops(since, until, false)
-            .expect("unchecked updates always encode")
+            .unwrap_or_else(|_| Self::empty_update())
     }
 
     /// [`Text::encode_update_between`], but an error (`INVALID_OPERATION`) when the
@@ -677,6 +791,7 @@ impl Text {
     }
 
     fn update_ops(&self, since: &Version, until: &Version, check_gone: bool) -> Result<Vec<u8>> {
+        self.ready()?;
         let from = |id: Id| since.get(id.agent);
         let to = |id: Id| until.get(id.agent);
         // The part of a run of `len` operations starting at `id` inside [from, to).
@@ -727,7 +842,7 @@ impl Text {
                 first.into_iter().chain(later).collect()
             });
             for i in in_window {
-                let d = &self.deletes[i];
+                let d = &self.b().deletes[i];
                 if let Some((skip, n)) = window(d.id, d.len) {
                     let op = Op::Delete(DelRun {
                         len: (skip + n) as u32,
@@ -874,6 +989,7 @@ impl Text {
 
     /// Brings in everything `other` has that this text lacks.
     pub fn merge(&mut self, other: &Text) -> Result<()> {
+        other.ready()?;
         let update = other.encode_update_since(&self.version);
         self.apply_update(&update)
     }
@@ -933,32 +1049,72 @@ impl<'a> RunColumns<Cur<'a>> {
     }
 }
 
-/// Deflates everything after the header when that makes it smaller, and appends the
-/// CRC-32 of everything after the header.
-fn deflate_body(plain: Vec<u8>, header_len: usize) -> Vec<u8> {
-    let (header, body) = plain.split_at(header_len);
-    let packed = miniz_oxide::deflate::compress_to_vec(body, 6);
-    let mut w = Writer::new(Kind::Text);
-    debug_assert_eq!(w.len(), header.len());
-    if packed.len() + 8 < body.len() {
-        w.u8(DEFLATED);
-        w.uvar(body.len() as u64);
-        w.raw(&packed);
+/// Writes one packed section: a packing byte, the plain size, then the bytes —
+/// deflated when that makes them smaller.
+fn write_section(w: &mut Writer, plain: &[u8]) {
+    let packed = miniz_oxide::deflate::compress_to_vec(plain, 6);
+    w.u8(if packed.len() + 8 < plain.len() {
+        DEFLATED
     } else {
-        w.u8(STORED);
-        w.raw(body);
+        STORED
+    });
+    w.uvar(plain.len() as u64);
+    w.bytes(if packed.len() + 8 < plain.len() { &packed } else { plain });
+}
+
+/// A packed section as read: its packing, plain size, bytes, and where those bytes
+/// are in the reader's buffer.
+struct Section<'a> {
+    deflated: bool,
+    size: usize,
+    bytes: &'a [u8],
+    range: std::ops::Range<usize>,
+}
+
+impl<'a> Section<'a> {
+    /// Reads a section's header and steps over its bytes, without unpacking them.
+    fn read(r: &mut Reader<'a>) -> Result<Self> {
+        let deflated = match r.u8()? {
+            STORED => false,
+            DEFLATED => true,
+            m => return Err(bad(&format!("unknown section packing {m}"))),
+        };
+        let size = r.len(MAX_SNAPSHOT)?;
+        let len = r.len(r.remaining())?;
+        let start = r.position();
+        let bytes = r.raw(len)?;
+        if !deflated && size != len {
+            return Err(bad("stored section size does not match"));
+        }
+        // Deflate cannot expand more than ~1032:1; a larger claim is corrupt.
+        if size > len.saturating_mul(1032) + 64 {
+            return Err(bad("inflated size impossible for the compressed data"));
+        }
+        Ok(Section {
+            deflated,
+            size,
+            bytes,
+            range: start..start + len,
+        })
     }
-    let mut out = w.finish();
-    let crc = crc32(&out[header_len..]);
-    out.extend_from_slice(&crc.to_le_bytes());
-    out
+
+    fn unpack(&self) -> Result<std::borrow::Cow<'a, [u8]>> {
+        Ok(if self.deflated {
+            std::borrow::Cow::Owned(inflate_checked(self.bytes, self.size)?)
+        } else {
+            std::borrow::Cow::Borrowed(self.bytes)
+        })
+    }
 }
 
 /// Inflates raw deflate data that must come to exactly `size` bytes, straight into a
-/// buffer of that size (no growing and copying).
-fn inflate_exact(packed: &[u8], size: usize) -> Result<Vec<u8>> {
+/// buffer of that size (no growing and copying). `size` is bounded by the caller.
+fn inflate_checked(packed: &[u8], size: usize) -> Result<Vec<u8>> {
     use miniz_oxide::inflate::core::{decompress, inflate_flags, DecompressorOxide};
     use miniz_oxide::inflate::TINFLStatus;
+    if size > packed.len().saturating_mul(1032) + 64 {
+        return Err(bad("inflated size impossible for the compressed data"));
+    }
     let mut out = vec![0u8; size];
     let mut state = Box::<DecompressorOxide>::default();
     let flags = inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF;
@@ -969,6 +1125,54 @@ fn inflate_exact(packed: &[u8], size: usize) -> Result<Vec<u8>> {
         TINFLStatus::HasMoreOutput => Err(bad("inflated size does not match")),
         e => Err(bad(&format!("bad compressed data: {e:?}"))),
     }
+}
+
+/// A split snapshot's structure section, kept packed in the loaded snapshot until the
+/// document first needs its runs and deletes.
+#[derive(Clone)]
+pub(crate) struct PackedStructure {
+    sites: Sites,
+    range: std::ops::Range<usize>,
+    deflated: bool,
+    size: usize,
+    /// Characters the text section holds (checked against the runs).
+    stored: u64,
+}
+
+impl PackedStructure {
+    /// Unpacks and checks the runs and deletes against the rest of the snapshot
+    /// (`visible`: its visible length in code points).
+    pub(crate) fn unpack(&self, snapshot: &[u8], version: &Version, visible: usize) -> Result<(Vec<Run>, Vec<DelRun>)> {
+        let packed = snapshot
+            .get(self.range.clone())
+            .ok_or_else(|| bad("structure section out of range"))?;
+        let plain = Section {
+            deflated: self.deflated,
+            size: self.size,
+            bytes: packed,
+            range: self.range.clone(),
+        }
+        .unpack()?;
+        let mut r = Reader::body(&plain);
+        let p = parse_structure(&plain, &mut r, &self.sites, version)?;
+        r.end()?;
+        if p.stored != self.stored || p.visible != visible as u64 {
+            return Err(bad("the runs do not match the text"));
+        }
+        Ok((p.runs, p.deletes))
+    }
+}
+
+/// Runs and deletes as decoded and checked, with the character counts they imply.
+struct ParsedStructure {
+    runs: Vec<Run>,
+    deletes: Vec<DelRun>,
+    /// Characters the runs carry (those with content).
+    stored: u64,
+    /// Characters not deleted.
+    visible: u64,
+    /// No deleted run carries its characters (a snapshot without history).
+    only_visible: bool,
 }
 
 fn write_opt_id(w: &mut Writer, sites: &Sites, id: Option<Id>) {
@@ -987,6 +1191,12 @@ fn read_opt_id(r: &mut Reader, sites: &Sites) -> Result<Option<Id>> {
         1 => Ok(Some(sites.id(r)?)),
         _ => Err(bad("bad origin tag")),
     }
+}
+
+/// The snapshot checksum, for tests that forge snapshots.
+#[cfg(test)]
+pub(crate) fn crc32_for_tests(bytes: &[u8]) -> u32 {
+    crc32(bytes)
 }
 
 #[cfg(test)]

@@ -106,7 +106,7 @@ impl Text {
     /// operations and the characters it refers to are present; the rest wait in
     /// `pending`, and are retried whenever something applies.
     pub(crate) fn apply_ops(&mut self, mut ops: Vec<Op>) -> Result<()> {
-        self.changed();
+        self.changed()?;
         ops.append(&mut self.pending);
         ops.sort_by_key(|o| (o.lamport(), o.id()));
         loop {

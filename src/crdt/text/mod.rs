@@ -98,7 +98,6 @@ pub struct Text {
     version: Version,
     /// Highest Lamport time seen.
     lamport: u64,
-    deletes: Vec<DelRun>,
     /// Delete-log entry start id → its index in `deletes`, for extracting updates.
     /// Built on first need, so loading a snapshot does not pay for it.
     delete_index: RefCell<Option<BTreeMap<Id, usize>>>,
@@ -106,34 +105,84 @@ pub struct Text {
     pending: Vec<integrate::Op>,
 }
 
-/// The run structure and the character array.
+/// The run structure, the character array and the delete log.
 #[derive(Clone, Default)]
 pub(crate) struct Body {
     pub seq: Seq,
     /// Every inserted character (live or deleted), addressed by `Run::content`.
     pub chars: Vec<char>,
+    /// Every delete operation, in the order applied (consecutive ones share an entry).
+    pub deletes: Vec<DelRun>,
 }
 
-/// What `decode` validated but has not built yet: the runs in document order and the
-/// stored characters (taken when the body is built), and the visible text as the
-/// snapshot stored it (kept until the first change).
+/// What `decode` has not built yet: the structure (runs in document order and the
+/// delete log) and the stored characters, taken when the body is built; the visible
+/// text as the snapshot stored it and the snapshot itself, kept until the first change.
 #[derive(Clone)]
 pub(crate) struct Loaded {
-    pub runs: Vec<Run>,
+    pub structure: Option<Structure>,
     /// The stored characters when they are not just the visible text (with history).
     pub stored: Option<String>,
     /// Visible length in code points.
     pub visible: usize,
     /// The visible text (a snapshot without history).
     pub text: Option<String>,
+    /// The snapshot as given (current format only): while nothing changes, `encode`
+    /// hands it back instead of encoding again.
+    pub snapshot: Option<Vec<u8>>,
+    /// Whether the snapshot holds deleted text too (`encode_with_history`).
+    pub history: bool,
+    /// Why the structure could not be built (it is checked on first need, see
+    /// [`Text::validate`]); every call that needs it then returns this error.
+    pub broken: Option<String>,
+}
+
+/// A loaded snapshot's runs and deletes.
+#[derive(Clone)]
+pub(crate) enum Structure {
+    /// Checked and decoded at load (snapshots from before the split layout).
+    Parsed { runs: Vec<Run>, deletes: Vec<DelRun> },
+    /// Still packed: `Loaded::snapshot[range]`, decoded and checked on first need.
+    Packed(codec::PackedStructure),
 }
 
 impl Text {
-    /// The sequence and characters, built from a loaded snapshot on first need. Building
-    /// cannot fail: `decode` checked everything it uses.
+    /// The sequence, characters and delete log, built from a loaded snapshot on first
+    /// need. Public calls that need them go through [`Self::ready`] first, so a snapshot
+    /// whose structure is invalid fails those calls with its error; here such a
+    /// structure leaves an empty body, never a panic.
     #[inline]
     pub(crate) fn b(&self) -> &Body {
         self.body.get_or_init(|| self.build())
+    }
+
+    /// Builds the body if needed; the loaded snapshot's error if its structure is invalid.
+    pub(crate) fn ready(&self) -> Result<()> {
+        self.b();
+        match self.with_loaded(|l| l.and_then(|l| l.broken.clone())) {
+            None => Ok(()),
+            Some(reason) => Err(Error::Decode { reason, offset: 0 }),
+        }
+    }
+
+    /// Checks a loaded snapshot completely, now. `decode` checks the checksum, the
+    /// header and the text, and leaves the run structure and the delete log packed until
+    /// the first call that needs them (an edit, a merge, an update, a position lookup):
+    /// that keeps loading and reading a document as cheap as reading its text. A
+    /// snapshot that is corrupted on purpose (its checksum recomputed) is caught here, or
+    /// by that first call, with `DECODE_ERROR`; the document then stays readable as
+    /// loaded and `encode` returns the bytes it was loaded from, unchanged.
+    ///
+    /// ```
+    /// use edgesync::crdt::text::Text;
+    /// let mut a = Text::new(1);
+    /// a.insert(0, "hello").unwrap();
+    /// let b = Text::decode(&a.encode(), 2).unwrap();
+    /// b.validate().unwrap();
+    /// assert_eq!(b.text(), "hello");
+    /// ```
+    pub fn validate(&self) -> Result<()> {
+        self.ready()
     }
 
     /// [`Self::b`], mutably.
@@ -148,33 +197,71 @@ impl Text {
         let Some(mut l) = self.loaded.take() else {
             return Body::default();
         };
-        let runs = std::mem::take(&mut l.runs);
+        let built = match l.structure.take() {
+            None => Ok((Vec::new(), Vec::new())),
+            Some(Structure::Parsed { runs, deletes }) => Ok((runs, deletes)),
+            Some(Structure::Packed(p)) => {
+                let snapshot = l.snapshot.as_deref().unwrap_or_default();
+                p.unpack(snapshot, &self.version, l.visible)
+            }
+        };
+        let (runs, deletes) = match built {
+            Ok(parts) => parts,
+            Err(e) => {
+                l.broken = Some(match e {
+                    Error::Decode { reason, .. } => reason,
+                    e => e.to_string(),
+                });
+                self.loaded.set(Some(l));
+                return Body::default();
+            }
+        };
         let stored = l.stored.take();
         let chars = stored
             .as_ref()
             .or(l.text.as_ref())
             .map_or_else(Vec::new, |t| t.chars().collect());
-        if l.text.is_some() {
+        if l.text.is_some() || l.snapshot.is_some() {
             self.loaded.set(Some(l));
         }
         Body {
             seq: Seq::from_runs(runs),
             chars,
+            deletes,
         }
     }
 
     /// A text whose body is built from `loaded` on first need.
-    pub(crate) fn from_loaded(site: u64, loaded: Loaded, version: Version, lamport: u64, deletes: Vec<DelRun>) -> Text {
+    pub(crate) fn from_loaded(site: u64, loaded: Loaded, version: Version, lamport: u64) -> Text {
         Text {
             site,
             body: OnceCell::new(),
             loaded: Cell::new(Some(Box::new(loaded))),
             version,
             lamport,
-            deletes,
             delete_index: RefCell::new(None),
             pending: Vec::new(),
         }
+    }
+
+    /// The loaded snapshot, when nothing has changed since and it is what an encoding
+    /// `with_history` (or not) would produce.
+    pub(crate) fn unchanged_snapshot(&self, with_history: bool) -> Option<Vec<u8>> {
+        self.with_loaded(|l| {
+            let l = l?;
+            let usable = l.broken.is_some() || with_history || !l.history;
+            if usable {
+                l.snapshot.clone()
+            } else {
+                None
+            }
+        })
+    }
+
+    /// Whether the loaded snapshot's structure is not built (yet, or because it is
+    /// invalid): lengths then come from what loading kept.
+    fn unbuilt(&self) -> bool {
+        self.body.get().is_none() || self.with_loaded(|l| l.is_some_and(|l| l.broken.is_some()))
     }
 
     /// Runs `f` on what loading left (`None` when nothing is left).
@@ -193,7 +280,6 @@ impl Text {
             loaded: Cell::new(None),
             version: Version::new(),
             lamport: 0,
-            deletes: Vec::new(),
             delete_index: RefCell::new(Some(BTreeMap::new())),
             pending: Vec::new(),
         }
@@ -205,7 +291,7 @@ impl Text {
 
     /// Length in Unicode code points.
     pub fn len(&self) -> usize {
-        if self.body.get().is_none() {
+        if self.unbuilt() {
             if let Some(v) = self.with_loaded(|l| l.map(|l| l.visible)) {
                 return v;
             }
@@ -223,13 +309,14 @@ impl Text {
     }
 
     /// Internal sizes, for diagnostics and benchmarks.
-    pub fn stats(&self) -> TextStats {
-        TextStats {
+    pub fn stats(&self) -> Result<TextStats> {
+        self.ready()?;
+        Ok(TextStats {
             runs: self.b().seq.runs().count(),
             deleted_runs: self.b().seq.runs().filter(|r| r.deleted).count(),
-            delete_log: self.deletes.len(),
+            delete_log: self.b().deletes.len(),
             chars: self.b().chars.len(),
-        }
+        })
     }
 
     /// Number of remote operations held back until what they depend on arrives.
@@ -255,7 +342,7 @@ impl Text {
     /// Inserts `s` before the character at code-point position `pos`.
     pub fn insert(&mut self, pos: usize, s: &str) -> Result<()> {
         self.check_range(pos, 0)?;
-        self.changed();
+        self.changed()?;
         let start = self.b().chars.len();
         self.bm().chars.extend(s.chars());
         let n = self.b().chars.len() - start;
@@ -296,7 +383,7 @@ impl Text {
     /// Deletes `len` code points starting at `pos`.
     pub fn delete(&mut self, pos: usize, len: usize) -> Result<()> {
         self.check_range(pos, len)?;
-        self.changed();
+        self.changed()?;
         let mut remaining = len;
         while remaining > 0 {
             let loc = self.b().seq.locate_visible(pos);
@@ -322,7 +409,8 @@ impl Text {
     /// Appends to the delete log, extending the last entry when this continues it
     /// (typing forward-delete, or backspacing one character at a time).
     pub(crate) fn push_delete(&mut self, d: DelRun) {
-        if let Some(last) = self.deletes.last_mut() {
+        let len = self.b().deletes.len();
+        if let Some(last) = self.bm().deletes.last_mut() {
             let follows = last.id.agent == d.id.agent
                 && last.id.seq + u64::from(last.len) == d.id.seq
                 && last.lamport + u64::from(last.len) == d.lamport
@@ -341,23 +429,24 @@ impl Text {
             }
         }
         if let Some(idx) = self.delete_index.get_mut() {
-            idx.insert(d.id, self.deletes.len());
+            idx.insert(d.id, len);
         }
-        self.deletes.push(d);
+        self.bm().deletes.push(d);
     }
 
     /// Runs `f` on the delete-log index, building it first if needed.
     pub(crate) fn with_delete_index<R>(&self, f: impl FnOnce(&BTreeMap<Id, usize>) -> R) -> R {
         let mut slot = self.delete_index.borrow_mut();
-        let idx = slot.get_or_insert_with(|| self.deletes.iter().enumerate().map(|(i, d)| (d.id, i)).collect());
+        let idx = slot.get_or_insert_with(|| self.b().deletes.iter().enumerate().map(|(i, d)| (d.id, i)).collect());
         f(idx)
     }
 
-    /// Called before any change to the sequence.
-    /// Builds the body first: it may need the cached text.
-    pub(crate) fn changed(&mut self) {
-        self.bm();
+    /// Called before any change to the sequence (an error when the loaded structure is
+    /// invalid). Builds the body first: it may need the cached text.
+    pub(crate) fn changed(&mut self) -> Result<()> {
+        self.ready()?;
         self.loaded.set(None);
+        Ok(())
     }
 
     /// The text as a `String`.
@@ -381,6 +470,7 @@ impl Text {
         if pos16 == 0 {
             return Ok(0);
         }
+        self.ready()?;
         for r in self.b().seq.runs().filter(|r| !r.deleted) {
             for c in &self.b().chars[r.content as usize..(r.content + r.len) as usize] {
                 units += c.len_utf16();
@@ -402,6 +492,11 @@ impl Text {
 
     /// Length in UTF-16 code units (JavaScript's `string.length`).
     pub fn len_utf16(&self) -> usize {
+        if self.unbuilt() {
+            if let Some(n) = self.with_loaded(|l| l.and_then(|l| l.text.as_ref()).map(|t| t.encode_utf16().count())) {
+                return n;
+            }
+        }
         self.b()
             .seq
             .runs()
@@ -427,6 +522,7 @@ impl Text {
     /// An anchor at code-point position `pos`.
     pub fn anchor(&self, pos: usize, assoc: Assoc) -> Result<Anchor> {
         self.check_range(pos, 0)?;
+        self.ready()?;
         let id = match assoc {
             Assoc::After => self.b().seq.item_at(self.b().seq.locate_visible(pos)).map(|(_, id)| id),
             Assoc::Before if pos == 0 => None,
@@ -448,6 +544,7 @@ impl Text {
                 Assoc::After => self.len(),
             });
         };
+        self.ready()?;
         let loc: Loc = self
             .b()
             .seq
@@ -467,7 +564,7 @@ impl Text {
     /// it includes).
     fn deleted_at(&self, version: &Version) -> Vec<(Id, u32)> {
         let mut gone: Vec<(Id, u32)> = Vec::new();
-        for d in &self.deletes {
+        for d in &self.b().deletes {
             let n_seen = version.get(d.id.agent).saturating_sub(d.id.seq).min(u64::from(d.len));
             if n_seen == 0 {
                 continue;
@@ -504,13 +601,14 @@ impl Text {
     /// Whether this replica holds the text of every character, deleted ones included
     /// (false after loading a snapshot encoded without history).
     pub fn has_full_history(&self) -> bool {
-        !self.b().seq.runs().any(|r| r.gone)
+        self.ready().is_ok() && !self.b().seq.runs().any(|r| r.gone)
     }
 
     /// The text as it was at `version` (a version this replica has fully seen). An error
     /// when that text includes characters this replica does not hold (see
     /// [`Text::encode`]: a snapshot without history keeps no deleted text).
     pub fn text_at(&self, version: &Version) -> Result<String> {
+        self.ready()?;
         for (site, n) in version.iter() {
             if n > self.next_seq(site) {
                 return Err(Error::InvalidOperation(format!(
@@ -563,7 +661,6 @@ impl Clone for Text {
             loaded: Cell::new(copy),
             version: self.version.clone(),
             lamport: self.lamport,
-            deletes: self.deletes.clone(),
             delete_index: self.delete_index.clone(),
             pending: self.pending.clone(),
         }
