@@ -28,6 +28,7 @@
 //! ```
 
 mod clock;
+mod direct;
 mod fold;
 mod net;
 mod policy;

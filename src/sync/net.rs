@@ -520,22 +520,30 @@ impl<T: HttpTransport> Replica<T> {
                 Some(Value::Integer(c)) => c,
                 _ => 0,
             };
-            // The page limit counts every record (so the cursor can pass this replica's
-            // own), but only other writers' records cross the network.
-            let stmt = Statement::new(
-                "SELECT p.seq, l.site, CASE WHEN l.site <> ?3 THEN l.rec END FROM \
-                 (SELECT seq FROM _es_log WHERE seq > ?1 ORDER BY seq LIMIT ?2) p JOIN _es_log l ON l.seq = p.seq ORDER BY p.seq",
+            // Only other writers' records cross the network; the log's last sequence
+            // number, read in the same transaction, lets the cursor pass this
+            // replica's own records without downloading them.
+            let page = Statement::new(
+                "SELECT seq, site, rec FROM _es_log WHERE seq > ?1 AND site <> ?3 ORDER BY seq LIMIT ?2",
             )
             .arg(cursor)
             .arg(self.pull_chunk as i64)
             .arg(self.site.as_str());
-            let rs = self.remote_batch(&[stmt], TransactionMode::Read).await?.remove(0);
-            if rs.rows.is_empty() {
+            let top = Statement::new("SELECT coalesce(max(seq), 0) FROM _es_log");
+            let mut res = self.remote_batch(&[page, top], TransactionMode::Read).await?;
+            let top = res.pop().and_then(|t| t.rows.first().map(|r| int(&r[0]))).unwrap_or(0);
+            let rs = res.pop().unwrap_or_default();
+            let full = rs.rows.len() >= self.pull_chunk;
+            // A full page may be followed by more: the cursor stops at its last record.
+            let to = match rs.rows.last() {
+                Some(row) if full => int(&row[0]),
+                _ => top.max(cursor),
+            };
+            if rs.rows.is_empty() && to == cursor {
                 break;
             }
-            let n = rs.rows.len();
-            applied += self.apply_pulled(&rs)?;
-            if n < self.pull_chunk {
+            applied += self.apply_pulled(&rs, to)?;
+            if !full {
                 break;
             }
         }
@@ -548,9 +556,9 @@ impl<T: HttpTransport> Replica<T> {
         Ok(applied)
     }
 
-    /// Applies one page of the log in one local transaction, moving the cursor with it.
-    /// Records from this replica are skipped (they are already applied).
-    fn apply_pulled(&self, rs: &ResultSet) -> Result<u64> {
+    /// Applies one page of the log in one local transaction, moving the cursor to `to`
+    /// with it. Records from this replica are skipped (they are already applied).
+    fn apply_pulled(&self, rs: &ResultSet, to: i64) -> Result<u64> {
         // Writes made while the page was on its way are folded first: applying rebuilds
         // rows, and must never overwrite a write that is not yet in the state tables.
         self.fold_all()?;
@@ -558,10 +566,9 @@ impl<T: HttpTransport> Replica<T> {
         // causal (a writer only pushes what it saw after pulling it), and text updates
         // must be merged after the updates they build on.
         let mut groups: Vec<(String, Vec<Record>)> = Vec::new();
-        let mut last = 0;
+        let last = rs.rows.iter().map(|row| int(&row[0])).fold(to, i64::max);
         let mut drift = None;
         for row in &rs.rows {
-            last = last.max(int(&row[0]));
             let site = text(&row[1]);
             if site == self.site {
                 continue;

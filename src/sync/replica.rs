@@ -359,7 +359,10 @@ impl<T: HttpTransport> Replica<T> {
             return Ok(0);
         }
         let records: Vec<&Record> = out.iter().map(|o| &o.record).collect();
-        self.apply_records(&records, &self.site, Apply::Captured)?;
+        let lww = super::direct::all_lww(&self.inner.borrow().tables, &records);
+        if !(lww && super::direct::apply(self.store.conn(), &records, &self.site)?) {
+            self.apply_records(&records, &self.site, Apply::Captured)?;
+        }
         let conn = self.store.conn();
         let mut stmt = conn
             .prepare_cached("INSERT INTO _es_outbox (hlc, rec, base) VALUES (?1, ?2, ?3)")
