@@ -26,12 +26,35 @@ pub struct SyncReport {
     pub duration_ms: f64,
 }
 
-/// An outbox row waiting to be pushed.
+/// An outbox row waiting to be pushed. A push only needs each record's table and
+/// operation; the whole record is parsed only where it is needed (conflicts,
+/// write-through), which keeps JSON parsing off the push path.
 struct Queued {
     id: i64,
-    record: Record,
+    table: String,
+    op: char,
     json: String,
     base: Option<Value>,
+}
+
+/// The table and operation of a record's JSON (`[hlc, table, key, op, …]`), read
+/// without building the rest.
+fn record_head(json: &str) -> Result<(String, char)> {
+    let bad = |e: String| Error::Protocol(format!("malformed change record: {e}"));
+    let parts: Vec<&serde_json::value::RawValue> = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
+    let field = |i: usize| -> Result<String> {
+        let raw = parts.get(i).ok_or_else(|| bad(format!("{} fields", parts.len())))?;
+        serde_json::from_str(raw.get()).map_err(|e| bad(e.to_string()))
+    };
+    let op = field(3)?.chars().next().ok_or_else(|| bad("no operation".into()))?;
+    Ok((field(1)?, op))
+}
+
+impl Queued {
+    fn record(&self) -> Result<Record> {
+        let rec: Json = serde_json::from_str(&self.json).map_err(|e| Error::Protocol(e.to_string()))?;
+        Record::from_json(&rec)
+    }
 }
 
 /// Background sync delay after success, and the backoff bounds after failures.
@@ -351,14 +374,15 @@ impl<T: HttpTransport> Replica<T> {
         let mut out = Vec::new();
         for row in rows {
             let (id, json, base) = row.map_err(sql_error)?;
-            let rec: Json = serde_json::from_str(&json).map_err(|e| Error::Protocol(e.to_string()))?;
+            let (table, op) = record_head(&json)?;
             let base = match base {
                 Some(b) => decode_row(&b)?.into_iter().next(),
                 None => None,
             };
             out.push(Queued {
                 id,
-                record: Record::from_json(&rec)?,
+                table,
+                op,
                 json,
                 base,
             });
@@ -426,7 +450,7 @@ impl<T: HttpTransport> Replica<T> {
                 .arg(self.site.as_str())
                 .arg(pol.to_string())];
             stmts.extend(rules::merge_sql(Side::Server).into_iter().map(Statement::new));
-            let mut names: Vec<&str> = queued.iter().map(|q| q.record.table.as_str()).collect();
+            let mut names: Vec<&str> = queued.iter().map(|q| q.table.as_str()).collect();
             names.sort();
             names.dedup();
             for n in names {
@@ -435,7 +459,7 @@ impl<T: HttpTransport> Replica<T> {
                     stmts.push(Statement::new(upsert));
                     // Only a delete record can remove a row (an insert older than a
                     // tombstone is simply not inserted).
-                    if queued.iter().any(|q| q.record.op == 'd' && q.record.table == n) {
+                    if queued.iter().any(|q| q.op == 'd' && q.table == n) {
                         stmts.push(Statement::new(delete));
                     }
                 }
@@ -453,18 +477,25 @@ impl<T: HttpTransport> Replica<T> {
     /// the server's value when there is none), write the result locally and queue it
     /// against the server's version.
     fn resolve_conflicts(&self, queued: &[Queued], conflicts: &ResultSet, queue: bool) -> Result<()> {
+        if conflicts.rows.is_empty() {
+            return Ok(());
+        }
+        // Only custom records can conflict: parse just those.
+        let custom = queued
+            .iter()
+            .filter(|q| q.op == 'x')
+            .map(|q| Ok((q, q.record()?)))
+            .collect::<Result<Vec<(&Queued, Record)>>>()?;
         for row in &conflicts.rows {
             let (hlc, table, pk, col) = (int(&row[0]), text(&row[1]), text(&row[2]), text(&row[3]));
             let (remote, remote_ver) = (row[4].clone(), text(&row[5]));
-            let Some(q) = queued.iter().find(|q| {
-                q.record.op == 'x'
-                    && q.record.hlc == hlc
-                    && q.record.table == table
-                    && q.record.data.get(&col).is_some()
-            }) else {
+            let Some((q, record)) = custom
+                .iter()
+                .find(|(_, r)| r.hlc == hlc && r.table == table && r.data.get(&col).is_some())
+            else {
                 continue;
             };
-            let local = decode_value(&q.record.data[&col]);
+            let local = decode_value(&record.data[&col]);
             let resolved = {
                 let inner = self.inner.borrow();
                 match inner.resolvers.get(&(table.clone(), col.clone())) {
@@ -480,7 +511,7 @@ impl<T: HttpTransport> Replica<T> {
             let rec = Record {
                 hlc: self.tick(),
                 table: table.clone(),
-                pk: q.record.pk.clone(),
+                pk: record.pk.clone(),
                 op: 'x',
                 data: Json::Object(data),
                 base: Some(remote_ver),
@@ -717,7 +748,8 @@ impl<T: HttpTransport> Replica<T> {
             let conn = self.store.conn();
             conn.execute_batch("SAVEPOINT es_wt2").map_err(sql_error)?;
             let res = (|| {
-                let recs: Vec<&Record> = queued.iter().map(|q| &q.record).collect();
+                let recs = queued.iter().map(Queued::record).collect::<Result<Vec<Record>>>()?;
+                let recs: Vec<&Record> = recs.iter().collect();
                 self.apply_records(&recs, &self.site, Apply::Remote)?;
                 self.resolve_conflicts(&queued, &conflicts, true)
             })();
