@@ -155,48 +155,48 @@ async function benchLocal() {
 
 /**
  * Opt-in (`node bench/sync.mjs split`): where a wasm point read's time goes, using the
- * package's internals (pkg/wasm/edgesync.js `Replica`, pkg/replica.js), which may change.
+ * package's internals (pkg/wasm/edgesync.js `Replica`, pkg/local.js, pkg/args.js,
+ * pkg/resultset.js), which may change.
  */
 async function benchReadSplit() {
   const { Replica } = await import("../pkg/wasm/edgesync.js");
-  const { EmbeddedReplicaClient } = await import("../pkg/replica.js");
-  const fill = async (c) => {
-    await c.execute(`create table readings ${SCHEMA}`);
-    c.replicate?.("readings");
-    for (let i = 0; i < N_WRITES; i++) await c.execute(insert("readings", i));
-  };
+  const { encodeStatement, encodeArgs } = await import("../pkg/args.js");
+  const { KeptStatements } = await import("../pkg/local.js");
+  const { makeResultSet } = await import("../pkg/resultset.js");
   const full = edgesyncClient({ url: ":memory:" });
-  await fill(full);
-  const ident = new EmbeddedReplicaClient({ url: ":memory:" }, (e) => e, (raw) => raw);
-  await fill(ident);
+  await full.execute(`create table readings ${SCHEMA}`);
+  full.replicate("readings");
+  for (let i = 0; i < N_WRITES; i++) await full.execute(insert("readings", i));
+  // A bare Replica (table not replicated), driven through both wasm entry points.
   const raw = new Replica({ url: ":memory:" });
-  // The wasm entry point the client uses: `executePacked(sql, packed args)` when the
-  // package has it (args packed by pkg/args.js), else `execute({ sql, args })`.
-  let call = (stmt) => raw.execute(stmt);
-  let path = "Replica.execute";
-  if (typeof raw.executePacked === "function") {
-    const { encodeStatement } = await import("../pkg/args.js");
-    call = (stmt) => raw.executePacked(...encodeStatement(stmt));
-    path = "Replica.executePacked";
-  }
-  call({ sql: `create table readings ${SCHEMA}` });
-  for (let i = 0; i < N_WRITES; i++) call(insert("readings", i));
+  const kept = new KeptStatements(raw, "auto");
+  const packed = (stmt) => raw.executePacked(...encodeStatement(stmt));
+  packed({ sql: `create table readings ${SCHEMA}` });
+  for (let i = 0; i < N_WRITES; i++) packed(insert("readings", i));
   const sql = "select * from readings where id = ?";
+  const handle = raw.prepareKept(sql);
+  const one = raw.prepareKept("select 1");
+  const run = (h, args) => {
+    if (kept.u8.byteLength === 0) kept.reserve(kept.cap);
+    const at = raw.run(h, encodeArgs(args, kept));
+    if (at < 2) throw new Error(`run(${h}) answered ${at}`);
+  };
   const n = 100_000;
   const time = async (label, f) => {
     for (let i = 0; i < 20_000; i++) await f(i % N_WRITES);
     const t0 = now();
     for (let i = 0; i < n; i++) await f((i * 7919) % N_WRITES);
     const us = ((now() - t0) * 1000) / n;
-    console.log(`  ${pad(label, 66)} ${lpad(us.toFixed(2), 7)} µs  ${lpad(Math.round(1e6 / us).toLocaleString("en-US"), 9)}/s`);
+    console.log(`  ${pad(label, 70)} ${lpad(us.toFixed(2), 7)} µs  ${lpad(Math.round(1e6 / us).toLocaleString("en-US"), 9)}/s`);
   };
-  console.log(`\nwhere a wasm point read's time goes (${n.toLocaleString("en-US")} reads each, table not replicated for the raw rows):`);
-  await time("createClient(':memory:').execute (the benchmark's path)", (id) => full.execute({ sql, args: [id] }));
-  await time("same client class, ResultSet building skipped (identity)", (id) => ident.execute({ sql, args: [id] }));
-  await time(`wasm ${path} alone (pack args, SQLite, raw result to JS)`, (id) => call({ sql, args: [id] }));
-  await time(`wasm ${path}('select 1') (the per-call floor)`, () => call({ sql: "select 1" }));
+  console.log(`\nwhere a wasm point read's time goes (${n.toLocaleString("en-US")} reads each, awaited; table not replicated for the bare Replica):`);
+  await time("createClient(':memory:').execute (the benchmark's path: kept statements)", (id) => full.execute({ sql, args: [id] }));
+  await time("KeptStatements.execute alone (no async client method)", (id) => kept.execute({ sql, args: [id] }));
+  await time("wasm Replica.run alone (args into wasm memory, SQLite, result left there)", (id) => run(handle, [id]));
+  await time("wasm Replica.run('select 1') (the per-call floor)", () => run(one, undefined));
+  await time("generic path: executePacked + decodeResult + ResultSet", (id) => makeResultSet(packed({ sql, args: [id] })));
+  await time("generic path: wasm Replica.executePacked alone", (id) => packed({ sql, args: [id] }));
   full.close();
-  ident.close();
 }
 
 // ---------------------------------------------------------------------------------

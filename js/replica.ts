@@ -14,6 +14,7 @@
 import { Replica } from "./wasm/edgesync.js";
 import type { Config, InArgs, InStatement, InValue, ResultSet, TransactionMode, Value, Client } from "./client.js";
 import { ArgumentError, encodeStatement } from "./args.js";
+import { KeptStatements } from "./local.js";
 
 /** How a replicated column merges concurrent writes. A function makes it `custom`. */
 export type Policy =
@@ -142,6 +143,7 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
   #listeners = new Map<string, Set<(d: never) => void>>();
   #adopt: Adopt;
   #rs: MakeResultSet;
+  #local: KeptStatements;
 
   constructor(config: ReplicaConfig, adopt: Adopt, makeResultSet: MakeResultSet) {
     this.#adopt = adopt;
@@ -159,6 +161,7 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
     } catch (e) {
       throw adopt(e);
     }
+    this.#local = new KeptStatements(this.#r, rest.intMode);
     this.#r.setListener((name: string, detail: unknown) => {
       for (const fn of this.#listeners.get(name) ?? []) {
         try {
@@ -192,14 +195,19 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
   }
 
   async execute(stmt: InStatement, args?: InArgs): Promise<ResultSet> {
-    const input = typeof stmt === "string" && args !== undefined ? { sql: stmt, args } : stmt;
     try {
       this.#check();
-      if (this.#writeMode === "remote" && !this.#readonly([input])) {
-        const [rs] = await this.#writeThrough([input]);
-        return this.#rs(rs);
+      if (this.#writeMode === "remote") {
+        const input = typeof stmt === "string" && args !== undefined ? { sql: stmt, args } : stmt;
+        if (!this.#readonly([input])) {
+          const [rs] = await this.#writeThrough([input]);
+          return this.#rs(rs);
+        }
       }
-      const [sql, packed] = encodeStatement(input);
+      // Kept prepared statements; the generic path for what they do not cover.
+      const rs = this.#local.execute(stmt, args);
+      if (rs !== undefined) return rs;
+      const [sql, packed] = encodeStatement(stmt, args);
       return this.#rs(this.#r.executePacked(sql, packed));
     } catch (e) {
       throw this.#adopt(e instanceof ArgumentError ? invalidArgument(e.message) : e);

@@ -17,6 +17,10 @@
 //! ```
 
 mod convert;
+pub mod packed;
+mod prepared;
+
+use std::cell::RefCell;
 
 use rusqlite::{Connection, OpenFlags};
 
@@ -24,6 +28,7 @@ use crate::error::{Error, Result, SqlErrorKind};
 use crate::remote::{ResultSet, Statement, TransactionMode};
 
 pub use convert::{read_value, sql_error};
+pub use prepared::{Run, CAPACITY as PREPARED_CAPACITY};
 
 /// Receives a statement's result as SQLite produces it: the columns, then each row's
 /// values, then the summary.
@@ -55,6 +60,9 @@ impl RowSink for ResultSet {
 
 /// One local SQLite database.
 pub struct Store {
+    /// Declared before `conn`: its statements are finalized before the connection
+    /// closes (rusqlite cannot close a connection with statements still open).
+    prepared: RefCell<prepared::Prepared>,
     conn: Connection,
 }
 
@@ -78,7 +86,10 @@ impl Store {
             conn.pragma_update(None, "synchronous", "normal").map_err(sql_error)?;
         }
         conn.set_prepared_statement_cache_capacity(256);
-        Ok(Store { conn })
+        Ok(Store {
+            prepared: RefCell::new(prepared::Prepared::new()),
+            conn,
+        })
     }
 
     /// The underlying connection, for the sync engine's own statements.
@@ -125,6 +136,33 @@ impl Store {
         Ok(())
     }
 
+    /// Prepares `sql` and keeps it for [`Store::run_prepared`] (the fast path of a
+    /// repeated statement). `Ok(None)`: the text is not one statement (empty, or more
+    /// follow); run it with [`Store::execute_into`]. A statement that does not
+    /// prepare is the same error `execute_into` gives.
+    pub fn prepare_kept(&self, sql: &str) -> Result<Option<u32>> {
+        let mut p = self.prepared.try_borrow_mut().map_err(|_| busy())?;
+        // SAFETY: the handle is only used while `self.conn` is open, on this thread.
+        match p.prepare(unsafe { self.conn.handle() }, sql) {
+            Ok(h) => Ok(h),
+            // The generic path's own wording (rusqlite reports offsets and a few cases
+            // its own way); if it unexpectedly accepts the text, use that path.
+            Err(()) => match self.conn.prepare(sql) {
+                Err(e) => Err(sql_error(e)),
+                Ok(_) => Ok(None),
+            },
+        }
+    }
+
+    /// Runs a statement kept by [`Store::prepare_kept`] with arguments packed as
+    /// [`packed`] describes, with the same rules and results as `execute_into`; the
+    /// sink gets the column header only when it is new or changed (see [`Run`]).
+    pub fn run_prepared(&self, handle: u32, args: &[u8], sink: &mut impl RowSink) -> Result<Run> {
+        let mut p = self.prepared.try_borrow_mut().map_err(|_| busy())?;
+        // SAFETY: as in `prepare_kept`.
+        p.run(unsafe { self.conn.handle() }, handle, args, sink)
+    }
+
     /// Runs `stmts` in one transaction: all commit or none do. A failing statement's
     /// index is the error's `step`, as from the remote client.
     pub fn batch(&self, stmts: &[Statement], mode: TransactionMode) -> Result<Vec<ResultSet>> {
@@ -166,6 +204,11 @@ impl Store {
     pub fn in_transaction(&self) -> bool {
         !self.conn.is_autocommit()
     }
+}
+
+/// A kept statement used from inside another one (a SQL function calling back).
+fn busy() -> Error {
+    Error::InvalidOperation("the local database is busy running another statement".into())
 }
 
 /// Puts the batch step on a SQL error.

@@ -165,49 +165,13 @@ pub(crate) fn js_to_statement(v: &JsValue) -> Result<Statement> {
 
 /// Decodes the arguments `encodeStatement` (js/args.ts) packed into bytes.
 pub(crate) fn decode_args(sql: String, bytes: &[u8]) -> Result<Statement> {
-    use crate::codec::Reader;
-    let bad = || invalid("malformed packed arguments");
     let mut stmt = Statement::new(sql);
-    let mut r = Reader::body(bytes);
-    let u32le = |r: &mut Reader| -> Result<u32> {
-        let b = r.raw(4).map_err(|_| bad())?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    };
-    let kind = r.u8().map_err(|_| bad())?;
-    let n = u32le(&mut r)? as usize;
-    let value = |r: &mut Reader| -> Result<Value> {
-        let tag = r.u8().map_err(|_| bad())?;
-        Ok(match tag {
-            0 => Value::Null,
-            1 | 2 | 5 => {
-                let b: [u8; 8] = r.raw(8).map_err(|_| bad())?.try_into().map_err(|_| bad())?;
-                match tag {
-                    1 => Value::Integer(f64::from_le_bytes(b) as i64),
-                    2 => Value::Real(f64::from_le_bytes(b)),
-                    _ => Value::Integer(i64::from_le_bytes(b)),
-                }
-            }
-            3 | 4 => {
-                let len = u32le(r)? as usize;
-                let b = r.raw(len).map_err(|_| bad())?;
-                if tag == 3 {
-                    Value::Text(std::str::from_utf8(b).map_err(|_| bad())?.to_string())
-                } else {
-                    Value::Blob(b.to_vec())
-                }
-            }
-            _ => return Err(bad()),
-        })
-    };
-    for _ in 0..n.min(bytes.len()) {
-        if kind == 2 {
-            let len = u32le(&mut r)? as usize;
-            let name = std::str::from_utf8(r.raw(len).map_err(|_| bad())?)
-                .map_err(|_| bad())?
-                .to_string();
-            stmt.named_args.push((name, value(&mut r)?));
-        } else {
-            stmt.args.push(value(&mut r)?);
+    let mut p = crate::store::packed::Packed::new(bytes)?;
+    while let Some((name, v)) = p.next()? {
+        let v = crate::store::read_value(v);
+        match name {
+            Some(n) => stmt.named_args.push((n.to_string(), v)),
+            None => stmt.args.push(v),
         }
     }
     Ok(stmt)

@@ -9,6 +9,7 @@ mod convert;
 mod crdt;
 mod edge;
 mod error;
+mod fast;
 mod fetch;
 mod replica;
 mod resolver;

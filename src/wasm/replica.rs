@@ -48,8 +48,10 @@ fn env() -> Env {
 /// `edgesync` package rather than this class directly.
 #[wasm_bindgen(js_name = Replica)]
 pub struct JsReplica {
-    inner: Rc<Replica<FetchTransport>>,
+    pub(crate) inner: Rc<Replica<FetchTransport>>,
     int_mode: IntMode,
+    /// The buffers of the fast path (src/wasm/fast.rs).
+    pub(crate) fast: crate::wasm::fast::Buffers,
 }
 
 fn outcome_js(o: &Option<Outcome>) -> JsValue {
@@ -189,6 +191,7 @@ impl JsReplica {
             Ok(JsReplica {
                 inner: Rc::new(replica),
                 int_mode,
+                fast: Default::default(),
             })
         })()
         .map_err(to_js)
