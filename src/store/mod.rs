@@ -111,18 +111,31 @@ impl Store {
         stmt.check()?;
         let mut prepared = self.conn.prepare_cached(&stmt.sql).map_err(sql_error)?;
         convert::bind(&mut prepared, stmt)?;
-        let width = prepared.column_count();
-        for c in prepared.columns() {
-            sink.column(c.name(), c.decl_type().unwrap_or(""));
-        }
         let readonly = prepared.readonly();
+        // The columns are read after the first step: that step re-prepares a statement
+        // whose tables changed since it was cached (`ALTER TABLE`, drop and re-create),
+        // and only then does the statement have its new columns.
+        let mut header = false;
         {
             let mut cursor = prepared.raw_query();
             while let Some(row) = cursor.next().map_err(sql_error)? {
+                let st = row.as_ref();
+                let width = st.column_count();
+                if !header {
+                    header = true;
+                    for c in st.columns() {
+                        sink.column(c.name(), c.decl_type().unwrap_or(""));
+                    }
+                }
                 sink.begin_row(width);
                 for i in 0..width {
                     sink.value(row.get_ref(i).map_err(sql_error)?);
                 }
+            }
+        }
+        if !header {
+            for c in prepared.columns() {
+                sink.column(c.name(), c.decl_type().unwrap_or(""));
             }
         }
         let (rows_affected, last_insert_rowid) = if readonly {
@@ -309,6 +322,27 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, Error::Sql { step: Some(0), .. }));
         assert!(!db.in_transaction());
+    }
+
+    #[test]
+    fn a_cached_statement_shows_the_columns_after_a_schema_change() {
+        let db = Store::open(":memory:").unwrap();
+        db.execute(&Statement::new("create table t (a integer)")).unwrap();
+        db.execute(&Statement::new("insert into t values (1)")).unwrap();
+        let q = Statement::new("select * from t");
+        assert_eq!(db.execute(&q).unwrap().columns, ["a"]);
+        db.execute(&Statement::new("alter table t add column b text default 'x'"))
+            .unwrap();
+        let rs = db.execute(&q).unwrap();
+        assert_eq!(rs.columns, ["a", "b"]);
+        assert_eq!(rs.column_types, ["INTEGER", "TEXT"]);
+        assert_eq!(rs.rows, [vec![Value::Integer(1), Value::Text("x".into())]]);
+        // And with no rows to step through.
+        db.execute(&Statement::new("drop table t")).unwrap();
+        db.execute(&Statement::new("create table t (c real, d blob, e)")).unwrap();
+        let rs = db.execute(&q).unwrap();
+        assert_eq!(rs.columns, ["c", "d", "e"]);
+        assert!(rs.rows.is_empty());
     }
 
     #[test]
