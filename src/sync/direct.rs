@@ -4,24 +4,58 @@
 //! has just ticked past everything it has seen), so on the state table the merge rule
 //! — "keep the greater version" — almost always takes it: one upsert per cell does
 //! what staging the record and running the set-based rules ([`super::rules`]) would,
-//! at a fraction of the cost (no stage rows to write and delete, no joins). Only when
+//! at a fraction of the cost (no stage rows to write and delete, no joins; the cells
+//! of a dozen writes go in one multi-row statement). Only when
 //! a cell keeps an equal or newer version (this replica's clock ran behind another's)
 //! does the caller fall back to the staged rules, which also rebuild the rows that
 //! lost. Counters, sets, text and custom columns always take the staged rules.
 
 use std::collections::HashMap;
 
-use rusqlite::params;
+use rusqlite::ToSql;
 
 use super::policy::{Policy, TableSpec};
 use super::record::{decode_value, version, Record};
 use crate::error::Result;
+use crate::remote::Value;
 use crate::store::sql_error;
 
 /// The last-writer-wins rule for one cell, as in [`super::rules`]: `-` is the row's
 /// presence (1 live, 0 deleted).
-const UPSERT_CELL: &str = "INSERT INTO _es_cv (tbl, pk, col, val, ver) VALUES (?1, ?2, ?3, ?4, ?5) \
-     ON CONFLICT (tbl, pk, col) DO UPDATE SET val = excluded.val, ver = excluded.ver WHERE excluded.ver > _es_cv.ver";
+const UPSERT_CELLS: (&str, &str) = (
+    "INSERT INTO _es_cv (tbl, pk, col, val, ver) VALUES",
+    "ON CONFLICT (tbl, pk, col) DO UPDATE SET val = excluded.val, ver = excluded.ver WHERE excluded.ver > _es_cv.ver",
+);
+
+/// Statement sizes (rows per statement), largest first: few distinct statements to
+/// keep prepared, and a dozen local writes' cells per statement instead of one each.
+const BATCH_SIZES: [usize; 4] = [64, 16, 4, 1];
+
+/// Runs `head VALUES (…), (…) … tail` over `args`, `width` values a row, a batch of
+/// rows per statement; returns the rows changed.
+pub fn insert_rows(
+    conn: &rusqlite::Connection,
+    (head, tail): (&str, &str),
+    width: usize,
+    args: &[&dyn ToSql],
+) -> Result<usize> {
+    let row = format!("({})", vec!["?"; width].join(", "));
+    let mut changed = 0;
+    let mut rest = args;
+    for size in BATCH_SIZES {
+        if rest.len() < size * width {
+            continue;
+        }
+        let sql = format!("{head} {} {tail}", vec![row.as_str(); size].join(", "));
+        let mut stmt = conn.prepare_cached(&sql).map_err(sql_error)?;
+        while rest.len() >= size * width {
+            let (batch, more) = rest.split_at(size * width);
+            changed += stmt.execute(batch).map_err(sql_error)?;
+            rest = more;
+        }
+    }
+    Ok(changed)
+}
 
 /// Whether every record is an insert, update or delete whose columns are all
 /// last-writer-wins, of a table without set columns (the staged rules rebuild the rows
@@ -43,22 +77,24 @@ pub fn all_lww(tables: &HashMap<String, TableSpec>, records: &[&Record]) -> bool
 /// when some cell kept its version — an equal or newer one — and the staged rules must
 /// settle the batch (re-applying what was applied here changes nothing).
 pub fn apply(conn: &rusqlite::Connection, records: &[&Record], site: &str) -> Result<bool> {
-    let mut stmt = conn.prepare_cached(UPSERT_CELL).map_err(sql_error)?;
-    let mut all_taken = true;
-    for r in records {
-        let pk = r.pk.to_string();
-        let ver = version(r.hlc, site);
+    let keys: Vec<(String, String)> = records
+        .iter()
+        .map(|r| (r.pk.to_string(), version(r.hlc, site)))
+        .collect();
+    let mut cells: Vec<(&str, &str, &str, Value, &str)> = Vec::with_capacity(records.len() * 6);
+    for (r, (pk, ver)) in records.iter().zip(&keys) {
         if r.op != 'u' {
-            let live = i64::from(r.op == 'i');
-            let n = stmt.execute(params![r.table, pk, "-", live, ver]).map_err(sql_error)?;
-            all_taken &= n == 1;
+            cells.push((&r.table, pk, "-", Value::Integer(i64::from(r.op == 'i')), ver));
         }
         for (col, v) in r.data.as_object().into_iter().flatten() {
-            let n = stmt
-                .execute(params![r.table, pk, col, decode_value(v), ver])
-                .map_err(sql_error)?;
-            all_taken &= n == 1;
+            cells.push((&r.table, pk, col, decode_value(v), ver));
         }
     }
-    Ok(all_taken)
+    // A cell that keeps its version changes nothing and is not counted.
+    let args: Vec<&dyn ToSql> = cells
+        .iter()
+        .flat_map(|(t, pk, col, val, ver)| [t as &dyn ToSql, pk, col, val, ver])
+        .collect();
+    let taken = insert_rows(conn, UPSERT_CELLS, 5, &args)?;
+    Ok(taken == cells.len())
 }

@@ -363,18 +363,21 @@ impl<T: HttpTransport> Replica<T> {
         if !(lww && super::direct::apply(self.store.conn(), &records, &self.site)?) {
             self.apply_records(&records, &self.site, Apply::Captured)?;
         }
-        let conn = self.store.conn();
-        let mut stmt = conn
-            .prepare_cached("INSERT INTO _es_outbox (hlc, rec, base) VALUES (?1, ?2, ?3)")
-            .map_err(sql_error)?;
-        for o in out {
-            stmt.execute(params![
-                o.record.hlc,
-                o.record.to_json().to_string(),
-                fold::encode_base(&o.base_value)
-            ])
-            .map_err(sql_error)?;
-        }
+        let rows: Vec<(String, Option<Vec<u8>>)> = out
+            .iter()
+            .map(|o| (o.record.to_json().to_string(), fold::encode_base(&o.base_value)))
+            .collect();
+        let args: Vec<&dyn rusqlite::ToSql> = out
+            .iter()
+            .zip(&rows)
+            .flat_map(|(o, (rec, base))| [&o.record.hlc as &dyn rusqlite::ToSql, rec, base])
+            .collect();
+        super::direct::insert_rows(
+            self.store.conn(),
+            ("INSERT INTO _es_outbox (hlc, rec, base) VALUES", ""),
+            3,
+            &args,
+        )?;
         Ok(out.len())
     }
 
