@@ -339,7 +339,8 @@ mod tests {
         assert_eq!(rs.rows, [vec![Value::Integer(1), Value::Text("x".into())]]);
         // And with no rows to step through.
         db.execute(&Statement::new("drop table t")).unwrap();
-        db.execute(&Statement::new("create table t (c real, d blob, e)")).unwrap();
+        db.execute(&Statement::new("create table t (c real, d blob, e)"))
+            .unwrap();
         let rs = db.execute(&q).unwrap();
         assert_eq!(rs.columns, ["c", "d", "e"]);
         assert!(rs.rows.is_empty());
