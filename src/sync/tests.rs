@@ -16,7 +16,8 @@ type R = Replica<UreqTransport>;
 const SCHEMA: &str =
     "create table items (id text primary key, name text, qty integer not null default 0, tags text, note text)";
 
-fn replica() -> R {
+/// An in-memory replica with `schema` created and `table` replicated.
+fn open_replica(schema: &str, table: &str, policies: &[(String, Policy)]) -> R {
     let r = Replica::open(
         ReplicaConfig {
             path: ":memory:".into(),
@@ -26,18 +27,18 @@ fn replica() -> R {
         Env::default(),
     )
     .unwrap();
-    r.execute(&Statement::new(SCHEMA)).unwrap();
-    r.replicate(
-        "items",
-        &[
-            ("qty".into(), Policy::Counter),
-            ("tags".into(), Policy::Set),
-            ("note".into(), Policy::Text),
-        ],
-        vec![],
-    )
-    .unwrap();
+    r.execute(&Statement::new(schema)).unwrap();
+    r.replicate(table, policies, vec![]).unwrap();
     r
+}
+
+fn replica() -> R {
+    let policies = [
+        ("qty".into(), Policy::Counter),
+        ("tags".into(), Policy::Set),
+        ("note".into(), Policy::Text),
+    ];
+    open_replica(SCHEMA, "items", &policies)
 }
 
 /// One local edit, as SQL.
@@ -204,21 +205,11 @@ fn delivery_is_idempotent_and_order_free() {
 /// A table whose columns are all last-writer-wins: own writes take the direct path
 /// (`direct.rs`), not the staged rules.
 fn lww_replica() -> R {
-    let r = Replica::open(
-        ReplicaConfig {
-            path: ":memory:".into(),
-            ..Default::default()
-        },
-        UreqTransport::default(),
-        Env::default(),
-    )
-    .unwrap();
-    r.execute(&Statement::new(
+    open_replica(
         "create table plain (id integer primary key, name text, n integer, b blob)",
-    ))
-    .unwrap();
-    r.replicate("plain", &[], vec![]).unwrap();
-    r
+        "plain",
+        &[],
+    )
 }
 
 fn lww_sql(e: &(u8, u8, i64)) -> String {

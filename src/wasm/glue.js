@@ -53,6 +53,9 @@ function readStr(bytes, at, len) {
  * The raw result object the TS layer turns into a ResultSet, decoded from the bytes
  * `encode_result` (src/wasm/convert.rs) writes. `intMode`: 0 auto, 1 bigint, 2 string.
  */
+// js/local.ts decodes kept-statement results with the same value tags and rules; a
+// change to them goes in both (this file is a wasm-bindgen snippet, copied into pkg/
+// under a hashed path, so it cannot import the package's own modules).
 export function decodeResult(bytes, intMode) {
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const ncols = dv.getUint32(0, true);
