@@ -245,6 +245,37 @@ pub(crate) fn result_set_to_js(rs: &ResultSet, mode: IntMode) -> JsValue {
 ///
 /// Column names and types repeat on every call of the same query, so each distinct
 /// header is sent once and JS keeps the decoded arrays by id.
+/// A `str` of the result layouts: u32 length (little endian), then the bytes.
+pub(crate) fn write_str(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+    out.extend_from_slice(b);
+}
+
+/// One value of the result layouts (this one and the kept-statement results of
+/// `wasm/fast.rs`): a tag byte — 0 NULL, 1 INTEGER (i64), 2 REAL (f64), 3 TEXT (str),
+/// 4 BLOB (u32 length + bytes) — then its bytes.
+pub(crate) fn write_value(out: &mut Vec<u8>, v: ValueRef<'_>) {
+    match v {
+        ValueRef::Null => out.push(0),
+        ValueRef::Integer(i) => {
+            out.push(1);
+            out.extend_from_slice(&i.to_le_bytes());
+        }
+        ValueRef::Real(f) => {
+            out.push(2);
+            out.extend_from_slice(&f.to_le_bytes());
+        }
+        ValueRef::Text(t) => {
+            out.push(3);
+            write_str(out, t);
+        }
+        ValueRef::Blob(b) => {
+            out.push(4);
+            write_str(out, b);
+        }
+    }
+}
+
 pub(crate) struct ResultEncoder {
     buf: Vec<u8>,
     header: Vec<u8>,
@@ -271,11 +302,6 @@ impl ResultEncoder {
             nrows: 0,
             header_done: false,
         }
-    }
-
-    fn str(out: &mut Vec<u8>, b: &[u8]) {
-        out.extend_from_slice(&(b.len() as u32).to_le_bytes());
-        out.extend_from_slice(b);
     }
 
     /// Puts the header id (and, the first time, the header itself) before the values.
@@ -323,8 +349,8 @@ impl ResultEncoder {
 impl RowSink for ResultEncoder {
     fn column(&mut self, name: &str, decl_type: &str) {
         self.ncols += 1;
-        Self::str(&mut self.header, name.as_bytes());
-        Self::str(&mut self.header, decl_type.as_bytes());
+        write_str(&mut self.header, name.as_bytes());
+        write_str(&mut self.header, decl_type.as_bytes());
     }
 
     fn begin_row(&mut self, _width: usize) {
@@ -333,26 +359,7 @@ impl RowSink for ResultEncoder {
     }
 
     fn value(&mut self, v: ValueRef<'_>) {
-        let buf = &mut self.buf;
-        match v {
-            ValueRef::Null => buf.push(0),
-            ValueRef::Integer(i) => {
-                buf.push(1);
-                buf.extend_from_slice(&i.to_le_bytes());
-            }
-            ValueRef::Real(f) => {
-                buf.push(2);
-                buf.extend_from_slice(&f.to_le_bytes());
-            }
-            ValueRef::Text(t) => {
-                buf.push(3);
-                Self::str(buf, t);
-            }
-            ValueRef::Blob(b) => {
-                buf.push(4);
-                Self::str(buf, b);
-            }
-        }
+        write_value(&mut self.buf, v);
     }
 
     fn finish(&mut self, rows_affected: u64, last_insert_rowid: Option<i64>) {

@@ -13,6 +13,7 @@ use rusqlite::types::ValueRef;
 
 use crate::error::Error;
 use crate::store::{RowSink, Run};
+use crate::wasm::convert::{write_str, write_value};
 use crate::wasm::error::to_js;
 use crate::wasm::replica::JsReplica;
 
@@ -48,11 +49,6 @@ struct Out {
 const VALUES_AT: usize = 32;
 
 impl Out {
-    fn str(out: &mut Vec<u8>, b: &[u8]) {
-        out.extend_from_slice(&(b.len() as u32).to_le_bytes());
-        out.extend_from_slice(b);
-    }
-
     fn start(&mut self) {
         self.buf.clear();
         self.buf.extend_from_slice(&[0; VALUES_AT]);
@@ -64,8 +60,8 @@ impl Out {
 impl RowSink for Out {
     fn column(&mut self, name: &str, decl_type: &str) {
         self.ncols += 1;
-        Self::str(&mut self.buf, name.as_bytes());
-        Self::str(&mut self.buf, decl_type.as_bytes());
+        write_str(&mut self.buf, name.as_bytes());
+        write_str(&mut self.buf, decl_type.as_bytes());
     }
 
     fn begin_row(&mut self, _width: usize) {
@@ -73,26 +69,7 @@ impl RowSink for Out {
     }
 
     fn value(&mut self, v: ValueRef<'_>) {
-        let out = &mut self.buf;
-        match v {
-            ValueRef::Null => out.push(0),
-            ValueRef::Integer(i) => {
-                out.push(1);
-                out.extend_from_slice(&i.to_le_bytes());
-            }
-            ValueRef::Real(f) => {
-                out.push(2);
-                out.extend_from_slice(&f.to_le_bytes());
-            }
-            ValueRef::Text(t) => {
-                out.push(3);
-                Self::str(out, t);
-            }
-            ValueRef::Blob(b) => {
-                out.push(4);
-                Self::str(out, b);
-            }
-        }
+        write_value(&mut self.buf, v);
     }
 
     fn finish(&mut self, rows_affected: u64, last_insert_rowid: Option<i64>) {

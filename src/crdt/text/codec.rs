@@ -381,6 +381,18 @@ fn offset_from(base: u64, delta: i64) -> Result<u64> {
         .ok_or_else(|| bad("lamport time out of range"))
 }
 
+/// The fields both snapshot layouts start with: the site table, the version and the
+/// highest Lamport time.
+fn read_common(r: &mut Reader) -> Result<(Sites, Version, u64)> {
+    let sites = Sites::read(r)?;
+    let version = Version::read(r)?;
+    for (_, n) in version.iter() {
+        check_seq(n, "version counter")?;
+    }
+    let lamport = check_seq(r.uvar()?, "lamport time")?;
+    Ok((sites, version, lamport))
+}
+
 /// Decodes and checks the runs (in document order) and the delete log: every field in
 /// range, every run and delete within `version`, origins consistent.
 fn parse_structure(body: &[u8], r: &mut Reader, sites: &Sites, version: &Version) -> Result<ParsedStructure> {
@@ -666,12 +678,7 @@ impl Text {
 
     /// A split snapshot: the plain part and the text now, the structure on first need.
     fn decode_split(bytes: &[u8], mut r: Reader, site: u64) -> Result<Text> {
-        let sites = Sites::read(&mut r)?;
-        let version = Version::read(&mut r)?;
-        for (_, n) in version.iter() {
-            check_seq(n, "version counter")?;
-        }
-        let lamport = check_seq(r.uvar()?, "lamport time")?;
+        let (sites, version, lamport) = read_common(&mut r)?;
         let visible = r.uvar()?;
         let stored = r.uvar()?;
         let flags = r.u8()?;
@@ -717,12 +724,7 @@ impl Text {
     /// A snapshot from before the split: one body, checked whole now.
     fn decode_whole(body: &[u8], site: u64) -> Result<Text> {
         let mut r = Reader::body(body);
-        let sites = Sites::read(&mut r)?;
-        let version = Version::read(&mut r)?;
-        for (_, n) in version.iter() {
-            check_seq(n, "version counter")?;
-        }
-        let lamport = check_seq(r.uvar()?, "lamport time")?;
+        let (sites, version, lamport) = read_common(&mut r)?;
         let parsed = parse_structure(body, &mut r, &sites, &version)?;
         let text = r.str()?;
         r.end()?;
