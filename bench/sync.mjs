@@ -221,7 +221,7 @@ function timingFetch(log) {
   return async (url, init) => {
     const body = init.body;
     const text = head.decode(body instanceof Uint8Array ? body.subarray(0, 4096) : new TextEncoder().encode(String(body).slice(0, 4096)));
-    const kind = text.includes("_es_stage") ? "push" : text.includes("FROM _es_log WHERE seq >") ? "pull" : "other";
+    const kind = text.includes("_es_chunk") ? "push" : text.includes("FROM _es_log WHERE seq >") ? "pull" : "other";
     const t0 = now();
     const res = await fetch(url, init);
     const buf = await res.arrayBuffer();

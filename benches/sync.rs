@@ -38,7 +38,7 @@ struct Exchange {
 }
 
 fn kind_of(body: &str) -> &'static str {
-    if body.contains("_es_stage") {
+    if body.contains("_es_chunk") {
         "push"
     } else if body.contains("FROM _es_log WHERE seq >") {
         "pull"

@@ -38,4 +38,9 @@ pub enum TransportError {
 #[allow(async_fn_in_trait)] // used with concrete types; wasm futures are not Send
 pub trait HttpTransport {
     async fn post(&self, req: HttpRequest<'_>) -> Result<HttpResponse, TransportError>;
+
+    /// Resolves once the runtime has had a turn to do its I/O — in JS, after the event
+    /// loop has run (a request started by [`Self::post`] is only written to the socket
+    /// then). A blocking transport has nothing to wait for.
+    async fn idle(&self) {}
 }

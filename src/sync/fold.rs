@@ -185,9 +185,13 @@ impl FoldContext<'_> {
                 Policy::Custom => {
                     let base: Option<(String, Value)> = self
                         .conn
-                        .prepare_cached("SELECT ver, val FROM _es_cv WHERE tbl = ?1 AND pk = json(?2) AND col = ?3")
+                        .prepare_cached(&format!(
+                            "SELECT v_{0}, c_{0} FROM {1} WHERE pk = json(?1) AND v_{0} IS NOT NULL",
+                            c.name,
+                            super::rows::shadow(cell.0)
+                        ))
                         .map_err(sql_error)?
-                        .query_row(params![cell.0, cell.1, cell.2], |r| {
+                        .query_row(params![cell.1], |r| {
                             Ok((r.get(0)?, crate::store::read_value(r.get_ref(1)?)))
                         })
                         .optional()

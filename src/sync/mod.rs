@@ -28,12 +28,14 @@
 //! ```
 
 mod clock;
-mod direct;
 mod fold;
+mod multirow;
 mod net;
+mod own;
 mod policy;
 pub mod record;
 mod replica;
+mod rows;
 pub mod rules;
 pub mod status;
 #[cfg(all(test, feature = "native"))]

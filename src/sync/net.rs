@@ -10,9 +10,11 @@ use serde_json::Value as Json;
 
 use super::fold::encode_base;
 use super::policy::check_identifier;
+use super::policy::TableSpec;
 use super::record::{decode_row, decode_value, encode_value, Record};
 use super::replica::{finish_savepoint, meta, parse_policies, set_meta, Apply, CaptureOff, Replica};
-use super::rules::{self, Side};
+use super::rows;
+use super::rules;
 use super::status::{backoff_ms, Event, Outcome, Status};
 use crate::error::{Error, Result};
 use crate::remote::{HttpTransport, RemoteClient, ResultSet, Statement, TransactionMode, Value};
@@ -74,6 +76,11 @@ impl<T: HttpTransport> Replica<T> {
     pub async fn sync(&self) -> Result<SyncReport> {
         let start = self.now();
         let res = self.sync_inner().await;
+        if res.is_err() {
+            // Offline or failed: the captures still become outbox records now (their
+            // error, if folding is what failed, is already in `res`).
+            let _ = self.fold_all();
+        }
         let end = self.now();
         let duration_ms = end.saturating_sub(start) as f64;
         self.monitor.record_sync(res.is_ok(), duration_ms);
@@ -141,7 +148,8 @@ impl<T: HttpTransport> Replica<T> {
 
     async fn sync_inner(&self) -> Result<(u64, u64)> {
         self.remote()?;
-        self.fold_all()?;
+        // One batch now; the rest is folded while the first chunks are on the wire.
+        self.fold_batch()?;
         if !self.inner.borrow().schema_ready {
             self.ensure_schema().await?;
         }
@@ -186,6 +194,7 @@ impl<T: HttpTransport> Replica<T> {
                     .map(|rest| format!("CREATE TABLE IF NOT EXISTS {rest}"))
                     .unwrap_or_else(|| spec.create_sql.clone());
                 stmts.push(Statement::new(create));
+                stmts.push(Statement::new(rows::ddl(spec)));
                 stmts.push(
                     Statement::new(
                         "INSERT INTO _es_tables (tbl, pol, create_sql) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
@@ -255,12 +264,12 @@ impl<T: HttpTransport> Replica<T> {
             check_identifier("table", t)?;
         }
         let list = todo.iter().map(|t| format!("'{t}'")).collect::<Vec<_>>().join(", ");
-        let stmts = [
+        let specs: Vec<TableSpec> = {
+            let inner = self.inner.borrow();
+            todo.iter().filter_map(|t| inner.tables.get(t).cloned()).collect()
+        };
+        let mut stmts = vec![
             Statement::new("SELECT coalesce(max(seq), 0) FROM _es_log"),
-            Statement::new(format!(
-                "SELECT tbl, pk, col, val, ver, CASE WHEN val = 9e999 THEN 1 WHEN val = -9e999 THEN -1 ELSE 0 END \
-                 FROM _es_cv WHERE tbl IN ({list})"
-            )),
             Statement::new(format!(
                 "SELECT tbl, pk, col, site, p, n FROM _es_ctr WHERE tbl IN ({list})"
             )),
@@ -271,26 +280,29 @@ impl<T: HttpTransport> Replica<T> {
                 "SELECT site, rec FROM _es_log WHERE rec ->> 1 IN ({list}) AND rec LIKE '%\"u\":%' ORDER BY seq"
             )),
         ];
+        stmts.extend(specs.iter().map(|s| Statement::new(rows::dump_sql(s))));
         let rs = self.remote_batch(&stmts, TransactionMode::Read).await?;
         self.fold_all()?;
         let conn = self.store.conn();
         let _off = CaptureOff::new(&self.capture);
         conn.execute_batch("SAVEPOINT es_boot").map_err(sql_error)?;
         let res = (|| {
-            let mut cv = conn
-                .prepare_cached(
-                    "INSERT INTO _es_cv (tbl, pk, col, val, ver) VALUES (?1, ?2, ?3, ?4, ?5) \
-                     ON CONFLICT (tbl, pk, col) DO UPDATE SET val = excluded.val, ver = excluded.ver WHERE excluded.ver > _es_cv.ver",
-                )
-                .map_err(sql_error)?;
-            for r in &rs[1].rows {
-                // Hrana's JSON has no infinities: they arrive as null, flagged in column 5.
-                let val = match int(&r[5]) {
-                    1 => Value::Real(f64::INFINITY),
-                    -1 => Value::Real(f64::NEG_INFINITY),
-                    _ => r[3].clone(),
-                };
-                cv.execute(params![r[0], r[1], r[2], val, r[4]]).map_err(sql_error)?;
+            for (spec, dump) in specs.iter().zip(&rs[4..]) {
+                let mut load = conn.prepare(&rows::load_sql(spec)).map_err(sql_error)?;
+                for r in &dump.rows {
+                    let mut args: Vec<Value> = r[..3].to_vec();
+                    for cell in r[3..].chunks(3) {
+                        // Hrana's JSON has no infinities: they arrive as null, flagged.
+                        args.push(match int(&cell[2]) {
+                            1 => Value::Real(f64::INFINITY),
+                            -1 => Value::Real(f64::NEG_INFINITY),
+                            _ => cell[0].clone(),
+                        });
+                        args.push(cell[1].clone());
+                    }
+                    load.execute(rusqlite::params_from_iter(args.iter()))
+                        .map_err(sql_error)?;
+                }
             }
             let mut ctr = conn
                 .prepare_cached(
@@ -298,7 +310,7 @@ impl<T: HttpTransport> Replica<T> {
                      ON CONFLICT DO UPDATE SET p = max(p, excluded.p), n = max(n, excluded.n)",
                 )
                 .map_err(sql_error)?;
-            for r in &rs[2].rows {
+            for r in &rs[1].rows {
                 ctr.execute(params![r[0], r[1], r[2], r[3], r[4], r[5]])
                     .map_err(sql_error)?;
             }
@@ -308,13 +320,13 @@ impl<T: HttpTransport> Replica<T> {
                      ON CONFLICT DO UPDATE SET alive = min(alive, excluded.alive)",
                 )
                 .map_err(sql_error)?;
-            for r in &rs[3].rows {
+            for r in &rs[2].rows {
                 set.execute(params![r[0], r[1], r[2], r[3], r[4], r[5]])
                     .map_err(sql_error)?;
             }
             // Text documents are rebuilt from their updates in the log.
             let mut by_site: Vec<(String, Record)> = Vec::new();
-            for r in &rs[4].rows {
+            for r in &rs[3].rows {
                 let rec: Json = serde_json::from_str(&text(&r[1])).map_err(|e| Error::Protocol(e.to_string()))?;
                 by_site.push((text(&r[0]), Record::from_json(&rec)?));
             }
@@ -322,27 +334,11 @@ impl<T: HttpTransport> Replica<T> {
                 self.apply_records(&[rec], site, Apply::Remote)?;
             }
             // Rebuild every row of the bootstrapped tables from the merged state.
-            let keys: Vec<(String, String)> = {
-                let mut stmt = conn
-                    .prepare(&format!("SELECT DISTINCT tbl, pk FROM _es_cv WHERE tbl IN ({list})"))
-                    .map_err(sql_error)?;
-                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(sql_error)?;
-                rows.collect::<rusqlite::Result<_>>().map_err(sql_error)?
-            };
-            let touch: Vec<Record> = keys
-                .into_iter()
-                .map(|(t, pk)| Record {
-                    hlc: 0,
-                    table: t,
-                    pk: serde_json::from_str(&pk).unwrap_or(Json::Null),
-                    op: 'u',
-                    data: Json::Object(Default::default()),
-                    base: None,
-                })
-                .collect();
-            for chunk in touch.chunks(5_000) {
-                let refs: Vec<&Record> = chunk.iter().collect();
-                self.apply_records(&refs, &self.site, Apply::Rebuild)?;
+            for spec in &specs {
+                let keys = format!("(SELECT pk FROM {}) k", rows::shadow(&spec.name));
+                for sql in rows::rebuild_sql(spec, &keys) {
+                    conn.execute(&sql, []).map_err(sql_error)?;
+                }
             }
             if meta(&self.store, "cursor")?.is_none() {
                 set_meta(&self.store, "cursor", &Value::Integer(int(&rs[0].rows[0][0])))?;
@@ -398,9 +394,26 @@ impl<T: HttpTransport> Replica<T> {
         for _round in 0..10_000 {
             let queued = self.read_outbox(self.push_chunk)?;
             if queued.is_empty() {
-                break;
+                if self.fold_batch()?.is_none() {
+                    break;
+                }
+                continue;
             }
-            let conflicts = self.push_records(&queued).await?;
+            // The request is started, then the next captures are folded while the
+            // server merges this chunk (a fold failure is reported after the chunk's
+            // answer is handled: the chunk may well have been committed).
+            let (conflicts, folded) = {
+                let mut push = std::pin::pin!(self.push_records(&queued));
+                match poll_once(&mut push).await {
+                    Some(res) => (res, Ok(None)),
+                    None => {
+                        self.remote()?.transport().idle().await;
+                        let folded = self.fold_batch();
+                        (push.await, folded)
+                    }
+                }
+            };
+            let conflicts = conflicts?;
             if !conflicts.rows.is_empty() {
                 self.fold_all()?;
             }
@@ -415,6 +428,7 @@ impl<T: HttpTransport> Replica<T> {
             })();
             finish_savepoint(conn, "es_push", res.is_ok())?;
             res?;
+            folded?;
         }
         let mut st = self.monitor.status.borrow_mut();
         st.last_push = Some(Outcome {
@@ -426,51 +440,65 @@ impl<T: HttpTransport> Replica<T> {
     }
 
     /// Sends one chunk; returns the custom-column conflicts the server reported.
+    ///
+    /// The batch: the chunk is stored once in `_es_chunk`; counter and set cells are
+    /// staged and merged ([`rules`]); custom values go through compare-and-set; every
+    /// record is logged once; the row state of each table is merged and its touched
+    /// rows rebuilt ([`rows`]); the custom values that lost are read back.
     async fn push_records(&self, queued: &[Queued]) -> Result<ResultSet> {
-        let stmts = {
+        let (stmts, conflict_steps) = {
             let inner = self.inner.borrow();
-            let mut json = String::with_capacity(queued.iter().map(|q| q.json.len() + 1).sum::<usize>() + 2);
-            json.push('[');
-            for (i, q) in queued.iter().enumerate() {
-                if i > 0 {
-                    json.push(',');
-                }
-                json.push_str(&q.json);
-            }
-            json.push(']');
-            let pol = Json::Object(
-                inner
-                    .tables
-                    .iter()
-                    .map(|(t, s)| (t.clone(), s.policies_json()))
-                    .collect(),
-            );
-            let mut stmts = vec![Statement::new(rules::STAGE)
-                .arg(json)
-                .arg(self.site.as_str())
-                .arg(pol.to_string())];
-            stmts.extend(rules::merge_sql(Side::Server).into_iter().map(Statement::new));
+            let json = super::replica::chunk_json(queued.iter().map(|q| q.json.as_str()));
             let mut names: Vec<&str> = queued.iter().map(|q| q.table.as_str()).collect();
             names.sort();
             names.dedup();
-            for n in names {
-                if let Some(spec) = inner.tables.get(n) {
-                    let [upsert, delete] = rules::materialize_sql(spec);
-                    stmts.push(Statement::new(upsert));
-                    // Only a delete record can remove a row (an insert older than a
-                    // tombstone is simply not inserted).
-                    if queued.iter().any(|q| q.op == 'd' && q.table == n) {
-                        stmts.push(Statement::new(delete));
-                    }
+            let specs: Vec<&TableSpec> = names.iter().filter_map(|n| inner.tables.get(*n)).collect();
+            let mut stmts = vec![Statement::new(rows::STORE_CHUNK).arg(json).arg(self.site.as_str())];
+            let staged = specs.iter().any(|s| super::replica::has_cells(s));
+            if staged {
+                let pol = Json::Object(specs.iter().map(|s| (s.name.clone(), s.policies_json())).collect());
+                stmts.push(Statement::new(rules::STAGE).arg(pol.to_string()));
+                stmts.extend(rules::merge_sql().into_iter().map(Statement::new));
+            }
+            for spec in &specs {
+                stmts.extend(rows::custom_sql(spec).into_iter().map(Statement::new));
+            }
+            stmts.push(Statement::new(rows::log_sql()));
+            for spec in &specs {
+                stmts.push(Statement::new(rows::upsert_sql(spec, rows::SERVER, true)));
+            }
+            for spec in &specs {
+                let [upsert, delete] = rows::materialize_sql(spec, rows::SERVER);
+                stmts.push(Statement::new(upsert));
+                // Only a delete record can remove a row (an insert older than a
+                // tombstone is simply not inserted).
+                if queued.iter().any(|q| q.op == 'd' && q.table == spec.name) {
+                    stmts.push(Statement::new(delete));
                 }
             }
-            stmts.push(Statement::new(rules::conflicts_sql()));
-            stmts.push(Statement::new(rules::UNSTAGE));
-            stmts
+            let mut conflict_steps = Vec::new();
+            for spec in &specs {
+                if let Some(sql) = rows::conflicts_sql(spec) {
+                    conflict_steps.push(stmts.len());
+                    stmts.push(Statement::new(sql));
+                }
+            }
+            if staged {
+                stmts.push(Statement::new(rules::UNSTAGE));
+            }
+            stmts.push(Statement::new(rows::DROP_CHUNK));
+            (stmts, conflict_steps)
         };
         let mut results = self.remote_batch(&stmts, TransactionMode::Write).await?;
-        let n = results.len();
-        Ok(results.swap_remove(n - 2))
+        let mut conflicts = ResultSet::default();
+        for i in conflict_steps {
+            let rs = std::mem::take(&mut results[i]);
+            if conflicts.columns.is_empty() {
+                conflicts.columns = rs.columns;
+            }
+            conflicts.rows.extend(rs.rows);
+        }
+        Ok(conflicts)
     }
 
     /// For each custom value that lost its compare-and-set: ask the resolver (or take
@@ -906,4 +934,16 @@ fn int(v: &Value) -> i64 {
         Value::Text(s) => s.parse().unwrap_or(0),
         _ => 0,
     }
+}
+
+/// Polls `f` once: its output if it is ready at once, else `None` (it has started, and
+/// the task will be woken when it can go on).
+async fn poll_once<F: std::future::Future + Unpin>(f: &mut F) -> Option<F::Output> {
+    std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(match std::pin::Pin::new(&mut *f).poll(cx) {
+            std::task::Poll::Ready(v) => Some(v),
+            std::task::Poll::Pending => None,
+        })
+    })
+    .await
 }

@@ -19,7 +19,8 @@ use super::clock::PackedClock;
 use super::fold::{self, FoldContext};
 use super::policy::{Policy, TableSpec};
 use super::record::{encode_row, Record};
-use super::rules::{self, Side};
+use super::rows;
+use super::rules;
 use super::status::{Event, Monitor};
 use crate::error::{Error, Result};
 use crate::remote::{HttpTransport, RemoteClient, RemoteConfig, ResultSet, Statement, TransactionMode, Value};
@@ -238,6 +239,7 @@ impl<T: HttpTransport> Replica<T> {
             }
         }
         let pol = spec.policies_json().to_string();
+        conn.execute_batch(&rows::ddl(&spec)).map_err(sql_error)?;
         let existing: Option<String> = conn
             .query_row("SELECT pol FROM _es_tables WHERE tbl = ?1", [table], |r| r.get(0))
             .optional()
@@ -303,17 +305,24 @@ impl<T: HttpTransport> Replica<T> {
     /// state in the same transaction. Returns how many records were queued.
     pub fn fold_all(&self) -> Result<usize> {
         let mut total = 0;
-        loop {
-            let conn = self.store.conn();
-            let caps = fold::read_captures(conn, 2_000)?;
-            if caps.is_empty() {
-                return Ok(total);
-            }
-            conn.execute_batch("SAVEPOINT es_fold").map_err(sql_error)?;
-            let res = self.fold_captures(&caps);
-            finish_savepoint(conn, "es_fold", res.is_ok())?;
-            total += res?;
+        while let Some(n) = self.fold_batch()? {
+            total += n;
         }
+        Ok(total)
+    }
+
+    /// Folds the next 2,000 captures (one local transaction): how many records were
+    /// queued, `None` when there was nothing to fold.
+    pub(crate) fn fold_batch(&self) -> Result<Option<usize>> {
+        let conn = self.store.conn();
+        let caps = fold::read_captures(conn, 2_000)?;
+        if caps.is_empty() {
+            return Ok(None);
+        }
+        conn.execute_batch("SAVEPOINT es_fold").map_err(sql_error)?;
+        let res = self.fold_captures(&caps);
+        finish_savepoint(conn, "es_fold", res.is_ok())?;
+        res.map(Some)
     }
 
     fn fold_captures(&self, caps: &[fold::Capture]) -> Result<usize> {
@@ -359,20 +368,22 @@ impl<T: HttpTransport> Replica<T> {
             return Ok(0);
         }
         let records: Vec<&Record> = out.iter().map(|o| &o.record).collect();
-        let lww = super::direct::all_lww(&self.inner.borrow().tables, &records);
-        if !(lww && super::direct::apply(self.store.conn(), &records, &self.site)?) {
-            self.apply_records(&records, &self.site, Apply::Captured)?;
-        }
         let rows: Vec<(String, Option<Vec<u8>>)> = out
             .iter()
             .map(|o| (o.record.to_json().to_string(), fold::encode_base(&o.base_value)))
             .collect();
+        self.apply_chunk(
+            &records,
+            &chunk_json(rows.iter().map(|r| r.0.as_str())),
+            &self.site,
+            Apply::Captured,
+        )?;
         let args: Vec<&dyn rusqlite::ToSql> = out
             .iter()
             .zip(&rows)
             .flat_map(|(o, (rec, base))| [&o.record.hlc as &dyn rusqlite::ToSql, rec, base])
             .collect();
-        super::direct::insert_rows(
+        super::multirow::insert_rows(
             self.store.conn(),
             ("INSERT INTO _es_outbox (hlc, rec, base) VALUES", ""),
             3,
@@ -381,143 +392,108 @@ impl<T: HttpTransport> Replica<T> {
         Ok(out.len())
     }
 
-    /// Runs the local merge rules for records written by `site`, then rebuilds the
-    /// touched rows (with capture off, so applying is never captured again).
+    /// Applies records written by `site` to the local state, then rebuilds the touched
+    /// rows (with capture off, so applying is never captured again).
     pub(crate) fn apply_records(&self, records: &[&Record], site: &str, mode: Apply) -> Result<()> {
+        let json: Vec<String> = records.iter().map(|r| r.to_json().to_string()).collect();
+        self.apply_chunk(records, &chunk_json(json.iter().map(String::as_str)), site, mode)
+    }
+
+    /// [`Self::apply_records`] with the records also as one JSON array (`chunk`), which
+    /// the row-state statements read ([`rows`]).
+    fn apply_chunk(&self, records: &[&Record], chunk: &str, site: &str, mode: Apply) -> Result<()> {
         let conn = self.store.conn();
         let inner = self.inner.borrow();
         let _off = CaptureOff::new(&self.capture);
-        self.stage(records, site, &inner)?;
-        for sql in merge_local_sql() {
+        let mut names: Vec<&str> = records.iter().map(|r| r.table.as_str()).collect();
+        names.sort();
+        names.dedup();
+        let specs: Vec<&TableSpec> = names.iter().filter_map(|n| inner.tables.get(*n)).collect();
+        let run = |sql: &str, args: &[&dyn rusqlite::ToSql]| -> Result<()> {
             conn.prepare_cached(sql)
                 .map_err(sql_error)?
-                .execute([])
+                .execute(args)
                 .map_err(sql_error)?;
+            Ok(())
+        };
+        let staged = specs.iter().any(|s| has_cells(s)) && self.stage(records, site, &inner)?;
+        if staged {
+            for sql in rules::merge_sql() {
+                run(sql, &[])?;
+            }
+        }
+        // This replica's own writes almost always win whole: then their rows are
+        // already as the rules would leave them.
+        let taken = mode == Apply::Captured
+            && super::own::eligible(&inner.tables, records)
+            && super::own::apply(conn, &inner.tables, records, site)?;
+        if taken {
+            if staged {
+                run(rules::UNSTAGE, &[])?;
+            }
+            return Ok(());
+        }
+        for spec in &specs {
+            run(&rows::upsert_sql(spec, rows::LOCAL, false), &[&chunk, &site])?;
         }
         if mode == Apply::Remote {
             self.merge_text(records, site, &inner)?;
         }
-        let mut names: Vec<&str> = records.iter().map(|r| r.table.as_str()).collect();
-        names.sort();
-        names.dedup();
-        for name in names {
-            let Some(spec) = inner.tables.get(name) else { continue };
+        for spec in &specs {
             // A local write already left its row as the rules would — unless a set
             // column needs normalizing (sorted, distinct), or the write lost to a newer
             // version already merged (a clock running behind another replica's).
-            let lost = mode == Apply::Captured && self.lost_to_newer(name)?;
-            if mode == Apply::Captured && !lost && !spec.columns.iter().any(|c| c.policy == Policy::Set) {
+            let lost = mode == Apply::Captured
+                && conn
+                    .prepare_cached(&rows::lost_sql(spec))
+                    .map_err(sql_error)?
+                    .query_row(params![chunk, site], |r| r.get::<_, bool>(0))
+                    .map_err(sql_error)?;
+            let sets = spec.columns.iter().any(|c| c.policy == Policy::Set);
+            if mode == Apply::Captured && !lost && !sets {
                 continue;
             }
-            let [upsert, delete] = rules::materialize_sql(spec);
-            conn.prepare_cached(&upsert)
-                .map_err(sql_error)?
-                .execute([])
-                .map_err(sql_error)?;
-            if lost || records.iter().any(|r| r.op == 'd' && r.table == name) {
-                conn.prepare_cached(&delete)
-                    .map_err(sql_error)?
-                    .execute([])
-                    .map_err(sql_error)?;
+            let [upsert, delete] = rows::materialize_sql(spec, rows::LOCAL);
+            run(&upsert, &[&chunk])?;
+            if lost || records.iter().any(|r| r.op == 'd' && r.table == spec.name) {
+                run(&delete, &[&chunk])?;
             }
         }
-        conn.prepare_cached(rules::UNSTAGE)
-            .map_err(sql_error)?
-            .execute([])
-            .map_err(sql_error)?;
+        if staged {
+            run(rules::UNSTAGE, &[])?;
+        }
         Ok(())
     }
 
-    /// Whether a staged write to `table` did not become the merged value.
-    fn lost_to_newer(&self, table: &str) -> Result<bool> {
-        self.store
-            .conn()
-            .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM _es_stage s JOIN _es_cv cv ON cv.tbl = s.tbl AND cv.pk = s.pk \
-                 AND cv.col = coalesce(s.col, '-') WHERE s.tbl = ?1 AND cv.ver <> s.ver \
-                 AND ((s.col IS NULL AND s.op IN ('i', 'd')) OR s.pol IN ('lww', 'text', 'custom')))",
-            )
-            .map_err(sql_error)?
-            .query_row([table], |r| r.get(0))
-            .map_err(sql_error)
-    }
-
-    /// Stages records for the merge rules: the same rows the server's `rules::STAGE`
-    /// statement makes from JSON, written directly.
-    fn stage(&self, records: &[&Record], site: &str, inner: &Inner) -> Result<()> {
+    /// Stages the counter and set cells of `records` for the merge rules: the same rows
+    /// the server's `rules::STAGE` statement makes from JSON, written directly. Whether
+    /// there was any.
+    fn stage(&self, records: &[&Record], site: &str, inner: &Inner) -> Result<bool> {
         let conn = self.store.conn();
         let mut stmt = conn
             .prepare_cached(
-                "INSERT INTO _es_stage (hlc, tbl, pk, op, col, pol, typ, val, jv, ver, base, xcol, rec, site) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, NULL, ?13)",
+                "INSERT INTO _es_cells (tbl, pk, col, pol, jv, ver, site) VALUES (?1, json(?2), ?3, ?4, ?5, ?6, ?7)",
             )
             .map_err(sql_error)?;
-        for r in records {
-            let pk = r.pk.to_string();
-            let ver = super::record::version(r.hlc, site);
-            let op = r.op.to_string();
-            let data = r.data.as_object();
-            let xcol = if r.op == 'x' {
-                data.and_then(|d| d.keys().next().cloned())
-            } else {
-                None
+        let mut any = false;
+        for r in records.iter().filter(|r| matches!(r.op, 'i' | 'u')) {
+            let Some(spec) = inner.tables.get(&r.table) else {
+                continue;
             };
-            stmt.execute(params![
-                r.hlc,
-                r.table,
-                pk,
-                op,
-                None::<String>,
-                None::<String>,
-                None::<String>,
-                Value::Null,
-                None::<String>,
-                ver,
-                r.base,
-                xcol,
-                site
-            ])
-            .map_err(sql_error)?;
-            let spec = inner.tables.get(&r.table);
-            for (col, v) in data.into_iter().flatten() {
-                let pol = spec
-                    .and_then(|s| s.columns.iter().find(|c| &c.name == col))
-                    .map(|c| c.policy.as_str())
-                    .unwrap_or("lww");
-                let (typ, jv) = match v {
-                    Json::Null => ("null", None),
-                    Json::Bool(true) => ("true", None),
-                    Json::Bool(false) => ("false", None),
-                    Json::Number(n) if n.is_f64() => ("real", None),
-                    Json::Number(_) => ("integer", None),
-                    Json::String(_) => ("text", None),
-                    Json::Array(_) => ("array", Some(v.to_string())),
-                    Json::Object(_) => ("object", Some(v.to_string())),
+            let (pk, ver) = (r.pk.to_string(), super::record::version(r.hlc, site));
+            for (col, v) in r.data.as_object().into_iter().flatten() {
+                let pol = spec.columns.iter().find(|c| &c.name == col).map(|c| c.policy);
+                let pol = match (pol, v) {
+                    (Some(Policy::Counter), Json::Array(_)) => "counter",
+                    (Some(Policy::Set), Json::Object(_)) => "set",
+                    _ => continue,
                 };
-                let val = if typ == "array" {
-                    Value::Null
-                } else {
-                    super::record::decode_value(v)
-                };
-                stmt.execute(params![
-                    r.hlc,
-                    r.table,
-                    pk,
-                    op,
-                    col,
-                    pol,
-                    typ,
-                    val,
-                    jv,
-                    ver,
-                    r.base,
-                    None::<String>,
-                    site
-                ])
-                .map_err(sql_error)?;
+                stmt.execute(params![r.table, pk, col, pol, v.to_string(), ver, site])
+                    .map_err(sql_error)?;
+                any = true;
             }
         }
-        Ok(())
+        Ok(any)
     }
 
     /// Merges pulled text updates into the local documents; the merged text replaces
@@ -545,10 +521,13 @@ impl<T: HttpTransport> Replica<T> {
                     self.text_touched
                         .borrow_mut()
                         .insert((cell.0.to_string(), pk.clone(), col.clone()));
-                    conn.prepare_cached("UPDATE _es_cv SET val = ?4 WHERE tbl = ?1 AND pk = json(?2) AND col = ?3")
-                        .map_err(sql_error)?
-                        .execute(params![cell.0, cell.1, cell.2, doc.text()])
-                        .map_err(sql_error)?;
+                    conn.prepare_cached(&format!(
+                        "UPDATE {} SET c_{col} = ?2 WHERE pk = json(?1)",
+                        rows::shadow(&r.table)
+                    ))
+                    .map_err(sql_error)?
+                    .execute(params![cell.1, doc.text()])
+                    .map_err(sql_error)?;
                 }
             }
         }
@@ -605,10 +584,24 @@ pub(crate) enum Apply {
     Rebuild,
 }
 
-/// Merge statements for local application, built once.
-fn merge_local_sql() -> &'static [String] {
-    static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-    SQL.get_or_init(|| rules::merge_sql(Side::Local))
+/// Records as one JSON array.
+pub(crate) fn chunk_json<'a>(records: impl Iterator<Item = &'a str>) -> String {
+    let mut out = String::from("[");
+    for (i, r) in records.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(r);
+    }
+    out.push(']');
+    out
+}
+
+/// Whether `spec` has columns merged through staged cells (counters, sets).
+pub(crate) fn has_cells(spec: &TableSpec) -> bool {
+    spec.columns
+        .iter()
+        .any(|c| matches!(c.policy, Policy::Counter | Policy::Set))
 }
 
 /// The text CRDT's site number for this replica.

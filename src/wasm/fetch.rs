@@ -13,6 +13,9 @@ use crate::remote::{HttpRequest, HttpResponse, HttpTransport, TransportError};
 
 #[wasm_bindgen(module = "/src/wasm/glue.js")]
 extern "C" {
+    /// A promise resolved by a zero-delay timer: after the event loop's I/O phase.
+    #[wasm_bindgen(js_name = idle)]
+    fn glue_idle() -> Promise;
     #[wasm_bindgen(js_name = post)]
     fn glue_post(fetch: &JsValue, url: &str, body: Vec<u8>, bearer: Option<String>, timeout_ms: u32) -> Promise;
 
@@ -67,5 +70,9 @@ impl HttpTransport for FetchTransport {
             status: result.status(),
             body: result.body().to_vec(),
         })
+    }
+
+    async fn idle(&self) {
+        let _ = JsFuture::from(glue_idle()).await;
     }
 }

@@ -9,6 +9,12 @@
  * a connection lost mid-response. The deadline covers both stages. AbortController +
  * setTimeout, cleared on completion, costs ~1 µs where AbortSignal.timeout costs ~11.
  */
+/** Resolves after a zero-delay timer: the event loop has done its I/O (a request
+ *  started just before is on the socket). */
+export function idle() {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
 export async function post(fetchFn, url, body, bearer, timeoutMs) {
   const headers = { "content-type": "application/json" };
   if (bearer !== undefined) headers.authorization = `Bearer ${bearer}`;
