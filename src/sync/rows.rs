@@ -80,15 +80,29 @@ pub fn ddl(spec: &TableSpec) -> String {
     )
 }
 
-/// The chunk's records of `table`, one per row: `pk` (canonical JSON), `op`, `ver`,
-/// `d` (the data object), `base`, `hlc`, `xcol` (the column of a custom record) and
-/// `rec` (the record's JSON).
+/// The chunk's records of `table`, one per row: `pk` (canonical JSON), `op`, `ver`
+/// and `d` (the data object).
+///
+/// Each record's text is taken out of the chunk once (`e`): every `json_each` value
+/// read renders the element again, and every function applied to it parses it again.
 fn records(src: Source, table: &str) -> String {
     format!(
-        "x AS MATERIALIZED (SELECT json(r.value -> 2) AS pk, r.value ->> 3 AS op, \
-         printf('%016x', r.value ->> 0) || {site} AS ver, r.value -> 4 AS d, r.value ->> 5 AS base, \
-         r.value ->> 0 AS hlc, CASE WHEN r.value ->> 3 = 'x' THEN (SELECT key FROM json_each(r.value -> 4) LIMIT 1) END AS xcol, \
-         r.value AS rec FROM json_each({chunk}) r WHERE r.value ->> 1 = '{table}')",
+        "e AS MATERIALIZED (SELECT value AS v FROM json_each({chunk})), \
+         x AS MATERIALIZED (SELECT json(v -> 2) AS pk, v ->> 3 AS op, printf('%016x', v ->> 0) || {site} AS ver, \
+         v -> 4 AS d FROM e WHERE v ->> 1 = '{table}')",
+        site = src.site,
+        chunk = src.chunk,
+    )
+}
+
+/// [`records`] with, besides, `base`, `hlc`, `xcol` (the column of a custom record)
+/// and `rec` (the record's JSON), for the statements about custom values.
+fn custom_records(src: Source, table: &str) -> String {
+    format!(
+        "e AS MATERIALIZED (SELECT value AS v FROM json_each({chunk})), \
+         x AS MATERIALIZED (SELECT json(v -> 2) AS pk, v ->> 3 AS op, printf('%016x', v ->> 0) || {site} AS ver, \
+         v -> 4 AS d, v ->> 5 AS base, v ->> 0 AS hlc, (SELECT key FROM json_each(v -> 4) LIMIT 1) AS xcol, v AS rec \
+         FROM e WHERE v ->> 1 = '{table}' AND v ->> 3 = 'x')",
         site = src.site,
         chunk = src.chunk,
     )
@@ -97,11 +111,18 @@ fn records(src: Source, table: &str) -> String {
 /// A column's value in a record's data object `d`, decoded as [`super::record`] encodes
 /// it: a BLOB is `{"b": hex}`, ±∞ `{"r": "inf"}`, a text edit `{"t": text, …}`.
 fn value(col: &str) -> String {
+    format!(
+        "CASE json_type(d, '$.{col}') WHEN 'object' THEN {} WHEN 'array' THEN NULL ELSE d ->> '{col}' END",
+        tagged(col)
+    )
+}
+
+/// [`value`] of a column known to hold an object.
+fn tagged(col: &str) -> String {
     let e = format!("d -> '{col}'");
     format!(
-        "CASE json_type(d, '$.{col}') WHEN 'object' THEN CASE WHEN {e} ->> 'b' IS NOT NULL THEN unhex({e} ->> 'b') \
-         WHEN {e} ->> 'r' = 'inf' THEN 9e999 WHEN {e} ->> 'r' = '-inf' THEN -9e999 ELSE {e} ->> 't' END \
-         WHEN 'array' THEN NULL ELSE d ->> '{col}' END"
+        "CASE WHEN {e} ->> 'b' IS NOT NULL THEN unhex({e} ->> 'b') WHEN {e} ->> 'r' = 'inf' THEN 9e999 \
+         WHEN {e} ->> 'r' = '-inf' THEN -9e999 ELSE {e} ->> 't' END"
     )
 }
 
@@ -138,18 +159,26 @@ pub fn upsert_sql(spec: &TableSpec, src: Source, server: bool) -> String {
     let cols = columns_with(spec, &policies);
     let ops = if server { "'i', 'u', 'd'" } else { "'i', 'u', 'd', 'x'" };
     let names: String = cols.iter().map(|c| format!(", c_{c}, v_{c}")).collect();
+    // Each column's JSON type and raw value are read once (`t_c`, `r_c`); only a
+    // tagged value (an object: BLOB, ±∞, text edit) is looked at again.
+    let raw: String = cols
+        .iter()
+        .map(|c| format!(", json_type(d, '$.{c}') AS t_{c}, d ->> '{c}' AS r_{c}"))
+        .collect();
     let exprs: String = cols
         .iter()
         .map(|c| {
             format!(
-                ", {}, CASE WHEN json_type(d, '$.{c}') IS NOT NULL THEN ver END",
-                value(c)
+                ", CASE t_{c} WHEN 'object' THEN {} WHEN 'array' THEN NULL ELSE r_{c} END, \
+                 CASE WHEN t_{c} IS NOT NULL THEN ver END",
+                tagged(c)
             )
         })
         .collect();
     format!(
-        "WITH {x} INSERT INTO {s} (pk, _pv, _live{names}) SELECT pk, CASE WHEN op IN ('i', 'd') THEN ver END, \
-         CASE op WHEN 'i' THEN 1 WHEN 'd' THEN 0 END{exprs} FROM x WHERE op IN ({ops}) {set}",
+        "WITH {x}, y AS MATERIALIZED (SELECT pk, op, ver, d{raw} FROM x WHERE op IN ({ops})) \
+         INSERT INTO {s} (pk, _pv, _live{names}) SELECT pk, CASE WHEN op IN ('i', 'd') THEN ver END, \
+         CASE op WHEN 'i' THEN 1 WHEN 'd' THEN 0 END{exprs} FROM y WHERE true {set}",
         x = records(src, &spec.name),
         s = shadow(&spec.name),
         set = merge_set(spec),
@@ -161,7 +190,7 @@ pub fn upsert_sql(spec: &TableSpec, src: Source, server: bool) -> String {
 /// the custom records that won (a losing one is reported by [`conflicts_sql`], resolved
 /// by its writer and pushed again against the new version).
 pub fn custom_sql(spec: &TableSpec) -> Vec<String> {
-    let x = records(SERVER, &spec.name);
+    let x = custom_records(SERVER, &spec.name);
     let s = shadow(&spec.name);
     let mut out = Vec::new();
     let custom = columns_with(spec, &[Policy::Custom]);
@@ -199,8 +228,9 @@ fn held_version(custom: &[String], s: &str) -> String {
 /// (its id is its version and op).
 pub fn log_sql() -> String {
     format!(
-        "INSERT INTO _es_log (id, site, rec) SELECT printf('%016x', r.value ->> 0) || {site} || (r.value ->> 3), \
-         {site}, r.value FROM json_each({chunk}) r WHERE r.value ->> 3 <> 'x' ON CONFLICT (id) DO NOTHING",
+        "WITH e AS MATERIALIZED (SELECT value AS v FROM json_each({chunk})) \
+         INSERT INTO _es_log (id, site, rec) SELECT printf('%016x', v ->> 0) || {site} || (v ->> 3), {site}, v \
+         FROM e WHERE v ->> 3 <> 'x' ON CONFLICT (id) DO NOTHING",
         site = SERVER.site,
         chunk = SERVER.chunk,
     )
@@ -221,7 +251,7 @@ pub fn conflicts_sql(spec: &TableSpec) -> Option<String> {
     Some(format!(
         "WITH {x} SELECT x.hlc, '{t}', x.pk, x.xcol, CASE x.xcol{arms} END, {held} FROM x JOIN {s} s ON s.pk = x.pk \
          WHERE x.op = 'x' AND {held} <> x.ver AND NOT EXISTS (SELECT 1 FROM _es_log WHERE id = x.ver || 'x' || x.xcol)",
-        x = records(SERVER, &spec.name),
+        x = custom_records(SERVER, &spec.name),
         t = spec.name,
         s = shadow(&spec.name),
     ))
