@@ -338,3 +338,52 @@ fn a_file_replica_keeps_its_queue_across_restarts() {
     assert_eq!(rows[0][2], Value::Integer(7));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A server whose state was written by the earlier per-cell layout (`_es_cv`): the
+/// first replica to sync moves it into the row state, a new replica bootstraps from
+/// it, and later writes on either side still merge by the versions it kept.
+#[test]
+fn server_state_in_the_earlier_layout_is_migrated() {
+    let s = Sqld::start();
+    let plain = "create table plain (id integer primary key, name text, n integer)";
+    let a = replica(&s);
+    exec(&a, plain);
+    a.replicate("plain", &[], vec![]).unwrap();
+    exec(
+        &a,
+        "insert into plain values (1, 'one', 1), (2, 'two', 2), (3, 'three', 3)",
+    );
+    exec(&a, "delete from plain where id = 3");
+    block(a.sync()).unwrap();
+    let server = |sql: &str| block(s.client().execute(&Statement::new(sql))).unwrap();
+    for sql in [
+        "create table _es_cv (tbl text not null, pk text not null, col text not null, val, ver text not null, \
+         primary key (tbl, pk, col)) without rowid",
+        "insert into _es_cv select 'plain', pk, '-', _live, _pv from _es_row_plain where _pv is not null",
+        "insert into _es_cv select 'plain', pk, 'name', c_name, v_name from _es_row_plain where v_name is not null",
+        "insert into _es_cv select 'plain', pk, 'n', c_n, v_n from _es_row_plain where v_n is not null",
+        "drop table _es_row_plain",
+    ] {
+        server(sql);
+    }
+    let b = replica(&s);
+    exec(&b, plain);
+    b.replicate("plain", &[], vec![]).unwrap();
+    block(b.sync()).unwrap();
+    assert_eq!(dump(&b, "plain"), dump(&a, "plain"));
+    assert_eq!(dump(&b, "plain").len(), 2);
+    let legacy = server("select count(*) from sqlite_master where name = '_es_cv'");
+    assert_eq!(legacy.rows[0][0], Value::Integer(0));
+    let shadow = server("select count(*) from _es_row_plain where _pv is not null");
+    assert_eq!(
+        shadow.rows[0][0],
+        Value::Integer(3),
+        "the delete's version was kept too"
+    );
+    exec(&b, "update plain set name = 'uno' where id = 1");
+    block(b.sync()).unwrap();
+    block(a.sync()).unwrap();
+    assert_eq!(dump(&a, "plain"), dump(&b, "plain"));
+    assert_eq!(dump(&a, "plain")[0][1], Value::Text("uno".into()));
+    assert_eq!(server_dump(&s, "plain"), dump(&a, "plain"));
+}

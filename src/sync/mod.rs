@@ -5,8 +5,9 @@
 //!   with [`Replica::replicate`] get capture triggers; every write to them is recorded
 //!   in the same local transaction.
 //! - [`Replica::sync`] folds captures into change [`record`]s, pushes them in atomic
-//!   Hrana batches whose merge rules are SQL ([`rules`]), then pulls the server's log
-//!   after its cursor and applies it with the same rules.
+//!   Hrana batches whose merge rules are SQL — per-table row state (`rows.rs`: one
+//!   shadow row per table row) and per-site counters and per-tag sets ([`rules`]) —
+//!   then pulls the server's log after its cursor and applies it with the same rules.
 //! - Status, events and metrics: [`status`].
 //!
 //! ```no_run

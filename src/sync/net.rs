@@ -209,9 +209,27 @@ impl<T: HttpTransport> Replica<T> {
                 );
                 stmts.push(Statement::new("SELECT pol FROM _es_tables WHERE tbl = ?").arg(name.as_str()));
             }
+            stmts.push(Statement::new(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = '_es_cv')",
+            ));
             (stmts, checks)
         };
         let results = self.remote_batch(&stmts, TransactionMode::Write).await?;
+        let legacy = results
+            .last()
+            .and_then(|r| r.rows.first())
+            .is_some_and(|r| int(&r[0]) == 1);
+        self.check_server_tables(&results, checks)?;
+        if legacy {
+            self.migrate_server().await?;
+        }
+        self.inner.borrow_mut().schema_ready = true;
+        Ok(())
+    }
+
+    /// Compares the server's copy of each replicated table (columns, types, key and
+    /// policies: the results at `checks`) with the local one.
+    fn check_server_tables(&self, results: &[ResultSet], checks: Vec<(String, usize)>) -> Result<()> {
         let inner = self.inner.borrow();
         for (name, idx) in checks {
             let spec = &inner.tables[&name];
@@ -239,8 +257,36 @@ impl<T: HttpTransport> Replica<T> {
                 )));
             }
         }
-        drop(inner);
-        self.inner.borrow_mut().schema_ready = true;
+        Ok(())
+    }
+
+    /// Moves the server's state of this replica's tables out of the earlier per-cell
+    /// layout (see [`rows::migrate_sql`]), in one write transaction; drops the old
+    /// tables once no table's state is left in them.
+    async fn migrate_server(&self) -> Result<()> {
+        let stmts: Vec<Statement> = {
+            let inner = self.inner.borrow();
+            let mut names: Vec<&String> = inner.tables.keys().collect();
+            names.sort();
+            names
+                .into_iter()
+                .flat_map(|n| rows::migrate_sql(&inner.tables[n]))
+                .map(Statement::new)
+                .chain([Statement::new("SELECT EXISTS (SELECT 1 FROM _es_cv)")])
+                .collect()
+        };
+        let results = self.remote_batch(&stmts, TransactionMode::Write).await?;
+        let left = results
+            .last()
+            .and_then(|r| r.rows.first())
+            .is_some_and(|r| int(&r[0]) == 1);
+        if !left {
+            let drop = [
+                Statement::new("DROP TABLE IF EXISTS _es_cv"),
+                Statement::new("DROP TABLE IF EXISTS _es_stage"),
+            ];
+            self.remote_batch(&drop, TransactionMode::Write).await?;
+        }
         Ok(())
     }
 

@@ -240,6 +240,7 @@ impl<T: HttpTransport> Replica<T> {
         }
         let pol = spec.policies_json().to_string();
         conn.execute_batch(&rows::ddl(&spec)).map_err(sql_error)?;
+        migrate_legacy_state(conn, &spec)?;
         let existing: Option<String> = conn
             .query_row("SELECT pol FROM _es_tables WHERE tbl = ?1", [table], |r| r.get(0))
             .optional()
@@ -582,6 +583,37 @@ pub(crate) enum Apply {
     Remote,
     /// This replica's own records that change rows (conflict resolutions, bootstrap).
     Rebuild,
+}
+
+/// Moves `spec`'s state out of the earlier per-cell layout, if this database has it
+/// (see [`rows::migrate_sql`]); drops the old tables once they are empty.
+fn migrate_legacy_state(conn: &rusqlite::Connection, spec: &TableSpec) -> Result<()> {
+    let legacy: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = '_es_cv')",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(sql_error)?;
+    if !legacy {
+        return Ok(());
+    }
+    conn.execute_batch("SAVEPOINT es_migrate").map_err(sql_error)?;
+    let res = (|| {
+        for sql in rows::migrate_sql(spec) {
+            conn.execute(&sql, []).map_err(sql_error)?;
+        }
+        let left: bool = conn
+            .query_row("SELECT EXISTS (SELECT 1 FROM _es_cv)", [], |r| r.get(0))
+            .map_err(sql_error)?;
+        if !left {
+            conn.execute_batch("DROP TABLE _es_cv; DROP TABLE IF EXISTS _es_stage")
+                .map_err(sql_error)?;
+        }
+        Ok(())
+    })();
+    finish_savepoint(conn, "es_migrate", res.is_ok())?;
+    res
 }
 
 /// Records as one JSON array.

@@ -384,3 +384,29 @@ pub fn own_upsert(spec: &TableSpec) -> (String, String, String, usize) {
         width,
     )
 }
+
+/// The state of `spec` in the earlier layout (`_es_cv`: one row per table, key and
+/// column; column `-` the row's presence), merged into the shadow by version and then
+/// deleted — run wherever `_es_cv` still exists (a file replica or a server written by
+/// an earlier edgesync), so no merged value or version is left behind.
+pub fn migrate_sql(spec: &TableSpec) -> [String; 2] {
+    let t = &spec.name;
+    let pick = |col: &str, field: &str| format!("max(CASE col WHEN '{col}' THEN {field} END)");
+    let cols: Vec<&str> = row_columns(spec).collect();
+    let names: String = cols.iter().map(|c| format!(", c_{c}, v_{c}")).collect();
+    let exprs: String = cols
+        .iter()
+        .map(|c| format!(", {}, {}", pick(c, "val"), pick(c, "ver")))
+        .collect();
+    [
+        format!(
+            "INSERT INTO {s} (pk, _pv, _live{names}) SELECT pk, {pv}, {live}{exprs} FROM _es_cv WHERE tbl = '{t}' \
+             GROUP BY pk {set}",
+            s = shadow(t),
+            pv = pick("-", "ver"),
+            live = pick("-", "val"),
+            set = merge_set(spec),
+        ),
+        format!("DELETE FROM _es_cv WHERE tbl = '{t}'"),
+    ]
+}

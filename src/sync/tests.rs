@@ -324,3 +324,69 @@ fn an_own_write_that_loses_is_rebuilt_from_the_state() {
     deliver(&a, &from_b);
     assert_eq!(row(&a), row(&b));
 }
+
+/// A file replica written by the earlier per-cell layout (`_es_cv`) keeps every merged
+/// value and version: `replicate()` moves them into the row state and drops the old
+/// table.
+#[test]
+fn state_in_the_earlier_layout_is_migrated() {
+    let dir = std::env::temp_dir().join(format!("es-migrate-{}", std::process::id()));
+    let _ = std::fs::remove_file(&dir);
+    let open = || {
+        let r = Replica::open(
+            ReplicaConfig {
+                path: dir.to_string_lossy().into_owned(),
+                ..Default::default()
+            },
+            UreqTransport::default(),
+            Env::default(),
+        )
+        .unwrap();
+        r
+    };
+    let shadow = |r: &R| {
+        r.execute(&Statement::new("select * from _es_row_plain order by pk"))
+            .unwrap()
+            .rows
+    };
+    let r = open();
+    r.execute(&Statement::new(
+        "create table plain (id integer primary key, name text, n integer, b blob)",
+    ))
+    .unwrap();
+    r.replicate("plain", &[], vec![]).unwrap();
+    r.execute(&Statement::new(
+        "insert into plain values (1, 'one', 1, x'01'), (2, 'two', 2, null)",
+    ))
+    .unwrap();
+    r.execute(&Statement::new("update plain set name = 'uno' where id = 1"))
+        .unwrap();
+    r.execute(&Statement::new("delete from plain where id = 2")).unwrap();
+    r.fold_all().unwrap();
+    let before = shadow(&r);
+    assert_eq!(before.len(), 2);
+    // Rewrite the state as the earlier layout held it.
+    for sql in [
+        "create table _es_cv (tbl text not null, pk text not null, col text not null, val, ver text not null, \
+         primary key (tbl, pk, col)) without rowid",
+        "insert into _es_cv select 'plain', pk, '-', _live, _pv from _es_row_plain where _pv is not null",
+        "insert into _es_cv select 'plain', pk, 'name', c_name, v_name from _es_row_plain where v_name is not null",
+        "insert into _es_cv select 'plain', pk, 'n', c_n, v_n from _es_row_plain where v_n is not null",
+        "insert into _es_cv select 'plain', pk, 'b', c_b, v_b from _es_row_plain where v_b is not null",
+        "drop table _es_row_plain",
+    ] {
+        r.execute(&Statement::new(sql)).unwrap();
+    }
+    drop(r);
+    let r = open();
+    r.replicate("plain", &[], vec![]).unwrap();
+    assert_eq!(shadow(&r), before);
+    let gone = r
+        .execute(&Statement::new(
+            "select count(*) from sqlite_master where name = '_es_cv'",
+        ))
+        .unwrap();
+    assert_eq!(gone.rows[0][0], Value::Integer(0));
+    drop(r);
+    let _ = std::fs::remove_file(&dir);
+}
