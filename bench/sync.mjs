@@ -5,7 +5,8 @@
 //
 //   1. local writes and point reads: a replicated table, 20,000 single-row INSERTs
 //      each timed on its own (p50/p99), then ≥ 200,000 point reads by random id.
-//      Peer: @libsql/client on a local ":memory:" database.
+//      Peer: @libsql/client on a local ":memory:" database. Also shown: the same table
+//      not replicated, and the replica on a file (`file:`, Node's fs).
 //   2. push of 10,000 queued rows: time of sync(), HTTP requests, bytes sent per row.
 //      Peers: @libsql/client (remote) inserting the same rows one by one, and as one
 //      batch(…, "write").
@@ -84,10 +85,20 @@ async function localTarget(kind) {
     for (const t of ["readings", "warmup"]) await c.execute(`create table ${t} ${SCHEMA}`);
     return c;
   }
-  const c = edgesyncClient({ url: ":memory:" });
+  // "edgesync-file": the same replica on a file (Node's fs through the host VFS: WAL,
+  // synchronous = NORMAL), in a fresh temporary directory removed at close.
+  const dir = kind === "edgesync-file" ? mkdtempSync(join(tmpdir(), "edgesync-bench-file-")) : undefined;
+  const c = edgesyncClient({ url: dir ? `file:${join(dir, "bench.db")}` : ":memory:" });
   for (const t of ["readings", "warmup"]) {
     await c.execute(`create table ${t} ${SCHEMA}`);
-    if (kind === "edgesync") c.replicate(t);
+    if (kind !== "edgesync-local") c.replicate(t);
+  }
+  if (dir) {
+    const close = c.close.bind(c);
+    c.close = () => {
+      close();
+      rmSync(dir, { recursive: true, force: true });
+    };
   }
   return c;
 }
@@ -125,7 +136,7 @@ async function runLocal(c) {
 }
 
 async function benchLocal() {
-  const kinds = ["edgesync", "edgesync-local", "libsql"];
+  const kinds = ["edgesync", "edgesync-local", "edgesync-file", "libsql"];
   const res = Object.fromEntries(kinds.map((k) => [k, []]));
   for (let r = 0; r < ROUNDS; r++) {
     const order = r % 2 === 0 ? kinds : [...kinds].reverse();
@@ -141,12 +152,16 @@ async function benchLocal() {
   const e = m.edgesync;
   const l = m.libsql;
   const n = m["edgesync-local"];
+  const f = m["edgesync-file"];
   table(`1. local writes (${N_WRITES.toLocaleString("en-US")} single-row INSERTs, each timed) and point reads (${N_READS.toLocaleString("en-US")}, random id) — peer @libsql/client ":memory:", median of ${ROUNDS}`, [
     { label: "write p50 µs (ratio = edgesync ÷ peer)", e: fmt(e.p50, 2), p: fmt(l.p50, 2), ratio: `${(e.p50 / l.p50).toFixed(2)}×`, goal: "p50 ≤ 50 µs (wasm)", ok: e.p50 <= 50 },
     { label: "write p99 µs", e: fmt(e.p99, 2), p: fmt(l.p99, 2), ratio: `${(e.p99 / l.p99).toFixed(2)}×` },
     { label: "point reads/s (ratio = edgesync ÷ peer)", e: fmt(e.rps), p: fmt(l.rps), ratio: `${(e.rps / l.rps).toFixed(2)}×`, goal: "≥ 300,000 reads/s (wasm)", ok: e.rps >= 300_000 },
     { label: "  same table not replicated: write p50 µs", e: fmt(n.p50, 2), p: fmt(l.p50, 2), ratio: `${(n.p50 / l.p50).toFixed(2)}×` },
     { label: "  same table not replicated: reads/s", e: fmt(n.rps), p: fmt(l.rps), ratio: `${(n.rps / l.rps).toFixed(2)}×` },
+    { label: "  replica on a file (file:, Node fs): write p50 µs", e: fmt(f.p50, 2), p: fmt(l.p50, 2), ratio: `${(f.p50 / l.p50).toFixed(2)}×` },
+    { label: "  replica on a file: write p99 µs", e: fmt(f.p99, 2), p: fmt(l.p99, 2), ratio: `${(f.p99 / l.p99).toFixed(2)}×` },
+    { label: "  replica on a file: reads/s", e: fmt(f.rps), p: fmt(l.rps), ratio: `${(f.rps / l.rps).toFixed(2)}×` },
   ]);
   console.log("write ratio < 1 and reads ratio > 1 mean edgesync is faster than the peer");
   console.log("per round (p50 µs / p99 µs / reads/s):");

@@ -26,7 +26,11 @@ export type Policy =
   | ((local: Value, remote: Value, base: Value | null) => InValue);
 
 export interface ReplicaConfig extends Omit<Config, "url"> {
-  /** `":memory:"` or `"file:path"` (a file on the runtime's VFS). */
+  /**
+   * `":memory:"`, or a file: `"file:path"`, `"file:///abs/path"` — in Node.js a real
+   * file (WAL, one owner: a second open fails with `DATABASE_LOCKED`); other runtimes
+   * have no file system for it and refuse it (`INVALID_ARGUMENT`).
+   */
   url: string;
   /** The libSQL server to sync with (`libsql://`, `https://`, `http://`). */
   syncUrl?: string;
@@ -144,6 +148,7 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
   #adopt: Adopt;
   #rs: MakeResultSet;
   #local: KeptStatements;
+  #siteId: string;
 
   constructor(config: ReplicaConfig, adopt: Adopt, makeResultSet: MakeResultSet) {
     this.#adopt = adopt;
@@ -162,6 +167,7 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
       throw adopt(e);
     }
     this.#local = new KeptStatements(this.#r, rest.intMode);
+    this.#siteId = this.#r.siteId;
     this.#r.setListener((name: string, detail: unknown) => {
       for (const fn of this.#listeners.get(name) ?? []) {
         try {
@@ -267,6 +273,7 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
 
   status(): SyncStatus {
     try {
+      this.#check();
       return { ...(this.#r.status() as Omit<SyncStatus, "syncing">), syncing: this.#running !== undefined };
     } catch (e) {
       throw this.#adopt(e);
@@ -274,10 +281,12 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
   }
 
   metrics(): SyncMetrics {
+    this.#check();
     return this.#r.metrics() as SyncMetrics;
   }
 
   metricsText(): string {
+    this.#check();
     return this.#r.metricsText();
   }
 
@@ -298,10 +307,17 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
     }));
   }
 
+  /**
+   * Stops background sync and closes the local database: a file is checkpointed and
+   * its lock released, so it can be opened again (a sync still in flight finishes
+   * first, then releases it). Queued changes stay in the file for the next open.
+   */
   close(): void {
+    if (this.#closed) return;
     this.#closed = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#r.setListener(undefined);
+    this.#r.free();
   }
 
   get closed(): boolean {
@@ -313,7 +329,7 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
   }
 
   get siteId(): string {
-    return this.#r.siteId;
+    return this.#siteId;
   }
 }
 

@@ -96,6 +96,11 @@ pub enum Error {
     #[error("the client is closed")]
     ClientClosed,
 
+    /// The local database file is open elsewhere: in another client of this process,
+    /// or in another process (its lock file names it).
+    #[error("database locked: {0}")]
+    DatabaseLocked(String),
+
     /// A table or column cannot be replicated as asked (unknown, no primary key,
     /// unsupported type, reserved name).
     #[error("schema error: {0}")]
@@ -171,6 +176,7 @@ impl Error {
             Error::ClockDrift { .. } => "CLOCK_DRIFT",
             Error::InvalidOperation(_) => "INVALID_OPERATION",
             Error::ClientClosed => "CLIENT_CLOSED",
+            Error::DatabaseLocked(_) => "DATABASE_LOCKED",
             Error::Schema(_) => "SCHEMA_ERROR",
             Error::SchemaMismatch(_) => "SCHEMA_MISMATCH",
             Error::Resolver(_) => "RESOLVER_ERROR",

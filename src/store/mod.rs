@@ -19,6 +19,7 @@
 mod convert;
 pub mod packed;
 mod prepared;
+pub mod vfs;
 
 use std::cell::RefCell;
 
@@ -58,6 +59,44 @@ impl RowSink for ResultSet {
     }
 }
 
+/// The file a local database URL names, or `None` for an in-memory database:
+/// `":memory:"`, `""` and `file::memory:` are memory; `file:///abs/path`,
+/// `file://localhost/abs/path`, `file:path` and a bare path are files. Paths are taken
+/// literally (no percent-decoding); query parameters are refused.
+///
+/// ```
+/// use edgesync::store::file_path;
+/// assert_eq!(file_path(":memory:").unwrap(), None);
+/// assert_eq!(file_path("file:data/app.db").unwrap(), Some("data/app.db"));
+/// assert_eq!(file_path("file:///var/lib/app.db").unwrap(), Some("/var/lib/app.db"));
+/// assert_eq!(file_path("file://other-host/app.db").unwrap_err().code(), "INVALID_ARGUMENT");
+/// ```
+pub fn file_path(url: &str) -> Result<Option<&str>> {
+    let bad = |why: &str| Error::InvalidArgument(format!("local database URL {url:?}: {why}"));
+    let path = match url.strip_prefix("file:") {
+        None => url,
+        Some(rest) => match rest.strip_prefix("//") {
+            None => rest,
+            Some(authority) => {
+                let (host, abs) = authority.split_at(authority.find('/').unwrap_or(authority.len()));
+                if !(host.is_empty() || host == "localhost") || abs.is_empty() {
+                    return Err(bad(
+                        "a file URL names a path on this machine (file:///abs/path or file:rel/path)",
+                    ));
+                }
+                abs
+            }
+        },
+    };
+    if path.contains('?') {
+        return Err(bad("query parameters are not supported"));
+    }
+    Ok(match path {
+        "" | ":memory:" => None,
+        p => Some(p),
+    })
+}
+
 /// One local SQLite database.
 pub struct Store {
     /// Declared before `conn`: its statements are finalized before the connection
@@ -67,22 +106,44 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens `":memory:"` or a file path (created if missing). Files use WAL with
+    /// Opens `":memory:"` or a file (`path`, `file:path` or `file:///abs/path`; created
+    /// if missing) through SQLite's own file system. Files use WAL with
     /// `synchronous = NORMAL`: a commit survives a process crash, and only an OS crash
     /// can lose the last few commits — the usual setting for embedded replicas.
     pub fn open(path: &str) -> Result<Store> {
-        let path = path.strip_prefix("file:").unwrap_or(path);
-        let conn = if path == ":memory:" || path.is_empty() {
-            Connection::open_in_memory()
-        } else {
-            Connection::open_with_flags(
-                path,
-                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )
+        Self::open_on(path, None)
+    }
+
+    /// [`Store::open`] through the SQLite VFS named `vfs`: a host file system
+    /// registered with [`vfs::register`] (wasm in Node), where the database runs in
+    /// exclusive locking mode and has one owner (see [`vfs`]).
+    pub fn open_on(path: &str, vfs: Option<&str>) -> Result<Store> {
+        let file = file_path(path)?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        vfs::take_open_error();
+        let conn = match (file, vfs) {
+            (None, _) => Connection::open_in_memory(),
+            (Some(p), None) => Connection::open_with_flags(p, flags),
+            (Some(p), Some(v)) => Connection::open_with_flags_and_vfs(p, flags, v),
         }
-        .map_err(|e| Error::InvalidArgument(format!("cannot open the local database {path:?}: {e}")))?;
-        if path != ":memory:" && !path.is_empty() {
-            conn.pragma_update(None, "journal_mode", "wal").map_err(sql_error)?;
+        .map_err(|e| {
+            vfs::take_open_error()
+                .unwrap_or_else(|| Error::InvalidArgument(format!("cannot open the local database {path:?}: {e}")))
+        })?;
+        if file.is_some() {
+            if vfs.is_some() {
+                // No shared memory on a host VFS: WAL needs the exclusive mode.
+                conn.pragma_update(None, "locking_mode", "exclusive")
+                    .map_err(sql_error)?;
+            }
+            let mode: String = conn
+                .pragma_update_and_check(None, "journal_mode", "wal", |r| r.get(0))
+                .map_err(sql_error)?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                return Err(Error::InvalidArgument(format!(
+                    "the local database {path:?} cannot use WAL (journal mode {mode})"
+                )));
+            }
             conn.pragma_update(None, "synchronous", "normal").map_err(sql_error)?;
         }
         conn.set_prepared_statement_cache_capacity(256);

@@ -81,6 +81,9 @@ pub struct ReplicaConfig {
     pub push_chunk: Option<usize>,
     /// Records per pull request (default 5 000).
     pub pull_chunk: Option<usize>,
+    /// The SQLite VFS for a file `path`: a host file system registered with
+    /// [`crate::store::vfs::register`] (wasm in Node); `None` = SQLite's own.
+    pub vfs: Option<String>,
 }
 
 /// An application resolver for a custom column: `(local, remote, base) -> value`.
@@ -128,7 +131,7 @@ impl<T: HttpTransport> Replica<T> {
             }
             None => None,
         };
-        let store = Store::open(&config.path)?;
+        let store = Store::open_on(&config.path, config.vfs.as_deref())?;
         let capture = Arc::new(Capture {
             enabled: AtomicBool::new(true),
             clock: Mutex::new(PackedClock::new(config.max_drift_ms.unwrap_or(60_000))),

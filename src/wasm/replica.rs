@@ -157,13 +157,18 @@ impl JsReplica {
                 return Err(invalid("createClient() takes a config object"));
             }
             let url = opt_string(&config, "url")?.ok_or_else(|| invalid("`url` is required"))?;
-            if url != ":memory:" {
-                // sqlite-wasm-rs opens other names in memory too; accepting them would
-                // look persistent and lose data on restart.
-                return Err(invalid(format!(
-                    "{url:?}: in wasm the local database is \":memory:\" (a persistent file needs a VFS such as the browser's OPFS, not available in this build)"
-                )));
-            }
+            // A file needs a host file system: Node's, given by the package's Node entry.
+            // Elsewhere SQLite in wasm would open the name in memory, which would look
+            // persistent and lose data on restart: refused.
+            let vfs = match crate::store::file_path(&url)? {
+                None => None,
+                Some(_) if crate::wasm::nodefs::available() => Some(crate::wasm::nodefs::VFS_NAME.to_string()),
+                Some(_) => {
+                    return Err(invalid(format!(
+                        "{url:?}: this runtime gives edgesync no file system (Node.js does); use \":memory:\" here"
+                    )))
+                }
+            };
             let int_mode = match opt_string(&config, "intMode")? {
                 Some(m) => IntMode::parse(&m)?,
                 None => IntMode::Auto,
@@ -186,6 +191,7 @@ impl JsReplica {
                 max_drift_ms: opt_number(&config, "maxDriftMs", 0.0, 9e15)?.map(|n| n as u64),
                 push_chunk: opt_number(&config, "pushChunk", 1.0, 1e6)?.map(|n| n as usize),
                 pull_chunk: opt_number(&config, "pullChunk", 1.0, 1e6)?.map(|n| n as usize),
+                vfs,
             };
             let replica = Replica::open(cfg, FetchTransport { custom }, env())?;
             Ok(JsReplica {

@@ -111,6 +111,18 @@ describe('edgesync in headless Chromium against a real sqld', { timeout: 5 * STE
     assert.deepEqual(info, { sameCreateClient: true, protocol: 'http', closed: true, one: 1, secure: true, errorLine: true });
   });
 
+  it('a file: replica is refused in the browser (no file system): an error, not a silent in-memory database', { timeout: STEP_TIMEOUT }, async () => {
+    const got = await inPage(async () => {
+      try {
+        window.edgesync.createClient({ url: 'file:app.db' });
+        return 'opened';
+      } catch (e) {
+        return { code: e.code, name: e.name, noFs: /no file system/.test(e.message) };
+      }
+    });
+    assert.deepEqual(got, { code: 'INVALID_ARGUMENT', name: 'EdgesyncError', noFs: true });
+  });
+
   it('round-trips every value type exactly', { timeout: STEP_TIMEOUT }, async () => {
     const all256 = Buffer.from(Array.from({ length: 256 }, (_, i) => i)).toString('hex');
     // [input, expected read-back (defaults to input), expected typeof() in SQLite]

@@ -16,8 +16,12 @@ const read = (p) => readFileSync(new URL(p, pkgDir));
 // (sqlite-wasm-rs, ~1.2 MB of it) plus the sync engine (1,821/755 KiB measured);
 // 2,100/860 KiB with the edge subsystems — router, sessions with AES-256-GCM, metrics
 // and their bindings, ~200 KB raw — after dropping SQLite extensions edgesync never
-// uses (session extension, introspection vtabs) (2,046/834 KiB measured).
-const BUDGET = { raw: 2100 * 1024, gzip: 860 * 1024 };
+// uses (session extension, introspection vtabs) (2,046/834 KiB measured);
+// 2,150/880 KiB with the row-state sync layout (2,091/~856 KiB) and the host-file VFS
+// that keeps `file:` replicas on Node's fs (+19 KB of code: 2,113/866 KiB measured).
+// binaryen's wasm-opt was measured and not adopted: -Os/-Oz cut 7 % raw but add 1 %
+// gzip.
+const BUDGET = { raw: 2150 * 1024, gzip: 880 * 1024 };
 
 test("the release wasm stays within its size budget", () => {
   const wasm = read("wasm/edgesync_bg.wasm");
