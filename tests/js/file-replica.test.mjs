@@ -50,6 +50,18 @@ function child(body, env) {
   return { p, lines, exited };
 }
 
+/** Runs `body({ sqld, server })` against a fresh sqld, stopped (by PID) afterwards. */
+async function withServer(body) {
+  const sqld = await startSqld();
+  const server = libsql({ url: sqld.url, authToken: sqld.tokens.rw });
+  try {
+    await body({ sqld, server });
+  } finally {
+    server.close();
+    await sqld.stop();
+  }
+}
+
 async function nextLine(c) {
   const { value, done } = await c.lines.next();
   assert.ok(!done, "the child ended early");
@@ -57,10 +69,8 @@ async function nextLine(c) {
   return value;
 }
 
-test("data and queued changes survive close and reopen, then reach the server", async () => {
-  const sqld = await startSqld();
-  const server = libsql({ url: sqld.url, authToken: sqld.tokens.rw });
-  try {
+test("data and queued changes survive close and reopen, then reach the server", () =>
+  withServer(async ({ sqld, server }) => {
     const file = join(tempDir(), "app.db");
     let db = open(file, null); // offline: the server is not there
     await db.execute(SCHEMA);
@@ -91,16 +101,10 @@ test("data and queued changes survive close and reopen, then reach the server", 
     assert.equal((await db.sync()).changesApplied, 0);
     assert.deepEqual(await dump(db, "notes"), before);
     db.close();
-  } finally {
-    server.close();
-    await sqld.stop();
-  }
-});
+  }));
 
-test("a writer killed with SIGKILL loses none of the writes it acknowledged", async () => {
-  const sqld = await startSqld();
-  const server = libsql({ url: sqld.url, authToken: sqld.tokens.rw });
-  try {
+test("a writer killed with SIGKILL loses none of the writes it acknowledged", () =>
+  withServer(async ({ sqld, server }) => {
     const file = join(tempDir(), "crash.db");
     const c = child(
       `const db = createClient({ url: "file:" + env.FILE });
@@ -134,16 +138,10 @@ test("a writer killed with SIGKILL loses none of the writes it acknowledged", as
     await db.sync();
     assert.deepEqual(await dump(server, "notes"), local);
     db.close();
-  } finally {
-    server.close();
-    await sqld.stop();
-  }
-});
+  }));
 
-test("a process killed in the middle of sync(): after recovery every row and increment is on the server once", async () => {
-  const sqld = await startSqld();
-  const server = libsql({ url: sqld.url, authToken: sqld.tokens.rw });
-  try {
+test("a process killed in the middle of sync(): after recovery every row and increment is on the server once", () =>
+  withServer(async ({ sqld, server }) => {
     const ROWS = 3000;
     const records = 2 * ROWS; // an insert and an increment per row
     // The child's sync() sends: request 1 the schema check, 2…16 the 15 chunks of 400
@@ -206,11 +204,7 @@ test("a process killed in the middle of sync(): after recovery every row and inc
       assert.equal(await logged(), records, "each change record logged once");
       db.close();
     }
-  } finally {
-    server.close();
-    await sqld.stop();
-  }
-});
+  }));
 
 test("one owner per file: another process is refused with DATABASE_LOCKED until it closes", async () => {
   const file = join(tempDir(), "owned.db");

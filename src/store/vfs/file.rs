@@ -120,60 +120,52 @@ impl<F: HostFs> VfsFile for Disk<F> {
     }
 }
 
+impl<F: HostFs> HostFile<F> {
+    fn get(&self) -> &dyn VfsFile {
+        match self {
+            HostFile::Disk(d) => d,
+            HostFile::Memory(m) => m,
+        }
+    }
+
+    fn get_mut(&mut self) -> &mut dyn VfsFile {
+        match self {
+            HostFile::Disk(d) => d,
+            HostFile::Memory(m) => m,
+        }
+    }
+}
+
 impl<F: HostFs> VfsFile for HostFile<F> {
     fn read(&mut self, buf: &mut [u8], offset: u64) -> VfsResult<usize> {
-        match self {
-            HostFile::Disk(d) => d.read(buf, offset),
-            HostFile::Memory(m) => m.read(buf, offset),
-        }
+        self.get_mut().read(buf, offset)
     }
 
     fn write(&mut self, buf: &[u8], offset: u64) -> VfsResult<()> {
-        match self {
-            HostFile::Disk(d) => d.write(buf, offset),
-            HostFile::Memory(m) => m.write(buf, offset),
-        }
+        self.get_mut().write(buf, offset)
     }
 
     fn truncate(&mut self, size: u64) -> VfsResult<()> {
-        match self {
-            HostFile::Disk(d) => d.truncate(size),
-            HostFile::Memory(m) => m.truncate(size),
-        }
+        self.get_mut().truncate(size)
     }
 
     fn sync(&mut self, options: SyncOptions) -> VfsResult<()> {
-        match self {
-            HostFile::Disk(d) => d.sync(options),
-            HostFile::Memory(m) => m.sync(options),
-        }
+        self.get_mut().sync(options)
     }
 
     fn size(&self) -> VfsResult<u64> {
-        match self {
-            HostFile::Disk(d) => d.size(),
-            HostFile::Memory(m) => m.size(),
-        }
+        self.get().size()
     }
 
     fn lock(&mut self, level: LockLevel) -> VfsResult<()> {
-        match self {
-            HostFile::Disk(d) => d.lock(level),
-            HostFile::Memory(m) => m.lock(level),
-        }
+        self.get_mut().lock(level)
     }
 
     fn unlock(&mut self, level: LockLevel) -> VfsResult<()> {
-        match self {
-            HostFile::Disk(d) => d.unlock(level),
-            HostFile::Memory(m) => m.unlock(level),
-        }
+        self.get_mut().unlock(level)
     }
 
     fn check_reserved_lock(&self) -> VfsResult<bool> {
-        match self {
-            HostFile::Disk(d) => d.check_reserved_lock(),
-            HostFile::Memory(m) => m.check_reserved_lock(),
-        }
+        self.get().check_reserved_lock()
     }
 }
