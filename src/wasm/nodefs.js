@@ -47,8 +47,20 @@ export function fsExists(host, path) {
   return host.fs.existsSync(path);
 }
 
+/** The path with symlinks resolved — of the file if it exists, else of its directory —
+ *  so every spelling of one database names the same lock file. */
 export function fsResolve(host, path) {
-  return host.resolve(path);
+  const abs = host.resolve(path);
+  try {
+    return host.fs.realpathSync(abs);
+  } catch {
+    const slash = abs.lastIndexOf("/");
+    try {
+      return host.resolve(host.fs.realpathSync(abs.slice(0, slash) || "/"), abs.slice(slash + 1));
+    } catch {
+      return abs;
+    }
+  }
 }
 
 export function fsSyncDir(host, path) {

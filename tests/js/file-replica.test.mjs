@@ -11,9 +11,9 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { createClient } from "edgesync";
 import { createClient as libsql } from "@libsql/client";
@@ -229,6 +229,13 @@ test("one owner per file: another process is refused with DATABASE_LOCKED until 
   assert.deepEqual((await db.execute("select count(*) from t")).rows[0][0], 0);
   // In this process too: a second client on an open file is refused.
   assert.throws(() => createClient({ url: `file:${file}` }), (e) => e.code === "DATABASE_LOCKED" && /already open in this process/.test(e.message));
+  // Under another spelling too: through a symlink to its directory, or to the file.
+  const dir = tempDir();
+  symlinkSync(dirname(file), join(dir, "link"));
+  symlinkSync(file, join(dir, "file-link.db"));
+  for (const other of [join(dir, "link", "owned.db"), join(dir, "file-link.db")]) {
+    assert.throws(() => createClient({ url: `file:${other}` }), (e) => e.code === "DATABASE_LOCKED", other);
+  }
   db.close();
   createClient({ url: `file:${file}` }).close();
 });

@@ -110,7 +110,8 @@ pub trait HostFs: 'static {
     fn close(&self, fd: Fd) -> Result<(), HostError>;
     fn remove(&self, path: &str) -> Result<(), HostError>;
     fn exists(&self, path: &str) -> Result<bool, HostError>;
-    /// The absolute, normalized form of `path`.
+    /// The absolute, normalized form of `path`, symlinks resolved: the one name of the
+    /// file, which its lock file is named after.
     fn resolve(&self, path: &str) -> Result<String, HostError>;
     /// Makes a directory's entries durable (after a file in it was created or removed).
     fn sync_dir(&self, path: &str) -> Result<(), HostError>;

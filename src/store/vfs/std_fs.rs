@@ -97,9 +97,15 @@ impl HostFs for StdFs {
         std::fs::exists(path).map_err(host_error)
     }
 
+    /// Symlinks resolved — of the file if it exists, else of its directory — so every
+    /// spelling of one database names the same lock file.
     fn resolve(&self, path: &str) -> Result<String, HostError> {
-        let p = std::path::absolute(path).map_err(host_error)?;
-        Ok(p.to_string_lossy().into_owned())
+        let abs = std::path::absolute(path).map_err(host_error)?;
+        let real = std::fs::canonicalize(&abs).or_else(|_| match (abs.parent(), abs.file_name()) {
+            (Some(dir), Some(name)) => std::fs::canonicalize(dir).map(|d| d.join(name)),
+            _ => Ok(abs.clone()),
+        });
+        Ok(real.unwrap_or(abs).to_string_lossy().into_owned())
     }
 
     fn sync_dir(&self, path: &str) -> Result<(), HostError> {

@@ -207,12 +207,18 @@ fn a_second_owner_is_refused_until_the_first_closes() {
         .expect("a second open must fail");
     assert_eq!(err.code(), "DATABASE_LOCKED");
     assert!(err.to_string().contains("already open in this process"), "{err}");
-    // The same file under another spelling is the same database.
-    let other_spelling = format!("{}/./app.db", dir.0.display());
-    assert_eq!(
-        Store::open_on(&other_spelling, Some(&vfs)).err().unwrap().code(),
-        "DATABASE_LOCKED"
-    );
+    // The same file under another spelling is the same database: `.`, a symlink to
+    // its directory, a symlink to the file.
+    std::os::unix::fs::symlink(&dir.0, dir.path("dir-link")).unwrap();
+    std::os::unix::fs::symlink(&path, dir.path("file-link.db")).unwrap();
+    for other in [
+        format!("{}/./app.db", dir.0.display()),
+        format!("{}/app.db", dir.path("dir-link")),
+        dir.path("file-link.db"),
+    ] {
+        let err = Store::open_on(&other, Some(&vfs)).err().expect(&other);
+        assert_eq!(err.code(), "DATABASE_LOCKED", "{other}");
+    }
     drop(first);
     let again = Store::open_on(&path, Some(&vfs)).unwrap();
     assert_eq!(count(&again, "t"), 0);
