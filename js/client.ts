@@ -15,6 +15,7 @@ import { RemoteClient } from "./wasm/edgesync.js";
 import { EmbeddedReplicaClient, isLocalUrl } from "./replica.js";
 import type { EmbeddedReplica, ReplicaConfig } from "./replica.js";
 import { makeResultSet } from "./resultset.js";
+import { localReplicaHooks } from "./hooks.js";
 import type { RawResultSet } from "./resultset.js";
 export * from "./hub.js";
 
@@ -108,6 +109,8 @@ export type ErrorCode =
   | "SESSION_TAMPERED"
   | "SESSION_KEY_UNKNOWN"
   | "SESSION_CONFLICT"
+  | "DATABASE_LOCKED"
+  | "STORAGE_FULL"
   | "INTERNAL_ERROR";
 
 /** Every error edgesync raises. Branch on `code`, never on `message`. */
@@ -203,6 +206,8 @@ export function createClient(config: ReplicaConfig & { url: ":memory:" | `file:$
 export function createClient(config: Config): Client;
 export function createClient(config: Config | ReplicaConfig): Client | EmbeddedReplica {
   if (isLocalUrl((config as { url?: unknown } | undefined)?.url)) {
+    const opened = localReplicaHooks.open?.(config as ReplicaConfig);
+    if (opened !== undefined) return opened;
     return new EmbeddedReplicaClient(config as ReplicaConfig, adopt, makeResultSet as (raw: unknown) => ResultSet);
   }
   try {

@@ -76,6 +76,13 @@ export interface SyncStatus {
   /** When the background sync will retry (ms), after failures. */
   nextSyncInMs: number;
   syncing: boolean;
+  /**
+   * Browser `file:` replicas: whether the store is kept in OPFS (false when the browser
+   * has no OPFS here and the replica fell back to memory, and until the store is open).
+   */
+  persistent?: boolean;
+  /** Browser `file:` replicas: whether this tab's worker holds the store shared by the tabs. */
+  owner?: boolean;
 }
 
 export interface SyncMetrics {
@@ -108,6 +115,13 @@ export interface SyncEvents {
   "sync:completed": SyncResult;
   "sync:error": { code: string; message: string; retryable: boolean };
   conflict: ConflictEvent;
+  /**
+   * Rows of these tables changed — by a local write, a pull, or (browser) another tab —
+   * once per burst of writes, just after it. For live queries: re-run what reads them.
+   */
+  change: { tables: string[] };
+  /** Browser `file:` replicas: where the store lives, once known (`reason` when in memory). */
+  storage: { persistent: boolean; reason?: string };
 }
 
 export interface SyncLogEntry {
@@ -238,6 +252,11 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
     const next = this.#wtQueue.then(run, run);
     this.#wtQueue = next.catch(() => undefined);
     return next;
+  }
+
+  /** Whether every statement only reads (throws the statement's error if one does not prepare). */
+  readonly(stmts: InStatement[]): boolean {
+    return this.#readonly(stmts);
   }
 
   #readonly(stmts: InStatement[]): boolean {

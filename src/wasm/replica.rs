@@ -28,6 +28,12 @@ fn opt_number(o: &JsValue, key: &str, min: f64, max: f64) -> Result<Option<f64>>
         .ok_or_else(|| invalid(format!("`{key}` must be a whole number from {min} to {max}")))
 }
 
+/// A value kept on the one wasm thread, for callbacks the store requires to be `Send`.
+struct OneThread<T>(T);
+
+// SAFETY: this module is built for wasm32 without threads; nothing leaves the thread.
+unsafe impl<T> Send for OneThread<T> {}
+
 fn set(o: &Object, key: &str, v: impl Into<JsValue>) {
     let _ = Reflect::set(o, &JsValue::from_str(key), &v.into());
 }
@@ -157,12 +163,15 @@ impl JsReplica {
                 return Err(invalid("createClient() takes a config object"));
             }
             let url = opt_string(&config, "url")?.ok_or_else(|| invalid("`url` is required"))?;
-            // A file needs a host file system: Node's, given by the package's Node entry.
-            // Elsewhere SQLite in wasm would open the name in memory, which would look
-            // persistent and lose data on restart: refused.
+            // A file needs a host file system: Node's, given by the package's Node entry,
+            // or OPFS in the browser worker that owns the database. Elsewhere SQLite in
+            // wasm would open the name in memory, which would look persistent and lose
+            // data on restart: refused.
             let vfs = match crate::store::file_path(&url)? {
                 None => None,
-                Some(_) if crate::wasm::nodefs::available() => Some(crate::wasm::nodefs::VFS_NAME.to_string()),
+                Some(_) if crate::wasm::hostfs::files_vfs().is_some() => {
+                    crate::wasm::hostfs::files_vfs().map(String::from)
+                }
                 Some(_) => {
                     return Err(invalid(format!(
                         "{url:?}: this runtime gives edgesync no file system (Node.js does); use \":memory:\" here"
@@ -338,10 +347,28 @@ impl JsReplica {
         o.into()
     }
 
-    /// Sets the one event listener: `(name, detail) => void`.
+    /// Sets the one event listener: `(name, detail) => void`. Besides the sync events
+    /// it gets `change` with `{ tables }`: the tables whose rows changed, once per burst
+    /// of writes, in a microtask after them (src/store/changes.rs).
     #[wasm_bindgen(js_name = setListener)]
     pub fn set_listener(&self, f: Option<Function>) {
         let mode = self.int_mode;
+        let changes = self.inner.store().changes();
+        changes.set_notify(f.clone().map(|f| {
+            let log = OneThread(changes.weak());
+            let f = OneThread(f);
+            Box::new(move || {
+                let (log, f) = (log.0.clone(), f.0.clone());
+                wasm_bindgen_futures::spawn_local(async move {
+                    let tables: Array = log.take().iter().map(|t| JsValue::from_str(t)).collect();
+                    if tables.length() > 0 {
+                        let o = Object::new();
+                        set(&o, "tables", tables);
+                        let _ = f.call2(&JsValue::NULL, &JsValue::from_str("change"), &o);
+                    }
+                });
+            }) as crate::store::changes::Notify
+        }));
         self.inner.set_listener(f.map(|f| {
             Box::new(move |e: &Event| {
                 let _ = f.call2(&JsValue::NULL, &JsValue::from_str(e.name()), &event_js(e, mode));

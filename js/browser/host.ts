@@ -1,0 +1,588 @@
+/**
+ * One store shared by every tab of an origin: the part of a browser replica that runs
+ * in a dedicated worker (the package's own, started by a page, or the application's,
+ * when `createClient` is called inside one).
+ *
+ * Every worker that opens database NAME asks for the Web Lock `edgesync:NAME`. The one
+ * holding it is the *owner*: it takes the OPFS files (js/browser/opfs.ts), opens the
+ * replica — an ordinary `EmbeddedReplicaClient` on the OPFS VFS — and runs every tab's
+ * calls. The others are *followers*: they forward their client's calls on the
+ * `BroadcastChannel` `edgesync:NAME` and relay the answers, events and state. When the
+ * owner's tab closes, reloads or crashes, the browser releases its lock and the next
+ * worker in the lock's queue becomes the owner; it announces itself, and every
+ * follower sends the calls still unanswered again.
+ *
+ * A call sent again must not run twice: a write the old owner committed just before
+ * dying has no answer yet. So a forwarded write runs in one transaction with a row of
+ * `_es_requests` (origin worker, call id, answer); the new owner finds that row and
+ * answers from it instead of writing again. Reads and `sync()` are safe to repeat.
+ *
+ * Where OPFS, Web Locks or BroadcastChannel are missing (an insecure context, some
+ * private modes, a page with an opaque origin), the replica lives in memory in this
+ * worker alone, and says so: `status().persistent === false` and a `storage` event.
+ */
+import { EdgesyncError } from "../client.js";
+import type { InStatement, ResultSet } from "../client.js";
+import { EmbeddedReplicaClient } from "../replica.js";
+import type { Policy, ReplicaConfig } from "../replica.js";
+import { makeResultSet } from "../resultset.js";
+import { useOpfs } from "../wasm/edgesync.js";
+import { opfsFiles, opfsSupported } from "./opfs.js";
+import { adopt, coded, errorData, fromJson, isTransactionControl, rawResult, toJson } from "./protocol.js";
+import type { Call, Forwarded, OnChannel, Reply, State } from "./protocol.js";
+
+/** Where a host sends what its own client gets. */
+export interface HostSink {
+  replies(replies: Reply[]): void;
+  event(name: string, detail: unknown): void;
+  state(state: State): void;
+}
+
+/** Events every owner relays (other names are relayed once a client listens to them). */
+const EVENTS = ["change", "sync:completed", "sync:error", "conflict"];
+/** Least time between two state pushes (each counts the outbox). */
+const STATE_EVERY_MS = 50;
+/** Answers kept for calls sent again, at most this long. */
+const KEEP_ANSWERS_MS = 24 * 3600 * 1000;
+
+/** A resolver sent as its source text (functions cannot be posted), made a function again. */
+function revive(policies: Record<string, unknown>): Record<string, Policy> {
+  const out: Record<string, Policy> = {};
+  for (const [col, p] of Object.entries(policies ?? {})) {
+    const fn = p as { $fn?: string; name?: string };
+    if (p === null || typeof p !== "object" || typeof fn.$fn !== "string") {
+      out[col] = p as Policy;
+      continue;
+    }
+    let made: unknown;
+    for (const src of [`return (${fn.$fn});`, `return ({${fn.$fn}})[${JSON.stringify(fn.name ?? "")}];`]) {
+      try {
+        made = new Function(src)();
+        if (typeof made === "function") break;
+      } catch {
+        made = undefined;
+      }
+    }
+    if (typeof made !== "function") {
+      throw coded(
+        "INVALID_ARGUMENT",
+        `invalid argument: the resolver for ${col} cannot be sent to the database worker: in the browser a resolver runs there, rebuilt from its source, so it must be a self-contained function`,
+      );
+    }
+    out[col] = made as Policy;
+  }
+  return out;
+}
+
+function statementsOf(c: Call): InStatement[] {
+  if (c.m === "execute") {
+    const [stmt, args] = c.a as [InStatement, unknown];
+    return [typeof stmt === "string" && args !== undefined ? ({ sql: stmt, args } as InStatement) : stmt];
+  }
+  return Array.isArray(c.a[0]) ? (c.a[0] as InStatement[]) : [];
+}
+
+function sqlOf(s: InStatement): unknown {
+  return typeof s === "string" ? s : Array.isArray(s) ? s[0] : (s as { sql?: unknown } | null)?.sql;
+}
+
+export class ReplicaHost {
+  /** This worker, as an origin of forwarded calls. */
+  readonly origin: string = crypto.randomUUID();
+  #path: string;
+  #config: Omit<ReplicaConfig, "url">;
+  #sink: HostSink;
+  #role: "starting" | "follower" | "opening" | "owner" | "failed" | "closed" = "starting";
+  #persistent = false;
+  #fallback: string | undefined;
+  #channel: BroadcastChannel | undefined;
+  /** Whether this host took OPFS handles (released on close). */
+  #hasFiles = false;
+  #client: EmbeddedReplicaClient | undefined;
+  #failure: Error | undefined;
+  /** Own calls not answered yet; `forwarded` once another worker may have run them. */
+  #pending = new Map<number, Call & { forwarded?: boolean }>();
+  /** Own `replicate` calls that succeeded, replayed when this worker takes over. */
+  #replicated = new Map<string, Record<string, unknown>>();
+  #listening = new Set(EVENTS);
+  #stopLock = new AbortController();
+  #unlock: (() => void) | undefined;
+  #replies: Reply[] = [];
+  #forwardQueue: Forwarded[] = [];
+  #flushing = false;
+  #stateDirty = false;
+  #stateAt = 0;
+  #stateTimer: ReturnType<typeof setTimeout> | undefined;
+  #storageAnnounced = false;
+
+  /** `path`: the database's OPFS path (`opfsPath`). */
+  constructor(path: string, config: Omit<ReplicaConfig, "url">, sink: HostSink) {
+    this.#path = path;
+    this.#config = config;
+    this.#sink = sink;
+  }
+
+  /** Chooses shared OPFS or private memory, then takes the store or follows its owner. */
+  async start(): Promise<void> {
+    this.#fallback = await this.#whyNoOpfs();
+    if (this.#fallback !== undefined) {
+      await this.#becomeOwner();
+      return;
+    }
+    const channel = new BroadcastChannel(`edgesync:${this.#path}`);
+    channel.onmessage = (ev: MessageEvent<OnChannel>) => this.#onChannel(ev.data);
+    this.#channel = channel;
+    this.#role = "follower";
+    channel.postMessage({ t: "hello" } satisfies OnChannel);
+    for (const c of [...this.#pending.values()].sort((a, b) => a.id - b.id)) this.#forward(c);
+    // Followers stay in the lock's queue: the first in it takes over when the owner goes.
+    navigator.locks
+      .request(`edgesync:${this.#path}`, { signal: this.#stopLock.signal }, async () => {
+        if (this.#role === "closed") return;
+        await new Promise<void>((release) => {
+          this.#unlock = release;
+          void this.#becomeOwner();
+        });
+      })
+      .catch(() => {
+        // Aborted by close() while waiting.
+      });
+    this.#flushForward();
+  }
+
+  /** Why this worker cannot share a store in OPFS, or undefined when it can. */
+  async #whyNoOpfs(): Promise<string | undefined> {
+    if (!opfsSupported()) return "OPFS sync access handles are not available here (an insecure context, an old browser, or not a dedicated worker)";
+    if (typeof navigator.locks?.request !== "function") return "Web Locks are not available here";
+    if (typeof BroadcastChannel !== "function") return "BroadcastChannel is not available here";
+    try {
+      await navigator.storage.getDirectory();
+    } catch (e) {
+      return `the browser refuses OPFS to this page: ${(e as Error)?.message ?? e}`;
+    }
+    return undefined;
+  }
+
+  // ---- calls of this worker's own client -----------------------------------------
+
+  submit(calls: Call[]): void {
+    for (const c of calls) {
+      if (this.#role === "closed") {
+        this.#reply({ id: c.id, ok: false, e: errorData(coded("CLIENT_CLOSED", "the client is closed")) });
+        continue;
+      }
+      if (c.m === "listen") {
+        this.#listen(String(c.a[0]));
+        this.#reply({ id: c.id, ok: true, v: undefined });
+        continue;
+      }
+      const refused = this.#refuse(c);
+      if (refused) {
+        this.#reply({ id: c.id, ok: false, e: errorData(refused) });
+        continue;
+      }
+      if (this.#role === "owner") {
+        this.#runOwn(c, false);
+      } else if (this.#role === "failed") {
+        this.#reply({ id: c.id, ok: false, e: errorData(this.#failure) });
+      } else {
+        this.#pending.set(c.id, c);
+        if (this.#role === "follower") this.#forward(c);
+      }
+    }
+  }
+
+  /** Calls a shared store refuses wherever they would run. */
+  #refuse(c: Call): Error | undefined {
+    if (c.m !== "execute" && c.m !== "batch") return undefined;
+    for (const s of statementsOf(c)) {
+      const sql = sqlOf(s);
+      if (typeof sql === "string" && isTransactionControl(sql)) {
+        return coded(
+          "INVALID_OPERATION",
+          "invalid operation: BEGIN/COMMIT/ROLLBACK/SAVEPOINT cannot be run by hand on a browser replica (one connection shared by every tab): use batch(), which runs its statements in one transaction",
+        );
+      }
+    }
+    return undefined;
+  }
+
+  #runOwn(c: Call & { forwarded?: boolean }, dedupe: boolean): void {
+    this.#run(c, dedupe ? { origin: this.origin, low: this.#low() } : null).then(
+      (v) => {
+        if (c.m === "replicate") this.#replicated.set(c.a[0] as string, c.a[1] as Record<string, unknown>);
+        this.#reply({ id: c.id, ok: true, v });
+      },
+      (e) => this.#reply({ id: c.id, ok: false, e: errorData(e) }),
+    );
+  }
+
+  #listen(name: string): void {
+    if (this.#listening.has(name)) return;
+    this.#listening.add(name);
+    if (this.#client) this.#subscribe(name);
+    else if (this.#role === "follower") this.#forward({ id: 0, m: "listen", a: [name] });
+  }
+
+  /** The lowest own call id still unanswered: the owner may forget answers below it. */
+  #low(): number {
+    let low = Number.MAX_SAFE_INTEGER;
+    for (const id of this.#pending.keys()) if (id < low) low = id;
+    return low;
+  }
+
+  #forward(c: Call): void {
+    this.#forwardQueue.push({ ...c, origin: this.origin, low: 0 });
+    this.#scheduleFlush();
+  }
+
+  // ---- the owner ------------------------------------------------------------------
+
+  async #becomeOwner(): Promise<void> {
+    if (this.#role === "closed") return;
+    this.#role = "opening";
+    try {
+      await this.#open();
+    } catch (e) {
+      this.#failure = adopt(e);
+      this.#role = "failed";
+      for (const c of this.#pending.values()) this.#reply({ id: c.id, ok: false, e: errorData(this.#failure) });
+      this.#pending.clear();
+      this.#scheduleFlush();
+      return;
+    }
+    if (this.#role !== "opening") return; // closed meanwhile
+    this.#role = "owner";
+    this.#channel?.postMessage({ t: "owner", origin: this.origin } satisfies OnChannel);
+    for (const [table, pol] of this.#replicated) {
+      try {
+        this.#client!.replicate(table, revive(pol));
+      } catch {
+        // It succeeded where it first ran; an error now would have no caller.
+      }
+    }
+    // Own calls that waited, in order; those another owner may have run are deduplicated.
+    const waiting = [...this.#pending.values()].sort((a, b) => a.id - b.id);
+    for (const c of waiting) {
+      this.#pending.delete(c.id);
+      this.#runOwn(c, c.forwarded === true);
+    }
+    this.#announceStorage();
+    this.#markDirty();
+  }
+
+  async #open(): Promise<void> {
+    let url = ":memory:";
+    if (this.#fallback === undefined) {
+      await opfsFiles.prepare(this.#path);
+      this.#hasFiles = true;
+      useOpfs(opfsFiles);
+      url = `file:${this.#path}`;
+    }
+    if (this.#role !== "opening") {
+      this.#releaseFiles();
+      return;
+    }
+    let client: EmbeddedReplicaClient;
+    try {
+      client = new EmbeddedReplicaClient({ ...this.#config, url }, adopt, makeResultSet as (raw: unknown) => ResultSet);
+    } catch (e) {
+      this.#releaseFiles();
+      throw e;
+    }
+    this.#client = client;
+    this.#persistent = this.#fallback === undefined;
+    if (this.#persistent) {
+      await client.execute(
+        "CREATE TABLE IF NOT EXISTS _es_requests (origin TEXT NOT NULL, seq INTEGER NOT NULL, at INTEGER NOT NULL, result TEXT NOT NULL, PRIMARY KEY (origin, seq)) WITHOUT ROWID",
+      );
+      await client.execute("DELETE FROM _es_requests WHERE at < ?", [Date.now() - KEEP_ANSWERS_MS]);
+    }
+    for (const name of this.#listening) this.#subscribe(name);
+  }
+
+  #subscribe(name: string): void {
+    this.#client!.on(name as "change", (detail) => {
+      this.#emit(name, detail);
+      this.#markDirty();
+    });
+  }
+
+  #emit(name: string, detail: unknown): void {
+    this.#sink.event(name, detail);
+    this.#channel?.postMessage({ t: "event", name, detail } satisfies OnChannel);
+  }
+
+  /**
+   * Runs one call on the owned replica. `from`: the worker that sent it, for calls that
+   * may arrive twice (forwarded); their writes are deduplicated.
+   *
+   * A deduplicated write is one transaction from BEGIN to COMMIT across several
+   * `await`s of calls that are synchronous inside (local execute): no other task — a
+   * message, a sync's network answer — can run in between, only microtasks.
+   */
+  async #run(c: Call, from: { origin: string; low: number } | null): Promise<unknown> {
+    const client = this.#client!;
+    switch (c.m) {
+      case "execute": {
+        const [stmt, args] = c.a as [InStatement, undefined];
+        if (from && this.#dedupes(c)) return this.#deduped(from, c.id, statementsOf(c), false);
+        return rawResult(await client.execute(stmt as string, args));
+      }
+      case "batch": {
+        const [stmts, mode] = c.a as [InStatement[], "write" | "read" | "deferred" | undefined];
+        if (from && mode !== "read" && this.#dedupes(c)) return this.#deduped(from, c.id, stmts, true);
+        return (await client.batch(stmts, mode)).map(rawResult);
+      }
+      case "replicate": {
+        const [table, pol] = c.a as [string, Record<string, unknown>];
+        await client.replicate(table, revive(pol));
+        this.#markDirty();
+        return undefined;
+      }
+      case "state":
+        return this.#state();
+      case "close":
+      case "on":
+      case "constructor":
+        throw coded("INVALID_OPERATION", `invalid operation: ${c.m} cannot be forwarded`);
+      default: {
+        const f = (client as unknown as Record<string, unknown>)[c.m];
+        if (typeof f !== "function" || c.m.startsWith("_")) throw coded("INVALID_OPERATION", `invalid operation: no method ${c.m}`);
+        const v = await (f as (...a: unknown[]) => unknown).apply(client, c.a);
+        this.#markDirty();
+        return v;
+      }
+    }
+  }
+
+  /** Whether a forwarded execute/batch writes (reads are safe to run twice). */
+  #dedupes(c: Call): boolean {
+    if (!this.#persistent || this.#config.writeMode === "remote") return false;
+    const stmts = statementsOf(c);
+    try {
+      return !this.#client!.readonly(stmts);
+    } catch {
+      return false; // it fails to prepare: it will fail the same way when run
+    }
+  }
+
+  /** Runs forwarded write `seq` of `from` once: a second arrival gets the first answer. */
+  async #deduped(from: { origin: string; low: number }, seq: number, stmts: InStatement[], batch: boolean): Promise<unknown> {
+    const client = this.#client!;
+    await client.execute("BEGIN IMMEDIATE");
+    let open = true;
+    try {
+      const hit = await client.execute("SELECT result FROM _es_requests WHERE origin = ? AND seq = ?", [from.origin, seq]);
+      if (hit.rows.length > 0) return fromJson(String(hit.rows[0][0]));
+      const out = [];
+      for (let i = 0; i < stmts.length; i++) {
+        try {
+          out.push(rawResult(await client.execute(stmts[i])));
+        } catch (e) {
+          throw batch ? withStep(e, i) : e;
+        }
+      }
+      const value = batch ? out : out[0];
+      await client.execute("INSERT INTO _es_requests (origin, seq, at, result) VALUES (?, ?, ?, ?)", [from.origin, seq, Date.now(), toJson(value)]);
+      await client.execute("DELETE FROM _es_requests WHERE origin = ? AND seq < ?", [from.origin, from.low]);
+      await client.execute("COMMIT");
+      open = false;
+      return value;
+    } finally {
+      if (open) await client.execute("ROLLBACK").catch(() => undefined);
+    }
+  }
+
+  // ---- the channel ----------------------------------------------------------------
+
+  #onChannel(m: OnChannel): void {
+    switch (m.t) {
+      case "req":
+        if (this.#role === "owner") this.#serve(m.calls);
+        else if (this.#role === "failed") {
+          for (const c of m.calls) this.#channel!.postMessage({ t: "res", to: c.origin, replies: [{ id: c.id, ok: false, e: errorData(this.#failure) }] } satisfies OnChannel);
+        }
+        // Other roles ignore it: the caller sends it again to the next owner.
+        break;
+      case "res":
+        if (m.to !== this.origin) break;
+        for (const r of m.replies) {
+          const c = this.#pending.get(r.id);
+          if (c === undefined) continue; // answered already (a call sent twice)
+          this.#pending.delete(r.id);
+          if (r.ok && c.m === "replicate") this.#replicated.set(c.a[0] as string, c.a[1] as Record<string, unknown>);
+          this.#reply(r);
+        }
+        break;
+      case "owner":
+        // A new owner: everything unanswered goes again, in order, and the events this
+        // client listens to.
+        if (this.#role !== "follower") break;
+        for (const name of this.#listening) if (!EVENTS.includes(name)) this.#forward({ id: 0, m: "listen", a: [name] });
+        for (const c of [...this.#pending.values()].sort((a, b) => a.id - b.id)) this.#forward(c);
+        break;
+      case "hello":
+        // A new follower wants the state now.
+        if (this.#role === "owner") {
+          this.#stateDirty = true;
+          this.#stateAt = 0;
+          this.#flushState();
+        }
+        break;
+      case "event":
+        if (this.#role === "follower" || this.#role === "opening") this.#sink.event(m.name, m.detail);
+        break;
+      case "state":
+        if (this.#role === "follower") {
+          this.#persistent = m.state.persistent;
+          this.#sink.state({ ...m.state, owner: false });
+          this.#announceStorage();
+        }
+        break;
+    }
+  }
+
+  /** Runs calls forwarded by another worker and answers it on the channel. */
+  #serve(calls: Forwarded[]): void {
+    for (const c of calls) {
+      if (c.m === "listen") {
+        this.#listen(String(c.a[0]));
+        continue;
+      }
+      const refused = this.#refuse(c);
+      const done = refused ? Promise.reject(refused) : this.#run(c, { origin: c.origin, low: c.low });
+      done.then(
+        (v) => this.#answer(c.origin, { id: c.id, ok: true, v }),
+        (e) => this.#answer(c.origin, { id: c.id, ok: false, e: errorData(e) }),
+      );
+    }
+  }
+
+  #answer(to: string, r: Reply): void {
+    try {
+      this.#channel!.postMessage({ t: "res", to, replies: [r] } satisfies OnChannel);
+    } catch (e) {
+      this.#channel!.postMessage({ t: "res", to, replies: [{ id: r.id, ok: false, e: errorData(cloneError(e)) }] } satisfies OnChannel);
+    }
+    this.#flushState();
+  }
+
+  // ---- state and flushing ---------------------------------------------------------
+
+  #state(): State {
+    const client = this.#client!;
+    return {
+      status: client.status() as unknown as Record<string, unknown>,
+      metrics: client.metrics() as unknown as Record<string, unknown>,
+      metricsText: client.metricsText(),
+      siteId: client.siteId,
+      persistent: this.#persistent,
+      owner: this.#fallback === undefined,
+    };
+  }
+
+  #markDirty(): void {
+    this.#stateDirty = true;
+    if (this.#stateTimer === undefined) {
+      const wait = Math.max(0, this.#stateAt + STATE_EVERY_MS - performance.now());
+      this.#stateTimer = setTimeout(() => {
+        this.#stateTimer = undefined;
+        this.#flushState();
+      }, wait);
+    }
+  }
+
+  /** Pushes the state if it changed and the last push is old enough (else the timer will). */
+  #flushState(): void {
+    if (!this.#stateDirty || this.#role !== "owner" || performance.now() - this.#stateAt < STATE_EVERY_MS) return;
+    this.#stateDirty = false;
+    this.#stateAt = performance.now();
+    let state: State;
+    try {
+      state = this.#state();
+    } catch {
+      return; // closed meanwhile
+    }
+    this.#sink.state(state);
+    const { owner: _owner, ...shared } = state;
+    this.#channel?.postMessage({ t: "state", state: shared } satisfies OnChannel);
+  }
+
+  #announceStorage(): void {
+    if (this.#storageAnnounced) return;
+    this.#storageAnnounced = true;
+    const detail = this.#fallback === undefined ? { persistent: this.#persistent } : { persistent: false, reason: this.#fallback };
+    this.#sink.event("storage", detail);
+  }
+
+  #reply(r: Reply): void {
+    this.#replies.push(r);
+    this.#scheduleFlush();
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushing) return;
+    this.#flushing = true;
+    queueMicrotask(() => {
+      this.#flushing = false;
+      this.#flushState();
+      if (this.#replies.length > 0) {
+        const replies = this.#replies;
+        this.#replies = [];
+        this.#sink.replies(replies);
+      }
+      this.#flushForward();
+    });
+  }
+
+  #flushForward(): void {
+    if (this.#forwardQueue.length === 0 || this.#role !== "follower") return;
+    const low = this.#low();
+    const calls = this.#forwardQueue.map((c) => ({ ...c, low }));
+    this.#forwardQueue = [];
+    for (const c of calls) {
+      const own = this.#pending.get(c.id);
+      if (own && c.m !== "listen") own.forwarded = true;
+    }
+    this.#channel!.postMessage({ t: "req", calls } satisfies OnChannel);
+  }
+
+  // ---- closing --------------------------------------------------------------------
+
+  /** Closes the replica (an owner checkpoints and gives the files and the lock up). */
+  close(): void {
+    if (this.#role === "closed") return;
+    const wasOwner = this.#role === "owner";
+    this.#role = "closed";
+    for (const c of this.#pending.values()) this.#reply({ id: c.id, ok: false, e: errorData(coded("CLIENT_CLOSED", "the client is closed")) });
+    this.#pending.clear();
+    if (this.#stateTimer !== undefined) clearTimeout(this.#stateTimer);
+    try {
+      this.#client?.close();
+    } finally {
+      this.#releaseFiles();
+      this.#stopLock.abort();
+      this.#unlock?.();
+      if (wasOwner || this.#channel) this.#channel?.close();
+    }
+  }
+
+  #releaseFiles(): void {
+    if (this.#hasFiles) opfsFiles.release(this.#path);
+    this.#hasFiles = false;
+  }
+}
+
+function withStep(e: unknown, i: number): unknown {
+  const x = e as EdgesyncError;
+  if (x instanceof EdgesyncError && x.code.startsWith("SQL_") && x.step === undefined) {
+    x.step = i;
+    x.message = `batch step ${i}: ${x.message}`;
+  }
+  return x;
+}
+
+function cloneError(e: unknown): Error {
+  return coded("INVALID_ARGUMENT", `invalid argument: the result cannot be sent between tabs: ${(e as Error)?.message ?? e}`);
+}

@@ -1,0 +1,86 @@
+/**
+ * The dedicated module worker a page's `createClient({ url: "file:…" })` starts
+ * (js/browser/client.ts): it instantiates the wasm module — the page's own compiled
+ * module when the page passes it, else fetched next to the package — and runs one
+ * {@link ReplicaHost} for the page's client.
+ */
+import init, { registerErrorClass } from "../wasm/edgesync.js";
+import { EdgesyncError } from "../client.js";
+import { ReplicaHost } from "./host.js";
+import { coded, errorData } from "./protocol.js";
+import type { Call, Reply, ToPage, ToWorker } from "./protocol.js";
+
+interface WorkerScope {
+  onmessage: ((ev: MessageEvent<ToWorker>) => void) | null;
+  postMessage(m: ToPage): void;
+  close(): void;
+}
+const scope = globalThis as unknown as WorkerScope;
+const post = (m: ToPage) => scope.postMessage(m);
+
+let host: ReplicaHost | undefined;
+/** Calls that came before the module was ready. */
+let early: Call[] = [];
+let closing = false;
+
+function sendReplies(replies: Reply[]): void {
+  try {
+    post({ t: "replies", replies });
+  } catch {
+    // One answer the page cannot receive (a method result that is not cloneable):
+    // send them one by one, that one as an error.
+    for (const r of replies) {
+      try {
+        post({ t: "replies", replies: [r] });
+      } catch (e) {
+        const err = coded("INVALID_ARGUMENT", `invalid argument: the result cannot be sent to the page: ${(e as Error)?.message ?? e}`);
+        post({ t: "replies", replies: [{ id: r.id, ok: false, e: errorData(err) }] });
+      }
+    }
+  }
+}
+
+async function open(m: Extract<ToWorker, { t: "open" }>): Promise<void> {
+  try {
+    await init({ module_or_path: m.module ?? new URL(m.wasmUrl ?? "../wasm/edgesync_bg.wasm", import.meta.url) });
+    registerErrorClass(EdgesyncError);
+  } catch (e) {
+    const err = coded("INTERNAL_ERROR", `internal error: the database worker cannot load edgesync's wasm module: ${(e as Error)?.message ?? e}`);
+    sendReplies(early.map((c) => ({ id: c.id, ok: false, e: errorData(err) })));
+    early = [];
+    return;
+  }
+  host = new ReplicaHost(m.name, m.config, {
+    replies: sendReplies,
+    event: (name, detail) => post({ t: "event", name, detail }),
+    state: (state) => post({ t: "state", state }),
+  });
+  host.submit(early);
+  early = [];
+  if (closing) return close();
+  await host.start();
+}
+
+function close(): void {
+  host?.close();
+  // The replies to the last calls go out first (they are flushed in a microtask).
+  queueMicrotask(() => setTimeout(() => post({ t: "closed" }), 0));
+}
+
+scope.onmessage = (ev) => {
+  const m = ev.data;
+  switch (m.t) {
+    case "open":
+      void open(m);
+      break;
+    case "calls":
+      if (host) host.submit(m.calls);
+      else early.push(...m.calls);
+      break;
+    case "close":
+      closing = true;
+      if (host) close();
+      else if (early.length === 0) post({ t: "closed" });
+      break;
+  }
+};
