@@ -87,8 +87,8 @@ function sqlOf(s: InStatement): unknown {
 }
 
 export class ReplicaHost {
-  /** This worker, as an origin of forwarded calls. */
-  readonly origin: string = crypto.randomUUID();
+  /** This worker, as an origin of forwarded calls (random; `randomUUID` needs a secure context). */
+  readonly origin: string = Array.from(crypto.getRandomValues(new Uint8Array(12)), (b) => b.toString(16).padStart(2, "0")).join("");
   #path: string;
   #config: Omit<ReplicaConfig, "url">;
   #sink: HostSink;
@@ -114,6 +114,8 @@ export class ReplicaHost {
   #stateAt = 0;
   #stateTimer: ReturnType<typeof setTimeout> | undefined;
   #storageAnnounced = false;
+  /** The owner's call queue (see #inOrder). */
+  #tail: Promise<unknown> = Promise.resolve();
 
   /** `path`: the database's OPFS path (`opfsPath`). */
   constructor(path: string, config: Omit<ReplicaConfig, "url">, sink: HostSink) {
@@ -208,7 +210,7 @@ export class ReplicaHost {
   }
 
   #runOwn(c: Call & { forwarded?: boolean }, dedupe: boolean): void {
-    this.#run(c, dedupe ? { origin: this.origin, low: this.#low() } : null).then(
+    this.#inOrder(c, () => this.#run(c, dedupe ? { origin: this.origin, low: this.#low() } : null)).then(
       (v) => {
         if (c.m === "replicate") this.#replicated.set(c.a[0] as string, c.a[1] as Record<string, unknown>);
         this.#reply({ id: c.id, ok: true, v });
@@ -314,12 +316,28 @@ export class ReplicaHost {
   }
 
   /**
+   * Runs the owner's calls one after the other, in the order they came (from this
+   * worker's client and from the followers). A deduplicated write is one transaction
+   * from BEGIN to COMMIT across several `await`s, and nothing may run inside it: the
+   * next call starts when the previous one has finished — or, for `sync()` and other
+   * methods that wait on the network, when it has started (its local steps run at its
+   * start and in later tasks, never inside another call's transaction, which ends
+   * within the task it began in).
+   */
+  #inOrder(c: Call, fn: () => Promise<unknown>): Promise<unknown> {
+    const whole = c.m === "execute" || c.m === "batch" || c.m === "replicate" || c.m === "state";
+    let started: Promise<unknown> | undefined;
+    const turn = this.#tail.then(() => {
+      started = fn();
+      return whole ? started : undefined;
+    });
+    this.#tail = turn.catch(() => undefined);
+    return turn.then(() => started);
+  }
+
+  /**
    * Runs one call on the owned replica. `from`: the worker that sent it, for calls that
    * may arrive twice (forwarded); their writes are deduplicated.
-   *
-   * A deduplicated write is one transaction from BEGIN to COMMIT across several
-   * `await`s of calls that are synchronous inside (local execute): no other task — a
-   * message, a sync's network answer — can run in between, only microtasks.
    */
   async #run(c: Call, from: { origin: string; low: number } | null): Promise<unknown> {
     const client = this.#client!;
@@ -451,7 +469,7 @@ export class ReplicaHost {
         continue;
       }
       const refused = this.#refuse(c);
-      const done = refused ? Promise.reject(refused) : this.#run(c, { origin: c.origin, low: c.low });
+      const done = refused ? Promise.reject(refused) : this.#inOrder(c, () => this.#run(c, { origin: c.origin, low: c.low }));
       done.then(
         (v) => this.#answer(c.origin, { id: c.id, ok: true, v }),
         (e) => this.#answer(c.origin, { id: c.id, ok: false, e: errorData(e) }),
@@ -488,14 +506,15 @@ export class ReplicaHost {
       const wait = Math.max(0, this.#stateAt + STATE_EVERY_MS - performance.now());
       this.#stateTimer = setTimeout(() => {
         this.#stateTimer = undefined;
-        this.#flushState();
+        this.#flushState(true);
       }, wait);
     }
   }
 
   /** Pushes the state if it changed and the last push is old enough (else the timer will). */
-  #flushState(): void {
-    if (!this.#stateDirty || this.#role !== "owner" || performance.now() - this.#stateAt < STATE_EVERY_MS) return;
+  #flushState(force = false): void {
+    if (!this.#stateDirty || this.#role !== "owner") return;
+    if (!force && performance.now() - this.#stateAt < STATE_EVERY_MS) return;
     this.#stateDirty = false;
     this.#stateAt = performance.now();
     let state: State;

@@ -117,14 +117,10 @@ export function rawResult(rs: ResultSet): RawResultSet {
     for (let i = 0; i < n; i++) values[i] = row[i];
     rows[r] = values;
   }
-  return {
-    columns: rs.columns,
-    columnTypes: rs.columnTypes,
-    rows,
-    rowsAffected: rs.rowsAffected,
-    lastInsertRowid: rs.lastInsertRowid,
-    replicationIndex: rs.replicationIndex,
-  };
+  const raw: RawResultSet = { columns: rs.columns, columnTypes: rs.columnTypes, rows, rowsAffected: rs.rowsAffected, lastInsertRowid: rs.lastInsertRowid };
+  // Local results have none; left out, so an answer kept as JSON reads back the same.
+  if (rs.replicationIndex !== undefined) raw.replicationIndex = rs.replicationIndex;
+  return raw;
 }
 
 // JSON with bigints and blobs, for answers kept in the database (_es_requests).

@@ -111,16 +111,22 @@ describe('edgesync in headless Chromium against a real sqld', { timeout: 5 * STE
     assert.deepEqual(info, { sameCreateClient: true, protocol: 'http', closed: true, one: 1, secure: true, errorLine: true });
   });
 
-  it('a file: replica is refused in the browser (no file system): an error, not a silent in-memory database', { timeout: STEP_TIMEOUT }, async () => {
+  it('a file: replica opens in OPFS from the page (durable, not a silent in-memory database)', { timeout: STEP_TIMEOUT }, async () => {
+    // More in browser-opfs.test.mjs: restarts, crashes, tabs, quota, no OPFS.
     const got = await inPage(async () => {
-      try {
-        window.edgesync.createClient({ url: 'file:app.db' });
-        return 'opened';
-      } catch (e) {
-        return { code: e.code, name: e.name, noFs: /no file system/.test(e.message) };
-      }
+      const db = window.edgesync.createClient({ url: 'file:dashboard-test.db' });
+      await db.execute('create table if not exists t (x)');
+      await db.execute('insert into t values (1)');
+      const n = (await db.execute('select count(*) as n from t')).rows[0].n;
+      const storage = await new Promise((resolve) => {
+        const s = db.status();
+        if (s.persistent) resolve({ persistent: true });
+        else db.on('storage', resolve);
+      });
+      db.close();
+      return { n, storage };
     });
-    assert.deepEqual(got, { code: 'INVALID_ARGUMENT', name: 'EdgesyncError', noFs: true });
+    assert.deepEqual(got, { n: 1, storage: { persistent: true } });
   });
 
   it('round-trips every value type exactly', { timeout: STEP_TIMEOUT }, async () => {
