@@ -168,12 +168,7 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
     this.#adopt = adopt;
     this.#rs = makeResultSet;
     const { syncInterval, writeMode, ...rest } = config;
-    if (writeMode !== undefined && writeMode !== "local" && writeMode !== "remote") {
-      throw adopt(Object.assign(new Error(`writeMode must be "local" or "remote"`), { code: "INVALID_ARGUMENT", name: "EdgesyncError" }));
-    }
-    if (syncInterval !== undefined && !(Number.isInteger(syncInterval) && syncInterval >= 1)) {
-      throw adopt(Object.assign(new Error("syncInterval must be a whole number of ms ≥ 1"), { code: "INVALID_ARGUMENT", name: "EdgesyncError" }));
-    }
+    checkClientOptions(config, adopt);
     this.#writeMode = writeMode ?? "local";
     try {
       this.#r = new Replica(rest);
@@ -349,6 +344,20 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
 
   get siteId(): string {
     return this.#siteId;
+  }
+}
+
+/** The options the JS layer reads itself (Rust checks the rest: `checkReplicaConfig`). */
+export function checkClientOptions(config: ReplicaConfig, adopt: Adopt): void {
+  const { syncInterval, writeMode } = config;
+  if (writeMode !== undefined && writeMode !== "local" && writeMode !== "remote") {
+    throw adopt(Object.assign(new Error(`writeMode must be "local" or "remote"`), { code: "INVALID_ARGUMENT", name: "EdgesyncError" }));
+  }
+  if (syncInterval !== undefined && !(Number.isInteger(syncInterval) && syncInterval >= 1)) {
+    throw adopt(Object.assign(new Error("syncInterval must be a whole number of ms ≥ 1"), { code: "INVALID_ARGUMENT", name: "EdgesyncError" }));
+  }
+  if (writeMode === "remote" && (config.syncUrl === undefined || config.syncUrl === null)) {
+    throw adopt(Object.assign(new Error('writeMode "remote" needs a syncUrl'), { code: "INVALID_ARGUMENT", name: "EdgesyncError" }));
   }
 }
 

@@ -18,12 +18,12 @@
  * - BEGIN/COMMIT by hand are refused (use `batch()`); a custom `fetch` works only when
  *   the client is created inside a worker.
  */
-import { EmbeddedReplicaClient } from "../replica.js";
+import { checkClientOptions } from "../replica.js";
 import type { EmbeddedReplica, Policy, ReplicaConfig, SyncEvents, SyncLogEntry, SyncMetrics, SyncResult, SyncStatus } from "../replica.js";
 import type { InArgs, InStatement, ResultSet, TransactionMode } from "../client.js";
 import { makeResultSet } from "../resultset.js";
 import type { RawResultSet } from "../resultset.js";
-import { compiledModule, opfsPath } from "../wasm/edgesync.js";
+import { checkReplicaConfig, compiledModule, opfsPath } from "../wasm/edgesync.js";
 import { ReplicaHost } from "./host.js";
 import { adopt, coded, errorFrom } from "./protocol.js";
 import type { Call, State, ToPage, ToWorker } from "./protocol.js";
@@ -32,6 +32,8 @@ import type { Call, State, ToPage, ToWorker } from "./protocol.js";
 interface Link {
   send(calls: Call[]): void;
   close(): void;
+  /** In place: an execute run at once, when the host can (see ReplicaHost.direct). */
+  direct?(stmt: InStatement, args: unknown): Promise<ResultSet> | undefined;
 }
 
 type MakeLink = (receive: (m: ToPage) => void, fail: (e: Error) => void) => Link;
@@ -135,8 +137,13 @@ class BrowserReplica implements EmbeddedReplica {
     }
   }
 
-  async execute(stmt: InStatement, args?: InArgs): Promise<ResultSet> {
-    return makeResultSet((await this.#call("execute", args === undefined ? [stmt] : [stmt, args])) as RawResultSet);
+  execute(stmt: InStatement, args?: InArgs): Promise<ResultSet> {
+    // Not async: the in-place shortcut hands back the replica's own promise.
+    if (!this.#closed && this.#outbox.length === 0 && this.#waiting.size === 0) {
+      const rs = this.#link.direct?.(stmt, args);
+      if (rs !== undefined) return rs;
+    }
+    return this.#call("execute", args === undefined ? [stmt] : [stmt, args]).then((raw) => makeResultSet(raw as RawResultSet));
   }
 
   async batch(stmts: InStatement[], mode: TransactionMode = "deferred"): Promise<ResultSet[]> {
@@ -259,7 +266,7 @@ function inPlaceLink(path: string, config: Omit<ReplicaConfig, "url">): MakeLink
       state: (state) => receive({ t: "state", state }),
     });
     void host.start();
-    return { send: (calls) => host.submit(calls), close: () => host.close() };
+    return { send: (calls) => host.submit(calls), close: () => host.close(), direct: (stmt, args) => host.direct(stmt, args) };
   };
 }
 
@@ -269,7 +276,7 @@ const isWorker = () => typeof (globalThis as { WorkerGlobalScope?: unknown }).Wo
 /**
  * The browser's `file:` replica, or undefined where this is not a browser (the caller
  * then refuses the URL). Config errors are thrown here, as in Node: the config is
- * checked by opening it once in memory.
+ * checked here as opening it would (`checkReplicaConfig`, `checkClientOptions`).
  */
 export function openBrowserReplica(config: ReplicaConfig): EmbeddedReplica | undefined {
   if (!(isPage() || isWorker())) return undefined;
@@ -281,7 +288,13 @@ export function openBrowserReplica(config: ReplicaConfig): EmbeddedReplica | und
   }
   if (path === undefined) return undefined; // :memory:
   const { url: _url, ...rest } = config;
-  new EmbeddedReplicaClient({ ...rest, url: ":memory:" }, adopt, makeResultSet as (raw: unknown) => ResultSet).close();
+  // The same checks as opening it, without SQLite in the page.
+  checkClientOptions(config, adopt);
+  try {
+    checkReplicaConfig(config);
+  } catch (e) {
+    throw adopt(e);
+  }
   const inPage = isPage() && typeof Worker === "function";
   if (inPage && rest.fetch !== undefined) {
     throw coded("INVALID_ARGUMENT", "invalid argument: a custom `fetch` cannot be passed to the database worker a page starts; create the client inside your own worker to use one");

@@ -114,8 +114,11 @@ export class ReplicaHost {
   #stateAt = 0;
   #stateTimer: ReturnType<typeof setTimeout> | undefined;
   #storageAnnounced = false;
-  /** The owner's call queue (see #inOrder). */
-  #tail: Promise<unknown> = Promise.resolve();
+  /** The owner's call queue (see #enqueue). */
+  #queue: { c: Call; from: { origin: string; low: number } | null; answer: (r: Reply) => void }[] = [];
+  #pumping = false;
+  /** Answers to followers, by origin, sent at the next flush. */
+  #answers = new Map<string, Reply[]>();
 
   /** `path`: the database's OPFS path (`opfsPath`). */
   constructor(path: string, config: Omit<ReplicaConfig, "url">, sink: HostSink) {
@@ -194,6 +197,20 @@ export class ReplicaHost {
     }
   }
 
+  /**
+   * The in-place client's shortcut: an execute run at once on the owned replica,
+   * returning its ResultSet — when nothing is queued or unanswered before it, so the
+   * order of calls and answers is the one the queue would give. Undefined otherwise.
+   */
+  direct(stmt: InStatement, args: unknown): Promise<ResultSet> | undefined {
+    if (this.#role !== "owner" || this.#pumping || this.#queue.length > 0 || this.#replies.length > 0 || this.#config.writeMode === "remote") {
+      return undefined;
+    }
+    const sql = sqlOf(stmt);
+    if (typeof sql !== "string" || isTransactionControl(sql)) return undefined;
+    return this.#client!.execute(stmt as string, args as undefined);
+  }
+
   /** Calls a shared store refuses wherever they would run. */
   #refuse(c: Call): Error | undefined {
     if (c.m !== "execute" && c.m !== "batch") return undefined;
@@ -210,13 +227,10 @@ export class ReplicaHost {
   }
 
   #runOwn(c: Call & { forwarded?: boolean }, dedupe: boolean): void {
-    this.#inOrder(c, () => this.#run(c, dedupe ? { origin: this.origin, low: this.#low() } : null)).then(
-      (v) => {
-        if (c.m === "replicate") this.#replicated.set(c.a[0] as string, c.a[1] as Record<string, unknown>);
-        this.#reply({ id: c.id, ok: true, v });
-      },
-      (e) => this.#reply({ id: c.id, ok: false, e: errorData(e) }),
-    );
+    this.#enqueue(c, dedupe ? { origin: this.origin, low: this.#low() } : null, (r) => {
+      if (r.ok && c.m === "replicate") this.#replicated.set(c.a[0] as string, c.a[1] as Record<string, unknown>);
+      this.#reply(r);
+    });
   }
 
   #listen(name: string): void {
@@ -322,17 +336,51 @@ export class ReplicaHost {
    * next call starts when the previous one has finished — or, for `sync()` and other
    * methods that wait on the network, when it has started (its local steps run at its
    * start and in later tasks, never inside another call's transaction, which ends
-   * within the task it began in).
+   * within the task it began in). Answers are sent when the queue is drained: the calls
+   * of one message are answered in one message.
    */
-  #inOrder(c: Call, fn: () => Promise<unknown>): Promise<unknown> {
-    const whole = c.m === "execute" || c.m === "batch" || c.m === "replicate" || c.m === "state";
-    let started: Promise<unknown> | undefined;
-    const turn = this.#tail.then(() => {
-      started = fn();
-      return whole ? started : undefined;
-    });
-    this.#tail = turn.catch(() => undefined);
-    return turn.then(() => started);
+  #enqueue(c: Call, from: { origin: string; low: number } | null, answer: (r: Reply) => void): void {
+    this.#queue.push({ c, from, answer });
+    if (!this.#pumping) void this.#pump();
+  }
+
+  async #pump(): Promise<void> {
+    this.#pumping = true;
+    try {
+      for (let item = this.#queue.shift(); item !== undefined; item = this.#queue.shift()) {
+        const { c, from, answer } = item;
+        const ok = (v: unknown) => answer({ id: c.id, ok: true, v });
+        const fail = (e: unknown) => answer({ id: c.id, ok: false, e: errorData(e) });
+        let started: Promise<unknown>;
+        try {
+          started = this.#run(c, from);
+        } catch (e) {
+          fail(e);
+          continue;
+        }
+        if (c.m === "execute" || c.m === "batch" || c.m === "replicate" || c.m === "state") {
+          try {
+            ok(await started);
+          } catch (e) {
+            fail(e);
+          }
+        } else {
+          // sync() and the like: their callers read status() next, so the new state
+          // goes out first.
+          const fresh = () => {
+            this.#stateDirty = true;
+            this.#flushState(true);
+          };
+          started.then(
+            (v) => (fresh(), ok(v)),
+            (e) => (fresh(), fail(e)),
+          );
+        }
+      }
+    } finally {
+      this.#pumping = false;
+    }
+    this.#flush();
   }
 
   /**
@@ -419,7 +467,7 @@ export class ReplicaHost {
       case "req":
         if (this.#role === "owner") this.#serve(m.calls);
         else if (this.#role === "failed") {
-          for (const c of m.calls) this.#channel!.postMessage({ t: "res", to: c.origin, replies: [{ id: c.id, ok: false, e: errorData(this.#failure) }] } satisfies OnChannel);
+          for (const c of m.calls) this.#answer(c.origin, { id: c.id, ok: false, e: errorData(this.#failure) });
         }
         // Other roles ignore it: the caller sends it again to the next owner.
         break;
@@ -461,29 +509,25 @@ export class ReplicaHost {
     }
   }
 
-  /** Runs calls forwarded by another worker and answers it on the channel. */
+  /** Runs calls forwarded by another worker; the answers go back on the channel. */
   #serve(calls: Forwarded[]): void {
     for (const c of calls) {
       if (c.m === "listen") {
         this.#listen(String(c.a[0]));
         continue;
       }
+      const answer = (r: Reply) => this.#answer(c.origin, r);
       const refused = this.#refuse(c);
-      const done = refused ? Promise.reject(refused) : this.#inOrder(c, () => this.#run(c, { origin: c.origin, low: c.low }));
-      done.then(
-        (v) => this.#answer(c.origin, { id: c.id, ok: true, v }),
-        (e) => this.#answer(c.origin, { id: c.id, ok: false, e: errorData(e) }),
-      );
+      if (refused) answer({ id: c.id, ok: false, e: errorData(refused) });
+      else this.#enqueue(c, { origin: c.origin, low: c.low }, answer);
     }
   }
 
   #answer(to: string, r: Reply): void {
-    try {
-      this.#channel!.postMessage({ t: "res", to, replies: [r] } satisfies OnChannel);
-    } catch (e) {
-      this.#channel!.postMessage({ t: "res", to, replies: [{ id: r.id, ok: false, e: errorData(cloneError(e)) }] } satisfies OnChannel);
-    }
-    this.#flushState();
+    let list = this.#answers.get(to);
+    if (!list) this.#answers.set(to, (list = []));
+    list.push(r);
+    this.#scheduleFlush();
   }
 
   // ---- state and flushing ---------------------------------------------------------
@@ -540,19 +584,42 @@ export class ReplicaHost {
     this.#scheduleFlush();
   }
 
+  /** Flushes in a microtask, unless the queue is being pumped (it flushes when drained). */
   #scheduleFlush(): void {
-    if (this.#flushing) return;
+    if (this.#flushing || this.#pumping) return;
     this.#flushing = true;
     queueMicrotask(() => {
       this.#flushing = false;
-      this.#flushState();
-      if (this.#replies.length > 0) {
-        const replies = this.#replies;
-        this.#replies = [];
-        this.#sink.replies(replies);
-      }
-      this.#flushForward();
+      if (!this.#pumping) this.#flush();
     });
+  }
+
+  /** Answers first; the state (which counts the outbox) after them, at most every 50 ms. */
+  #flush(): void {
+    if (this.#replies.length > 0) {
+      const replies = this.#replies;
+      this.#replies = [];
+      this.#sink.replies(replies);
+    }
+    for (const [to, replies] of this.#answers) this.#send(to, replies);
+    this.#answers.clear();
+    this.#flushForward();
+    this.#flushState();
+  }
+
+  /** Answers to a follower; an answer that cannot be cloned becomes an error. */
+  #send(to: string, replies: Reply[]): void {
+    try {
+      this.#channel!.postMessage({ t: "res", to, replies } satisfies OnChannel);
+    } catch {
+      for (const r of replies) {
+        try {
+          this.#channel!.postMessage({ t: "res", to, replies: [r] } satisfies OnChannel);
+        } catch (e) {
+          this.#channel!.postMessage({ t: "res", to, replies: [{ id: r.id, ok: false, e: errorData(cloneError(e)) }] } satisfies OnChannel);
+        }
+      }
+    }
   }
 
   #flushForward(): void {

@@ -149,5 +149,14 @@ export function fromJson(s: string): unknown {
  * call) is the way to group writes.
  */
 export function isTransactionControl(sql: string): boolean {
-  return /^(?:\s|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*(?:begin|commit|end|rollback|savepoint|release)\b/i.test(sql);
+  let v = txControl.get(sql);
+  if (v === undefined) {
+    v = /^(?:\s|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*(?:begin|commit|end|rollback|savepoint|release)\b/i.test(sql);
+    if (txControl.size >= 512) txControl.clear();
+    txControl.set(sql, v);
+  }
+  return v;
 }
+
+/** Answers of isTransactionControl by SQL text: statements repeat. */
+const txControl = new Map<string, boolean>();

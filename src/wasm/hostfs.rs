@@ -62,6 +62,12 @@ pub(crate) fn files_vfs() -> Option<&'static str> {
     FILES_VFS.with(|v| *v.borrow())
 }
 
+/// Makes the registered VFS `name` the one `file:` URLs open through.
+#[cfg(feature = "opfs-sahpool")]
+pub(crate) fn set_files_vfs(name: &'static str) {
+    FILES_VFS.with(|v| *v.borrow_mut() = Some(name));
+}
+
 /// Registers `host` as the SQLite VFS `name` and makes it the one `file:` URLs use.
 /// A second registration of the same name is a no-op.
 pub(crate) fn register(name: &'static str, host: FsHost) -> Result<(), JsValue> {

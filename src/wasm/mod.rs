@@ -16,4 +16,6 @@ mod nodefs;
 mod opfs;
 mod replica;
 mod resolver;
+#[cfg(feature = "opfs-sahpool")]
+mod sahpool;
 mod text;

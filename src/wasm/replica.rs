@@ -152,6 +152,72 @@ fn js_resolver(f: Function, mode: IntMode) -> Resolver {
     })
 }
 
+/// Reads a replica config (`new Replica(config)`). `open`: whether this runtime opens
+/// the database itself — a browser page checks the config of a `file:` replica its
+/// worker will open (`checkReplicaConfig`), and has no file system of its own.
+fn parse_config(config: &JsValue, open: bool) -> Result<(ReplicaConfig, IntMode, Option<Function>)> {
+    if !config.is_object() {
+        return Err(invalid("createClient() takes a config object"));
+    }
+    let url = opt_string(config, "url")?.ok_or_else(|| invalid("`url` is required"))?;
+    // A file needs a host file system: Node's, given by the package's Node entry, or
+    // OPFS in the browser worker that owns the database. Elsewhere SQLite in wasm would
+    // open the name in memory, which would look persistent and lose data on restart:
+    // refused.
+    let vfs = match crate::store::file_path(&url)? {
+        None => None,
+        Some(_) if crate::wasm::hostfs::files_vfs().is_some() => crate::wasm::hostfs::files_vfs().map(String::from),
+        Some(_) if !open => None,
+        Some(_) => {
+            return Err(invalid(format!(
+                "{url:?}: this runtime gives edgesync no file system (Node.js does); use \":memory:\" here"
+            )))
+        }
+    };
+    let int_mode = match opt_string(config, "intMode")? {
+        Some(m) => IntMode::parse(&m)?,
+        None => IntMode::Auto,
+    };
+    let fetch = field(config, "fetch");
+    let custom = if fetch.is_undefined() || fetch.is_null() {
+        None
+    } else {
+        Some(
+            fetch
+                .dyn_into::<Function>()
+                .map_err(|_| invalid("`fetch` must be a function"))?,
+        )
+    };
+    let cfg = ReplicaConfig {
+        path: url,
+        sync_url: opt_string(config, "syncUrl")?,
+        auth_token: opt_string(config, "authToken")?,
+        timeout_ms: opt_number(config, "timeout", 1.0, u32::MAX as f64)?.map(|n| n as u32),
+        max_drift_ms: opt_number(config, "maxDriftMs", 0.0, 9e15)?.map(|n| n as u64),
+        push_chunk: opt_number(config, "pushChunk", 1.0, 1e6)?.map(|n| n as usize),
+        pull_chunk: opt_number(config, "pullChunk", 1.0, 1e6)?.map(|n| n as usize),
+        vfs,
+    };
+    Ok((cfg, int_mode, custom))
+}
+
+/// Checks a replica config as `new Replica(config)` would — the same errors — without
+/// opening anything: a browser page's `createClient` for a replica its worker opens.
+#[wasm_bindgen(js_name = checkReplicaConfig)]
+pub fn check_replica_config(config: JsValue) -> std::result::Result<(), JsValue> {
+    (|| -> Result<()> {
+        let (cfg, _, _) = parse_config(&config, false)?;
+        if let Some(url) = &cfg.sync_url {
+            let remote = crate::remote::RemoteConfig::parse(url, cfg.auth_token.as_deref())?;
+            if let Some(ms) = cfg.timeout_ms {
+                remote.with_timeout_ms(ms)?;
+            }
+        }
+        Ok(())
+    })()
+    .map_err(to_js)
+}
+
 #[wasm_bindgen(js_class = Replica)]
 impl JsReplica {
     /// `config`: `{ url, syncUrl?, authToken?, timeout?, intMode?, fetch?, maxDriftMs?,
@@ -159,49 +225,7 @@ impl JsReplica {
     #[wasm_bindgen(constructor)]
     pub fn new(config: JsValue) -> std::result::Result<JsReplica, JsValue> {
         (|| -> Result<JsReplica> {
-            if !config.is_object() {
-                return Err(invalid("createClient() takes a config object"));
-            }
-            let url = opt_string(&config, "url")?.ok_or_else(|| invalid("`url` is required"))?;
-            // A file needs a host file system: Node's, given by the package's Node entry,
-            // or OPFS in the browser worker that owns the database. Elsewhere SQLite in
-            // wasm would open the name in memory, which would look persistent and lose
-            // data on restart: refused.
-            let vfs = match crate::store::file_path(&url)? {
-                None => None,
-                Some(_) if crate::wasm::hostfs::files_vfs().is_some() => {
-                    crate::wasm::hostfs::files_vfs().map(String::from)
-                }
-                Some(_) => {
-                    return Err(invalid(format!(
-                        "{url:?}: this runtime gives edgesync no file system (Node.js does); use \":memory:\" here"
-                    )))
-                }
-            };
-            let int_mode = match opt_string(&config, "intMode")? {
-                Some(m) => IntMode::parse(&m)?,
-                None => IntMode::Auto,
-            };
-            let fetch = field(&config, "fetch");
-            let custom = if fetch.is_undefined() || fetch.is_null() {
-                None
-            } else {
-                Some(
-                    fetch
-                        .dyn_into::<Function>()
-                        .map_err(|_| invalid("`fetch` must be a function"))?,
-                )
-            };
-            let cfg = ReplicaConfig {
-                path: url,
-                sync_url: opt_string(&config, "syncUrl")?,
-                auth_token: opt_string(&config, "authToken")?,
-                timeout_ms: opt_number(&config, "timeout", 1.0, u32::MAX as f64)?.map(|n| n as u32),
-                max_drift_ms: opt_number(&config, "maxDriftMs", 0.0, 9e15)?.map(|n| n as u64),
-                push_chunk: opt_number(&config, "pushChunk", 1.0, 1e6)?.map(|n| n as usize),
-                pull_chunk: opt_number(&config, "pullChunk", 1.0, 1e6)?.map(|n| n as usize),
-                vfs,
-            };
+            let (cfg, int_mode, custom) = parse_config(&config, true)?;
             let replica = Replica::open(cfg, FetchTransport { custom }, env())?;
             Ok(JsReplica {
                 inner: Rc::new(replica),
