@@ -68,7 +68,7 @@ use super::{corrupt, read_value, write_value, Crdt, GCounter, LWWMap, LWWRegiste
 use crate::clock::{Causality, Hlc, Timestamp, VersionVector, DEFAULT_MAX_DRIFT_MS};
 use crate::codec::{Kind, Reader, Writer};
 use crate::error::{Error, Result};
-use crate::remote::Value;
+use crate::sql::Value;
 
 /// Named operation arguments, in the order given.
 pub type Args = Vec<(String, Value)>;
