@@ -36,10 +36,10 @@
 //!
 //! **Conflict stats.** Every remote update or merge is compared with the local version
 //! of its object ([`VersionVector::compare`](crate::clock::VersionVector::compare)):
-//! `Concurrent` means both sides wrote
-//! without seeing each other, which [`ConflictStats::concurrent`] counts. For LWW
-//! types it also counts values replaced by a winning remote write vs. concurrent
-//! updates that left every local value in place. Stats are local observations: they
+//! `Concurrent` means both sides wrote without seeing each other, which
+//! [`ConflictStats::concurrent`] counts. For LWW types it also counts values replaced
+//! by a winning remote write vs. concurrent updates that left every local value in
+//! place. Stats are local observations: they
 //! are persisted by `encode` but not synced.
 //!
 //! **Format** ([`Kind::Resolver`](crate::codec::Kind::Resolver)): a sub-kind byte
