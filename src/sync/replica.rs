@@ -15,13 +15,13 @@ use rusqlite::functions::FunctionFlags;
 use rusqlite::{params, OptionalExtension};
 use serde_json::Value as Json;
 
-use super::clock::PackedClock;
 use super::fold::{self, FoldContext};
 use super::policy::{Policy, TableSpec};
 use super::record::{encode_row, Record};
 use super::rows;
 use super::rules;
 use super::status::{Event, Monitor};
+use crate::clock::PackedClock;
 use crate::error::{Error, Result};
 use crate::remote::{HttpTransport, RemoteClient, RemoteConfig, ResultSet, Statement, TransactionMode, Value};
 use crate::store::{read_value, sql_error, Store};
