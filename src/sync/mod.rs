@@ -43,5 +43,5 @@ mod tests;
 
 pub use net::{SyncReport, BACKOFF_BASE_MS, BACKOFF_MAX_MS};
 pub use policy::{Column, Policy, TableSpec};
-pub use replica::{Env, Replica, ReplicaConfig, Resolver};
+pub use replica::{ConflictResolver, Env, Replica, ReplicaConfig};
 pub use status::{backoff_ms, Event, Metrics, Outcome, Status};
