@@ -9,7 +9,7 @@ use wasm_bindgen_futures::future_to_promise;
 
 use crate::error::{Error, Result};
 use crate::sql::Value;
-use crate::sync::{Env, Event, Outcome, Policy, Replica, ReplicaConfig, Resolver, Status};
+use crate::sync::{ConflictResolver, Env, Event, Outcome, Policy, Replica, ReplicaConfig, Status};
 use crate::wasm::client::{field, optional_string as opt_string, parse_mode};
 use crate::wasm::convert::{
     decode_args, js_to_statement, js_to_statements, js_to_value, result_set_to_js, value_to_js, IntMode, ResultEncoder,
@@ -131,7 +131,7 @@ fn event_js(e: &Event, mode: IntMode) -> JsValue {
 }
 
 /// Wraps a JS `(local, remote, base) => value` function as a resolver.
-fn js_resolver(f: Function, mode: IntMode) -> Resolver {
+fn js_resolver(f: Function, mode: IntMode) -> ConflictResolver {
     Box::new(move |local: &Value, remote: &Value, base: Option<&Value>| {
         let b = base.map(|b| value_to_js(b, mode)).unwrap_or(JsValue::NULL);
         let out = f
