@@ -11,11 +11,14 @@
 const loading = (async () => {
   const glue = await import("/target/bench-browser/wasm/edgesync.js");
   const { OpfsFiles } = await import("/pkg/browser/opfs.js");
+  // Results come back in the wasm result layout (src/wasm/result.rs); its reader.
+  ({ decodeResult } = await import("/pkg/result.js"));
   await glue.default({ module_or_path: new URL("/target/bench-browser/wasm/edgesync_bg.wasm", location.origin) });
   return { glue, OpfsFiles };
 })();
 let r;
-const ex = (sql, args = []) => r.execute({ sql, args });
+let decodeResult;
+const ex = (sql, args = []) => decodeResult(r.execute({ sql, args }));
 
 async function open(glue, OpfsFiles, { mode, name }) {
   const t0 = performance.now();

@@ -21,11 +21,11 @@
 import { checkClientOptions } from "../replica.js";
 import type { EmbeddedReplica, Policy, ReplicaConfig, SyncEvents, SyncLogEntry, SyncMetrics, SyncResult, SyncStatus } from "../replica.js";
 import type { InArgs, InStatement, ResultSet, TransactionMode } from "../client.js";
-import { makeResultSet } from "../resultset.js";
-import type { RawResultSet } from "../resultset.js";
+import { adopt } from "../wasm-errors.js";
 import { checkReplicaConfig, compiledModule, opfsPath } from "../wasm/edgesync.js";
 import { ReplicaHost } from "./host.js";
-import { adopt, coded, errorFrom } from "./protocol.js";
+import { coded, errorFrom, fromRaw } from "./protocol.js";
+import type { RawResult } from "./protocol.js";
 import type { Call, State, ToPage, ToWorker } from "./protocol.js";
 
 /** How a client reaches its host: a worker (from a page) or the host itself (in place). */
@@ -143,11 +143,11 @@ class BrowserReplica implements EmbeddedReplica {
       const rs = this.#link.direct?.(stmt, args);
       if (rs !== undefined) return rs;
     }
-    return this.#call("execute", args === undefined ? [stmt] : [stmt, args]).then((raw) => makeResultSet(raw as RawResultSet));
+    return this.#call("execute", args === undefined ? [stmt] : [stmt, args]).then((raw) => fromRaw(raw as RawResult));
   }
 
   async batch(stmts: InStatement[], mode: TransactionMode = "deferred"): Promise<ResultSet[]> {
-    return ((await this.#call("batch", [stmts, mode])) as RawResultSet[]).map(makeResultSet);
+    return ((await this.#call("batch", [stmts, mode])) as RawResult[]).map(fromRaw);
   }
 
   /** In the browser this returns a promise: await it for errors. */

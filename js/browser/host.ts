@@ -21,14 +21,14 @@
  * private modes, a page with an opaque origin), the replica lives in memory in this
  * worker alone, and says so: `status().persistent === false` and a `storage` event.
  */
-import { EdgesyncError } from "../client.js";
 import type { InStatement, ResultSet } from "../client.js";
 import { EmbeddedReplicaClient } from "../replica.js";
 import type { Policy, ReplicaConfig } from "../replica.js";
-import { makeResultSet } from "../resultset.js";
+import { decodeResult } from "../result.js";
+import { adopt, EdgesyncError } from "../wasm-errors.js";
 import { useOpfs } from "../wasm/edgesync.js";
 import { opfsFiles, opfsSupported } from "./opfs.js";
-import { adopt, coded, errorData, fromJson, isTransactionControl, rawResult, toJson } from "./protocol.js";
+import { coded, errorData, fromJson, isTransactionControl, rawResult, toJson } from "./protocol.js";
 import type { Call, Forwarded, OnChannel, Reply, State } from "./protocol.js";
 
 /** Where a host sends what its own client gets. */
@@ -301,7 +301,7 @@ export class ReplicaHost {
     }
     let client: EmbeddedReplicaClient;
     try {
-      client = new EmbeddedReplicaClient({ ...this.#config, url }, adopt, makeResultSet as (raw: unknown) => ResultSet);
+      client = new EmbeddedReplicaClient({ ...this.#config, url }, adopt, decodeResult as (raw: unknown) => ResultSet);
     } catch (e) {
       this.#releaseFiles();
       throw e;

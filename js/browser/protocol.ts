@@ -5,9 +5,25 @@
  * results travel as plain arrays of values, errors as plain objects that become
  * `EdgesyncError`s again on arrival.
  */
-import { EdgesyncError } from "../client.js";
-import type { ErrorCode, ResultSet, Value } from "../client.js";
-import type { RawResultSet } from "../resultset.js";
+import type { ResultSet, Value } from "../client.js";
+import { ResultSetImpl, rowMaker } from "../resultset.js";
+import { EdgesyncError } from "../wasm-errors.js";
+import type { ErrorCode } from "../wasm-errors.js";
+
+/** A result set as plain data (rows as arrays of values), for a message. */
+export interface RawResult {
+  columns: string[];
+  columnTypes: string[];
+  rows: Value[][];
+  rowsAffected: number;
+  lastInsertRowid?: bigint;
+  replicationIndex?: number;
+}
+
+/** The ResultSet a message carried, rows by index and by name as everywhere. */
+export function fromRaw(raw: RawResult): ResultSet {
+  return new ResultSetImpl(raw.columns, raw.columnTypes, raw.rows.map(rowMaker(raw.columns)), raw.rowsAffected, raw.lastInsertRowid, raw.replicationIndex);
+}
 
 /** A call of a client method: `m(...a)`, numbered per client. */
 export interface Call {
@@ -94,21 +110,14 @@ export function errorFrom(d: ErrorData): EdgesyncError {
   return e;
 }
 
-/** Anything a wasm export throws, as an EdgesyncError (bugs become INTERNAL_ERROR). */
-export function adopt(e: unknown): Error {
-  if (e instanceof EdgesyncError) return e;
-  if (e instanceof Error && e.name === "EdgesyncError" && "code" in e) return Object.setPrototypeOf(e, EdgesyncError.prototype);
-  return coded("INTERNAL_ERROR", `internal error: ${e instanceof Error ? e.message : String(e)}`);
-}
-
 export function coded(code: ErrorCode, message: string, retryable = false): EdgesyncError {
   const e = new EdgesyncError(message, code);
   e.retryable = retryable;
   return e;
 }
 
-/** A result set as plain data: rows as arrays of values. */
-export function rawResult(rs: ResultSet): RawResultSet {
+/** A result set as plain data. */
+export function rawResult(rs: ResultSet): RawResult {
   const rows = new Array<Value[]>(rs.rows.length);
   for (let r = 0; r < rows.length; r++) {
     const row = rs.rows[r];
@@ -117,8 +126,9 @@ export function rawResult(rs: ResultSet): RawResultSet {
     for (let i = 0; i < n; i++) values[i] = row[i];
     rows[r] = values;
   }
-  const raw: RawResultSet = { columns: rs.columns, columnTypes: rs.columnTypes, rows, rowsAffected: rs.rowsAffected, lastInsertRowid: rs.lastInsertRowid };
-  // Local results have none; left out, so an answer kept as JSON reads back the same.
+  const raw: RawResult = { columns: rs.columns, columnTypes: rs.columnTypes, rows, rowsAffected: rs.rowsAffected };
+  // Left out when absent, so an answer kept as JSON (_es_requests) reads back the same.
+  if (rs.lastInsertRowid !== undefined) raw.lastInsertRowid = rs.lastInsertRowid;
   if (rs.replicationIndex !== undefined) raw.replicationIndex = rs.replicationIndex;
   return raw;
 }

@@ -5,7 +5,7 @@
  * {@link ReplicaHost} for the page's client.
  */
 import init, { registerErrorClass } from "../wasm/edgesync.js";
-import { EdgesyncError } from "../client.js";
+import { EdgesyncError } from "../wasm-errors.js";
 import { ReplicaHost } from "./host.js";
 import { coded, errorData } from "./protocol.js";
 import type { Call, Reply, ToPage, ToWorker } from "./protocol.js";

@@ -16,6 +16,7 @@ mod nodefs;
 mod opfs;
 mod replica;
 mod resolver;
+mod result;
 #[cfg(feature = "opfs-sahpool")]
 mod sahpool;
 mod text;
