@@ -117,7 +117,8 @@ export interface SyncEvents {
   conflict: ConflictEvent;
   /**
    * Rows of these tables changed — by a local write, a pull, or (browser) another tab —
-   * once per burst of writes, just after it. For live queries: re-run what reads them.
+   * just after the writes, once for those made in one tick. For live queries: re-run
+   * what reads them.
    */
   change: { tables: string[] };
   /** Browser `file:` replicas: where the store lives, once known (`reason` when in memory). */

@@ -433,8 +433,20 @@ export class ReplicaHost {
     }
   }
 
-  /** Runs forwarded write `seq` of `from` once: a second arrival gets the first answer. */
+  /**
+   * Runs forwarded write `seq` of `from` once: a second arrival gets the first answer.
+   * A statement SQLite refuses inside a transaction (VACUUM, ATTACH…) runs as it is.
+   */
   async #deduped(from: { origin: string; low: number }, seq: number, stmts: InStatement[], batch: boolean): Promise<unknown> {
+    try {
+      return await this.#once(from, seq, stmts, batch);
+    } catch (e) {
+      if (!(e instanceof EdgesyncError && /within (a )?transaction/i.test(e.message) && !batch)) throw e;
+      return rawResult(await this.#client!.execute(stmts[0]));
+    }
+  }
+
+  async #once(from: { origin: string; low: number }, seq: number, stmts: InStatement[], batch: boolean): Promise<unknown> {
     const client = this.#client!;
     await client.execute("BEGIN IMMEDIATE");
     let open = true;

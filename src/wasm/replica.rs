@@ -363,7 +363,7 @@ impl JsReplica {
     }
 
     /// Sets the one event listener: `(name, detail) => void`. Besides the sync events
-    /// it gets `change` with `{ tables }`: the tables whose rows changed, once per burst
+    /// it gets `change` with `{ tables }`: the tables whose rows changed, once per tick
     /// of writes, in a microtask after them (src/store/changes.rs).
     #[wasm_bindgen(js_name = setListener)]
     pub fn set_listener(&self, f: Option<Function>) {

@@ -374,12 +374,15 @@ describe('browser replicas in OPFS (Chromium, real sqld)', { timeout: 10 * STEP 
     same(thirdBatch[2], firstBatch);
     assert.deepEqual(await count(b), { n: 2, s: 203 }, 'not run again by the new owner');
 
-    // A read sent again simply runs again; a failed write is not recorded.
+    // A failed write is not recorded; what SQLite refuses inside a transaction runs as it is.
     const bad = { id: 3, m: 'execute', a: ['insert into w_dedupe_db (nope) values (1)'] };
-    await probe.evaluate((calls) => window.send(calls), [bad]);
+    const vacuum = { id: 4, m: 'execute', a: ['vacuum'] };
+    await probe.evaluate((calls) => window.send(calls), [bad, vacuum]);
     const [failed] = await probe.evaluate(() => window.answerTo(3, 1));
     assert.equal(failed.ok, false);
     assert.equal(failed.e.code, 'SQL_ERROR');
+    const [vacuumed] = await probe.evaluate(() => window.answerTo(4, 1));
+    assert.equal(vacuumed.ok, true, show(vacuumed));
     await browser.close();
   });
 
