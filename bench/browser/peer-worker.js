@@ -2,7 +2,7 @@
 // (pinned 3.54.1-build1) with its "opfs-sahpool" VFS, in a dedicated module worker the
 // page drives with one postMessage per call — the way an application uses it.
 //
-// Messages: { id, op: "open", name, tuned } → { ms, journal }; { id, op: "exec", sql,
+// Messages: { id, op: "open", name, tuned, pool } → { ms, journal }; { id, op: "exec", sql,
 // bind } → { rows } (db.exec: prepare, bind, step, finalize — the library's API);
 // { id, op: "reads", n, max } → { ms } (n point reads in the worker, one prepared
 // statement reset each time: the engine's best case); { id, op: "close" }.
@@ -12,14 +12,14 @@ let sqlite3;
 let pool;
 let db;
 
-async function open({ name, tuned }) {
+async function open({ name, tuned, pool: poolName = "peer-sahpool" }) {
   sqlite3 ??= await sqlite3InitModule();
   // The pool holds its files for the life of the worker: only one worker may have it
   // (a second tab fails: applications guard it with a Web Lock). Retried briefly,
   // as the previous worker's handles may still be closing.
   for (let i = 0; ; i++) {
     try {
-      pool ??= await sqlite3.installOpfsSAHPoolVfs({ name: "peer-sahpool" });
+      pool ??= await sqlite3.installOpfsSAHPoolVfs({ name: poolName });
       break;
     } catch (e) {
       if (i >= 100) throw e;

@@ -72,30 +72,23 @@ class BrowserReplica implements EmbeddedReplica {
   }
 
   #receive(m: ToPage): void {
-    switch (m.t) {
-      case "replies":
-        for (const r of m.replies) {
-          const w = this.#waiting.get(r.id);
-          if (w === undefined) continue;
-          this.#waiting.delete(r.id);
-          if (r.ok) w.resolve(r.v);
-          else w.reject(errorFrom(r.e));
+    if (m.t !== "out") return;
+    if (m.state) this.#state = m.state;
+    for (const r of m.replies ?? []) {
+      const w = this.#waiting.get(r.id);
+      if (w === undefined) continue;
+      this.#waiting.delete(r.id);
+      if (r.ok) w.resolve(r.v);
+      else w.reject(errorFrom(r.e));
+    }
+    for (const [name, detail] of m.events ?? []) {
+      for (const fn of this.#listeners.get(name) ?? []) {
+        try {
+          (fn as (d: unknown) => void)(detail);
+        } catch {
+          // A listener's exception must not break the client.
         }
-        break;
-      case "state":
-        this.#state = m.state;
-        break;
-      case "event":
-        for (const fn of this.#listeners.get(m.name) ?? []) {
-          try {
-            (fn as (d: unknown) => void)(m.detail);
-          } catch {
-            // A listener's exception must not break the client.
-          }
-        }
-        break;
-      case "closed":
-        break;
+      }
     }
   }
 
@@ -260,11 +253,7 @@ function workerLink(path: string, config: Record<string, unknown>): MakeLink {
 /** The store run in this context (a dedicated worker; or a page without workers). */
 function inPlaceLink(path: string, config: Omit<ReplicaConfig, "url">): MakeLink {
   return (receive) => {
-    const host = new ReplicaHost(path, config, {
-      replies: (replies) => receive({ t: "replies", replies }),
-      event: (name, detail) => receive({ t: "event", name, detail }),
-      state: (state) => receive({ t: "state", state }),
-    });
+    const host = new ReplicaHost(path, config, (out) => receive({ t: "out", ...out }));
     void host.start();
     return { send: (calls) => host.submit(calls), close: () => host.close(), direct: (stmt, args) => host.direct(stmt, args) };
   };

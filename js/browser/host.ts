@@ -29,14 +29,10 @@ import { adopt, EdgesyncError } from "../wasm-errors.js";
 import { useOpfs } from "../wasm/edgesync.js";
 import { opfsFiles, opfsSupported } from "./opfs.js";
 import { coded, errorData, fromJson, isTransactionControl, rawResult, toJson } from "./protocol.js";
-import type { Call, Forwarded, OnChannel, Reply, State } from "./protocol.js";
+import type { Call, Forwarded, OnChannel, Out, Reply, State } from "./protocol.js";
 
-/** Where a host sends what its own client gets. */
-export interface HostSink {
-  replies(replies: Reply[]): void;
-  event(name: string, detail: unknown): void;
-  state(state: State): void;
-}
+/** Where a host sends what its own client gets: answers, events and state, together. */
+export type HostSink = (out: Out) => void;
 
 /** Events every owner relays (other names are relayed once a client listens to them). */
 const EVENTS = ["change", "sync:completed", "sync:error", "conflict"];
@@ -108,6 +104,11 @@ export class ReplicaHost {
   #stopLock = new AbortController();
   #unlock: (() => void) | undefined;
   #replies: Reply[] = [];
+  /** Events and state for this worker's own client, sent with the next flush. */
+  #events: [string, unknown][] = [];
+  #stateOut: State | undefined;
+  /** Followers this owner heard from: events and state go on the channel only for them. */
+  #followers = new Set<string>();
   #forwardQueue: Forwarded[] = [];
   #flushing = false;
   #stateDirty = false;
@@ -138,7 +139,7 @@ export class ReplicaHost {
     channel.onmessage = (ev: MessageEvent<OnChannel>) => this.#onChannel(ev.data);
     this.#channel = channel;
     this.#role = "follower";
-    channel.postMessage({ t: "hello" } satisfies OnChannel);
+    channel.postMessage({ t: "hello", origin: this.origin } satisfies OnChannel);
     for (const c of [...this.#pending.values()].sort((a, b) => a.id - b.id)) this.#forward(c);
     // Followers stay in the lock's queue: the first in it takes over when the owner goes.
     navigator.locks
@@ -325,8 +326,14 @@ export class ReplicaHost {
   }
 
   #emit(name: string, detail: unknown): void {
-    this.#sink.event(name, detail);
-    this.#channel?.postMessage({ t: "event", name, detail } satisfies OnChannel);
+    this.#event(name, detail);
+    if (this.#followers.size > 0) this.#channel?.postMessage({ t: "event", name, detail } satisfies OnChannel);
+  }
+
+  /** An event for this worker's own client, sent with the next flush. */
+  #event(name: string, detail: unknown): void {
+    this.#events.push([name, detail]);
+    this.#scheduleFlush();
   }
 
   /**
@@ -497,11 +504,14 @@ export class ReplicaHost {
         // A new owner: everything unanswered goes again, in order, and the events this
         // client listens to.
         if (this.#role !== "follower") break;
+        this.#channel!.postMessage({ t: "hello", origin: this.origin } satisfies OnChannel);
         for (const name of this.#listening) if (!EVENTS.includes(name)) this.#forward({ id: 0, m: "listen", a: [name] });
         for (const c of [...this.#pending.values()].sort((a, b) => a.id - b.id)) this.#forward(c);
         break;
       case "hello":
-        // A new follower wants the state now.
+        // A new follower (or one that saw this owner take over) wants the state now,
+        // and the events from now on.
+        this.#followers.add(m.origin);
         if (this.#role === "owner") {
           this.#stateDirty = true;
           this.#stateAt = 0;
@@ -509,12 +519,13 @@ export class ReplicaHost {
         }
         break;
       case "event":
-        if (this.#role === "follower" || this.#role === "opening") this.#sink.event(m.name, m.detail);
+        if (this.#role === "follower" || this.#role === "opening") this.#event(m.name, m.detail);
         break;
       case "state":
         if (this.#role === "follower") {
           this.#persistent = m.state.persistent;
-          this.#sink.state({ ...m.state, owner: false });
+          this.#stateOut = { ...m.state, owner: false };
+          this.#scheduleFlush();
           this.#announceStorage();
         }
         break;
@@ -524,6 +535,7 @@ export class ReplicaHost {
   /** Runs calls forwarded by another worker; the answers go back on the channel. */
   #serve(calls: Forwarded[]): void {
     for (const c of calls) {
+      this.#followers.add(c.origin);
       if (c.m === "listen") {
         this.#listen(String(c.a[0]));
         continue;
@@ -579,16 +591,19 @@ export class ReplicaHost {
     } catch {
       return; // closed meanwhile
     }
-    this.#sink.state(state);
-    const { owner: _owner, ...shared } = state;
-    this.#channel?.postMessage({ t: "state", state: shared } satisfies OnChannel);
+    this.#stateOut = state;
+    this.#scheduleFlush();
+    if (this.#followers.size > 0) {
+      const { owner: _owner, ...shared } = state;
+      this.#channel?.postMessage({ t: "state", state: shared } satisfies OnChannel);
+    }
   }
 
   #announceStorage(): void {
     if (this.#storageAnnounced) return;
     this.#storageAnnounced = true;
     const detail = this.#fallback === undefined ? { persistent: this.#persistent } : { persistent: false, reason: this.#fallback };
-    this.#sink.event("storage", detail);
+    this.#event("storage", detail);
   }
 
   #reply(r: Reply): void {
@@ -606,17 +621,20 @@ export class ReplicaHost {
     });
   }
 
-  /** Answers first; the state (which counts the outbox) after them, at most every 50 ms. */
+  /** One message to this worker's client: the state (computed by its timer, at most
+   *  every 50 ms: it counts the outbox), answers, events. */
   #flush(): void {
-    if (this.#replies.length > 0) {
-      const replies = this.#replies;
-      this.#replies = [];
-      this.#sink.replies(replies);
-    }
+    const out: Out = {};
+    if (this.#stateOut) out.state = this.#stateOut;
+    if (this.#replies.length > 0) out.replies = this.#replies;
+    if (this.#events.length > 0) out.events = this.#events;
+    this.#stateOut = undefined;
+    this.#replies = [];
+    this.#events = [];
+    if (out.state || out.replies || out.events) this.#sink(out);
     for (const [to, replies] of this.#answers) this.#send(to, replies);
     this.#answers.clear();
     this.#flushForward();
-    this.#flushState();
   }
 
   /** Answers to a follower; an answer that cannot be cloned becomes an error. */

@@ -52,12 +52,15 @@ export type ToWorker =
   | { t: "calls"; calls: Call[] }
   | { t: "close" };
 
+/** What a host has for its own client at a flush: one message per flush. */
+export interface Out {
+  state?: State;
+  replies?: Reply[];
+  events?: [name: string, detail: unknown][];
+}
+
 /** Worker → page. */
-export type ToPage =
-  | { t: "replies"; replies: Reply[] }
-  | { t: "event"; name: string; detail: unknown }
-  | { t: "state"; state: State }
-  | { t: "closed" };
+export type ToPage = ({ t: "out" } & Out) | { t: "closed" };
 
 /** A call forwarded to the tab that owns the store: `origin` names the sending worker,
  *  `low` is its lowest call still unanswered (the owner forgets older answers). */
@@ -72,8 +75,9 @@ export type OnChannel =
   | { t: "res"; to: string; replies: Reply[] }
   /** A worker took the store over: pending calls are sent again, to it. */
   | { t: "owner"; origin: string }
-  /** A worker joined as a follower: the owner sends its state. */
-  | { t: "hello" }
+  /** A worker joined as a follower (or saw a new owner): the owner sends its state,
+   *  and from then on its events. */
+  | { t: "hello"; origin: string }
   | { t: "event"; name: string; detail: unknown }
   | { t: "state"; state: Omit<State, "owner"> };
 

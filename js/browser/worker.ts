@@ -8,7 +8,7 @@ import init, { registerErrorClass } from "../wasm/edgesync.js";
 import { EdgesyncError } from "../wasm-errors.js";
 import { ReplicaHost } from "./host.js";
 import { coded, errorData } from "./protocol.js";
-import type { Call, Reply, ToPage, ToWorker } from "./protocol.js";
+import type { Call, Out, ToPage, ToWorker } from "./protocol.js";
 
 interface WorkerScope {
   onmessage: ((ev: MessageEvent<ToWorker>) => void) | null;
@@ -23,18 +23,19 @@ let host: ReplicaHost | undefined;
 let early: Call[] = [];
 let closing = false;
 
-function sendReplies(replies: Reply[]): void {
+function send(out: Out): void {
   try {
-    post({ t: "replies", replies });
+    post({ t: "out", ...out });
   } catch {
-    // One answer the page cannot receive (a method result that is not cloneable):
-    // send them one by one, that one as an error.
-    for (const r of replies) {
+    // Something the page cannot receive (a method result that is not cloneable): the
+    // rest goes out, and each answer alone — that one as an error.
+    post({ t: "out", state: out.state, events: out.events });
+    for (const r of out.replies ?? []) {
       try {
-        post({ t: "replies", replies: [r] });
+        post({ t: "out", replies: [r] });
       } catch (e) {
         const err = coded("INVALID_ARGUMENT", `invalid argument: the result cannot be sent to the page: ${(e as Error)?.message ?? e}`);
-        post({ t: "replies", replies: [{ id: r.id, ok: false, e: errorData(err) }] });
+        post({ t: "out", replies: [{ id: r.id, ok: false, e: errorData(err) }] });
       }
     }
   }
@@ -46,15 +47,11 @@ async function open(m: Extract<ToWorker, { t: "open" }>): Promise<void> {
     registerErrorClass(EdgesyncError);
   } catch (e) {
     const err = coded("INTERNAL_ERROR", `internal error: the database worker cannot load edgesync's wasm module: ${(e as Error)?.message ?? e}`);
-    sendReplies(early.map((c) => ({ id: c.id, ok: false, e: errorData(err) })));
+    send({ replies: early.map((c) => ({ id: c.id, ok: false, e: errorData(err) })) });
     early = [];
     return;
   }
-  host = new ReplicaHost(m.name, m.config, {
-    replies: sendReplies,
-    event: (name, detail) => post({ t: "event", name, detail }),
-    state: (state) => post({ t: "state", state }),
-  });
+  host = new ReplicaHost(m.name, m.config, send);
   host.submit(early);
   early = [];
   if (closing) return close();
