@@ -131,6 +131,7 @@ export class ReplicaHost {
   /** Chooses shared OPFS or private memory, then takes the store or follows its owner. */
   async start(): Promise<void> {
     this.#fallback = await this.#whyNoOpfs();
+    if (this.#role === "closed") return;
     if (this.#fallback !== undefined) {
       await this.#becomeOwner();
       return;
@@ -255,6 +256,11 @@ export class ReplicaHost {
 
   // ---- the owner ------------------------------------------------------------------
 
+  /**
+   * Takes the files and opens the replica. If that fails (the files held by code other
+   * than edgesync's for 10 s, a database that is not SQLite…), this worker keeps the
+   * lock and answers every call with the error: the other tabs would fail the same way.
+   */
   async #becomeOwner(): Promise<void> {
     if (this.#role === "closed") return;
     this.#role = "opening";
@@ -366,6 +372,8 @@ export class ReplicaHost {
           continue;
         }
         if (c.m === "execute" || c.m === "batch" || c.m === "replicate" || c.m === "state") {
+          // A write-through call waits on the server: what is answered goes out first.
+          if (this.#config.writeMode === "remote") this.#flush();
           try {
             ok(await started);
           } catch (e) {

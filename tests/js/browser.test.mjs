@@ -14,18 +14,8 @@ import { chromium } from 'playwright-core';
 import { startSqld, REPO_ROOT } from '../support/sqld.mjs';
 import { startStaticServer } from '../support/static-server.mjs';
 import { generateAuth } from '../support/jwt.mjs';
+import { CHROMIUM, CHROMIUM_ARGS } from '../support/chromium.mjs';
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const SCREENSHOT = '/tmp/edgesync-dashboard.png';
 const STEP_TIMEOUT = 60_000;
 
