@@ -26,7 +26,7 @@
 mod cache;
 mod classify;
 mod health;
-mod lexer;
+pub(crate) mod lexer;
 mod region;
 mod report;
 mod ryw;
@@ -37,7 +37,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use classify::{classify, Classification, StatementKind};
+pub use classify::{classify, Classification, StatementKind, DETERMINISTIC_FNS, RESERVED_TABLE_PREFIX};
 pub use health::{BreakerState, RegionStatus, MAX_COOLDOWN_FACTOR, PROBE_LEASE_MIN_MS};
 pub use region::{parse_regions, Location, RegionConfig, Role, DEFAULT_PRIORITY};
 
@@ -46,6 +46,7 @@ use health::Health;
 use lexer::Token;
 use ryw::{Floors, Rng};
 
+use crate::auth::{authorize_sql, Principal};
 use crate::{Error, Result};
 
 /// Router tuning. Every field has a default; from JSON (camelCase) any subset may be
@@ -251,7 +252,7 @@ struct Candidate {
 /// let paris = edgesync::router::Location::parse("48.85,2.35").ok();
 ///
 /// // A read from Paris with no latency samples yet: the nearby replica, primary as fallback.
-/// let plan = router.route("select * from users where id = ?", "[1]", Some("alice"), paris, 0.0).unwrap();
+/// let plan = router.route("select * from users where id = ?", "[1]", "service", Some("alice"), paris, 0.0).unwrap();
 /// assert_eq!(plan.kind, StatementKind::Read);
 /// assert_eq!(plan.targets, vec![1, 0]);
 /// router.begin(1);
@@ -260,11 +261,11 @@ struct Candidate {
 /// assert_eq!(router.cache_get(plan.cache_key.as_deref().unwrap(), None, 13.0), Some("[...]"));
 ///
 /// // A write goes to the primary; recording it sets alice's floor and invalidates `users`.
-/// let w = router.route("update users set name = ? where id = ?", "", Some("alice"), paris, 20.0).unwrap();
+/// let w = router.route("update users set name = ? where id = ?", "", "service", Some("alice"), paris, 20.0).unwrap();
 /// assert_eq!(w.targets, vec![0]);
 /// router.record_write(Some("alice"), Some(41), &w.writes, w.writes_unknown, 90.0);
 /// assert_eq!(router.cache_get(plan.cache_key.as_deref().unwrap(), None, 91.0), None);
-/// let r = router.route("select * from users where id = ?", "[1]", Some("alice"), paris, 95.0).unwrap();
+/// let r = router.route("select * from users where id = ?", "[1]", "service", Some("alice"), paris, 95.0).unwrap();
 /// assert_eq!(r.min_replication_index, Some(41));
 /// assert_eq!(r.targets[0], 0); // fra is known only at 40
 /// ```
@@ -310,27 +311,77 @@ impl Router {
         })
     }
 
-    /// Decides where `sql` goes. `args_key` is any stable serialization of the bound
-    /// arguments (it becomes part of the cache key); `client` identifies whose
-    /// writes must be visible to this read; `user` is the caller's location.
+    /// Decides where `sql` goes, for the worker's own statements (no authorization:
+    /// see [`Router::route_for`] for a client's). `args_key` is any stable
+    /// serialization of the bound arguments and `scope` names who may see the result
+    /// (both become part of the cache key); `client` identifies whose writes must be
+    /// visible to this read; `user` is the caller's location.
     ///
     /// Errors with `QueryUnparseable` for SQL that cannot be classified safely.
     pub fn route(
         &mut self,
         sql: &str,
         args_key: &str,
+        scope: &str,
         client: Option<&str>,
         user: Option<Location>,
         now_ms: f64,
     ) -> Result<Plan> {
         self.observe(now_ms);
-        let c = match classify::classify_with(sql, &mut self.toks) {
-            Ok(c) => c,
-            Err(e) => {
-                self.counters.rejected += 1;
-                return Err(e);
-            }
-        };
+        let c = self.classify_counted(sql)?;
+        Ok(self.plan(c, sql, args_key, scope, client, user, now_ms))
+    }
+
+    /// [`Router::route`] for a client's statement: authorized first
+    /// ([`crate::auth::authorize_sql`]: `FORBIDDEN`, `SQL_NOT_ALLOWED`,
+    /// `PERMISSION_DENIED`), then routed with the principal's cache scope and its
+    /// subject as the read-your-writes client.
+    ///
+    /// ```
+    /// use edgesync::auth::{AuthConfig, Principal};
+    /// use edgesync::router::{parse_regions, Router, RouterOptions};
+    /// let regions = parse_regions(r#"[{"id":"p","url":"http://p","role":"primary"}]"#).unwrap();
+    /// let mut router = Router::new(regions, RouterOptions::default()).unwrap();
+    /// let config = AuthConfig::default();
+    /// let svc = Principal::from_claims(&serde_json::json!({"sub": "api", "role": "service"}), &config).unwrap();
+    /// let user = Principal::from_claims(&serde_json::json!({"sub": "eve"}), &config).unwrap();
+    /// assert!(router.route_for(&svc, "select 1", "", None, 0.0).unwrap().cache_key.is_some());
+    /// assert_eq!(router.route_for(&user, "select 1", "", None, 0.0).unwrap_err().code(), "FORBIDDEN");
+    /// ```
+    pub fn route_for(
+        &mut self,
+        principal: &Principal,
+        sql: &str,
+        args_key: &str,
+        user: Option<Location>,
+        now_ms: f64,
+    ) -> Result<Plan> {
+        principal.require_service("running SQL through /query and /batch")?;
+        self.observe(now_ms);
+        let c = self.classify_counted(sql)?;
+        if let Err(e) = authorize_sql(principal, &c) {
+            self.counters.rejected += 1;
+            return Err(e);
+        }
+        let scope = principal.cache_scope();
+        Ok(self.plan(c, sql, args_key, &scope, Some(&principal.sub), user, now_ms))
+    }
+
+    fn classify_counted(&mut self, sql: &str) -> Result<Classification> {
+        classify::classify_with(sql, &mut self.toks).inspect_err(|_| self.counters.rejected += 1)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn plan(
+        &mut self,
+        c: Classification,
+        sql: &str,
+        args_key: &str,
+        scope: &str,
+        client: Option<&str>,
+        user: Option<Location>,
+        now_ms: f64,
+    ) -> Plan {
         let mut plan = Plan {
             kind: c.kind,
             targets: Vec::new(),
@@ -355,10 +406,8 @@ impl Router {
                 plan.min_replication_index = floor;
                 plan.targets = self.choose_read(floor, user, now_ms);
                 if c.cacheable && self.cache.enabled() {
-                    let mut key = String::with_capacity(sql.len() + 1 + args_key.len());
-                    key.push_str(sql);
-                    key.push('\u{0}');
-                    key.push_str(args_key);
+                    let mut key = String::new();
+                    cache_key(&mut key, scope, sql, args_key);
                     plan.cache_key = Some(key);
                 }
             }
@@ -366,7 +415,7 @@ impl Router {
         if let Some(&first) = plan.targets.first() {
             self.routed[first] += 1;
         }
-        Ok(plan)
+        plan
     }
 
     fn choose_read(&mut self, floor: Option<u64>, user: Option<Location>, now_ms: f64) -> Vec<usize> {
@@ -529,34 +578,55 @@ impl Router {
         }
     }
 
-    /// The hot path of a cached read: the answer stored for `sql` with `args_key`, as
-    /// `client` may see it (read at or after its read-your-writes floor), without
-    /// classifying the statement — only cacheable reads are ever stored under such a
-    /// key. A key that was never stored counts neither a hit nor a miss: the caller
-    /// goes on to [`Router::route`] and [`Router::cache_get`], which count it.
+    /// The hot path of a cached read: the answer stored for `sql` with `args_key` in
+    /// `scope`, as `client` may see it (read at or after its read-your-writes floor),
+    /// without classifying the statement — only cacheable reads, authorized for that
+    /// scope, are ever stored under such a key. A key that was never stored counts
+    /// neither a hit nor a miss: the caller goes on to [`Router::route`] and
+    /// [`Router::cache_get`], which count it.
     ///
     /// ```
     /// use edgesync::router::{parse_regions, Router, RouterOptions};
     /// let regions = parse_regions(r#"[{"id":"p","url":"http://p","role":"primary"}]"#).unwrap();
     /// let mut router = Router::new(regions, RouterOptions::default()).unwrap();
-    /// assert_eq!(router.cached("select 1", "", None, 0.0), None);
-    /// let plan = router.route("select 1", "", None, None, 0.0).unwrap();
+    /// assert_eq!(router.cached("select 1", "", "service", None, 0.0), None);
+    /// let plan = router.route("select 1", "", "service", None, None, 0.0).unwrap();
     /// router.cache_put(plan.cache_key.unwrap(), &plan.reads, Some(3), "[[1]]".into(), 0.0);
-    /// assert_eq!(router.cached("select 1", "", None, 1.0), Some("[[1]]"));
+    /// assert_eq!(router.cached("select 1", "", "service", None, 1.0), Some("[[1]]"));
+    /// assert_eq!(router.cached("select 1", "", "user:eve", None, 1.0), None); // another scope
     /// ```
-    pub fn cached(&mut self, sql: &str, args_key: &str, client: Option<&str>, now_ms: f64) -> Option<&str> {
+    pub fn cached(
+        &mut self,
+        sql: &str,
+        args_key: &str,
+        scope: &str,
+        client: Option<&str>,
+        now_ms: f64,
+    ) -> Option<&str> {
         if self.cache.len() == 0 {
             return None;
         }
-        self.scratch.clear();
-        self.scratch.push_str(sql);
-        self.scratch.push('\u{0}');
-        self.scratch.push_str(args_key);
+        cache_key(&mut self.scratch, scope, sql, args_key);
         if !self.cache.contains(&self.scratch) {
             return None;
         }
         let floor = client.and_then(|c| self.floors.get(c, now_ms));
         self.cache.get(&self.scratch, floor, now_ms)
+    }
+
+    /// [`Router::cached`] for a principal: its scope and its read-your-writes floor.
+    /// Only service principals run SQL (`FORBIDDEN` otherwise); what is cached for
+    /// their scope was authorized when it was stored.
+    pub fn cached_for(
+        &mut self,
+        principal: &Principal,
+        sql: &str,
+        args_key: &str,
+        now_ms: f64,
+    ) -> Result<Option<&str>> {
+        principal.require_service("running SQL through /query and /batch")?;
+        let scope = principal.cache_scope();
+        Ok(self.cached(sql, args_key, &scope, Some(&principal.sub), now_ms))
     }
 
     /// A cached result for `key` read at an index ≥ `min_replication_index`.
@@ -650,4 +720,17 @@ impl Router {
             self.now_ms = now_ms;
         }
     }
+}
+
+/// A cache key: who may see the result (`scope`), the SQL and the arguments, joined by
+/// NUL (which none of them can contain unescaped in a way that makes two keys equal:
+/// the scope has no NUL, and the SQL text ends where the argument key begins).
+fn cache_key(out: &mut String, scope: &str, sql: &str, args_key: &str) {
+    out.clear();
+    out.reserve(scope.len() + sql.len() + args_key.len() + 2);
+    out.push_str(scope);
+    out.push('\u{0}');
+    out.push_str(sql);
+    out.push('\u{0}');
+    out.push_str(args_key);
 }
