@@ -108,6 +108,10 @@ export type ErrorCode =
   | "SESSION_TAMPERED"
   | "SESSION_KEY_UNKNOWN"
   | "SESSION_CONFLICT"
+  | "FORBIDDEN"
+  | "SQL_NOT_ALLOWED"
+  | "CHANNEL_RESERVED"
+  | "STATEMENT_FAILED"
   | "INTERNAL_ERROR";
 
 /** Every error edgesync raises. Branch on `code`, never on `message`. */

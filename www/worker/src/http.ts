@@ -36,6 +36,9 @@ export function statusFor(code: string): number {
     case "QUERY_UNPARSEABLE":
       return 400;
     case "PERMISSION_DENIED":
+    case "FORBIDDEN":
+    case "SQL_NOT_ALLOWED":
+    case "CHANNEL_RESERVED":
       return 403;
     case "SESSION_NOT_FOUND":
       return 404;
@@ -44,8 +47,11 @@ export function statusFor(code: string): number {
       return 409;
     case "SESSION_EXPIRED":
       return 410;
+    case "AUTH_EXPIRED":
+      return 401;
     case "SESSION_TAMPERED":
     case "SESSION_KEY_UNKNOWN":
+    case "STATEMENT_FAILED":
       return 422;
     case "PRIMARY_UNAVAILABLE":
     case "NO_HEALTHY_REGION":
@@ -64,6 +70,14 @@ export function statusFor(code: string): number {
   }
 }
 
+/**
+ * An error message fit for a client: no upstream URL (region addresses, paths, query
+ * strings) — the region's id is what a caller needs, and the worker adds it.
+ */
+export function redact(message: string): string {
+  return message.replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s"')]+/gi, "<upstream>");
+}
+
 export function errorResponse(e: unknown): Response {
   if (e instanceof HttpError) {
     const headers: Record<string, string> = {};
@@ -71,16 +85,16 @@ export function errorResponse(e: unknown): Response {
       headers["www-authenticate"] =
         e.code === "AUTH_REQUIRED" ? 'Bearer realm="edgesync"' : 'Bearer realm="edgesync", error="invalid_token"';
     }
-    return json({ error: { code: e.code, message: e.message } }, e.status, headers);
+    return json({ error: { code: e.code, message: redact(e.message) } }, e.status, headers);
   }
   if (e instanceof EdgesyncError) {
-    const error: { code: string; message: string; step?: number } = { code: e.code, message: e.message };
+    const error: { code: string; message: string; step?: number } = { code: e.code, message: redact(e.message) };
     if (e.step !== undefined) error.step = e.step;
     return json({ error }, statusFor(e.code));
   }
   console.error("unexpected error", e);
   const message = e instanceof Error ? e.message : String(e);
-  return json({ error: { code: "INTERNAL_ERROR", message } }, 500);
+  return json({ error: { code: "INTERNAL_ERROR", message: redact(message) } }, 500);
 }
 
 /**
