@@ -6,7 +6,8 @@
 //
 // Two workers run side by side: one with a valid libSQL token, one with a token signed
 // by another key (the region refuses it). Tokens are secrets (--env-file, as
-// `wrangler secret put` in production); the URL a var. Clients send HS256 JWTs.
+// `wrangler secret put` in production); the URL a var. Clients send HS256 JWTs with the
+// service role (only service tokens run SQL: worker-security.test.mjs).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -40,8 +41,8 @@ function run(cmd, args, opts) {
   });
 }
 
-/** An HS256 client token for the worker (JWT_SECRET), valid for an hour. */
-const clientToken = (sub = 'tester') => hs256Token(JWT_SECRET, sub);
+/** An HS256 service token for the worker (JWT_SECRET), valid for an hour: SQL needs one. */
+const clientToken = (sub = 'tester') => hs256Token(JWT_SECRET, sub, { role: 'service' });
 
 /** The worker with one primary region (LIBSQL_URL) whose libSQL token is `token`. */
 function startSingle(name, url, token) {

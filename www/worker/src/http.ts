@@ -75,7 +75,7 @@ export function statusFor(code: string): number {
  * strings) — the region's id is what a caller needs, and the worker adds it.
  */
 export function redact(message: string): string {
-  return message.replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s"')]+/gi, "<upstream>");
+  return message.replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s"')]*[^\s"'):.,;]/gi, "<upstream>");
 }
 
 export function errorResponse(e: unknown): Response {
@@ -98,12 +98,16 @@ export function errorResponse(e: unknown): Response {
 }
 
 /**
- * How much of an oversized body is still read (and dropped) before the 413 goes out.
- * A client that is still sending when the server stops reading may see its connection
- * reset before it reads the answer; draining a little more lets ordinary clients get
- * the 413, while a huge upload is still cut off.
+ * How much of an oversized streamed (chunked) body is still read, and dropped, before
+ * the 413 goes out. A client that is still sending when the server stops reading sees
+ * its connection reset before it reads the answer — and wrangler's dev proxy then failed
+ * the request ("worker restarted mid-request", 503), for that client or another on the
+ * same connection: 256 KiB of draining fixed bodies up to ~320 KiB, not 1 MiB. Dropping
+ * bytes costs no memory and little CPU, and the sender pays the bandwidth, so the worker
+ * drains up to 64 MiB; a larger undeclared body is cut off. (A declared Content-Length
+ * over the limit is answered at once: the runtime discards that body itself.)
  */
-const DRAIN_BYTES = 256 * 1024;
+const DRAIN_BYTES = 64 * 1024 * 1024;
 
 /** Reads and drops up to `max` more bytes of a body, then cancels what is left. */
 async function discardRest(reader: ReadableStreamDefaultReader<Uint8Array>, max: number): Promise<void> {

@@ -95,6 +95,21 @@ function urlChannels(url: URL): string[] {
 }
 
 /**
+ * Throws unless the principal may `op` on `channel`: 400 BAD_REQUEST for a malformed
+ * name, 403 CHANNEL_RESERVED / PERMISSION_DENIED / FORBIDDEN (src/auth/channels.rs).
+ */
+export function checkChannel(policy: AccessPolicy, p: Principal, channel: string, op: "subscribe" | "publish"): void {
+  try {
+    policy.checkChannel(p, channel, op);
+  } catch (e) {
+    if ((e as { code?: string }).code === "INVALID_ARGUMENT") {
+      throw new HttpError(400, "BAD_REQUEST", (e as Error).message.replace(/^invalid argument: /, ""));
+    }
+    throw e;
+  }
+}
+
+/**
  * GET /subscribe: checks the URL's subscriptions against the principal (403 before any
  * upgrade) and hands the WebSocket upgrade to the hub, with the principal attached.
  */
@@ -102,7 +117,7 @@ export async function subscribe(request: Request, env: Env, policy: AccessPolicy
   if ((request.headers.get("upgrade") ?? "").toLowerCase() !== "websocket") {
     throw new HttpError(426, "UPGRADE_REQUIRED", "GET /subscribe needs a WebSocket upgrade (Upgrade: websocket)");
   }
-  for (const c of urlChannels(new URL(request.url))) policy.checkChannel(holder.p, c, "subscribe");
+  for (const c of urlChannels(new URL(request.url))) checkChannel(policy, holder.p, c, "subscribe");
   const headers = new Headers(request.headers);
   headers.set(PRINCIPAL_HEADER, JSON.stringify(holder)); // replaces anything the client sent
   return hubStub(env).fetch(new Request(request.url, { method: "GET", headers }));
@@ -289,7 +304,7 @@ export class RealtimeHub extends DurableObject<Env> {
     if (raw === null) throw new HttpError(401, "AUTH_REQUIRED", "the hub takes sockets from the worker only");
     const holder = JSON.parse(raw) as Holder;
     const channels = urlChannels(url);
-    for (const c of channels) this.policy.checkChannel(holder.p, c, "subscribe"); // checked by the worker too
+    for (const c of channels) checkChannel(this.policy, holder.p, c, "subscribe"); // checked by the worker too
     const sinceRaw = url.searchParams.get("since");
     let since: number | undefined;
     if (sinceRaw !== null && sinceRaw !== "") {

@@ -28,7 +28,7 @@ import { Edge } from "./edge.js";
 import type { Caller } from "./edge.js";
 import type { Env } from "./env.js";
 import { bodyLimit, errorResponse, HttpError, json, jsonText, readJson } from "./http.js";
-import { announceSync, hubStats, publish, subscribe, syncCursor } from "./hub.js";
+import { announceSync, checkChannel, hubStats, publish, subscribe, syncCursor } from "./hub.js";
 import { Sessions, sessionResponse } from "./sessions.js";
 
 export { RealtimeHub } from "./hub.js";
@@ -192,7 +192,7 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext, n: Node
     case "POST /publish": {
       const body = await readJson(request, limit);
       if (typeof body.channel !== "string") throw new HttpError(400, "BAD_REQUEST", "channel must be a string");
-      n.policy.checkChannel(principal, body.channel, "publish");
+      checkChannel(n.policy, principal, body.channel, "publish");
       return json(await publish(env, body.channel, body.data));
     }
     case "POST /sync/notify":

@@ -1,0 +1,230 @@
+// The real-time hub under attack (issue 14, finding 6 and the subscribe-depth defect):
+// channel access control on every path — the upgrade URL, subscribe and publish frames,
+// HTTP publish, history (`?since=`) — in a real `wrangler dev` (workerd), with raw
+// WebSocket frames as an attacker sends them (the `ws` package, no client library).
+//
+//   node --test tests/js/hub-acl.test.mjs
+//
+// The worker grants users HUB_CHANNELS = subscribe `user:{sub}:*`, `table:*`, `room:*`;
+// publish `user:{sub}:*`, `room:*` — so a user may follow table changes (and must still
+// never be able to fake one). No database: REGIONS points at a closed port.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { WebSocket } from 'ws';
+import { freePort } from '../support/sqld.mjs';
+import { startWorker } from '../support/worker-env.mjs';
+import { hs256Token, signHs256 } from '../support/jwt.mjs';
+
+const JWT_SECRET = crypto.randomBytes(32).toString('hex');
+const WAIT_MS = 10_000;
+const HUB_CHANNELS = { subscribe: ['user:{sub}:*', 'table:*', 'room:*'], publish: ['user:{sub}:*', 'room:*'] };
+
+const user = (sub) => hs256Token(JWT_SECRET, sub);
+const service = () => hs256Token(JWT_SECRET, 'backend', { role: 'service' });
+
+let worker;
+
+before(async () => {
+  const closed = await freePort();
+  worker = await startWorker({
+    name: 'hub-acl',
+    vars: { REGIONS: [{ id: 'primary', url: `http://127.0.0.1:${closed}`, role: 'primary' }], HUB_CHANNELS },
+    secrets: { JWT_SECRET },
+  });
+}, { timeout: 150_000 });
+
+after(async () => {
+  await worker?.stop();
+});
+
+/** A raw socket as `token`: records frames; `next(pred)` waits for one; `opened` rejects with the HTTP status. */
+function socket(token, query = {}) {
+  const q = new URLSearchParams({ ...query, access_token: token });
+  const ws = new WebSocket(`${worker.wsBase}/subscribe?${q}`);
+  const c = { ws, frames: [], waiters: [], closed: false, closeCode: undefined };
+  ws.on('message', (data) => {
+    const m = JSON.parse(data.toString());
+    c.frames.push(m);
+    for (const w of [...c.waiters]) if (w.pred(m)) w.resolve(m);
+  });
+  ws.on('close', (code) => {
+    c.closed = true;
+    c.closeCode = code;
+  });
+  c.opened = new Promise((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+    ws.once('unexpected-response', (_req, res) => {
+      let body = '';
+      res.on('data', (d) => (body += d));
+      res.on('end', () => reject(Object.assign(new Error(`HTTP ${res.statusCode} ${body}`), { status: res.statusCode, body })));
+    });
+  });
+  c.opened.catch(() => {});
+  c.next = (pred, from = 0, ms = WAIT_MS) => {
+    const seen = c.frames.slice(from).find(pred);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const w = { pred, resolve: (m) => (clearTimeout(t), c.waiters.splice(c.waiters.indexOf(w), 1), resolve(m)) };
+      const t = setTimeout(() => {
+        c.waiters.splice(c.waiters.indexOf(w), 1);
+        reject(new Error(`no matching frame within ${ms} ms; frames: ${JSON.stringify(c.frames).slice(0, 1500)}`));
+      }, ms);
+      c.waiters.push(w);
+    });
+  };
+  c.send = (obj) => ws.send(typeof obj === 'string' ? obj : JSON.stringify(obj));
+  /** Sends a frame and waits for the first frame after it matching `pred`. */
+  c.ask = async (obj, pred) => {
+    const from = c.frames.length;
+    c.send(obj);
+    return c.next(pred, from);
+  };
+  c.close = () =>
+    new Promise((resolve) => {
+      if (c.closed || ws.readyState === WebSocket.CLOSED) return resolve();
+      ws.once('close', resolve);
+      ws.close(1000, 'bye');
+    });
+  return c;
+}
+
+const isType = (type) => (m) => m.type === type;
+const notReady = (m) => m.type !== 'ready';
+
+async function publishHttp(token, channel, data) {
+  const res = await fetch(`${worker.base}/publish`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ channel, data }),
+  });
+  return { status: res.status, body: await res.json() };
+}
+
+test('table: and sync: are written by the worker only: a forged change event never reaches anyone', async () => {
+  const bob = socket(user('bob'), { channels: 'table:b_orders,user:bob:*' });
+  await bob.next(isType('ready'));
+  const mallory = socket(user('mallory'));
+  await mallory.next(isType('ready'));
+  for (const channel of ['table:b_orders', 'sync:todos']) {
+    const err = await mallory.ask({ type: 'publish', channel, data: { table: 'b_orders', replicationIndex: 999999999 } }, isType('error'));
+    assert.equal(err.code, 'CHANNEL_RESERVED', JSON.stringify(err));
+    const http = await publishHttp(user('mallory'), channel, { replicationIndex: 999999999 });
+    assert.equal(http.status, 403, JSON.stringify(http));
+    assert.equal(http.body.error.code, 'CHANNEL_RESERVED');
+  }
+  // Service tokens cannot either: only the worker's own write path publishes there.
+  const svc = await publishHttp(service(), 'table:b_orders', { replicationIndex: 1 });
+  assert.equal(svc.status, 403, JSON.stringify(svc));
+  // Bob's socket saw nothing; it is alive and gets what it may.
+  const ok = await publishHttp(service(), 'user:bob:inbox', { hi: 1 });
+  assert.equal(ok.status, 200, JSON.stringify(ok));
+  const ev = await bob.next(isType('event'));
+  assert.equal(ev.channel, 'user:bob:inbox');
+  assert.equal(bob.frames.filter(isType('event')).length, 1, JSON.stringify(bob.frames));
+  await Promise.all([bob.close(), mallory.close()]);
+});
+
+test("`*` and other users' channels are refused on the upgrade and in frames; history is filtered the same way", async () => {
+  // Bob's private history.
+  const seqs = [];
+  for (let i = 0; i < 3; i++) {
+    const r = await publishHttp(user('bob'), 'user:bob:inbox', { secret: `bob-${i}` });
+    assert.equal(r.status, 200, JSON.stringify(r));
+    seqs.push(r.body.seq);
+  }
+  // The upgrade URL: 403 before any socket exists.
+  for (const channels of ['*', 'user:*', 'user:bob:inbox', 'user:bob:*', 'u*', 'sync:todos', 'room:1,user:bob:*']) {
+    const c = socket(user('mallory'), { channels, since: '0' });
+    const e = await c.opened.then(() => null, (x) => x);
+    assert.ok(e, `subscribed to ${channels} by URL`);
+    assert.equal(e.status, 403, `${channels}: ${e}`);
+    assert.equal(JSON.parse(e.body).error.code, 'FORBIDDEN', e.body);
+  }
+  // Frames: refused whole, nothing replayed, the socket stays usable.
+  const m = socket(user('mallory'));
+  await m.next(isType('ready'));
+  for (const channels of [['*'], ['user:*'], ['user:bob:inbox'], ['user:mallory:*', 'user:bob:*'], ['sync:*']]) {
+    const err = await m.ask({ type: 'subscribe', channels, since: 0 }, notReady);
+    assert.equal(err.type, 'error', JSON.stringify(err));
+    assert.equal(err.code, 'FORBIDDEN', JSON.stringify(err));
+  }
+  // Its own channels, with history: only its own events come back.
+  await m.ask({ type: 'subscribe', channels: ['user:mallory:*', 'room:*'], since: 0 }, isType('ready'));
+  await publishHttp(user('bob'), 'user:bob:inbox', { secret: 'live' });
+  const mine = await publishHttp(user('mallory'), 'user:mallory:notes', { n: 1 });
+  await m.next((f) => f.type === 'event' && f.seq === mine.body.seq);
+  const channels = new Set(m.frames.filter(isType('event')).map((f) => f.channel));
+  assert.deepEqual([...channels], ['user:mallory:notes'], JSON.stringify(m.frames));
+  assert.ok(!JSON.stringify(m.frames).includes('bob-'), 'bob\'s history leaked');
+  // A service token may follow everything, history included.
+  const s = socket(service(), { channels: '*', since: String(seqs[0] - 1) });
+  await s.next(isType('ready'));
+  assert.deepEqual(
+    s.frames.filter((f) => f.type === 'event' && f.channel === 'user:bob:inbox').map((f) => f.seq).slice(0, 3),
+    seqs,
+  );
+  await Promise.all([m.close(), s.close()]);
+});
+
+test('a subject cannot reach into another namespace through its own name', async () => {
+  for (const evil of ['bob:x', 'bob*', 'bob,user:bob', 'bob%3Ax']) {
+    const c = socket(user(evil));
+    await c.next(isType('ready'));
+    for (const channel of ['user:bob:inbox', 'user:bob:*', 'user:bob:x:inbox']) {
+      const err = await c.ask({ type: 'subscribe', channels: [channel] }, notReady);
+      assert.equal(err.code, 'FORBIDDEN', `${evil} → ${channel}: ${JSON.stringify(err)}`);
+    }
+    const who = await (await fetch(`${worker.base}/whoami`, { headers: { authorization: `Bearer ${user(evil)}` } })).json();
+    const own = who.channels.subscribe[0].replace(/\*$/, 'inbox');
+    assert.ok(!own.startsWith('user:bob:'), own);
+    const ok = await c.ask({ type: 'subscribe', channels: [own] }, () => true);
+    assert.equal(ok.type, 'ready', `${evil} own channel ${own}: ${JSON.stringify(ok)}`);
+    await c.close();
+  }
+});
+
+test('deep or odd subscribe frames are refused with an error frame, never an internal error', async () => {
+  const c = socket(user('mallory'));
+  await c.next(isType('ready'));
+  const deep = (n) => JSON.stringify({ type: 'subscribe', channels: [JSON.parse('['.repeat(n) + ']'.repeat(n))] });
+  const cases = [
+    `{"type":"subscribe","channels":${'['.repeat(30_000)}${']'.repeat(30_000)}}`,
+    deep(100),
+    deep(5),
+    `{"type":"subscribe","channels":[${'{"a":'.repeat(1000)}1${'}'.repeat(1000)}]}`,
+    '{"type":"subscribe","channels":[{"toString":1}]}',
+    '{"type":"subscribe","channels":[null]}',
+    '{"type":"publish","channel":["user:mallory:x"],"data":1}',
+    `{"type":${'['.repeat(40)}${']'.repeat(40)}}`,
+  ];
+  for (const frame of cases) {
+    const err = await c.ask(frame, notReady);
+    assert.equal(err.type, 'error', `${frame.slice(0, 60)}: ${JSON.stringify(err)}`);
+    assert.equal(err.code, 'BAD_MESSAGE', `${frame.slice(0, 60)}: ${JSON.stringify(err)}`);
+  }
+  // Still open and working.
+  assert.equal((await c.ask({ type: 'ping' }, isType('pong'))).type, 'pong');
+  assert.equal(c.closed, false);
+  await c.close();
+});
+
+test('a socket lives no longer than its token', async () => {
+  // Valid when it connects (30 s leeway), past its expiry + leeway 6 s later.
+  const token = signHs256(JWT_SECRET, { sub: 'carol', exp: Math.floor(Date.now() / 1000) - 25 });
+  const c = socket(token, { channels: 'user:carol:*' });
+  await c.next(isType('ready'));
+  await sleep(6500);
+  const from = c.frames.length;
+  await publishHttp(service(), 'user:carol:inbox', { late: true });
+  c.send({ type: 'ping-after-expiry' });
+  const err = await c.next(isType('error'), from);
+  assert.equal(err.code, 'AUTH_EXPIRED', JSON.stringify(err));
+  const t0 = Date.now();
+  while (!c.closed && Date.now() - t0 < WAIT_MS) await sleep(50);
+  assert.equal(c.closed, true, 'the socket was not closed');
+  assert.equal(c.closeCode, 4401);
+  assert.ok(!c.frames.some((f) => f.type === 'event'), JSON.stringify(c.frames));
+});
