@@ -418,9 +418,9 @@ export class AccessPolicy {
   }
 
   /** Classifies `sql` and throws unless `p` may run it (FORBIDDEN, SQL_NOT_ALLOWED, PERMISSION_DENIED). */
-  authorizeSql(p: Principal, sql: string): Classification {
+  authorizeSql(p: Principal, sql: string): Pick<Classification, "kind" | "writes" | "writesUnknown"> {
     try {
-      return this.#p.authorizeSql(p.sub, p.role, p.access, sql) as Classification;
+      return this.#p.authorizeSql(p.sub, p.role, p.access, sql) as Pick<Classification, "kind" | "writes" | "writesUnknown">;
     } catch (e) {
       throw adopt(e);
     }

@@ -16,7 +16,7 @@
 //! subscription inside it; any other pattern grants that one channel. The default
 //! grants each user `user:{sub}:*` for both.
 
-use serde::Deserialize;
+use serde_json::Value as Json;
 
 use super::principal::{Access, Principal};
 use crate::{Error, Result};
@@ -48,8 +48,7 @@ impl ChannelOp {
 }
 
 /// Channel patterns granted to user principals, per operation.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelGrants {
     pub subscribe: Vec<String>,
     pub publish: Vec<String>,
@@ -126,6 +125,33 @@ fn covers(pattern: &str, channel: &str) -> bool {
 }
 
 impl ChannelGrants {
+    /// From JSON `{"subscribe": [patterns], "publish": [patterns]}` (each optional:
+    /// a missing list keeps its default).
+    pub(crate) fn from_value(v: Json) -> std::result::Result<Self, String> {
+        let Json::Object(fields) = v else {
+            return Err("channels must be an object {subscribe, publish}".into());
+        };
+        let mut g = ChannelGrants::default();
+        for (k, v) in fields {
+            let list = match v {
+                Json::Array(items) => items
+                    .into_iter()
+                    .map(|p| match p {
+                        Json::String(s) => Ok(s),
+                        _ => Err(format!("channels.{k} must be an array of strings")),
+                    })
+                    .collect::<std::result::Result<Vec<_>, _>>()?,
+                _ => return Err(format!("channels.{k} must be an array of strings")),
+            };
+            match k.as_str() {
+                "subscribe" => g.subscribe = list,
+                "publish" => g.publish = list,
+                _ => return Err(format!("unknown field channels.{k:?}")),
+            }
+        }
+        Ok(g)
+    }
+
     /// Every pattern must be a valid subscription once `{sub}` is filled in. (Publish
     /// patterns that reach `table:` or `sync:` grant nothing there: those are refused
     /// before any grant is looked at.)

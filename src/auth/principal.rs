@@ -1,6 +1,5 @@
 //! [`Principal`]: who a verified token is. [`AuthConfig`]: how tokens are read.
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use super::channels::ChannelGrants;
@@ -10,8 +9,7 @@ use crate::{Error, Result};
 pub const MAX_SUB_BYTES: usize = 255;
 
 /// What kind of caller a principal is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     /// A trusted backend: runs SQL, manages any session, subscribes to any channel.
     Service,
@@ -19,18 +17,35 @@ pub enum Role {
     User,
 }
 
+impl Role {
+    /// `"service"` or `"user"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Service => "service",
+            Role::User => "user",
+        }
+    }
+}
+
 /// Whether a principal may change data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    #[serde(rename = "rw")]
     ReadWrite,
-    #[serde(rename = "ro")]
     ReadOnly,
 }
 
+impl Access {
+    /// `"rw"` or `"ro"` (sqld's `a` claim values).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::ReadWrite => "rw",
+            Access::ReadOnly => "ro",
+        }
+    }
+}
+
 /// An authenticated caller.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     /// The token's subject (`sub`).
     pub sub: String,
@@ -41,8 +56,7 @@ pub struct Principal {
 /// How claims become principals, and which hub channels users get. From JSON
 /// (camelCase), every field optional:
 /// `{"serviceRole": "service", "serviceRoleClaim": "role", "channels": {…}}`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AuthConfig {
     /// The value of the role claim that makes a token a service token.
     pub service_role: String,
@@ -73,8 +87,21 @@ impl AuthConfig {
     /// assert_eq!(AuthConfig::from_json(r#"{"serviceRole": ""}"#).unwrap_err().code(), "CONFIG_ERROR");
     /// ```
     pub fn from_json(json: &str) -> Result<Self> {
-        let c: AuthConfig =
-            serde_json::from_str(json).map_err(|e| Error::Config(format!("auth configuration: {e}")))?;
+        let bad = |m: String| Error::Config(format!("auth configuration: {m}"));
+        let v: Json = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
+        let Json::Object(fields) = v else {
+            return Err(bad("not a JSON object".into()));
+        };
+        let mut c = AuthConfig::default();
+        for (k, v) in fields {
+            match (k.as_str(), v) {
+                ("serviceRole", Json::String(s)) => c.service_role = s,
+                ("serviceRoleClaim", Json::String(s)) => c.service_role_claim = s,
+                ("channels", v) => c.channels = ChannelGrants::from_value(v).map_err(bad)?,
+                (k @ ("serviceRole" | "serviceRoleClaim"), _) => return Err(bad(format!("{k} must be a string"))),
+                (k, _) => return Err(bad(format!("unknown field {k:?}"))),
+            }
+        }
         c.validate()?;
         Ok(c)
     }

@@ -5,7 +5,7 @@
 //! "user") and `access` ("rw" | "ro") — and are rebuilt here on each call (cheap),
 //! so JavaScript never holds a wasm object that would need freeing.
 
-use serde::Serialize;
+use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::prelude::*;
 
 use crate::auth::{self, Access, AuthConfig, ChannelOp, Principal, Role};
@@ -14,11 +14,17 @@ use crate::wasm::error::{invalid, to_js};
 
 type JsResult<T> = std::result::Result<T, JsValue>;
 
-fn to_js_json<T: Serialize>(v: &T) -> JsValue {
-    match serde_json::to_string(v) {
-        Ok(s) => js_sys::JSON::parse(&s).unwrap_or(JsValue::UNDEFINED),
-        Err(_) => JsValue::UNDEFINED,
+fn object(fields: &[(&str, JsValue)]) -> JsValue {
+    let o = Object::new();
+    for (k, v) in fields {
+        // Setting a property on a fresh object cannot fail.
+        let _ = Reflect::set(&o, &JsValue::from_str(k), v);
     }
+    o.into()
+}
+
+fn strings(list: &[String]) -> JsValue {
+    list.iter().map(|s| JsValue::from_str(s)).collect::<Array>().into()
 }
 
 /// The principal a JS caller holds (as returned by `AccessPolicy.principal`).
@@ -48,12 +54,6 @@ pub(crate) fn principal_of(sub: &str, role: &str, access: &str) -> JsResult<Prin
     })
 }
 
-#[derive(Serialize)]
-struct Grants {
-    subscribe: Vec<String>,
-    publish: Vec<String>,
-}
-
 /// Who a token is and what it may do, for one configuration.
 #[wasm_bindgen(js_name = AccessPolicy)]
 pub struct JsAccessPolicy {
@@ -78,7 +78,11 @@ impl JsAccessPolicy {
         let claims: serde_json::Value =
             serde_json::from_str(claims).map_err(|e| to_js(invalid(format!("claims are not JSON: {e}"))))?;
         let p = Principal::from_claims(&claims, &self.config).map_err(to_js)?;
-        Ok(to_js_json(&p))
+        Ok(object(&[
+            ("sub", JsValue::from_str(&p.sub)),
+            ("role", JsValue::from_str(p.role.as_str())),
+            ("access", JsValue::from_str(p.access.as_str())),
+        ]))
     }
 
     /// Throws `INVALID_ARGUMENT`, `CHANNEL_RESERVED`, `PERMISSION_DENIED` or
@@ -95,26 +99,16 @@ impl JsAccessPolicy {
     pub fn channels(&self, sub: &str, role: &str, access: &str) -> JsResult<JsValue> {
         let p = principal_of(sub, role, access)?;
         let g = &self.config.channels;
-        let grants = if p.is_service() {
-            Grants {
-                subscribe: vec!["*".into()],
-                publish: if p.access == Access::ReadOnly {
-                    vec![]
-                } else {
-                    vec!["*".into()]
-                },
-            }
+        let (subscribe, publish) = if p.is_service() {
+            (vec!["*".to_string()], vec!["*".to_string()])
         } else {
-            Grants {
-                subscribe: g.expanded(&p, ChannelOp::Subscribe),
-                publish: if p.access == Access::ReadOnly {
-                    vec![]
-                } else {
-                    g.expanded(&p, ChannelOp::Publish)
-                },
-            }
+            (g.expanded(&p, ChannelOp::Subscribe), g.expanded(&p, ChannelOp::Publish))
         };
-        Ok(to_js_json(&grants))
+        let publish = if p.access == Access::ReadOnly { vec![] } else { publish };
+        Ok(object(&[
+            ("subscribe", strings(&subscribe)),
+            ("publish", strings(&publish)),
+        ]))
     }
 
     /// Classifies `sql` and throws unless the principal may run it (`FORBIDDEN`,
@@ -126,7 +120,18 @@ impl JsAccessPolicy {
             .map_err(to_js)?;
         let c = router::classify(sql).map_err(to_js)?;
         auth::authorize_sql(&p, &c).map_err(to_js)?;
-        Ok(to_js_json(&c))
+        Ok(object(&[
+            (
+                "kind",
+                JsValue::from_str(if c.kind == router::StatementKind::Write {
+                    "write"
+                } else {
+                    "read"
+                }),
+            ),
+            ("writes", strings(&c.writes)),
+            ("writesUnknown", JsValue::from_bool(c.writes_unknown)),
+        ]))
     }
 
     /// Whether the principal may read, change or end a session owned by `owner`.
