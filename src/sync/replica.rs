@@ -2,7 +2,7 @@
 //! syncs them with a stock libSQL server.
 //!
 //! The local half lives here (opening, `replicate`, capture, folding, applying
-//! records); the network half (push, pull, bootstrap) is in `net.rs`, and status,
+//! records); the network half (push, pull, bootstrap) is in `net/`, and status,
 //! metrics and the sync log in `status.rs`.
 
 use std::cell::RefCell;
@@ -15,13 +15,13 @@ use rusqlite::functions::FunctionFlags;
 use rusqlite::{params, OptionalExtension};
 use serde_json::Value as Json;
 
-use super::clock::PackedClock;
 use super::fold::{self, FoldContext};
 use super::policy::{Policy, TableSpec};
 use super::record::{encode_row, Record};
 use super::rows;
 use super::rules;
 use super::status::{Event, Monitor};
+use crate::clock::PackedClock;
 use crate::error::{Error, Result};
 use crate::remote::{HttpTransport, RemoteClient, RemoteConfig, ResultSet, Statement, TransactionMode, Value};
 use crate::store::{read_value, sql_error, Store};
@@ -87,7 +87,7 @@ pub struct ReplicaConfig {
 }
 
 /// An application resolver for a custom column: `(local, remote, base) -> value`.
-pub type Resolver = Box<dyn Fn(&Value, &Value, Option<&Value>) -> Result<Value>>;
+pub type ConflictResolver = Box<dyn Fn(&Value, &Value, Option<&Value>) -> Result<Value>>;
 
 /// State the SQL functions share with the replica (they must be `Send`).
 pub(crate) struct Capture {
@@ -97,7 +97,7 @@ pub(crate) struct Capture {
 
 pub(crate) struct Inner {
     pub tables: HashMap<String, TableSpec>,
-    pub resolvers: HashMap<(String, String), Resolver>,
+    pub resolvers: HashMap<(String, String), ConflictResolver>,
     pub schema_ready: bool,
 }
 
@@ -114,7 +114,7 @@ pub struct Replica<T: HttpTransport> {
     pub(crate) pull_chunk: usize,
     /// Set while a write-through call runs (calls must not overlap).
     pub(crate) write_through_busy: std::cell::Cell<bool>,
-    /// Text cells merged since the last render check (see `net::render_back`).
+    /// Text cells merged since the last render check (see `net/pull.rs`, `render_back`).
     pub(crate) text_touched: RefCell<std::collections::BTreeSet<(String, String, String)>>,
 }
 
@@ -226,7 +226,7 @@ impl<T: HttpTransport> Replica<T> {
         &self,
         table: &str,
         policies: &[(String, Policy)],
-        resolvers: Vec<(String, Resolver)>,
+        resolvers: Vec<(String, ConflictResolver)>,
     ) -> Result<()> {
         let conn = self.store.conn();
         let spec = TableSpec::introspect(conn, table, policies)?;
