@@ -327,7 +327,7 @@ impl Sessions {
                 return Err(e);
             }
         };
-        let Some(s) = Opened::parse(&plain) else {
+        let Some(s) = Sealed::parse(&plain) else {
             self.stats.tampered += 1;
             return Err(Error::SessionTampered("malformed session body".into()));
         };
@@ -363,7 +363,7 @@ impl Sessions {
 
     /// The stored row's columns must be the sealed values, and the ledger must know
     /// this version as the latest of a live session.
-    fn check_row(&self, s: &Opened<'_>, row: &StoredRow) -> Result<()> {
+    fn check_row(&self, s: &Sealed<'_>, row: &StoredRow) -> Result<()> {
         let tampered = |what: String| Err(Error::SessionTampered(what));
         if s.version != row.version {
             return tampered(format!("body is version {}, row says {}", s.version, row.version));
@@ -660,7 +660,7 @@ impl Sessions {
     }
 }
 
-/// What a body seals, before the data: the version, the times and the owner.
+/// A body's plaintext: the version, the times and the owner, then the data.
 struct Sealed<'a> {
     version: u64,
     created_ms: f64,
@@ -687,17 +687,8 @@ impl Sealed<'_> {
     }
 }
 
-/// An opened body ([`Sealed::encode`] read back).
-struct Opened<'a> {
-    version: u64,
-    created_ms: f64,
-    absolute_ms: f64,
-    expires_ms: f64,
-    owner: &'a str,
-    data: &'a str,
-}
-
-impl<'a> Opened<'a> {
+impl<'a> Sealed<'a> {
+    /// [`Sealed::encode`] read back.
     fn parse(plain: &'a [u8]) -> Option<Self> {
         if plain.len() < PREFIX {
             return None;
@@ -713,7 +704,7 @@ impl<'a> Opened<'a> {
             return None;
         }
         let (owner, data) = rest.split_at(owner_len);
-        Some(Opened {
+        Some(Sealed {
             version: word(0),
             created_ms: f64::from_bits(word(8)),
             absolute_ms: f64::from_bits(word(16)),

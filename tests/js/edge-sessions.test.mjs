@@ -15,7 +15,7 @@ import crypto from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createClient } from '@libsql/client';
 import { startSqldCluster } from '../support/sqld.mjs';
-import { startWorker } from '../support/worker-env.mjs';
+import { request, startWorker } from '../support/worker-env.mjs';
 import { hs256Token } from '../support/jwt.mjs';
 
 const JWT_SECRET = crypto.randomBytes(32).toString('hex');
@@ -53,24 +53,7 @@ after(async () => {
   await cluster?.stop();
 });
 
-async function send(worker, method, route, token, body) {
-  const headers = { authorization: `Bearer ${token}` };
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(worker.base + route, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(20_000),
-  });
-  const text = await res.text();
-  let parsed;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    parsed = undefined;
-  }
-  return { status: res.status, body: parsed, text };
-}
+const send = (worker, method, route, token, body) => request(worker, method, route, { token, body });
 
 async function create(worker, token, data) {
   const r = await send(worker, 'POST', '/sessions', token, { data });

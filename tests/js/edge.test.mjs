@@ -14,7 +14,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createClient } from '@libsql/client';
 import { startSqldCluster, REPO_ROOT } from '../support/sqld.mjs';
-import { startWorker } from '../support/worker-env.mjs';
+import { request, startWorker } from '../support/worker-env.mjs';
 import { hs256Token } from '../support/jwt.mjs';
 
 const JWT_SECRET = crypto.randomBytes(32).toString('hex');
@@ -77,24 +77,10 @@ after(async () => {
 
 /** A request to a worker as `sub` (`role` service or user), from `location`/`region`; returns {status, body, text, headers}. */
 async function call(worker, method, route, { body, sub = 'alice', role = 'service', location, region } = {}) {
-  const headers = { authorization: `Bearer ${tokenFor(sub, role)}` };
-  if (body !== undefined) headers['content-type'] = 'application/json';
+  const headers = {};
   if (location) headers['x-edgesync-location'] = location;
   if (region) headers['x-edgesync-region'] = region;
-  const res = await fetch(worker.base + route, {
-    method,
-    headers,
-    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-    signal: AbortSignal.timeout(20_000),
-  });
-  const text = await res.text();
-  let parsed;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    parsed = undefined;
-  }
-  return { status: res.status, body: parsed, text, headers: res.headers };
+  return request(worker, method, route, { token: tokenFor(sub, role), body, headers });
 }
 
 const query = (sql, args, opts = {}) => call(opts.worker ?? w, 'POST', '/query', { body: { sql, args }, ...opts });

@@ -16,6 +16,7 @@ import { WebSocket } from 'ws';
 import { freePort } from '../support/sqld.mjs';
 import { startWorker } from '../support/worker-env.mjs';
 import { hs256Token, signHs256 } from '../support/jwt.mjs';
+import { hubSocket } from '../support/hub-socket.mjs';
 
 const JWT_SECRET = crypto.randomBytes(32).toString('hex');
 const WAIT_MS = 10_000;
@@ -39,57 +40,8 @@ after(async () => {
   await worker?.stop();
 });
 
-/** A raw socket as `token`: records frames; `next(pred)` waits for one; `opened` rejects with the HTTP status. */
-function socket(token, query = {}) {
-  const q = new URLSearchParams({ ...query, access_token: token });
-  const ws = new WebSocket(`${worker.wsBase}/subscribe?${q}`);
-  const c = { ws, frames: [], waiters: [], closed: false, closeCode: undefined };
-  ws.on('message', (data) => {
-    const m = JSON.parse(data.toString());
-    c.frames.push(m);
-    for (const w of [...c.waiters]) if (w.pred(m)) w.resolve(m);
-  });
-  ws.on('close', (code) => {
-    c.closed = true;
-    c.closeCode = code;
-  });
-  c.opened = new Promise((resolve, reject) => {
-    ws.once('open', resolve);
-    ws.once('error', reject);
-    ws.once('unexpected-response', (_req, res) => {
-      let body = '';
-      res.on('data', (d) => (body += d));
-      res.on('end', () => reject(Object.assign(new Error(`HTTP ${res.statusCode} ${body}`), { status: res.statusCode, body })));
-    });
-  });
-  c.opened.catch(() => {});
-  c.next = (pred, from = 0, ms = WAIT_MS) => {
-    const seen = c.frames.slice(from).find(pred);
-    if (seen) return Promise.resolve(seen);
-    return new Promise((resolve, reject) => {
-      const w = { pred, resolve: (m) => (clearTimeout(t), c.waiters.splice(c.waiters.indexOf(w), 1), resolve(m)) };
-      const t = setTimeout(() => {
-        c.waiters.splice(c.waiters.indexOf(w), 1);
-        reject(new Error(`no matching frame within ${ms} ms; frames: ${JSON.stringify(c.frames).slice(0, 1500)}`));
-      }, ms);
-      c.waiters.push(w);
-    });
-  };
-  c.send = (obj) => ws.send(typeof obj === 'string' ? obj : JSON.stringify(obj));
-  /** Sends a frame and waits for the first frame after it matching `pred`. */
-  c.ask = async (obj, pred) => {
-    const from = c.frames.length;
-    c.send(obj);
-    return c.next(pred, from);
-  };
-  c.close = () =>
-    new Promise((resolve) => {
-      if (c.closed || ws.readyState === WebSocket.CLOSED) return resolve();
-      ws.once('close', resolve);
-      ws.close(1000, 'bye');
-    });
-  return c;
-}
+/** A raw socket as `token` (tests/support/hub-socket.mjs). */
+const socket = (token, query = {}) => hubSocket(worker.wsBase, token, query);
 
 const isType = (type) => (m) => m.type === type;
 const notReady = (m) => m.type !== 'ready';

@@ -18,6 +18,7 @@ import { connectHub, createClient, syncOnHub } from 'edgesync';
 import { startSqld } from '../support/sqld.mjs';
 import { startWorker } from '../support/worker-env.mjs';
 import { hs256Token } from '../support/jwt.mjs';
+import { hubSocket } from '../support/hub-socket.mjs';
 
 const JWT_SECRET = crypto.randomBytes(32).toString('hex');
 const RETENTION = 50;
@@ -45,51 +46,8 @@ after(async () => {
   await db?.stop();
 });
 
-/** A raw WebSocket client that records frames; `next(pred)` waits for a matching one. */
-function client(query = {}, { auth = true } = {}) {
-  const q = new URLSearchParams(query);
-  if (auth) q.set('access_token', token());
-  const ws = new WebSocket(`${worker.wsBase}/subscribe?${q}`);
-  const c = { ws, frames: [], waiters: [], closed: false };
-  ws.on('message', (data, isBinary) => {
-    const m = JSON.parse(isBinary ? Buffer.from(data).toString() : data.toString());
-    c.frames.push(m);
-    for (const w of [...c.waiters]) if (w.pred(m)) w.resolve(m);
-  });
-  ws.on('close', () => (c.closed = true));
-  c.opened = new Promise((resolve, reject) => {
-    ws.once('open', resolve);
-    ws.once('error', reject);
-    ws.once('unexpected-response', (_req, res) => {
-      let body = '';
-      res.on('data', (d) => (body += d));
-      res.on('end', () => reject(Object.assign(new Error(`HTTP ${res.statusCode}`), { status: res.statusCode, body })));
-    });
-  });
-  c.opened.catch(() => {});
-  /** The first frame (already received or future, after index `from`) matching pred. */
-  c.next = (pred, from = 0, ms = WAIT_MS) => {
-    const seen = c.frames.slice(from).find(pred);
-    if (seen) return Promise.resolve(seen);
-    return new Promise((resolve, reject) => {
-      const w = { pred, resolve: (m) => (clearTimeout(t), c.waiters.splice(c.waiters.indexOf(w), 1), resolve(m)) };
-      const t = setTimeout(() => {
-        c.waiters.splice(c.waiters.indexOf(w), 1);
-        reject(new Error(`no matching frame within ${ms} ms; frames: ${JSON.stringify(c.frames).slice(0, 2000)}`));
-      }, ms);
-      c.waiters.push(w);
-    });
-  };
-  c.send = (obj) => ws.send(typeof obj === 'string' ? obj : JSON.stringify(obj));
-  c.events = (channel) => c.frames.filter((m) => m.type === 'event' && (channel === undefined || m.channel === channel));
-  c.close = () =>
-    new Promise((resolve) => {
-      if (c.closed || ws.readyState === WebSocket.CLOSED) return resolve();
-      ws.once('close', resolve);
-      ws.close(1000, 'bye');
-    });
-  return c;
-}
+/** A raw WebSocket client (tests/support/hub-socket.mjs) with this test's token. */
+const client = (query = {}, { auth = true } = {}) => hubSocket(worker.wsBase, auth ? token() : undefined, query);
 
 async function publishHttp(channel, data) {
   const res = await fetch(`${worker.base}/publish`, {

@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { startSqld, REPO_ROOT } from '../support/sqld.mjs';
-import { startWorker, wranglerEnv } from '../support/worker-env.mjs';
+import { request, startWorker, wranglerEnv } from '../support/worker-env.mjs';
 import { generateAuth, hs256Token } from '../support/jwt.mjs';
 
 const WRANGLER = path.join(REPO_ROOT, 'node_modules', '.bin', 'wrangler');
@@ -69,23 +69,11 @@ after(async () => {
   for (const dir of tmpDirs) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-/** POST JSON (or a raw string body) to the good worker; returns {status, body, text}. */
+/** POST JSON (or a raw string body) to a worker; returns {status, body, text}. */
 async function post(w, route, body) {
-  const res = await fetch(w.base + route, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${clientToken()}` },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
-    signal: AbortSignal.timeout(20_000),
-  });
-  const text = await res.text();
-  let parsed;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    parsed = undefined;
-  }
-  assert.match(res.headers.get('content-type') ?? '', /application\/json/, `${route}: ${res.status} ${text}`);
-  return { status: res.status, body: parsed, text };
+  const r = await request(w, 'POST', route, { token: clientToken(), body });
+  assert.match(r.headers.get('content-type') ?? '', /application\/json/, `${route}: ${r.status} ${r.text}`);
+  return r;
 }
 
 const query = (sql, args) => post(good, '/query', args === undefined ? { sql } : { sql, args });

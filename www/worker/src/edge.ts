@@ -212,7 +212,7 @@ export class Edge {
 
   /** A read through the plan's targets with failover (also used by sessions). */
   async read(plan: RoutePlan, stmt: { sql: string; args?: InArgs }): Promise<{ rs: ResultSet; region: number }> {
-    let last = "no region was tried";
+    const why: string[] = [];
     let tried = 0;
     for (const target of plan.targets) {
       if (tried >= READ_ATTEMPTS) break;
@@ -222,18 +222,18 @@ export class Edge {
         rs = await this.execute(target, stmt);
       } catch (e) {
         if (transportFailure(e) === undefined) throw e;
-        last = `${this.regions[target].id}: ${redact(e instanceof Error ? e.message : String(e))}`;
+        why.push(`${this.regions[target].id}: ${redact(e instanceof Error ? e.message : String(e))}`);
         continue;
       }
       const floor = plan.minReplicationIndex;
       if (floor !== undefined && target !== this.primary && (rs.replicationIndex ?? 0) < floor) {
-        last = `${this.regions[target].id} is behind the client's last write`;
+        why.push(`${this.regions[target].id} is behind the client's last write`);
         tried--; // a stale answer is not a failure: it does not use up the retry budget
         continue;
       }
       return { rs, region: target };
     }
-    throw new HttpError(503, "NO_HEALTHY_REGION", `no region could serve the read (${last})`);
+    throw new HttpError(503, "NO_HEALTHY_REGION", `no region could serve the read (${why.join("; ") || "no region was tried"})`);
   }
 
   /** One statement on one region, timed and reported to the router. */
