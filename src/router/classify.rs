@@ -17,6 +17,7 @@
 
 use serde::Serialize;
 
+use super::guard::{call, check_identifier, check_string, is_keyword, names_a_table, refused_statement};
 use super::lexer::{ident_name, tokenize, Kind, Token};
 use crate::{Error, Result};
 
@@ -48,7 +49,7 @@ pub struct Classification {
     /// assignment, transaction control, an unknown verb): invalidate everything.
     pub writes_unknown: bool,
     /// True only when every function the SQL calls is on an allow-list of
-    /// deterministic, side-effect-free functions ([`DETERMINISTIC_FNS`]) and it uses
+    /// deterministic, side-effect-free functions ([`super::DETERMINISTIC_FNS`]) and it uses
     /// no clock keyword (`CURRENT_TIMESTAMP`, …). Anything else — `random()`,
     /// `uuid()`, `date()`, an extension's or an application's function — makes the
     /// result uncacheable.
@@ -57,7 +58,7 @@ pub struct Classification {
     /// may be cached. `PRAGMA` and `EXPLAIN` reads are never cached (their results
     /// change with writes we do not attribute to tables).
     pub cacheable: bool,
-    /// Why nobody may run this SQL through the edge, if so ([`refusal`]): the
+    /// Why nobody may run this SQL through the edge, if so (`router/guard.rs`): the
     /// server's file functions, raw pages, SQL run from a string, `ATTACH`,
     /// `VACUUM INTO`, a pragma that writes, or the worker's own tables. Set for the
     /// first such use found.
@@ -241,367 +242,6 @@ const READ_PRAGMAS_BARE: &[&str] = &[
     "synchronous",
 ];
 
-/// Functions whose result depends only on their arguments and the data read, with
-/// no side effect: the only calls a cacheable read may make. Everything else —
-/// `random()`, `uuid()`, the date and time functions, `changes()`, an extension's or
-/// an application's function — is assumed to vary or to act. An allow-list, so a
-/// function the server gains later is uncacheable until someone looks at it.
-pub const DETERMINISTIC_FNS: &[&str] = &[
-    // Core scalar functions.
-    "abs",
-    "char",
-    "coalesce",
-    "concat",
-    "concat_ws",
-    "format",
-    "glob",
-    "hex",
-    "ifnull",
-    "iif",
-    "instr",
-    "length",
-    "like",
-    "likelihood",
-    "likely",
-    "lower",
-    "ltrim",
-    "max",
-    "min",
-    "nullif",
-    "octet_length",
-    "printf",
-    "quote",
-    "replace",
-    "round",
-    "rtrim",
-    "sign",
-    "soundex",
-    "substr",
-    "substring",
-    "trim",
-    "typeof",
-    "unhex",
-    "unicode",
-    "unlikely",
-    "upper",
-    "zeroblob",
-    // Aggregates and window functions.
-    "avg",
-    "count",
-    "group_concat",
-    "string_agg",
-    "sum",
-    "total",
-    "row_number",
-    "rank",
-    "dense_rank",
-    "percent_rank",
-    "cume_dist",
-    "ntile",
-    "lag",
-    "lead",
-    "first_value",
-    "last_value",
-    "nth_value",
-    // Math.
-    "acos",
-    "acosh",
-    "asin",
-    "asinh",
-    "atan",
-    "atan2",
-    "atanh",
-    "ceil",
-    "ceiling",
-    "cos",
-    "cosh",
-    "degrees",
-    "exp",
-    "floor",
-    "ln",
-    "log",
-    "log10",
-    "log2",
-    "mod",
-    "pi",
-    "pow",
-    "power",
-    "radians",
-    "sin",
-    "sinh",
-    "sqrt",
-    "tan",
-    "tanh",
-    "trunc",
-    // JSON (and the json_each / json_tree table-valued functions).
-    "json",
-    "jsonb",
-    "json_array",
-    "jsonb_array",
-    "json_array_length",
-    "json_error_position",
-    "json_extract",
-    "jsonb_extract",
-    "json_insert",
-    "jsonb_insert",
-    "json_object",
-    "jsonb_object",
-    "json_patch",
-    "jsonb_patch",
-    "json_pretty",
-    "json_quote",
-    "json_remove",
-    "jsonb_remove",
-    "json_replace",
-    "jsonb_replace",
-    "json_set",
-    "jsonb_set",
-    "json_type",
-    "json_valid",
-    "json_group_array",
-    "jsonb_group_array",
-    "json_group_object",
-    "jsonb_group_object",
-    "json_each",
-    "json_tree",
-    // sqld's extension functions that are pure.
-    "charindex",
-    "difference",
-    "leftstr",
-    "rightstr",
-    "padl",
-    "padr",
-    "padc",
-    "proper",
-    "replicate",
-    "reverse",
-    "strfilter",
-    "square",
-    "cot",
-    "coth",
-    "atn2",
-    "median",
-    "mode",
-    "lower_quartile",
-    "upper_quartile",
-    "stdev",
-    "variance",
-    "regexp",
-    "regexpi",
-    "sha3",
-    "generate_series",
-    "vector",
-    "vector8",
-    "vector16",
-    "vector32",
-    "vector64",
-    "vector1bit",
-    "vectorb16",
-    "vector_extract",
-    "vector_distance_cos",
-    "vector_distance_l2",
-    "bm25",
-    "highlight",
-    "snippet",
-];
-
-/// SQLite keywords: a keyword before `(` is syntax (`IN (`, `OVER (`, `AS (`,
-/// `CAST(`), not a call. (Keywords that are also functions — `like`, `glob`,
-/// `replace`, `regexp` — are on the allow-list anyway.)
-const KEYWORDS: &[&str] = &[
-    "abort",
-    "action",
-    "add",
-    "after",
-    "all",
-    "alter",
-    "always",
-    "analyze",
-    "and",
-    "as",
-    "asc",
-    "attach",
-    "autoincrement",
-    "before",
-    "begin",
-    "between",
-    "by",
-    "cascade",
-    "case",
-    "cast",
-    "check",
-    "collate",
-    "column",
-    "commit",
-    "conflict",
-    "constraint",
-    "create",
-    "cross",
-    "current",
-    "database",
-    "default",
-    "deferrable",
-    "deferred",
-    "delete",
-    "desc",
-    "detach",
-    "distinct",
-    "do",
-    "drop",
-    "each",
-    "else",
-    "end",
-    "escape",
-    "except",
-    "exclude",
-    "exclusive",
-    "exists",
-    "explain",
-    "fail",
-    "filter",
-    "first",
-    "following",
-    "for",
-    "foreign",
-    "from",
-    "full",
-    "generated",
-    "glob",
-    "group",
-    "groups",
-    "having",
-    "if",
-    "ignore",
-    "immediate",
-    "in",
-    "index",
-    "indexed",
-    "initially",
-    "inner",
-    "insert",
-    "instead",
-    "intersect",
-    "into",
-    "is",
-    "isnull",
-    "join",
-    "key",
-    "last",
-    "left",
-    "like",
-    "limit",
-    "match",
-    "materialized",
-    "natural",
-    "no",
-    "not",
-    "nothing",
-    "notnull",
-    "null",
-    "nulls",
-    "of",
-    "offset",
-    "on",
-    "or",
-    "order",
-    "others",
-    "outer",
-    "over",
-    "partition",
-    "plan",
-    "pragma",
-    "preceding",
-    "primary",
-    "query",
-    "raise",
-    "range",
-    "recursive",
-    "references",
-    "regexp",
-    "reindex",
-    "release",
-    "rename",
-    "replace",
-    "restrict",
-    "returning",
-    "right",
-    "rollback",
-    "row",
-    "rows",
-    "savepoint",
-    "select",
-    "set",
-    "table",
-    "temp",
-    "temporary",
-    "then",
-    "ties",
-    "to",
-    "transaction",
-    "trigger",
-    "unbounded",
-    "union",
-    "unique",
-    "update",
-    "using",
-    "vacuum",
-    "values",
-    "view",
-    "virtual",
-    "when",
-    "where",
-    "window",
-    "with",
-    "without",
-];
-
-/// Functions (called as `name(`) that reach the database host or run SQL from a
-/// string: refused for everyone. From SQLite's fileio extension (`readfile`,
-/// `writefile`, `lsmode`, `fsdir`, and the shell's `edit`), `load_extension`,
-/// `fts3_tokenizer` (registers a tokenizer by pointer), shathree's `sha3_query` and
-/// the shell's `eval` (SQL in a string escapes classification), `sqlite_log` (writes
-/// the server's log), SQLite3 Multiple Ciphers' codec functions, the zipfile and sqlar
-/// extensions. Prefixes `sqlite3mc_` and `shell_` are refused whole.
-const DENIED_FNS: &[&str] = &[
-    "readfile",
-    "writefile",
-    "lsmode",
-    "fsdir",
-    "edit",
-    "eval",
-    "load_extension",
-    "fts3_tokenizer",
-    "sha3_query",
-    "sqlite_log",
-    "sqlite_crypt",
-    "zipfile",
-    "zipfile_cds",
-    "sqlar_compress",
-    "sqlar_uncompress",
-];
-const DENIED_FN_PREFIXES: &[&str] = &["sqlite3mc_", "shell_"];
-
-/// Tables (eponymous virtual tables and modules) refused wherever they are named:
-/// `sqlite_dbpage` reads and *writes* raw database pages (the pinned sqld allows
-/// `UPDATE sqlite_dbpage`), `sqlite_dbdata`/`sqlite_dbptr` read them, `fsdir` and
-/// `zipfile` reach host files, `fts3tokenize` takes a tokenizer pointer.
-const DENIED_TABLES: &[&str] = &[
-    "sqlite_dbpage",
-    "sqlite_dbdata",
-    "sqlite_dbptr",
-    "fsdir",
-    "zipfile",
-    "fts3tokenize",
-];
-
-/// The worker's own tables (sessions and their ledger): only the worker touches
-/// them. Any identifier or string naming a table with this prefix is refused.
-pub const RESERVED_TABLE_PREFIX: &str = "es_session";
-
-/// Pragmas that may be set (with `=` or `(…)`) through the edge: the schema version
-/// numbers migration tools keep, and per-connection foreign-key enforcement.
-const SETTABLE_PRAGMAS: &[&str] = &["user_version", "application_id", "foreign_keys", "defer_foreign_keys"];
-
 /// Keywords that read the clock without parentheses.
 const NONDETERMINISTIC_KWS: &[&str] = &["current_date", "current_time", "current_timestamp"];
 
@@ -643,7 +283,7 @@ const CLAUSE_KWS: &[&str] = &[
 ];
 
 #[inline]
-fn any_kw(word: &str, list: &[&str]) -> bool {
+pub(super) fn any_kw(word: &str, list: &[&str]) -> bool {
     list.iter()
         .any(|k| k.len() == word.len() && k.eq_ignore_ascii_case(word))
 }
@@ -655,7 +295,7 @@ fn is_name(t: Option<&Token>) -> bool {
 
 /// `name` or `schema.name` at `i`: the (lowercased) name, whether it was
 /// schema-qualified, and the index after it.
-fn qualified_name(sql: &str, t: &[Token], i: usize) -> Option<(String, bool, usize)> {
+pub(super) fn qualified_name(sql: &str, t: &[Token], i: usize) -> Option<(String, bool, usize)> {
     if !is_name(t.get(i)) {
         return None;
     }
@@ -859,7 +499,7 @@ fn classify_statement(sql: &str, t: &[Token], c: &mut Classification, ctes: &mut
                     skip_ctes(sql, t, i + 1, ctes);
                 } else if any_kw(w, NONDETERMINISTIC_KWS) {
                     c.deterministic = false;
-                } else if next_is_paren && !any_kw(w, KEYWORDS) {
+                } else if next_is_paren && !is_keyword(w) {
                     call(c, w, ctes, names_a_table(sql, t, i, verb_is("create")));
                 }
                 check_identifier(c, w);
@@ -871,20 +511,7 @@ fn classify_statement(sql: &str, t: &[Token], c: &mut Classification, ctes: &mut
                 }
                 check_identifier(c, &name);
             }
-            Kind::Str if c.refused.is_none() => {
-                let text = tok.text(sql);
-                let inner = text.get(1..text.len().saturating_sub(1)).unwrap_or("");
-                // A string that is exactly such a table's name (`pragma_table_info('…')`,
-                // `dbstat WHERE name = '…'`); prose that mentions one is data.
-                let name = inner.trim();
-                if starts_with_ignore_case(name, RESERVED_TABLE_PREFIX)
-                    && name
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$')
-                {
-                    c.refused = Some(reserved_message(name));
-                }
-            }
+            Kind::Str if c.refused.is_none() => check_string(c, tok, sql),
             _ => {}
         }
     }
@@ -912,92 +539,6 @@ fn classify_statement(sql: &str, t: &[Token], c: &mut Classification, ctes: &mut
     select_like && !write
 }
 
-fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
-    s.len() >= prefix.len() && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
-}
-
-fn reserved_message(name: &str) -> String {
-    let shown: String = name.chars().take(40).collect();
-    format!("{shown:?} is the edge worker's own table (sessions): use the /sessions endpoints")
-}
-
-/// `name(` at `i` where `name` is a table with a column list, not a call:
-/// `INSERT INTO t(a)`, `CREATE TABLE [IF NOT EXISTS] t(…)`, `REFERENCES t(a)`,
-/// `CREATE VIEW v(a)`, `PRAGMA name(arg)`, and in a `CREATE` statement `ON t(a)`.
-fn names_a_table(sql: &str, t: &[Token], i: usize, create: bool) -> bool {
-    let mut j = i;
-    if j >= 2 && t[j - 1].is_punct(b'.') {
-        j -= 2; // schema.name
-    }
-    let Some(prev) = j.checked_sub(1).map(|k| &t[k]) else {
-        return false;
-    };
-    ["into", "table", "view", "references", "exists", "pragma"]
-        .iter()
-        .any(|kw| prev.is_kw(sql, kw))
-        || (create && prev.is_kw(sql, "on"))
-}
-
-/// A call to `name(`: refused if it reaches the host; uncacheable unless it is on the
-/// deterministic allow-list, a CTE's column list (`WITH x(a) AS`) or a table's
-/// (`table`, see [`names_a_table`]).
-fn call(c: &mut Classification, name: &str, ctes: &[String], table: bool) {
-    if c.refused.is_none()
-        && (any_kw(name, DENIED_FNS) || DENIED_FN_PREFIXES.iter().any(|p| starts_with_ignore_case(name, p)))
-    {
-        c.refused = Some(format!(
-            "{name}() reaches the database host's files or runs SQL from a string: not allowed through the edge"
-        ));
-    }
-    if !table && !any_kw(name, DETERMINISTIC_FNS) && !ctes.iter().any(|t| t.eq_ignore_ascii_case(name)) {
-        c.deterministic = false;
-    }
-}
-
-/// An identifier (unquoted; any ASCII case) naming a refused virtual table or a
-/// worker table.
-fn check_identifier(c: &mut Classification, name: &str) {
-    if c.refused.is_some() {
-        return;
-    }
-    if any_kw(name, DENIED_TABLES) {
-        c.refused = Some(format!(
-            "{name} reads or writes raw pages or host files: not allowed through the edge"
-        ));
-    } else if starts_with_ignore_case(name, RESERVED_TABLE_PREFIX) {
-        c.refused = Some(reserved_message(name));
-    }
-}
-
-/// Statements refused by their verb: `ATTACH`/`DETACH` (another database file),
-/// `VACUUM INTO` (writes a file), a pragma that writes (other than
-/// [`SETTABLE_PRAGMAS`]), `CREATE FUNCTION` (libSQL's WebAssembly functions).
-fn refused_statement(sql: &str, t: &[Token], main: usize, verb: &str) -> Option<String> {
-    let is = |kw: &str| t[main].kind == Kind::Word && verb.eq_ignore_ascii_case(kw);
-    if is("attach") || is("detach") {
-        return Some("ATTACH and DETACH open other database files: not allowed through the edge".into());
-    }
-    if is("vacuum") && t[main..].iter().any(|x| x.is_kw(sql, "into")) {
-        return Some("VACUUM INTO writes a file on the database host: not allowed through the edge".into());
-    }
-    if is("create") && t.get(main + 1).is_some_and(|x| x.is_kw(sql, "function")) {
-        return Some("CREATE FUNCTION is not allowed through the edge".into());
-    }
-    if is("pragma") && !pragma_is_read(sql, t, main + 1) {
-        let settable = qualified_name(sql, t, main + 1).is_some_and(|(name, _, next)| {
-            any_kw(&name, SETTABLE_PRAGMAS) && t.get(next).is_some_and(|p| p.is_punct(b'=') || p.is_punct(b'('))
-        });
-        if !settable {
-            return Some(
-                "this PRAGMA changes the database or the connection: only user_version, application_id, \
-                 foreign_keys and defer_foreign_keys may be set through the edge"
-                    .into(),
-            );
-        }
-    }
-    None
-}
-
 /// `a IS [NOT] DISTINCT FROM b`: that `FROM` is an operator, not a table list.
 fn is_distinct_from(sql: &str, t: &[Token], i: usize) -> bool {
     i >= 2 && t[i - 1].is_kw(sql, "distinct") && (t[i - 2].is_kw(sql, "is") || t[i - 2].is_kw(sql, "not"))
@@ -1005,7 +546,7 @@ fn is_distinct_from(sql: &str, t: &[Token], i: usize) -> bool {
 
 /// `PRAGMA [schema.]name [(arg)]` is a read only for known read-only pragmas, and an
 /// argument only for those that take one; `= value` is always a write.
-fn pragma_is_read(sql: &str, t: &[Token], i: usize) -> bool {
+pub(super) fn pragma_is_read(sql: &str, t: &[Token], i: usize) -> bool {
     let Some((name, _, next)) = qualified_name(sql, t, i) else {
         return false;
     };

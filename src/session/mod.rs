@@ -40,9 +40,13 @@ pub mod envelope;
 mod keys;
 mod nonce;
 mod options;
+mod plain;
 mod report;
+mod sql;
 mod store;
 
+#[cfg(test)]
+mod ownership_tests;
 #[cfg(test)]
 mod tests;
 

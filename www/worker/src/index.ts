@@ -28,7 +28,7 @@ import { Edge } from "./edge.js";
 import type { Caller } from "./edge.js";
 import type { Env } from "./env.js";
 import { bodyLimit, errorResponse, HttpError, json, jsonText, readJson } from "./http.js";
-import { announceSync, checkChannel, hubStats, publish, subscribe, syncCursor } from "./hub.js";
+import { announceSync, checkChannel, hubStats, publish, subscribe, syncCursor } from "./hub-api.js";
 import { Sessions, sessionResponse } from "./sessions.js";
 
 export { RealtimeHub } from "./hub.js";
