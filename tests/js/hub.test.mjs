@@ -419,9 +419,25 @@ test('syncOnHub: a replica that pushes wakes the others at once (no sync interva
     assert.deepEqual(wakesA, [], 'a woke on its own push');
 
     // Announcements come from the change log only: asking again announces nothing new.
-    const again = await fetch(`${worker.base}/sync/notify`, { method: 'POST', headers: { authorization: `Bearer ${token()}` } });
-    assert.equal(again.status, 200);
-    assert.deepEqual((await again.json()).announced, []);
+    const notify = async () => {
+      const res = await fetch(`${worker.base}/sync/notify`, { method: 'POST', headers: { authorization: `Bearer ${token()}` } });
+      assert.equal(res.status, 200);
+      return (await res.json()).announced;
+    };
+    assert.deepEqual(await notify(), []);
+
+    // The log replaced (a new or restored database, its sequence below the hub's
+    // cursor): the cursor starts again from the log's top, and new records are announced.
+    const server = createClient({ url: db.url });
+    try {
+      await server.batch(["delete from _es_log", "delete from sqlite_sequence where name = '_es_log'"], 'write');
+      assert.deepEqual(await notify(), []);
+      await server.execute({ sql: 'insert into _es_log (id, site, rec) values (?, ?, ?)', args: ['r-new', 'site-z', '[1,"todos",[9],"i",{}]'] });
+      assert.deepEqual(await notify(), ['todos']);
+      assert.deepEqual(await notify(), []);
+    } finally {
+      server.close();
+    }
   } finally {
     la?.close();
     lb?.close();

@@ -107,12 +107,15 @@ export async function syncCursor(env: Env): Promise<number> {
   return ((await res.json()) as { cursor: number }).cursor;
 }
 
-/** Publishes `sync:<table>` for every table with records after the cursor; moves it to `upto`. */
-export async function announceSync(env: Env, upto: number, tables: SyncAnnouncement[]): Promise<string[]> {
+/**
+ * Publishes `sync:<table>` for every table with records after the cursor; moves it to
+ * `upto` (`reset`: sets it there even when lower — the log was replaced).
+ */
+export async function announceSync(env: Env, upto: number, tables: SyncAnnouncement[], reset = false): Promise<string[]> {
   const res = await hubStub(env).fetch("https://hub/sync-announce", {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ upto, tables }),
+    body: JSON.stringify({ upto, tables, reset }),
   });
   if (!res.ok) throw await hubError(res);
   return ((await res.json()) as { announced: string[] }).announced;

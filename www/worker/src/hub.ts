@@ -180,7 +180,7 @@ export class RealtimeHub extends DurableObject<Env> {
         case "GET /sync-cursor":
           return json({ cursor: this.logCursor() });
         case "POST /sync-announce":
-          return json(this.announce((await request.json()) as { upto: number; tables: SyncAnnouncement[] }));
+          return json(this.announce((await request.json()) as { upto: number; tables: SyncAnnouncement[]; reset?: boolean }));
       }
       throw new HttpError(404, "NOT_FOUND", `no hub route for ${route}`);
     } catch (e) {
@@ -467,7 +467,7 @@ export class RealtimeHub extends DurableObject<Env> {
    * `sync:<table>` for each table whose newest record is past the stored cursor, then the
    * cursor moves to `upto`: announcements of the same records (concurrent notifies) fold.
    */
-  private announce(body: { upto: number; tables: SyncAnnouncement[] }): { announced: string[] } {
+  private announce(body: { upto: number; tables: SyncAnnouncement[]; reset?: boolean }): { announced: string[] } {
     const cursor = this.logCursor();
     const announced: string[] = [];
     for (const t of body.tables) {
@@ -475,7 +475,7 @@ export class RealtimeHub extends DurableObject<Env> {
       this.store(`sync:${t.table}`, JSON.stringify(t));
       announced.push(t.table);
     }
-    if (body.upto > cursor) this.sql.exec("UPDATE sync_state SET log_cursor = ? WHERE id = 1", body.upto);
+    if (body.upto > cursor || body.reset) this.sql.exec("UPDATE sync_state SET log_cursor = ? WHERE id = 1", body.upto);
     return { announced };
   }
 

@@ -244,8 +244,12 @@ async function notifySync(env: Env, n: Node): Promise<string[]> {
   const cursor = await syncCursor(env);
   let rows: unknown[][];
   try {
+    // The first row is the log's top: below the cursor, the log was replaced (a new or
+    // restored database), and the cursor starts again from there.
     const rs = await n.edge.primaryRead({
-      sql: "SELECT rec ->> 1, max(seq), count(DISTINCT site), min(site) FROM _es_log WHERE seq > ? GROUP BY 1",
+      sql:
+        "SELECT NULL, (SELECT coalesce(max(seq), 0) FROM _es_log), 0, NULL UNION ALL " +
+        "SELECT rec ->> 1, max(seq), count(DISTINCT site), min(site) FROM _es_log WHERE seq > ? GROUP BY 1",
       args: [cursor],
     });
     rows = rs.rows.map((r) => [r[0], r[1], r[2], r[3]]);
@@ -253,9 +257,11 @@ async function notifySync(env: Env, n: Node): Promise<string[]> {
     if (e instanceof EdgesyncError && e.code === "SQL_ERROR") return []; // no replica has pushed yet
     throw e;
   }
+  const top = Number(rows[0]?.[1] ?? 0);
+  if (top < cursor) return announceSync(env, top, [], true);
   const tables: SyncAnnouncement[] = [];
   let upto = cursor;
-  for (const [table, seq, sites, site] of rows) {
+  for (const [table, seq, sites, site] of rows.slice(1)) {
     const s = Number(seq);
     upto = Math.max(upto, s);
     if (typeof table !== "string" || AccessPolicy.channelProblem(`sync:${table}`, false) !== undefined) continue;
