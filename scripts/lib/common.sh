@@ -82,7 +82,13 @@ ensure_sqld() {
   export SQLD_BIN
 }
 
+# Headless Chromium for the browser tests: Debian's, unless EDGESYNC_CHROMIUM names
+# another executable (docs/testing.md).
 ensure_chromium() {
+  if [ -n "${EDGESYNC_CHROMIUM:-}" ]; then
+    [ -x "$EDGESYNC_CHROMIUM" ] || die "EDGESYNC_CHROMIUM=$EDGESYNC_CHROMIUM is not executable"
+    return 0
+  fi
   apt_ensure chromium fonts-liberation
 }
 
