@@ -4,7 +4,7 @@
 #
 #   bash scripts/test.sh                 everything: lint, rust, js (as CI runs it)
 #   bash scripts/test.sh lint            cargo fmt --check, clippy (native and wasm32),
-#                                        tsc --noEmit
+#                                        tsc --noEmit, the docs' TypeScript snippets
 #   bash scripts/test.sh rust            cargo test (unit, property, doc, real sqld)
 #   bash scripts/test.sh js [files…]     node --test: the given files, or every tests/js/*.test.mjs
 #   bash scripts/test.sh worker          the JS tests that run the Worker in workerd
@@ -35,6 +35,9 @@ lint() {
   node_modules/.bin/tsc --noEmit -p js/tsconfig.json
   node_modules/.bin/tsc --noEmit -p examples/tsconfig.json
   node_modules/.bin/tsc --noEmit -p www/worker/tsconfig.json
+
+  log "tsc --noEmit (TypeScript snippets of README.md, docs/, the package README)"
+  node scripts/check-doc-snippets.mjs
 }
 
 rust() {
