@@ -5,7 +5,8 @@
 //! - `bootstrap.rs`: loading the server's state for tables not bootstrapped yet
 //! - `push.rs`: the outbox, one atomic Hrana batch per chunk (merge rules in SQL)
 //! - `pull.rs`: the log after the cursor, applied with the same rules
-//! - `write_through.rs`: `writeMode: "remote"` writes and their doubts
+//! - `write_through.rs`: `writeMode: "remote"` writes
+//! - `doubts.rs`: write-through writes whose answer was lost, settled by a ledger
 //! - `status.rs`: status and metrics accessors
 //!
 //! Every `await` happens with no local transaction open and no borrow held, so local
@@ -19,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::remote::{HttpTransport, RemoteClient, ResultSet, Statement, TransactionMode, Value};
 
 mod bootstrap;
+mod doubts;
 mod pull;
 mod push;
 mod schema;
@@ -74,6 +76,15 @@ impl<T: HttpTransport> Replica<T> {
         self.remote
             .as_ref()
             .ok_or_else(|| Error::InvalidOperation("this replica has no syncUrl to sync with".into()))
+    }
+
+    /// Stops this replica's network work: requests in flight fail at once with
+    /// `CLIENT_CLOSED`, and no new one is made (`close()` in JS). A write-through
+    /// write whose request was in flight stays in doubt (see `doubts.rs`).
+    pub fn cancel_remote(&self) {
+        if let Some(r) = &self.remote {
+            r.cancel();
+        }
     }
 
     async fn remote_batch(&self, stmts: &[Statement], mode: TransactionMode) -> Result<Vec<ResultSet>> {

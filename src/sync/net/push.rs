@@ -67,7 +67,7 @@ impl<T: HttpTransport> Replica<T> {
             // server merges this chunk (a fold failure is reported after the chunk's
             // answer is handled: the chunk may well have been committed).
             let (conflicts, folded) = {
-                let mut push = std::pin::pin!(self.push_records(&queued));
+                let mut push = std::pin::pin!(self.push_records(&queued, &[]));
                 match poll_once(&mut push).await {
                     Some(res) => (res, Ok(None)),
                     None => {
@@ -104,12 +104,14 @@ impl<T: HttpTransport> Replica<T> {
     }
 
     /// Sends one chunk; returns the custom-column conflicts the server reported.
+    /// `first`: statements that go before the chunk in the same transaction (the
+    /// write-through ledger).
     ///
     /// The batch: the chunk is stored once in `_es_chunk`; counter and set cells are
     /// staged and merged ([`rules`]); custom values go through compare-and-set; every
     /// record is logged once; the row state of each table is merged and its touched
     /// rows rebuilt ([`rows`]); the custom values that lost are read back.
-    pub(super) async fn push_records(&self, queued: &[Queued]) -> Result<ResultSet> {
+    pub(super) async fn push_records(&self, queued: &[Queued], first: &[Statement]) -> Result<ResultSet> {
         let (stmts, conflict_steps) = {
             let inner = self.inner.borrow();
             let json = crate::sync::replica::chunk_json(queued.iter().map(|q| q.json.as_str()));
@@ -117,7 +119,8 @@ impl<T: HttpTransport> Replica<T> {
             names.sort();
             names.dedup();
             let specs: Vec<&TableSpec> = names.iter().filter_map(|n| inner.tables.get(*n)).collect();
-            let mut stmts = vec![Statement::new(rows::STORE_CHUNK).arg(json).arg(self.site.as_str())];
+            let mut stmts = first.to_vec();
+            stmts.push(Statement::new(rows::STORE_CHUNK).arg(json).arg(self.site.as_str()));
             let staged = specs.iter().any(|s| crate::sync::replica::has_cells(s));
             if staged {
                 let pol = Json::Object(specs.iter().map(|s| (s.name.clone(), s.policies_json())).collect());

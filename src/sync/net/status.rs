@@ -23,6 +23,7 @@ impl<T: HttpTransport> Replica<T> {
             .map_err(sql_error)?;
         let mut st = self.monitor.status.borrow().clone();
         st.pending = pending as u64;
+        st.in_doubt = self.writes_in_doubt()?;
         let now = self.now();
         st.lag_ms = oldest.map(|h| now.saturating_sub((h >> 16) as u64)).unwrap_or(0);
         st.cursor = match meta(&self.store, "cursor")? {

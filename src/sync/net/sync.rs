@@ -94,7 +94,9 @@ impl<T: HttpTransport> Replica<T> {
             self.ensure_schema().await?;
         }
         self.bootstrap().await?;
-        self.resolve_doubts().await?;
+        // Writes in doubt are settled (the one a running write-through call owns is left
+        // to it); those that cannot be settled now stay for the next sync.
+        self.settle_writes(self.write_in_flight()?).await?;
         let mut pushed = self.push_all().await?;
         let applied = self.pull_all().await?;
         // Conflict resolutions found while pushing are queued again: push them now.
