@@ -104,10 +104,11 @@ test("close() while sync() is in flight: the sync rejects with CLIENT_CLOSED at 
   }
 });
 
-test("close() from inside an event listener does not break the sync that called it", async () => {
+test("close() from inside an event listener does not break the sync that called it, and releases the file", async () => {
   const e = await env();
   try {
-    const db = e.replica();
+    const file = join(tempDir(), "l.db");
+    const db = createClient({ url: `file:${file}`, syncUrl: e.sqld.url, authToken: e.sqld.tokens.rw });
     await db.execute(SCHEMA);
     db.replicate("t");
     await db.execute("insert into t (id, name) values (1, 'a')");
@@ -120,6 +121,9 @@ test("close() from inside an event listener does not break the sync that called 
     assert.equal(db.closed, true);
     await rejectsCode(db.sync(), "CLIENT_CLOSED");
     assert.deepEqual(await dump(e.server, "t"), [[1, "a", 0]]);
+    const again = createClient({ url: `file:${file}` }); // the file was released
+    assert.deepEqual(await dump(again, "t"), [[1, "a", 0]]);
+    await again.close();
   } finally {
     await e.stop();
   }
