@@ -4,7 +4,7 @@ mod common;
 
 use common::{block, Sqld};
 use edgesync::remote::UreqTransport;
-use edgesync::sync::{Env, Policy, Replica, ReplicaConfig, Resolver};
+use edgesync::sync::{ConflictResolver, Env, Policy, Replica, ReplicaConfig};
 use edgesync::{Statement, Value};
 
 type R = Replica<UreqTransport>;
@@ -140,7 +140,7 @@ fn offline_writes_queue_and_push_once() {
 #[test]
 fn custom_rule_never_oversells() {
     let s = Sqld::start();
-    let conservative = || -> Resolver {
+    let conservative = || -> ConflictResolver {
         Box::new(|local: &Value, remote: &Value, base: Option<&Value>| {
             let n = |v: &Value| match v {
                 Value::Integer(i) => *i,

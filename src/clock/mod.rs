@@ -1,5 +1,7 @@
 //! Clocks: the [`Hlc`] (hybrid logical clock) that timestamps last-writer-wins writes,
-//! and the [`VersionVector`] that says which operations a replica has seen.
+//! the [`VersionVector`] that says which operations a replica has seen, and the
+//! [`PackedClock`], the same hybrid clock packed into one integer for the sync engine's
+//! SQL.
 //!
 //! Site ids are `u64` everywhere. Applications that name their nodes with strings use
 //! [`site_id_from_str`], a stable hash, so every runtime maps a name to the same id.
@@ -19,9 +21,11 @@
 //! ```
 
 mod hlc;
+mod packed;
 mod version_vector;
 
 pub use hlc::{Hlc, Timestamp, DEFAULT_MAX_DRIFT_MS};
+pub use packed::PackedClock;
 pub use version_vector::{Causality, VersionVector};
 
 /// A stable 64-bit site id for a string node id: FNV-1a 64 over its UTF-8 bytes.

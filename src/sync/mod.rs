@@ -28,7 +28,6 @@
 //! # }
 //! ```
 
-mod clock;
 mod fold;
 mod multirow;
 mod net;
@@ -42,8 +41,7 @@ pub mod status;
 #[cfg(all(test, feature = "native"))]
 mod tests;
 
-pub use clock::PackedClock;
 pub use net::{SyncReport, BACKOFF_BASE_MS, BACKOFF_MAX_MS};
 pub use policy::{Column, Policy, TableSpec};
-pub use replica::{Env, Replica, ReplicaConfig, Resolver};
+pub use replica::{ConflictResolver, Env, Replica, ReplicaConfig};
 pub use status::{backoff_ms, Event, Metrics, Outcome, Status};

@@ -7,7 +7,7 @@
 //! [hlc, "table", [pk…], op, {column: value…}, base?]
 //! ```
 //!
-//! - `hlc`: the packed hybrid logical timestamp (see [`super::clock`]); with the
+//! - `hlc`: the packed hybrid logical timestamp (see [`crate::clock::PackedClock`]); with the
 //!   writer's site id it forms the version `printf('%016x', hlc) || site` that every
 //!   last-writer-wins comparison uses.
 //! - `op`: `i` insert (every data column), `u` update (changed columns), `d` delete,

@@ -15,13 +15,13 @@ use rusqlite::functions::FunctionFlags;
 use rusqlite::{params, OptionalExtension};
 use serde_json::Value as Json;
 
-use super::clock::PackedClock;
 use super::fold::{self, FoldContext};
 use super::policy::{Policy, TableSpec};
 use super::record::{encode_row, Record};
 use super::rows;
 use super::rules;
 use super::status::{Event, Monitor};
+use crate::clock::PackedClock;
 use crate::error::{Error, Result};
 use crate::remote::{HttpTransport, RemoteClient, RemoteConfig, ResultSet, Statement, TransactionMode, Value};
 use crate::store::{read_value, sql_error, Store};
@@ -88,7 +88,7 @@ pub struct ReplicaConfig {
 }
 
 /// An application resolver for a custom column: `(local, remote, base) -> value`.
-pub type Resolver = Box<dyn Fn(&Value, &Value, Option<&Value>) -> Result<Value>>;
+pub type ConflictResolver = Box<dyn Fn(&Value, &Value, Option<&Value>) -> Result<Value>>;
 
 /// State the SQL functions share with the replica (they must be `Send`).
 pub(crate) struct Capture {
@@ -98,7 +98,7 @@ pub(crate) struct Capture {
 
 pub(crate) struct Inner {
     pub tables: HashMap<String, TableSpec>,
-    pub resolvers: HashMap<(String, String), Resolver>,
+    pub resolvers: HashMap<(String, String), ConflictResolver>,
     pub schema_ready: bool,
 }
 
@@ -227,7 +227,7 @@ impl<T: HttpTransport> Replica<T> {
         &self,
         table: &str,
         policies: &[(String, Policy)],
-        resolvers: Vec<(String, Resolver)>,
+        resolvers: Vec<(String, ConflictResolver)>,
     ) -> Result<()> {
         let conn = self.store.conn();
         let spec = TableSpec::introspect(conn, table, policies)?;

@@ -1,4 +1,4 @@
-//! The replica's hybrid logical clock, packed into one integer so SQL can compare it.
+//! The sync engine's hybrid logical clock, packed into one integer so SQL can compare it.
 //!
 //! `hlc = wall_ms << 16 | counter`. Every capture takes a fresh value, strictly above
 //! the previous one even when the wall clock goes backwards; pulled records are
@@ -7,7 +7,7 @@
 //! of dragging the clock forward.
 //!
 //! ```
-//! use edgesync::sync::PackedClock;
+//! use edgesync::clock::PackedClock;
 //! let mut c = PackedClock::new(60_000);
 //! let a = c.tick(1_000);
 //! let b = c.tick(999); // the wall clock went back: still later
