@@ -80,6 +80,11 @@ export interface SyncStatus {
    * (the next write or sync asks the server; see docs/replicas.md).
    */
   writesInDoubt: number;
+  /**
+   * Changes set aside because the server cannot take them (`ROW_TOO_LARGE`), kept in
+   * the table `_es_rejected`.
+   */
+  rejectedChanges: number;
   syncing: boolean;
 }
 

@@ -34,6 +34,9 @@ pub struct Status {
     /// Write-through writes whose answer was lost and that are not settled yet (see
     /// `net/doubts.rs`): the next write-through call or sync settles them.
     pub in_doubt: u64,
+    /// Changes set aside because the server cannot take them (`ROW_TOO_LARGE`; kept
+    /// in `_es_rejected`).
+    pub rejected: u64,
 }
 
 /// Something that happened while syncing.
@@ -245,6 +248,9 @@ pub struct Monitor {
     /// Shared, so that a listener may replace or remove itself (a JS listener calling
     /// `close()`) while it runs.
     listener: RefCell<Option<std::rc::Rc<Listener>>>,
+    /// Changes set aside as too large since the sync in progress began: it reports
+    /// the first once everything else is done.
+    pub(crate) rejected: RefCell<Vec<crate::error::Error>>,
 }
 
 impl Monitor {

@@ -81,6 +81,7 @@ fn status_js(s: &Status) -> JsValue {
     set(&o, "cursor", s.cursor as f64);
     set(&o, "nextSyncInMs", s.next_sync_in_ms as f64);
     set(&o, "writesInDoubt", s.in_doubt as f64);
+    set(&o, "rejectedChanges", s.rejected as f64);
     o.into()
 }
 

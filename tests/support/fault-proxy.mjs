@@ -25,7 +25,9 @@
 //   stall      hold the request (nothing forwarded) until release() — or `stallMs` if set —
 //              then forward it even if the client has given up: a commit after the client's
 //              timeout. The answer reaches the client only if it is still waiting.
-//   error      answer HTTP 500 (a Hrana-shaped error body); nothing is forwarded.
+//   error      answer HTTP 500 (a Hrana-shaped error body); nothing is forwarded. The
+//              status and body can be set (errorStatus, errorBody): e.g. a 200 whose
+//              Hrana result is a RESPONSE_TOO_LARGE error.
 //   garbage    forward (the server commits), then answer 200 with a body that is not JSON.
 //
 // setFaults(spec), spec is one of:
@@ -41,6 +43,8 @@
 //   delayMs: number          wait for the delay kind (default 100)
 //   pathPrefix: string       only requests whose path starts with this are faulted
 //   stallMs: number          how long stall holds a request (default: until release())
+//   errorStatus: number, errorBody: string
+//                            what error answers (default 500 and a JSON error)
 //   match: (req) => boolean  only requests for which this returns true are faulted
 //                            (req is the http.IncomingMessage: method, url, headers)
 //   matchBody: (text) => boolean
@@ -120,7 +124,7 @@ function compileSpec(spec) {
   if (spec == null) spec = 'pass';
   if (typeof spec === 'string') spec = { kind: spec };
   if (typeof spec !== 'object' || Array.isArray(spec)) throw new Error('fault-proxy: spec must be a kind string or an object');
-  const known = new Set(['kind', 'next', 'random', 'seed', 'delayMs', 'stallMs', 'pathPrefix', 'match', 'matchBody']);
+  const known = new Set(['kind', 'next', 'random', 'seed', 'delayMs', 'stallMs', 'errorStatus', 'errorBody', 'pathPrefix', 'match', 'matchBody']);
   for (const k of Object.keys(spec)) if (!known.has(k)) throw new Error(`fault-proxy: unknown spec field ${JSON.stringify(k)}`);
   const kind = spec.kind === undefined ? 'pass' : checkKind(spec.kind, 'kind');
   let next = [];
@@ -157,6 +161,8 @@ function compileSpec(spec) {
     rng: random ? mulberry32(seed) : null,
     delayMs,
     stallMs,
+    errorStatus: spec.errorStatus ?? 500,
+    errorBody: spec.errorBody ?? JSON.stringify({ error: 'fault-proxy: injected internal server error', code: 'INTERNAL' }),
     pathPrefix: spec.pathPrefix,
     match: spec.match,
     matchBody: spec.matchBody,
@@ -393,8 +399,8 @@ export async function startFaultProxy({ target, port = 0, faults } = {}) {
     }
     if (kind === 'error') {
       req.resume();
-      const msg = Buffer.from(JSON.stringify({ error: 'fault-proxy: injected internal server error', code: 'INTERNAL' }));
-      res.writeHead(500, { 'content-type': 'application/json', 'content-length': msg.length });
+      const msg = Buffer.from(state.errorBody);
+      res.writeHead(state.errorStatus, { 'content-type': 'application/json', 'content-length': msg.length });
       res.end(msg);
       return;
     }

@@ -67,6 +67,23 @@ impl Queued {
     }
 }
 
+/// Whether the server refused a request as too large: a value or statement of
+/// 5,000,000 bytes or more (`SQLITE_TOOBIG`, or `ARGS_INVALID` "string or blob too
+/// big" for an argument), or a result over its response limit (`RESPONSE_TOO_LARGE`).
+/// Nothing was committed: the batch failed whole.
+pub(super) fn is_too_large(e: &Error) -> bool {
+    match e {
+        Error::Sql {
+            server_code, message, ..
+        } => {
+            matches!(server_code.as_deref(), Some("SQLITE_TOOBIG" | "RESPONSE_TOO_LARGE"))
+                || message.contains("string or blob too big")
+                || message.contains("Response is too large")
+        }
+        _ => false,
+    }
+}
+
 /// Background sync delay after success, and the backoff bounds after failures.
 pub const BACKOFF_BASE_MS: u64 = 500;
 pub const BACKOFF_MAX_MS: u64 = 60_000;

@@ -3,6 +3,7 @@
 //! `doubts.rs` for the protocol.
 
 use super::doubts::Outcome as Settled;
+use super::push::RECORD_BYTES;
 use super::Queued;
 use crate::error::{Error, Result};
 use crate::remote::{HttpTransport, ResultSet, Statement, TransactionMode, Value};
@@ -88,10 +89,19 @@ impl<T: HttpTransport> Replica<T> {
         if queued.is_empty() {
             return Ok(results);
         }
+        // One atomic batch, so one chunk: it must fit in a value the server accepts.
+        let bytes = queued.iter().map(|q| q.json.len() + 1).sum::<usize>() + 1;
+        if bytes >= RECORD_BYTES {
+            return Err(too_large(&queued, &format!("its changes are {bytes} bytes")));
+        }
         let records = queued.iter().map(Queued::record).collect::<Result<Vec<Record>>>()?;
         let wid = self.record_intent(&records)?;
         let conflicts = match self.push_records(&queued, &self.ledger_steps(wid)).await {
             Ok(c) => c,
+            Err(e) if super::is_too_large(&e) => {
+                self.drop_intent(wid)?;
+                return Err(too_large(&queued, &format!("the server refused it ({e})")));
+            }
             Err(e) if !Self::answer_lost(&e) => {
                 // Refused outright (auth, SQL, too large): nothing was committed.
                 self.drop_intent(wid)?;
@@ -141,4 +151,15 @@ impl<T: HttpTransport> Replica<T> {
             error: None,
         });
     }
+}
+
+/// `ROW_TOO_LARGE` for a write-through write, naming its first row.
+fn too_large(queued: &[Queued], why: &str) -> Error {
+    let row = queued
+        .first()
+        .and_then(|q| q.record().ok().map(|r| format!("{}{}", q.table, r.pk)))
+        .unwrap_or_default();
+    Error::RowTooLarge(format!(
+        "a write-through write (to {row}) is larger than the server accepts: {why}; nothing was changed"
+    ))
 }
