@@ -194,3 +194,32 @@ test("each lost-answer fault on a write-through write: the writer ends equal to 
     });
   }
 });
+
+test("a committed write whose answer was lost and whose custom value lost its compare-and-set: the resolver still runs", async (t) => {
+  const e = await env({ proxies: 1 });
+  try {
+    const proxy = e.proxies[0];
+    const max = (local, remote) => (Number(local) >= Number(remote) ? local : remote);
+    const w = e.replica({ writeMode: "remote", syncUrl: proxy.url, timeout: 800 });
+    const o = e.replica();
+    for (const r of [w, o]) {
+      await r.execute("create table c (id integer primary key, hi integer not null default 0, note text)");
+      r.replicate("c", { hi: max });
+    }
+    await w.execute("insert into c (id, hi) values (1, 10)");
+    await o.sync();
+    await o.execute("update c set hi = 50 where id = 1");
+    await o.sync();
+    // The writer has not seen 50: its 70 loses the compare-and-set on the server, and
+    // the answer saying so is lost after the commit; settling it at once fails too.
+    proxy.setFaults({ next: ["lose", "offline"] });
+    await assert.rejects(w.execute("update c set hi = 70, note = 'w' where id = 1"));
+    assert.equal(w.status().writesInDoubt, 1);
+    await w.sync(); // settles it: committed, and the lost custom value is resolved (max)
+    await w.sync();
+    await o.sync();
+    for (const r of [w, o, e.server]) assert.deepEqual(await dump(r, "c"), [[1, 70, "w"]]);
+  } finally {
+    await e.stop();
+  }
+});

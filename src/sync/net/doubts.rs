@@ -50,12 +50,15 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use rusqlite::params;
 use serde_json::Value as Json;
 
-use super::{int, text};
+use super::{int, text, Queued};
 use crate::error::{Error, Result, SqlErrorKind};
-use crate::remote::{HttpTransport, Statement, TransactionMode, Value};
+use crate::remote::{HttpTransport, ResultSet, Statement, TransactionMode, Value};
 use crate::store::sql_error;
-use crate::sync::record::{version, Record};
+use crate::sync::fold::encode_base;
+use crate::sync::policy::check_identifier;
+use crate::sync::record::{decode_row, version, Record};
 use crate::sync::replica::{finish_savepoint, meta, set_meta, Apply, Replica};
+use crate::sync::rows;
 
 /// The ledger: one row per writing site (created by the batches that use it).
 pub(super) const LEDGER_DDL: &str = "CREATE TABLE IF NOT EXISTS _es_wt (site TEXT PRIMARY KEY, \
@@ -75,6 +78,9 @@ struct Intent {
     /// Its id in the server's log (custom records are logged only if they won).
     lid: String,
     record: Record,
+    /// As queued: the JSON, and the base value of a custom edit (the resolver's third
+    /// argument when its compare-and-set lost).
+    queued: Queued,
 }
 
 /// How a write was settled.
@@ -108,7 +114,7 @@ impl<T: HttpTransport> Replica<T> {
 
     /// Takes the next write number and stores the write's records as intents, in one
     /// local transaction (rule 1). Returns the write number.
-    pub(super) fn record_intent(&self, records: &[Record]) -> Result<i64> {
+    pub(super) fn record_intent(&self, queued: &[Queued], records: &[Record]) -> Result<i64> {
         let conn = self.store.conn();
         conn.execute_batch("SAVEPOINT es_intent").map_err(sql_error)?;
         let res = (|| {
@@ -118,10 +124,10 @@ impl<T: HttpTransport> Replica<T> {
             };
             set_meta(&self.store, "wt_n", &Value::Integer(wid))?;
             let mut stmt = conn
-                .prepare_cached("INSERT OR REPLACE INTO _es_intent (lid, wid, rec) VALUES (?1, ?2, ?3)")
+                .prepare_cached("INSERT OR REPLACE INTO _es_intent (lid, wid, rec, base) VALUES (?1, ?2, ?3, ?4)")
                 .map_err(sql_error)?;
-            for r in records {
-                stmt.execute(params![log_id(r, &self.site), wid, r.to_json().to_string()])
+            for (q, r) in queued.iter().zip(records) {
+                stmt.execute(params![log_id(r, &self.site), wid, q.json, encode_base(&q.base)])
                     .map_err(sql_error)?;
             }
             Ok(wid)
@@ -144,8 +150,16 @@ impl<T: HttpTransport> Replica<T> {
     /// Applies write `wid` locally if its intent is still there (whoever gets here first
     /// applies it; rule 4), and removes the intent. `logged`: the custom records' log ids
     /// that are in the server's log (`None`: all of the write's records are applied, as
-    /// after an acknowledged push). Returns whether this call applied it.
-    pub(super) fn settle_committed(&self, wid: i64, logged: Option<&HashSet<String>>) -> Result<bool> {
+    /// after an acknowledged push); `held`: for custom records that are not, the
+    /// server's value and version of their cell (rows as `rows::conflicts_sql` gives
+    /// them), resolved as after an acknowledged push. Returns whether this call applied
+    /// it.
+    pub(super) fn settle_committed(
+        &self,
+        wid: i64,
+        logged: Option<&HashSet<String>>,
+        held: Option<&ResultSet>,
+    ) -> Result<bool> {
         // Captures made meanwhile are folded first: applying rebuilds rows.
         self.fold_all()?;
         let conn = self.store.conn();
@@ -157,13 +171,26 @@ impl<T: HttpTransport> Replica<T> {
             }
             conn.execute("DELETE FROM _es_intent WHERE wid = ?1", [wid])
                 .map_err(sql_error)?;
-            let recs: Vec<&Record> = intents
-                .iter()
-                .filter(|i| i.record.op != 'x' || logged.is_none_or(|l| l.contains(&i.lid)))
-                .map(|i| &i.record)
-                .collect();
+            let won = |i: &Intent| i.record.op != 'x' || logged.is_none_or(|l| l.contains(&i.lid));
+            let recs: Vec<&Record> = intents.iter().filter(|i| won(i)).map(|i| &i.record).collect();
             if !recs.is_empty() {
                 self.apply_records(&recs, &self.site, Apply::Remote)?;
+            }
+            if let Some(held) = held {
+                // The custom values that lost their compare-and-set, against what the
+                // server holds for those cells now.
+                let lost: Vec<&Intent> = intents.iter().filter(|i| !won(i)).collect();
+                let mut conflicts = ResultSet::default();
+                for row in &held.rows {
+                    if lost
+                        .iter()
+                        .any(|i| i.record.hlc == int(&row[0]) && i.record.table == text(&row[1]))
+                    {
+                        conflicts.rows.push(row.clone());
+                    }
+                }
+                let queued: Vec<Queued> = lost.into_iter().map(|i| i.queued.clone()).collect();
+                self.resolve_conflicts(&queued, &conflicts, true)?;
             }
             Ok(true)
         })();
@@ -214,12 +241,38 @@ impl<T: HttpTransport> Replica<T> {
             stmt.args = chunk.iter().map(|id| Value::Text(id.to_string())).collect();
             stmts.push(stmt);
         }
+        let asked = stmts.len();
+        // What the server holds now for each custom record's cell (for those that lost).
+        {
+            let inner = self.inner.borrow();
+            for i in by_wid.values().flatten().filter(|i| i.record.op == 'x') {
+                let (Some(_), Json::Object(d)) = (inner.tables.get(&i.record.table), &i.record.data) else {
+                    continue;
+                };
+                let Some(col) = d.keys().next() else { continue };
+                check_identifier("column", col)?;
+                stmts.push(
+                    Statement::new(format!(
+                        "SELECT ?1, ?2, pk, ?3, c_{col}, v_{col} FROM {} WHERE pk = json(?4)",
+                        rows::shadow(&i.record.table)
+                    ))
+                    .arg(i.record.hlc)
+                    .arg(i.record.table.as_str())
+                    .arg(col.as_str())
+                    .arg(i.record.pk.to_string()),
+                );
+            }
+        }
         let rs = self.remote_batch(&stmts, TransactionMode::Write).await?;
         let done = rs[2].rows.first().map(|r| int(&r[0])).unwrap_or(0);
-        let logged: HashSet<String> = rs[3..]
+        let logged: HashSet<String> = rs[3..asked]
             .iter()
             .flat_map(|r| r.rows.iter().map(|row| text(&row[0])))
             .collect();
+        let mut held = ResultSet::default();
+        for r in &rs[asked..] {
+            held.rows.extend(r.rows.iter().cloned());
+        }
         let mut out = HashMap::new();
         for (wid, intents) in &by_wid {
             let committed = if *wid == 0 {
@@ -228,7 +281,7 @@ impl<T: HttpTransport> Replica<T> {
                 done >= *wid
             };
             if committed {
-                if self.settle_committed(*wid, Some(&logged))? {
+                if self.settle_committed(*wid, Some(&logged), Some(&held))? {
                     out.insert(*wid, Outcome::Committed);
                 }
             } else if self.drop_intent(*wid)? {
@@ -243,21 +296,37 @@ impl<T: HttpTransport> Replica<T> {
         let mut stmt = self
             .store
             .conn()
-            .prepare_cached("SELECT wid, lid, rec FROM _es_intent WHERE ?1 IS NULL OR wid = ?1 ORDER BY wid, rowid")
+            .prepare_cached(
+                "SELECT wid, lid, rec, base FROM _es_intent WHERE ?1 IS NULL OR wid = ?1 ORDER BY wid, rowid",
+            )
             .map_err(sql_error)?;
         let rows = stmt
             .query_map([wid], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<Vec<u8>>>(3)?,
+                ))
             })
             .map_err(sql_error)?;
         let mut out: BTreeMap<i64, Vec<Intent>> = BTreeMap::new();
         for row in rows {
-            let (wid, lid, rec) = row.map_err(sql_error)?;
+            let (wid, lid, rec, base) = row.map_err(sql_error)?;
             let json: Json = serde_json::from_str(&rec).map_err(|e| Error::Protocol(e.to_string()))?;
-            out.entry(wid).or_default().push(Intent {
-                lid,
-                record: Record::from_json(&json)?,
-            });
+            let record = Record::from_json(&json)?;
+            let base = match base {
+                Some(b) => decode_row(&b)?.into_iter().next(),
+                None => None,
+            };
+            let queued = Queued {
+                id: 0,
+                table: record.table.clone(),
+                op: record.op,
+                json: rec,
+                base,
+            };
+            out.entry(wid).or_default().push(Intent { lid, record, queued });
         }
         Ok(out)
     }

@@ -39,6 +39,7 @@ pub struct SyncReport {
 /// An outbox row waiting to be pushed. A push only needs each record's table and
 /// operation; the whole record is parsed only where it is needed (conflicts,
 /// write-through), which keeps JSON parsing off the push path.
+#[derive(Clone)]
 struct Queued {
     id: i64,
     table: String,

@@ -95,7 +95,7 @@ impl<T: HttpTransport> Replica<T> {
             return Err(too_large(&queued, &format!("its changes are {bytes} bytes")));
         }
         let records = queued.iter().map(Queued::record).collect::<Result<Vec<Record>>>()?;
-        let wid = self.record_intent(&records)?;
+        let wid = self.record_intent(&queued, &records)?;
         let conflicts = match self.push_records(&queued, &self.ledger_steps(wid)).await {
             Ok(c) => c,
             Err(e) if super::is_too_large(&e) => {
@@ -125,7 +125,7 @@ impl<T: HttpTransport> Replica<T> {
         let conn = self.store.conn();
         conn.execute_batch("SAVEPOINT es_wt2").map_err(sql_error)?;
         let res = self
-            .settle_committed(wid, None)
+            .settle_committed(wid, None, None)
             .and_then(|_| self.resolve_conflicts(&queued, &conflicts, true));
         finish_savepoint(conn, "es_wt2", res.is_ok())?;
         res?;
