@@ -15,6 +15,7 @@ import { Replica } from "./wasm/edgesync.js";
 import type { Config, InArgs, InStatement, InValue, ResultSet, TransactionMode, Value, Client } from "./client.js";
 import { ArgumentError, encodeStatement } from "./args.js";
 import { KeptStatements } from "./local.js";
+import { adoptFrom, retiredError } from "./wasm-errors.js";
 
 /** How a replicated column merges concurrent writes. A function makes it `custom`. */
 export type Policy =
@@ -207,8 +208,14 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
    * closed (it is freed), and nothing may throw outside a promise.
    */
   #schedule(delay: number | "retry"): void {
-    if (this.#closed || this.#interval === undefined) return;
-    const ms = delay === "retry" ? Math.max(1, this.#r.retryDelay()) : delay;
+    if (this.#closed || this.#interval === undefined || retiredError(this) !== undefined) return;
+    let ms = delay === "retry" ? 1000 : delay;
+    try {
+      if (delay === "retry") ms = Math.max(1, this.#r.retryDelay());
+    } catch (e) {
+      adoptFrom(this, e); // a trap retires the client: no more background syncs
+      return;
+    }
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       if (this.#closed) return;
@@ -223,6 +230,8 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
 
   #check(): void {
     if (this.#closed) throw this.#adopt(Object.assign(new Error("the client is closed"), { code: "CLIENT_CLOSED", name: "EdgesyncError" }));
+    const dead = retiredError(this);
+    if (dead !== undefined) throw dead;
   }
 
   async execute(stmt: InStatement, args?: InArgs): Promise<ResultSet> {
@@ -241,7 +250,7 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
       const [sql, packed] = encodeStatement(stmt, args);
       return this.#rs(this.#r.executePacked(sql, packed));
     } catch (e) {
-      throw this.#adopt(e instanceof ArgumentError ? invalidArgument(e.message) : e);
+      throw e instanceof ArgumentError ? this.#adopt(invalidArgument(e.message)) : this.#fail(e);
     }
   }
 
@@ -253,7 +262,7 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
       }
       return (this.#r.batch(stmts, mode) as unknown[]).map(this.#rs);
     } catch (e) {
-      throw this.#adopt(e);
+      throw this.#fail(e);
     }
   }
 
@@ -278,7 +287,7 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
       this.#check();
       this.#r.replicate(table, policies);
     } catch (e) {
-      throw this.#adopt(e);
+      throw this.#fail(e);
     }
   }
 
@@ -289,7 +298,7 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
       try {
         return (await this.#r.sync()) as SyncResult;
       } catch (e) {
-        throw this.#adopt(e);
+        throw this.#fail(e);
       }
     };
     const prev = this.#running;
@@ -305,18 +314,31 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
       this.#check();
       return { ...(this.#r.status() as Omit<SyncStatus, "syncing">), syncing: this.#running !== undefined };
     } catch (e) {
-      throw this.#adopt(e);
+      throw this.#fail(e);
     }
   }
 
   metrics(): SyncMetrics {
-    this.#check();
-    return this.#r.metrics() as SyncMetrics;
+    try {
+      this.#check();
+      return this.#r.metrics() as SyncMetrics;
+    } catch (e) {
+      throw this.#fail(e);
+    }
   }
 
   metricsText(): string {
-    this.#check();
-    return this.#r.metricsText();
+    try {
+      this.#check();
+      return this.#r.metricsText();
+    } catch (e) {
+      throw this.#fail(e);
+    }
+  }
+
+  /** What to throw for `e`, thrown by a call into the wasm object: a trap retires this client. */
+  #fail(e: unknown): Error {
+    return e instanceof Error && e.name === "EdgesyncError" ? this.#adopt(e) : adoptFrom(this, e);
   }
 
   on<E extends keyof SyncEvents>(event: E, fn: (detail: SyncEvents[E]) => void): () => void {
@@ -351,11 +373,18 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
     this.#closed = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
-    this.#r.setListener(undefined);
-    this.#r.cancel();
     // The wasm object goes now; the replica inside lives on while a sync or a
-    // write-through call in flight holds it, and is released when they end.
-    this.#r.free();
+    // write-through call in flight holds it, and is released when they end. A client
+    // retired by a trap cannot be released (see js/wasm-errors.ts): nothing is called.
+    if (retiredError(this) === undefined) {
+      try {
+        this.#r.setListener(undefined);
+        this.#r.cancel();
+        this.#r.free();
+      } catch (e) {
+        adoptFrom(this, e);
+      }
+    }
     const inFlight = [this.#running, this.#wtQueue].map((p) => p?.then(
       () => undefined,
       () => undefined,

@@ -99,7 +99,7 @@ pub(crate) struct Capture {
 
 pub(crate) struct Inner {
     pub tables: HashMap<String, TableSpec>,
-    pub resolvers: HashMap<(String, String), ConflictResolver>,
+    pub resolvers: HashMap<(String, String), std::rc::Rc<ConflictResolver>>,
     pub schema_ready: bool,
 }
 
@@ -283,7 +283,7 @@ impl<T: HttpTransport> Replica<T> {
         }
         let mut inner = self.inner.borrow_mut();
         for (col, r) in resolvers {
-            inner.resolvers.insert((table.to_string(), col), r);
+            inner.resolvers.insert((table.to_string(), col), std::rc::Rc::new(r));
         }
         inner.tables.insert(table.to_string(), spec);
         inner.schema_ready = false;

@@ -252,3 +252,39 @@ test("the deadline covers a fetch that throws synchronously, and a close() while
     await e.stop();
   }
 });
+
+test("a conflict resolver and event listeners may call back into the replica while it syncs", async () => {
+  const e = await env();
+  try {
+    let calls = 0;
+    let a;
+    const resolver = (local, remote) => {
+      calls++;
+      a.replicate("c", { hi: resolver }); // the same policies again: a no-op, but a call in
+      assert.equal(a.status().syncing, true);
+      return Number(local) >= Number(remote) ? local : remote;
+    };
+    a = e.replica();
+    const b = e.replica();
+    for (const r of [a, b]) {
+      await r.execute("create table c (id integer primary key, hi integer not null default 0)");
+      r.replicate("c", { hi: r === a ? resolver : (l, rm) => (Number(l) >= Number(rm) ? l : rm) });
+    }
+    await a.execute("insert into c values (1, 1)");
+    await a.sync();
+    await b.sync();
+    await b.execute("update c set hi = 50 where id = 1");
+    await b.sync();
+    await a.execute("update c set hi = 70 where id = 1");
+    a.on("conflict", () => a.status());
+    a.on("sync:completed", () => a.metrics());
+    await a.sync();
+    await a.sync();
+    await b.sync();
+    assert.ok(calls >= 1, "the resolver ran");
+    assert.deepEqual(await dump(a, "c"), [[1, 70]]);
+    assert.deepEqual(await dump(b, "c"), [[1, 70]]);
+  } finally {
+    await e.stop();
+  }
+});

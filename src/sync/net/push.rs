@@ -268,12 +268,17 @@ impl<T: HttpTransport> Replica<T> {
                 continue;
             };
             let local = decode_value(&record.data[&col]);
-            let resolved = {
-                let inner = self.inner.borrow();
-                match inner.resolvers.get(&(table.clone(), col.clone())) {
-                    Some(f) => f(&local, &remote, q.base.as_ref())?,
-                    None => remote.clone(),
-                }
+            // The resolver is the application's code: it may call back into this
+            // replica (replicate(), status()), so no borrow is held while it runs.
+            let resolver = self
+                .inner
+                .borrow()
+                .resolvers
+                .get(&(table.clone(), col.clone()))
+                .cloned();
+            let resolved = match resolver {
+                Some(f) => f(&local, &remote, q.base.as_ref())?,
+                None => remote.clone(),
             };
             if let Ok(h) = i64::from_str_radix(remote_ver.get(..16).unwrap_or("0"), 16) {
                 let _ = self.observe(h);
