@@ -276,6 +276,8 @@ export function connectHub(url: string, opts: HubOptions): HubConnection {
 /** What `syncOnHub` needs of a replica: `createClient({ url: ":memory:", syncUrl })` fits. */
 export interface SyncingReplica {
   sync(): Promise<{ changesPushed: number; changesApplied: number }>;
+  /** Once true, announcements no longer wake the replica (the hub connection closes). */
+  readonly closed?: boolean;
 }
 
 export interface SyncOnHubOptions extends Omit<HubOptions, "channels" | "onEvent"> {
@@ -312,14 +314,29 @@ export function syncOnHub(replica: SyncingReplica, url: string, opts: SyncOnHubO
   const self = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
   let running: Promise<unknown> | undefined;
   let again = false;
+  // The caller's onSync must not turn a wake-up into an unhandled rejection.
+  const report = (r: { changesPushed: number; changesApplied: number } | undefined, e?: unknown): void => {
+    try {
+      onSync?.(r, e);
+    } catch {
+      /* the caller's bug must not stop the wake-ups */
+    }
+  };
   const wake = (): void => {
+    if (replica.closed) {
+      hub.close(); // a closed replica is never called again
+      return;
+    }
     if (running) {
       again = true;
       return;
     }
     running = replica
       .sync()
-      .then((r) => onSync?.(r), (e) => onSync?.(undefined, e))
+      .then(
+        (r) => report(r),
+        (e) => report(undefined, e),
+      )
       .finally(() => {
         running = undefined;
         if (again) {
