@@ -25,7 +25,8 @@ extern "C" {
         timeout_ms: u32,
         cancelled: &JsValue,
     ) -> Promise;
-    /// An `AbortController` that [`glue_cancel`] aborts.
+    /// A canceller object that [`glue_cancel`] cancels (plain JS, not an AbortController:
+    /// a Worker binds those to the request that made them).
     #[wasm_bindgen(js_name = canceller)]
     fn glue_canceller() -> JsValue;
     #[wasm_bindgen(js_name = cancel)]

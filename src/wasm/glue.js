@@ -10,13 +10,19 @@ export function idle() {
   return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
-/** A transport's canceller: `close()` aborts it, and with it every request in flight. */
+/**
+ * A transport's canceller: `cancel()` ends every request in flight through it. Plain JS
+ * on purpose: an AbortController is an I/O object that a Cloudflare Worker binds to
+ * the request that made it, and a client outlives requests.
+ */
 export function canceller() {
-  return new AbortController();
+  return { cancelled: false, waiting: new Set() };
 }
 
 export function cancel(c) {
-  c.abort(new DOMException("the client is closed", "ClientClosed"));
+  c.cancelled = true;
+  for (const f of c.waiting) f();
+  c.waiting.clear();
 }
 
 /**
@@ -62,9 +68,9 @@ export async function post(fetchFn, url, body, bearer, timeoutMs, cancelled) {
     };
     timer = setTimeout(() => end(new DOMException(`no answer within ${timeoutMs} ms`, "TimeoutError")), timeoutMs);
     if (cancelled !== undefined) {
-      onCancel = () => end(cancelled.signal.reason);
-      if (cancelled.signal.aborted) onCancel();
-      else cancelled.signal.addEventListener("abort", onCancel, { once: true });
+      onCancel = () => end(new DOMException("the client is closed", "ClientClosed"));
+      if (cancelled.cancelled) onCancel();
+      else cancelled.waiting.add(onCancel);
     }
   });
   try {
@@ -76,6 +82,6 @@ export async function post(fetchFn, url, body, bearer, timeoutMs, cancelled) {
     throw error !== null && typeof error === "object" && "stage" in error && "error" in error ? error : { stage, error };
   } finally {
     clearTimeout(timer);
-    if (onCancel !== undefined) cancelled.signal.removeEventListener("abort", onCancel);
+    if (onCancel !== undefined) cancelled.waiting.delete(onCancel);
   }
 }
