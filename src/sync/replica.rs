@@ -35,6 +35,8 @@ CREATE TABLE IF NOT EXISTS _es_text (tbl TEXT NOT NULL, pk TEXT NOT NULL, col TE
   render TEXT, rver TEXT, PRIMARY KEY (tbl, pk, col)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS _es_tables (tbl TEXT PRIMARY KEY, pol TEXT NOT NULL, create_sql TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS _es_doubt (id INTEGER PRIMARY KEY, rec TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS _es_intent (lid TEXT PRIMARY KEY, wid INTEGER NOT NULL, rec TEXT NOT NULL, base BLOB);
+CREATE TABLE IF NOT EXISTS _es_rejected (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, code TEXT NOT NULL, message TEXT NOT NULL, rec TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS _es_sync_log (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, event TEXT NOT NULL, details TEXT);
 ";
 
@@ -97,7 +99,7 @@ pub(crate) struct Capture {
 
 pub(crate) struct Inner {
     pub tables: HashMap<String, TableSpec>,
-    pub resolvers: HashMap<(String, String), ConflictResolver>,
+    pub resolvers: HashMap<(String, String), std::rc::Rc<ConflictResolver>>,
     pub schema_ready: bool,
 }
 
@@ -281,7 +283,7 @@ impl<T: HttpTransport> Replica<T> {
         }
         let mut inner = self.inner.borrow_mut();
         for (col, r) in resolvers {
-            inner.resolvers.insert((table.to_string(), col), r);
+            inner.resolvers.insert((table.to_string(), col), std::rc::Rc::new(r));
         }
         inner.tables.insert(table.to_string(), spec);
         inner.schema_ready = false;

@@ -21,10 +21,13 @@ const read = (p) => readFileSync(new URL(p, pkgDir));
 // that keeps `file:` replicas on Node's fs (+19 KB of code: 2,113/866 KiB measured);
 // 2,190/895 KiB with the edge's authorization model (src/auth, the SQL guard and the
 // allow-list of deterministic functions, sealed session owners and the session ledger,
-// the AccessPolicy binding: +43/+18 KiB, 2,157/880 KiB measured).
+// the AccessPolicy binding: +43/+18 KiB, 2,157/880 KiB measured);
+// then with issue 13's reliability work — the write-through ledger and its
+// settling, byte-sized push chunks, pull pages and a paged bootstrap (+21 KB of code
+// over main's 2,137 KiB then: 2,157/878 KiB measured).
 // binaryen's wasm-opt was measured and not adopted: -Os/-Oz cut 7 % raw but add 1 %
 // gzip.
-const BUDGET = { raw: 2190 * 1024, gzip: 895 * 1024 };
+const BUDGET = { raw: 2230 * 1024, gzip: 910 * 1024 };
 
 test("the release wasm stays within its size budget", () => {
   const wasm = read("wasm/edgesync_bg.wasm");

@@ -94,12 +94,20 @@ impl<T: HttpTransport> Replica<T> {
             self.ensure_schema().await?;
         }
         self.bootstrap().await?;
-        self.resolve_doubts().await?;
+        // Writes in doubt are settled (the one a running write-through call owns is left
+        // to it); those that cannot be settled now stay for the next sync.
+        self.settle_writes(self.write_in_flight()?).await?;
         let mut pushed = self.push_all().await?;
         let applied = self.pull_all().await?;
         // Conflict resolutions found while pushing are queued again: push them now.
         if self.fold_all()? > 0 || self.pending_outbox()? > 0 {
             pushed += self.push_all().await?;
+        }
+        // Changes set aside as too large (by this sync, or by a write-through call's
+        // push of earlier changes) are reported now that everything else is done.
+        let rejected = std::mem::take(&mut *self.monitor.rejected.borrow_mut());
+        if let Some(e) = rejected.into_iter().next() {
+            return Err(e);
         }
         Ok((pushed, applied))
     }
