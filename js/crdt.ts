@@ -30,7 +30,8 @@
  * `bigint` otherwise. Errors are `EdgesyncError`s with a `code`: `INVALID_ARGUMENT`
  * (bad argument), `DECODE_ERROR` (bytes that are not a valid encoding),
  * `INVALID_OPERATION` (counter overflow, an ORSet update on an unseen base),
- * `CLOCK_DRIFT` (an LWW update with writes more than a minute in the future).
+ * `CLOCK_DRIFT` (an LWW update, or an LWW replica given to `merge`, with writes more
+ * than a minute in the future).
  *
  * - `GCounter`: `increment(amount = 1)`, `value()`.
  * - `PNCounter`: `increment(amount = 1)`, `decrement(amount = 1)`, `value()`.
@@ -94,9 +95,11 @@ export type LWWMap = wasm.LWWMap;
 export type SiteId = number | bigint | string;
 
 /**
- * Collaborative plain text (see `src/crdt/text/`). Exported as it is, without the
- * error-adopting wrapper: every argument is validated in Rust and errors are
- * `EdgesyncError`s already, so the per-keystroke calls cost nothing extra.
+ * Collaborative plain text (see `src/crdt/text/`). The per-keystroke methods are
+ * exported without the error-adopting wrapper (their arguments are validated in Rust
+ * and their errors are `EdgesyncError`s already, so they cost nothing extra); the
+ * others have it, since wasm-bindgen's own checks (`merge` given another class, a
+ * freed object) throw plain `Error`s.
  *
  * `new Text(siteId?)`, `insert(index, str)`, `delete(index, length)`, `toString()`,
  * `length`; `insertUtf16` / `deleteUtf16` / `lengthUtf16` take JavaScript string
@@ -122,6 +125,11 @@ for (const name of ["insert", "delete", "insertUtf16", "deleteUtf16"] as const) 
     configurable: true,
   });
 }
+const KEYSTROKE = new Set(["insert", "delete", "insertUtf16", "deleteUtf16"]);
+for (const key of Object.getOwnPropertyNames(wasm.Text.prototype)) {
+  if (!KEYSTROKE.has(key)) guardMethod(wasm.Text.prototype, key);
+}
+guardMethod(wasm.Text, "decode");
 export type Text = wasm.Text;
 
 /**
