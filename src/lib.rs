@@ -6,6 +6,7 @@
 //! touches wasm-bindgen.
 //!
 //! Subsystems (one folder each):
+//! - [`sql`]: the SQL types every layer shares (values, statements, result sets).
 //! - [`remote`]: the libSQL remote client (Hrana over HTTP) behind a transport trait.
 //! - [`codec`]: the checked, versioned binary format every encoding uses.
 //! - [`error`]: the crate's one error type with stable codes.
@@ -25,6 +26,7 @@ pub mod metrics;
 pub mod remote;
 pub mod router;
 pub mod session;
+pub mod sql;
 pub mod store;
 pub mod sync;
 
@@ -32,4 +34,4 @@ pub mod sync;
 mod wasm;
 
 pub use error::{Error, Result, SqlErrorKind};
-pub use remote::{ResultSet, Statement, TransactionMode, Value};
+pub use sql::{ResultSet, Statement, TransactionMode, Value};

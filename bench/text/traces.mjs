@@ -1,8 +1,9 @@
 // Editing traces (josephg/editing-traces, CC BY 4.0) for the text-CRDT benchmark and tests.
 //
-// Files live in <repo>/../shared/data/editing-traces/<name>.json.gz (override the folder
-// with EDGESYNC_TRACES). Patch positions and delete counts in the traces are Unicode code
-// points. The peers count differently (verified against the installed versions):
+// Files live in <repo>/tests/data/editing-traces/<name>.json.gz (source and licence in the
+// README there; override the folder with EDGESYNC_TRACES). Patch positions and delete
+// counts in the traces are Unicode code points. The peers count differently (verified
+// against the installed versions):
 //   - yjs 13 Y.Text:            UTF-16 code units (and it will silently split a surrogate pair)
 //   - loro-crdt 1.x LoroText:   insert/delete take UTF-16 indexes in JS (insertUtf8/deleteUtf8
 //                               take UTF-8 bytes); splitting a surrogate pair throws
@@ -16,7 +17,7 @@ import { fileURLToPath } from "node:url";
 import path from "node:path";
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-export const TRACES_DIR = process.env.EDGESYNC_TRACES || path.resolve(REPO, "../shared/data/editing-traces");
+export const TRACES_DIR = process.env.EDGESYNC_TRACES || path.resolve(REPO, "tests/data/editing-traces");
 export const SEQUENTIAL = ["automerge-paper", "rustcode"];
 export const CONCURRENT = ["friendsforever"];
 

@@ -26,10 +26,10 @@ apt_ensure() {
 }
 
 # The wasm32 toolchain. On a machine where rustup has the wasm32 target (a normal
-# laptop) that is used as is. Otherwise (these machines: rustup cannot download
+# laptop) that is used as is. Otherwise (machines where rustup cannot download
 # targets) Debian's rustc-web builds std from source (-Zbuild-std); see
-# ../shared/notes/toolchain.md. Sets WASM_CARGO: a command prefix (environment and
-# cargo binary) for wasm builds only, so native builds keep rustup's toolchain.
+# docs/decisions.md, "Building for wasm32". Sets WASM_CARGO: a command prefix
+# (environment and cargo binary) for wasm builds only, so native builds keep rustup's toolchain.
 ensure_wasm_toolchain() {
   # SQLite in wasm without the extensions edgesync never uses (the session extension
   # and the introspection virtual tables): measured in README, "Release profile".
@@ -86,7 +86,8 @@ ensure_chromium() {
   apt_ensure chromium fonts-liberation
 }
 
-# Quiet, offline wrangler/workerd (see ../shared/notes/real-components.md).
+# Quiet, offline wrangler/workerd: no metrics, error reports or cf fetches, logs and
+# config under .tools (see docs/testing.md).
 wrangler_env() {
   export CI=true WRANGLER_SEND_METRICS=false WRANGLER_SEND_ERROR_REPORTS=false \
     WRANGLER_HIDE_BANNER=true CLOUDFLARE_CF_FETCH_ENABLED=false

@@ -19,7 +19,7 @@ use super::{corrupt, Crdt, LwwEntry};
 use crate::clock::{Hlc, Timestamp, VersionVector, DEFAULT_MAX_DRIFT_MS};
 use crate::codec::{Kind, Reader, Writer};
 use crate::error::Result;
-use crate::remote::Value;
+use crate::sql::Value;
 
 /// A map from `String` to [`Value`] with per-key last-writer-wins.
 ///

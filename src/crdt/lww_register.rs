@@ -10,7 +10,7 @@ use super::{corrupt, Crdt, LwwEntry};
 use crate::clock::{Hlc, Timestamp, VersionVector, DEFAULT_MAX_DRIFT_MS};
 use crate::codec::{Kind, Reader, Writer};
 use crate::error::Result;
-use crate::remote::Value;
+use crate::sql::Value;
 
 /// A last-writer-wins register of a [`Value`].
 ///

@@ -52,7 +52,7 @@ pub use pncounter::PNCounter;
 use crate::clock::{Timestamp, VersionVector};
 use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
-use crate::remote::Value;
+use crate::sql::Value;
 
 /// The operations every CRDT in this module shares.
 pub trait Crdt: Sized {

@@ -27,7 +27,7 @@ use super::{corrupt, read_value, value_key, write_value, Crdt, Dot};
 use crate::clock::VersionVector;
 use crate::codec::{Kind, Reader, Writer};
 use crate::error::{Error, Result};
-use crate::remote::Value;
+use crate::sql::Value;
 
 #[derive(Debug, Clone, PartialEq)]
 struct Elem {

@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use crate::error::{Error, Result};
 use crate::remote::config::RemoteConfig;
 use crate::remote::hrana;
-use crate::remote::statement::{ResultSet, Statement, TransactionMode};
 use crate::remote::transport::{HttpRequest, HttpTransport, TransportError};
+use crate::sql::{ResultSet, Statement, TransactionMode};
 
 /// Hrana v3 is tried first (Turso and sqld ≥ 0.22 serve it); a server answering 404 is
 /// asked again over v2, and the client remembers the answer.

@@ -16,8 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::error::{Error, Result, SqlErrorKind};
-use crate::remote::statement::{ResultSet, Statement, TransactionMode};
-use crate::remote::value::Value;
+use crate::sql::{ResultSet, Statement, TransactionMode, Value};
 
 #[derive(Serialize)]
 struct NamedArg<'a> {

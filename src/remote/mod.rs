@@ -20,7 +20,6 @@ mod config;
 pub mod hrana;
 #[cfg(feature = "native")]
 mod native;
-mod statement;
 mod transport;
 mod value;
 
@@ -28,6 +27,7 @@ pub use client::RemoteClient;
 pub use config::{RemoteConfig, DEFAULT_TIMEOUT_MS};
 #[cfg(feature = "native")]
 pub use native::UreqTransport;
-pub use statement::{ResultSet, Statement, TransactionMode};
 pub use transport::{HttpRequest, HttpResponse, HttpTransport, TransportError};
-pub use value::Value;
+// The shared SQL types moved to `crate::sql`; re-exported here until every caller
+// imports them from there.
+pub use crate::sql::{ResultSet, Statement, TransactionMode, Value};

@@ -1,4 +1,4 @@
-//! SQLite values and their Hrana JSON encoding.
+//! The Hrana JSON encoding of [`Value`] (the type itself is in [`crate::sql`]).
 //!
 //! Hrana (the libSQL remote protocol) sends every value as a small tagged object:
 //!
@@ -31,67 +31,13 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::error::{Error, Result};
+use crate::sql::Value;
 
 /// Standard base64 that writes padding and accepts input with or without it.
 const BASE64: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::STANDARD,
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
-
-/// One SQLite value.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value {
-    Null,
-    Integer(i64),
-    Real(f64),
-    Text(String),
-    Blob(Vec<u8>),
-}
-
-impl Value {
-    /// Rejects values that cannot be sent exactly: SQLite and JSON have no NaN, and
-    /// Hrana's JSON encoding cannot carry infinities.
-    pub fn check_sendable(&self) -> Result<()> {
-        match self {
-            Value::Real(f) if !f.is_finite() => Err(Error::InvalidArgument(format!(
-                "{f} cannot be stored: SQLite has no NaN and the remote protocol has no infinities"
-            ))),
-            _ => Ok(()),
-        }
-    }
-}
-
-impl From<i64> for Value {
-    fn from(v: i64) -> Self {
-        Value::Integer(v)
-    }
-}
-impl From<f64> for Value {
-    fn from(v: f64) -> Self {
-        Value::Real(v)
-    }
-}
-impl From<&str> for Value {
-    fn from(v: &str) -> Self {
-        Value::Text(v.to_owned())
-    }
-}
-impl From<String> for Value {
-    fn from(v: String) -> Self {
-        Value::Text(v)
-    }
-}
-impl From<Vec<u8>> for Value {
-    fn from(v: Vec<u8>) -> Self {
-        Value::Blob(v)
-    }
-}
-impl<T: Into<Value>> From<Option<T>> for Value {
-    fn from(v: Option<T>) -> Self {
-        v.map_or(Value::Null, Into::into)
-    }
-}
 
 impl Serialize for Value {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -271,12 +217,5 @@ mod tests {
         ] {
             assert!(serde_json::from_str::<Value>(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn non_finite_floats_are_refused() {
-        assert!(Value::Real(f64::NAN).check_sendable().is_err());
-        assert!(Value::Real(f64::INFINITY).check_sendable().is_err());
-        assert!(Value::Real(1e308).check_sendable().is_ok());
     }
 }

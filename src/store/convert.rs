@@ -4,7 +4,7 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::ToSql;
 
 use crate::error::{Error, Result, SqlErrorKind};
-use crate::remote::{Statement, Value};
+use crate::sql::{Statement, Value};
 
 impl ToSql for Value {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {

@@ -26,7 +26,7 @@ use std::cell::RefCell;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::error::{Error, Result, SqlErrorKind};
-use crate::remote::{ResultSet, Statement, TransactionMode};
+use crate::sql::{ResultSet, Statement, TransactionMode};
 
 pub use convert::{read_value, sql_error};
 pub use prepared::{Run, CAPACITY as PREPARED_CAPACITY};
@@ -313,7 +313,7 @@ fn is_insert(sql: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::remote::Value;
+    use crate::sql::Value;
 
     #[test]
     fn values_round_trip_exactly() {

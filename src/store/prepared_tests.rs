@@ -3,7 +3,7 @@
 
 use super::super::Store;
 use super::{Run, CAPACITY};
-use crate::remote::{ResultSet, Statement, Value};
+use crate::sql::{ResultSet, Statement, Value};
 
 /// Packs arguments as js/args.ts does.
 fn pack(stmt: &Statement) -> Vec<u8> {

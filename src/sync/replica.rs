@@ -2,7 +2,7 @@
 //! syncs them with a stock libSQL server.
 //!
 //! The local half lives here (opening, `replicate`, capture, folding, applying
-//! records); the network half (push, pull, bootstrap) is in `net.rs`, and status,
+//! records); the network half (push, pull, bootstrap) is in `net/`, and status,
 //! metrics and the sync log in `status.rs`.
 
 use std::cell::RefCell;
@@ -114,7 +114,7 @@ pub struct Replica<T: HttpTransport> {
     pub(crate) pull_chunk: usize,
     /// Set while a write-through call runs (calls must not overlap).
     pub(crate) write_through_busy: std::cell::Cell<bool>,
-    /// Text cells merged since the last render check (see `net::render_back`).
+    /// Text cells merged since the last render check (see `net/pull.rs`, `render_back`).
     pub(crate) text_touched: RefCell<std::collections::BTreeSet<(String, String, String)>>,
 }
 

@@ -7,7 +7,8 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use crate::error::Result;
-use crate::remote::{RemoteClient, RemoteConfig, TransactionMode};
+use crate::remote::{RemoteClient, RemoteConfig};
+use crate::sql::TransactionMode;
 use crate::wasm::convert::{js_to_statement, js_to_statements, result_set_to_js, IntMode};
 use crate::wasm::error::{invalid, to_js};
 use crate::wasm::fetch::FetchTransport;

@@ -17,7 +17,7 @@ use wasm_bindgen::prelude::*;
 use crate::error::Result;
 use rusqlite::types::ValueRef;
 
-use crate::remote::{ResultSet, Statement, Value};
+use crate::sql::{ResultSet, Statement, Value};
 use crate::store::RowSink;
 use crate::wasm::error::invalid;
 

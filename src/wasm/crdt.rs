@@ -19,7 +19,7 @@ use wasm_bindgen::prelude::*;
 use crate::clock::{site_id_from_str, VersionVector};
 use crate::crdt::{Crdt, GCounter, LWWMap, LWWRegister, ORSet, PNCounter};
 use crate::error::Result;
-use crate::remote::Value;
+use crate::sql::Value;
 use crate::wasm::convert::{js_string, js_to_value, value_to_js, IntMode};
 use crate::wasm::error::{invalid, to_js};
 

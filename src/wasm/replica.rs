@@ -8,7 +8,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use crate::error::{Error, Result};
-use crate::remote::Value;
+use crate::sql::Value;
 use crate::sync::{ConflictResolver, Env, Event, Outcome, Policy, Replica, ReplicaConfig, Status};
 use crate::wasm::client::{field, optional_string as opt_string, parse_mode};
 use crate::wasm::convert::{

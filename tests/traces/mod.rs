@@ -1,5 +1,6 @@
-//! Loading and replaying the editing traces in `../shared/data/editing-traces/`
-//! (shared by the trace tests and the native benchmark).
+//! Loading and replaying the editing traces in `tests/data/editing-traces/` (see the
+//! README there for their source and licence), for the trace tests and the native
+//! benchmark.
 
 #![allow(dead_code)]
 
@@ -26,11 +27,11 @@ pub struct Trace {
     pub txns: Vec<Txn>,
 }
 
-/// `../shared/data/editing-traces`, or `$EDGESYNC_TRACES`.
+/// `tests/data/editing-traces` in the repo, or `$EDGESYNC_TRACES`.
 pub fn dir() -> PathBuf {
     std::env::var_os("EDGESYNC_TRACES")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/editing-traces"))
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/editing-traces"))
 }
 
 pub fn load(name: &str) -> Trace {

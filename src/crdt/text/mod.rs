@@ -20,7 +20,9 @@
 //! ```
 
 mod codec;
+mod history;
 mod integrate;
+mod positions;
 pub mod seq;
 
 use std::cell::{Cell, OnceCell, RefCell};
@@ -28,7 +30,7 @@ use std::collections::BTreeMap;
 
 pub use crate::clock::VersionVector as Version;
 use crate::error::{Error, Result};
-use seq::{Id, Loc, Run, Seq};
+use seq::{Id, Run, Seq};
 
 /// A run of consecutive delete operations by one site. Operation `k` deletes the
 /// character `target.seq + k` (or `target.seq - k` when `reversed`: backspacing).
@@ -459,196 +461,6 @@ impl Text {
             out.extend(&self.b().chars[r.content as usize..(r.content + r.len) as usize]);
         }
         out
-    }
-
-    // ---- UTF-16 positions (JavaScript strings, editors) ----
-
-    /// Code-point position of UTF-16 offset `pos16`; an offset inside a surrogate
-    /// pair is an error.
-    pub fn utf16_to_pos(&self, pos16: usize) -> Result<usize> {
-        let (mut units, mut cps) = (0usize, 0usize);
-        if pos16 == 0 {
-            return Ok(0);
-        }
-        self.ready()?;
-        for r in self.b().seq.runs().filter(|r| !r.deleted) {
-            for c in &self.b().chars[r.content as usize..(r.content + r.len) as usize] {
-                units += c.len_utf16();
-                cps += 1;
-                if units == pos16 {
-                    return Ok(cps);
-                }
-                if units > pos16 {
-                    return Err(Error::InvalidOperation(format!(
-                        "UTF-16 offset {pos16} splits a surrogate pair"
-                    )));
-                }
-            }
-        }
-        Err(Error::InvalidOperation(format!(
-            "UTF-16 offset {pos16} is outside the text (length {units})"
-        )))
-    }
-
-    /// Length in UTF-16 code units (JavaScript's `string.length`).
-    pub fn len_utf16(&self) -> usize {
-        if self.unbuilt() {
-            if let Some(n) = self.with_loaded(|l| l.and_then(|l| l.text.as_ref()).map(|t| t.encode_utf16().count())) {
-                return n;
-            }
-        }
-        self.b()
-            .seq
-            .runs()
-            .filter(|r| !r.deleted)
-            .flat_map(|r| &self.b().chars[r.content as usize..(r.content + r.len) as usize])
-            .map(|c| c.len_utf16())
-            .sum()
-    }
-
-    pub fn insert_utf16(&mut self, pos16: usize, s: &str) -> Result<()> {
-        let pos = self.utf16_to_pos(pos16)?;
-        self.insert(pos, s)
-    }
-
-    pub fn delete_utf16(&mut self, pos16: usize, len16: usize) -> Result<()> {
-        let start = self.utf16_to_pos(pos16)?;
-        let end = self.utf16_to_pos(pos16.saturating_add(len16))?;
-        self.delete(start, end - start)
-    }
-
-    // ---- Cursor anchors ----
-
-    /// An anchor at code-point position `pos`.
-    pub fn anchor(&self, pos: usize, assoc: Assoc) -> Result<Anchor> {
-        self.check_range(pos, 0)?;
-        self.ready()?;
-        let id = match assoc {
-            Assoc::After => self.b().seq.item_at(self.b().seq.locate_visible(pos)).map(|(_, id)| id),
-            Assoc::Before if pos == 0 => None,
-            Assoc::Before => self
-                .b()
-                .seq
-                .item_at(self.b().seq.locate_visible(pos - 1))
-                .map(|(_, id)| id),
-        };
-        Ok(Anchor { id, assoc })
-    }
-
-    /// Where `anchor` is now. An anchor on a deleted character resolves to where that
-    /// character was. An anchor from a replica whose edits have not arrived yet is an error.
-    pub fn resolve(&self, anchor: Anchor) -> Result<usize> {
-        let Some(id) = anchor.id else {
-            return Ok(match anchor.assoc {
-                Assoc::Before => 0,
-                Assoc::After => self.len(),
-            });
-        };
-        self.ready()?;
-        let loc: Loc = self
-            .b()
-            .seq
-            .locate_id(id)
-            .ok_or_else(|| Error::InvalidOperation("the anchor's character is not in this text yet".into()))?;
-        let before = self.b().seq.visible_index_of(loc);
-        let live = self.b().seq.run_at(loc).is_some_and(|r| !r.deleted);
-        Ok(match anchor.assoc {
-            Assoc::Before if live => before + 1,
-            _ => before,
-        })
-    }
-
-    // ---- Versions ----
-
-    /// Ascending id ranges of the characters deleted as of `version` (by the deletes
-    /// it includes).
-    fn deleted_at(&self, version: &Version) -> Vec<(Id, u32)> {
-        let mut gone: Vec<(Id, u32)> = Vec::new();
-        for d in &self.b().deletes {
-            let n_seen = version.get(d.id.agent).saturating_sub(d.id.seq).min(u64::from(d.len));
-            if n_seen == 0 {
-                continue;
-            }
-            let part = DelRun {
-                len: n_seen as u32,
-                ..d.clone()
-            };
-            gone.push(part.target_range());
-        }
-        gone.sort_unstable();
-        gone
-    }
-
-    /// Whether `id` lies in one of the ascending ranges `deleted` (from [`Self::deleted_at`]).
-    fn in_ranges(deleted: &[(Id, u32)], id: Id) -> bool {
-        let i = deleted.partition_point(|(s, _)| *s <= id);
-        deleted[..i]
-            .iter()
-            .rev()
-            .take_while(|(s, _)| s.agent == id.agent)
-            .any(|(s, l)| id.seq < s.seq + u64::from(*l))
-    }
-
-    /// The error for history this replica does not hold.
-    fn no_history() -> Error {
-        Error::InvalidOperation(
-            "that version's text is not available: this document was loaded from a snapshot \
-             without history (encode it with history to keep old versions)"
-                .into(),
-        )
-    }
-
-    /// Whether this replica holds the text of every character, deleted ones included
-    /// (false after loading a snapshot encoded without history).
-    pub fn has_full_history(&self) -> bool {
-        self.ready().is_ok() && !self.b().seq.runs().any(|r| r.gone)
-    }
-
-    /// The text as it was at `version` (a version this replica has fully seen). An error
-    /// when that text includes characters this replica does not hold (see
-    /// [`Text::encode`]: a snapshot without history keeps no deleted text).
-    pub fn text_at(&self, version: &Version) -> Result<String> {
-        self.ready()?;
-        for (site, n) in version.iter() {
-            if n > self.next_seq(site) {
-                return Err(Error::InvalidOperation(format!(
-                    "version has {n} operations of site {site}, this text only {}",
-                    self.next_seq(site)
-                )));
-            }
-        }
-        let seen = |id: Id| id.seq < version.get(id.agent);
-        let gone = self.deleted_at(version);
-        let mut out = String::new();
-        for r in self.b().seq.runs() {
-            for k in 0..r.len {
-                let id = Id::new(r.id.agent, r.id.seq + u64::from(k));
-                if seen(id) && !Self::in_ranges(&gone, id) {
-                    if r.gone {
-                        return Err(Self::no_history());
-                    }
-                    out.push(self.b().chars[(r.content + k) as usize]);
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// Makes the text read as it did at `version`, as a new edit (history is kept and
-    /// the change syncs like any other): the smallest delete + insert between now and then.
-    pub fn restore(&mut self, version: &Version) -> Result<()> {
-        let old: Vec<char> = self.text_at(version)?.chars().collect();
-        let cur: Vec<char> = self.text().chars().collect();
-        let prefix = old.iter().zip(&cur).take_while(|(a, b)| a == b).count();
-        let suffix = old[prefix..]
-            .iter()
-            .rev()
-            .zip(cur[prefix..].iter().rev())
-            .take_while(|(a, b)| a == b)
-            .count();
-        self.delete(prefix, cur.len() - prefix - suffix)?;
-        let middle: String = old[prefix..old.len() - suffix].iter().collect();
-        self.insert(prefix, &middle)
     }
 }
 

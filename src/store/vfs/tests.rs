@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::*;
-use crate::remote::{Statement, Value};
+use crate::sql::{Statement, Value};
 use crate::store::Store;
 
 /// A fresh directory, removed when dropped.
@@ -46,7 +46,7 @@ fn test_vfs() -> String {
     name
 }
 
-fn exec(db: &Store, sql: &str) -> crate::remote::ResultSet {
+fn exec(db: &Store, sql: &str) -> crate::sql::ResultSet {
     db.execute(&Statement::new(sql)).unwrap()
 }
 
@@ -276,45 +276,4 @@ fn unusable_paths_are_clear_errors() {
         !Path::new(&format!("{junk}-lock")).exists(),
         "a failed open releases its lock"
     );
-}
-
-/// A replica on host files keeps its queued changes, its site and its clock across a
-/// restart: offline writes are never lost.
-#[cfg(feature = "native")]
-#[test]
-fn a_replica_keeps_its_outbox_across_restarts() {
-    use crate::remote::UreqTransport;
-    use crate::sync::{Env, Policy, Replica, ReplicaConfig};
-    let (dir, vfs) = (TempDir::new(), test_vfs());
-    let config = || ReplicaConfig {
-        path: format!("file:{}", dir.path("replica.db")),
-        vfs: Some(vfs.clone()),
-        // Never reached: the writes stay queued.
-        sync_url: Some("http://127.0.0.1:9".into()),
-        ..Default::default()
-    };
-    let site = {
-        let r = Replica::open(config(), UreqTransport::default(), Env::default()).unwrap();
-        r.execute(&Statement::new(
-            "create table inv (sku text primary key, stock integer)",
-        ))
-        .unwrap();
-        r.replicate("inv", &[("stock".into(), Policy::Counter)], vec![])
-            .unwrap();
-        for i in 0..50 {
-            r.execute(&Statement::new("insert into inv values (?, 10)").arg(format!("sku-{i}")))
-                .unwrap();
-        }
-        r.execute(&Statement::new("update inv set stock = stock - 3")).unwrap();
-        assert!(pollster::block_on(r.sync()).is_err(), "the server is unreachable");
-        assert_eq!(r.status().unwrap().pending, 100);
-        r.site().to_string()
-    };
-    let r = Replica::open(config(), UreqTransport::default(), Env::default()).unwrap();
-    assert_eq!(r.site(), site);
-    assert_eq!(r.status().unwrap().pending, 100, "every queued change is still there");
-    let rs = r
-        .execute(&Statement::new("select count(*), sum(stock) from inv"))
-        .unwrap();
-    assert_eq!(rs.rows[0], vec![Value::Integer(50), Value::Integer(350)]);
 }

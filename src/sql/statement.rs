@@ -1,7 +1,7 @@
 //! Statements, their arguments, and query results.
 
 use crate::error::Result;
-use crate::remote::value::Value;
+use crate::sql::Value;
 
 /// A SQL statement with positional (`?`, `?1`) or named (`:name`, `@name`, `$name`)
 /// arguments.

@@ -1,0 +1,237 @@
+//! Push: the outbox, chunk by chunk, each chunk one atomic Hrana batch whose
+//! statements are the merge rules; custom-column conflicts resolved from the answer.
+
+use rusqlite::params;
+use serde_json::Value as Json;
+
+use super::{int, poll_once, record_head, text, Queued};
+use crate::error::Result;
+use crate::remote::{HttpTransport, ResultSet, Statement, TransactionMode};
+use crate::store::sql_error;
+use crate::sync::fold::encode_base;
+use crate::sync::policy::TableSpec;
+use crate::sync::record::{decode_row, decode_value, encode_value, Record};
+use crate::sync::replica::{finish_savepoint, Apply, Replica};
+use crate::sync::status::{Event, Outcome};
+use crate::sync::{rows, rules};
+
+impl<T: HttpTransport> Replica<T> {
+    pub(super) fn read_outbox(&self, limit: usize) -> Result<Vec<Queued>> {
+        let mut stmt = self
+            .store
+            .conn()
+            .prepare_cached("SELECT id, rec, base FROM _es_outbox ORDER BY id LIMIT ?1")
+            .map_err(sql_error)?;
+        let rows = stmt
+            .query_map([limit as i64], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<Vec<u8>>>(2)?,
+                ))
+            })
+            .map_err(sql_error)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, json, base) = row.map_err(sql_error)?;
+            let (table, op) = record_head(&json)?;
+            let base = match base {
+                Some(b) => decode_row(&b)?.into_iter().next(),
+                None => None,
+            };
+            out.push(Queued {
+                id,
+                table,
+                op,
+                json,
+                base,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Pushes the whole outbox, chunk by chunk. Each chunk is one atomic batch; a chunk
+    /// is removed from the outbox only after the server confirmed it, and a retried
+    /// chunk is harmless (record ids are unique in the log, every rule idempotent).
+    pub(super) async fn push_all(&self) -> Result<u64> {
+        let mut pushed = 0;
+        for _round in 0..10_000 {
+            let queued = self.read_outbox(self.push_chunk)?;
+            if queued.is_empty() {
+                if self.fold_batch()?.is_none() {
+                    break;
+                }
+                continue;
+            }
+            // The request is started, then the next captures are folded while the
+            // server merges this chunk (a fold failure is reported after the chunk's
+            // answer is handled: the chunk may well have been committed).
+            let (conflicts, folded) = {
+                let mut push = std::pin::pin!(self.push_records(&queued));
+                match poll_once(&mut push).await {
+                    Some(res) => (res, Ok(None)),
+                    None => {
+                        self.remote()?.transport().idle().await;
+                        let folded = self.fold_batch();
+                        (push.await, folded)
+                    }
+                }
+            };
+            let conflicts = conflicts?;
+            if !conflicts.rows.is_empty() {
+                self.fold_all()?;
+            }
+            let last = queued.last().map(|q| q.id).unwrap_or(0);
+            pushed += queued.len() as u64;
+            let conn = self.store.conn();
+            conn.execute_batch("SAVEPOINT es_push").map_err(sql_error)?;
+            let res = (|| {
+                conn.execute("DELETE FROM _es_outbox WHERE id <= ?1", [last])
+                    .map_err(sql_error)?;
+                self.resolve_conflicts(&queued, &conflicts, true)
+            })();
+            finish_savepoint(conn, "es_push", res.is_ok())?;
+            res?;
+            folded?;
+        }
+        let mut st = self.monitor.status.borrow_mut();
+        st.last_push = Some(Outcome {
+            at_ms: self.now(),
+            ok: true,
+            error: None,
+        });
+        Ok(pushed)
+    }
+
+    /// Sends one chunk; returns the custom-column conflicts the server reported.
+    ///
+    /// The batch: the chunk is stored once in `_es_chunk`; counter and set cells are
+    /// staged and merged ([`rules`]); custom values go through compare-and-set; every
+    /// record is logged once; the row state of each table is merged and its touched
+    /// rows rebuilt ([`rows`]); the custom values that lost are read back.
+    pub(super) async fn push_records(&self, queued: &[Queued]) -> Result<ResultSet> {
+        let (stmts, conflict_steps) = {
+            let inner = self.inner.borrow();
+            let json = crate::sync::replica::chunk_json(queued.iter().map(|q| q.json.as_str()));
+            let mut names: Vec<&str> = queued.iter().map(|q| q.table.as_str()).collect();
+            names.sort();
+            names.dedup();
+            let specs: Vec<&TableSpec> = names.iter().filter_map(|n| inner.tables.get(*n)).collect();
+            let mut stmts = vec![Statement::new(rows::STORE_CHUNK).arg(json).arg(self.site.as_str())];
+            let staged = specs.iter().any(|s| crate::sync::replica::has_cells(s));
+            if staged {
+                let pol = Json::Object(specs.iter().map(|s| (s.name.clone(), s.policies_json())).collect());
+                stmts.push(Statement::new(rules::STAGE).arg(pol.to_string()));
+                stmts.extend(rules::merge_sql().into_iter().map(Statement::new));
+            }
+            for spec in &specs {
+                stmts.extend(rows::custom_sql(spec).into_iter().map(Statement::new));
+            }
+            stmts.push(Statement::new(rows::log_sql()));
+            for spec in &specs {
+                stmts.push(Statement::new(rows::upsert_sql(spec, rows::SERVER, true)));
+            }
+            for spec in &specs {
+                let [upsert, delete] = rows::materialize_sql(spec, rows::SERVER);
+                stmts.push(Statement::new(upsert));
+                // Only a delete record can remove a row (an insert older than a
+                // tombstone is simply not inserted).
+                if queued.iter().any(|q| q.op == 'd' && q.table == spec.name) {
+                    stmts.push(Statement::new(delete));
+                }
+            }
+            let mut conflict_steps = Vec::new();
+            for spec in &specs {
+                if let Some(sql) = rows::conflicts_sql(spec) {
+                    conflict_steps.push(stmts.len());
+                    stmts.push(Statement::new(sql));
+                }
+            }
+            if staged {
+                stmts.push(Statement::new(rules::UNSTAGE));
+            }
+            stmts.push(Statement::new(rows::DROP_CHUNK));
+            (stmts, conflict_steps)
+        };
+        let mut results = self.remote_batch(&stmts, TransactionMode::Write).await?;
+        let mut conflicts = ResultSet::default();
+        for i in conflict_steps {
+            let rs = std::mem::take(&mut results[i]);
+            if conflicts.columns.is_empty() {
+                conflicts.columns = rs.columns;
+            }
+            conflicts.rows.extend(rs.rows);
+        }
+        Ok(conflicts)
+    }
+
+    /// For each custom value that lost its compare-and-set: ask the resolver (or take
+    /// the server's value when there is none), write the result locally and queue it
+    /// against the server's version.
+    pub(super) fn resolve_conflicts(&self, queued: &[Queued], conflicts: &ResultSet, queue: bool) -> Result<()> {
+        if conflicts.rows.is_empty() {
+            return Ok(());
+        }
+        // Only custom records can conflict: parse just those.
+        let custom = queued
+            .iter()
+            .filter(|q| q.op == 'x')
+            .map(|q| Ok((q, q.record()?)))
+            .collect::<Result<Vec<(&Queued, Record)>>>()?;
+        for row in &conflicts.rows {
+            let (hlc, table, pk, col) = (int(&row[0]), text(&row[1]), text(&row[2]), text(&row[3]));
+            let (remote, remote_ver) = (row[4].clone(), text(&row[5]));
+            let Some((q, record)) = custom
+                .iter()
+                .find(|(_, r)| r.hlc == hlc && r.table == table && r.data.get(&col).is_some())
+            else {
+                continue;
+            };
+            let local = decode_value(&record.data[&col]);
+            let resolved = {
+                let inner = self.inner.borrow();
+                match inner.resolvers.get(&(table.clone(), col.clone())) {
+                    Some(f) => f(&local, &remote, q.base.as_ref())?,
+                    None => remote.clone(),
+                }
+            };
+            if let Ok(h) = i64::from_str_radix(remote_ver.get(..16).unwrap_or("0"), 16) {
+                let _ = self.observe(h);
+            }
+            let mut data = serde_json::Map::new();
+            data.insert(col.clone(), encode_value(&resolved));
+            let rec = Record {
+                hlc: self.tick(),
+                table: table.clone(),
+                pk: record.pk.clone(),
+                op: 'x',
+                data: Json::Object(data),
+                base: Some(remote_ver),
+            };
+            self.apply_records(&[&rec], &self.site, Apply::Rebuild)?;
+            if queue {
+                self.store
+                    .conn()
+                    .prepare_cached("INSERT INTO _es_outbox (hlc, rec, base) VALUES (?1, ?2, ?3)")
+                    .map_err(sql_error)?
+                    .execute(params![
+                        rec.hlc,
+                        rec.to_json().to_string(),
+                        encode_base(&Some(remote.clone()))
+                    ])
+                    .map_err(sql_error)?;
+            }
+            self.monitor.metrics.borrow_mut().conflicts += 1;
+            self.emit(Event::Conflict {
+                table,
+                pk,
+                column: col,
+                local,
+                remote,
+                base: q.base.clone(),
+                resolved,
+            });
+        }
+        Ok(())
+    }
+}
