@@ -16,6 +16,11 @@ impl<T: HttpTransport> Replica<T> {
     pub async fn sync(&self) -> Result<SyncReport> {
         let start = self.now();
         let res = self.sync_inner().await;
+        if let Err(crate::error::Error::Sql { .. }) = &res {
+            // The server's tables may have changed under this replica (an internal
+            // table dropped, say): the next sync goes through the schema step again.
+            self.inner.borrow_mut().schema_ready = false;
+        }
         if res.is_err() {
             // Offline or failed: the captures still become outbox records now (their
             // error, if folding is what failed, is already in `res`).
