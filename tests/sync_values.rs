@@ -178,3 +178,68 @@ fn every_lww_and_custom_value_comes_back_exactly() {
         }
     }
 }
+
+/// Row state written by the previous edgesync (no NULL flags for counter and set
+/// columns, no server triggers, no log epoch) is upgraded in place, locally at open
+/// and on the server at the next sync.
+#[test]
+fn state_from_the_previous_layout_is_upgraded() {
+    let s = Sqld::start();
+    let dir = std::env::temp_dir().join(format!("es-upgrade-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("a.db");
+    let open = || {
+        let config = edgesync::sync::ReplicaConfig {
+            path: path.to_string_lossy().into_owned(),
+            sync_url: Some(s.url.clone()),
+            auth_token: Some(s.rw.clone()),
+            timeout_ms: Some(10_000),
+            ..Default::default()
+        };
+        edgesync::sync::Replica::open(config, edgesync::remote::UreqTransport::default(), Default::default()).unwrap()
+    };
+    {
+        let a = open();
+        setup(&a);
+        exec(&a, "insert into v values (1, 'l', 5, '[\"a\"]', 'text', 'x')");
+        sync(&a);
+        // Back to the previous layout, here and on the server.
+        for c in ["c_c", "v_c", "c_s", "v_s"] {
+            exec(&a, &format!("alter table _es_row_v drop column {c}"));
+            common::replicas::server_exec(&s, &format!("alter table _es_row_v drop column {c}"));
+        }
+        for t in server_query(&s, "select name from sqlite_master where type = 'trigger'") {
+            let Value::Text(name) = &t[0] else { panic!() };
+            common::replicas::server_exec(&s, &format!("drop trigger \"{name}\""));
+        }
+        common::replicas::server_exec(&s, "delete from _es_log where seq = 0");
+    }
+    let a = open();
+    a.replicate(
+        "v",
+        &[
+            ("c".into(), Policy::Counter),
+            ("s".into(), Policy::Set),
+            ("t".into(), Policy::Text),
+            ("x".into(), Policy::Custom),
+        ],
+        vec![],
+    )
+    .unwrap();
+    exec(&a, "update v set c = c + 1, s = NULL where id = 1");
+    sync(&a);
+    let b = replica(&s);
+    setup(&b);
+    sync(&b);
+    let want = vec![vec![
+        Value::Text("l".into()),
+        Value::Integer(6),
+        Value::Null,
+        Value::Text("text".into()),
+        Value::Text("x".into()),
+    ]];
+    assert_eq!(query(&a, ROW), want);
+    assert_eq!(query(&b, ROW), want);
+    assert_eq!(server_query(&s, ROW), want);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -188,6 +188,13 @@ impl<T: HttpTransport> Replica<T> {
                 tables.insert(tbl, spec);
             }
         }
+        // Row state made by an earlier edgesync lacks the NULL flags of counter and set
+        // columns: added before anything reads it.
+        for spec in tables.values() {
+            for sql in rows::add_columns_sql(spec, &evolve::shadow_columns(conn, &spec.name)?) {
+                conn.execute(&sql, []).map_err(sql_error)?;
+            }
+        }
         Ok(Replica {
             store,
             remote,

@@ -69,11 +69,16 @@ pub fn row_columns(spec: &TableSpec) -> impl Iterator<Item = &str> {
     spec.data_columns().map(|(_, c)| c.name.as_str())
 }
 
-/// The shadow columns `spec` needs that `existing` (the shadow's column names) lacks,
-/// as `ALTER TABLE … ADD COLUMN` statements: for a table that gained columns, and for
-/// a shadow made before counter and set columns had a NULL flag there.
+/// The shadow columns `spec` needs that `existing` (the shadow's column names; empty
+/// when there is no shadow yet) lacks, as `ALTER TABLE … ADD COLUMN` statements: for a
+/// table that gained columns, and for a shadow made before counter and set columns
+/// had a NULL flag there.
 pub fn add_columns_sql(spec: &TableSpec, existing: &[String]) -> Vec<String> {
     let mut out = Vec::new();
+    if existing.is_empty() {
+        // No shadow yet: [`ddl`] makes it whole.
+        return out;
+    }
     for c in row_columns(spec) {
         for (name, ty) in [(format!("c_{c}"), ""), (format!("v_{c}"), " TEXT")] {
             if !existing.iter().any(|e| e.eq_ignore_ascii_case(&name)) {
