@@ -14,7 +14,6 @@ impl<T: HttpTransport> Replica<T> {
     /// Pulls the server's log after this replica's cursor and applies it.
     pub(super) async fn pull_all(&self) -> Result<u64> {
         let mut applied = 0;
-        let mut rechecked = false;
         loop {
             let cursor = match meta(&self.store, "cursor")? {
                 Some(Value::Integer(c)) => c,
@@ -33,19 +32,12 @@ impl<T: HttpTransport> Replica<T> {
             let mut res = self
                 .remote_batch(&[page, top, self.server_check()], TransactionMode::Read)
                 .await?;
-            // The server's schema and log as the schema step left them? If not, that
-            // step runs again (SCHEMA_MISMATCH, or a re-read after a reset), and the
-            // page is read again.
+            // The server's schema and log as the schema step left them? If not, the
+            // page is not applied: the sync goes through that step again (which says
+            // SCHEMA_MISMATCH, or re-reads the server after a reset) and pulls again.
             if !self.server_unchanged(&res.pop().unwrap_or_default())? {
-                if rechecked {
-                    return Err(Error::SchemaMismatch(
-                        "the server's tables changed during the sync: sync again".into(),
-                    ));
-                }
-                rechecked = true;
-                self.ensure_schema().await?;
-                self.bootstrap().await?;
-                continue;
+                self.inner.borrow_mut().schema_ready = false;
+                break;
             }
             let top = res.pop().and_then(|t| t.rows.first().map(|r| int(&r[0]))).unwrap_or(0);
             let rs = res.pop().unwrap_or_default();

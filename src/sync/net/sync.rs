@@ -95,13 +95,28 @@ impl<T: HttpTransport> Replica<T> {
         self.remote()?;
         // One batch now; the rest is folded while the first chunks are on the wire.
         self.fold_batch()?;
-        if !self.inner.borrow().schema_ready {
-            self.ensure_schema().await?;
+        let (mut pushed, mut applied) = (0, 0);
+        // A pull that finds the server's tables changed since the schema step (see
+        // net/schema.rs) sends the sync through it once more.
+        for attempt in 0..2 {
+            if !self.inner.borrow().schema_ready {
+                self.ensure_schema().await?;
+            }
+            self.bootstrap().await?;
+            if attempt == 0 {
+                self.resolve_doubts().await?;
+                pushed += self.push_all().await?;
+            }
+            applied += self.pull_all().await?;
+            if self.inner.borrow().schema_ready {
+                break;
+            }
+            if attempt == 1 {
+                return Err(crate::error::Error::SchemaMismatch(
+                    "the server's tables changed during the sync: sync again".into(),
+                ));
+            }
         }
-        self.bootstrap().await?;
-        self.resolve_doubts().await?;
-        let mut pushed = self.push_all().await?;
-        let applied = self.pull_all().await?;
         // Conflict resolutions found while pushing are queued again: push them now.
         if self.fold_all()? > 0 || self.pending_outbox()? > 0 {
             pushed += self.push_all().await?;
