@@ -43,6 +43,8 @@ pub mod status;
 #[cfg(all(test, feature = "native"))]
 mod tests;
 #[cfg(all(test, feature = "native"))]
+mod tests_server;
+#[cfg(all(test, feature = "native"))]
 mod tests_values;
 
 pub use net::{SyncReport, BACKOFF_BASE_MS, BACKOFF_MAX_MS};

@@ -83,25 +83,38 @@ pub fn triggers(spec: &TableSpec) -> (Vec<String>, Vec<String>) {
         .map(|(_, c)| c.name.as_str())
         .collect();
     if !texts.is_empty() {
+        // A text with a history (a version) changes only by a replica's edits: plain
+        // SQL may give it the same text again, or NULL. (On a row new to the merged
+        // state, any text is seeded; see `column_record`.)
         let changed: Vec<String> = texts
             .iter()
-            .map(|c| format!("(NEW.\"{c}\" IS NOT NULL AND NEW.\"{c}\" IS NOT OLD.\"{c}\")"))
+            .map(|c| {
+                format!(
+                    "(NEW.\"{c}\" IS NOT NULL AND {} IS NOT NULL AND NEW.\"{c}\" IS NOT {})",
+                    shadow_of(spec, &format!("s.v_{c}")),
+                    shadow_of(spec, &format!("s.c_{c}"))
+                )
+            })
             .collect();
         let cols: Vec<String> = texts.iter().map(|c| format!("\"{c}\"")).collect();
         let message = format!(
-            "{}{t}.{} is a text (collaborative) column: on the server it can be set by INSERT or set to NULL; \
-             change its text through a replica",
+            "{}{t}.{} is a text (collaborative) column: on the server a row's text can be inserted once or set to \
+             NULL; change it through a replica",
             crate::error::UNSUPPORTED_VALUE_PREFIX,
             texts.join("/")
         );
-        names.push(format!("{p}{t}_ct"));
-        sql.push(format!(
-            "CREATE TRIGGER \"{p}{t}_ct\" BEFORE UPDATE OF {} ON \"{t}\" WHEN {guard} AND ({}) \
-             BEGIN SELECT RAISE(ABORT, '{}'); END",
-            cols.join(", "),
-            changed.join(" OR "),
-            message.replace('\'', "''")
-        ));
+        for (kind, event) in [
+            ("cti", "INSERT".to_string()),
+            ("ctu", format!("UPDATE OF {}", cols.join(", "))),
+        ] {
+            names.push(format!("{p}{t}_{kind}"));
+            sql.push(format!(
+                "CREATE TRIGGER \"{p}{t}_{kind}\" BEFORE {event} ON \"{t}\" WHEN {guard} AND ({}) \
+                 BEGIN SELECT RAISE(ABORT, '{}'); END",
+                changed.join(" OR "),
+                message.replace('\'', "''")
+            ));
+        }
     }
     for (kind, event, ev) in [
         ("i", "INSERT", Event::Insert),
@@ -285,23 +298,32 @@ fn body_sql(spec: &TableSpec, ev: Event) -> String {
     let t = &spec.name;
     let row = if ev == Event::Delete { "OLD" } else { "NEW" };
     let hlc = "(SELECT v FROM _es_server WHERE k = 'hlc')";
-    let record = match ev {
-        Event::Delete => format!("json_array({hlc}, '{t}', {}, 'd', NULL)", pk(spec, "OLD")),
-        _ => format!(
-            "json_array({hlc}, '{t}', {}, CASE WHEN {} THEN 'u' ELSE 'i' END, json({}))",
-            pk(spec, "NEW"),
-            live(spec),
-            data_sql(spec)
+    let delete = format!("json_array({hlc}, '{t}', {}, 'd', NULL)", pk(spec, "OLD"));
+    let upsert = format!(
+        "json_array({hlc}, '{t}', {}, CASE WHEN {} THEN 'u' ELSE 'i' END, json({}))",
+        pk(spec, "NEW"),
+        live(spec),
+        data_sql(spec)
+    );
+    let chunk = match ev {
+        Event::Delete => format!("json_array(json({delete}))"),
+        Event::Insert => format!("json_array(json({upsert}))"),
+        // A changed key is a delete of the old row and an insert of the new one.
+        Event::Update => format!(
+            "CASE WHEN {} IS NOT {} THEN json_array(json({delete}), json({upsert})) ELSE json_array(json({upsert})) END",
+            pk(spec, "OLD"),
+            pk(spec, "NEW")
         ),
+    };
+    let floor = match ev {
+        Event::Update => format!("{}, {}", row_floor(spec, "NEW"), row_floor(spec, "OLD")),
+        _ => row_floor(spec, row),
     };
     let pol = serde_json::json!({ t.as_str(): spec.policies_json() }).to_string();
     let mut stmts = vec![
         format!("INSERT OR REPLACE INTO _es_chunk (rowid, j, site) VALUES (0, '[]', '{SERVER_SITE}')"),
-        format!(
-            "UPDATE _es_server SET v = max(v + 1, {NOW_MS} << 16, {}) WHERE k = 'hlc'",
-            row_floor(spec, row)
-        ),
-        format!("UPDATE _es_chunk SET j = json_array(json({record})) WHERE rowid = 0"),
+        format!("UPDATE _es_server SET v = max(v + 1, {NOW_MS} << 16, {floor}) WHERE k = 'hlc'"),
+        format!("UPDATE _es_chunk SET j = {chunk} WHERE rowid = 0"),
     ];
     if super::replica::has_cells(spec) {
         stmts.push(rules::STAGE.replace("?1", &format!("'{}'", pol.replace('\'', "''"))));
@@ -309,10 +331,10 @@ fn body_sql(spec: &TableSpec, ev: Event) -> String {
     }
     stmts.push(rows::upsert_sql(spec, SERVER, false));
     stmts.push(rows::log_sql());
-    let [upsert, delete] = rows::materialize_sql(spec, SERVER);
-    stmts.push(upsert);
-    if ev == Event::Delete {
-        stmts.push(delete);
+    let [materialize, unmaterialize] = rows::materialize_sql(spec, SERVER);
+    stmts.push(materialize);
+    if ev != Event::Insert {
+        stmts.push(unmaterialize);
     }
     if super::replica::has_cells(spec) {
         stmts.push(rules::UNSTAGE.to_string());
