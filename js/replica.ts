@@ -75,6 +75,16 @@ export interface SyncStatus {
   cursor: number;
   /** When the background sync will retry (ms), after failures. */
   nextSyncInMs: number;
+  /**
+   * Write-through writes whose answer was lost and whose outcome is not settled yet
+   * (the next write or sync asks the server; see docs/replicas.md).
+   */
+  writesInDoubt: number;
+  /**
+   * Changes set aside because the server cannot take them (`ROW_TOO_LARGE`), kept in
+   * the table `_es_rejected`.
+   */
+  rejectedChanges: number;
   syncing: boolean;
 }
 
@@ -134,6 +144,12 @@ export interface EmbeddedReplica extends Client {
   on<E extends keyof SyncEvents>(event: E, fn: (detail: SyncEvents[E]) => void): () => void;
   /** The most recent entries of the sync log table (`_es_sync_log`), newest first. */
   syncLog(limit?: number): Promise<SyncLogEntry[]>;
+  /**
+   * Stops background sync, cancels the sync or write-through call in flight (they
+   * reject with `CLIENT_CLOSED`) and closes the local database. The promise (never
+   * rejected) resolves once the database is released; awaiting it is optional.
+   */
+  close(): Promise<void>;
   readonly siteId: string;
 }
 
@@ -149,6 +165,7 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #running: Promise<SyncResult> | undefined;
   #wtQueue: Promise<unknown> = Promise.resolve();
+  #released: Promise<void> = Promise.resolve();
   #listeners = new Map<string, Set<(d: never) => void>>();
   #adopt: Adopt;
   #rs: MakeResultSet;
@@ -189,14 +206,22 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
     if (syncInterval !== undefined) this.#schedule(0);
   }
 
-  #schedule(delay: number): void {
+  /**
+   * The next background sync after `delay` ms, or after the backoff delay when
+   * `delay` is `"retry"`. Nothing here may touch the wasm object once the client is
+   * closed (it is freed), and nothing may throw outside a promise.
+   */
+  #schedule(delay: number | "retry"): void {
     if (this.#closed || this.#interval === undefined) return;
+    const ms = delay === "retry" ? Math.max(1, this.#r.retryDelay()) : delay;
     this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      if (this.#closed) return;
       this.sync().then(
         () => this.#schedule(this.#interval!),
-        () => this.#schedule(Math.max(1, this.#r.retryDelay())),
+        () => this.#schedule("retry"),
       );
-    }, delay);
+    }, ms);
     // A background sync must never keep a Node process alive on its own.
     (this.#timer as { unref?: () => void }).unref?.();
   }
@@ -239,7 +264,11 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
 
   /** Write-through calls run one at a time, in call order (each builds on the last). */
   #writeThrough(stmts: InStatement[]): Promise<unknown[]> {
-    const run = () => this.#r.executeRemote(stmts, "write") as Promise<unknown[]>;
+    const run = () => {
+      // A call queued behind others may start after close(): the object is freed then.
+      this.#check();
+      return this.#r.executeRemote(stmts, "write") as Promise<unknown[]>;
+    };
     const next = this.#wtQueue.then(run, run);
     this.#wtQueue = next.catch(() => undefined);
     return next;
@@ -325,15 +354,30 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
 
   /**
    * Stops background sync and closes the local database: a file is checkpointed and
-   * its lock released, so it can be opened again (a sync still in flight finishes
-   * first, then releases it). Queued changes stay in the file for the next open.
+   * its lock released, so it can be opened again. Work in flight is cancelled: a sync
+   * rejects with `CLIENT_CLOSED`, and so does a write-through call (whose write, if
+   * its request had left, is settled at the next open of a file replica; see
+   * docs/replicas.md). Queued changes stay in the file for the next open.
+   *
+   * Returns a promise (never rejected) that resolves once the work in flight has
+   * ended and the database is released; `close()` without `await` is fine too.
    */
-  close(): void {
-    if (this.#closed) return;
+  close(): Promise<void> {
+    if (this.#closed) return this.#released;
     this.#closed = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
     this.#r.setListener(undefined);
+    this.#r.cancel();
+    // The wasm object goes now; the replica inside lives on while a sync or a
+    // write-through call in flight holds it, and is released when they end.
     this.#r.free();
+    const inFlight = [this.#running, this.#wtQueue].map((p) => p?.then(
+      () => undefined,
+      () => undefined,
+    ));
+    this.#released = Promise.all(inFlight).then(() => undefined);
+    return this.#released;
   }
 
   get closed(): boolean {

@@ -135,6 +135,12 @@ pub enum Error {
     #[error("conflict resolver failed: {0}")]
     Resolver(String),
 
+    /// A change to one row is larger than the server accepts (sqld: a value or a
+    /// statement of 5,000,000 bytes or more). The message names the table and key; the
+    /// change is set aside (not retried) and everything else goes on syncing.
+    #[error("row too large for the server: {0}")]
+    RowTooLarge(String),
+
     /// A SQL text the query router cannot classify safely (unterminated string, quoted
     /// identifier or comment; empty input). It is never sent to a replica.
     #[error("cannot classify the statement: {0}")]
@@ -228,6 +234,7 @@ error_codes! {
     Error::UnsupportedValue(_) => "UNSUPPORTED_VALUE",
     Error::ServerReset(_) => "SERVER_RESET",
     Error::Resolver(_) => "RESOLVER_ERROR",
+    Error::RowTooLarge(_) => "ROW_TOO_LARGE",
     Error::QueryUnparseable(_) => "QUERY_UNPARSEABLE",
     Error::Config(_) => "CONFIG_ERROR",
     Error::PrimaryUnavailable(_) => "PRIMARY_UNAVAILABLE",

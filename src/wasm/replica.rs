@@ -80,6 +80,8 @@ fn status_js(s: &Status) -> JsValue {
     set(&o, "online", s.online);
     set(&o, "cursor", s.cursor as f64);
     set(&o, "nextSyncInMs", s.next_sync_in_ms as f64);
+    set(&o, "writesInDoubt", s.in_doubt as f64);
+    set(&o, "rejectedChanges", s.rejected as f64);
     o.into()
 }
 
@@ -192,7 +194,7 @@ impl JsReplica {
                 pull_chunk: opt_number(&config, "pullChunk", 1.0, 1e6)?.map(|n| n as usize),
                 vfs,
             };
-            let replica = Replica::open(cfg, FetchTransport { custom }, env())?;
+            let replica = Replica::open(cfg, FetchTransport::new(custom), env())?;
             Ok(JsReplica {
                 inner: Rc::new(replica),
                 int_mode,
@@ -358,6 +360,12 @@ impl JsReplica {
     #[wasm_bindgen(getter, js_name = hasRemote)]
     pub fn has_remote(&self) -> bool {
         self.inner.has_remote()
+    }
+
+    /// Ends the network work of this replica (`close()`): requests in flight fail at
+    /// once with `CLIENT_CLOSED`, later ones are not made.
+    pub fn cancel(&self) {
+        self.inner.cancel_remote();
     }
 
     /// Backoff delay for the next background attempt (0 after a success).

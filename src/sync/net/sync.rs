@@ -104,7 +104,10 @@ impl<T: HttpTransport> Replica<T> {
             }
             self.bootstrap().await?;
             if attempt == 0 {
-                self.resolve_doubts().await?;
+                // Writes in doubt are settled (the one a running write-through call
+                // owns is left to it); those that cannot be settled now stay for the
+                // next sync.
+                self.settle_writes(self.write_in_flight()?).await?;
                 pushed += self.push_all().await?;
             }
             applied += self.pull_all().await?;
@@ -120,6 +123,12 @@ impl<T: HttpTransport> Replica<T> {
         // Conflict resolutions found while pushing are queued again: push them now.
         if self.fold_all()? > 0 || self.pending_outbox()? > 0 {
             pushed += self.push_all().await?;
+        }
+        // Changes set aside as too large (by this sync, or by a write-through call's
+        // push of earlier changes) are reported now that everything else is done.
+        let rejected = std::mem::take(&mut *self.monitor.rejected.borrow_mut());
+        if let Some(e) = rejected.into_iter().next() {
+            return Err(e);
         }
         Ok((pushed, applied))
     }
