@@ -21,10 +21,12 @@ const read = (p) => readFileSync(new URL(p, pkgDir));
 // that keeps `file:` replicas on Node's fs (+19 KB of code: 2,113/866 KiB measured).
 // binaryen's wasm-opt was measured and not adopted: -Os/-Oz cut 7 % raw but add 1 %
 // gzip.
-// 2,210/900 KiB with the data half of issue 13 — value checks, NULL flags, schema
+// 2,260/920 KiB for issue 13: its data half — value checks, NULL flags, schema
 // evolution and migrate(), the server-side capture triggers, the server check at every
-// pull — +89 KB raw / +33 KB gzip (main 2,114/862 KiB, with it 2,202/895 KiB measured).
-const BUDGET = { raw: 2210 * 1024, gzip: 900 * 1024 };
+// pull — +89 KB raw / +33 KB gzip (main 2,114/862 KiB, with it 2,202/895 KiB measured),
+// and its network half (byte-sized chunks, write-through settling) +44/+15 KB: both
+// 2,245/910 KiB measured.
+const BUDGET = { raw: 2260 * 1024, gzip: 920 * 1024 };
 
 test("the release wasm stays within its size budget", () => {
   const wasm = read("wasm/edgesync_bg.wasm");
