@@ -167,15 +167,19 @@ fn live(spec: &TableSpec) -> String {
 
 /// Whether column `c` of `NEW` differs from the merged state (for `text`: only a
 /// cell no write has reached, or a NULL — other changes are refused before).
+///
+/// Values differ as replicas tell them apart: by type too (`0` and `0.0` are equal to
+/// SQL's `IS`, but a REAL written over an INTEGER is a write).
 fn column_differs(spec: &TableSpec, c: &super::policy::Column) -> String {
     let merged = shadow_of(spec, &rows::merged_value(spec, c));
     let n = format!("NEW.\"{}\"", c.name);
+    let distinct = format!("({n} IS NOT {merged} OR typeof({n}) <> typeof({merged}))");
     match c.policy {
         Policy::Text => format!(
-            "({n} IS NOT {merged} AND ({n} IS NULL OR {} IS NULL))",
+            "({distinct} AND ({n} IS NULL OR {} IS NULL))",
             shadow_of(spec, &format!("s.v_{}", c.name))
         ),
-        _ => format!("{n} IS NOT {merged}"),
+        _ => distinct,
     }
 }
 
