@@ -122,10 +122,8 @@ pub fn triggers(spec: &TableSpec) -> (Vec<String>, Vec<String>) {
         ("d", "DELETE", Event::Delete),
     ] {
         names.push(format!("{p}{t}_{kind}"));
-        let when = match ev {
-            Event::Delete => guard.to_string(),
-            _ => format!("{guard} AND ({})", differs(spec)),
-        };
+        // Whether the write changes anything is decided inside (see `scratch_sql`).
+        let when = guard;
         sql.push(format!(
             "CREATE TRIGGER \"{p}{t}_{kind}\" AFTER {event} ON \"{t}\" WHEN {when} BEGIN {} END",
             body_sql(spec, ev)
@@ -160,9 +158,41 @@ fn shadow_of(spec: &TableSpec, expr: &str) -> String {
     )
 }
 
+/// A value the capture computed once for the row being written (see [`scratch_sql`]).
+fn sv(key: &str) -> String {
+    format!("(SELECT v FROM _es_server WHERE k = '{key}')")
+}
+
+/// The merged state of the row being written, before the write, computed once into
+/// `_es_server`: whether the row is live, each column's merged value (`m:<col>`), a
+/// text column's version (`v:<col>`), a counter's exact total (`sum:<col>`). The
+/// statements after it read these instead of repeating the subqueries (which made
+/// each trigger tens of KB of SQL).
+fn scratch_sql(spec: &TableSpec) -> String {
+    let mut rows = vec![format!("('live', coalesce({}, 0))", shadow_of(spec, "s._live"))];
+    for (_, c) in spec.data_columns() {
+        rows.push(format!(
+            "('m:{}', {})",
+            c.name,
+            shadow_of(spec, &rows::merged_value(spec, c))
+        ));
+        if c.policy == Policy::Text {
+            rows.push(format!(
+                "('v:{0}', {1})",
+                c.name,
+                shadow_of(spec, &format!("s.v_{}", c.name))
+            ));
+        }
+        if c.policy == Policy::Counter {
+            rows.push(format!("('sum:{}', {})", c.name, rows::counter_sum_sql(&cell(spec, c))));
+        }
+    }
+    format!("INSERT OR REPLACE INTO _es_server (k, v) VALUES {}", rows.join(", "))
+}
+
 /// Whether the row is live in the merged state (before the write being captured).
-fn live(spec: &TableSpec) -> String {
-    format!("coalesce({}, 0) = 1", shadow_of(spec, "s._live"))
+fn live() -> String {
+    format!("{} = 1", sv("live"))
 }
 
 /// Whether column `c` of `NEW` differs from the merged state (for `text`: only a
@@ -170,26 +200,36 @@ fn live(spec: &TableSpec) -> String {
 ///
 /// Values differ as replicas tell them apart: by type too (`0` and `0.0` are equal to
 /// SQL's `IS`, but a REAL written over an INTEGER is a write).
-fn column_differs(spec: &TableSpec, c: &super::policy::Column) -> String {
-    let merged = shadow_of(spec, &rows::merged_value(spec, c));
+fn column_differs(c: &super::policy::Column) -> String {
+    let merged = sv(&format!("m:{}", c.name));
     let n = format!("NEW.\"{}\"", c.name);
     let distinct = format!("({n} IS NOT {merged} OR typeof({n}) <> typeof({merged}))");
     match c.policy {
         Policy::Text => format!(
             "({distinct} AND ({n} IS NULL OR {} IS NULL))",
-            shadow_of(spec, &format!("s.v_{}", c.name))
+            sv(&format!("v:{}", c.name))
         ),
         _ => distinct,
     }
 }
 
-/// The trigger's `WHEN` besides the guard: the row is new to the merged state, or
-/// some column differs from it. (An insert is compared like an update: the merged
-/// state may hold the row already, when the table and its state had drifted apart.)
+/// Whether the write changes the merged state: the row is new to it, or some column
+/// differs from it. (An insert is compared like an update: the merged state may hold
+/// the row already, when the table and its state had drifted apart.)
 fn differs(spec: &TableSpec) -> String {
-    let mut any = vec![format!("NOT ({})", live(spec))];
-    any.extend(spec.data_columns().map(|(_, c)| column_differs(spec, c)));
+    let mut any = vec![format!("NOT ({})", live())];
+    any.extend(spec.data_columns().map(|(_, c)| column_differs(c)));
     any.join(" OR ")
+}
+
+/// The `_es_ctr` / `_es_set` condition of `NEW`'s cell of column `c`.
+fn cell(spec: &TableSpec, c: &super::policy::Column) -> String {
+    format!(
+        "tbl = '{}' AND pk = {} AND col = '{}'",
+        spec.name,
+        pk(spec, "NEW"),
+        c.name
+    )
 }
 
 /// A SQL value as the JSON text records carry ([`super::record::encode_value`]).
@@ -205,17 +245,12 @@ fn encode(v: &str) -> String {
 /// The JSON text of column `c`'s value in the server's record for `NEW`.
 fn column_record(spec: &TableSpec, c: &super::policy::Column) -> String {
     let n = format!("NEW.\"{}\"", c.name);
-    let cell = format!(
-        "tbl = '{}' AND pk = {} AND col = '{}'",
-        spec.name,
-        pk(spec, "NEW"),
-        c.name
-    );
+    let cell = cell(spec, c);
     match c.policy {
         Policy::Lww | Policy::Custom => encode(&n),
         Policy::Counter => {
             let total = |f: &str| format!("coalesce((SELECT {f} FROM _es_ctr WHERE {cell} AND site = '{SERVER_SITE}'), 0)");
-            let delta = format!("({n} - {})", rows::counter_sum_sql(&cell));
+            let delta = format!("({n} - {})", sv(&format!("sum:{}", c.name)));
             format!(
                 "CASE WHEN {n} IS NULL THEN 'null' ELSE json_array(\
                  CASE WHEN {delta} > 0 THEN min({p} + {delta}, 9223372036854775807) ELSE {p} END, \
@@ -257,8 +292,8 @@ fn data_sql(spec: &TableSpec) -> String {
                 "SELECT '{}' AS k, {} AS v WHERE NOT ({}) OR {}",
                 c.name,
                 column_record(spec, c),
-                live(spec),
-                column_differs(spec, c)
+                live(),
+                column_differs(c)
             )
         })
         .collect();
@@ -306,15 +341,17 @@ fn body_sql(spec: &TableSpec, ev: Event) -> String {
     let upsert = format!(
         "json_array({hlc}, '{t}', {}, CASE WHEN {} THEN 'u' ELSE 'i' END, json({}))",
         pk(spec, "NEW"),
-        live(spec),
+        live(),
         data_sql(spec)
     );
+    let changes = sv("any");
     let chunk = match ev {
         Event::Delete => format!("json_array(json({delete}))"),
-        Event::Insert => format!("json_array(json({upsert}))"),
+        Event::Insert => format!("CASE WHEN {changes} THEN json_array(json({upsert})) ELSE '[]' END"),
         // A changed key is a delete of the old row and an insert of the new one.
         Event::Update => format!(
-            "CASE WHEN {} IS NOT {} THEN json_array(json({delete}), json({upsert})) ELSE json_array(json({upsert})) END",
+            "CASE WHEN {} IS NOT {} THEN json_array(json({delete}), json({upsert})) \
+             WHEN {changes} THEN json_array(json({upsert})) ELSE '[]' END",
             pk(spec, "OLD"),
             pk(spec, "NEW")
         ),
@@ -324,11 +361,20 @@ fn body_sql(spec: &TableSpec, ev: Event) -> String {
         _ => row_floor(spec, row),
     };
     let pol = serde_json::json!({ t.as_str(): spec.policies_json() }).to_string();
-    let mut stmts = vec![
-        format!("INSERT OR REPLACE INTO _es_chunk (rowid, j, site) VALUES (0, '[]', '{SERVER_SITE}')"),
+    let mut stmts = vec![format!(
+        "INSERT OR REPLACE INTO _es_chunk (rowid, j, site) VALUES (0, '[]', '{SERVER_SITE}')"
+    )];
+    if ev != Event::Delete {
+        stmts.push(scratch_sql(spec));
+        stmts.push(format!(
+            "INSERT OR REPLACE INTO _es_server (k, v) VALUES ('any', {})",
+            differs(spec)
+        ));
+    }
+    stmts.extend([
         format!("UPDATE _es_server SET v = max(v + 1, {NOW_MS} << 16, {floor}) WHERE k = 'hlc'"),
         format!("UPDATE _es_chunk SET j = {chunk} WHERE rowid = 0"),
-    ];
+    ]);
     if super::replica::has_cells(spec) {
         stmts.push(rules::STAGE.replace("?1", &format!("'{}'", pol.replace('\'', "''"))));
         stmts.extend(rules::merge_sql().iter().map(|s| s.to_string()));
@@ -344,6 +390,7 @@ fn body_sql(spec: &TableSpec, ev: Event) -> String {
         stmts.push(rules::UNSTAGE.to_string());
     }
     stmts.push(rows::DROP_CHUNK.to_string());
+    stmts.push("DELETE FROM _es_server WHERE k <> 'hlc'".to_string());
     stmts.iter().map(|s| format!("{}; ", with_inside(s))).collect()
 }
 
