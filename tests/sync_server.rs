@@ -288,3 +288,36 @@ fn a_replica_whose_clock_runs_fast_finds_out_and_stops_winning() {
     sync_all(&[&fast, &ok]);
     assert!(query(&ok, "select * from items").is_empty());
 }
+
+#[test]
+fn replicas_setting_up_the_server_at_once_all_succeed() {
+    let s = Sqld::start();
+    let (url, token) = (s.url.clone(), s.rw.clone());
+    let threads: Vec<_> = (0..4)
+        .map(|i| {
+            let (url, token) = (url.clone(), token.clone());
+            std::thread::spawn(move || {
+                let config = edgesync::sync::ReplicaConfig {
+                    path: ":memory:".into(),
+                    sync_url: Some(url),
+                    auth_token: Some(token),
+                    timeout_ms: Some(10_000),
+                    ..Default::default()
+                };
+                let r =
+                    edgesync::sync::Replica::open(config, edgesync::remote::UreqTransport::default(), Env::default())
+                        .unwrap();
+                setup(&r);
+                exec(&r, &format!("insert into items (id, qty) values ('r{i}', {i})"));
+                block(r.sync()).map(|_| ()).map_err(|e| format!("{}: {e}", e.code()))
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap().unwrap();
+    }
+    assert_eq!(
+        server_query(&s, "select count(*) from items"),
+        vec![vec![Value::Integer(4)]]
+    );
+}

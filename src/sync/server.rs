@@ -109,7 +109,7 @@ pub fn triggers(spec: &TableSpec) -> (Vec<String>, Vec<String>) {
         ] {
             names.push(format!("{p}{t}_{kind}"));
             sql.push(format!(
-                "CREATE TRIGGER \"{p}{t}_{kind}\" BEFORE {event} ON \"{t}\" WHEN {guard} AND ({}) \
+                "CREATE TRIGGER IF NOT EXISTS \"{p}{t}_{kind}\" BEFORE {event} ON \"{t}\" WHEN {guard} AND ({}) \
                  BEGIN SELECT RAISE(ABORT, '{}'); END",
                 changed.join(" OR "),
                 message.replace('\'', "''")
@@ -125,7 +125,7 @@ pub fn triggers(spec: &TableSpec) -> (Vec<String>, Vec<String>) {
         // Whether the write changes anything is decided inside (see `scratch_sql`).
         let when = guard;
         sql.push(format!(
-            "CREATE TRIGGER \"{p}{t}_{kind}\" AFTER {event} ON \"{t}\" WHEN {when} BEGIN {} END",
+            "CREATE TRIGGER IF NOT EXISTS \"{p}{t}_{kind}\" AFTER {event} ON \"{t}\" WHEN {when} BEGIN {} END",
             body_sql(spec, ev)
         ));
     }

@@ -52,7 +52,18 @@ struct ServerTable {
 impl<T: HttpTransport> Replica<T> {
     /// Makes the server's tables what this replica's declarations need (see the module
     /// docs), or fails with `SCHEMA_MISMATCH`; then records the server's fingerprint.
+    ///
+    /// Two replicas may do it at once (their first syncs, say): every statement is
+    /// idempotent but `ALTER TABLE … ADD COLUMN`, so a SQL error in the second step —
+    /// the other replica added the column first — reads the server again, once.
     pub(super) async fn ensure_schema(&self) -> Result<()> {
+        match self.ensure_schema_once().await {
+            Err(Error::Sql { .. }) => self.ensure_schema_once().await,
+            other => other,
+        }
+    }
+
+    async fn ensure_schema_once(&self) -> Result<()> {
         let specs: Vec<TableSpec> = {
             let inner = self.inner.borrow();
             let mut s: Vec<TableSpec> = inner.tables.values().cloned().collect();
