@@ -30,7 +30,8 @@
  * `bigint` otherwise. Errors are `EdgesyncError`s with a `code`: `INVALID_ARGUMENT`
  * (bad argument), `DECODE_ERROR` (bytes that are not a valid encoding),
  * `INVALID_OPERATION` (counter overflow, an ORSet update on an unseen base),
- * `CLOCK_DRIFT` (an LWW update with writes more than a minute in the future).
+ * `CLOCK_DRIFT` (an LWW update, or an LWW replica given to `merge`, with writes more
+ * than a minute in the future).
  *
  * - `GCounter`: `increment(amount = 1)`, `value()`.
  * - `PNCounter`: `increment(amount = 1)`, `decrement(amount = 1)`, `value()`.

@@ -133,6 +133,11 @@ export interface EmbeddedReplica extends Client {
   replicate(table: string, policies?: Record<string, Policy>): void;
   /** Push local changes, then pull and apply the server's. */
   sync(): Promise<SyncResult>;
+  /**
+   * Adds here the columns another replica added to replicated tables (what a
+   * `SCHEMA_MISMATCH` from `sync()` names); resolves to the `ALTER TABLE` statements run.
+   */
+  migrate(): Promise<string[]>;
   status(): SyncStatus;
   metrics(): SyncMetrics;
   /** Prometheus text exposition format. */
@@ -288,6 +293,17 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
       this.#r.replicate(table, policies);
     } catch (e) {
       throw this.#fail(e);
+    }
+  }
+
+  async migrate(): Promise<string[]> {
+    this.#check();
+    // Never under a running sync: it changes the tables the sync reads.
+    await this.#running?.catch(() => undefined);
+    try {
+      return (await this.#r.migrate()) as string[];
+    } catch (e) {
+      throw this.#adopt(e);
     }
   }
 

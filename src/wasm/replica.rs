@@ -289,6 +289,16 @@ impl JsReplica {
         .map_err(to_js)
     }
 
+    /// Adds the columns another replica added to replicated tables on the server;
+    /// resolves to the `ALTER TABLE` statements it ran.
+    pub fn migrate(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let ran = inner.migrate().await.map_err(to_js)?;
+            Ok(ran.into_iter().map(JsValue::from).collect::<Array>().into())
+        })
+    }
+
     /// Push then pull. Resolves to `{ changesPushed, changesApplied, duration }`.
     pub fn sync(&self) -> Promise {
         let inner = self.inner.clone();

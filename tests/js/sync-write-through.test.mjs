@@ -28,8 +28,8 @@ test('writeMode "remote": writes are on the server before execute resolves; serv
     );
     assert.equal(ins.rowsAffected, 1);
     assert.equal(upd.rowsAffected, 1);
-    // (A set column holds a JSON array: NULL is the empty set.)
-    assert.deepEqual(await dump(e.server, "acct"), [[1, "ann b", 75, '["vip"]'], [2, "bob", 0, "[]"]]);
+    // (A set column left NULL replicates as NULL: issue 13, §3.)
+    assert.deepEqual(await dump(e.server, "acct"), [[1, "ann b", 75, '["vip"]'], [2, "bob", 0, null]]);
     assert.deepEqual(await dump(w, "acct"), await dump(e.server, "acct"));
     assert.equal(w.status().pendingChanges, 0, "nothing left to push");
 

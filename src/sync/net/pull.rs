@@ -47,13 +47,23 @@ impl<T: HttpTransport> Replica<T> {
                 .arg(self.site.as_str())
                 .arg(budget);
             let top = Statement::new("SELECT coalesce(max(seq), 0) FROM _es_log");
-            let mut res = match self.remote_batch(&[page, top], TransactionMode::Read).await {
+            let mut res = match self
+                .remote_batch(&[page, top, self.server_check()], TransactionMode::Read)
+                .await
+            {
                 Err(e) if super::is_too_large(&e) && budget > 0 => {
                     budget /= 2;
                     continue;
                 }
                 other => other?,
             };
+            // The server's schema and log as the schema step left them? If not, the
+            // page is not applied: the sync goes through that step again (which says
+            // SCHEMA_MISMATCH, or re-reads the server after a reset) and pulls again.
+            if !self.server_unchanged(&res.pop().unwrap_or_default())? {
+                self.inner.borrow_mut().schema_ready = false;
+                break;
+            }
             let top = res.pop().and_then(|t| t.rows.first().map(|r| int(&r[0]))).unwrap_or(0);
             let rs = res.pop().unwrap_or_default();
             // Cut by bytes, or as many records as asked for: more may follow, and the
