@@ -31,7 +31,8 @@ import type { Call, State, ToPage, ToWorker } from "./protocol.js";
 /** How a client reaches its host: a worker (from a page) or the host itself (in place). */
 interface Link {
   send(calls: Call[]): void;
-  close(): void;
+  /** Resolves once the store was given up: its calls answered, its files released. */
+  close(): Promise<void>;
   /** In place: an execute run at once, when the host can (see ReplicaHost.direct). */
   direct?(stmt: InStatement, args: unknown): Promise<ResultSet> | undefined;
 }
@@ -47,6 +48,8 @@ const EMPTY_STATUS: Omit<SyncStatus, "persistent"> = {
   online: false,
   cursor: 0,
   nextSyncInMs: 0,
+  writesInDoubt: 0,
+  rejectedChanges: 0,
   syncing: false,
 };
 
@@ -63,6 +66,7 @@ class BrowserReplica implements EmbeddedReplica {
   #state: State | undefined;
   #listeners = new Map<string, Set<(d: never) => void>>();
   #closed = false;
+  #released: Promise<void> | undefined;
 
   constructor(link: MakeLink) {
     this.#link = link(
@@ -157,6 +161,10 @@ class BrowserReplica implements EmbeddedReplica {
     return this.#call("sync", []) as Promise<SyncResult>;
   }
 
+  migrate(): Promise<string[]> {
+    return this.#call("migrate", []) as Promise<string[]>;
+  }
+
   status(): SyncStatus {
     if (this.#closed) throw coded("CLIENT_CLOSED", "the client is closed");
     const s = this.#state;
@@ -191,14 +199,20 @@ class BrowserReplica implements EmbeddedReplica {
   }
 
   /**
-   * Closes the client. The worker finishes the calls it has, checkpoints and gives the
-   * store up (another tab's worker takes it over); later calls fail with CLIENT_CLOSED.
+   * Closes the client, as in Node: the calls already made are finished (a write this
+   * tab forwarded to another tab's worker is waited for, up to 3 s), a sync or
+   * write-through call in flight is cancelled (it rejects with CLIENT_CLOSED), the
+   * worker checkpoints and gives the store up (another tab's worker takes it over);
+   * later calls fail with CLIENT_CLOSED. The promise (never rejected) resolves once the
+   * store is released; awaiting it is optional.
    */
-  close(): void {
-    if (this.#closed) return;
+  close(): Promise<void> {
+    if (this.#released) return this.#released;
     this.#flush();
     this.#closed = true;
-    this.#link.close();
+    const end = () => this.#fail(coded("CLIENT_CLOSED", "the client is closed"));
+    this.#released = this.#link.close().then(end, end);
+    return this.#released;
   }
 
   get closed(): boolean {
@@ -221,12 +235,15 @@ function workerLink(path: string, config: Record<string, unknown>): MakeLink {
     const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module", name: `edgesync ${path}` });
     const post = (m: ToWorker) => worker.postMessage(m);
     let killTimer: ReturnType<typeof setTimeout> | undefined;
+    let closed: (() => void) | undefined;
+    const stop = () => {
+      clearTimeout(killTimer);
+      worker.terminate();
+      closed?.();
+    };
     worker.onmessage = (ev: MessageEvent<ToPage>) => {
       receive(ev.data);
-      if (ev.data.t === "closed") {
-        clearTimeout(killTimer);
-        worker.terminate();
-      }
+      if (ev.data.t === "closed") stop();
     };
     worker.onerror = (ev) => {
       ev.preventDefault?.();
@@ -241,11 +258,13 @@ function workerLink(path: string, config: Record<string, unknown>): MakeLink {
     post({ t: "open", name: path, config, module });
     return {
       send: (calls) => post({ t: "calls", calls }),
-      close: () => {
-        post({ t: "close" });
-        // A worker that does not answer (busy in a long statement) is stopped anyway.
-        killTimer = setTimeout(() => worker.terminate(), 10_000);
-      },
+      close: () =>
+        new Promise<void>((resolve) => {
+          closed = resolve;
+          post({ t: "close" });
+          // A worker that does not answer (busy in a long statement) is stopped anyway.
+          killTimer = setTimeout(stop, 10_000);
+        }),
     };
   };
 }

@@ -25,7 +25,7 @@ import type { InStatement, ResultSet } from "../client.js";
 import { EmbeddedReplicaClient } from "../replica.js";
 import type { Policy, ReplicaConfig } from "../replica.js";
 import { decodeResult } from "../result.js";
-import { adopt, EdgesyncError } from "../wasm-errors.js";
+import { adopt, EdgesyncError, retiredError } from "../wasm-errors.js";
 import { useOpfs } from "../wasm/edgesync.js";
 import { opfsFiles, opfsSupported } from "./opfs.js";
 import { coded, errorData, fromJson, isTransactionControl, rawResult, toJson } from "./protocol.js";
@@ -40,6 +40,10 @@ const EVENTS = ["change", "sync:completed", "sync:error", "conflict"];
 const STATE_EVERY_MS = 50;
 /** Answers kept for calls sent again, at most this long. */
 const KEEP_ANSWERS_MS = 24 * 3600 * 1000;
+/** How long a closing follower waits for the answers to writes it forwarded. */
+const CLOSE_WAIT_MS = 3000;
+/** Calls safe to give up when closing (they may be made again): not writes. */
+const REPEATABLE = new Set(["sync", "migrate", "syncLog", "state", "listen"]);
 
 /** A resolver sent as its source text (functions cannot be posted), made a function again. */
 function revive(policies: Record<string, unknown>): Record<string, Policy> {
@@ -120,6 +124,10 @@ export class ReplicaHost {
   #pumping = false;
   /** Answers to followers, by origin, sent at the next flush. */
   #answers = new Map<string, Reply[]>();
+  /** close()'s promise, once called. */
+  #closing: Promise<void> | undefined;
+  /** Called on each reply to this worker's client (a closing follower waits on them). */
+  #onReply: (() => void) | undefined;
 
   /** `path`: the database's OPFS path (`opfsPath`). */
   constructor(path: string, config: Omit<ReplicaConfig, "url">, sink: HostSink) {
@@ -210,7 +218,10 @@ export class ReplicaHost {
     }
     const sql = sqlOf(stmt);
     if (typeof sql !== "string" || isTransactionControl(sql)) return undefined;
-    return this.#client!.execute(stmt as string, args as undefined);
+    return this.#client!.execute(stmt as string, args as undefined).catch((e: unknown) => {
+      this.#retireOnTrap();
+      throw e;
+    });
   }
 
   /** Calls a shared store refuses wherever they would run. */
@@ -363,7 +374,10 @@ export class ReplicaHost {
       for (let item = this.#queue.shift(); item !== undefined; item = this.#queue.shift()) {
         const { c, from, answer } = item;
         const ok = (v: unknown) => answer({ id: c.id, ok: true, v });
-        const fail = (e: unknown) => answer({ id: c.id, ok: false, e: errorData(e) });
+        const fail = (e: unknown) => {
+          answer({ id: c.id, ok: false, e: errorData(e) });
+          this.#retireOnTrap();
+        };
         let started: Promise<unknown>;
         try {
           started = this.#run(c, from);
@@ -556,6 +570,10 @@ export class ReplicaHost {
   }
 
   #answer(to: string, r: Reply): void {
+    // An owner that gave the store up (closed, or retired by a trap) answers no more: the
+    // follower sends the call again to the next owner (a write that committed here is
+    // answered there from _es_requests).
+    if (this.#role === "closed" || this.#channel === undefined) return;
     let list = this.#answers.get(to);
     if (!list) this.#answers.set(to, (list = []));
     list.push(r);
@@ -617,6 +635,7 @@ export class ReplicaHost {
   #reply(r: Reply): void {
     this.#replies.push(r);
     this.#scheduleFlush();
+    this.#onReply?.();
   }
 
   /** Flushes in a microtask, unless the queue is being pumped (it flushes when drained). */
@@ -647,6 +666,7 @@ export class ReplicaHost {
 
   /** Answers to a follower; an answer that cannot be cloned becomes an error. */
   #send(to: string, replies: Reply[]): void {
+    if (this.#channel === undefined) return;
     try {
       this.#channel!.postMessage({ t: "res", to, replies } satisfies OnChannel);
     } catch {
@@ -674,22 +694,77 @@ export class ReplicaHost {
 
   // ---- closing --------------------------------------------------------------------
 
-  /** Closes the replica (an owner checkpoints and gives the files and the lock up). */
-  close(): void {
-    if (this.#role === "closed") return;
+  /**
+   * Closes the replica, as `close()` does in Node: what this worker's client already
+   * called is finished — a follower waits (up to 3 s) for the answers to the writes it
+   * forwarded, so a write is not reported CLIENT_CLOSED while the owner commits it —
+   * and a sync or write-through call in flight is cancelled (CLIENT_CLOSED). An owner
+   * then checkpoints and gives the files and the lock up. Resolves once they are
+   * released, every call of this worker's client answered.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#shutdown();
+    return this.#closing;
+  }
+
+  async #shutdown(): Promise<void> {
+    if (this.#role === "follower" || this.#role === "starting" || this.#role === "opening") await this.#settleForwarded();
     const wasOwner = this.#role === "owner";
     this.#role = "closed";
     for (const c of this.#pending.values()) this.#reply({ id: c.id, ok: false, e: errorData(coded("CLIENT_CLOSED", "the client is closed")) });
     this.#pending.clear();
     if (this.#stateTimer !== undefined) clearTimeout(this.#stateTimer);
     try {
-      this.#client?.close();
+      // Cancels a sync or write-through call in flight; resolves when they ended.
+      if (this.#client && retiredError(this.#client) === undefined) await this.#client.close();
     } finally {
       this.#releaseFiles();
       this.#stopLock.abort();
       this.#unlock?.();
+      this.#flush(); // the last answers, to this worker's client and to followers
       if (wasOwner || this.#channel) this.#channel?.close();
+      this.#channel = undefined;
     }
+  }
+
+  /** Waits until no write of this worker's client is waiting on another worker (3 s at most). */
+  async #settleForwarded(): Promise<void> {
+    const writing = () => [...this.#pending.values()].some((c) => !REPEATABLE.has(c.m));
+    if (!writing()) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, CLOSE_WAIT_MS);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#onReply = () => {
+        if (!writing()) done();
+      };
+    });
+    this.#onReply = undefined;
+  }
+
+  /**
+   * A trap in the owned replica (out of memory, a bug) retired its client
+   * (js/wasm-errors.ts): its state may be half-changed, so nothing more runs on it. The
+   * store is handed on as if this tab had crashed — the OPFS handles closed (SQLite's
+   * uncommitted frames are ignored by the next open), the lock released, the channel
+   * left — and this worker's client gets INTERNAL_ERROR naming the first from now on.
+   * Other tabs go on: the next worker in the lock's queue takes the store over.
+   */
+  #retireOnTrap(): void {
+    if (this.#role !== "owner" || this.#client === undefined) return;
+    const err = retiredError(this.#client);
+    if (err === undefined) return;
+    this.#failure = err;
+    this.#flush(); // answers already made go out before the channel is left
+    this.#role = "failed";
+    if (this.#stateTimer !== undefined) clearTimeout(this.#stateTimer);
+    this.#channel?.close();
+    this.#channel = undefined;
+    this.#releaseFiles();
+    this.#stopLock.abort();
+    this.#unlock?.();
   }
 
   #releaseFiles(): void {

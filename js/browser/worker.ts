@@ -58,10 +58,10 @@ async function open(m: Extract<ToWorker, { t: "open" }>): Promise<void> {
   await host.start();
 }
 
-function close(): void {
-  host?.close();
-  // The replies to the last calls go out first (they are flushed in a microtask).
-  queueMicrotask(() => setTimeout(() => post({ t: "closed" }), 0));
+/** Closes the host; `closed` goes out after its last answers (flushed in a microtask). */
+async function close(): Promise<void> {
+  await host?.close().catch(() => undefined);
+  setTimeout(() => post({ t: "closed" }), 0);
 }
 
 scope.onmessage = (ev) => {
@@ -76,7 +76,7 @@ scope.onmessage = (ev) => {
       break;
     case "close":
       closing = true;
-      if (host) close();
+      if (host) void close();
       else if (early.length === 0) post({ t: "closed" });
       break;
   }

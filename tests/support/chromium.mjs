@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 
-export const CHROMIUM = '/usr/bin/chromium';
+export const CHROMIUM = process.env.EDGESYNC_CHROMIUM || '/usr/bin/chromium'; // docs/testing.md
 export const CHROMIUM_ARGS = [
   '--headless',
   '--no-sandbox',
