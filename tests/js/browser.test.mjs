@@ -104,6 +104,12 @@ describe('edgesync in headless Chromium against a real sqld', { timeout: 5 * STE
   it('a file: replica opens in OPFS from the page (durable, not a silent in-memory database)', { timeout: STEP_TIMEOUT }, async () => {
     // More in browser-opfs.test.mjs: restarts, crashes, tabs, quota, no OPFS.
     const got = await inPage(async () => {
+      // The package asks the browser to keep the origin's storage (navigator.storage.persist()).
+      let asked = 0;
+      const persist = navigator.storage.persist.bind(navigator.storage);
+      navigator.storage.persist = () => (asked++, persist());
+      const persisted = navigator.storage.persisted.bind(navigator.storage);
+      navigator.storage.persisted = async () => false; // as on a first visit
       const db = window.edgesync.createClient({ url: 'file:dashboard-test.db' });
       await db.execute('create table if not exists t (x)');
       await db.execute('insert into t values (1)');
@@ -113,10 +119,11 @@ describe('edgesync in headless Chromium against a real sqld', { timeout: 5 * STE
         if (s.persistent) resolve({ persistent: true });
         else db.on('storage', resolve);
       });
-      db.close();
-      return { n, storage };
+      await db.close();
+      navigator.storage.persisted = persisted;
+      return { n, storage, asked };
     });
-    assert.deepEqual(got, { n: 1, storage: { persistent: true } });
+    assert.deepEqual(got, { n: 1, storage: { persistent: true }, asked: 1 });
   });
 
   it('round-trips every value type exactly', { timeout: STEP_TIMEOUT }, async () => {
