@@ -2,7 +2,9 @@
 // real sqld behind the fault proxy (tests/support/fault-proxy.mjs):
 //   - close() cancels a sync and a write-through call in flight in the worker (both
 //     reject with CLIENT_CLOSED), resolves once the store is released — the same tab
-//     opens it again at once — and later calls are CLIENT_CLOSED;
+//     opens it again at once — and later calls are CLIENT_CLOSED; a follower's close()
+//     waits for the writes it forwarded, so none is reported CLIENT_CLOSED while the
+//     owner commits it;
 //   - a deadline (`timeout`) holds in the worker while the server never answers: the
 //     sync is TIMEOUT on time, the replica goes on working and syncs once the server is back;
 //   - a trap in the owner's wasm module (out of memory: wasm32 has 4 GiB) is
@@ -116,6 +118,25 @@ describe('browser replicas keep issue 13 guarantees (Chromium, real sqld, fault 
     });
     assert.equal(wt, 'CLIENT_CLOSED');
     await proxy.release();
+    assert.deepEqual(problems, []);
+  });
+
+  it("a follower's close() waits for the writes it forwarded: none reported CLIENT_CLOSED while the owner commits it", { timeout: STEP }, async () => {
+    const browser = await launch();
+    const a = await openTab(browser, `${web.url}/edgesync-test.html`, problems);
+    await open(a, 'follower-close.db');
+    const b = await openTab(browser, `${web.url}/edgesync-test.html`, problems);
+    await open(b, 'follower-close.db');
+    assert.equal(await b.evaluate(() => window.db.status().owner), false, 'the second tab follows');
+    const got = await b.evaluate(async () => {
+      const writes = Array.from({ length: 20 }, (_, i) => window.db.execute('insert into t (v) values (?)', [`f${i}`]));
+      await window.db.close(); // at once: the writes are still on their way to the owner
+      const settled = await Promise.allSettled(writes);
+      return settled.map((r) => (r.status === 'fulfilled' ? 'ok' : r.reason.code));
+    });
+    assert.deepEqual(got, Array(20).fill('ok'));
+    const rows = await a.evaluate(async () => (await window.db.execute('select v from t order by id')).rows.map((r) => r.v));
+    assert.deepEqual(rows, Array.from({ length: 20 }, (_, i) => `f${i}`));
     assert.deepEqual(problems, []);
   });
 
