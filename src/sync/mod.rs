@@ -28,6 +28,7 @@
 //! # }
 //! ```
 
+mod apply;
 mod evolve;
 mod fold;
 mod multirow;
