@@ -104,10 +104,27 @@ export interface ConflictEvent {
   resolved: Value;
 }
 
+/**
+ * A record the edge gateway refused (its sync rules, or a record it cannot take): it
+ * left the outbox, and the row is back to the server's version — or gone, when the
+ * user may not read it.
+ */
+export interface RefusedEvent {
+  table: string;
+  /** The row's primary key as JSON (`["sku-1"]`). */
+  key: string;
+  /** The record's operation: `i` insert, `u` update, `d` delete, `x` custom column. */
+  op: string;
+  /** `PERMISSION_DENIED`, `INVALID_RECORD` or `BODY_TOO_LARGE`. */
+  code: string;
+  reason: string;
+}
+
 export interface SyncEvents {
   "sync:completed": SyncResult;
   "sync:error": { code: string; message: string; retryable: boolean };
   conflict: ConflictEvent;
+  "sync:refused": RefusedEvent;
 }
 
 export interface SyncLogEntry {

@@ -22,6 +22,9 @@ pub struct RemoteClient<T> {
     /// Requests sent and their body bytes, for metrics.
     requests: AtomicU64,
     bytes_sent: AtomicU64,
+    /// Set once the server answered Hrana with the edge gateway's hint: this URL is
+    /// an edgesync Worker, synced through its records protocol ([`Self::post_json`]).
+    gateway: AtomicBool,
 }
 
 impl<T: HttpTransport> RemoteClient<T> {
@@ -33,6 +36,7 @@ impl<T: HttpTransport> RemoteClient<T> {
             closed: AtomicBool::new(false),
             requests: AtomicU64::new(0),
             bytes_sent: AtomicU64::new(0),
+            gateway: AtomicBool::new(false),
         }
     }
 
@@ -95,6 +99,52 @@ impl<T: HttpTransport> RemoteClient<T> {
         }
     }
 
+    /// Whether the server turned out to be an edgesync Worker (its sync gateway).
+    pub fn is_gateway(&self) -> bool {
+        self.gateway.load(Ordering::Relaxed)
+    }
+
+    /// POSTs a JSON body to `path` under the base URL (the edge gateway's records
+    /// protocol) and returns the body of a 200 answer; every other outcome becomes a
+    /// typed error (`{"error": {"code", "message"}}` bodies are read for the message).
+    pub async fn post_json(&self, path: &str, body: Vec<u8>) -> Result<Vec<u8>> {
+        self.ensure_open()?;
+        let url = format!("{}{path}", self.config.base_url);
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.bytes_sent.fetch_add(body.len() as u64, Ordering::Relaxed);
+        let req = HttpRequest {
+            url: &url,
+            bearer: self.config.auth_token.as_deref(),
+            body,
+            timeout_ms: self.config.timeout_ms,
+        };
+        let resp = self.transport.post(req).await.map_err(|e| match e {
+            TransportError::Timeout => Error::Timeout {
+                url: url.clone(),
+                timeout_ms: self.config.timeout_ms,
+            },
+            TransportError::Unreachable(reason) => Error::Unreachable {
+                url: url.clone(),
+                reason,
+            },
+        })?;
+        let (code, message) = json_error(&resp.body);
+        match resp.status {
+            200 => Ok(resp.body),
+            401 if self.config.auth_token.is_none() => Err(Error::AuthRequired { message }),
+            401 => Err(Error::AuthInvalid { message }),
+            403 => Err(Error::PermissionDenied { message }),
+            400 | 404 => Err(Error::Protocol(format!(
+                "{url} answered {}: {code} {message}",
+                resp.status
+            ))),
+            status => Err(Error::Server {
+                status,
+                message: format!("{code}: {message}"),
+            }),
+        }
+    }
+
     /// POSTs a pipeline body and returns the body of a 200 response; every other
     /// outcome becomes a typed error.
     async fn pipeline(&self, body: Vec<u8>) -> Result<Vec<u8>> {
@@ -121,6 +171,13 @@ impl<T: HttpTransport> RemoteClient<T> {
                 },
             })?;
             let message = || hrana::http_error_message(&resp.body);
+            if gateway_hint(resp.status, &resp.body) {
+                self.gateway.store(true, Ordering::Relaxed);
+                return Err(Error::Protocol(format!(
+                    "{} is an edgesync Worker: replicas sync through its gateway, other SQL is refused",
+                    self.config.base_url
+                )));
+            }
             return match resp.status {
                 200 => Ok(resp.body),
                 404 if version == V3 => {
@@ -149,6 +206,30 @@ impl<T: HttpTransport> RemoteClient<T> {
                 }),
             };
         }
+    }
+}
+
+/// Whether an answer to a Hrana request is the edge gateway's hint to sync through it
+/// (HTTP 421 with the error code [`crate::gateway::protocol::USE_GATEWAY`]).
+fn gateway_hint(status: u16, body: &[u8]) -> bool {
+    status == 421 && json_error(body).0 == crate::gateway::protocol::USE_GATEWAY
+}
+
+/// The code and message of a `{"error": {"code", "message"}}` body (the edge Worker's
+/// error shape); the body's text otherwise.
+fn json_error(body: &[u8]) -> (String, String) {
+    #[derive(serde::Deserialize)]
+    struct Inner {
+        code: String,
+        message: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Outer {
+        error: Inner,
+    }
+    match serde_json::from_slice::<Outer>(body) {
+        Ok(o) => (o.error.code, o.error.message),
+        Err(_) => (String::new(), hrana::http_error_message(body)),
     }
 }
 

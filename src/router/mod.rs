@@ -26,7 +26,7 @@
 mod cache;
 mod classify;
 mod health;
-mod lexer;
+pub(crate) mod lexer;
 mod region;
 mod report;
 mod ryw;

@@ -28,14 +28,15 @@
 //! # }
 //! ```
 
+pub mod chunk;
 mod fold;
 mod multirow;
 mod net;
 mod own;
-mod policy;
+pub mod policy;
 pub mod record;
 mod replica;
-mod rows;
+pub mod rows;
 pub mod rules;
 pub mod status;
 #[cfg(all(test, feature = "native"))]

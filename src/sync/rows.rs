@@ -110,7 +110,7 @@ fn custom_records(src: Source, table: &str) -> String {
 
 /// A column's value in a record's data object `d`, decoded as [`super::record`] encodes
 /// it: a BLOB is `{"b": hex}`, ±∞ `{"r": "inf"}`, a text edit `{"t": text, …}`.
-fn value(col: &str) -> String {
+pub fn value(col: &str) -> String {
     format!(
         "CASE json_type(d, '$.{col}') WHEN 'object' THEN {} WHEN 'array' THEN NULL ELSE d ->> '{col}' END",
         tagged(col)
@@ -276,7 +276,7 @@ pub fn lost_sql(spec: &TableSpec) -> String {
 }
 
 /// The SQL expression for one column's merged value, for the shadow row `s` (key `s.pk`).
-fn merged_value(spec: &TableSpec, col: &str, policy: Policy) -> String {
+pub fn merged_value(spec: &TableSpec, col: &str, policy: Policy) -> String {
     let cell = format!("tbl = '{}' AND pk = s.pk AND col = '{col}'", spec.name);
     match policy {
         Policy::Lww | Policy::Text | Policy::Custom => format!("s.c_{col}"),

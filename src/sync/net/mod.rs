@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::remote::{HttpTransport, RemoteClient, ResultSet, Statement, TransactionMode, Value};
 
 mod bootstrap;
+mod gateway;
 mod pull;
 mod push;
 mod schema;

@@ -6,14 +6,14 @@ use serde_json::Value as Json;
 
 use super::{int, poll_once, record_head, text, Queued};
 use crate::error::Result;
-use crate::remote::{HttpTransport, ResultSet, Statement, TransactionMode};
+use crate::remote::{HttpTransport, ResultSet, TransactionMode};
 use crate::store::sql_error;
+use crate::sync::chunk;
 use crate::sync::fold::encode_base;
 use crate::sync::policy::TableSpec;
 use crate::sync::record::{decode_row, decode_value, encode_value, Record};
 use crate::sync::replica::{finish_savepoint, Apply, Replica};
 use crate::sync::status::{Event, Outcome};
-use crate::sync::{rows, rules};
 
 impl<T: HttpTransport> Replica<T> {
     pub(super) fn read_outbox(&self, limit: usize) -> Result<Vec<Queued>> {
@@ -103,12 +103,8 @@ impl<T: HttpTransport> Replica<T> {
         Ok(pushed)
     }
 
-    /// Sends one chunk; returns the custom-column conflicts the server reported.
-    ///
-    /// The batch: the chunk is stored once in `_es_chunk`; counter and set cells are
-    /// staged and merged ([`rules`]); custom values go through compare-and-set; every
-    /// record is logged once; the row state of each table is merged and its touched
-    /// rows rebuilt ([`rows`]); the custom values that lost are read back.
+    /// Sends one chunk; returns the custom-column conflicts the server reported. The
+    /// batch is the chunk's server merge ([`chunk::server_merge`]).
     pub(super) async fn push_records(&self, queued: &[Queued]) -> Result<ResultSet> {
         let (stmts, conflict_steps) = {
             let inner = self.inner.borrow();
@@ -117,41 +113,11 @@ impl<T: HttpTransport> Replica<T> {
             names.sort();
             names.dedup();
             let specs: Vec<&TableSpec> = names.iter().filter_map(|n| inner.tables.get(*n)).collect();
-            let mut stmts = vec![Statement::new(rows::STORE_CHUNK).arg(json).arg(self.site.as_str())];
-            let staged = specs.iter().any(|s| crate::sync::replica::has_cells(s));
-            if staged {
-                let pol = Json::Object(specs.iter().map(|s| (s.name.clone(), s.policies_json())).collect());
-                stmts.push(Statement::new(rules::STAGE).arg(pol.to_string()));
-                stmts.extend(rules::merge_sql().into_iter().map(Statement::new));
-            }
-            for spec in &specs {
-                stmts.extend(rows::custom_sql(spec).into_iter().map(Statement::new));
-            }
-            stmts.push(Statement::new(rows::log_sql()));
-            for spec in &specs {
-                stmts.push(Statement::new(rows::upsert_sql(spec, rows::SERVER, true)));
-            }
-            for spec in &specs {
-                let [upsert, delete] = rows::materialize_sql(spec, rows::SERVER);
-                stmts.push(Statement::new(upsert));
-                // Only a delete record can remove a row (an insert older than a
-                // tombstone is simply not inserted).
-                if queued.iter().any(|q| q.op == 'd' && q.table == spec.name) {
-                    stmts.push(Statement::new(delete));
-                }
-            }
-            let mut conflict_steps = Vec::new();
-            for spec in &specs {
-                if let Some(sql) = rows::conflicts_sql(spec) {
-                    conflict_steps.push(stmts.len());
-                    stmts.push(Statement::new(sql));
-                }
-            }
-            if staged {
-                stmts.push(Statement::new(rules::UNSTAGE));
-            }
-            stmts.push(Statement::new(rows::DROP_CHUNK));
-            (stmts, conflict_steps)
+            let deletes = |t: &str| queued.iter().any(|q| q.op == 'd' && q.table == t);
+            let m = chunk::server_merge(&specs, json, self.site.as_str(), &deletes);
+            let mut stmts = vec![m.store];
+            stmts.extend(m.merge);
+            (stmts, m.conflict_steps.into_iter().map(|i| i + 1).collect::<Vec<_>>())
         };
         let mut results = self.remote_batch(&stmts, TransactionMode::Write).await?;
         let mut conflicts = ResultSet::default();

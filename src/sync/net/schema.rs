@@ -5,6 +5,7 @@
 use super::{int, text};
 use crate::error::{Error, Result};
 use crate::remote::{HttpTransport, ResultSet, Statement, TransactionMode};
+use crate::sync::policy::TableSpec;
 use crate::sync::replica::{parse_policies, Replica};
 use crate::sync::{rows, rules};
 
@@ -75,24 +76,8 @@ impl<T: HttpTransport> Replica<T> {
                 .iter()
                 .map(|r| (text(&r[0]), text(&r[1]).to_ascii_uppercase(), int(&r[2]) as usize))
                 .collect();
-            if server != spec.shape() {
-                return Err(Error::SchemaMismatch(format!(
-                    "table {name} differs between this replica {:?} and the server {:?}",
-                    spec.shape(),
-                    server
-                )));
-            }
             let pol = results[idx + 1].rows.first().map(|r| text(&r[0])).unwrap_or_default();
-            let mut server_pol = parse_policies(&pol)?;
-            server_pol.sort_by(|a, b| a.0.cmp(&b.0));
-            let mut local_pol = parse_policies(&spec.policies_json().to_string())?;
-            local_pol.sort_by(|a, b| a.0.cmp(&b.0));
-            if server_pol != local_pol {
-                return Err(Error::SchemaMismatch(format!(
-                    "table {name} is replicated with policies {pol} on the server but {} here",
-                    spec.policies_json()
-                )));
-            }
+            compare_table(spec, &server, &pol)?;
         }
         Ok(())
     }
@@ -126,4 +111,28 @@ impl<T: HttpTransport> Replica<T> {
         }
         Ok(())
     }
+}
+
+/// Whether the server's copy of a replicated table (its columns as
+/// `(name, TYPE, pk position)`, and its policies as stored JSON) is the local one.
+pub(super) fn compare_table(spec: &TableSpec, server: &[(String, String, usize)], pol: &str) -> Result<()> {
+    let name = &spec.name;
+    if server != spec.shape() {
+        return Err(Error::SchemaMismatch(format!(
+            "table {name} differs between this replica {:?} and the server {:?}",
+            spec.shape(),
+            server
+        )));
+    }
+    let mut server_pol = parse_policies(pol)?;
+    server_pol.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut local_pol = parse_policies(&spec.policies_json().to_string())?;
+    local_pol.sort_by(|a, b| a.0.cmp(&b.0));
+    if server_pol != local_pol {
+        return Err(Error::SchemaMismatch(format!(
+            "table {name} is replicated with policies {pol} on the server but {} here",
+            spec.policies_json()
+        )));
+    }
+    Ok(())
 }

@@ -88,10 +88,17 @@ impl<T: HttpTransport> Replica<T> {
 
     pub(super) async fn sync_inner(&self) -> Result<(u64, u64)> {
         self.remote()?;
+        if self.via_gateway() {
+            return self.gateway_sync().await;
+        }
         // One batch now; the rest is folded while the first chunks are on the wire.
         self.fold_batch()?;
         if !self.inner.borrow().schema_ready {
-            self.ensure_schema().await?;
+            match self.ensure_schema().await {
+                // The syncUrl is an edgesync Worker: sync through its gateway.
+                Err(_) if self.via_gateway() => return self.gateway_sync().await,
+                r => r?,
+            }
         }
         self.bootstrap().await?;
         self.resolve_doubts().await?;

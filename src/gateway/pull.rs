@@ -1,0 +1,264 @@
+//! Pull, scope, rows and bootstrap through the gateway: everything a replica reads,
+//! filtered by the read rules.
+//!
+//! - **pull**: a page of the log after the cursor, keeping the records of rows the user
+//!   may read *now* (the rule over the row's merged state; a deleted row keeps its last
+//!   values, so its delete reaches exactly those who could read it). The cursor moves
+//!   past the records left out too.
+//! - **scope**: rows enter or leave a user's reach without a record of their own (the
+//!   user joins or leaves a room; another user gives them a row). The replica sends a
+//!   digest ([`super::digest`]) of the keys it holds per table; where it differs from
+//!   the digest of the keys the user may read now, the gateway answers those keys, and
+//!   the replica drops the rows it holds beyond them and fetches (**rows**) the ones it
+//!   lacks.
+//! - **bootstrap**: the readable rows of a table, page by page in key order.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::Value as Json;
+
+use super::protocol::{BootstrapResponse, PullResponse, ScopeResponse, State};
+use super::rules::{Op, SyncRules};
+use super::state;
+use super::view::{aliased_view, bind, quote};
+use crate::error::{Error, Result};
+use crate::sql::{ResultSet, Statement, Value};
+use crate::sync::TableSpec;
+
+const TOP: &str = "SELECT coalesce(max(seq), 0) FROM _es_log";
+
+fn int(v: Option<&Value>) -> i64 {
+    match v {
+        Some(Value::Integer(i)) => *i,
+        _ => 0,
+    }
+}
+
+fn first(results: &[ResultSet], i: usize) -> Result<&ResultSet> {
+    results
+        .get(i)
+        .ok_or_else(|| Error::Protocol(format!("the gateway's read answered {} results", results.len())))
+}
+
+/// The statements of a pull page: the readable records, the page's extent, the top.
+pub fn pull_plan(
+    rules: &SyncRules,
+    specs: &HashMap<String, TableSpec>,
+    args: &[(String, Value)],
+    cursor: i64,
+    limit: usize,
+) -> Vec<Statement> {
+    let mut arms = Vec::new();
+    for (t, tr) in rules.tables() {
+        let Some(spec) = specs.get(t) else { continue };
+        arms.push(format!(
+            "(p._es_rec ->> 1 = {tq} AND EXISTS (SELECT 1 FROM {view} WHERE \"{t}\"._es_pk = json(p._es_rec -> 2) AND {read}))",
+            tq = quote(t),
+            view = aliased_view(spec),
+            read = tr.condition(Op::Read),
+        ));
+    }
+    let readable = if arms.is_empty() {
+        "0".to_string()
+    } else {
+        arms.join(" OR ")
+    };
+    let mut a = args.to_vec();
+    a.push((":_es_cursor".into(), Value::Integer(cursor)));
+    a.push((":_es_limit".into(), Value::Integer(limit as i64)));
+    vec![
+        bind(
+            format!(
+                "WITH _es_p AS MATERIALIZED (SELECT seq AS _es_seq, site AS _es_site, rec AS _es_rec FROM _es_log \
+                 WHERE seq > :_es_cursor ORDER BY seq LIMIT :_es_limit) \
+                 SELECT p._es_seq, p._es_site, p._es_rec FROM _es_p p WHERE p._es_site <> :_es_site AND ({readable}) \
+                 ORDER BY p._es_seq"
+            ),
+            &a,
+        ),
+        bind(
+            "SELECT coalesce(max(seq), :_es_cursor), count(*) FROM (SELECT seq FROM _es_log WHERE seq > :_es_cursor \
+             ORDER BY seq LIMIT :_es_limit)"
+                .into(),
+            &a,
+        ),
+        Statement::new(TOP),
+    ]
+}
+
+pub fn pull_finish(results: &[ResultSet], cursor: i64, limit: usize) -> Result<PullResponse> {
+    let page = first(results, 0)?;
+    let extent = first(results, 1)?.rows.first().cloned().unwrap_or_default();
+    let top = int(first(results, 2)?.rows.first().and_then(|r| r.first()));
+    let more = int(extent.get(1)) >= limit as i64;
+    let to = if more { int(extent.first()) } else { top.max(cursor) };
+    let mut records = Vec::with_capacity(page.rows.len());
+    for r in &page.rows {
+        let (Value::Text(site), Value::Text(rec)) = (&r[1], &r[2]) else {
+            continue;
+        };
+        let rec: Json = serde_json::from_str(rec).map_err(|e| Error::Protocol(format!("bad log record: {e}")))?;
+        records.push((int(r.first()), site.clone(), rec));
+    }
+    Ok(PullResponse {
+        records,
+        cursor: to,
+        more,
+    })
+}
+
+/// The statements of a scope check: per table, the keys of the live rows the user may
+/// read; then the top of the log.
+pub fn scope_plan(
+    rules: &SyncRules,
+    specs: &HashMap<String, TableSpec>,
+    args: &[(String, Value)],
+    tables: &[&str],
+) -> Vec<Statement> {
+    let mut out = Vec::new();
+    for t in tables {
+        let (Some(spec), Some(tr)) = (specs.get(*t), rules.table(t)) else {
+            continue;
+        };
+        out.push(bind(
+            format!(
+                "SELECT \"{t}\"._es_pk FROM {} WHERE \"{t}\"._es_live = 1 AND {}",
+                aliased_view(spec),
+                tr.condition(Op::Read)
+            ),
+            args,
+        ));
+    }
+    out.push(Statement::new(TOP));
+    out
+}
+
+/// Compares the replica's digests with the readable sets.
+pub fn scope_finish(
+    results: &[ResultSet],
+    tables: &[&str],
+    digests: &BTreeMap<String, String>,
+    cursor: i64,
+) -> Result<ScopeResponse> {
+    let top = int(first(results, results.len().saturating_sub(1))?
+        .rows
+        .first()
+        .and_then(|r| r.first()));
+    if top > cursor {
+        return Ok(ScopeResponse {
+            stale: true,
+            tables: BTreeMap::new(),
+        });
+    }
+    let mut out = ScopeResponse::default();
+    for (i, t) in tables.iter().enumerate() {
+        let keys: Vec<String> = first(results, i)?
+            .rows
+            .iter()
+            .filter_map(|r| match r.first() {
+                Some(Value::Text(k)) => Some(k.clone()),
+                _ => None,
+            })
+            .collect();
+        let d = super::digest::digest(keys.iter().map(String::as_str));
+        if digests.get(*t) != Some(&d) {
+            out.tables.insert(t.to_string(), keys);
+        }
+    }
+    Ok(out)
+}
+
+/// The statements reading the state of the readable rows among `keys`, per table.
+pub fn rows_plan(
+    rules: &SyncRules,
+    specs: &HashMap<String, TableSpec>,
+    args: &[(String, Value)],
+    keys: &BTreeMap<String, Vec<Json>>,
+) -> (Vec<Statement>, Vec<(String, state::Steps)>) {
+    let mut stmts = Vec::new();
+    let mut steps = Vec::new();
+    for (t, pks) in keys {
+        let (Some(spec), Some(tr)) = (specs.get(t), rules.table(t)) else {
+            continue;
+        };
+        let mut a = args.to_vec();
+        a.push((":_es_keys".into(), Value::Text(Json::Array(pks.clone()).to_string())));
+        let k = "_es_k AS MATERIALIZED (SELECT DISTINCT json(value) AS pk FROM json_each(:_es_keys) WHERE json_type(value) = 'array')";
+        steps.push((t.clone(), state::push_reads(spec, tr, k, &a, &mut stmts)));
+    }
+    (stmts, steps)
+}
+
+pub fn rows_finish(
+    results: &[ResultSet],
+    steps: &[(String, state::Steps)],
+    keys: &BTreeMap<String, Vec<Json>>,
+) -> Result<State> {
+    let mut out = State::default();
+    for (t, s) in steps {
+        let ts = state::read(s, results)?;
+        let found: Vec<&str> = ts
+            .rows
+            .iter()
+            .filter_map(|r| r.first().and_then(Json::as_str))
+            .collect();
+        let missing: Vec<Json> = keys
+            .get(t)
+            .into_iter()
+            .flatten()
+            .filter(|pk| !found.contains(&pk.to_string().as_str()))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            out.missing.insert(t.clone(), missing);
+        }
+        out.tables.insert(t.clone(), ts);
+    }
+    Ok(out)
+}
+
+/// One bootstrap page of `spec`: the next `limit` readable live rows after `after`.
+pub fn bootstrap_plan(
+    spec: &TableSpec,
+    rules: &SyncRules,
+    args: &[(String, Value)],
+    after: &str,
+    limit: usize,
+) -> Option<(Vec<Statement>, state::Steps)> {
+    let tr = rules.table(&spec.name)?;
+    let t = &spec.name;
+    let mut a = args.to_vec();
+    a.push((":_es_after".into(), Value::from(after)));
+    a.push((":_es_limit".into(), Value::Integer(limit as i64)));
+    let keys = format!(
+        "_es_k AS MATERIALIZED (SELECT \"{t}\"._es_pk AS pk FROM {} WHERE \"{t}\"._es_live = 1 AND \"{t}\"._es_pk > :_es_after \
+         AND {} ORDER BY \"{t}\"._es_pk LIMIT :_es_limit)",
+        aliased_view(spec),
+        tr.condition(Op::Read)
+    );
+    let mut stmts = vec![Statement::new(TOP)];
+    let steps = state::push_reads(spec, tr, &keys, &a, &mut stmts);
+    Some((stmts, steps))
+}
+
+pub fn bootstrap_finish(
+    table: &str,
+    results: &[ResultSet],
+    steps: &state::Steps,
+    limit: usize,
+) -> Result<BootstrapResponse> {
+    let cursor = int(first(results, 0)?.rows.first().and_then(|r| r.first()));
+    let ts = state::read(steps, results)?;
+    let after = if ts.rows.len() >= limit {
+        ts.rows
+            .last()
+            .and_then(|r| r.first())
+            .and_then(Json::as_str)
+            .map(str::to_string)
+    } else {
+        None
+    };
+    let mut state = State::default();
+    state.tables.insert(table.to_string(), ts);
+    Ok(BootstrapResponse { state, cursor, after })
+}
