@@ -125,6 +125,7 @@ pub fn check_sql(spec: &TableSpec, rules: &TableRules) -> String {
     };
     let o = "_es_o";
     let w = "_es_w";
+    let view = format!("({}) v", super::view::row_view(spec));
     let live = format!("{alias}._es_live = 1");
     let old = format!("{alias}._es_old = 1");
     let new = format!("{alias}._es_old <> 1");
@@ -171,7 +172,7 @@ pub fn check_sql(spec: &TableSpec, rules: &TableRules) -> String {
            FROM _es_x x LEFT JOIN _es_o o ON o._es_ri = x._es_ri) \
          INSERT OR IGNORE INTO _es_gw_refused (ri, why) {checks}",
         tq = quote(t),
-        view = format!("({}) v", super::view::row_view(spec)),
+        view = view,
         w_cols = w_cols.join(", "),
         checks = checks.join(" UNION ALL "),
     )
@@ -295,8 +296,9 @@ pub fn plan(
     stmts.push(bind(
         format!(
             "INSERT INTO _es_gw_audit (at, sub, site, tbl, pk, op, code, reason) \
-             SELECT :_es_now, :_es_sub, :_es_site, r.value ->> 0, json(r.value -> 1), r.value ->> 2, '{PERMISSION_DENIED}', g.why \
-             FROM _es_gw_refused g JOIN json_each(:_es_rows) r ON r.key = g.ri \
+             SELECT :_es_now, :_es_sub, :_es_site, p.value -> 1 ->> 1, json(p.value -> 1 -> 2), p.value -> 1 ->> 3, \
+             '{PERMISSION_DENIED}', (SELECT why FROM _es_gw_refused WHERE ri = p.value ->> 0) \
+             FROM json_each(:_es_tagged) p WHERE (p.value ->> 0) IN (SELECT ri FROM _es_gw_refused) \
              UNION ALL SELECT :_es_now, :_es_sub, :_es_site, e.value ->> 0, e.value ->> 1, e.value ->> 2, e.value ->> 3, e.value ->> 4 \
              FROM json_each(:_es_early) e"
         ),

@@ -109,13 +109,16 @@ pub struct GatewayStats {
     pub too_large: u64,
 }
 
+/// The last schema load (or its failure) and when it happened.
+type LoadedAt = (Result<Rc<Loaded>, Failure>, u64);
+
 /// The sync gateway of one isolate.
 pub struct Gateway<T: HttpTransport> {
     rules: SyncRules,
     limits: Limits,
     remote: RemoteClient<T>,
     setup_done: Cell<bool>,
-    loaded: RefCell<Option<(Result<Rc<Loaded>, Failure>, u64)>>,
+    loaded: RefCell<Option<LoadedAt>>,
     /// `(site, sub)` pairs the primary has confirmed.
     sites: RefCell<HashSet<(String, String)>>,
     rate: RefCell<RateLimiter>,

@@ -46,7 +46,7 @@ impl<T: HttpTransport> Replica<T> {
                 Err(Error::Server { status: 413, message }) => {
                     let q = &queued[0];
                     let rec = q.record()?;
-                    let restore = self.gateway_rows(&rec.table, &[rec.pk.clone()]).await?;
+                    let restore = self.gateway_rows(&rec.table, std::slice::from_ref(&rec.pk)).await?;
                     PushResponse {
                         accepted: 0,
                         refused: vec![Refusal {
