@@ -54,7 +54,7 @@ impl HttpTransport for Loop {
         let path = &path[path.find('/').unwrap_or(path.len())..];
         if path.ends_with("/pipeline") {
             return Ok(HttpResponse {
-                status: 421,
+                status: 404,
                 body: br#"{"error":{"code":"USE_SYNC_GATEWAY","message":"sync through /sync/v1"}}"#.to_vec(),
             });
         }

@@ -66,6 +66,9 @@ pub struct PushResponse {
     /// The server's state of the refused rows the user may read (the others are in
     /// `missing`): the replica puts them back in place of its refused changes.
     pub restore: State,
+    /// The tables whose records were merged (for change notifications).
+    #[serde(default)]
+    pub changed: Vec<String>,
 }
 
 /// The merge state of some rows, as the direct bootstrap reads it.

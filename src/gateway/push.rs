@@ -358,7 +358,11 @@ pub fn finish(plan: PushPlan, results: &[ResultSet], early: Vec<Refusal>) -> Res
     }
     let mut refused = early;
     let mut accepted = 0;
+    let mut changed: Vec<String> = Vec::new();
     for (v, ri) in plan.valid.iter().zip(&plan.row_of) {
+        if !why.contains_key(ri) && !changed.contains(&v.table) {
+            changed.push(v.table.clone());
+        }
         match why.get(ri) {
             Some(w) => refused.push(Refusal {
                 index: v.index,
@@ -408,5 +412,6 @@ pub fn finish(plan: PushPlan, results: &[ResultSet], early: Vec<Refusal>) -> Res
         refused,
         conflicts,
         restore,
+        changed,
     })
 }

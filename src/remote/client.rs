@@ -210,9 +210,9 @@ impl<T: HttpTransport> RemoteClient<T> {
 }
 
 /// Whether an answer to a Hrana request is the edge gateway's hint to sync through it
-/// (HTTP 421 with the error code [`crate::gateway::protocol::USE_GATEWAY`]).
+/// (HTTP 404 with the error code [`crate::gateway::protocol::USE_GATEWAY`]).
 fn gateway_hint(status: u16, body: &[u8]) -> bool {
-    status == 421 && json_error(body).0 == crate::gateway::protocol::USE_GATEWAY
+    status == 404 && json_error(body).0 == crate::gateway::protocol::USE_GATEWAY
 }
 
 /// The code and message of a `{"error": {"code", "message"}}` body (the edge Worker's
@@ -291,6 +291,41 @@ mod tests {
             ]
         );
         assert_eq!(c.protocol_version(), 2);
+    }
+
+    #[test]
+    fn recognizes_an_edge_gateway_at_once() {
+        let hint = r#"{"error":{"code":"USE_SYNC_GATEWAY","message":"sync through /sync/v1"}}"#;
+        let c = client(
+            Canned::new(vec![
+                resp(404, hint),
+                resp(200, "{}"),
+                resp(403, r#"{"error":{"code":"PERMISSION_DENIED","message":"no"}}"#),
+            ]),
+            Some("t"),
+        );
+        assert!(!c.is_gateway());
+        let e = pollster::block_on(c.execute(&"select 1".into())).unwrap_err();
+        assert_eq!(e.code(), "PROTOCOL_ERROR");
+        assert!(c.is_gateway(), "no v2 retry: the hint is the answer");
+        assert_eq!(
+            pollster::block_on(c.post_json("/sync/v1/pull", b"{}".to_vec())).unwrap(),
+            b"{}"
+        );
+        let e = pollster::block_on(c.post_json("/sync/v1/push", b"{}".to_vec())).unwrap_err();
+        assert_eq!(e.to_string(), "permission denied: no");
+        assert_eq!(
+            *c.transport.urls.borrow(),
+            [
+                "http://h:1/v3/pipeline",
+                "http://h:1/sync/v1/pull",
+                "http://h:1/sync/v1/push"
+            ]
+        );
+        // A plain 404 is still a libSQL server without v3.
+        let plain = client(Canned::new(vec![resp(404, "not found"), resp(200, OK)]), None);
+        pollster::block_on(plain.execute(&"select 1".into())).unwrap();
+        assert!(!plain.is_gateway());
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod edge;
 mod error;
 mod fast;
 mod fetch;
+mod gateway;
 mod nodefs;
 mod replica;
 mod resolver;

@@ -28,6 +28,15 @@ export interface Env {
   JWT_ISSUER?: string;
   JWT_AUDIENCE?: string;
 
+  /**
+   * The sync gateway's rules (JSON): per replicated table, `read` / `write` / `insert` /
+   * `update` / `delete` predicates over the row's columns with token claims as `:name`
+   * parameters, and optionally `columns`. Unset: no replica syncs through this Worker.
+   */
+  SYNC_RULES?: string;
+  /** Sync gateway limits (JSON, camelCase): maxBodyBytes, maxRecords, recordsPerMinute, maxPage, maxDriftMs. */
+  SYNC_LIMITS?: string;
+
   /** Secret: libSQL auth token sent to every region (absent for servers without auth). */
   LIBSQL_AUTH_TOKEN?: string;
   /** Secret: HS256 key for client JWTs. */

@@ -8,6 +8,8 @@
  *   POST /batch   {statements}   statements in one transaction on the primary
  *   POST|GET|PUT|DELETE /sessions[/:id]   distributed sessions (see sessions.ts)
  *   GET  /subscribe              WebSocket to the real-time hub (see hub.ts)
+ *   POST /sync/v1/<step>         the sync gateway for user replicas (see sync.ts)
+ *   GET  /sync/v1/audit          refused pushes (service tokens)
  *   POST /publish {channel, data}
  *
  * Every endpoint but /health needs `Authorization: Bearer <JWT>` (auth.ts). Errors are
@@ -21,9 +23,10 @@ import { authenticate } from "./auth.js";
 import { Edge } from "./edge.js";
 import type { Caller } from "./edge.js";
 import type { Env } from "./env.js";
-import { bodyLimit, errorResponse, HttpError, json, jsonText, readJson } from "./http.js";
+import { bodyLimit, drainUnread, errorResponse, HttpError, json, jsonText, readJson } from "./http.js";
 import { hubStats, publish, subscribe } from "./hub.js";
 import { Sessions, sessionResponse } from "./sessions.js";
+import { gatewayStats, handleAudit, handleSync, pipelineHint, SYNC_PREFIX } from "./sync.js";
 
 export { RealtimeHub } from "./hub.js";
 export type { Env } from "./env.js";
@@ -105,8 +108,19 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext, n: Node
     const health = n.edge.router.health(env.HEALTH_THRESHOLDS || undefined, Date.now());
     return json(health, health.status === "unhealthy" ? 503 : 200);
   }
+  if (route === "POST /v2/pipeline" || route === "POST /v3/pipeline") return pipelineHint(request);
   const claims = await authenticate(request, env);
   const limit = bodyLimit(env.MAX_BODY_BYTES);
+  if (route === `GET ${SYNC_PREFIX}audit`) {
+    if (claims.role !== "service") throw new HttpError(403, "PERMISSION_DENIED", "the audit trail is for service tokens");
+    return handleAudit(request, env, n.edge);
+  }
+  if (pathname.startsWith(SYNC_PREFIX)) {
+    const notify = (tables: string[]) => {
+      for (const table of tables) background(publish(env, `table:${table}`, { table }).catch(() => undefined));
+    };
+    return handleSync(request, env, n.edge, claims, pathname.slice(SYNC_PREFIX.length), notify);
+  }
 
   switch (route) {
     case "GET /metrics": {
@@ -197,13 +211,38 @@ function metricsText(n: Node, hub: { sockets: number; events: number; lastSeq: n
     n.metrics.set("edgesync_hub_last_seq", [], hub.lastSeq);
   }
   let text = n.metrics.render() + n.edge.router.metricsText(Date.now());
+  text += gatewayMetricsText(gatewayStats());
   if (n.sessions) text += n.sessions.store.metricsText();
   return text;
+}
+
+/** The sync gateway's counters, when it has served this isolate. */
+function gatewayMetricsText(stats: ReturnType<typeof gatewayStats>): string {
+  if (!stats) return "";
+  const m = new MetricsRegistry();
+  const counters: [string, number, string][] = [
+    ["edgesync_gateway_pushes_total", stats.pushes, "Pushes served by the sync gateway."],
+    ["edgesync_gateway_records_accepted_total", stats.recordsAccepted, "Pushed records merged."],
+    ["edgesync_gateway_records_refused_total", stats.recordsRefused, "Pushed records refused (rules, validation)."],
+    ["edgesync_gateway_pulls_total", stats.pulls, "Pull pages served."],
+    ["edgesync_gateway_records_pulled_total", stats.recordsPulled, "Log records sent to replicas."],
+    ["edgesync_gateway_scope_checks_total", stats.scopeChecks, "Scope checks served."],
+    ["edgesync_gateway_scope_mismatches_total", stats.scopeMismatches, "Tables whose replica held other rows than readable."],
+    ["edgesync_gateway_rate_limited_total", stats.rateLimited, "Pushes refused with 429."],
+  ];
+  for (const [name, value, help] of counters) {
+    m.describe(name, "counter", help);
+    m.inc(name, [], value);
+  }
+  return m.render();
 }
 
 /** Route label: the path with ids folded, so labels stay bounded. */
 function routeLabel(request: Request): string {
   const { pathname } = new URL(request.url);
+  if (pathname.startsWith(SYNC_PREFIX)) {
+    return /^\/sync\/v1\/(schema|push|pull|scope|rows|bootstrap|audit)$/.test(pathname) ? pathname : "/sync/v1/:unknown";
+  }
   return pathname.startsWith("/sessions/") && !/^\/sessions\/(gc|stats)$/.test(pathname) ? "/sessions/:id" : pathname;
 }
 
@@ -218,6 +257,7 @@ export default {
     } catch (e) {
       response = errorResponse(e);
     }
+    await drainUnread(request);
     if (n) {
       const labels = ["route", routeLabel(request), "status", String(response.status)];
       n.metrics.inc("edgesync_http_requests_total", labels, 1);

@@ -59,6 +59,7 @@ impl<T: HttpTransport> Replica<T> {
                         }],
                         conflicts: Vec::new(),
                         restore,
+                        changed: Vec::new(),
                     }
                 }
                 Err(e) => return Err(e),
