@@ -101,6 +101,10 @@ pub struct PullRequest {
     pub cursor: i64,
     #[serde(default)]
     pub limit: Option<usize>,
+    /// The tables the replica syncs (records of others are left out); `None`: every
+    /// table the user may read.
+    #[serde(default)]
+    pub tables: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]

@@ -47,10 +47,14 @@ pub fn pull_plan(
     args: &[(String, Value)],
     cursor: i64,
     limit: usize,
+    only: Option<&[String]>,
 ) -> Vec<Statement> {
     let mut arms = Vec::new();
     for (t, tr) in rules.tables() {
         let Some(spec) = specs.get(t) else { continue };
+        if only.is_some_and(|o| !o.iter().any(|x| x == t)) {
+            continue;
+        }
         arms.push(format!(
             "(p._es_rec ->> 1 = {tq} AND EXISTS (SELECT 1 FROM {view} WHERE \"{t}\"._es_pk = json(p._es_rec -> 2) AND {read}))",
             tq = quote(t),

@@ -40,8 +40,8 @@ pub struct NetRow {
     pub pk: String,
     /// The last record's operation.
     pub op: char,
-    /// The data of its non-delete records, later ones over earlier ones.
-    pub data: Map<String, Json>,
+    /// Its records (indexes into the valid records), in chunk order.
+    pub records: Vec<usize>,
 }
 
 /// Groups the valid records by row; returns the rows and, per record, its row's index.
@@ -49,34 +49,101 @@ pub fn net_rows(valid: &[Valid]) -> (Vec<NetRow>, Vec<usize>) {
     let mut rows: Vec<NetRow> = Vec::new();
     let mut index: HashMap<(&str, &str), usize> = HashMap::new();
     let mut row_of = Vec::with_capacity(valid.len());
-    for v in valid {
+    for (k, v) in valid.iter().enumerate() {
         let i = *index.entry((&v.table, &v.pk)).or_insert_with(|| {
             rows.push(NetRow {
                 table: v.table.clone(),
                 pk: v.pk.clone(),
                 op: v.op,
-                data: Map::new(),
+                records: Vec::new(),
             });
             rows.len() - 1
         });
-        let row = &mut rows[i];
-        row.op = v.op;
-        if let Json::Object(d) = &v.data {
-            for (k, val) in d {
-                row.data.insert(k.clone(), val.clone());
-            }
-        }
+        rows[i].op = v.op;
+        rows[i].records.push(k);
         row_of.push(i);
     }
     (rows, row_of)
 }
 
-/// The statement that records in `_es_gw_refused` each row of `spec` in `:_es_rows`
-/// that the rules refuse (see the module docs and [`super::rules`]).
-pub fn check_sql(spec: &TableSpec, rules: &TableRules) -> String {
+/// `:_es_rows`: `[table, pk, op, data]` per row, the data cut to the columns the rules
+/// look at (see [`check_sql`]).
+fn rows_json(rows: &[NetRow], valid: &[Valid], rules: &SyncRules, specs: &HashMap<String, TableSpec>) -> String {
+    let mut keep: HashMap<&str, Vec<String>> = HashMap::new();
+    let mut out = String::with_capacity(rows.len() * 48);
+    out.push('[');
+    for (i, r) in rows.iter().enumerate() {
+        let cols = keep.entry(r.table.as_str()).or_insert_with(|| {
+            let (Some(spec), Some(tr)) = (specs.get(&r.table), rules.table(&r.table)) else {
+                return Vec::new();
+            };
+            let names = tr.write_names();
+            spec.data_columns()
+                .filter(|(_, c)| names.contains(&c.name.to_ascii_lowercase()) || !tr.may_change(&c.name))
+                .map(|(_, c)| c.name.clone())
+                .collect()
+        });
+        // The data of its non-delete records, later ones over earlier ones.
+        let mut data: Map<String, Json> = Map::new();
+        for &k in &r.records {
+            for (c, v) in valid[k].data.as_object().into_iter().flatten() {
+                if cols.contains(c) {
+                    data.insert(c.clone(), v.clone());
+                }
+            }
+        }
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('[');
+        out.push_str(&Json::from(r.table.as_str()).to_string());
+        out.push(',');
+        out.push_str(&r.pk);
+        out.push_str(",\"");
+        out.push(r.op);
+        out.push_str("\",");
+        out.push_str(&Json::Object(data).to_string());
+        out.push(']');
+    }
+    out.push(']');
+    out
+}
+
+/// Where [`check_sql`] reads the rows to check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rows {
+    /// `:_es_rows`: the net change of each row ([`NetRow`]), when some row has several
+    /// records in the chunk.
+    Net,
+    /// The stored chunk itself, when every row has one record (the common case: no
+    /// second copy of the records travels).
+    Chunk,
+}
+
+/// The statement that records in `_es_gw_refused` each row of `spec` that the rules
+/// refuse (see the module docs and [`super::rules`]).
+pub fn check_sql(spec: &TableSpec, rules: &TableRules, src: Rows) -> String {
     let t = &spec.name;
+    let rows = match src {
+        Rows::Net => format!(
+            "SELECT key AS _es_ri, json(value -> 1) AS _es_pk, value ->> 2 AS _es_op, value -> 3 AS d \
+             FROM json_each(:_es_rows) WHERE value ->> 0 = {}",
+            quote(t)
+        ),
+        Rows::Chunk => format!(
+            "SELECT key AS _es_ri, json(value -> 2) AS _es_pk, value ->> 3 AS _es_op, value -> 4 AS d \
+             FROM json_each((SELECT j FROM _es_chunk)) WHERE value ->> 1 = {}",
+            quote(t)
+        ),
+    };
     let alias = format!("\"{t}\"");
-    let data_cols: Vec<(&str, Policy)> = spec.data_columns().map(|(_, c)| (c.name.as_str(), c.policy)).collect();
+    // Only the columns a write predicate names, or that may not change, are looked at.
+    let names = rules.write_names();
+    let data_cols: Vec<(&str, Policy)> = spec
+        .data_columns()
+        .filter(|(_, c)| names.contains(&c.name.to_ascii_lowercase()) || !rules.may_change(&c.name))
+        .map(|(_, c)| (c.name.as_str(), c.policy))
+        .collect();
     let merged: Vec<&str> = data_cols
         .iter()
         .filter(|(_, p)| matches!(p, Policy::Lww | Policy::Text | Policy::Custom))
@@ -117,9 +184,10 @@ pub fn check_sql(spec: &TableSpec, rules: &TableRules) -> String {
         rules.condition(Op::Update),
         rules.condition(Op::Delete),
     );
+    let tq = quote(t);
     let refuse = |from: &str, when: &str, cond: &str, why: &str| {
         format!(
-            "SELECT {alias}._es_ri, {} FROM {from} AS {alias} WHERE {when} AND NOT ({cond})",
+            "SELECT {alias}._es_ri, {tq}, {alias}._es_pk, {} FROM {from} AS {alias} WHERE {when} AND NOT ({cond})",
             quote(why)
         )
     };
@@ -164,23 +232,31 @@ pub fn check_sql(spec: &TableSpec, rules: &TableRules) -> String {
         ),
     ];
     format!(
-        "WITH _es_n AS MATERIALIZED (SELECT r.key AS _es_ri, json(r.value -> 1) AS _es_pk, r.value ->> 2 AS _es_op, \
-           r.value -> 3 AS d FROM json_each(:_es_rows) r WHERE r.value ->> 0 = {tq}), \
-         _es_x AS MATERIALIZED (SELECT _es_ri, _es_pk, _es_op{x_cols} FROM _es_n), \
+        "WITH _es_x AS MATERIALIZED (SELECT _es_ri, _es_pk, _es_op{x_cols} FROM ({rows})), \
          _es_o AS MATERIALIZED (SELECT x._es_ri AS _es_ri, x._es_op AS _es_op, v.* FROM _es_x x JOIN {view} ON v._es_pk = x._es_pk), \
-         _es_w AS MATERIALIZED (SELECT x._es_ri AS _es_ri, x._es_op AS _es_op, coalesce(o._es_live, 0) AS _es_old, {w_cols} \
-           FROM _es_x x LEFT JOIN _es_o o ON o._es_ri = x._es_ri) \
-         INSERT OR IGNORE INTO _es_gw_refused (ri, why) {checks}",
-        tq = quote(t),
+         _es_w AS MATERIALIZED (SELECT x._es_ri AS _es_ri, x._es_pk AS _es_pk, x._es_op AS _es_op, \
+           coalesce(o._es_live, 0) AS _es_old, {w_cols} FROM _es_x x LEFT JOIN _es_o o ON o._es_ri = x._es_ri) \
+         INSERT OR IGNORE INTO _es_gw_refused (ri, tbl, pk, why) {checks}",
         view = view,
         w_cols = w_cols.join(", "),
         checks = checks.join(" UNION ALL "),
     )
 }
 
-/// Stores the accepted records as the chunk (`:_es_tagged` holds `[row, record]`).
-const STORE_ACCEPTED: &str = "INSERT INTO _es_chunk (j, site) SELECT (SELECT json_group_array(json(p.value -> 1)) \
-     FROM json_each(:_es_tagged) p WHERE (p.value ->> 0) NOT IN (SELECT ri FROM _es_gw_refused)), :_es_site";
+/// Drops the refused rows' records from the stored chunk (only when there are any).
+const DROP_REFUSED: &str =
+    "UPDATE _es_chunk SET j = (SELECT json_group_array(json(e.value)) FROM json_each(_es_chunk.j) e \
+     WHERE NOT EXISTS (SELECT 1 FROM _es_gw_refused g WHERE g.tbl = e.value ->> 1 AND g.pk = json(e.value -> 2))) \
+     WHERE EXISTS (SELECT 1 FROM _es_gw_refused)";
+
+/// Writes the refused records to the audit trail: those the rules refused (read from the
+/// stored chunk, before [`DROP_REFUSED`]) and those refused before any SQL (`:_es_early`).
+const AUDIT: &str = "INSERT INTO _es_gw_audit (at, sub, site, tbl, pk, op, code, reason) \
+     SELECT :_es_now, :_es_sub, :_es_site, g.tbl, g.pk, e.value ->> 3, 'PERMISSION_DENIED', g.why \
+     FROM json_each((SELECT j FROM _es_chunk)) e JOIN _es_gw_refused g ON g.tbl = e.value ->> 1 AND g.pk = json(e.value -> 2) \
+     WHERE EXISTS (SELECT 1 FROM _es_gw_refused) \
+     UNION ALL SELECT :_es_now, :_es_sub, :_es_site, e.value ->> 0, e.value ->> 1, e.value ->> 2, e.value ->> 3, e.value ->> 4 \
+     FROM json_each(:_es_early) e";
 
 /// Binds the site to the user the first time; leaves it as it is otherwise. A site a
 /// direct replica has written under is never bound.
@@ -236,24 +312,14 @@ pub fn plan(
 ) -> PushPlan {
     let (rows, row_of) = net_rows(&valid);
     let mut args: Vec<(String, Value)> = who.args.to_vec();
-    let rows_json: Vec<Json> = rows
-        .iter()
-        .map(|r| {
-            json!([
-                r.table,
-                serde_json::from_str::<Json>(&r.pk).unwrap_or(Json::Null),
-                r.op.to_string(),
-                r.data
-            ])
-        })
-        .collect();
-    let tagged: Vec<String> = valid
-        .iter()
-        .zip(&row_of)
-        .map(|(v, ri)| format!("[{ri},{}]", v.json))
-        .collect();
-    args.push((":_es_rows".into(), Value::Text(Json::Array(rows_json).to_string())));
-    args.push((":_es_tagged".into(), Value::Text(format!("[{}]", tagged.join(",")))));
+    let src = if rows.len() == valid.len() {
+        Rows::Chunk
+    } else {
+        Rows::Net
+    };
+    if src == Rows::Net {
+        args.push((":_es_rows".into(), Value::Text(rows_json(&rows, &valid, rules, specs))));
+    }
     args.push((":_es_site".into(), Value::from(who.site)));
     args.push((":_es_sub".into(), Value::from(who.sub)));
     args.push((":_es_now".into(), Value::Integer(who.now_ms as i64)));
@@ -280,33 +346,28 @@ pub fn plan(
     names.sort();
     names.dedup();
     let touched: Vec<&TableSpec> = names.iter().filter_map(|n| specs.get(*n)).collect();
+    let deletes = |t: &str| valid.iter().any(|v| v.op == 'd' && v.table == t);
+    let chunk = format!(
+        "[{}]",
+        valid.iter().map(|v| v.json.as_str()).collect::<Vec<_>>().join(",")
+    );
+    let merge = server_merge(&touched, chunk, who.site, &deletes);
+    stmts.push(merge.store);
     for spec in &touched {
         if let Some(tr) = rules.table(&spec.name) {
-            stmts.push(bind(check_sql(spec, tr), &args));
+            stmts.push(bind(check_sql(spec, tr, src), &args));
         }
     }
-    let deletes = |t: &str| valid.iter().any(|v| v.op == 'd' && v.table == t);
-    let merge = server_merge(&touched, String::new(), who.site, &deletes);
-    stmts.push(bind(STORE_ACCEPTED.into(), &args));
+    stmts.push(bind(AUDIT.into(), &args));
+    stmts.push(Statement::new(format!(
+        "DELETE FROM _es_gw_audit WHERE id <= (SELECT max(id) FROM _es_gw_audit) - {AUDIT_KEEP}"
+    )));
+    stmts.push(Statement::new(DROP_REFUSED));
     let base = stmts.len();
     stmts.extend(merge.merge);
     let conflict_steps = merge.conflict_steps.iter().map(|i| i + base).collect();
     let refused_step = stmts.len();
     stmts.push(Statement::new(READ_REFUSED));
-    stmts.push(bind(
-        format!(
-            "INSERT INTO _es_gw_audit (at, sub, site, tbl, pk, op, code, reason) \
-             SELECT :_es_now, :_es_sub, :_es_site, p.value -> 1 ->> 1, json(p.value -> 1 -> 2), p.value -> 1 ->> 3, \
-             '{PERMISSION_DENIED}', (SELECT why FROM _es_gw_refused WHERE ri = p.value ->> 0) \
-             FROM json_each(:_es_tagged) p WHERE (p.value ->> 0) IN (SELECT ri FROM _es_gw_refused) \
-             UNION ALL SELECT :_es_now, :_es_sub, :_es_site, e.value ->> 0, e.value ->> 1, e.value ->> 2, e.value ->> 3, e.value ->> 4 \
-             FROM json_each(:_es_early) e"
-        ),
-        &args,
-    ));
-    stmts.push(Statement::new(format!(
-        "DELETE FROM _es_gw_audit WHERE id <= (SELECT max(id) FROM _es_gw_audit) - {AUDIT_KEEP}"
-    )));
     let mut restore = Vec::new();
     let mut restore_tables: Vec<&str> = names.clone();
     restore_tables.extend(early.keys().map(String::as_str));
@@ -316,12 +377,11 @@ pub fn plan(
         let (Some(spec), Some(tr)) = (specs.get(t), rules.table(t)) else {
             continue;
         };
-        let extra = Json::Array(early.get(t).cloned().unwrap_or_default()).to_string();
         let mut a = args.clone();
-        a.push((":_es_extra".into(), Value::Text(extra)));
+        let extra = early.get(t).cloned().unwrap_or_default();
+        a.push((":_es_extra".into(), Value::Text(Json::Array(extra).to_string())));
         let keys = format!(
-            "_es_k AS MATERIALIZED (SELECT json(r.value -> 1) AS pk FROM json_each(:_es_rows) r \
-             WHERE r.value ->> 0 = {} AND r.key IN (SELECT ri FROM _es_gw_refused) \
+            "_es_k AS MATERIALIZED (SELECT pk FROM _es_gw_refused WHERE tbl = {} \
              UNION SELECT json(value) FROM json_each(:_es_extra) WHERE json_type(value) = 'array')",
             quote(t)
         );

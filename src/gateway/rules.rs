@@ -38,7 +38,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value as Json;
 
 use crate::error::{Error, Result};
-use crate::router::lexer::{tokenize, Kind};
+use crate::router::lexer::{ident_name, tokenize, Kind};
 use crate::sql::Value;
 use crate::sync::policy::check_identifier;
 
@@ -91,6 +91,25 @@ impl TableRules {
             Some(p) => format!("coalesce(({p}), 0)"),
             None => "0".into(),
         }
+    }
+
+    /// The identifiers (lowercase) the write predicates name: the columns a write
+    /// check must see (a superset: a name used for another table's column counts too).
+    pub fn write_names(&self) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for op in [Op::Insert, Op::Update, Op::Delete] {
+            if let Some(p) = self.predicate(op) {
+                let mut toks = Vec::new();
+                if tokenize(p, &mut toks).is_ok() {
+                    out.extend(
+                        toks.iter()
+                            .filter(|t| matches!(t.kind, Kind::Word | Kind::Quoted))
+                            .map(|t| ident_name(t, p)),
+                    );
+                }
+            }
+        }
+        out
     }
 
     /// Whether an update may change `column`.

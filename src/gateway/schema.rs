@@ -20,8 +20,9 @@ use crate::sync::{rules as sync_rules, Policy, TableSpec};
 
 /// The gateway's tables on the server: refused rows of the push in progress (emptied
 /// before it commits), the site ids bound to users, and the audit trail of refusals.
-pub const GATEWAY_DDL: [&str; 3] = [
-    "CREATE TABLE IF NOT EXISTS _es_gw_refused (ri INTEGER PRIMARY KEY, why TEXT NOT NULL)",
+pub const GATEWAY_DDL: [&str; 4] = [
+    "CREATE TABLE IF NOT EXISTS _es_gw_refused (ri INTEGER PRIMARY KEY, tbl TEXT NOT NULL, pk TEXT NOT NULL, why TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS _es_gw_refused_row ON _es_gw_refused (tbl, pk)",
     "CREATE TABLE IF NOT EXISTS _es_gw_site (site TEXT PRIMARY KEY, sub TEXT NOT NULL, at INTEGER NOT NULL) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS _es_gw_audit (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, \
      sub TEXT NOT NULL, site TEXT NOT NULL, tbl TEXT NOT NULL, pk TEXT NOT NULL, op TEXT NOT NULL, \

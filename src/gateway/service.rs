@@ -349,6 +349,7 @@ impl<T: HttpTransport> Gateway<T> {
             &self.args(claims, Some(&req.site)),
             req.cursor,
             limit,
+            req.tables.as_deref(),
         );
         let rs = self.batch(&stmts, TransactionMode::Read).await.map_err(upstream)?;
         let resp = pull::pull_finish(&rs, req.cursor, limit).map_err(upstream)?;

@@ -163,17 +163,23 @@ fn check_one(
         }
         _ => return Err(invalid("data must be an object".into())),
     };
-    let mut out = vec![
-        Json::from(hlc),
-        Json::from(table),
-        serde_json::from_str(&pk).unwrap_or(Json::Null),
-        Json::from(op.to_string()),
-        data.clone(),
-    ];
+    // The record as merged and logged: re-serialized from what was checked.
+    let mut json = String::with_capacity(64 + pk.len());
+    json.push('[');
+    json.push_str(&hlc.to_string());
+    json.push(',');
+    json.push_str(&Json::from(table).to_string());
+    json.push(',');
+    json.push_str(&pk);
+    json.push_str(",\"");
+    json.push(op);
+    json.push_str("\",");
+    json.push_str(&data.to_string());
     if let Some(b) = base {
-        out.push(Json::from(b));
+        json.push(',');
+        json.push_str(&Json::from(b).to_string());
     }
-    let json = Json::Array(out).to_string();
+    json.push(']');
     Ok((table.to_string(), pk, op, data, json))
 }
 

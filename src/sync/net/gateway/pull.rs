@@ -72,6 +72,7 @@ impl<T: HttpTransport> Replica<T> {
                 site: self.site.clone(),
                 cursor,
                 limit: Some(self.pull_chunk),
+                tables: Some(self.tables()),
             };
             let page: PullResponse = self.gateway_call("pull", &req).await?;
             if page.records.is_empty() && page.cursor == cursor {
