@@ -644,59 +644,6 @@ fn counters_and_text_converge_through_the_gateway_and_directly() {
     assert!(rows(&bob, "select * from notes").is_empty());
 }
 
-/// Not a test: timings of one 2,000-record push, straight and through the gateway
-/// (`cargo test --release --test gateway_sqld push_timings -- --ignored --nocapture`).
-#[test]
-#[ignore]
-fn push_timings() {
-    let (s, admin, gw) = world();
-    let _ = admin;
-    for round in 0..3 {
-        let h = hlc();
-        let recs: Vec<Json> = (0..2000)
-            .map(|i| json!([h + i, "todos", [format!("r{round}-{i}")], "i", {"owner": "bob", "title": format!("title {i}"), "done": 0, "shared": 0}]))
-            .collect();
-        let body = json!({"site": format!("00000000000000{round}f"), "records": recs}).to_string();
-        let t0 = std::time::Instant::now();
-        let r = block(gw.handle("push", &json!({"sub": "bob"}), body.as_bytes(), now()));
-        let gw_ms = t0.elapsed().as_secs_f64() * 1000.0;
-        assert_eq!(r.status, 200, "{}", r.body);
-        // The same records straight: the sync engine's merge alone.
-        let recs2: Vec<String> = (0..2000)
-            .map(|i| json!([h + i, "todos", [format!("d{round}-{i}")], "i", {"owner": "bob", "title": format!("title {i}"), "done": 0, "shared": 0}]).to_string())
-            .collect();
-        let spec = {
-            let c = rusqlite::Connection::open_in_memory().unwrap();
-            c.execute_batch(SCHEMA[0]).unwrap();
-            edgesync::sync::TableSpec::introspect(&c, "todos", &[]).unwrap()
-        };
-        let m = edgesync::sync::chunk::server_merge(
-            &[&spec],
-            format!("[{}]", recs2.join(",")),
-            &format!("00000000000000{round}e"),
-            &|_| false,
-        );
-        let mut stmts = vec![m.store];
-        stmts.extend(m.merge);
-        let t0 = std::time::Instant::now();
-        block(s.client().batch(&stmts, edgesync::TransactionMode::Write)).unwrap();
-        let direct_ms = t0.elapsed().as_secs_f64() * 1000.0;
-        let t0 = std::time::Instant::now();
-        let loaded = edgesync::gateway::validate::check_records(
-            &serde_json::from_str::<Json>(&body).unwrap()["records"]
-                .as_array()
-                .unwrap()
-                .clone(),
-            &edgesync::gateway::SyncRules::parse(RULES).unwrap(),
-            &[("todos".to_string(), spec.clone())].into_iter().collect(),
-            now(),
-            60_000,
-        );
-        let validate_ms = t0.elapsed().as_secs_f64() * 1000.0;
-        println!("round {round}: gateway {gw_ms:.1} ms, direct merge {direct_ms:.1} ms, validate alone {validate_ms:.1} ms ({} valid)", loaded.valid.len());
-    }
-}
-
 /// Not a test: where a gateway push's SQL time goes, statement by statement, on an
 /// in-process SQLite (`cargo test --release --test gateway_sqld push_profile -- --ignored --nocapture`).
 #[test]
@@ -719,7 +666,17 @@ fn push_profile() {
             .map(|i| json!([h + i, "todos", [format!("r{round}-{i}")], "i", {"owner": "bob", "title": format!("title {i}"), "done": 0, "shared": 0}]))
             .collect();
         let t0 = std::time::Instant::now();
-        let checked = validate::check_records(&recs, &rules, &specs, now(), 60_000);
+        let raws: Vec<Box<serde_json::value::RawValue>> = recs
+            .iter()
+            .map(|r| serde_json::value::to_raw_value(r).unwrap())
+            .collect();
+        let checked = validate::check_records(
+            &raws.iter().map(|b| b.as_ref()).collect::<Vec<_>>(),
+            &rules,
+            &specs,
+            now(),
+            60_000,
+        );
         let args = rules.args(&json!({"sub": "bob"}));
         let who = push::Pusher {
             sub: "bob",

@@ -19,6 +19,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value as Json;
 
 /// The protocol version (`schema` answers it; a replica refuses another).
@@ -31,12 +32,15 @@ pub const PREFIX: &str = "/sync/v1";
 /// `/v3/pipeline`): a replica seeing it syncs through [`PREFIX`] instead.
 pub const USE_GATEWAY: &str = "USE_SYNC_GATEWAY";
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PushRequest {
+pub struct PushRequest<'a> {
     /// The replica's site id (16 lowercase hex digits), bound to the user on first use.
     pub site: String,
-    pub records: Vec<Json>,
+    /// The records as the request carries them (checked one by one, without building
+    /// a JSON tree of each).
+    #[serde(borrow)]
+    pub records: Vec<&'a RawValue>,
 }
 
 /// One refused record.

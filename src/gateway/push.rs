@@ -86,7 +86,8 @@ fn rows_json(rows: &[NetRow], valid: &[Valid], rules: &SyncRules, specs: &HashMa
         // The data of its non-delete records, later ones over earlier ones.
         let mut data: Map<String, Json> = Map::new();
         for &k in &r.records {
-            for (c, v) in valid[k].data.as_object().into_iter().flatten() {
+            let d: Json = serde_json::from_str(&valid[k].data).unwrap_or(Json::Null);
+            for (c, v) in d.as_object().into_iter().flatten() {
                 if cols.contains(c) {
                     data.insert(c.clone(), v.clone());
                 }

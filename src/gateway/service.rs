@@ -180,7 +180,11 @@ impl<T: HttpTransport> Gateway<T> {
         }
         let out = match step {
             "schema" => to_json(&self.schema(now_ms).await?),
-            "push" => to_json(&self.push(sub, claims, parse(body)?, now_ms).await?),
+            "push" => {
+                let req: PushRequest = serde_json::from_slice(body)
+                    .map_err(|e| Failure::new(400, "BAD_REQUEST", format!("malformed request: {e}")))?;
+                to_json(&self.push(sub, claims, req, now_ms).await?)
+            }
             "pull" => to_json(&self.pull(claims, parse(body)?, now_ms).await?),
             "scope" => to_json(&self.scope(claims, parse(body)?, now_ms).await?),
             "rows" => to_json(&self.rows(claims, parse(body)?, now_ms).await?),
@@ -263,7 +267,7 @@ impl<T: HttpTransport> Gateway<T> {
         a
     }
 
-    async fn push(&self, sub: &str, claims: &Json, req: PushRequest, now_ms: u64) -> Res<PushResponse> {
+    async fn push(&self, sub: &str, claims: &Json, req: PushRequest<'_>, now_ms: u64) -> Res<PushResponse> {
         if !validate::valid_site(&req.site) {
             return Err(Failure::new(400, "BAD_REQUEST", "site must be 16 lowercase hex digits"));
         }

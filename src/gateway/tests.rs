@@ -125,7 +125,13 @@ fn push_through(
     records: &[Json],
 ) -> PushResponse {
     let now = 1_800_000_000_000u64;
-    let checked = check_records(records, rules, specs, now, 60_000);
+    let checked = check_records(
+        &raw(records).iter().map(|b| b.as_ref()).collect::<Vec<_>>(),
+        rules,
+        specs,
+        now,
+        60_000,
+    );
     let args = rules.args(&json!({ "sub": sub }));
     let who = Pusher {
         sub,
@@ -197,7 +203,8 @@ proptest! {
     fn validation_takes_any_input(recs in proptest::collection::vec(arb_json(3), 0..12)) {
         let (_, specs) = server();
         let rules = SyncRules::parse(RULES).unwrap();
-        let c = check_records(&recs, &rules, &specs, 1_800_000_000_000, 60_000);
+        let raws = raw(&recs);
+        let c = check_records(&raws.iter().map(|b| b.as_ref()).collect::<Vec<_>>(), &rules, &specs, 1_800_000_000_000, 60_000);
         prop_assert_eq!(c.valid.len() + c.refused.len(), recs.len());
         for v in &c.valid {
             let back = Record::from_json(&serde_json::from_str::<Json>(&v.json).unwrap()).unwrap();
@@ -211,6 +218,12 @@ proptest! {
         let _ = SyncRules::parse(&s);
         let _ = SyncRules::parse(&format!(r#"{{"t": {{"read": {}}}}}"#, Json::from(s.as_str())));
     }
+}
+
+fn raw(recs: &[Json]) -> Vec<Box<serde_json::value::RawValue>> {
+    recs.iter()
+        .map(|r| serde_json::value::to_raw_value(r).unwrap())
+        .collect()
 }
 
 /// Arbitrary JSON, biased towards record-like arrays.

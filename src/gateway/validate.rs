@@ -12,7 +12,11 @@
 use std::collections::HashMap;
 
 use base64::Engine;
-use serde_json::{Map, Value as Json};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use serde_json::value::RawValue;
+use serde_json::Value as Json;
 
 use super::protocol::Refusal;
 use super::rules::SyncRules;
@@ -28,11 +32,11 @@ pub struct Valid {
     /// Its index in the request.
     pub index: usize,
     pub table: String,
-    /// The key as JSON text.
+    /// The key as canonical JSON text.
     pub pk: String,
     pub op: char,
-    /// The data object (`Null` for deletes).
-    pub data: Json,
+    /// The data object as JSON text (`null` for deletes).
+    pub data: String,
     /// The record as it will be merged and logged.
     pub json: String,
 }
@@ -52,9 +56,13 @@ pub fn valid_site(site: &str) -> bool {
     site.len() == 16 && site.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// Checks every record; `now_ms` is the Worker's clock.
+/// Checks every record (as the request carried it); `now_ms` is the Worker's clock.
+///
+/// Records are read without building a JSON tree of their values (a push is thousands
+/// of them): each value is looked at in its raw text, and only tagged values, counters,
+/// sets and text edits are parsed.
 pub fn check_records(
-    records: &[Json],
+    records: &[&RawValue],
     rules: &SyncRules,
     specs: &HashMap<String, TableSpec>,
     now_ms: u64,
@@ -63,15 +71,12 @@ pub fn check_records(
     let mut out = Checked::default();
     for (index, rec) in records.iter().enumerate() {
         match check_one(rec, rules, specs, now_ms, max_drift_ms) {
-            Ok((table, pk, op, data, json)) => out.valid.push(Valid {
-                index,
-                table,
-                pk,
-                op,
-                data,
-                json,
-            }),
+            Ok(mut v) => {
+                v.index = index;
+                out.valid.push(v)
+            }
             Err((code, reason)) => {
+                let rec: Json = serde_json::from_str(rec.get()).unwrap_or(Json::Null);
                 let field = |i: usize| rec.get(i).cloned().unwrap_or(Json::Null);
                 let s = |j: Json| j.as_str().map(|s| s.chars().take(128).collect()).unwrap_or_default();
                 out.refused.push(Refusal {
@@ -88,24 +93,24 @@ pub fn check_records(
     out
 }
 
-type Checked1 = (String, String, char, Json, String);
 type Refused = (&'static str, String);
 
 fn check_one(
-    rec: &Json,
+    rec: &RawValue,
     rules: &SyncRules,
     specs: &HashMap<String, TableSpec>,
     now_ms: u64,
     max_drift_ms: u64,
-) -> Result<Checked1, Refused> {
+) -> Result<Valid, Refused> {
     let invalid = |m: String| (INVALID_RECORD, m);
     let denied = |m: String| (PERMISSION_DENIED, m);
-    let a = rec
-        .as_array()
-        .filter(|a| a.len() == 5 || a.len() == 6)
-        .ok_or_else(|| invalid("a record is [hlc, table, key, op, data, base?]".into()))?;
-    let hlc = a[0]
-        .as_i64()
+    let shape = || invalid("a record is [hlc, table, key, op, data, base?]".into());
+    let a: Vec<&RawValue> = serde_json::from_str(rec.get()).map_err(|_| shape())?;
+    if a.len() != 5 && a.len() != 6 {
+        return Err(shape());
+    }
+    let hlc = serde_json::from_str::<i64>(a[0].get())
+        .ok()
         .filter(|h| *h > 0)
         .ok_or_else(|| invalid("hlc must be a positive integer".into()))?;
     let ahead = ((hlc >> 16) as u64).saturating_sub(now_ms);
@@ -114,94 +119,135 @@ fn check_one(
             "the record's clock is {ahead} ms ahead of the server's (at most {max_drift_ms} ms)"
         )));
     }
-    let table = a[1].as_str().ok_or_else(|| invalid("table must be a string".into()))?;
-    let shown: String = table.chars().take(64).collect();
-    if rules.table(table).is_none() {
+    let table: Cow<str> = serde_json::from_str(a[1].get()).map_err(|_| invalid("table must be a string".into()))?;
+    let shown = short(&table);
+    if rules.table(&table).is_none() {
         return Err(denied(format!("table {shown:?} is not synced through this gateway")));
     }
     let spec = specs
-        .get(table)
+        .get(table.as_ref())
         .ok_or_else(|| denied(format!("table {shown:?} is not replicated on the server")))?;
-    let pk = check_key(&a[2], spec).map_err(invalid)?;
-    let op = match a[3].as_str() {
-        Some("i") => 'i',
-        Some("u") => 'u',
-        Some("d") => 'd',
-        Some("x") => 'x',
+    let pk = check_key(a[2], spec).map_err(invalid)?;
+    let op: Cow<str> = serde_json::from_str(a[3].get()).map_err(|_| invalid("op must be a string".into()))?;
+    let op = match op.as_ref() {
+        "i" => 'i',
+        "u" => 'u',
+        "d" => 'd',
+        "x" => 'x',
         _ => return Err(invalid("op must be \"i\", \"u\", \"d\" or \"x\"".into())),
     };
-    let base = match a.get(5) {
-        None | Some(Json::Null) => None,
-        Some(Json::String(b)) if op == 'x' && b.len() <= 64 + 16 => Some(b.clone()),
+    let base: Option<String> = match a.get(5).map(|b| serde_json::from_str::<Option<String>>(b.get())) {
+        None | Some(Ok(None)) => None,
+        Some(Ok(Some(b))) if op == 'x' && b.len() <= 64 + 16 => Some(b),
         Some(_) => {
             return Err(invalid(
                 "only a custom record has a base version (a short string)".into(),
             ))
         }
     };
-    let data = match (op, &a[4]) {
-        ('d', Json::Null) => Json::Null,
-        ('d', _) => return Err(invalid("a delete carries no data".into())),
-        (_, Json::Object(m)) => {
-            if op == 'x' && m.len() != 1 {
-                return Err(invalid("a custom record carries exactly one column".into()));
-            }
-            let mut clean = Map::new();
-            for (col, v) in m {
-                let c = spec
-                    .columns
-                    .iter()
-                    .find(|c| &c.name == col && c.pk == 0)
-                    .ok_or_else(|| denied(format!("unknown column {:?} in {table}", short(col))))?;
-                if (op == 'x') != (c.policy == Policy::Custom) {
-                    return Err(invalid(format!("column {col} of {table} is {}", c.policy.as_str())));
-                }
-                check_value(c.policy, v).map_err(|m| invalid(format!("{table}.{col}: {m}")))?;
-                clean.insert(col.clone(), v.clone());
-            }
-            Json::Object(clean)
+    let data = if op == 'd' {
+        if a[4].get() != "null" {
+            return Err(invalid("a delete carries no data".into()));
         }
-        _ => return Err(invalid("data must be an object".into())),
+        "null".to_string()
+    } else {
+        let m: BTreeMap<Cow<str>, &RawValue> =
+            serde_json::from_str(a[4].get()).map_err(|_| invalid("data must be an object".into()))?;
+        if op == 'x' && m.len() != 1 {
+            return Err(invalid("a custom record carries exactly one column".into()));
+        }
+        let mut clean = String::with_capacity(a[4].get().len());
+        clean.push('{');
+        for (i, (col, v)) in m.iter().enumerate() {
+            let c = spec
+                .columns
+                .iter()
+                .find(|c| c.name == *col && c.pk == 0)
+                .ok_or_else(|| denied(format!("unknown column {:?} in {table}", short(col))))?;
+            if (op == 'x') != (c.policy == Policy::Custom) {
+                return Err(invalid(format!("column {col} of {table} is {}", c.policy.as_str())));
+            }
+            check_value(c.policy, v).map_err(|m| invalid(format!("{table}.{col}: {m}")))?;
+            if i > 0 {
+                clean.push(',');
+            }
+            // Column names are plain identifiers (checked when replicated): no escaping.
+            clean.push('"');
+            clean.push_str(&c.name);
+            clean.push_str("\":");
+            clean.push_str(v.get());
+        }
+        clean.push('}');
+        clean
     };
-    // The record as merged and logged: re-serialized from what was checked.
-    let mut json = String::with_capacity(64 + pk.len());
+    // The record as merged and logged: re-assembled from what was checked.
+    let mut json = String::with_capacity(48 + pk.len() + data.len());
     json.push('[');
     json.push_str(&hlc.to_string());
-    json.push(',');
-    json.push_str(&Json::from(table).to_string());
-    json.push(',');
+    json.push_str(",\"");
+    json.push_str(&spec.name);
+    json.push_str("\",");
     json.push_str(&pk);
     json.push_str(",\"");
     json.push(op);
     json.push_str("\",");
-    json.push_str(&data.to_string());
+    json.push_str(&data);
     if let Some(b) = base {
         json.push(',');
         json.push_str(&Json::from(b).to_string());
     }
     json.push(']');
-    Ok((table.to_string(), pk, op, data, json))
+    Ok(Valid {
+        index: 0,
+        table: spec.name.clone(),
+        pk,
+        op,
+        data,
+        json,
+    })
 }
 
 fn short(s: &str) -> String {
     s.chars().take(64).collect()
 }
 
-/// A key: an array of the table's key length, of integers and strings.
-fn check_key(pk: &Json, spec: &TableSpec) -> Result<String, String> {
-    let a = pk
-        .as_array()
-        .filter(|a| a.len() == spec.pk.len())
-        .ok_or_else(|| format!("the key of {} is an array of {} values", spec.name, spec.pk.len()))?;
-    for v in a {
-        match v {
-            Json::Number(n) if n.is_i64() => {}
-            Json::String(s) if s.len() <= MAX_KEY_BYTES => {}
-            Json::String(_) => return Err(format!("key values are at most {MAX_KEY_BYTES} bytes")),
-            _ => return Err("key values are integers or strings".into()),
+/// A key: an array of the table's key length, of integers and strings; returned as
+/// canonical JSON text (re-encoded, so one key has one spelling).
+fn check_key(pk: &RawValue, spec: &TableSpec) -> Result<String, String> {
+    let wrong = || format!("the key of {} is an array of {} values", spec.name, spec.pk.len());
+    let a: Vec<&RawValue> = serde_json::from_str(pk.get()).map_err(|_| wrong())?;
+    if a.len() != spec.pk.len() {
+        return Err(wrong());
+    }
+    let mut out = String::from("[");
+    for (i, v) in a.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let text = v.get();
+        if text.starts_with('"') {
+            let s: String = serde_json::from_str(text).map_err(|_| "key values are integers or strings".to_string())?;
+            if s.len() > MAX_KEY_BYTES {
+                return Err(format!("key values are at most {MAX_KEY_BYTES} bytes"));
+            }
+            out.push_str(&Json::from(s).to_string());
+        } else {
+            let n: i64 = serde_json::from_str(text).map_err(|_| "key values are integers or strings".to_string())?;
+            out.push_str(&n.to_string());
         }
     }
-    Ok(pk.to_string())
+    out.push(']');
+    Ok(out)
+}
+
+/// A plain value, read from its raw text: a string, a number or null pass as they are
+/// (the request's JSON was already checked); an object must be a tagged value.
+fn check_plain_raw(v: &RawValue) -> Result<(), String> {
+    match v.get().as_bytes().first() {
+        Some(b'"' | b'-' | b'0'..=b'9' | b'n') => Ok(()),
+        Some(b'{') => check_plain(&serde_json::from_str(v.get()).map_err(|e| e.to_string())?),
+        _ => Err("not a value (null, number, string, {\"b\": hex}, {\"r\": \"inf\"})".into()),
+    }
 }
 
 /// A plain value: null, a number, a string, `{"b": hex}` or `{"r": "inf" | "-inf"}`.
@@ -217,7 +263,12 @@ fn check_plain(v: &Json) -> Result<(), String> {
     }
 }
 
-fn check_value(policy: Policy, v: &Json) -> Result<(), String> {
+fn check_value(policy: Policy, raw: &RawValue) -> Result<(), String> {
+    if matches!(policy, Policy::Lww | Policy::Custom) {
+        return check_plain_raw(raw);
+    }
+    let v: Json = serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
+    let v = &v;
     match policy {
         Policy::Lww | Policy::Custom => check_plain(v),
         Policy::Counter => match v.as_array().map(Vec::as_slice) {

@@ -36,6 +36,11 @@ impl<T: HttpTransport> Replica<T> {
     /// One step of the records protocol.
     async fn gateway_call<Q: Serialize, A: DeserializeOwned>(&self, step: &str, req: &Q) -> Result<A> {
         let body = serde_json::to_vec(req).map_err(|e| Error::Protocol(e.to_string()))?;
+        self.gateway_call_raw(step, body).await
+    }
+
+    /// [`Self::gateway_call`] with the request already encoded.
+    async fn gateway_call_raw<A: DeserializeOwned>(&self, step: &str, body: Vec<u8>) -> Result<A> {
         let out = self.remote()?.post_json(&format!("{PREFIX}/{step}"), body).await?;
         serde_json::from_slice(&out).map_err(|e| Error::Protocol(format!("bad answer to {step}: {e}")))
     }

@@ -7,7 +7,7 @@ use serde_json::Value as Json;
 
 use super::super::Queued;
 use crate::error::{Error, Result};
-use crate::gateway::protocol::{PushRequest, PushResponse, Refusal, RowsRequest, State};
+use crate::gateway::protocol::{PushResponse, Refusal, RowsRequest, State};
 use crate::remote::{HttpTransport, ResultSet};
 use crate::store::sql_error;
 use crate::sync::record::{decode_value, Record};
@@ -29,15 +29,16 @@ impl<T: HttpTransport> Replica<T> {
                 }
                 continue;
             }
-            let records: Vec<Json> = queued
-                .iter()
-                .map(|q| serde_json::from_str(&q.json).map_err(|e| Error::Protocol(e.to_string())))
-                .collect::<Result<_>>()?;
-            let req = PushRequest {
-                site: self.site.clone(),
-                records,
-            };
-            let resp: PushResponse = match self.gateway_call("push", &req).await {
+            // A `PushRequest`, with the outbox's record texts spliced in as they are.
+            let mut body = format!("{{\"site\":{},\"records\":[", Json::from(self.site.as_str()));
+            for (i, q) in queued.iter().enumerate() {
+                if i > 0 {
+                    body.push(',');
+                }
+                body.push_str(&q.json);
+            }
+            body.push_str("]}");
+            let resp: PushResponse = match self.gateway_call_raw("push", body.into_bytes()).await {
                 Ok(r) => r,
                 Err(Error::Server { status: 413, .. }) if queued.len() > 1 => {
                     chunk = (queued.len() / 2).max(1);
