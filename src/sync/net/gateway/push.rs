@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value as Json;
 
-use super::super::Queued;
+use super::super::{poll_once, Queued};
 use crate::error::{Error, Result};
 use crate::gateway::protocol::{PushResponse, Refusal, RowsRequest, State};
 use crate::remote::{HttpTransport, ResultSet};
@@ -38,7 +38,21 @@ impl<T: HttpTransport> Replica<T> {
                 body.push_str(&q.json);
             }
             body.push_str("]}");
-            let resp: PushResponse = match self.gateway_call_raw("push", body.into_bytes()).await {
+            // As for a direct push: the request is started, then the next captures are
+            // folded while the Worker merges this chunk (a fold failure is reported
+            // after the answer is handled: the chunk may well have been merged).
+            let (answer, folded) = {
+                let mut call = std::pin::pin!(self.gateway_call_raw::<PushResponse>("push", body.into_bytes()));
+                match poll_once(&mut call).await {
+                    Some(res) => (res, Ok(None)),
+                    None => {
+                        self.remote()?.transport().idle().await;
+                        let folded = self.fold_batch();
+                        (call.await, folded)
+                    }
+                }
+            };
+            let resp: PushResponse = match answer {
                 Ok(r) => r,
                 Err(Error::Server { status: 413, .. }) if queued.len() > 1 => {
                     chunk = (queued.len() / 2).max(1);
@@ -67,6 +81,7 @@ impl<T: HttpTransport> Replica<T> {
             };
             pushed += resp.accepted as u64;
             self.gateway_pushed(&queued, resp)?;
+            folded?;
         }
         let mut st = self.monitor.status.borrow_mut();
         st.last_push = Some(Outcome {
