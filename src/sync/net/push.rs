@@ -17,13 +17,18 @@ use crate::sync::status::{Event, Outcome};
 
 impl<T: HttpTransport> Replica<T> {
     pub(super) fn read_outbox(&self, limit: usize) -> Result<Vec<Queued>> {
+        self.read_outbox_after(0, limit)
+    }
+
+    /// The next `limit` outbox rows after id `after`.
+    pub(super) fn read_outbox_after(&self, after: i64, limit: usize) -> Result<Vec<Queued>> {
         let mut stmt = self
             .store
             .conn()
-            .prepare_cached("SELECT id, rec, base FROM _es_outbox ORDER BY id LIMIT ?1")
+            .prepare_cached("SELECT id, rec, base FROM _es_outbox WHERE id > ?2 ORDER BY id LIMIT ?1")
             .map_err(sql_error)?;
         let rows = stmt
-            .query_map([limit as i64], |r| {
+            .query_map([limit as i64, after], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, String>(1)?,

@@ -14,6 +14,11 @@ use crate::sync::record::{decode_value, Record};
 use crate::sync::replica::{finish_savepoint, Apply, CaptureOff, Replica};
 use crate::sync::status::{Event, Outcome};
 
+/// A push request on its way.
+type PushCall<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<PushResponse>> + 'a>>;
+/// A chunk and its push request.
+type InFlight<'a> = (Vec<Queued>, PushCall<'a>);
+
 impl<T: HttpTransport> Replica<T> {
     /// Pushes the whole outbox. A chunk the gateway finds too large is halved; one
     /// record it can never take is refused like a rule refusal (it would block the
@@ -21,44 +26,58 @@ impl<T: HttpTransport> Replica<T> {
     pub(super) async fn gateway_push_all(&self) -> Result<u64> {
         let mut pushed = 0;
         let mut chunk = self.push_chunk;
+        // Two chunks are in flight at once: the Worker checks the next one while the
+        // primary merges this one. Answers are handled in order, so "the outbox up to
+        // this chunk's last id" stays exact; after a failure the chunk in flight is
+        // dropped (it may still commit: its records stay queued and are pushed again,
+        // which changes nothing).
+        let mut next: Option<InFlight<'_>> = None;
         for _round in 0..100_000 {
-            let queued = self.read_outbox(chunk)?;
-            if queued.is_empty() {
-                if self.fold_batch()?.is_none() {
-                    break;
-                }
-                continue;
-            }
-            // A `PushRequest`, with the outbox's record texts spliced in as they are.
-            let mut body = format!("{{\"site\":{},\"records\":[", Json::from(self.site.as_str()));
-            for (i, q) in queued.iter().enumerate() {
-                if i > 0 {
-                    body.push(',');
-                }
-                body.push_str(&q.json);
-            }
-            body.push_str("]}");
-            // As for a direct push: the request is started, then the next captures are
-            // folded while the Worker merges this chunk (a fold failure is reported
-            // after the answer is handled: the chunk may well have been merged).
-            let (answer, folded) = {
-                let mut call = std::pin::pin!(self.gateway_call_raw::<PushResponse>("push", body.into_bytes()));
-                match poll_once(&mut call).await {
-                    Some(res) => (res, Ok(None)),
-                    None => {
-                        self.remote()?.transport().idle().await;
-                        let folded = self.fold_batch();
-                        (call.await, folded)
+            let (queued, mut call) = match next.take() {
+                Some(f) => f,
+                None => {
+                    let queued = self.read_outbox(chunk)?;
+                    if queued.is_empty() {
+                        if self.fold_batch()?.is_none() {
+                            break;
+                        }
+                        continue;
                     }
+                    let call = self.start_push(&queued);
+                    (queued, call)
                 }
+            };
+            let last = queued.last().map(|q| q.id).unwrap_or(0);
+            let following = self.read_outbox_after(last, chunk)?;
+            let mut started = poll_once(&mut call).await;
+            if !following.is_empty() && started.is_none() {
+                let mut call2 = self.start_push(&following);
+                if let Some(done) = poll_once(&mut call2).await {
+                    call2 = Box::pin(std::future::ready(done));
+                }
+                next = Some((following, call2));
+            }
+            // As for a direct push: the next captures are folded while the chunks are
+            // at the Worker (a fold failure is reported after the answer is handled).
+            let folded = if started.is_none() {
+                self.remote()?.transport().idle().await;
+                self.fold_batch()
+            } else {
+                Ok(None)
+            };
+            let answer = match started.take() {
+                Some(a) => a,
+                None => call.await,
             };
             let resp: PushResponse = match answer {
                 Ok(r) => r,
                 Err(Error::Server { status: 413, .. }) if queued.len() > 1 => {
+                    next = None;
                     chunk = (queued.len() / 2).max(1);
                     continue;
                 }
                 Err(Error::Server { status: 413, message }) => {
+                    next = None;
                     let q = &queued[0];
                     let rec = q.record()?;
                     let restore = self.gateway_rows(&rec.table, std::slice::from_ref(&rec.pk)).await?;
@@ -90,6 +109,20 @@ impl<T: HttpTransport> Replica<T> {
             error: None,
         });
         Ok(pushed)
+    }
+
+    /// The push request of `queued` (a `PushRequest` with the outbox's record texts
+    /// spliced in as they are), not sent until polled.
+    fn start_push(&self, queued: &[Queued]) -> PushCall<'_> {
+        let mut body = format!("{{\"site\":{},\"records\":[", Json::from(self.site.as_str()));
+        for (i, q) in queued.iter().enumerate() {
+            if i > 0 {
+                body.push(',');
+            }
+            body.push_str(&q.json);
+        }
+        body.push_str("]}");
+        Box::pin(self.gateway_call_raw::<PushResponse>("push", body.into_bytes()))
     }
 
     /// The state of some rows the user may read, from the gateway.
