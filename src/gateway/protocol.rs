@@ -109,6 +109,10 @@ pub struct PullRequest {
     /// table the user may read.
     #[serde(default)]
     pub tables: Option<Vec<String>>,
+    /// Whether a final page should carry the digests of the readable keys per table
+    /// (so a replica holding exactly those needs no scope request).
+    #[serde(default)]
+    pub digests: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -120,6 +124,10 @@ pub struct PullResponse {
     pub cursor: i64,
     /// Whether the log has more after `cursor`.
     pub more: bool,
+    /// On a final page, when asked: per table, the digest of the keys the user may
+    /// read now ([`super::digest`]).
+    #[serde(default)]
+    pub digests: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

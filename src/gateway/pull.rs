@@ -40,7 +40,16 @@ fn first(results: &[ResultSet], i: usize) -> Result<&ResultSet> {
         .ok_or_else(|| Error::Protocol(format!("the gateway's read answered {} results", results.len())))
 }
 
-/// The statements of a pull page: the readable records, the page's extent, the top.
+/// How many log records a pull page looks at, per record it may return: a user who may
+/// read a tenth of the log still gets full pages in one request.
+pub const SCAN_FACTOR: usize = 10;
+/// The most log records one pull page looks at.
+pub const MAX_SCAN: usize = 50_000;
+
+/// The statements of a pull page: the readable records among the next
+/// `limit × SCAN_FACTOR` of the log (at most `limit` of them), the extent of what was
+/// looked at, the top; then, if `digests`, the readable keys per table (for the
+/// digests a final page carries).
 pub fn pull_plan(
     rules: &SyncRules,
     specs: &HashMap<String, TableSpec>,
@@ -48,13 +57,16 @@ pub fn pull_plan(
     cursor: i64,
     limit: usize,
     only: Option<&[String]>,
-) -> Vec<Statement> {
+    digests: bool,
+) -> (Vec<Statement>, Vec<String>) {
     let mut arms = Vec::new();
+    let mut tables = Vec::new();
     for (t, tr) in rules.tables() {
         let Some(spec) = specs.get(t) else { continue };
         if only.is_some_and(|o| !o.iter().any(|x| x == t)) {
             continue;
         }
+        tables.push(t.to_string());
         arms.push(format!(
             "(p._es_rec ->> 1 = {tq} AND EXISTS (SELECT 1 FROM {view} WHERE \"{t}\"._es_pk = json(p._es_rec -> 2) AND {read}))",
             tq = quote(t),
@@ -70,32 +82,55 @@ pub fn pull_plan(
     let mut a = args.to_vec();
     a.push((":_es_cursor".into(), Value::Integer(cursor)));
     a.push((":_es_limit".into(), Value::Integer(limit as i64)));
-    vec![
+    a.push((":_es_scan".into(), Value::Integer(scan_of(limit) as i64)));
+    let mut stmts = vec![
         bind(
             format!(
                 "WITH _es_p AS MATERIALIZED (SELECT seq AS _es_seq, site AS _es_site, rec AS _es_rec FROM _es_log \
-                 WHERE seq > :_es_cursor ORDER BY seq LIMIT :_es_limit) \
+                 WHERE seq > :_es_cursor ORDER BY seq LIMIT :_es_scan) \
                  SELECT p._es_seq, p._es_site, p._es_rec FROM _es_p p WHERE p._es_site <> :_es_site AND ({readable}) \
-                 ORDER BY p._es_seq"
+                 ORDER BY p._es_seq LIMIT :_es_limit"
             ),
             &a,
         ),
         bind(
             "SELECT coalesce(max(seq), :_es_cursor), count(*) FROM (SELECT seq FROM _es_log WHERE seq > :_es_cursor \
-             ORDER BY seq LIMIT :_es_limit)"
+             ORDER BY seq LIMIT :_es_scan)"
                 .into(),
             &a,
         ),
         Statement::new(TOP),
-    ]
+    ];
+    if digests {
+        let names: Vec<&str> = tables.iter().map(String::as_str).collect();
+        let mut keys = scope_plan(rules, specs, args, &names);
+        keys.pop(); // its TOP: the page has one
+        stmts.extend(keys);
+    } else {
+        tables.clear();
+    }
+    (stmts, tables)
 }
 
-pub fn pull_finish(results: &[ResultSet], cursor: i64, limit: usize) -> Result<PullResponse> {
+fn scan_of(limit: usize) -> usize {
+    limit.saturating_mul(SCAN_FACTOR).clamp(limit, MAX_SCAN.max(limit))
+}
+
+/// The page from [`pull_plan`]'s results; `tables` are the tables whose keys follow
+/// (their digests go with a final page).
+pub fn pull_finish(results: &[ResultSet], cursor: i64, limit: usize, tables: &[String]) -> Result<PullResponse> {
     let page = first(results, 0)?;
     let extent = first(results, 1)?.rows.first().cloned().unwrap_or_default();
     let top = int(first(results, 2)?.rows.first().and_then(|r| r.first()));
-    let more = int(extent.get(1)) >= limit as i64;
-    let to = if more { int(extent.first()) } else { top.max(cursor) };
+    let (returned, scanned) = (page.rows.len(), int(extent.get(1)) as usize);
+    let (to, more) = if returned >= limit {
+        // Full: the next page starts after the last record returned.
+        (int(page.rows.last().and_then(|r| r.first())), true)
+    } else if scanned >= scan_of(limit) {
+        (int(extent.first()), true)
+    } else {
+        (top.max(cursor), false)
+    };
     let mut records = Vec::with_capacity(page.rows.len());
     for r in &page.rows {
         let (Value::Text(site), Value::Text(rec)) = (&r[1], &r[2]) else {
@@ -104,10 +139,24 @@ pub fn pull_finish(results: &[ResultSet], cursor: i64, limit: usize) -> Result<P
         let rec: Json = serde_json::from_str(rec).map_err(|e| Error::Protocol(format!("bad log record: {e}")))?;
         records.push((int(r.first()), site.clone(), rec));
     }
+    let digests = if more || tables.is_empty() {
+        None
+    } else {
+        let mut d = BTreeMap::new();
+        for (i, t) in tables.iter().enumerate() {
+            let keys = first(results, 3 + i)?.rows.iter().filter_map(|r| match r.first() {
+                Some(Value::Text(k)) => Some(k.as_str()),
+                _ => None,
+            });
+            d.insert(t.clone(), super::digest::digest(keys));
+        }
+        Some(d)
+    };
     Ok(PullResponse {
         records,
         cursor: to,
         more,
+        digests,
     })
 }
 

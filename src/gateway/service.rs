@@ -347,16 +347,17 @@ impl<T: HttpTransport> Gateway<T> {
         }
         let loaded = self.loaded(now_ms).await?;
         let limit = self.page(req.limit);
-        let stmts = pull::pull_plan(
+        let (stmts, tables) = pull::pull_plan(
             &self.rules,
             &loaded.specs,
             &self.args(claims, Some(&req.site)),
             req.cursor,
             limit,
             req.tables.as_deref(),
+            req.digests,
         );
         let rs = self.batch(&stmts, TransactionMode::Read).await.map_err(upstream)?;
-        let resp = pull::pull_finish(&rs, req.cursor, limit).map_err(upstream)?;
+        let resp = pull::pull_finish(&rs, req.cursor, limit, &tables).map_err(upstream)?;
         let mut st = self.stats.borrow_mut();
         st.pulls += 1;
         st.records_pulled += resp.records.len() as u64;

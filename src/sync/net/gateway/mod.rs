@@ -53,8 +53,8 @@ impl<T: HttpTransport> Replica<T> {
         }
         self.gateway_bootstrap().await?;
         let mut pushed = self.gateway_push_all().await?;
-        let applied = self.gateway_pull_all().await?;
-        self.gateway_scope().await?;
+        let (applied, digests) = self.gateway_pull_all().await?;
+        self.gateway_scope(digests).await?;
         // Conflict resolutions found while pushing are queued again: push them now.
         if self.fold_all()? > 0 || self.pending_outbox()? > 0 {
             pushed += self.gateway_push_all().await?;

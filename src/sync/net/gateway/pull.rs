@@ -61,8 +61,9 @@ impl<T: HttpTransport> Replica<T> {
     }
 
     /// Pulls the readable log after the cursor and applies it as a direct pull does.
-    pub(super) async fn gateway_pull_all(&self) -> Result<u64> {
+    pub(super) async fn gateway_pull_all(&self) -> Result<(u64, Option<BTreeMap<String, String>>)> {
         let mut applied = 0;
+        let mut digests: Option<BTreeMap<String, String>>;
         loop {
             let cursor = match meta(&self.store, "cursor")? {
                 Some(Value::Integer(c)) => c,
@@ -73,8 +74,10 @@ impl<T: HttpTransport> Replica<T> {
                 cursor,
                 limit: Some(self.pull_chunk),
                 tables: Some(self.tables()),
+                digests: true,
             };
             let page: PullResponse = self.gateway_call("pull", &req).await?;
+            digests = page.digests.clone();
             if page.records.is_empty() && page.cursor == cursor {
                 break;
             }
@@ -104,7 +107,7 @@ impl<T: HttpTransport> Replica<T> {
             ok: true,
             error: None,
         });
-        Ok(applied)
+        Ok((applied, digests))
     }
 
     /// The keys of the live rows of `table` this replica holds, without those it has
@@ -122,8 +125,9 @@ impl<T: HttpTransport> Replica<T> {
     }
 
     /// Asks whether this replica holds exactly the rows the user may read; where not,
-    /// drops the rows beyond them and fetches the missing ones.
-    pub(super) async fn gateway_scope(&self) -> Result<()> {
+    /// drops the rows beyond them and fetches the missing ones. `server`: the digests
+    /// the last pull page carried — when they are this replica's, nothing is asked.
+    pub(super) async fn gateway_scope(&self, server: Option<BTreeMap<String, String>>) -> Result<()> {
         self.fold_all()?;
         let cursor = match meta(&self.store, "cursor")? {
             Some(Value::Integer(c)) => c,
@@ -136,7 +140,7 @@ impl<T: HttpTransport> Replica<T> {
             digests.insert(t.clone(), digest(keys.iter().map(String::as_str)));
             held.insert(t, keys);
         }
-        if digests.is_empty() {
+        if digests.is_empty() || server.as_ref() == Some(&digests) {
             return Ok(());
         }
         let req = ScopeRequest {
