@@ -29,7 +29,7 @@ const N = 10_000;
 const parts = process.argv.slice(2).length ? process.argv.slice(2) : ["push", "pull"];
 const JWT_SECRET = crypto.randomBytes(32).toString("hex");
 const SCHEMA = "(id integer primary key, owner text, device text, ts integer, temp real, note text)";
-const TABLES = Array.from({ length: 2 * ROUNDS + 2 }, (_, i) => `t${i}`);
+const TABLES = Array.from({ length: 4 * ROUNDS }, (_, i) => `t${i}`);
 const RULES = Object.fromEntries(TABLES.map((t) => [t, { read: "owner = :sub", write: "owner = :sub" }]));
 
 const pkgVersion = (name) => JSON.parse(readFileSync(new URL(`../node_modules/${name}/package.json`, import.meta.url))).version;
@@ -53,12 +53,20 @@ function table(title, rows) {
 }
 
 let db;
+let db2; // the baseline's own server: its log holds only the user's records
+let admin2;
 let worker;
 let admin; // creates and replicates the tables, straight to sqld
 let tableNo = 0;
 
 async function setup() {
-  db = await startSqld({ auth: true });
+  [db, db2] = await Promise.all([startSqld({ auth: true }), startSqld({ auth: true })]);
+  admin2 = edgesyncClient({ url: ":memory:", syncUrl: db2.url, authToken: db2.tokens.rw });
+  for (const t of TABLES) {
+    await admin2.execute(`create table ${t} ${SCHEMA}`);
+    admin2.replicate(t);
+  }
+  await admin2.sync();
   worker = await startWorker({
     name: "bench-gateway",
     logLevel: "warn",
@@ -74,8 +82,8 @@ async function setup() {
 }
 
 /** A replica of `t`, straight to sqld (`direct`) or through the Worker as `sub`. */
-async function replica(t, how, sub = "alice") {
-  const cfg = how === "direct" ? { syncUrl: db.url, authToken: db.tokens.rw } : { syncUrl: worker.base, authToken: hs256Token(JWT_SECRET, sub) };
+async function replica(t, how, sub = "alice", server = db) {
+  const cfg = how === "direct" ? { syncUrl: server.url, authToken: server.tokens.rw } : { syncUrl: worker.base, authToken: hs256Token(JWT_SECRET, sub) };
   const r = edgesyncClient({ url: ":memory:", ...cfg });
   await r.execute(`create table ${t} ${SCHEMA}`);
   r.replicate(t);
@@ -131,13 +139,14 @@ async function pullBench() {
     // The log: 10,000 records, every tenth alice's; the baseline log: just those 1,000.
     const [t, base] = [TABLES[tableNo++], TABLES[tableNo++]];
     const viaGateway = await replica(t, "gateway", "alice");
-    const direct = await replica(base, "direct");
+    const direct = await replica(base, "direct", "alice", db2);
     const dir = mkdtempSync(join(tmpdir(), "edgesync-bench-libsql-"));
     const emb = libsqlClient({ url: `file:${join(dir, "r.db")}`, syncUrl: db.url, authToken: db.tokens.rw });
     await emb.sync();
     await fill(admin, t, N, (i) => (i % 10 === 0 ? "alice" : "bob"));
-    await fill(admin, base, SCOPE, () => "alice");
+    await fill(admin2, base, SCOPE, () => "alice");
     await admin.sync();
+    await admin2.sync();
     for (const [what, r, out] of round % 2 ? [["d", direct, unfiltered], ["g", viaGateway, filtered]] : [["g", viaGateway, filtered], ["d", direct, unfiltered]]) {
       const t0 = now();
       const res = await r.sync();
@@ -168,6 +177,7 @@ try {
   if (parts.includes("pull")) await pullBench();
 } finally {
   admin.close();
+  admin2.close();
   await worker.stop();
-  await db.stop();
+  await Promise.all([db.stop(), db2.stop()]);
 }
