@@ -152,6 +152,28 @@ pub enum Error {
     /// A session changed concurrently (another isolate wrote a newer version).
     #[error("session conflict: {0}")]
     SessionConflict(String),
+
+    /// The authenticated principal may not do this (a user token running SQL, a
+    /// session of another subject, a hub channel the configuration does not grant).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+
+    /// A statement uses something nobody may use through the edge, service tokens
+    /// included: the server's file functions (`readfile`, `writefile`, `fsdir`, …),
+    /// raw pages, SQL run from a string, `ATTACH`, `VACUUM INTO`, pragmas that write,
+    /// or the worker's own tables.
+    #[error("statement not allowed: {0}")]
+    SqlNotAllowed(String),
+
+    /// A hub channel that only the edge worker itself publishes on (`table:`, `sync:`).
+    #[error("channel reserved: {0}")]
+    ChannelReserved(String),
+
+    /// The server failed on this statement (HTTP 500) while it answers others — e.g.
+    /// a result it cannot encode, text that is not valid UTF-8: the statement's fault,
+    /// not a server failure. A write may have been applied.
+    #[error("the server failed on this statement: {0}")]
+    StatementFailed(String),
 }
 
 /// Defines [`Error::code`] and [`Error::CODES`] from one table, and the TypeScript
@@ -214,6 +236,10 @@ error_codes! {
     Error::SessionTampered(_) => "SESSION_TAMPERED",
     Error::SessionKeyUnknown(_) => "SESSION_KEY_UNKNOWN",
     Error::SessionConflict(_) => "SESSION_CONFLICT",
+    Error::Forbidden(_) => "FORBIDDEN",
+    Error::SqlNotAllowed(_) => "SQL_NOT_ALLOWED",
+    Error::ChannelReserved(_) => "CHANNEL_RESERVED",
+    Error::StatementFailed(_) => "STATEMENT_FAILED",
 }
 
 impl Error {

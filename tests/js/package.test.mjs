@@ -18,10 +18,13 @@ const read = (p) => readFileSync(new URL(p, pkgDir));
 // and their bindings, ~200 KB raw — after dropping SQLite extensions edgesync never
 // uses (session extension, introspection vtabs) (2,046/834 KiB measured);
 // 2,150/880 KiB with the row-state sync layout (2,091/~856 KiB) and the host-file VFS
-// that keeps `file:` replicas on Node's fs (+19 KB of code: 2,113/866 KiB measured).
+// that keeps `file:` replicas on Node's fs (+19 KB of code: 2,113/866 KiB measured);
+// 2,190/895 KiB with the edge's authorization model (src/auth, the SQL guard and the
+// allow-list of deterministic functions, sealed session owners and the session ledger,
+// the AccessPolicy binding: +43/+18 KiB, 2,157/880 KiB measured).
 // binaryen's wasm-opt was measured and not adopted: -Os/-Oz cut 7 % raw but add 1 %
 // gzip.
-const BUDGET = { raw: 2150 * 1024, gzip: 880 * 1024 };
+const BUDGET = { raw: 2190 * 1024, gzip: 895 * 1024 };
 
 test("the release wasm stays within its size budget", () => {
   const wasm = read("wasm/edgesync_bg.wasm");

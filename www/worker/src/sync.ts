@@ -8,8 +8,8 @@
  *
  * The protocol, the rules (`SYNC_RULES`) and the limits (`SYNC_LIMITS`) are Rust
  * (`SyncGateway`, src/gateway/); this file reads the body within the limit, passes the
- * token's verified claims, reports the primary's health to the router, and tells the
- * hub which tables a push changed. The database token stays inside the gateway.
+ * token's verified claims, reports the primary's health to the router, and has new
+ * records announced after a push. The database token stays inside the gateway.
  */
 import { SyncGateway } from "edgesync";
 import type { GatewayReply } from "edgesync";
@@ -62,8 +62,8 @@ async function onPrimary(edge: Edge, call: () => Promise<GatewayReply>): Promise
 }
 
 /**
- * `POST /sync/v1/<step>` for a verified token. `notify(table)` is called for each table
- * a push changed (the hub wakes edge replicas and subscribers).
+ * `POST /sync/v1/<step>` for a verified token. `notify(tables)` is called after a push
+ * that changed tables (their new records are announced on the hub).
  */
 export async function handleSync(
   request: Request,
