@@ -9,7 +9,8 @@ import assert from "node:assert/strict";
 import crypto from "node:crypto";
 import { createClient } from "edgesync";
 import { startSqldCluster } from "../support/sqld.mjs";
-import { startWorker } from "../support/worker-env.mjs";
+import { request, startWorker } from "../support/worker-env.mjs";
+import { hubSocket } from "../support/hub-socket.mjs";
 import { hs256Token, signHs256, base64url } from "../support/jwt.mjs";
 import { rowsOf } from "../support/sync-env.mjs";
 
@@ -49,7 +50,7 @@ before(async () => {
     ]),
     SYNC_RULES: RULES,
   };
-  const secrets = { LIBSQL_AUTH_TOKEN: cluster.tokens.rw, JWT_SECRET };
+  const secrets = { LIBSQL_AUTH_TOKEN: cluster.tokens.rw, JWT_SECRET, SESSION_KEYS: `k1:${crypto.randomBytes(32).toString("base64")}` };
   [w, tight] = await Promise.all([
     startWorker({ name: "gateway", vars, secrets }),
     startWorker({
@@ -250,6 +251,57 @@ test("rate limit: 429 with Retry-After; refusals in the audit trail for service 
   const mine = audit.body.entries.filter((e) => e.sub === "bob" && e.table === "todos");
   assert.ok(mine.length >= 5, JSON.stringify(audit.body).slice(0, 500));
   assert.ok(mine.every((e) => e.code && e.reason && e.site && e.op));
+});
+
+test("no user token reaches another user's rows by any route", async () => {
+  const [alice, svc] = [token("alice"), token("ops", { role: "service" })];
+  const leaks = (text) => /"B"|b1|the secret|yo\b/.test(text);
+  // /query and /batch: a user token runs no SQL at all (the gateway is its way in).
+  for (const sql of ["select * from todos", "select * from todos where owner = 'bob'", "select rec from _es_log", "select * from secrets"]) {
+    const q = await request(w, "POST", "/query", { token: alice, body: { sql } });
+    assert.equal(q.status, 403, q.text);
+    assert.ok(!leaks(q.text), q.text);
+    const b = await request(w, "POST", "/batch", { token: alice, body: { statements: [sql] } });
+    assert.equal(b.status, 403, b.text);
+    assert.ok(!leaks(b.text), b.text);
+  }
+  // The read cache: a service token's cached read is not served to her either.
+  const warm = await request(w, "POST", "/query", { token: svc, body: { sql: "select title from todos where id = ?", args: ["b1"] } });
+  assert.equal(warm.status, 200, warm.text);
+  const hit = await request(w, "POST", "/query", { token: alice, body: { sql: "select title from todos where id = ?", args: ["b1"] } });
+  assert.equal(hit.status, 403);
+  assert.ok(!leaks(hit.text));
+  // Sessions: bob's session (holding his data) is his.
+  const mine = await request(w, "POST", "/sessions", { token: token("bob"), body: { data: { todo: "B", note: "the secret" } } });
+  assert.equal(mine.status, 201, mine.text);
+  for (const [method, body] of [["GET"], ["PUT", { data: { todo: "x" } }], ["DELETE"]]) {
+    const r = await request(w, method, `/sessions/${mine.body.id}`, { token: alice, body });
+    assert.ok(r.status === 403 || r.status === 404, `${method}: ${r.status} ${r.text}`);
+    assert.ok(!leaks(r.text), r.text);
+  }
+  // The hub: bob's channels and the worker's announcements are not hers.
+  for (const channels of ["user:bob:*", "*", "table:todos", "sync:todos"]) {
+    const sock = hubSocket(w.wsBase, alice, { channels, since: "0" });
+    const refused = await sock.opened.then(() => false, (e) => e.status === 403);
+    if (!refused) {
+      const ready = await sock.next((m) => m.type === "ready" || m.type === "error");
+      assert.ok(!JSON.stringify(sock.frames).includes("the secret"), channels);
+      assert.notEqual(ready.type, "event");
+    }
+    await sock.close?.();
+  }
+  // The gateway's own reads: whatever she asks for, only her rows come back.
+  const rows = await raw(w, "/sync/v1/rows", { tables: { todos: [["b1"], ["a1"], ["s1"]], secrets: [["k"]] } }, { auth: alice });
+  assert.equal(rows.status, 200);
+  assert.deepEqual(Object.keys(rows.body.tables), ["todos"]);
+  assert.deepEqual(rows.body.tables.todos.rows.map((r) => r[0]).sort(), ['["a1"]', '["s1"]']);
+  const scope = await raw(w, "/sync/v1/scope", { site: "00000000000000a9", cursor: 1e12, digests: { todos: "x", secrets: "x" } }, { auth: alice });
+  assert.equal(scope.status, 200);
+  assert.ok(!JSON.stringify(scope.body).includes("b1"), JSON.stringify(scope.body));
+  const boot = await raw(w, "/sync/v1/bootstrap", { table: "todos", limit: 100 }, { auth: alice });
+  assert.ok(!leaks(JSON.stringify(boot.body.state)), JSON.stringify(boot.body.state));
+  const pull = await raw(w, "/sync/v1/pull", { site: "00000000000000a9", cursor: 0, limit: 5000 }, { auth: alice });
+  for (const [, , rec] of pull.body.records) assert.ok(!["b1", "k"].includes(rec[2][0]), JSON.stringify(rec));
 });
 
 test("the database token never appears in a response or a log line", async () => {
