@@ -61,6 +61,17 @@ export interface Env {
   /** Secret: session sealing keys `kid:base64(32 bytes)[,kid:…]`, current key first. */
   SESSION_KEYS?: string;
 
+  /**
+   * The edge replicas (SQLite-backed Durable Objects, one per colo): when bound, reads
+   * of the tables they hold are answered from the one in the Worker's colo
+   * (edge-replica.ts). Optional.
+   */
+  EDGE_REPLICA?: DurableObjectNamespace<import("./edge-replica.js").EdgeReplica>;
+  /** The tables the edge replicas hold: a JSON array of names, or "*". Unset: no edge replica reads. */
+  EDGE_REPLICA_TABLES?: string;
+  /** Background sync period of the edge replicas, ms (default 5000); writes wake them sooner. */
+  EDGE_REPLICA_SYNC_MS?: string;
+
   /** The real-time hub (a SQLite-backed Durable Object). */
   HUB: DurableObjectNamespace;
 }

@@ -13,6 +13,7 @@
  *   POST /sync/notify            announce new change-log records on `sync:<table>` (hub.ts)
  *   POST /sync/v1/<step>         the sync gateway for user replicas (sync.ts, docs/gateway.md)
  *   GET  /sync/v1/audit          refused pushes (service tokens)
+ *   POST /edge/execute {sql, args?}   a statement on this colo's edge replica (service tokens)
  *   POST /v2/pipeline, /v3/pipeline   404 USE_SYNC_GATEWAY: replicas sync through /sync/v1
  *
  * Every endpoint but /health needs `Authorization: Bearer <JWT>` (auth.ts), with a `sub`.
@@ -25,7 +26,7 @@
  * SQL travels only as parameterized statements: values are never spliced into SQL.
  */
 import { AccessPolicy, EdgesyncError, MetricsRegistry } from "edgesync";
-import type { InArgs, Principal, SyncAnnouncement } from "edgesync";
+import type { ErrorCode, InArgs, Principal, SyncAnnouncement } from "edgesync";
 import { accessPolicyConfig, authenticate, principalOf } from "./auth.js";
 import { Edge } from "./edge.js";
 import type { Caller } from "./edge.js";
@@ -34,8 +35,10 @@ import { bodyLimit, drainUnread, errorResponse, HttpError, json, jsonText, readJ
 import { announceSync, checkChannel, hubStats, publish, subscribe, syncCursor } from "./hub-api.js";
 import { Sessions, sessionResponse } from "./sessions.js";
 import { gatewayStats, handleAudit, handleSync, pipelineHint, SYNC_PREFIX } from "./sync.js";
+import type { EdgeReplicaStatus } from "./edge-replica.js";
 
 export { RealtimeHub } from "./hub.js";
+export { EdgeReplica } from "./edge-replica.js";
 export type { Env } from "./env.js";
 
 /** Everything an isolate keeps between requests, rebuilt when the configuration changes. */
@@ -137,11 +140,16 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext, n: Node
   const route = `${request.method} ${pathname}`;
   const background = (p: Promise<unknown>) => ctx.waitUntil(p);
   n.edge.probe(background);
+  if (n.edge.edge) {
+    n.edge.edge.setColo(servingRegion(request, env, n));
+    n.edge.edge.refresh(background);
+  }
 
   if (route === "GET /health") {
     await n.edge.probeAll();
     const health = n.edge.router.health(env.HEALTH_THRESHOLDS || undefined, Date.now());
-    return json(health, health.status === "unhealthy" ? 503 : 200);
+    const edgeReplica = n.edge.edge ? await n.edge.edge.status().catch((e) => ({ error: String(e) })) : undefined;
+    return json(edgeReplica ? { ...health, edgeReplica } : health, health.status === "unhealthy" ? 503 : 200);
   }
   if (route === "POST /v2/pipeline" || route === "POST /v3/pipeline") return pipelineHint(request);
   const claims = await authenticate(request, env, route === "GET /subscribe");
@@ -168,7 +176,8 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext, n: Node
     case "GET /metrics": {
       requireService(principal, "GET /metrics");
       const hub = await hubStats(env).catch(() => undefined);
-      return new Response(metricsText(n, hub), {
+      const edgeReplica = n.edge.edge ? await n.edge.edge.status().catch(() => undefined) : undefined;
+      return new Response(metricsText(n, hub) + edgeReplicaMetrics(edgeReplica), {
         headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
       });
     }
@@ -216,6 +225,18 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext, n: Node
     }
     case "POST /sync/notify":
       return json({ announced: await notifySync(env, n) });
+    case "POST /edge/execute": {
+      // A statement on this colo's edge replica (service tokens): a write is
+      // acknowledged once committed in the replica's storage, and pushed from there.
+      requireService(principal, "POST /edge/execute");
+      if (!n.edge.edge) throw new HttpError(404, "NOT_FOUND", "this Worker has no edge replica (EDGE_REPLICA_TABLES)");
+      const stmt = statementOf(await readJson(request, limit), "body");
+      n.policy.authorizeSql(principal, stmt.sql);
+      const out = (await n.edge.edge.stub().execute(stmt.sql, stmt.args)) as { ok: boolean; result?: unknown; code?: string; message?: string };
+      if (!out.ok && out.code === "NOT_READY") throw new HttpError(503, "EDGE_REPLICA_NOT_READY", out.message ?? "the edge replica is not open");
+      if (!out.ok) throw new EdgesyncError(out.message ?? "the edge replica failed", (out.code ?? "INTERNAL_ERROR") as ErrorCode);
+      return json(out.result);
+    }
     case "POST /sessions": {
       const body = await readJson(request, limit);
       if (body.id !== undefined) {
@@ -302,6 +323,25 @@ function metricsText(n: Node, hub: { sockets: number; events: number; lastSeq: n
   return text;
 }
 
+/** The edge replica of this colo: lag, pending changes, storage size. */
+function edgeReplicaMetrics(s: EdgeReplicaStatus | undefined): string {
+  if (!s) return "";
+  const m = new MetricsRegistry();
+  const gauges: [string, number, string][] = [
+    ["edgesync_edge_replica_ready", s.ready ? 1 : 0, "Whether the edge replica of this colo has synced and answers reads."],
+    ["edgesync_edge_replica_lag_ms", s.lagMs, "Milliseconds since the edge replica's last successful sync (-1 before the first)."],
+    ["edgesync_edge_replica_pending_changes", s.pendingChanges, "Changes the edge replica has not pushed yet."],
+    ["edgesync_edge_replica_storage_bytes", s.storageBytes, "Bytes of the edge replica's database in its Durable Object's storage."],
+    ["edgesync_edge_replica_syncs", s.syncs, "Syncs since the edge replica's object started."],
+    ["edgesync_edge_replica_sync_failures", s.failures, "Failed syncs since the edge replica's object started."],
+  ];
+  for (const [name, value, help] of gauges) {
+    m.describe(name, "gauge", help);
+    m.set(name, [], value);
+  }
+  return m.render();
+}
+
 /** The sync gateway's counters, when it has served this isolate. */
 function gatewayMetricsText(stats: ReturnType<typeof gatewayStats>): string {
   if (!stats) return "";
@@ -329,7 +369,7 @@ function routeLabel(request: Request): string {
   if (/^\/sessions\/(gc|stats)$/.test(pathname)) return pathname;
   if (pathname.startsWith("/sessions/")) return "/sessions/:id";
   if (/^\/sync\/v1\/(schema|push|pull|scope|rows|bootstrap|audit)$/.test(pathname)) return pathname;
-  const known = ["/health", "/whoami", "/metrics", "/query", "/batch", "/sessions", "/subscribe", "/publish", "/sync/notify"];
+  const known = ["/health", "/whoami", "/metrics", "/query", "/batch", "/sessions", "/subscribe", "/publish", "/sync/notify", "/edge/execute"];
   return known.includes(pathname) ? pathname : "other";
 }
 
