@@ -81,9 +81,12 @@ export class EdgeReplica extends DurableObject<Env> {
 
   async #open(): Promise<void> {
     try {
-      this.#root = durableObjectFiles(this.ctx.storage, this.ctx.id.toString());
+      // EDGE_REPLICA_STORAGE = "memory": the design measured against the durable one
+      // (docs/decisions.md): nothing kept, the replica bootstraps again after a restart.
+      const inMemory = this.env.EDGE_REPLICA_STORAGE === "memory";
+      this.#root = inMemory ? "" : durableObjectFiles(this.ctx.storage, this.ctx.id.toString());
       const db = createClient({
-        url: `file:${this.#root}/replica.db`,
+        url: inMemory ? ":memory:" : `file:${this.#root}/replica.db`,
         syncUrl: primaryUrl(this.env),
         authToken: this.env.LIBSQL_AUTH_TOKEN || undefined,
       });
@@ -211,7 +214,7 @@ export class EdgeReplica extends DurableObject<Env> {
       lastSyncAt: this.#lastSyncAt,
       lagMs: this.#lastSyncAt ? Date.now() - this.#lastSyncAt : -1,
       pendingChanges: s?.pendingChanges ?? 0,
-      storageBytes: durableObjectFilesBytes(this.#root),
+      storageBytes: this.#root ? durableObjectFilesBytes(this.#root) : 0,
       cursor: s?.cursor ?? 0,
       syncs: this.#syncs,
       failures: this.#failures,

@@ -69,6 +69,11 @@ export interface Env {
   EDGE_REPLICA?: DurableObjectNamespace<import("./edge-replica.js").EdgeReplica>;
   /** The tables the edge replicas hold: a JSON array of names, or "*". Unset: no edge replica reads. */
   EDGE_REPLICA_TABLES?: string;
+  /**
+   * Where an edge replica keeps its database: "durable" (default: the object's storage,
+   * kept across restarts) or "memory" (bootstrapped again after every restart).
+   */
+  EDGE_REPLICA_STORAGE?: string;
   /** Background sync period of the edge replicas, ms (default 5000); writes wake them sooner. */
   EDGE_REPLICA_SYNC_MS?: string;
 
