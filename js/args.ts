@@ -4,7 +4,7 @@
  * The remote client converts arguments in Rust, value by value (each a call across
  * the boundary — noise next to a network round trip). A local point read takes a few
  * microseconds, so here the arguments are packed into bytes in JS and decoded once in
- * Rust (src/store/packed.rs). The value rules are the same as everywhere (README,
+ * Rust (src/store/packed.rs). The value rules are the same as everywhere (docs/client.md,
  * "Values"). `encodeStatement` packs into a JS buffer; `encodeArgs` writes straight
  * into a buffer inside wasm memory (the kept-statement path, local.ts).
  */

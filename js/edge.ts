@@ -146,7 +146,7 @@ export function classify(sql: string): Classification {
 /**
  * The query router: statement classification, latency (EWMA) / locality / load
  * (power-of-two choices) aware region choice, read-your-writes floors, the read cache
- * and per-region circuit breakers. See the README's "Edge worker" section.
+ * and per-region circuit breakers. See docs/worker.md.
  */
 export class EdgeRouter {
   readonly #r: wasm.EdgeRouter;

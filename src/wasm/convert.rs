@@ -1,6 +1,6 @@
 //! JS values ⇄ [`Value`]s and statements (results go back as bytes: `result.rs`).
 //!
-//! Argument rule (documented in the README):
+//! Argument rule (documented in docs/client.md, "Values"):
 //! `null`/`undefined` → NULL; `boolean` → 0/1; a safe-integer `number` → INTEGER,
 //! any other finite `number` → REAL; `bigint` → INTEGER (must fit 64 bits);
 //! `string` → TEXT; `Uint8Array`/`ArrayBuffer`/any typed-array view → BLOB;

@@ -185,7 +185,7 @@ impl JsText {
 
     /// Checks a loaded document completely now (`DECODE_ERROR` if its structure is
     /// invalid). `decode` checks the checksum, the header and the text, and the run
-    /// structure on first need (an edit, a merge, an update): see the README, "Text".
+    /// structure on first need (an edit, a merge, an update): see docs/crdts.md.
     pub fn validate(&self) -> JsResult<()> {
         self.inner.validate().map_err(to_js)
     }

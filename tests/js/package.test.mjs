@@ -55,3 +55,13 @@ test("Node resolves `edgesync` to the node entry and the API is complete", async
   assert.equal(c.protocol, "http");
   c.close();
 });
+
+test("the package ships its own README: usage only, nothing a package user cannot act on", () => {
+  const readme = read("README.md").toString();
+  assert.equal(readme, readFileSync(new URL("../../js/README.md", import.meta.url), "utf8"), "pkg/README.md is js/README.md");
+  assert.ok(readme.length < 8 * 1024, `${readme.length} bytes: usage only`);
+  assert.match(readme, /npm install edgesync/);
+  for (const runtime of ["Node.js", "Browser", "Cloudflare Worker"]) assert.ok(readme.includes(runtime), runtime);
+  // Repo paths and commands mean nothing inside node_modules.
+  assert.doesNotMatch(readme, /scripts\/|src\/|bash |cargo /);
+});
