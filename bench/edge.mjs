@@ -24,7 +24,7 @@ import { startSqld, REPO_ROOT } from "../tests/support/sqld.mjs";
 import { startWorker } from "../tests/support/worker-env.mjs";
 import { hs256Token } from "../tests/support/jwt.mjs";
 
-const parts = process.argv.slice(2).length ? process.argv.slice(2) : ["router", "http", "sessions", "replica"];
+const parts = process.argv.slice(2).length ? process.argv.slice(2) : ["router", "http", "sessions"];
 const DURATION_MS = Number(process.env.DURATION_MS ?? 5000);
 const CONCURRENCY = Number(process.env.CONCURRENCY ?? 32);
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
@@ -215,6 +215,52 @@ function sessionsBench() {
   store.free();
 }
 
+/**
+ * Where a session read's time goes (docs/decisions.md, "Sessions stay in the primary's
+ * table"): GET /sessions/:id — served from the isolate's cache once the primary's
+ * ledger confirms it — next to a one-row read on the primary and a request the Worker
+ * answers without the primary.
+ */
+async function sessionHomeBench() {
+  const db = await startSqld({ auth: true });
+  const secret = crypto.randomBytes(32).toString("hex");
+  const w = await startWorker({
+    name: "bench-session-home",
+    logLevel: "warn",
+    vars: { REGIONS: JSON.stringify([{ id: "local", url: db.url, role: "primary" }]) },
+    secrets: { LIBSQL_AUTH_TOKEN: db.tokens.rw, JWT_SECRET: secret, SESSION_KEYS: `k1:${crypto.randomBytes(32).toString("base64")}` },
+  });
+  const user = hs256Token(secret, "alice");
+  const svc = hs256Token(secret, "ops", { role: "service" });
+  const time = async (n, f) => {
+    const lat = [];
+    for (let i = 0; i < n; i++) {
+      const t0 = performance.now();
+      await f();
+      lat.push(performance.now() - t0);
+    }
+    lat.sort((a, b) => a - b);
+    return [pct(lat, 0.5), pct(lat, 0.99)];
+  };
+  try {
+    const call = (method, route, token, body) =>
+      fetch(w.base + route, { method, headers: { authorization: `Bearer ${token}` }, body: body === undefined ? undefined : JSON.stringify(body) }).then((r) => r.text());
+    const created = JSON.parse(await call("POST", "/sessions", user, { data: { cart: Array.from({ length: 20 }, (_, i) => ({ sku: `sku-${i}`, n: i })) } }));
+    await call("POST", "/query", svc, { sql: "select 1" });
+    const N = 300;
+    const get = await time(N, () => call("GET", `/sessions/${created.id}`, user));
+    const row = await time(N, () => call("POST", "/query", svc, { sql: "select owner, version from es_sessions where id = ?", args: [created.id] }));
+    const local = await time(N, () => call("GET", "/whoami", user));
+    console.log(`\n5. A session read (loopback, ${N} sequential requests, p50 / p99 ms)`);
+    console.log(`${pad("GET /sessions/:id (cache + ledger check on the primary)", 58)} ${lpad(fmt(get[0]), 7)} ${lpad(fmt(get[1]), 7)}`);
+    console.log(`${pad("a one-row read on the primary through the Worker", 58)} ${lpad(fmt(row[0]), 7)} ${lpad(fmt(row[1]), 7)}`);
+    console.log(`${pad("a request answered by the Worker alone (GET /whoami)", 58)} ${lpad(fmt(local[0]), 7)} ${lpad(fmt(local[1]), 7)}`);
+  } finally {
+    await w.stop();
+    await db.stop();
+  }
+}
+
 /** Part 4: the edge replica. */
 async function replicaBench() {
   const db = await startSqld({ auth: true });
@@ -337,3 +383,4 @@ if (parts.includes("router")) routerBench();
 if (parts.includes("sessions")) sessionsBench();
 if (parts.includes("http")) await httpBench();
 if (parts.includes("replica")) await replicaBench();
+if (parts.includes("session-home")) await sessionHomeBench();

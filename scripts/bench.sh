@@ -14,7 +14,13 @@ if [ "${1:-}" = sync ]; then sync_benches; exit; fi
 # Worker in workerd) and benches/router.rs (native). `bash scripts/bench.sh edge`.
 edge_benches() { wrangler_env; node --expose-gc bench/edge.mjs && cargo bench --bench router; }
 if [ "${1:-}" = edge ]; then edge_benches; exit; fi
+# The edge sync gateway and edge replicas (issue 17): bench/gateway.mjs (push and pull
+# through the Worker vs straight to sqld) and bench/edge.mjs part `replica` (reads from
+# the edge replica vs the cache vs forwarding). `bash scripts/bench.sh gateway`.
+gateway_benches() { wrangler_env; node bench/gateway.mjs && node --expose-gc bench/edge.mjs replica session-home; }
+if [ "${1:-}" = gateway ]; then gateway_benches; exit; fi
 node bench/remote.mjs
 node bench/overhead.mjs
 sync_benches
 edge_benches
+gateway_benches

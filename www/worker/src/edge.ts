@@ -382,6 +382,7 @@ export class EdgeReplicaRegion {
       if (out.ok) return { toJSON: () => out.result, replicationIndex: undefined } as unknown as ResultSet;
       // Not open or not synced yet: a failure for the router (the next target answers).
       const message = out.message ?? "the edge replica failed";
+      console.warn("edge replica:", out.code, message);
       if (out.code === "NOT_READY" || out.code === "NOT_A_READ") throw new EdgesyncError(message, "SERVER_UNREACHABLE");
       throw new EdgesyncError(message, (out.code ?? "INTERNAL_ERROR") as ErrorCode);
     };
