@@ -21,10 +21,14 @@ const read = (p) => readFileSync(new URL(p, pkgDir));
 // that keeps `file:` replicas on Node's fs (+19 KB of code: 2,113/866 KiB measured);
 // 2,190/895 KiB with the edge's authorization model (src/auth, the SQL guard and the
 // allow-list of deterministic functions, sealed session owners and the session ledger,
-// the AccessPolicy binding: +43/+18 KiB, 2,157/880 KiB measured).
+// the AccessPolicy binding: +43/+18 KiB, 2,157/880 KiB measured);
+// 2,480/990 KiB with the edge sync gateway (src/gateway: the records protocol, rules,
+// validation, the server half the Worker runs and the replica's half; +305/+100 KiB,
+// 2,462/980 KiB measured — about two thirds of it the server half, which a Worker-only
+// build could leave out of browser bundles: docs/decisions.md).
 // binaryen's wasm-opt was measured and not adopted: -Os/-Oz cut 7 % raw but add 1 %
 // gzip.
-const BUDGET = { raw: 2190 * 1024, gzip: 895 * 1024 };
+const BUDGET = { raw: 2480 * 1024, gzip: 990 * 1024 };
 
 test("the release wasm stays within its size budget", () => {
   const wasm = read("wasm/edgesync_bg.wasm");

@@ -23,6 +23,14 @@ import { classify, createClient, durableObjectFiles, durableObjectFilesBytes } f
 import type { EmbeddedReplica, InArgs } from "edgesync";
 import type { Env } from "./env.js";
 
+/**
+ * The replica each object of this isolate has open. workerd may construct an object
+ * again in the same isolate (after it was reset, e.g. when overloaded): the earlier
+ * instance is gone, but its database would still be open here — the new one closes it
+ * before opening its own (else: DATABASE_LOCKED).
+ */
+const openReplicas = new Map<string, EmbeddedReplica>();
+
 /** Background sync period when nothing wakes the replica earlier. */
 const DEFAULT_SYNC_MS = 5_000;
 
@@ -84,6 +92,9 @@ export class EdgeReplica extends DurableObject<Env> {
       // EDGE_REPLICA_STORAGE = "memory": the design measured against the durable one
       // (docs/decisions.md): nothing kept, the replica bootstraps again after a restart.
       const inMemory = this.env.EDGE_REPLICA_STORAGE === "memory";
+      const id = this.ctx.id.toString();
+      openReplicas.get(id)?.close();
+      openReplicas.delete(id);
       this.#root = inMemory ? "" : durableObjectFiles(this.ctx.storage, this.ctx.id.toString());
       const db = createClient({
         url: inMemory ? ":memory:" : `file:${this.#root}/replica.db`,
@@ -91,6 +102,7 @@ export class EdgeReplica extends DurableObject<Env> {
         authToken: this.env.LIBSQL_AUTH_TOKEN || undefined,
       });
       this.#db = db;
+      openReplicas.set(id, db);
       await this.#mirror(db);
       await this.#scheduleNext(0);
       // Woken by the hub after writes elsewhere.
