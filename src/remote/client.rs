@@ -110,24 +110,7 @@ impl<T: HttpTransport> RemoteClient<T> {
     pub async fn post_json(&self, path: &str, body: Vec<u8>) -> Result<Vec<u8>> {
         self.ensure_open()?;
         let url = format!("{}{path}", self.config.base_url);
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        self.bytes_sent.fetch_add(body.len() as u64, Ordering::Relaxed);
-        let req = HttpRequest {
-            url: &url,
-            bearer: self.config.auth_token.as_deref(),
-            body,
-            timeout_ms: self.config.timeout_ms,
-        };
-        let resp = self.transport.post(req).await.map_err(|e| match e {
-            TransportError::Timeout => Error::Timeout {
-                url: url.clone(),
-                timeout_ms: self.config.timeout_ms,
-            },
-            TransportError::Unreachable(reason) => Error::Unreachable {
-                url: url.clone(),
-                reason,
-            },
-        })?;
+        let resp = self.send(&url, body).await?;
         let (code, message) = json_error(&resp.body);
         match resp.status {
             200 => Ok(resp.body),
@@ -145,6 +128,28 @@ impl<T: HttpTransport> RemoteClient<T> {
         }
     }
 
+    /// One POST with the client's token, counted; a transport failure as a typed error.
+    async fn send(&self, url: &str, body: Vec<u8>) -> Result<crate::remote::HttpResponse> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.bytes_sent.fetch_add(body.len() as u64, Ordering::Relaxed);
+        let req = HttpRequest {
+            url,
+            bearer: self.config.auth_token.as_deref(),
+            body,
+            timeout_ms: self.config.timeout_ms,
+        };
+        self.transport.post(req).await.map_err(|e| match e {
+            TransportError::Timeout => Error::Timeout {
+                url: url.to_string(),
+                timeout_ms: self.config.timeout_ms,
+            },
+            TransportError::Unreachable(reason) => Error::Unreachable {
+                url: url.to_string(),
+                reason,
+            },
+        })
+    }
+
     /// POSTs a pipeline body and returns the body of a 200 response; every other
     /// outcome becomes a typed error.
     async fn pipeline(&self, body: Vec<u8>) -> Result<Vec<u8>> {
@@ -152,24 +157,7 @@ impl<T: HttpTransport> RemoteClient<T> {
         loop {
             let version = self.version.load(Ordering::Relaxed);
             let url = format!("{}/v{version}/pipeline", self.config.base_url);
-            self.requests.fetch_add(1, Ordering::Relaxed);
-            self.bytes_sent.fetch_add(body.len() as u64, Ordering::Relaxed);
-            let req = HttpRequest {
-                url: &url,
-                bearer: self.config.auth_token.as_deref(),
-                body: body.clone(),
-                timeout_ms: self.config.timeout_ms,
-            };
-            let resp = self.transport.post(req).await.map_err(|e| match e {
-                TransportError::Timeout => Error::Timeout {
-                    url: url.clone(),
-                    timeout_ms: self.config.timeout_ms,
-                },
-                TransportError::Unreachable(reason) => Error::Unreachable {
-                    url: url.clone(),
-                    reason,
-                },
-            })?;
+            let resp = self.send(&url, body.clone()).await?;
             let message = || hrana::http_error_message(&resp.body);
             if gateway_hint(resp.status, &resp.body) {
                 self.gateway.store(true, Ordering::Relaxed);

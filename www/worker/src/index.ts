@@ -326,18 +326,23 @@ function metricsText(n: Node, hub: { sockets: number; events: number; lastSeq: n
 /** The edge replica of this colo: lag, pending changes, storage size. */
 function edgeReplicaMetrics(s: EdgeReplicaStatus | undefined): string {
   if (!s) return "";
-  const m = new MetricsRegistry();
-  const gauges: [string, number, string][] = [
+  return familiesText("gauge", [
     ["edgesync_edge_replica_ready", s.ready ? 1 : 0, "Whether the edge replica of this colo has synced and answers reads."],
     ["edgesync_edge_replica_lag_ms", s.lagMs, "Milliseconds since the edge replica's last successful sync (-1 before the first)."],
     ["edgesync_edge_replica_pending_changes", s.pendingChanges, "Changes the edge replica has not pushed yet."],
     ["edgesync_edge_replica_storage_bytes", s.storageBytes, "Bytes of the edge replica's database in its Durable Object's storage."],
     ["edgesync_edge_replica_syncs", s.syncs, "Syncs since the edge replica's object started."],
     ["edgesync_edge_replica_sync_failures", s.failures, "Failed syncs since the edge replica's object started."],
-  ];
-  for (const [name, value, help] of gauges) {
-    m.describe(name, "gauge", help);
-    m.set(name, [], value);
+  ]);
+}
+
+/** Unlabelled families of one kind, rendered: `[name, value, help]` each. */
+function familiesText(kind: "counter" | "gauge", families: [string, number, string][]): string {
+  const m = new MetricsRegistry();
+  for (const [name, value, help] of families) {
+    m.describe(name, kind, help);
+    if (kind === "counter") m.inc(name, [], value);
+    else m.set(name, [], value);
   }
   return m.render();
 }
@@ -345,8 +350,7 @@ function edgeReplicaMetrics(s: EdgeReplicaStatus | undefined): string {
 /** The sync gateway's counters, when it has served this isolate. */
 function gatewayMetricsText(stats: ReturnType<typeof gatewayStats>): string {
   if (!stats) return "";
-  const m = new MetricsRegistry();
-  const counters: [string, number, string][] = [
+  return familiesText("counter", [
     ["edgesync_gateway_pushes_total", stats.pushes, "Pushes served by the sync gateway."],
     ["edgesync_gateway_records_accepted_total", stats.recordsAccepted, "Pushed records merged."],
     ["edgesync_gateway_records_refused_total", stats.recordsRefused, "Pushed records refused (rules, validation)."],
@@ -355,12 +359,7 @@ function gatewayMetricsText(stats: ReturnType<typeof gatewayStats>): string {
     ["edgesync_gateway_scope_checks_total", stats.scopeChecks, "Scope checks served."],
     ["edgesync_gateway_scope_mismatches_total", stats.scopeMismatches, "Tables whose replica held other rows than readable."],
     ["edgesync_gateway_rate_limited_total", stats.rateLimited, "Pushes refused with 429."],
-  ];
-  for (const [name, value, help] of counters) {
-    m.describe(name, "counter", help);
-    m.inc(name, [], value);
-  }
-  return m.render();
+  ]);
 }
 
 /** Route label: the path with ids folded, so labels stay bounded. */
