@@ -279,6 +279,8 @@ export interface SyncingReplica {
   sync(): Promise<{ changesPushed: number; changesApplied: number }>;
   /** The replica's site id: its own pushes, announced back, do not wake it. */
   readonly siteId?: string;
+  /** Once true, announcements no longer wake the replica (the hub connection closes). */
+  readonly closed?: boolean;
 }
 
 export interface SyncOnHubOptions extends Omit<HubOptions, "channels" | "onEvent"> {
@@ -320,14 +322,29 @@ export function syncOnHub(replica: SyncingReplica, url: string, opts: SyncOnHubO
   const doFetch = fetchImpl ?? globalThis.fetch;
   let running: Promise<unknown> | undefined;
   let again = false;
+  // The caller's onSync must not turn a wake-up into an unhandled rejection.
+  const report = (r: { changesPushed: number; changesApplied: number } | undefined, e?: unknown): void => {
+    try {
+      onSync?.(r, e);
+    } catch {
+      /* the caller's bug must not stop the wake-ups */
+    }
+  };
   const wake = (): void => {
+    if (replica.closed) {
+      hub.close(); // a closed replica is never called again
+      return;
+    }
     if (running) {
       again = true;
       return;
     }
     running = replica
       .sync()
-      .then((r) => onSync?.(r), (e) => onSync?.(undefined, e))
+      .then(
+        (r) => report(r),
+        (e) => report(undefined, e),
+      )
       .finally(() => {
         running = undefined;
         if (again) {

@@ -644,6 +644,85 @@ fn counters_and_text_converge_through_the_gateway_and_directly() {
     assert!(rows(&bob, "select * from notes").is_empty());
 }
 
+/// Issue 13's server features hold through the gateway: a push is logged once (the
+/// server's capture triggers leave the merge alone), a column
+/// added by a trusted replica reaches a gateway replica through `migrate()`, and a
+/// replaced change log is a `SERVER_RESET` and a new bootstrap.
+#[test]
+fn schema_changes_resets_and_server_capture_hold_through_the_gateway() {
+    let (s, admin, gw) = world();
+    exec(
+        &admin,
+        "insert into notes (id, owner, body) values ('n1', 'alice', 'one')",
+    );
+    block(admin.sync()).unwrap();
+    let alice = user(&gw, "alice");
+    let errors: Rc<RefCell<Vec<String>>> = Rc::default();
+    let seen = errors.clone();
+    alice.set_listener(Some(Box::new(move |e: &Event| {
+        if let Event::Error { code, .. } = e {
+            seen.borrow_mut().push(code.clone());
+        }
+    })));
+    block(alice.sync()).unwrap();
+    exec(
+        &alice,
+        "insert into notes (id, owner, body) values ('n2', 'alice', 'two')",
+    );
+    block(alice.sync()).unwrap();
+    assert_eq!(
+        server(&s, "select id, body from notes order by id"),
+        vec![vec![t("n1"), t("one")], vec![t("n2"), t("two")]]
+    );
+    assert_eq!(
+        server(&s, "select count(*) from _es_log where site = '~server'")[0][0],
+        Value::Integer(0),
+        "a gateway push is captured by no server trigger"
+    );
+    // A trusted replica adds a column: alice's next sync says to migrate, then works.
+    exec(&admin, "alter table notes add column tag text default 'none'");
+    admin
+        .replicate("notes", &[("body".into(), Policy::Text)], vec![])
+        .unwrap();
+    block(admin.sync()).unwrap();
+    exec(&admin, "update notes set tag = 'red' where id = 'n2'");
+    block(admin.sync()).unwrap();
+    let e = block(alice.sync()).unwrap_err();
+    assert_eq!(e.code(), "SCHEMA_MISMATCH", "{e}");
+    assert!(e.to_string().contains("migrate()"), "{e}");
+    let ran = block(alice.migrate()).unwrap();
+    assert_eq!(ran.len(), 1, "{ran:?}");
+    block(alice.sync()).unwrap();
+    assert_eq!(
+        rows(&alice, "select id, tag from notes order by id"),
+        vec![vec![t("n1"), t("none")], vec![t("n2"), t("red")]]
+    );
+    exec(&alice, "update notes set tag = 'blue' where id = 'n1'");
+    block(alice.sync()).unwrap();
+    assert_eq!(server(&s, "select tag from notes where id = 'n1'")[0][0], t("blue"));
+    // The log is dropped: the gateway makes a new one, alice re-reads the server.
+    server(&s, "drop table _es_log");
+    exec(
+        &admin,
+        "insert into notes (id, owner, body) values ('n3', 'alice', 'three')",
+    );
+    // (A direct replica's first sync after it fails, and sends the next through the
+    // schema step, which makes the log again.)
+    let _ = block(admin.sync());
+    block(admin.sync()).unwrap();
+    block(alice.sync()).unwrap();
+    block(alice.sync()).unwrap();
+    assert!(
+        errors.borrow().iter().any(|c| c == "SERVER_RESET"),
+        "{:?}",
+        errors.borrow()
+    );
+    assert_eq!(
+        rows(&alice, "select id from notes order by id"),
+        vec![vec![t("n1")], vec![t("n2")], vec![t("n3")]]
+    );
+}
+
 /// Not a test: where a gateway push's SQL time goes, statement by statement, on an
 /// in-process SQLite (`cargo test --release --test gateway_sqld push_profile -- --ignored --nocapture`).
 #[test]

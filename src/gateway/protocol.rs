@@ -128,6 +128,12 @@ pub struct PullResponse {
     /// read now ([`super::digest`]).
     #[serde(default)]
     pub digests: Option<BTreeMap<String, String>>,
+    /// As in [`SchemaResponse`], read with the page: a replica whose schema step saw
+    /// others does not apply the page, and goes through that step again.
+    #[serde(default)]
+    pub epoch: Option<String>,
+    #[serde(default)]
+    pub version: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -186,6 +192,10 @@ pub struct TableInfo {
     pub policies: Json,
     /// `[name, declared type (upper case), pk position]` per column.
     pub columns: Vec<(String, String, usize)>,
+    /// The `ADD COLUMN` definitions of columns added after the table was first
+    /// replicated (`_es_columns`): what `migrate()` runs on a replica that lacks them.
+    #[serde(default)]
+    pub defs: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -193,4 +203,12 @@ pub struct TableInfo {
 pub struct SchemaResponse {
     pub protocol: u32,
     pub tables: Vec<TableInfo>,
+    /// The change log's epoch (its row 0): another than the one a replica synced with
+    /// means the server's state was reset (`SERVER_RESET`: the replica reads it again).
+    #[serde(default)]
+    pub epoch: Option<String>,
+    /// A digest of the synced tables' declarations: a pull answering another sends
+    /// the replica through the schema step again (a column was added, say).
+    #[serde(default)]
+    pub version: Option<String>,
 }

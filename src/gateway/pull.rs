@@ -83,13 +83,20 @@ pub fn pull_plan(
     a.push((":_es_cursor".into(), Value::Integer(cursor)));
     a.push((":_es_limit".into(), Value::Integer(limit as i64)));
     a.push((":_es_scan".into(), Value::Integer(scan_of(limit) as i64)));
+    a.push((":_es_bytes".into(), Value::Integer(crate::sync::PAGE_BYTES)));
     let mut stmts = vec![
+        // As a direct pull's page ([`crate::sync::PAGE_BYTES`]): cut where the bytes
+        // before a record pass the budget (the first record always comes), with how
+        // many records the count alone would have given.
         bind(
             format!(
                 "WITH _es_p AS MATERIALIZED (SELECT seq AS _es_seq, site AS _es_site, rec AS _es_rec FROM _es_log \
-                 WHERE seq > :_es_cursor ORDER BY seq LIMIT :_es_scan) \
-                 SELECT p._es_seq, p._es_site, p._es_rec FROM _es_p p WHERE p._es_site <> :_es_site AND ({readable}) \
-                 ORDER BY p._es_seq LIMIT :_es_limit"
+                 WHERE seq > :_es_cursor ORDER BY seq LIMIT :_es_scan), \
+                 _es_r AS MATERIALIZED (SELECT p._es_seq, p._es_site, p._es_rec FROM _es_p p \
+                 WHERE p._es_site <> :_es_site AND ({readable}) ORDER BY p._es_seq LIMIT :_es_limit) \
+                 SELECT _es_seq, _es_site, _es_rec, _es_asked FROM (SELECT r.*, count(*) OVER () AS _es_asked, \
+                 sum(octet_length(r._es_rec)) OVER (ORDER BY r._es_seq ROWS UNBOUNDED PRECEDING) \
+                 - octet_length(r._es_rec) AS _es_before FROM _es_r r) WHERE _es_before <= :_es_bytes ORDER BY _es_seq"
             ),
             &a,
         ),
@@ -123,8 +130,9 @@ pub fn pull_finish(results: &[ResultSet], cursor: i64, limit: usize, tables: &[S
     let extent = first(results, 1)?.rows.first().cloned().unwrap_or_default();
     let top = int(first(results, 2)?.rows.first().and_then(|r| r.first()));
     let (returned, scanned) = (page.rows.len(), int(extent.get(1)) as usize);
-    let (to, more) = if returned >= limit {
-        // Full: the next page starts after the last record returned.
+    let asked = page.rows.first().map(|r| int(r.get(3)) as usize).unwrap_or(0);
+    let (to, more) = if returned >= limit || returned < asked {
+        // Full, or cut by bytes: the next page starts after the last record returned.
         (int(page.rows.last().and_then(|r| r.first())), true)
     } else if scanned >= scan_of(limit) {
         (int(extent.first()), true)
@@ -157,6 +165,7 @@ pub fn pull_finish(results: &[ResultSet], cursor: i64, limit: usize, tables: &[S
         cursor: to,
         more,
         digests,
+        ..Default::default()
     })
 }
 

@@ -133,7 +133,8 @@ pub fn check_sql(spec: &TableSpec, rules: &TableRules, src: Rows) -> String {
         ),
         Rows::Chunk => format!(
             "SELECT key AS _es_ri, json(value -> 2) AS _es_pk, value ->> 3 AS _es_op, value -> 4 AS d \
-             FROM json_each((SELECT j FROM _es_chunk)) WHERE value ->> 1 = {}",
+             FROM json_each({}) WHERE value ->> 1 = {}",
+            rows::SERVER.chunk,
             quote(t)
         ),
     };
@@ -245,16 +246,19 @@ pub fn check_sql(spec: &TableSpec, rules: &TableRules, src: Rows) -> String {
 }
 
 /// Drops the refused rows' records from the stored chunk (only when there are any).
+/// The row stays (empty of records if every one was refused): while `_es_chunk` has a
+/// row, the server's capture triggers ([`crate::sync`]'s `server.rs`) leave the
+/// merge's writes alone, so a gateway push is logged once, as a direct push is.
 const DROP_REFUSED: &str =
     "UPDATE _es_chunk SET j = (SELECT json_group_array(json(e.value)) FROM json_each(_es_chunk.j) e \
      WHERE NOT EXISTS (SELECT 1 FROM _es_gw_refused g WHERE g.tbl = e.value ->> 1 AND g.pk = json(e.value -> 2))) \
-     WHERE EXISTS (SELECT 1 FROM _es_gw_refused)";
+     WHERE rowid = 0 AND EXISTS (SELECT 1 FROM _es_gw_refused)";
 
 /// Writes the refused records to the audit trail: those the rules refused (read from the
 /// stored chunk, before [`DROP_REFUSED`]) and those refused before any SQL (`:_es_early`).
 const AUDIT: &str = "INSERT INTO _es_gw_audit (at, sub, site, tbl, pk, op, code, reason) \
      SELECT :_es_now, :_es_sub, :_es_site, g.tbl, g.pk, e.value ->> 3, 'PERMISSION_DENIED', g.why \
-     FROM json_each((SELECT j FROM _es_chunk)) e JOIN _es_gw_refused g ON g.tbl = e.value ->> 1 AND g.pk = json(e.value -> 2) \
+     FROM json_each((SELECT j FROM _es_chunk WHERE rowid = 0)) e JOIN _es_gw_refused g ON g.tbl = e.value ->> 1 AND g.pk = json(e.value -> 2) \
      WHERE EXISTS (SELECT 1 FROM _es_gw_refused) \
      UNION ALL SELECT :_es_now, :_es_sub, :_es_site, e.value ->> 0, e.value ->> 1, e.value ->> 2, e.value ->> 3, e.value ->> 4 \
      FROM json_each(:_es_early) e";

@@ -29,27 +29,64 @@ pub const GATEWAY_DDL: [&str; 4] = [
      code TEXT NOT NULL, reason TEXT NOT NULL)",
 ];
 
-/// Creates the sync engine's server tables (if no replica has yet) and the gateway's.
+/// Creates the sync engine's server tables (if no replica has yet), the change log's
+/// epoch, and the gateway's tables.
 pub fn setup() -> Vec<Statement> {
     sync_rules::SERVER_DDL
         .split(';')
         .chain(sync_rules::STATE_DDL.split(';'))
+        .chain([crate::sync::COLUMNS_DDL, sync_rules::EPOCH_INIT])
         .filter(|s| !s.trim().is_empty())
         .chain(GATEWAY_DDL)
         .map(Statement::new)
         .collect()
 }
 
-/// Reads the rules' tables as the server replicates them.
-pub fn load(rules: &SyncRules) -> Statement {
+/// The SQL list of the rules' table names.
+fn table_list(rules: &SyncRules) -> String {
     let names: Vec<String> = rules.tables().map(|(t, _)| quote(t)).collect();
-    let list = if names.is_empty() {
+    if names.is_empty() {
         "NULL".into()
     } else {
         names.join(", ")
-    };
+    }
+}
+
+/// The added columns' definitions of the rules' tables (`tbl, col, def`).
+pub fn load_defs(rules: &SyncRules) -> Statement {
     Statement::new(format!(
-        "SELECT tbl, pol, create_sql FROM _es_tables WHERE tbl IN ({list}) ORDER BY tbl"
+        "SELECT tbl, col, def FROM _es_columns WHERE tbl IN ({}) ORDER BY tbl, col",
+        table_list(rules)
+    ))
+}
+
+/// One row: the change log's epoch, and the declarations of the rules' tables as one
+/// text (what [`Loaded::version`] digests). Read at every pull page.
+pub fn facts(rules: &SyncRules) -> Statement {
+    Statement::new(format!(
+        "SELECT (SELECT id FROM _es_log WHERE seq = 0), \
+         (SELECT group_concat(x, char(30)) FROM (SELECT tbl || char(31) || pol || char(31) || create_sql AS x \
+         FROM _es_tables WHERE tbl IN ({}) ORDER BY tbl))",
+        table_list(rules)
+    ))
+}
+
+/// The epoch and the declarations' digest from [`facts`]'s answer.
+pub fn read_facts(rs: &ResultSet) -> (Option<String>, String) {
+    let row = rs.rows.first();
+    let text = |i: usize| match row.and_then(|r| r.get(i)) {
+        Some(Value::Text(t)) => Some(t.clone()),
+        _ => None,
+    };
+    let decl = text(1).unwrap_or_default();
+    (text(0), super::digest::digest(std::iter::once(decl.as_str())))
+}
+
+/// Reads the rules' tables as the server replicates them.
+pub fn load(rules: &SyncRules) -> Statement {
+    Statement::new(format!(
+        "SELECT tbl, pol, create_sql FROM _es_tables WHERE tbl IN ({}) ORDER BY tbl",
+        table_list(rules)
     ))
 }
 
@@ -60,12 +97,16 @@ pub struct Loaded {
     pub info: Vec<TableInfo>,
     /// Rules' tables the server does not replicate (yet).
     pub missing: Vec<String>,
+    /// The change log's epoch and the digest of the tables' declarations when they
+    /// were read ([`facts`]).
+    pub epoch: Option<String>,
+    pub version: String,
 }
 
 /// Builds the specs from [`load`]'s result: each table's `CREATE TABLE` is run in an
 /// in-memory SQLite and read back by the same introspection replicas use, so the
-/// gateway's spec is exactly a replica's.
-pub fn specs(rules: &SyncRules, rs: &ResultSet) -> Result<Loaded> {
+/// gateway's spec is exactly a replica's. `defs`: [`load_defs`]'s result.
+pub fn specs(rules: &SyncRules, rs: &ResultSet, defs: &ResultSet) -> Result<Loaded> {
     let mut out = Loaded::default();
     for r in &rs.rows {
         let (Some(Value::Text(tbl)), Some(Value::Text(pol)), Some(Value::Text(create))) =
@@ -82,10 +123,21 @@ pub fn specs(rules: &SyncRules, rs: &ResultSet) -> Result<Loaded> {
             policies.push((c.clone(), Policy::parse(p.as_str().unwrap_or("lww"))?));
         }
         let spec = TableSpec::introspect(&conn, tbl, &policies)?;
+        let defs = defs
+            .rows
+            .iter()
+            .filter_map(|r| match (r.first(), r.get(1), r.get(2)) {
+                (Some(Value::Text(t)), Some(Value::Text(c)), Some(Value::Text(d))) if t == tbl => {
+                    Some((c.clone(), d.clone()))
+                }
+                _ => None,
+            })
+            .collect();
         out.info.push(TableInfo {
             name: tbl.clone(),
             policies: spec.policies_json(),
             columns: spec.shape(),
+            defs,
         });
         out.specs.insert(tbl.clone(), spec);
     }

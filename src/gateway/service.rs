@@ -194,8 +194,24 @@ impl<T: HttpTransport> Gateway<T> {
         Ok(out)
     }
 
+    /// A batch on the primary. A statement error may mean the server's tables changed
+    /// under the gateway (the change log dropped, say): the next request sets them up
+    /// and reads the schema again.
     async fn batch(&self, stmts: &[Statement], mode: TransactionMode) -> crate::Result<Vec<ResultSet>> {
-        self.remote.batch(stmts, mode).await
+        let res = self.remote.batch(stmts, mode).await;
+        if let Err(Error::Sql { .. }) = &res {
+            self.forget_schema(true);
+        }
+        res
+    }
+
+    /// Drops the loaded schema (and, with `setup`, the setup) so the next request
+    /// reads it again.
+    fn forget_schema(&self, setup: bool) {
+        if setup {
+            self.setup_done.set(false);
+        }
+        *self.loaded.borrow_mut() = None;
     }
 
     /// The rules' tables as the server has them (loaded once, again while some are
@@ -223,11 +239,19 @@ impl<T: HttpTransport> Gateway<T> {
             self.setup_done.set(true);
         }
         let rs = self
-            .batch(&[schema::load(&self.rules)], TransactionMode::Read)
+            .batch(
+                &[
+                    schema::load(&self.rules),
+                    schema::load_defs(&self.rules),
+                    schema::facts(&self.rules),
+                ],
+                TransactionMode::Read,
+            )
             .await
             .map_err(upstream)?;
-        let loaded =
-            schema::specs(&self.rules, &rs[0]).map_err(|e| Failure::new(500, "CONFIG_ERROR", e.to_string()))?;
+        let mut loaded =
+            schema::specs(&self.rules, &rs[0], &rs[1]).map_err(|e| Failure::new(500, "CONFIG_ERROR", e.to_string()))?;
+        (loaded.epoch, loaded.version) = schema::read_facts(&rs[2]);
         schema::check_columns(&self.rules, &loaded).map_err(|e| Failure::new(500, "CONFIG_ERROR", e.to_string()))?;
         let args = self.rules.args(&Json::Null);
         let checks = schema::rule_checks(&self.rules, &loaded, &args);
@@ -256,6 +280,8 @@ impl<T: HttpTransport> Gateway<T> {
         Ok(SchemaResponse {
             protocol: PROTOCOL,
             tables: l.info.clone(),
+            epoch: l.epoch.clone(),
+            version: Some(l.version.clone()),
         })
     }
 
@@ -345,19 +371,41 @@ impl<T: HttpTransport> Gateway<T> {
         if !validate::valid_site(&req.site) {
             return Err(Failure::new(400, "BAD_REQUEST", "site must be 16 lowercase hex digits"));
         }
-        let loaded = self.loaded(now_ms).await?;
         let limit = self.page(req.limit);
-        let (stmts, tables) = pull::pull_plan(
-            &self.rules,
-            &loaded.specs,
-            &self.args(claims, Some(&req.site)),
-            req.cursor,
-            limit,
-            req.tables.as_deref(),
-            req.digests,
-        );
-        let rs = self.batch(&stmts, TransactionMode::Read).await.map_err(upstream)?;
-        let resp = pull::pull_finish(&rs, req.cursor, limit, &tables).map_err(upstream)?;
+        // The page is read with the log's epoch and the tables' declarations: when they
+        // are not what the gateway loaded (a column added, the log replaced), the
+        // schema is read again (the log's epoch made anew if it was lost) and the
+        // page too, once; the replica compares both with its schema step's.
+        let mut fresh = false;
+        let (resp, loaded) = loop {
+            let loaded = self.loaded(now_ms).await?;
+            let (mut stmts, tables) = pull::pull_plan(
+                &self.rules,
+                &loaded.specs,
+                &self.args(claims, Some(&req.site)),
+                req.cursor,
+                limit,
+                req.tables.as_deref(),
+                req.digests,
+            );
+            stmts.push(schema::facts(&self.rules));
+            let rs = self.batch(&stmts, TransactionMode::Read).await.map_err(upstream)?;
+            let (epoch, version) = schema::read_facts(rs.last().unwrap_or(&ResultSet::default()));
+            if !fresh && (epoch.is_none() || epoch != loaded.epoch || version != loaded.version) {
+                self.forget_schema(epoch.is_none());
+                fresh = true;
+                continue;
+            }
+            break (
+                pull::pull_finish(&rs, req.cursor, limit, &tables).map_err(upstream)?,
+                loaded,
+            );
+        };
+        let resp = PullResponse {
+            epoch: loaded.epoch.clone(),
+            version: Some(loaded.version.clone()),
+            ..resp
+        };
         let mut st = self.stats.borrow_mut();
         st.pulls += 1;
         st.records_pulled += resp.records.len() as u64;

@@ -271,18 +271,33 @@ fn check_value(policy: Policy, raw: &RawValue) -> Result<(), String> {
     let v = &v;
     match policy {
         Policy::Lww | Policy::Custom => check_plain(v),
+        // A NULL write is `null` (the totals stay; the cell shows NULL).
+        Policy::Counter if v.is_null() => Ok(()),
         Policy::Counter => match v.as_array().map(Vec::as_slice) {
             Some([p, n]) if p.as_i64().is_some_and(|p| p >= 0) && n.as_i64().is_some_and(|n| n >= 0) => Ok(()),
-            _ => Err("a counter is [increments, decrements], two non-negative integers".into()),
+            _ => Err("a counter is [increments, decrements], two non-negative integers, or null".into()),
         },
         Policy::Set => {
             let o = v
                 .as_object()
                 .ok_or("a set edit is {\"+\": [...], \"-\": [[element, tag]...]}")?;
             for (k, list) in o {
+                if k == "null" {
+                    // A NULL write: every element removed, the cell NULL.
+                    if list != &Json::Bool(true) {
+                        return Err("a set edit's \"null\" is true".into());
+                    }
+                    continue;
+                }
                 let list = list.as_array().ok_or("a set edit's adds and removes are arrays")?;
                 match k.as_str() {
-                    "+" => {}
+                    // The column's value check (`Policy::value_check`): elements are
+                    // strings and integers, which compare the same on every SQLite.
+                    "+" => {
+                        if !list.iter().all(|e| e.is_string() || e.is_i64()) {
+                            return Err("a set holds strings and integers".into());
+                        }
+                    }
                     "-" => {
                         if !list
                             .iter()
@@ -300,8 +315,9 @@ fn check_value(policy: Policy, raw: &RawValue) -> Result<(), String> {
             let o = v
                 .as_object()
                 .ok_or("a text edit is {\"t\": text, \"u\": base64 update}")?;
-            if o.keys().any(|k| k != "t" && k != "u") || !o.get("t").is_some_and(Json::is_string) {
-                return Err("a text edit is {\"t\": text, \"u\": base64 update}".into());
+            // `"t": null` is a NULL write (the text deleted, the cell NULL).
+            if o.keys().any(|k| k != "t" && k != "u") || !o.get("t").is_some_and(|t| t.is_string() || t.is_null()) {
+                return Err("a text edit is {\"t\": text or null, \"u\": base64 update}".into());
             }
             match o.get("u") {
                 None => Ok(()),

@@ -23,7 +23,7 @@ pub fn row_view(spec: &TableSpec) -> String {
     for (i, c) in spec.columns.iter().enumerate() {
         let expr = match spec.pk.iter().position(|&p| p == i) {
             Some(j) => format!("s.pk ->> {j}"),
-            None => rows::merged_value(spec, &c.name, c.policy),
+            None => rows::merged_value(spec, c),
         };
         cols.push(format!("{expr} AS \"{}\"", c.name));
     }
@@ -73,6 +73,7 @@ mod tests {
             decl_type: "TEXT".into(),
             pk,
             policy,
+            default: None,
         };
         TableSpec {
             name: "t".into(),

@@ -87,6 +87,13 @@ impl<T: HttpTransport> RemoteClient<T> {
         self.closed.store(true, Ordering::Relaxed);
     }
 
+    /// [`Self::close`], and the requests in flight fail at once with `CLIENT_CLOSED`
+    /// too (whether the server received them is not known).
+    pub fn cancel(&self) {
+        self.close();
+        self.transport.cancel();
+    }
+
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Relaxed)
     }
@@ -147,6 +154,7 @@ impl<T: HttpTransport> RemoteClient<T> {
                 url: url.to_string(),
                 reason,
             },
+            TransportError::Cancelled => Error::ClientClosed,
         })
     }
 

@@ -29,6 +29,7 @@
 //! ```
 
 pub mod chunk;
+mod evolve;
 mod fold;
 mod multirow;
 mod net;
@@ -38,10 +39,17 @@ pub mod record;
 mod replica;
 pub mod rows;
 pub mod rules;
+mod server;
 pub mod status;
 #[cfg(all(test, feature = "native"))]
 mod tests;
+#[cfg(all(test, feature = "native"))]
+mod tests_server;
+#[cfg(all(test, feature = "native"))]
+mod tests_values;
 
+pub(crate) use evolve::COLUMNS_DDL;
+pub(crate) use net::PAGE_BYTES;
 pub use net::{SyncReport, BACKOFF_BASE_MS, BACKOFF_MAX_MS};
 pub use policy::{Column, Policy, TableSpec};
 pub use replica::{ConflictResolver, Env, Replica, ReplicaConfig};

@@ -50,7 +50,7 @@ impl JsSyncGateway {
         if let Some(ms) = timeout_ms {
             config = config.with_timeout_ms(ms).map_err(to_js)?;
         }
-        let remote = RemoteClient::new(config, FetchTransport { custom: None });
+        let remote = RemoteClient::new(config, FetchTransport::new(None));
         let inner = Gateway::new(rules, limits.as_deref(), remote).map_err(to_js)?;
         Ok(JsSyncGateway { inner: Rc::new(inner) })
     }

@@ -28,7 +28,14 @@ const read = (p) => readFileSync(new URL(p, pkgDir));
 // build could leave out of browser bundles: docs/decisions.md).
 // binaryen's wasm-opt was measured and not adopted: -Os/-Oz cut 7 % raw but add 1 %
 // gzip.
-const BUDGET = { raw: 2480 * 1024, gzip: 990 * 1024 };
+// Issue 13 (main 2,245/910 KiB measured): its data half — value checks, NULL flags,
+// schema evolution and migrate(), the server-side capture triggers, the server check at
+// every pull — +89 KB raw / +33 KB gzip, and its network half (byte-sized chunks,
+// write-through settling) +44/+15 KB.
+// The gateway and issue 13 merged (with the gateway's epoch, schema version and
+// byte-sized pages): 2,625/1,038 KiB measured (2,687,587 / 1,062,695 bytes); budget
+// measured + 1.5 %.
+const BUDGET = { raw: 2664 * 1024, gzip: 1054 * 1024 };
 
 test("the release wasm stays within its size budget", () => {
   const wasm = read("wasm/edgesync_bg.wasm");

@@ -5,8 +5,8 @@ use rusqlite::params;
 use serde_json::Value as Json;
 
 use super::{int, poll_once, record_head, text, Queued};
-use crate::error::Result;
-use crate::remote::{HttpTransport, ResultSet, TransactionMode};
+use crate::error::{Error, Result};
+use crate::remote::{HttpTransport, ResultSet, Statement, TransactionMode};
 use crate::store::sql_error;
 use crate::sync::chunk;
 use crate::sync::fold::encode_base;
@@ -14,6 +14,24 @@ use crate::sync::policy::TableSpec;
 use crate::sync::record::{decode_row, decode_value, encode_value, Record};
 use crate::sync::replica::{finish_savepoint, Apply, Replica};
 use crate::sync::status::{Event, Outcome};
+
+/// The most bytes of records (their JSON) one push chunk carries: sqld refuses a value
+/// of 5,000,000 bytes or more, and a chunk travels as one value.
+pub(super) const CHUNK_BYTES: usize = 4_000_000;
+/// A record whose chunk alone (`[record]`) reaches this can never be pushed.
+pub(super) const RECORD_BYTES: usize = 5_000_000;
+
+/// How many of `queued`'s first records fit in `budget` bytes of chunk (at least one).
+fn fit(queued: &[Queued], budget: usize) -> usize {
+    let mut used = 2;
+    for (i, q) in queued.iter().enumerate() {
+        used += q.json.len() + 1;
+        if used > budget {
+            return i.max(1);
+        }
+    }
+    queued.len()
+}
 
 impl<T: HttpTransport> Replica<T> {
     pub(super) fn read_outbox(&self, limit: usize) -> Result<Vec<Queued>> {
@@ -58,21 +76,37 @@ impl<T: HttpTransport> Replica<T> {
     /// Pushes the whole outbox, chunk by chunk. Each chunk is one atomic batch; a chunk
     /// is removed from the outbox only after the server confirmed it, and a retried
     /// chunk is harmless (record ids are unique in the log, every rule idempotent).
+    ///
+    /// Chunks are sized by bytes as well as by count ([`CHUNK_BYTES`]), and one the
+    /// server still refuses as too large is split in halves until it fits. A single
+    /// change the server cannot take is set aside with `ROW_TOO_LARGE` (see
+    /// [`Self::reject`]); the rest of the outbox goes on.
     pub(super) async fn push_all(&self) -> Result<u64> {
         let mut pushed = 0;
-        for _round in 0..10_000 {
-            let queued = self.read_outbox(self.push_chunk)?;
+        // Records per chunk: the configured count, halved while the server refuses
+        // chunks as too large, grown back after each success.
+        let mut cap = self.push_chunk;
+        for _round in 0..100_000 {
+            let mut queued = self.read_outbox(cap)?;
             if queued.is_empty() {
                 if self.fold_batch()?.is_none() {
                     break;
                 }
                 continue;
             }
+            queued.truncate(fit(&queued, CHUNK_BYTES));
+            if queued.len() == 1 && queued[0].json.len() + 2 > RECORD_BYTES {
+                self.reject(
+                    &queued[0],
+                    "its change record is larger than a value the server accepts",
+                )?;
+                continue;
+            }
             // The request is started, then the next captures are folded while the
             // server merges this chunk (a fold failure is reported after the chunk's
             // answer is handled: the chunk may well have been committed).
             let (conflicts, folded) = {
-                let mut push = std::pin::pin!(self.push_records(&queued));
+                let mut push = std::pin::pin!(self.push_records(&queued, &[]));
                 match poll_once(&mut push).await {
                     Some(res) => (res, Ok(None)),
                     None => {
@@ -82,7 +116,21 @@ impl<T: HttpTransport> Replica<T> {
                     }
                 }
             };
-            let conflicts = conflicts?;
+            let conflicts = match conflicts {
+                Err(e) if super::is_too_large(&e) => {
+                    // Refused whole (nothing committed): smaller chunks, or the one
+                    // change that cannot go.
+                    folded?;
+                    if queued.len() > 1 {
+                        cap = queued.len() / 2;
+                    } else {
+                        self.reject(&queued[0], &format!("the server refused it as too large ({e})"))?;
+                    }
+                    continue;
+                }
+                other => other?,
+            };
+            cap = (cap.saturating_mul(2)).min(self.push_chunk);
             if !conflicts.rows.is_empty() {
                 self.fold_all()?;
             }
@@ -108,9 +156,40 @@ impl<T: HttpTransport> Replica<T> {
         Ok(pushed)
     }
 
-    /// Sends one chunk; returns the custom-column conflicts the server reported. The
-    /// batch is the chunk's server merge ([`chunk::server_merge`]).
-    pub(super) async fn push_records(&self, queued: &[Queued]) -> Result<ResultSet> {
+    /// Sets aside a change the server can never take: out of the outbox, into
+    /// `_es_rejected` (kept for the application to see), in one local transaction. The
+    /// sync that does it reports `ROW_TOO_LARGE` once everything else is done.
+    fn reject(&self, q: &Queued, why: &str) -> Result<()> {
+        let rec = q.record()?;
+        let err = Error::RowTooLarge(format!(
+            "the change to {}{} ({} bytes) cannot be pushed: {why}; it is set aside (_es_rejected), write a smaller value",
+            q.table,
+            rec.pk,
+            q.json.len()
+        ));
+        let conn = self.store.conn();
+        conn.execute_batch("SAVEPOINT es_reject").map_err(sql_error)?;
+        let res = (|| {
+            conn.execute("DELETE FROM _es_outbox WHERE id = ?1", [q.id])
+                .map_err(sql_error)?;
+            conn.execute(
+                "INSERT INTO _es_rejected (at, code, message, rec) VALUES (?1, ?2, ?3, ?4)",
+                params![self.now() as i64, err.code(), err.to_string(), q.json],
+            )
+            .map_err(sql_error)?;
+            Ok(())
+        })();
+        finish_savepoint(conn, "es_reject", res.is_ok())?;
+        res?;
+        self.monitor.rejected.borrow_mut().push(err);
+        Ok(())
+    }
+
+    /// Sends one chunk; returns the custom-column conflicts the server reported.
+    /// `first`: statements that go before the chunk in the same transaction (the
+    /// write-through ledger).
+    /// The batch is the chunk's server merge ([`chunk::server_merge`]).
+    pub(super) async fn push_records(&self, queued: &[Queued], first: &[Statement]) -> Result<ResultSet> {
         let (stmts, conflict_steps) = {
             let inner = self.inner.borrow();
             let json = crate::sync::replica::chunk_json(queued.iter().map(|q| q.json.as_str()));
@@ -120,9 +199,14 @@ impl<T: HttpTransport> Replica<T> {
             let specs: Vec<&TableSpec> = names.iter().filter_map(|n| inner.tables.get(*n)).collect();
             let deletes = |t: &str| queued.iter().any(|q| q.op == 'd' && q.table == t);
             let m = chunk::server_merge(&specs, json, self.site.as_str(), &deletes);
-            let mut stmts = vec![m.store];
+            let mut stmts = first.to_vec();
+            let base = stmts.len() + 1;
+            stmts.push(m.store);
             stmts.extend(m.merge);
-            (stmts, m.conflict_steps.into_iter().map(|i| i + 1).collect::<Vec<_>>())
+            (
+                stmts,
+                m.conflict_steps.into_iter().map(|i| i + base).collect::<Vec<_>>(),
+            )
         };
         let mut results = self.remote_batch(&stmts, TransactionMode::Write).await?;
         let mut conflicts = ResultSet::default();
@@ -159,12 +243,17 @@ impl<T: HttpTransport> Replica<T> {
                 continue;
             };
             let local = decode_value(&record.data[&col]);
-            let resolved = {
-                let inner = self.inner.borrow();
-                match inner.resolvers.get(&(table.clone(), col.clone())) {
-                    Some(f) => f(&local, &remote, q.base.as_ref())?,
-                    None => remote.clone(),
-                }
+            // The resolver is the application's code: it may call back into this
+            // replica (replicate(), status()), so no borrow is held while it runs.
+            let resolver = self
+                .inner
+                .borrow()
+                .resolvers
+                .get(&(table.clone(), col.clone()))
+                .cloned();
+            let resolved = match resolver {
+                Some(f) => f(&local, &remote, q.base.as_ref())?,
+                None => remote.clone(),
             };
             if let Ok(h) = i64::from_str_radix(remote_ver.get(..16).unwrap_or("0"), 16) {
                 let _ = self.observe(h);

@@ -12,6 +12,7 @@
 //! - pull the readable log, then a scope check: rows that left the user's reach are
 //!   dropped, rows that entered it are fetched (`pull.rs`).
 
+use rusqlite::params;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -20,7 +21,7 @@ use crate::gateway::protocol::{SchemaResponse, TableState, PREFIX, PROTOCOL};
 use crate::remote::{HttpTransport, Value};
 use crate::store::sql_error;
 use crate::sync::record::{decode_value, Record};
-use crate::sync::replica::{CaptureOff, Replica};
+use crate::sync::replica::{parse_policies, Apply, CaptureOff, Replica};
 use crate::sync::rows;
 use crate::sync::TableSpec;
 
@@ -46,14 +47,34 @@ impl<T: HttpTransport> Replica<T> {
     }
 
     /// `sync()` through the gateway.
+    ///
+    /// As a direct sync, a pull that finds the server's tables or log changed since the
+    /// schema step (another epoch: `SERVER_RESET` and a new bootstrap; another
+    /// declaration: a column added) sends the sync through that step once more.
     pub(in crate::sync::net) async fn gateway_sync(&self) -> Result<(u64, u64)> {
         self.fold_batch()?;
-        if !self.inner.borrow().schema_ready {
-            self.gateway_schema().await?;
+        let (mut pushed, mut applied) = (0, 0);
+        let mut digests = None;
+        for attempt in 0..2 {
+            if !self.inner.borrow().schema_ready {
+                self.gateway_schema().await?;
+            }
+            self.gateway_bootstrap().await?;
+            if attempt == 0 {
+                pushed += self.gateway_push_all().await?;
+            }
+            let (n, d) = self.gateway_pull_all().await?;
+            applied += n;
+            digests = d;
+            if self.inner.borrow().schema_ready {
+                break;
+            }
+            if attempt == 1 {
+                return Err(Error::SchemaMismatch(
+                    "the server's tables changed during the sync: sync again".into(),
+                ));
+            }
         }
-        self.gateway_bootstrap().await?;
-        let mut pushed = self.gateway_push_all().await?;
-        let (applied, digests) = self.gateway_pull_all().await?;
         self.gateway_scope(digests).await?;
         // Conflict resolutions found while pushing are queued again: push them now.
         if self.fold_all()? > 0 || self.pending_outbox()? > 0 {
@@ -81,11 +102,32 @@ impl<T: HttpTransport> Replica<T> {
                         "table {name} is not synced through this gateway (no SYNC_RULES for it, or the server does not replicate it)"
                     ),
                 })?;
-                super::schema::compare_table(&inner.tables[name], &server.columns, &server.policies.to_string())?;
+                compare_table(&inner.tables[name], &server.columns, &server.policies.to_string())?;
             }
         }
-        self.inner.borrow_mut().schema_ready = true;
+        if let Some(epoch) = &resp.epoch {
+            self.check_epoch(epoch)?;
+        }
+        let mut inner = self.inner.borrow_mut();
+        inner.server_fingerprint = Some(fingerprint(&resp.epoch, &resp.version));
+        inner.schema_ready = true;
         Ok(())
+    }
+
+    /// `migrate()` through the gateway: the columns the server's copies of the synced
+    /// tables have and this replica lacks are added here, as a direct replica adds them.
+    pub(in crate::sync::net) async fn gateway_migrate(&self) -> Result<Vec<String>> {
+        let resp: SchemaResponse = self.gateway_call("schema", &serde_json::json!({})).await?;
+        let mut ran = Vec::new();
+        for t in self.tables() {
+            let Some(server) = resp.tables.iter().find(|s| s.name == t) else {
+                continue;
+            };
+            let defs: Vec<(String, String)> = server.defs.clone().into_iter().collect();
+            let pol = server.policies.to_string();
+            ran.extend(self.migrate_table(&t, &server.columns, Some(&pol), &defs)?);
+        }
+        Ok(ran)
     }
 
     /// Drops rows (their local state too) without recording a change: rows the user
@@ -151,6 +193,55 @@ impl<T: HttpTransport> Replica<T> {
         )
     }
 
+    /// Merges the server's state of some rows of `spec` into the local state and
+    /// rebuilds the rows `keys` names (a subquery `… k` with a column `pk`): shadow
+    /// rows (`pk, _pv, _live`, then value and version per row column), counter cells
+    /// and set tags (`tbl, pk, col, …` as the server's tables hold them), and the log
+    /// records carrying the rows' text updates. Runs inside the caller's savepoint, with
+    /// capture off.
+    pub(crate) fn load_state(
+        &self,
+        spec: &TableSpec,
+        rows: &[Vec<Value>],
+        ctr: &[Vec<Value>],
+        set: &[Vec<Value>],
+        texts: &[(String, Record)],
+        keys: &str,
+    ) -> Result<()> {
+        let conn = self.store.conn();
+        let mut load = conn.prepare_cached(&rows::load_sql(spec)).map_err(sql_error)?;
+        for r in rows {
+            load.execute(rusqlite::params_from_iter(r.iter())).map_err(sql_error)?;
+        }
+        let mut c = conn
+            .prepare_cached(
+                "INSERT INTO _es_ctr (tbl, pk, col, site, p, n) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+                 ON CONFLICT DO UPDATE SET p = max(p, excluded.p), n = max(n, excluded.n)",
+            )
+            .map_err(sql_error)?;
+        for r in ctr {
+            c.execute(params![r[0], r[1], r[2], r[3], r[4], r[5]])
+                .map_err(sql_error)?;
+        }
+        let mut st = conn
+            .prepare_cached(
+                "INSERT INTO _es_set (tbl, pk, col, elem, tag, alive) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+                 ON CONFLICT DO UPDATE SET alive = min(alive, excluded.alive)",
+            )
+            .map_err(sql_error)?;
+        for r in set {
+            st.execute(params![r[0], r[1], r[2], r[3], r[4], r[5]])
+                .map_err(sql_error)?;
+        }
+        for (site, rec) in texts {
+            self.apply_records(&[rec], site, Apply::Remote)?;
+        }
+        for sql in rows::rebuild_sql(spec, keys) {
+            conn.execute(&sql, []).map_err(sql_error)?;
+        }
+        Ok(())
+    }
+
     /// The local spec of `table`, if replicated.
     pub(in crate::sync::net) fn spec_of(&self, table: &str) -> Option<TableSpec> {
         self.inner.borrow().tables.get(table).cloned()
@@ -162,4 +253,50 @@ impl<T: HttpTransport> Replica<T> {
 fn keys_of(pks: &[String]) -> String {
     let list = serde_json::to_string(pks).unwrap_or_else(|_| "[]".into());
     format!("(SELECT value AS pk FROM json_each('{}')) k", list.replace('\'', "''"))
+}
+
+/// Whether the server's copy of a table synced through the gateway (its columns as
+/// `(name, TYPE, pk position)`, its policies as stored JSON) is the local one. A
+/// gateway replica never changes the server's tables (its user is not trusted to):
+/// a column the server has and this replica lacks is for [`Replica::migrate`] to add
+/// here; one this replica added is for a trusted process to add on the server first.
+fn compare_table(spec: &TableSpec, server: &[(String, String, usize)], pol: &str) -> Result<()> {
+    let name = &spec.name;
+    let shape = spec.shape();
+    if server != shape {
+        let missing: Vec<&str> = server
+            .iter()
+            .filter(|c| !shape.iter().any(|s| s.0 == c.0))
+            .map(|c| c.0.as_str())
+            .collect();
+        let hint = if !missing.is_empty() && shape.iter().all(|s| server.contains(s)) {
+            format!(" (the server added {missing:?}: call migrate() to add them here)")
+        } else {
+            " (a replica syncing through the gateway cannot change the server's tables)".to_string()
+        };
+        return Err(Error::SchemaMismatch(format!(
+            "table {name} differs between this replica {shape:?} and the server {server:?}{hint}"
+        )));
+    }
+    let mut server_pol = parse_policies(pol)?;
+    server_pol.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut local_pol = parse_policies(&spec.policies_json().to_string())?;
+    local_pol.sort_by(|a, b| a.0.cmp(&b.0));
+    if server_pol != local_pol {
+        return Err(Error::SchemaMismatch(format!(
+            "table {name} is replicated with policies {pol} on the server but {} here",
+            spec.policies_json()
+        )));
+    }
+    Ok(())
+}
+
+/// What a replica syncing through the gateway remembers of the server from its schema
+/// step, to compare every pull page with.
+pub(super) fn fingerprint(epoch: &Option<String>, version: &Option<String>) -> String {
+    format!(
+        "{}\u{1f}{}",
+        epoch.as_deref().unwrap_or_default(),
+        version.as_deref().unwrap_or_default()
+    )
 }

@@ -78,6 +78,14 @@ impl<T: HttpTransport> Replica<T> {
             };
             let page: PullResponse = self.gateway_call("pull", &req).await?;
             digests = page.digests.clone();
+            // The server as the schema step saw it? If not, the page is not applied:
+            // the sync goes through that step again (see `gateway_sync`).
+            let seen = super::fingerprint(&page.epoch, &page.version);
+            if self.inner.borrow().server_fingerprint.as_deref() != Some(seen.as_str()) {
+                self.inner.borrow_mut().schema_ready = false;
+                digests = None;
+                break;
+            }
             if page.records.is_empty() && page.cursor == cursor {
                 break;
             }
