@@ -645,7 +645,8 @@ fn counters_and_text_converge_through_the_gateway_and_directly() {
 }
 
 /// Issue 13's server features hold through the gateway: a push is logged once (the
-/// server's capture triggers leave the merge alone), a column
+/// server's capture triggers leave the merge alone), a NULL text is a value (a row
+/// bootstrapped with its text, then set to NULL, stays NULL), a column
 /// added by a trusted replica reaches a gateway replica through `migrate()`, and a
 /// replaced change log is a `SERVER_RESET` and a new bootstrap.
 #[test]
@@ -669,10 +670,15 @@ fn schema_changes_resets_and_server_capture_hold_through_the_gateway() {
         &alice,
         "insert into notes (id, owner, body) values ('n2', 'alice', 'two')",
     );
+    exec(&alice, "update notes set body = NULL where id = 'n1'");
     block(alice.sync()).unwrap();
     assert_eq!(
         server(&s, "select id, body from notes order by id"),
-        vec![vec![t("n1"), t("one")], vec![t("n2"), t("two")]]
+        vec![vec![t("n1"), Value::Null], vec![t("n2"), t("two")]]
+    );
+    assert_eq!(
+        rows(&alice, "select body from notes where id = 'n1'"),
+        vec![vec![Value::Null]]
     );
     assert_eq!(
         server(&s, "select count(*) from _es_log where site = '~server'")[0][0],

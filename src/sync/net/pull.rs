@@ -154,7 +154,10 @@ impl<T: HttpTransport> Replica<T> {
         for (t, pk, col) in cells {
             let cell = (t.as_str(), pk.as_str(), col.as_str());
             let doc = crate::sync::fold::load_text(conn, cell, 0)?.text();
-            if crate::sync::fold::render_of(conn, cell)?.as_deref() == Some(doc.as_str()) {
+            let render = crate::sync::fold::render_of(conn, cell)?;
+            // A NULL written over the text deleted it: an empty document renders as
+            // that NULL (re-rendering it as "" would undo the write, with a record).
+            if render.as_deref() == Some(doc.as_str()) || (render.is_none() && doc.is_empty()) {
                 continue;
             }
             let hlc = self.tick();
