@@ -729,6 +729,45 @@ fn schema_changes_resets_and_server_capture_hold_through_the_gateway() {
     );
 }
 
+/// Pages through the gateway are cut by bytes as a direct sync's are: 12 MB of rows (sqld
+/// answers at most 10 MB) reach a gateway replica by pull, and a new one by bootstrap,
+/// and 12 MB of its own writes go up in several chunks.
+#[test]
+fn large_rows_travel_in_byte_sized_pages_through_the_gateway() {
+    let (s, admin, gw) = world();
+    let alice = user(&gw, "alice");
+    block(alice.sync()).unwrap();
+    let big = |c: char| c.to_string().repeat(1_500_000);
+    for i in 0..8 {
+        exec(
+            &admin,
+            &format!(
+                "insert into todos (id, owner, title) values ('t{i}', 'alice', '{}')",
+                big('a')
+            ),
+        );
+    }
+    block(admin.sync()).unwrap();
+    block(alice.sync()).unwrap();
+    let count = "select count(*), sum(length(title)) from todos";
+    let all = vec![vec![Value::Integer(8), Value::Integer(12_000_000)]];
+    assert_eq!(rows(&alice, count), all, "by pull");
+    let fresh = user(&gw, "alice");
+    block(fresh.sync()).unwrap();
+    assert_eq!(rows(&fresh, count), all, "by bootstrap");
+    for i in 0..8 {
+        exec(
+            &fresh,
+            &format!("update todos set title = '{}' where id = 't{i}'", big('b')),
+        );
+    }
+    block(fresh.sync()).unwrap();
+    assert_eq!(
+        server(&s, "select count(*) from todos where title like 'b%'")[0][0],
+        Value::Integer(8)
+    );
+}
+
 /// Not a test: where a gateway push's SQL time goes, statement by statement, on an
 /// in-process SQLite (`cargo test --release --test gateway_sqld push_profile -- --ignored --nocapture`).
 #[test]

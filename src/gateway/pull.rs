@@ -292,13 +292,30 @@ pub fn bootstrap_plan(
     let mut a = args.to_vec();
     a.push((":_es_after".into(), Value::from(after)));
     a.push((":_es_limit".into(), Value::Integer(limit as i64)));
+    a.push((":_es_bytes".into(), Value::Integer(crate::sync::PAGE_BYTES)));
+    // The page is cut by bytes as a direct bootstrap's is (the shadow row's key and
+    // values; the first row always comes); `_es_k0` is the page by count alone.
+    let mut bytes = "octet_length(s.pk)".to_string();
+    for c in crate::sync::rows::row_columns(spec) {
+        bytes.push_str(&format!(" + coalesce(octet_length(s.c_{c}), 0)"));
+    }
     let keys = format!(
-        "_es_k AS MATERIALIZED (SELECT \"{t}\"._es_pk AS pk FROM {} WHERE \"{t}\"._es_live = 1 AND \"{t}\"._es_pk > :_es_after \
-         AND {} ORDER BY \"{t}\"._es_pk LIMIT :_es_limit)",
+        "_es_k0 AS MATERIALIZED (SELECT \"{t}\"._es_pk AS pk FROM {} WHERE \"{t}\"._es_live = 1 AND \"{t}\"._es_pk > :_es_after \
+         AND {} ORDER BY \"{t}\"._es_pk LIMIT :_es_limit), \
+         _es_k AS MATERIALIZED (SELECT pk FROM (SELECT pk, sum(b) OVER (ORDER BY pk ROWS UNBOUNDED PRECEDING) - b AS before \
+         FROM (SELECT k0.pk AS pk, (SELECT {bytes} FROM {} s WHERE s.pk = k0.pk) AS b FROM _es_k0 k0)) \
+         WHERE before <= :_es_bytes)",
         aliased_view(spec),
-        tr.condition(Op::Read)
+        tr.condition(Op::Read),
+        crate::sync::rows::shadow(t),
     );
-    let mut stmts = vec![Statement::new(TOP)];
+    let mut stmts = vec![
+        Statement::new(TOP),
+        bind(
+            format!("WITH {keys} SELECT (SELECT count(*) FROM _es_k0), (SELECT count(*) FROM _es_k)"),
+            &a,
+        ),
+    ];
     let steps = state::push_reads(spec, tr, &keys, &a, &mut stmts);
     Some((stmts, steps))
 }
@@ -310,8 +327,11 @@ pub fn bootstrap_finish(
     limit: usize,
 ) -> Result<BootstrapResponse> {
     let cursor = int(first(results, 0)?.rows.first().and_then(|r| r.first()));
+    let counts = first(results, 1)?.rows.first().cloned().unwrap_or_default();
+    let (by_count, taken) = (int(counts.first()) as usize, int(counts.get(1)) as usize);
     let ts = state::read(steps, results)?;
-    let after = if ts.rows.len() >= limit {
+    // Full by count, or cut by bytes: more may follow.
+    let after = if by_count >= limit || taken < by_count {
         ts.rows
             .last()
             .and_then(|r| r.first())

@@ -146,6 +146,56 @@ fn push_through(
     push::finish(plan, &results, early).unwrap()
 }
 
+/// Main's NULL writes pass validation (a counter's `null`, a set's `"null": true`, a
+/// text's `"t": null`); what the columns' value checks refuse at write time — a set
+/// element that is not a string or an integer, a counter that is not totals — is refused
+/// here too, as `INVALID_RECORD`, before any SQL.
+#[test]
+fn validation_takes_null_writes_and_refuses_what_value_checks_refuse() {
+    use crate::sync::Policy;
+    let db = Store::open(":memory:").unwrap();
+    db.execute(&Statement::new(
+        "CREATE TABLE p (id INTEGER PRIMARY KEY, owner TEXT, c INTEGER, s TEXT, x TEXT)",
+    ))
+    .unwrap();
+    let policies = [
+        ("c".to_string(), Policy::Counter),
+        ("s".to_string(), Policy::Set),
+        ("x".to_string(), Policy::Text),
+    ];
+    let spec = TableSpec::introspect(db.conn(), "p", &policies).unwrap();
+    let specs: HashMap<String, TableSpec> = [("p".to_string(), spec)].into_iter().collect();
+    let rules = SyncRules::parse(r#"{"p": {"read": "owner = :sub", "write": "owner = :sub"}}"#).unwrap();
+    let now = 1_800_000_000_000u64;
+    let rec = |d: Json| json!([(now as i64) << 16, "p", [1], "u", d]);
+    let recs = [
+        rec(json!({"c": null})),
+        rec(json!({"s": {"+": [], "-": [], "null": true}})),
+        rec(json!({"x": {"t": null, "u": ""}})),
+        rec(json!({"s": {"+": ["a", 7]}})),
+        rec(json!({"s": {"+": [1.5]}})),
+        rec(json!({"s": {"+": [{"a": 1}]}})),
+        rec(json!({"s": {"null": false}})),
+        rec(json!({"c": "5"})),
+        rec(json!({"x": {"t": 5}})),
+    ];
+    let raws = raw(&recs);
+    let c = check_records(
+        &raws.iter().map(|b| b.as_ref()).collect::<Vec<_>>(),
+        &rules,
+        &specs,
+        now,
+        60_000,
+    );
+    let valid: Vec<usize> = c.valid.iter().map(|v| v.index).collect();
+    assert_eq!(valid, [0, 1, 2, 3]);
+    let refused: Vec<(usize, &str)> = c.refused.iter().map(|r| (r.index, r.code.as_str())).collect();
+    assert_eq!(
+        refused,
+        [4, 5, 6, 7, 8].map(|i| (i, super::validate::INVALID_RECORD)).to_vec()
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 

@@ -22,7 +22,7 @@ pub(super) const CHUNK_BYTES: usize = 4_000_000;
 pub(super) const RECORD_BYTES: usize = 5_000_000;
 
 /// How many of `queued`'s first records fit in `budget` bytes of chunk (at least one).
-fn fit(queued: &[Queued], budget: usize) -> usize {
+pub(super) fn fit(queued: &[Queued], budget: usize) -> usize {
     let mut used = 2;
     for (i, q) in queued.iter().enumerate() {
         used += q.json.len() + 1;

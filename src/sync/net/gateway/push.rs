@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value as Json;
 
+use super::super::push::{fit, CHUNK_BYTES};
 use super::super::{poll_once, Queued};
 use crate::error::{Error, Result};
 use crate::gateway::protocol::{PushResponse, Refusal, RowsRequest, State};
@@ -36,7 +37,10 @@ impl<T: HttpTransport> Replica<T> {
             let (queued, mut call) = match next.take() {
                 Some(f) => f,
                 None => {
-                    let queued = self.read_outbox(chunk)?;
+                    let mut queued = self.read_outbox(chunk)?;
+                    // Sized by bytes as a direct push's chunks are: the gateway stores
+                    // the accepted records as one value on the server.
+                    queued.truncate(fit(&queued, CHUNK_BYTES));
                     if queued.is_empty() {
                         if self.fold_batch()?.is_none() {
                             break;
@@ -48,7 +52,8 @@ impl<T: HttpTransport> Replica<T> {
                 }
             };
             let last = queued.last().map(|q| q.id).unwrap_or(0);
-            let following = self.read_outbox_after(last, chunk)?;
+            let mut following = self.read_outbox_after(last, chunk)?;
+            following.truncate(fit(&following, CHUNK_BYTES));
             let mut started = poll_once(&mut call).await;
             if !following.is_empty() && started.is_none() {
                 let mut call2 = self.start_push(&following);
