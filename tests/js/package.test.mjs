@@ -33,9 +33,9 @@ const read = (p) => readFileSync(new URL(p, pkgDir));
 // every pull — +89 KB raw / +33 KB gzip, and its network half (byte-sized chunks,
 // write-through settling) +44/+15 KB.
 // The gateway and issue 13 merged (with the gateway's epoch, schema version and
-// byte-sized pages): 2,625/1,038 KiB measured (2,687,587 / 1,062,695 bytes); budget
+// byte-sized pages): 2,626/1,038 KiB measured (2,689,049 / 1,062,815 bytes); budget
 // measured + 1.5 %.
-const BUDGET = { raw: 2664 * 1024, gzip: 1054 * 1024 };
+const BUDGET = { raw: 2666 * 1024, gzip: 1054 * 1024 };
 
 test("the release wasm stays within its size budget", () => {
   const wasm = read("wasm/edgesync_bg.wasm");
