@@ -13,6 +13,7 @@ mod error;
 mod fast;
 mod fetch;
 mod hostfs;
+mod gateway;
 mod nodefs;
 mod opfs;
 mod replica;

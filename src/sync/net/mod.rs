@@ -21,12 +21,15 @@ use crate::remote::{HttpTransport, RemoteClient, ResultSet, Statement, Transacti
 
 mod bootstrap;
 mod doubts;
+mod gateway;
 mod pull;
 mod push;
 mod schema;
 mod status;
 mod sync;
 mod write_through;
+
+pub(crate) use pull::PAGE_BYTES;
 
 /// What one `sync()` did.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
