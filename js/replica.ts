@@ -37,6 +37,17 @@ export interface ReplicaConfig extends Omit<Config, "url"> {
   /** Background sync period in ms; none when omitted (call `sync()` yourself). */
   syncInterval?: number;
   /**
+   * Sync once as soon as the replica opens (retried with back-off while it fails, up to
+   * `maxRetries`). Default: `true` with `syncInterval`, else `false`.
+   */
+  syncOnOpen?: boolean;
+  /**
+   * Failed background syncs retried (with back-off) before the replica gives up: then
+   * `status().gaveUp` is true, a `sync:gaveup` event fires, and background sync stops
+   * until `resume()` or a `sync()` that succeeds. Default: no limit.
+   */
+  maxRetries?: number;
+  /**
    * `local` (default): writes commit locally and sync later (offline-first).
    * `remote`: write-through — a write is on the server before the call returns, then
    * applied locally (read-your-writes).
@@ -76,6 +87,12 @@ export interface SyncStatus {
   /** When the background sync will retry (ms), after failures. */
   nextSyncInMs: number;
   syncing: boolean;
+  /** `pause()` was called (and not `resume()`): nothing syncs. */
+  paused: boolean;
+  /** Background sync stopped after `maxRetries` failed retries (see `sync:gaveup`). */
+  gaveUp: boolean;
+  /** When the next background sync is due (ms since the epoch), or null when none is scheduled. */
+  nextSyncAt: number | null;
 }
 
 export interface SyncMetrics {
@@ -108,6 +125,12 @@ export interface SyncEvents {
   "sync:completed": SyncResult;
   "sync:error": { code: string; message: string; retryable: boolean };
   conflict: ConflictEvent;
+  /** Background sync stopped: `retryCount` consecutive failures, the last one's error. */
+  "sync:gaveup": { retryCount: number; code: string; message: string };
+  /** `pause()` stopped syncing. */
+  "sync:paused": Record<string, never>;
+  /** `resume()` (or a successful `sync()` after giving up) started it again. */
+  "sync:resumed": Record<string, never>;
 }
 
 export interface SyncLogEntry {
@@ -120,8 +143,25 @@ export interface SyncLogEntry {
 export interface EmbeddedReplica extends Client {
   /** Declares a table replicated, with a policy per column (default `lww`). */
   replicate(table: string, policies?: Record<string, Policy>): void;
-  /** Push local changes, then pull and apply the server's. */
+  /**
+   * Push local changes, then pull and apply the server's. While paused it rejects with
+   * `INVALID_OPERATION`.
+   */
   sync(): Promise<SyncResult>;
+  /**
+   * Stops syncing — the app's "go offline" switch: no background sync, `sync()` is
+   * refused, local reads and writes go on (and queue). Resolves once a sync already in
+   * flight has finished. Write-through writes (`writeMode: "remote"`) are not affected.
+   */
+  pause(): Promise<void>;
+  /** Syncs again after `pause()` or giving up: background sync restarts at once. */
+  resume(): Promise<void>;
+  /**
+   * The primary keys of `table`'s rows that have local changes not yet on the server
+   * (as JSON arrays, like `ConflictEvent.key`): a row is "pending" while its key is
+   * here and "synced" after. Re-read it on `sync:completed`.
+   */
+  pendingKeys(table: string): Promise<string[]>;
   status(): SyncStatus;
   metrics(): SyncMetrics;
   /** Prometheus text exposition format. */
@@ -141,7 +181,13 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
   #closed = false;
   #writeMode: "local" | "remote";
   #interval: number | undefined;
+  /** Whether a background loop runs at all (syncInterval, or syncOnOpen until it succeeds). */
+  #background: boolean;
+  #maxRetries: number;
+  #paused = false;
+  #gaveUp = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  #dueAt: number | undefined;
   #running: Promise<SyncResult> | undefined;
   #wtQueue: Promise<unknown> = Promise.resolve();
   #listeners = new Map<string, Set<(d: never) => void>>();
@@ -153,14 +199,21 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
   constructor(config: ReplicaConfig, adopt: Adopt, makeResultSet: MakeResultSet) {
     this.#adopt = adopt;
     this.#rs = makeResultSet;
-    const { syncInterval, writeMode, ...rest } = config;
+    const { syncInterval, writeMode, syncOnOpen, maxRetries, ...rest } = config;
     if (writeMode !== undefined && writeMode !== "local" && writeMode !== "remote") {
       throw adopt(Object.assign(new Error(`writeMode must be "local" or "remote"`), { code: "INVALID_ARGUMENT", name: "EdgesyncError" }));
     }
     if (syncInterval !== undefined && !(Number.isInteger(syncInterval) && syncInterval >= 1)) {
       throw adopt(Object.assign(new Error("syncInterval must be a whole number of ms ≥ 1"), { code: "INVALID_ARGUMENT", name: "EdgesyncError" }));
     }
+    if (syncOnOpen !== undefined && typeof syncOnOpen !== "boolean") {
+      throw adopt(Object.assign(new Error("syncOnOpen must be a boolean"), { code: "INVALID_ARGUMENT", name: "EdgesyncError" }));
+    }
+    if (maxRetries !== undefined && !(Number.isInteger(maxRetries) && maxRetries >= 0)) {
+      throw adopt(Object.assign(new Error("maxRetries must be a whole number ≥ 0"), { code: "INVALID_ARGUMENT", name: "EdgesyncError" }));
+    }
     this.#writeMode = writeMode ?? "local";
+    this.#maxRetries = maxRetries ?? Infinity;
     try {
       this.#r = new Replica(rest);
     } catch (e) {
@@ -168,32 +221,60 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
     }
     this.#local = new KeptStatements(this.#r, rest.intMode);
     this.#siteId = this.#r.siteId;
-    this.#r.setListener((name: string, detail: unknown) => {
-      for (const fn of this.#listeners.get(name) ?? []) {
-        try {
-          (fn as (d: unknown) => void)(detail);
-        } catch {
-          // A listener's exception must not break syncing.
-        }
-      }
-    });
+    this.#r.setListener((name: string, detail: unknown) => this.#emit(name, detail));
     if (this.#writeMode === "remote" && !this.#r.hasRemote) {
       throw adopt(Object.assign(new Error('writeMode "remote" needs a syncUrl'), { code: "INVALID_ARGUMENT", name: "EdgesyncError" }));
     }
     this.#interval = syncInterval;
-    if (syncInterval !== undefined) this.#schedule(0);
+    const onOpen = syncOnOpen ?? syncInterval !== undefined;
+    this.#background = onOpen || syncInterval !== undefined;
+    if (onOpen) this.#schedule(0);
+    else if (syncInterval !== undefined) this.#schedule(syncInterval);
   }
 
+  #emit(name: string, detail: unknown): void {
+    for (const fn of this.#listeners.get(name) ?? []) {
+      try {
+        (fn as (d: unknown) => void)(detail);
+      } catch {
+        // A listener's exception must not break syncing.
+      }
+    }
+  }
+
+  /** The background loop: after a success the interval (if any), after a failure the back-off. */
   #schedule(delay: number): void {
-    if (this.#closed || this.#interval === undefined) return;
+    if (this.#closed || !this.#background || this.#paused || this.#gaveUp) return;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#dueAt = Date.now() + delay;
     this.#timer = setTimeout(() => {
+      this.#timer = this.#dueAt = undefined;
+      if (this.#paused) return;
       this.sync().then(
-        () => this.#schedule(this.#interval!),
-        () => this.#schedule(Math.max(1, this.#r.retryDelay())),
+        () => {
+          if (this.#interval !== undefined) this.#schedule(this.#interval);
+        },
+        (e: { code?: string; message?: string }) => this.#afterFailure(e),
       );
     }, delay);
     // A background sync must never keep a Node process alive on its own.
     (this.#timer as { unref?: () => void }).unref?.();
+  }
+
+  #afterFailure(e: { code?: string; message?: string }): void {
+    if (this.#closed || this.#paused || this.#timer !== undefined) return;
+    const retryCount = (this.#r.status() as { retryCount: number }).retryCount;
+    if (retryCount > this.#maxRetries) {
+      this.#gaveUp = true;
+      this.#emit("sync:gaveup", { retryCount, code: String(e?.code ?? "INTERNAL_ERROR"), message: String(e?.message ?? e) });
+      return;
+    }
+    this.#schedule(Math.max(1, this.#r.retryDelay()));
+  }
+
+  #stopTimer(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = this.#dueAt = undefined;
   }
 
   #check(): void {
@@ -257,12 +338,22 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
   sync(): Promise<SyncResult> {
     const run = async (): Promise<SyncResult> => {
       this.#check();
+      if (this.#paused) throw this.#adopt(Object.assign(new Error("invalid operation: sync is paused; call resume() first"), { code: "INVALID_OPERATION", name: "EdgesyncError" }));
+      let result: SyncResult;
       try {
-        return (await this.#r.sync()) as SyncResult;
+        result = (await this.#r.sync()) as SyncResult;
       } catch (e) {
         throw this.#adopt(e);
       }
+      if (this.#gaveUp && !this.#closed) {
+        // A sync that works again ends the "gave up" state: background sync restarts.
+        this.#gaveUp = false;
+        this.#emit("sync:resumed", {});
+        if (this.#interval !== undefined) this.#schedule(this.#interval);
+      }
+      return result;
     };
+    if (this.#paused) return run();
     const prev = this.#running;
     const next: Promise<SyncResult> = (prev ? prev.catch(() => undefined).then(run) : run()).finally(() => {
       if (this.#running === next) this.#running = undefined;
@@ -274,7 +365,49 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
   status(): SyncStatus {
     try {
       this.#check();
-      return { ...(this.#r.status() as Omit<SyncStatus, "syncing">), syncing: this.#running !== undefined };
+      const s = this.#r.status() as Omit<SyncStatus, "syncing" | "paused" | "gaveUp" | "nextSyncAt">;
+      const due = this.#dueAt;
+      // While a retry is scheduled, the exact time left to it; none while stopped.
+      let nextSyncInMs = s.nextSyncInMs;
+      if (this.#paused || this.#gaveUp) nextSyncInMs = 0;
+      else if (due !== undefined && s.retryCount > 0) nextSyncInMs = Math.max(0, due - Date.now());
+      return {
+        ...s,
+        nextSyncInMs,
+        syncing: this.#running !== undefined,
+        paused: this.#paused,
+        gaveUp: this.#gaveUp,
+        nextSyncAt: due ?? null,
+      };
+    } catch (e) {
+      throw this.#adopt(e);
+    }
+  }
+
+  async pause(): Promise<void> {
+    this.#check();
+    if (!this.#paused) {
+      this.#paused = true;
+      this.#stopTimer();
+      this.#emit("sync:paused", {});
+    }
+    await this.#running?.catch(() => undefined);
+  }
+
+  async resume(): Promise<void> {
+    this.#check();
+    if (!this.#paused && !this.#gaveUp) return;
+    this.#paused = false;
+    this.#gaveUp = false;
+    this.#emit("sync:resumed", {});
+    this.#schedule(0);
+  }
+
+  async pendingKeys(table: string): Promise<string[]> {
+    try {
+      this.#check();
+      if (typeof table !== "string") throw invalidArgument("the table name must be a string");
+      return this.#r.pendingKeys(table);
     } catch (e) {
       throw this.#adopt(e);
     }
@@ -315,7 +448,7 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#stopTimer();
     this.#r.setListener(undefined);
     this.#r.free();
   }

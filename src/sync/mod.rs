@@ -32,6 +32,7 @@ mod fold;
 mod multirow;
 mod net;
 mod own;
+mod pending;
 mod policy;
 pub mod record;
 mod replica;

@@ -359,6 +359,12 @@ impl JsReplica {
         self.inner.has_remote()
     }
 
+    /// The keys (JSON arrays) of `table`'s rows with local changes not yet on the server.
+    #[wasm_bindgen(js_name = pendingKeys)]
+    pub fn pending_keys(&self, table: &str) -> std::result::Result<Vec<String>, JsValue> {
+        self.inner.pending_keys(table).map_err(to_js)
+    }
+
     /// Backoff delay for the next background attempt (0 after a success).
     #[wasm_bindgen(js_name = retryDelay)]
     pub fn retry_delay(&self) -> f64 {

@@ -1,0 +1,224 @@
+// The client features the dashboard and the seed apps need, in Node against a real sqld
+// (through a fault proxy where the network must fail): pause()/resume() (the
+// online/offline switch), maxRetries and the "gave up" state, a sync when the replica
+// opens, the exact back-off countdown, and pendingKeys() (per-row sync state).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { setTimeout as sleep } from "node:timers/promises";
+import { createClient } from "edgesync";
+import { env, scalar, waitFor } from "../support/sync-env.mjs";
+import { guardUnhandledRejections, rejectsWith, throwsCode } from "../support/sync-helpers.mjs";
+
+guardUnhandledRejections();
+
+async function notes(db) {
+  await db.execute("create table if not exists notes (id text primary key, body text, likes integer not null default 0)");
+  db.replicate("notes", { likes: "counter" });
+}
+
+/** Records the named events of a replica, in order. */
+function record(db, names) {
+  const seen = [];
+  for (const n of names) db.on(n, (d) => seen.push([n, d]));
+  return seen;
+}
+
+test("config: maxRetries and syncOnOpen are checked at createClient", () => {
+  for (const maxRetries of [-1, 1.5, "3", NaN]) {
+    throwsCode(() => createClient({ url: ":memory:", maxRetries }), "INVALID_ARGUMENT");
+  }
+  for (const syncOnOpen of ["yes", 1, null]) {
+    throwsCode(() => createClient({ url: ":memory:", syncOnOpen }), "INVALID_ARGUMENT");
+  }
+  const db = createClient({ url: ":memory:", maxRetries: 0, syncOnOpen: false });
+  assert.deepEqual(
+    (({ paused, gaveUp, nextSyncAt }) => ({ paused, gaveUp, nextSyncAt }))(db.status()),
+    { paused: false, gaveUp: false, nextSyncAt: null },
+  );
+  db.close();
+});
+
+test("syncOnOpen: one sync when the replica opens, without a syncInterval", async () => {
+  const e = await env();
+  try {
+    const seed = e.replica();
+    await notes(seed);
+    await seed.execute("insert into notes (id, body) values ('n1', 'on the server')");
+    await seed.sync();
+
+    // Without syncOnOpen (and no interval) nothing syncs by itself…
+    const idle = e.replica();
+    await notes(idle);
+    await sleep(400);
+    assert.equal(idle.status().lastPull, null);
+    assert.equal(idle.metrics().syncs, 0);
+
+    // …with it, the replica pulls as soon as it is open, once.
+    const db = e.replica({ syncOnOpen: true });
+    const events = record(db, ["sync:completed"]);
+    await notes(db); // the tables are declared in the same tick: the open sync sees them
+    await waitFor("the open sync", () => db.status().lastPull?.ok);
+    assert.equal(await scalar(db, "select body from notes where id = 'n1'"), "on the server");
+    await sleep(400);
+    assert.equal(events.length, 1, "one sync, no background loop");
+    assert.equal(db.status().nextSyncAt, null);
+
+    // With a syncInterval it is on by default; syncOnOpen: false waits for the first interval.
+    const late = e.replica({ syncInterval: 700, syncOnOpen: false });
+    await notes(late);
+    const due = late.status().nextSyncAt;
+    assert.ok(due !== null && due > Date.now() + 300, `first sync due after the interval (${due - Date.now()} ms)`);
+    await sleep(250);
+    assert.equal(late.metrics().syncs, 0);
+    await waitFor("the first interval sync", () => late.status().lastPull?.ok, 5000);
+  } finally {
+    await e.stop();
+  }
+});
+
+test("maxRetries: failed background syncs are retried with back-off, then the replica gives up; a working sync resumes it", async () => {
+  const e = await env({ proxies: 1 });
+  try {
+    const proxy = e.proxies[0];
+    proxy.setFaults("offline");
+    const db = e.replica({ syncUrl: proxy.url, syncOnOpen: true, maxRetries: 2, syncInterval: 60_000 });
+    const events = record(db, ["sync:error", "sync:gaveup", "sync:resumed", "sync:completed"]);
+    await notes(db);
+    await db.execute("insert into notes (id, body) values ('a', 'written offline')");
+
+    // The countdown is the real timer's: it shrinks as time passes.
+    await waitFor("the first failure", () => db.status().retryCount === 1);
+    const s1 = db.status();
+    assert.ok(s1.nextSyncAt !== null && s1.nextSyncInMs > 0, JSON.stringify(s1));
+    assert.ok(Math.abs(s1.nextSyncInMs - (s1.nextSyncAt - Date.now())) <= 20, "nextSyncInMs is the time left to nextSyncAt");
+
+    // The open attempt + 2 retries fail: then the replica gives up, once.
+    await waitFor("giving up", () => db.status().gaveUp, 10_000);
+    const s = db.status();
+    assert.equal(s.retryCount, 3);
+    assert.equal(s.nextSyncAt, null);
+    assert.equal(s.nextSyncInMs, 0);
+    assert.equal(s.pendingChanges, 1, "the write is kept");
+    const gaveUp = events.filter(([n]) => n === "sync:gaveup");
+    assert.equal(gaveUp.length, 1);
+    assert.equal(gaveUp[0][1].retryCount, 3);
+    assert.equal(gaveUp[0][1].code, "SERVER_UNREACHABLE");
+    assert.equal(events.filter(([n]) => n === "sync:error").length, 3);
+    // Given up means given up: no more attempts.
+    const attempts = proxy.stats().total;
+    await sleep(1200);
+    assert.equal(proxy.stats().total, attempts, "no request after giving up");
+    assert.equal(db.metrics().syncs, 3);
+
+    // A manual sync that works again ends the state and restarts the background loop.
+    proxy.setFaults("pass");
+    await db.sync();
+    const after = db.status();
+    assert.equal(after.gaveUp, false);
+    assert.equal(after.retryCount, 0);
+    assert.ok(after.nextSyncAt !== null, "background sync scheduled again");
+    assert.equal(events.filter(([n]) => n === "sync:resumed").length, 1);
+    assert.equal(await scalar(e.server, "select body from notes where id = 'a'"), "written offline");
+  } finally {
+    await e.stop();
+  }
+});
+
+test("maxRetries: 0 gives up at the first failure; resume() tries again", async () => {
+  const e = await env({ proxies: 1 });
+  try {
+    const proxy = e.proxies[0];
+    proxy.setFaults("offline");
+    const db = e.replica({ syncUrl: proxy.url, syncInterval: 40, maxRetries: 0 });
+    const events = record(db, ["sync:gaveup", "sync:resumed", "sync:completed"]);
+    await notes(db);
+    await waitFor("giving up", () => db.status().gaveUp);
+    assert.equal(db.status().retryCount, 1);
+    proxy.setFaults("pass");
+    await db.resume();
+    await waitFor("a background sync after resume()", () => db.status().lastPull?.ok);
+    assert.equal(db.status().gaveUp, false);
+    assert.deepEqual(events.map(([n]) => n).slice(0, 3), ["sync:gaveup", "sync:resumed", "sync:completed"]);
+  } finally {
+    await e.stop();
+  }
+});
+
+test("pause(): no sync at all (background, manual or by interval) until resume(); local writes go on", async () => {
+  const e = await env();
+  try {
+    const a = e.replica({ syncInterval: 30 });
+    const b = e.replica({ syncInterval: 30 });
+    await notes(a);
+    await notes(b);
+    await waitFor("both synced", () => a.status().lastPull?.ok && b.status().lastPull?.ok);
+    const events = record(b, ["sync:paused", "sync:resumed"]);
+
+    // pause() waits for a sync in flight, then nothing syncs.
+    const inflight = b.sync();
+    await b.pause();
+    assert.equal(b.status().syncing, false, "pause() resolved after the sync in flight");
+    await inflight;
+    const st = b.status();
+    assert.equal(st.paused, true);
+    assert.equal(st.nextSyncAt, null);
+    const syncs = b.metrics().syncs;
+    await rejectsWith(b.sync(), "INVALID_OPERATION");
+    await b.execute("insert into notes (id, body) values ('b1', 'while paused')");
+    await b.execute("update notes set likes = likes + 1 where id = 'b1'");
+    await a.execute("insert into notes (id, body) values ('a1', 'from a')");
+    await sleep(300);
+    assert.equal(b.metrics().syncs, syncs, "no sync while paused");
+    assert.equal(await scalar(b, "select count(*) from notes where id = 'a1'"), 0, "nothing pulled");
+    assert.equal(b.status().pendingChanges, 2);
+    await b.pause(); // twice is fine
+    assert.deepEqual(events.map(([n]) => n), ["sync:paused"]);
+
+    await b.resume();
+    await waitFor("b to catch up", async () => (await scalar(b, "select count(*) from notes")) === 2 && b.status().pendingChanges === 0);
+    await waitFor("a to see b's row", async () => (await scalar(a, "select coalesce((select likes from notes where id = 'b1'), -1)")) === 1);
+    assert.deepEqual(events.map(([n]) => n), ["sync:paused", "sync:resumed"]);
+    assert.equal(b.status().paused, false);
+
+    b.close();
+    await rejectsWith(b.pause(), "CLIENT_CLOSED");
+    await rejectsWith(b.resume(), "CLIENT_CLOSED");
+  } finally {
+    await e.stop();
+  }
+});
+
+test("pendingKeys(): the rows with changes not yet on the server, per table", async () => {
+  const e = await env({ proxies: 1 });
+  try {
+    const proxy = e.proxies[0];
+    const db = e.replica({ syncUrl: proxy.url });
+    await db.execute("create table tx (id text primary key, amount integer not null)");
+    await db.execute("create table acct (id integer primary key, balance integer not null default 0)");
+    db.replicate("tx");
+    db.replicate("acct", { balance: "counter" });
+    assert.deepEqual(await db.pendingKeys("tx"), []);
+    await db.batch(["insert into tx values ('t2', 5)", "insert into tx values ('t1', 7)", "insert into acct (id) values (1)"], "write");
+    assert.deepEqual(await db.pendingKeys("tx"), ['["t1"]', '["t2"]']);
+    assert.deepEqual(await db.pendingKeys("acct"), ["[1]"]);
+
+    // Offline: they stay pending (the failed sync folds them into the outbox).
+    proxy.setFaults("offline");
+    await rejectsWith(db.sync(), "SERVER_UNREACHABLE");
+    await db.execute("update tx set amount = 8 where id = 't1'");
+    assert.deepEqual(await db.pendingKeys("tx"), ['["t1"]', '["t2"]']);
+
+    proxy.setFaults("pass");
+    await db.sync();
+    assert.deepEqual(await db.pendingKeys("tx"), []);
+    assert.deepEqual(await db.pendingKeys("acct"), []);
+    await db.execute("delete from tx where id = 't2'");
+    assert.deepEqual(await db.pendingKeys("tx"), ['["t2"]'], "a delete is pending too");
+    assert.deepEqual(await db.pendingKeys("no_such_table"), []);
+    await rejectsWith(db.pendingKeys(42), "INVALID_ARGUMENT");
+    db.close();
+    await rejectsWith(db.pendingKeys("tx"), "CLIENT_CLOSED");
+  } finally {
+    await e.stop();
+  }
+});
