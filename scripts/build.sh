@@ -30,6 +30,9 @@ node_modules/.bin/tsc -p js/tsconfig.json
 cp js/package.json pkg/package.json
 cp README.md pkg/README.md 2>/dev/null || true
 
+# The dashboard's chart library (uPlot, from npm) next to the page: no CDN.
+node www/dashboard/build.mjs
+
 # Tests, examples and the worker import the package by name, as users do.
 mkdir -p node_modules
 ln -sfn ../pkg node_modules/edgesync
