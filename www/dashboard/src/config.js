@@ -78,6 +78,19 @@ export function tokenSubject(token) {
   }
 }
 
+/**
+ * A subject as the Worker writes it in channel names (`{sub}` in its grants): every
+ * byte outside `A–Z a–z 0–9 - . _ ~` as `%XX`.
+ */
+export function escapeSub(sub) {
+  let out = "";
+  for (const b of new TextEncoder().encode(sub)) {
+    const c = String.fromCharCode(b);
+    out += /[A-Za-z0-9\-._~]/.test(c) ? c : `%${b.toString(16).toUpperCase().padStart(2, "0")}`;
+  }
+  return out;
+}
+
 /** Whether this device was switched offline by its user (kept across reloads). */
 export const offlineFlag = {
   get: () => localStorage.getItem("edgesync.dashboard.offline") === "1",

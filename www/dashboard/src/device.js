@@ -5,7 +5,7 @@
 // the Origin Private File System where the package supports it. Where `file:` is refused
 // or the browser has no OPFS, it runs in memory and says so (the sidebar shows which).
 import { createClient, connectHub } from "edgesync";
-import { tokenSubject, offlineFlag } from "./config.js";
+import { escapeSub, tokenSubject, offlineFlag } from "./config.js";
 
 /** Samples kept for the charts (one every SAMPLE_MS). */
 const SAMPLE_MS = 2000;
@@ -36,7 +36,9 @@ export class Device {
     this.lastBytes = 0;
     /** @type {import("edgesync").HubConnection | undefined} */
     this.hub = undefined;
-    this.hubPrefix = config.hubPrefix ?? (tokenSubject(config.token) ? `user:${tokenSubject(config.token)}:` : "");
+    // The channels a user token may use on the Worker's hub by default: `user:{sub}:*`.
+    const sub = tokenSubject(config.token);
+    this.hubPrefix = config.hubPrefix ?? (sub ? `user:${escapeSub(sub)}:` : "");
     this.hubListeners = new Map();
     this.wakeTimer = undefined;
   }
