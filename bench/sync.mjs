@@ -171,13 +171,13 @@ async function benchLocal() {
 /**
  * Opt-in (`node bench/sync.mjs split`): where a wasm point read's time goes, using the
  * package's internals (pkg/wasm/edgesync.js `Replica`, pkg/local.js, pkg/args.js,
- * pkg/resultset.js), which may change.
+ * pkg/result.js), which may change.
  */
 async function benchReadSplit() {
   const { Replica } = await import("../pkg/wasm/edgesync.js");
   const { encodeStatement, encodeArgs } = await import("../pkg/args.js");
   const { KeptStatements } = await import("../pkg/local.js");
-  const { makeResultSet } = await import("../pkg/resultset.js");
+  const { decodeResult } = await import("../pkg/result.js");
   const full = edgesyncClient({ url: ":memory:" });
   await full.execute(`create table readings ${SCHEMA}`);
   full.replicate("readings");
@@ -209,7 +209,7 @@ async function benchReadSplit() {
   await time("KeptStatements.execute alone (no async client method)", (id) => kept.execute({ sql, args: [id] }));
   await time("wasm Replica.run alone (args into wasm memory, SQLite, result left there)", (id) => run(handle, [id]));
   await time("wasm Replica.run('select 1') (the per-call floor)", () => run(one, undefined));
-  await time("generic path: executePacked + decodeResult + ResultSet", (id) => makeResultSet(packed({ sql, args: [id] })));
+  await time("generic path: executePacked + decodeResult + ResultSet", (id) => decodeResult(packed({ sql, args: [id] })));
   await time("generic path: wasm Replica.executePacked alone", (id) => packed({ sql, args: [id] }));
   full.close();
 }

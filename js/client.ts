@@ -14,8 +14,10 @@
 import { RemoteClient } from "./wasm/edgesync.js";
 import { EmbeddedReplicaClient, isLocalUrl } from "./replica.js";
 import type { EmbeddedReplica, ReplicaConfig } from "./replica.js";
-import { makeResultSet } from "./resultset.js";
-import type { RawResultSet } from "./resultset.js";
+import { decodeResult } from "./result.js";
+import { adopt } from "./wasm-errors.js";
+export { EdgesyncError } from "./wasm-errors.js";
+export type { ErrorCode } from "./wasm-errors.js";
 export * from "./hub.js";
 
 /** A value as read from the database. */
@@ -78,69 +80,6 @@ export interface ResultSet {
   toJSON(): unknown;
 }
 
-/** Stable error codes; see the README's error table. */
-export type ErrorCode =
-  | "URL_INVALID"
-  | "AUTH_REQUIRED"
-  | "AUTH_INVALID"
-  | "PERMISSION_DENIED"
-  | "SQL_SYNTAX_ERROR"
-  | "SQL_CONSTRAINT"
-  | "SQL_ERROR"
-  | "SERVER_UNREACHABLE"
-  | "TIMEOUT"
-  | "SERVER_ERROR"
-  | "PROTOCOL_ERROR"
-  | "INVALID_ARGUMENT"
-  | "CLIENT_CLOSED"
-  | "DECODE_ERROR"
-  | "INVALID_OPERATION"
-  | "CLOCK_DRIFT"
-  | "SCHEMA_ERROR"
-  | "SCHEMA_MISMATCH"
-  | "RESOLVER_ERROR"
-  | "QUERY_UNPARSEABLE"
-  | "CONFIG_ERROR"
-  | "PRIMARY_UNAVAILABLE"
-  | "NO_HEALTHY_REGION"
-  | "SESSION_NOT_FOUND"
-  | "SESSION_EXPIRED"
-  | "SESSION_TAMPERED"
-  | "SESSION_KEY_UNKNOWN"
-  | "SESSION_CONFLICT"
-  | "INTERNAL_ERROR";
-
-/** Every error edgesync raises. Branch on `code`, never on `message`. */
-export class EdgesyncError extends Error {
-  declare code: ErrorCode;
-  /** Whether the same call may succeed later (server unreachable, timeout, 5xx). */
-  declare retryable: boolean;
-  /** The server's own code, e.g. `SQLITE_CONSTRAINT`. */
-  declare serverCode?: string;
-  /** Index of the failing statement in a `batch`. */
-  declare step?: number;
-  /** HTTP status for `SERVER_ERROR`. */
-  declare status?: number;
-
-  constructor(message: string, code: ErrorCode, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "EdgesyncError";
-    this.code = code;
-    this.retryable = false;
-  }
-}
-
-/** Gives errors from the wasm core the EdgesyncError prototype; wraps anything else. */
-function adopt(e: unknown): EdgesyncError {
-  if (e instanceof EdgesyncError) return e;
-  if (e instanceof Error && (e as { code?: unknown }).code !== undefined && e.name === "EdgesyncError") {
-    return Object.setPrototypeOf(e, EdgesyncError.prototype) as EdgesyncError;
-  }
-  // A trap in the wasm module is a bug in edgesync, never the caller's fault.
-  const message = e instanceof Error ? e.message : String(e);
-  return new EdgesyncError(`internal error: ${message}`, "INTERNAL_ERROR", { cause: e });
-}
-
 export interface Client {
   execute(stmt: InStatement): Promise<ResultSet>;
   execute(sql: string, args?: InArgs): Promise<ResultSet>;
@@ -165,7 +104,7 @@ class HttpClient implements Client {
   async execute(stmt: InStatement, args?: InArgs): Promise<ResultSet> {
     const input = typeof stmt === "string" && args !== undefined ? { sql: stmt, args } : stmt;
     try {
-      return makeResultSet((await this.#inner.execute(input)) as RawResultSet);
+      return decodeResult((await this.#inner.execute(input)) as Uint8Array);
     } catch (e) {
       throw adopt(e);
     }
@@ -173,8 +112,8 @@ class HttpClient implements Client {
 
   async batch(stmts: InStatement[], mode: TransactionMode = "deferred"): Promise<ResultSet[]> {
     try {
-      const raw = (await this.#inner.batch(stmts, mode)) as RawResultSet[];
-      return raw.map(makeResultSet);
+      const raw = (await this.#inner.batch(stmts, mode)) as Uint8Array[];
+      return raw.map(decodeResult);
     } catch (e) {
       throw adopt(e);
     }
@@ -203,7 +142,7 @@ export function createClient(config: ReplicaConfig & { url: ":memory:" | `file:$
 export function createClient(config: Config): Client;
 export function createClient(config: Config | ReplicaConfig): Client | EmbeddedReplica {
   if (isLocalUrl((config as { url?: unknown } | undefined)?.url)) {
-    return new EmbeddedReplicaClient(config as ReplicaConfig, adopt, makeResultSet as (raw: unknown) => ResultSet);
+    return new EmbeddedReplicaClient(config as ReplicaConfig, adopt, decodeResult as (raw: unknown) => ResultSet);
   }
   try {
     return new HttpClient(new RemoteClient(config as Config));

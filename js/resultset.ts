@@ -1,17 +1,8 @@
 /**
- * Result sets and their rows, shared by the remote client (client.ts) and the embedded
- * replica (replica.ts, local.ts), which builds rows straight from wasm memory.
+ * Result sets and their rows, built by the one result reader (result.ts) for the
+ * remote client and the embedded replica alike.
  */
 import type { ResultSet, Row, Value } from "./client.js";
-
-export interface RawResultSet {
-  columns: string[];
-  columnTypes: string[];
-  rows: Value[][];
-  rowsAffected: number;
-  lastInsertRowid: bigint | undefined;
-  replicationIndex?: number;
-}
 
 /**
  * One row class per result set: indices and `length` are getters on its prototype
@@ -113,6 +104,3 @@ export class ResultSetImpl implements ResultSet {
     };
   }
 }
-
-export const makeResultSet = (raw: RawResultSet): ResultSet =>
-  new ResultSetImpl(raw.columns, raw.columnTypes, raw.rows.map(rowMaker(raw.columns)), raw.rowsAffected, raw.lastInsertRowid, raw.replicationIndex);

@@ -1,22 +1,67 @@
 /**
- * Internal (not re-exported by the package entries): turns what a wasm export throws
- * into an `EdgesyncError`, for the wrappers in crdt.ts and edge.ts.
+ * Errors: the `EdgesyncError` class every failure is an instance of, the `ErrorCode`
+ * union (generated from the Rust enum into the wasm module's type declarations:
+ * src/error.rs), and `adopt`, the one place where what a wasm export throws becomes an
+ * `EdgesyncError` — for the remote client, embedded replicas, the CRDT classes and the
+ * edge classes alike.
  */
-import { EdgesyncError } from "./client.js";
+import type { ErrorCode } from "./wasm/edgesync.js";
+
+export type { ErrorCode };
+
+/** Every error edgesync raises. Branch on `code`, never on `message`. */
+export class EdgesyncError extends Error {
+  declare code: ErrorCode;
+  /** Whether the same call may succeed later (server unreachable, timeout, 5xx). */
+  declare retryable: boolean;
+  /** The server's own code, e.g. `SQLITE_CONSTRAINT`. */
+  declare serverCode?: string;
+  /** Index of the failing statement in a `batch`. */
+  declare step?: number;
+  /** HTTP status for `SERVER_ERROR`. */
+  declare status?: number;
+
+  constructor(message: string, code: ErrorCode, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "EdgesyncError";
+    this.code = code;
+    this.retryable = false;
+  }
+}
 
 /**
- * Errors thrown by the wasm core get the `EdgesyncError` prototype. Other errors come
- * from wasm-bindgen's argument checks (`merge` given another class, a freed object, an
- * object passed as its own argument): `INVALID_ARGUMENT`. A trap is `INTERNAL_ERROR`.
+ * What wasm-bindgen's generated glue throws for an argument it cannot pass: an object
+ * of another class, a freed object, an object used while it is in use (e.g. passed
+ * as its own argument). Stable for the pinned wasm-bindgen version (Cargo.toml).
  */
-export function adopt(e: unknown): unknown {
+const BINDING_ARGUMENT_ERRORS = [
+  /^expected instance of /,
+  /^null pointer passed to rust$/,
+  /^recursive use of an object detected which would lead to unsafe aliasing in rust$/,
+  /^attempted to take ownership of Rust value while it was borrowed$/,
+];
+
+/**
+ * Turns anything a call into the wasm module threw into an `EdgesyncError`:
+ * - an `EdgesyncError` (the core's errors are constructed as one) stays as it is; an
+ *   error the core built before the class was registered gets its prototype;
+ * - a wasm trap (`WebAssembly.RuntimeError`) is a bug in edgesync: `INTERNAL_ERROR`;
+ * - the glue's refusal of an argument — the messages above, or a `TypeError` from
+ *   converting a value of the wrong type — is the caller's: `INVALID_ARGUMENT`;
+ * - anything else is unexpected: `INTERNAL_ERROR`.
+ * The original error is the `cause`.
+ */
+export function adopt(e: unknown): EdgesyncError {
   if (e instanceof EdgesyncError) return e;
-  if (e instanceof Error && e.name === "EdgesyncError" && "code" in e) {
-    return Object.setPrototypeOf(e, EdgesyncError.prototype);
+  if (e instanceof Error && e.name === "EdgesyncError" && typeof (e as { code?: unknown }).code === "string") {
+    return Object.setPrototypeOf(e, EdgesyncError.prototype) as EdgesyncError;
   }
   const message = e instanceof Error ? e.message : String(e);
-  if (e instanceof WebAssembly.RuntimeError) {
-    return new EdgesyncError(`internal error: ${message}`, "INTERNAL_ERROR", { cause: e });
-  }
-  return new EdgesyncError(`invalid argument: ${message}`, "INVALID_ARGUMENT", { cause: e });
+  const badArgument =
+    e instanceof Error &&
+    !(e instanceof WebAssembly.RuntimeError) &&
+    (e instanceof TypeError || BINDING_ARGUMENT_ERRORS.some((re) => re.test(message)));
+  return badArgument
+    ? new EdgesyncError(`invalid argument: ${message}`, "INVALID_ARGUMENT", { cause: e })
+    : new EdgesyncError(`internal error: ${message}`, "INTERNAL_ERROR", { cause: e });
 }

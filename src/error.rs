@@ -154,44 +154,69 @@ pub enum Error {
     SessionConflict(String),
 }
 
-impl Error {
-    /// The stable code for this error, e.g. `"SQL_CONSTRAINT"`.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Error::UrlInvalid { .. } => "URL_INVALID",
-            Error::AuthRequired { .. } => "AUTH_REQUIRED",
-            Error::AuthInvalid { .. } => "AUTH_INVALID",
-            Error::PermissionDenied { .. } => "PERMISSION_DENIED",
-            Error::Sql { kind, .. } => match kind {
-                SqlErrorKind::Syntax => "SQL_SYNTAX_ERROR",
-                SqlErrorKind::Constraint => "SQL_CONSTRAINT",
-                SqlErrorKind::Other => "SQL_ERROR",
-            },
-            Error::Unreachable { .. } => "SERVER_UNREACHABLE",
-            Error::Timeout { .. } => "TIMEOUT",
-            Error::Server { .. } => "SERVER_ERROR",
-            Error::Protocol(_) => "PROTOCOL_ERROR",
-            Error::InvalidArgument(_) => "INVALID_ARGUMENT",
-            Error::Decode { .. } => "DECODE_ERROR",
-            Error::ClockDrift { .. } => "CLOCK_DRIFT",
-            Error::InvalidOperation(_) => "INVALID_OPERATION",
-            Error::ClientClosed => "CLIENT_CLOSED",
-            Error::DatabaseLocked(_) => "DATABASE_LOCKED",
-            Error::Schema(_) => "SCHEMA_ERROR",
-            Error::SchemaMismatch(_) => "SCHEMA_MISMATCH",
-            Error::Resolver(_) => "RESOLVER_ERROR",
-            Error::QueryUnparseable(_) => "QUERY_UNPARSEABLE",
-            Error::Config(_) => "CONFIG_ERROR",
-            Error::PrimaryUnavailable(_) => "PRIMARY_UNAVAILABLE",
-            Error::NoHealthyRegion(_) => "NO_HEALTHY_REGION",
-            Error::SessionNotFound(_) => "SESSION_NOT_FOUND",
-            Error::SessionExpired(_) => "SESSION_EXPIRED",
-            Error::SessionTampered(_) => "SESSION_TAMPERED",
-            Error::SessionKeyUnknown(_) => "SESSION_KEY_UNKNOWN",
-            Error::SessionConflict(_) => "SESSION_CONFLICT",
-        }
-    }
+/// Defines [`Error::code`] and [`Error::CODES`] from one table, and the TypeScript
+/// `ErrorCode` union from the same table ([`TS_ERROR_CODE`]), so the codes JS sees can
+/// never differ from the codes Rust returns.
+macro_rules! error_codes {
+    ($($variant:pat => $code:literal,)+) => {
+        impl Error {
+            /// The stable code for this error, e.g. `"SQL_CONSTRAINT"`.
+            pub fn code(&self) -> &'static str {
+                match self {
+                    $($variant => $code,)+
+                }
+            }
 
+            /// Every code [`Error::code`] returns, in declaration order.
+            pub const CODES: &'static [&'static str] = &[$($code),+];
+        }
+
+        /// The TypeScript declaration of every code: those of [`Error::CODES`], and
+        /// `INTERNAL_ERROR`, which only the JS layer raises (a trap in the wasm module,
+        /// i.e. a bug in edgesync). The wasm binding emits it into the package's type
+        /// declarations (`src/wasm/error.rs`), where js/wasm-errors.ts imports it.
+        pub const TS_ERROR_CODE: &str = concat!(
+            "/** Stable error codes (docs/errors.md): generated from the Rust `Error` enum. */\n",
+            "export type ErrorCode =",
+            $("\n  | \"", $code, "\"",)+
+            "\n  | \"INTERNAL_ERROR\";\n"
+        );
+    };
+}
+
+error_codes! {
+    Error::UrlInvalid { .. } => "URL_INVALID",
+    Error::AuthRequired { .. } => "AUTH_REQUIRED",
+    Error::AuthInvalid { .. } => "AUTH_INVALID",
+    Error::PermissionDenied { .. } => "PERMISSION_DENIED",
+    Error::Sql { kind: SqlErrorKind::Syntax, .. } => "SQL_SYNTAX_ERROR",
+    Error::Sql { kind: SqlErrorKind::Constraint, .. } => "SQL_CONSTRAINT",
+    Error::Sql { kind: SqlErrorKind::Other, .. } => "SQL_ERROR",
+    Error::Unreachable { .. } => "SERVER_UNREACHABLE",
+    Error::Timeout { .. } => "TIMEOUT",
+    Error::Server { .. } => "SERVER_ERROR",
+    Error::Protocol(_) => "PROTOCOL_ERROR",
+    Error::InvalidArgument(_) => "INVALID_ARGUMENT",
+    Error::Decode { .. } => "DECODE_ERROR",
+    Error::ClockDrift { .. } => "CLOCK_DRIFT",
+    Error::InvalidOperation(_) => "INVALID_OPERATION",
+    Error::ClientClosed => "CLIENT_CLOSED",
+    Error::DatabaseLocked(_) => "DATABASE_LOCKED",
+    Error::Schema(_) => "SCHEMA_ERROR",
+    Error::SchemaMismatch(_) => "SCHEMA_MISMATCH",
+    Error::Resolver(_) => "RESOLVER_ERROR",
+    Error::QueryUnparseable(_) => "QUERY_UNPARSEABLE",
+    Error::Config(_) => "CONFIG_ERROR",
+    Error::PrimaryUnavailable(_) => "PRIMARY_UNAVAILABLE",
+    Error::NoHealthyRegion(_) => "NO_HEALTHY_REGION",
+    Error::SessionNotFound(_) => "SESSION_NOT_FOUND",
+    Error::SessionExpired(_) => "SESSION_EXPIRED",
+    Error::SessionTampered(_) => "SESSION_TAMPERED",
+    Error::SessionKeyUnknown(_) => "SESSION_KEY_UNKNOWN",
+    Error::SessionConflict(_) => "SESSION_CONFLICT",
+}
+
+impl Error {
     /// Whether retrying the same request later may succeed (the server was not reached
     /// or was temporarily failing). SQL and auth errors are never retryable.
     pub fn is_retryable(&self) -> bool {
@@ -228,6 +253,36 @@ mod tests {
         };
         assert_eq!(t.code(), "TIMEOUT");
         assert!(t.is_retryable());
+    }
+
+    #[test]
+    fn every_code_is_listed_once_and_declared_for_typescript() {
+        let mut seen = std::collections::BTreeSet::new();
+        for code in Error::CODES {
+            assert!(seen.insert(code), "{code} twice");
+            assert!(code.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'), "{code}");
+            assert!(
+                TS_ERROR_CODE.contains(&format!("| \"{code}\"")),
+                "{code} not in the TypeScript union"
+            );
+        }
+        assert!(TS_ERROR_CODE.contains("| \"INTERNAL_ERROR\";"));
+        assert!(
+            !Error::CODES.contains(&"INTERNAL_ERROR"),
+            "INTERNAL_ERROR is the JS layer's own"
+        );
+    }
+
+    /// docs/errors.md documents every code (a row `| `CODE` | …` of its tables).
+    #[test]
+    fn every_code_is_documented() {
+        let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/errors.md")).unwrap();
+        for code in Error::CODES.iter().chain(&["INTERNAL_ERROR"]) {
+            assert!(
+                docs.contains(&format!("| `{code}` |")),
+                "docs/errors.md has no row for {code}"
+            );
+        }
     }
 
     #[test]

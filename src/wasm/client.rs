@@ -2,16 +2,17 @@
 
 use std::rc::Rc;
 
-use js_sys::{Array, Function, Promise, Reflect};
+use js_sys::{Function, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use crate::error::Result;
 use crate::remote::{RemoteClient, RemoteConfig};
 use crate::sql::TransactionMode;
-use crate::wasm::convert::{js_to_statement, js_to_statements, result_set_to_js, IntMode};
+use crate::wasm::convert::{js_to_statement, js_to_statements, IntMode};
 use crate::wasm::error::{invalid, to_js};
 use crate::wasm::fetch::FetchTransport;
+use crate::wasm::result::{result_set_to_js, result_sets_to_js};
 
 /// A client for a remote libSQL database. Use `createClient` from the `edgesync`
 /// package rather than this class directly.
@@ -92,7 +93,8 @@ impl JsRemoteClient {
         })
     }
 
-    /// Resolves to `{ columns, columnTypes, rows, rowsAffected, lastInsertRowid }`.
+    /// Resolves to the result as bytes (`wasm/result.rs`), which `decodeResult`
+    /// (js/result.ts) turns into a `ResultSet`.
     pub fn execute(&self, stmt: JsValue) -> Promise {
         let stmt = match js_to_statement(&stmt) {
             Ok(s) => s,
@@ -115,11 +117,7 @@ impl JsRemoteClient {
         let (inner, int_mode) = (self.inner.clone(), self.int_mode);
         future_to_promise(async move {
             let results = inner.batch(&stmts, mode).await.map_err(to_js)?;
-            Ok(results
-                .iter()
-                .map(|rs| result_set_to_js(rs, int_mode))
-                .collect::<Array>()
-                .into())
+            Ok(result_sets_to_js(&results, int_mode))
         })
     }
 

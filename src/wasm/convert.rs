@@ -1,4 +1,4 @@
-//! JS values ⇄ [`Value`]s, statements and result sets.
+//! JS values ⇄ [`Value`]s and statements (results go back as bytes: `result.rs`).
 //!
 //! Argument rule (documented in the README):
 //! `null`/`undefined` → NULL; `boolean` → 0/1; a safe-integer `number` → INTEGER,
@@ -15,18 +15,9 @@ use js_sys::{Array, ArrayBuffer, Object, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 
 use crate::error::Result;
-use rusqlite::types::ValueRef;
 
-use crate::sql::{ResultSet, Statement, Value};
-use crate::store::RowSink;
+use crate::sql::{Statement, Value};
 use crate::wasm::error::invalid;
-
-#[wasm_bindgen(module = "/src/wasm/glue.js")]
-extern "C" {
-    /// Decodes [`encode_result`]'s bytes into the raw result object, in one call.
-    #[wasm_bindgen(js_name = decodeResult)]
-    fn decode_result(bytes: &[u8], int_mode: u8) -> JsValue;
-}
 
 #[wasm_bindgen]
 extern "C" {
@@ -206,168 +197,5 @@ pub(crate) fn value_to_js(v: &Value, mode: IntMode) -> JsValue {
         Value::Real(f) => JsValue::from_f64(*f),
         Value::Text(s) => JsValue::from_str(s),
         Value::Blob(b) => Uint8Array::from(&b[..]).into(),
-    }
-}
-
-/// `{ columns, columnTypes, rows, rowsAffected, lastInsertRowid }`; the TS layer
-/// turns `rows` (arrays) into `Row`s readable by index and by column name.
-///
-/// The whole result crosses the boundary once, as bytes that `decodeResult` in
-/// `glue.js` reads: creating each value from Rust would cost a call per value.
-pub(crate) fn result_set_to_js(rs: &ResultSet, mode: IntMode) -> JsValue {
-    let mut enc = ResultEncoder::new();
-    for (name, ty) in rs.columns.iter().zip(&rs.column_types) {
-        enc.column(name, ty);
-    }
-    for row in &rs.rows {
-        enc.begin_row(row.len());
-        for v in row {
-            enc.value(match v {
-                Value::Null => ValueRef::Null,
-                Value::Integer(i) => ValueRef::Integer(*i),
-                Value::Real(f) => ValueRef::Real(*f),
-                Value::Text(t) => ValueRef::Text(t.as_bytes()),
-                Value::Blob(b) => ValueRef::Blob(b),
-            });
-        }
-    }
-    enc.finish(rs.rows_affected, rs.last_insert_rowid);
-    enc.set_replication_index(rs.replication_index);
-    enc.to_js(mode)
-}
-
-/// Writes a result in the layout `decodeResult` reads (little endian; `str` = u32
-/// length + UTF-8): `u32 ncols, u32 nrows, f64 rowsAffected, u8 hasRowid, i64 rowid,
-/// u32 header id, u8 header included, u8 hasReplicationIndex, f64 replicationIndex`,
-/// then — only the first time a header id is
-/// used — `str name, str declared type` per column, then each value as a tag byte:
-/// 0 NULL, 1 INTEGER (i64), 2 REAL (f64), 3 TEXT (str), 4 BLOB (u32 length + bytes).
-///
-/// Column names and types repeat on every call of the same query, so each distinct
-/// header is sent once and JS keeps the decoded arrays by id.
-/// A `str` of the result layouts: u32 length (little endian), then the bytes.
-pub(crate) fn write_str(out: &mut Vec<u8>, b: &[u8]) {
-    out.extend_from_slice(&(b.len() as u32).to_le_bytes());
-    out.extend_from_slice(b);
-}
-
-/// One value of the result layouts (this one and the kept-statement results of
-/// `wasm/fast.rs`): a tag byte — 0 NULL, 1 INTEGER (i64), 2 REAL (f64), 3 TEXT (str),
-/// 4 BLOB (u32 length + bytes) — then its bytes.
-pub(crate) fn write_value(out: &mut Vec<u8>, v: ValueRef<'_>) {
-    match v {
-        ValueRef::Null => out.push(0),
-        ValueRef::Integer(i) => {
-            out.push(1);
-            out.extend_from_slice(&i.to_le_bytes());
-        }
-        ValueRef::Real(f) => {
-            out.push(2);
-            out.extend_from_slice(&f.to_le_bytes());
-        }
-        ValueRef::Text(t) => {
-            out.push(3);
-            write_str(out, t);
-        }
-        ValueRef::Blob(b) => {
-            out.push(4);
-            write_str(out, b);
-        }
-    }
-}
-
-pub(crate) struct ResultEncoder {
-    buf: Vec<u8>,
-    header: Vec<u8>,
-    ncols: u32,
-    nrows: u32,
-    header_done: bool,
-}
-
-const HEADER_AT: usize = 25;
-const VALUES_AT: usize = 39;
-
-thread_local! {
-    static HEADERS: std::cell::RefCell<std::collections::HashMap<Vec<u8>, u32>> = Default::default();
-}
-
-impl ResultEncoder {
-    pub(crate) fn new() -> Self {
-        let mut buf = Vec::with_capacity(256);
-        buf.resize(VALUES_AT, 0);
-        ResultEncoder {
-            buf,
-            header: Vec::new(),
-            ncols: 0,
-            nrows: 0,
-            header_done: false,
-        }
-    }
-
-    /// Puts the header id (and, the first time, the header itself) before the values.
-    fn close_header(&mut self) {
-        if self.header_done {
-            return;
-        }
-        self.header_done = true;
-        let (id, fresh) = HEADERS.with(|h| {
-            let mut h = h.borrow_mut();
-            if let Some(id) = h.get(&self.header) {
-                return (*id, false);
-            }
-            if h.len() >= 4096 {
-                h.clear();
-            }
-            let id = h.len() as u32;
-            h.insert(self.header.clone(), id);
-            (id, true)
-        });
-        self.buf[HEADER_AT..HEADER_AT + 4].copy_from_slice(&id.to_le_bytes());
-        self.buf[HEADER_AT + 4] = fresh as u8;
-        if fresh {
-            let header = std::mem::take(&mut self.header);
-            self.buf.extend_from_slice(&header);
-        }
-    }
-
-    /// A remote result's replication index (frame numbers stay far below 2^53).
-    pub(crate) fn set_replication_index(&mut self, index: Option<u64>) {
-        self.buf[30] = index.is_some() as u8;
-        self.buf[31..39].copy_from_slice(&(index.unwrap_or(0) as f64).to_le_bytes());
-    }
-
-    pub(crate) fn to_js(&self, mode: IntMode) -> JsValue {
-        let mode = match mode {
-            IntMode::Auto => 0,
-            IntMode::BigInt => 1,
-            IntMode::String => 2,
-        };
-        decode_result(&self.buf, mode)
-    }
-}
-
-impl RowSink for ResultEncoder {
-    fn column(&mut self, name: &str, decl_type: &str) {
-        self.ncols += 1;
-        write_str(&mut self.header, name.as_bytes());
-        write_str(&mut self.header, decl_type.as_bytes());
-    }
-
-    fn begin_row(&mut self, _width: usize) {
-        self.close_header();
-        self.nrows += 1;
-    }
-
-    fn value(&mut self, v: ValueRef<'_>) {
-        write_value(&mut self.buf, v);
-    }
-
-    fn finish(&mut self, rows_affected: u64, last_insert_rowid: Option<i64>) {
-        self.close_header();
-        self.buf[0..4].copy_from_slice(&self.ncols.to_le_bytes());
-        self.buf[4..8].copy_from_slice(&self.nrows.to_le_bytes());
-        self.buf[8..16].copy_from_slice(&(rows_affected as f64).to_le_bytes());
-        self.buf[16] = last_insert_rowid.is_some() as u8;
-        self.buf[17..25].copy_from_slice(&last_insert_rowid.unwrap_or(0).to_le_bytes());
     }
 }

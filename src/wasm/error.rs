@@ -11,6 +11,11 @@ use wasm_bindgen::prelude::*;
 
 use crate::Error;
 
+/// `export type ErrorCode = …` in the package's type declarations
+/// (pkg/wasm/edgesync.d.ts), generated from the Rust enum: the one list of codes.
+#[wasm_bindgen(typescript_custom_section)]
+const ERROR_CODE: &'static str = crate::error::TS_ERROR_CODE;
+
 thread_local! {
     /// The TS layer's `EdgesyncError` class, registered by each entry point after
     /// instantiating the module, so errors are real instances of it.

@@ -9,77 +9,27 @@
 
 use wasm_bindgen::prelude::*;
 
-use rusqlite::types::ValueRef;
-
 use crate::error::Error;
-use crate::store::{RowSink, Run};
-use crate::wasm::convert::{write_str, write_value};
+use crate::store::Run;
 use crate::wasm::error::to_js;
 use crate::wasm::replica::JsReplica;
+use crate::wasm::result::ResultWriter;
 
 /// `run`'s answer when the statement failed: `takeError()` has the error.
 const FAILED: u32 = 0;
 /// `run`'s answer when the handle's statement was replaced: prepare again.
 const STALE: u32 = 1;
 
-/// The fast path's buffers. A result is written in the layout that
-/// `KeptStatements.#decode` (js/local.ts) reads, little endian: `u32 nrows`, `u8 header
-/// included`, `u8 hasRowid`, 2 bytes padding, `f64 rowsAffected`, `i64 rowid`, `u32
-/// ncols` (with the header), 4 bytes padding; then the header if included (per column
-/// `str name`, `str declared type`; `str` is a u32 length and UTF-8); then each value
-/// as a tag byte and its bytes: 0 NULL, 1 INTEGER (i64), 2 REAL (f64), 3 TEXT (str),
-/// 4 BLOB (u32 length and bytes).
+/// The fast path's buffers.
 #[derive(Default)]
 pub(crate) struct Buffers {
     /// Arguments as `encodeArgs` (js/args.ts) packs them, written by JS. Always fully
     /// initialized (`len == capacity` in use), so JS writes only into live bytes.
     args: Vec<u8>,
-    out: Out,
+    /// The last result, in the layout of `wasm/result.rs`, read in place by
+    /// `readResult` (js/result.ts) through js/local.ts.
+    out: ResultWriter,
     error: Option<Error>,
-}
-
-/// The result being written (the layout above).
-#[derive(Default)]
-struct Out {
-    buf: Vec<u8>,
-    ncols: u32,
-    nrows: u32,
-}
-
-const VALUES_AT: usize = 32;
-
-impl Out {
-    fn start(&mut self) {
-        self.buf.clear();
-        self.buf.extend_from_slice(&[0; VALUES_AT]);
-        self.ncols = 0;
-        self.nrows = 0;
-    }
-}
-
-impl RowSink for Out {
-    fn column(&mut self, name: &str, decl_type: &str) {
-        self.ncols += 1;
-        write_str(&mut self.buf, name.as_bytes());
-        write_str(&mut self.buf, decl_type.as_bytes());
-    }
-
-    fn begin_row(&mut self, _width: usize) {
-        self.nrows += 1;
-    }
-
-    fn value(&mut self, v: ValueRef<'_>) {
-        write_value(&mut self.buf, v);
-    }
-
-    fn finish(&mut self, rows_affected: u64, last_insert_rowid: Option<i64>) {
-        let o = &mut self.buf;
-        o[0..4].copy_from_slice(&self.nrows.to_le_bytes());
-        o[5] = last_insert_rowid.is_some() as u8;
-        o[8..16].copy_from_slice(&(rows_affected as f64).to_le_bytes());
-        o[16..24].copy_from_slice(&last_insert_rowid.unwrap_or(0).to_le_bytes());
-        o[24..28].copy_from_slice(&self.ncols.to_le_bytes());
-    }
 }
 
 /// The module's `WebAssembly.Memory`, for JS views over the argument and result
@@ -110,11 +60,11 @@ impl JsReplica {
     }
 
     /// Runs a kept statement with the first `len` bytes of the argument buffer.
-    /// Returns the address of the result (see [`Buffers`]), 0 when it failed (the
+    /// Returns the address of the result (see `wasm/result.rs`), 0 when it failed (the
     /// error is in `takeError()`), 1 when the handle is stale.
     pub fn run(&mut self, handle: u32, len: u32) -> u32 {
         let Buffers { args, out, error } = &mut self.fast;
-        out.start();
+        out.start_kept();
         let res = match args.get(..len as usize) {
             Some(a) => self.inner.store().run_prepared(handle, a, out),
             None => Err(Error::InvalidArgument("malformed packed arguments".into())),
@@ -122,8 +72,8 @@ impl JsReplica {
         match res {
             Ok(Run::Stale) => STALE,
             Ok(Run::Done { header }) => {
-                out.buf[4] = header as u8;
-                out.buf.as_ptr() as u32
+                out.set_header_included(header);
+                out.address()
             }
             Err(e) => {
                 *error = Some(e);

@@ -14,4 +14,5 @@ mod fetch;
 mod nodefs;
 mod replica;
 mod resolver;
+mod result;
 mod text;

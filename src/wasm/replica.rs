@@ -11,11 +11,10 @@ use crate::error::{Error, Result};
 use crate::sql::Value;
 use crate::sync::{ConflictResolver, Env, Event, Outcome, Policy, Replica, ReplicaConfig, Status};
 use crate::wasm::client::{field, optional_string as opt_string, parse_mode};
-use crate::wasm::convert::{
-    decode_args, js_to_statement, js_to_statements, js_to_value, result_set_to_js, value_to_js, IntMode, ResultEncoder,
-};
+use crate::wasm::convert::{decode_args, js_to_statement, js_to_statements, js_to_value, value_to_js, IntMode};
 use crate::wasm::error::{invalid, to_js};
 use crate::wasm::fetch::FetchTransport;
+use crate::wasm::result::{result_sets_to_js, ResultWriter};
 
 fn opt_number(o: &JsValue, key: &str, min: f64, max: f64) -> Result<Option<f64>> {
     let v = field(o, key);
@@ -206,9 +205,9 @@ impl JsReplica {
     /// Runs one statement locally (synchronously).
     pub fn execute(&self, stmt: JsValue) -> std::result::Result<JsValue, JsValue> {
         let stmt = js_to_statement(&stmt).map_err(to_js)?;
-        let mut enc = ResultEncoder::new();
-        self.inner.store().execute_into(&stmt, &mut enc).map_err(to_js)?;
-        Ok(enc.to_js(self.int_mode))
+        let mut out = ResultWriter::generic(self.int_mode);
+        self.inner.store().execute_into(&stmt, &mut out).map_err(to_js)?;
+        Ok(out.to_js())
     }
 
     /// Runs one statement locally, its arguments packed by `encodeStatement`
@@ -216,9 +215,9 @@ impl JsReplica {
     #[wasm_bindgen(js_name = executePacked)]
     pub fn execute_packed(&self, sql: String, args: &[u8]) -> std::result::Result<JsValue, JsValue> {
         let stmt = decode_args(sql, args).map_err(to_js)?;
-        let mut enc = ResultEncoder::new();
-        self.inner.store().execute_into(&stmt, &mut enc).map_err(to_js)?;
-        Ok(enc.to_js(self.int_mode))
+        let mut out = ResultWriter::generic(self.int_mode);
+        self.inner.store().execute_into(&stmt, &mut out).map_err(to_js)?;
+        Ok(out.to_js())
     }
 
     /// Runs statements locally in one transaction.
@@ -226,11 +225,7 @@ impl JsReplica {
         let stmts = js_to_statements(&stmts).map_err(to_js)?;
         let mode = parse_mode(mode).map_err(to_js)?;
         let out = self.inner.batch(&stmts, mode).map_err(to_js)?;
-        Ok(out
-            .iter()
-            .map(|rs| result_set_to_js(rs, self.int_mode))
-            .collect::<Array>()
-            .into())
+        Ok(result_sets_to_js(&out, self.int_mode))
     }
 
     /// Write-through: the statements' changes are on the server before this resolves.
@@ -244,11 +239,7 @@ impl JsReplica {
         let (inner, int_mode) = (self.inner.clone(), self.int_mode);
         future_to_promise(async move {
             let out = inner.execute_remote(&stmts, mode).await.map_err(to_js)?;
-            Ok(out
-                .iter()
-                .map(|rs| result_set_to_js(rs, int_mode))
-                .collect::<Array>()
-                .into())
+            Ok(result_sets_to_js(&out, int_mode))
         })
     }
 

@@ -1,6 +1,6 @@
 // The embedded replica's fast path (kept prepared statements, js/local.ts and
-// src/wasm/fast.rs) against the generic path (Replica.executePacked + decodeResult +
-// makeResultSet): the same results for every value type and int mode, fresh headers
+// src/wasm/fast.rs) against the generic path (Replica.executePacked + decodeResult,
+// js/result.ts): the same results for every value type and int mode, fresh headers
 // after schema changes, more statements than the kept bound, the same errors, large
 // arguments and wasm memory growth between calls. No server needed.
 import { test } from "node:test";
@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { createClient, EdgesyncError } from "edgesync";
 import { Replica } from "../../pkg/wasm/edgesync.js";
 import { ArgumentError, encodeStatement } from "../../pkg/args.js";
-import { makeResultSet } from "../../pkg/resultset.js";
+import { decodeResult } from "../../pkg/result.js";
 
 /** A replica client (fast path) and a bare Replica run the generic way, in step. */
 function pair(intMode) {
@@ -16,7 +16,7 @@ function pair(intMode) {
   const raw = new Replica({ url: ":memory:", intMode });
   const generic = (stmt, args) => {
     try {
-      return Promise.resolve(makeResultSet(raw.executePacked(...encodeStatement(stmt, args))));
+      return Promise.resolve(decodeResult(raw.executePacked(...encodeStatement(stmt, args))));
     } catch (e) {
       // As EmbeddedReplicaClient reports what the JS encoder refuses.
       if (e instanceof ArgumentError) e = Object.assign(new Error(`invalid argument: ${e.message}`), { code: "INVALID_ARGUMENT" });
