@@ -48,6 +48,11 @@ export interface ReplicaConfig extends Omit<Config, "url"> {
    */
   maxRetries?: number;
   /**
+   * Open paused, as after `pause()`: nothing syncs until `resume()` (an app's offline
+   * switch kept across restarts). Default `false`.
+   */
+  paused?: boolean;
+  /**
    * `local` (default): writes commit locally and sync later (offline-first).
    * `remote`: write-through — a write is on the server before the call returns, then
    * applied locally (read-your-writes).
@@ -199,7 +204,7 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
   constructor(config: ReplicaConfig, adopt: Adopt, makeResultSet: MakeResultSet) {
     this.#adopt = adopt;
     this.#rs = makeResultSet;
-    const { syncInterval, writeMode, syncOnOpen, maxRetries, ...rest } = config;
+    const { syncInterval, writeMode, syncOnOpen, maxRetries, paused, ...rest } = config;
     if (writeMode !== undefined && writeMode !== "local" && writeMode !== "remote") {
       throw adopt(Object.assign(new Error(`writeMode must be "local" or "remote"`), { code: "INVALID_ARGUMENT", name: "EdgesyncError" }));
     }
@@ -213,7 +218,11 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
       throw adopt(Object.assign(new Error("maxRetries must be a whole number ≥ 0"), { code: "INVALID_ARGUMENT", name: "EdgesyncError" }));
     }
     this.#writeMode = writeMode ?? "local";
+    if (paused !== undefined && typeof paused !== "boolean") {
+      throw adopt(Object.assign(new Error("paused must be a boolean"), { code: "INVALID_ARGUMENT", name: "EdgesyncError" }));
+    }
     this.#maxRetries = maxRetries ?? Infinity;
+    this.#paused = paused ?? false;
     try {
       this.#r = new Replica(rest);
     } catch (e) {

@@ -30,6 +30,7 @@ test("config: maxRetries and syncOnOpen are checked at createClient", () => {
   for (const syncOnOpen of ["yes", 1, null]) {
     throwsCode(() => createClient({ url: ":memory:", syncOnOpen }), "INVALID_ARGUMENT");
   }
+  throwsCode(() => createClient({ url: ":memory:", paused: "no" }), "INVALID_ARGUMENT");
   const db = createClient({ url: ":memory:", maxRetries: 0, syncOnOpen: false });
   assert.deepEqual(
     (({ paused, gaveUp, nextSyncAt }) => ({ paused, gaveUp, nextSyncAt }))(db.status()),
@@ -179,6 +180,15 @@ test("pause(): no sync at all (background, manual or by interval) until resume()
     await waitFor("a to see b's row", async () => (await scalar(a, "select coalesce((select likes from notes where id = 'b1'), -1)")) === 1);
     assert.deepEqual(events.map(([n]) => n), ["sync:paused", "sync:resumed"]);
     assert.equal(b.status().paused, false);
+
+    // Opened paused (an offline switch kept across restarts): not even the open sync runs.
+    const c = e.replica({ syncInterval: 30, paused: true });
+    await notes(c);
+    await sleep(200);
+    assert.equal(c.metrics().syncs, 0);
+    assert.equal(c.status().paused, true);
+    await c.resume();
+    await waitFor("c's first sync", async () => (await scalar(c, "select count(*) from notes")) === 2);
 
     b.close();
     await rejectsWith(b.pause(), "CLIENT_CLOSED");

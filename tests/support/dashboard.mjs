@@ -203,15 +203,17 @@ export async function openDevice(browser, env, { device, user, query = {}, viewp
       await page.click('#chat-send');
       await until(`message ${body}`, async () => (await d.scalar('select count(*) from chat_messages where body = ?', [body])) > 0);
     },
+    /** Clicks `emoji` on the message: adds this user's reaction, or takes it back if there. */
     async react(body, emoji) {
       await d.app('chat');
       const id = await d.scalar('select id from chat_messages where body = ?', [body]);
       const room = await d.scalar('select room from chat_messages where id = ?', [id]);
       await page.click(`#rooms button[data-room="${room}"]`);
+      const had = JSON.parse(await d.scalar('select reactions from chat_messages where id = ?', [id])).includes(`${emoji} ${user}`);
       const msg = page.locator(`.msg[data-id="${id}"]`);
       await msg.hover();
       await msg.locator(`.react-bar button[title="React ${emoji}"]`).click();
-      await until(`reaction ${emoji}`, async () => JSON.parse(await d.scalar('select reactions from chat_messages where id = ?', [id])).includes(`${emoji} ${user}`));
+      await until(`reaction ${emoji}`, async () => JSON.parse(await d.scalar('select reactions from chat_messages where id = ?', [id])).includes(`${emoji} ${user}`) !== had);
     },
     /** Types into the editor's document at `where` ('start' | 'end'). */
     async type(text, where = 'end') {
@@ -275,6 +277,48 @@ export async function appState(d) {
     readings: await d.scalar('select count(*) from sensor_readings'),
     fleet: await d.scalar("select readings from fleet_totals where id = 'all'"),
   };
+}
+
+/**
+ * Takes a screenshot of what `d` shows and checks it for its key elements: every
+ * selector must match a visible element lying within the captured viewport, `texts`
+ * ({ selector: /pattern/ }) must match those elements' text, and every `canvases`
+ * selector (charts) must have been drawn on (pixels of more than one color).
+ */
+export async function checkedShot(d, file, { visible = [], texts = {}, canvases = [] } = {}) {
+  const { page } = d;
+  const viewport = page.viewportSize();
+  const problems = [];
+  for (const sel of [...visible, ...Object.keys(texts), ...canvases]) {
+    const loc = page.locator(sel).first();
+    if (!(await loc.isVisible().catch(() => false))) {
+      problems.push(`${sel}: not visible`);
+      continue;
+    }
+    const box = await loc.boundingBox();
+    if (!box || box.y >= viewport.height || box.x >= viewport.width || box.y + box.height <= 0) problems.push(`${sel}: outside the screenshot (${JSON.stringify(box)})`);
+  }
+  for (const [sel, re] of Object.entries(texts)) {
+    const text = await page.locator(sel).first().innerText().catch(() => '');
+    if (!re.test(text)) problems.push(`${sel}: text ${JSON.stringify(text.slice(0, 200))} does not match ${re}`);
+  }
+  for (const sel of canvases) {
+    const colors = await page.locator(sel).first().evaluate((c) => {
+      const ctx = c.getContext('2d');
+      const { data } = ctx.getImageData(0, 0, c.width, c.height);
+      const seen = new Set();
+      for (let i = 0; i < data.length && seen.size < 3; i += 16) if (data[i + 3] > 0) seen.add(`${data[i]},${data[i + 1]},${data[i + 2]}`);
+      return seen.size;
+    });
+    if (colors < 2) problems.push(`${sel}: the chart was not drawn (${colors} colors)`);
+  }
+  await page.screenshot({ path: file });
+  const png = fs.readFileSync(file);
+  // PNG header: width and height at bytes 16..24.
+  const [w, h] = [png.readUInt32BE(16), png.readUInt32BE(20)];
+  if (w !== viewport.width || h !== viewport.height) problems.push(`screenshot ${w}x${h}, expected the viewport ${viewport.width}x${viewport.height}`);
+  if (problems.length) throw new Error(`screenshot ${file}:\n  ${problems.join('\n  ')}`);
+  return file;
 }
 
 export function ensureDir(dir) {

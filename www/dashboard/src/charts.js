@@ -4,10 +4,15 @@ import uPlot from "uplot";
 const PALETTE = ["#2f6fde", "#f79009", "#d92d20", "#12805c", "#6941c6", "#0ba5ec", "#ee46bc", "#667085"];
 
 /**
- * A line chart that fills its container's width. `series`: [{ label, color?, fill?, bars? }].
+ * A line chart that fills its container's width.
  * Returns `{ set(data), destroy() }`; `data` is uPlot's layout: [xs (seconds), ys…].
+ * @param {HTMLElement} el
+ * @param {{ title?: string, series: Array<{ label: string, color?: string, fill?: boolean, bars?: boolean }>,
+ *   height?: number, yLabel?: string, format?: (v: number) => string, minMax?: number }} opts
+ *   `minMax`: the y axis shows at least 0..minMax.
  */
 export function lineChart(el, { title, series, height = 200, yLabel = "", format = (v) => String(v), minMax = 1 }) {
+  /** @type {any} */
   const opts = {
     title,
     width: Math.max(280, el.clientWidth || 480),
@@ -33,6 +38,7 @@ export function lineChart(el, { title, series, height = 200, yLabel = "", format
       })),
     ],
   };
+  /** @type {any} */
   const empty = [[], ...series.map(() => [])];
   const plot = new uPlot(opts, empty, el);
   const resize = new ResizeObserver(() => {

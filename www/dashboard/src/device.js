@@ -52,6 +52,8 @@ export class Device {
       syncInterval: config.sync ? config.interval : undefined,
       maxRetries: Number.isInteger(config.maxRetries) ? config.maxRetries : undefined,
       syncOnOpen: Boolean(config.sync),
+      // The user's offline switch holds across reloads: not even the open sync runs.
+      paused: offlineFlag.get(),
       timeout: 10_000,
     };
     try {
@@ -64,7 +66,6 @@ export class Device {
       this.storageNote = /** @type {Error} */ (e).message;
     }
     const db = this.db;
-    if (offlineFlag.get()) await db.pause();
     db.on("sync:completed", (r) => {
       this.series.durations.push(r.duration);
       if (r.changesApplied > 0) this.emit("changed", { tables: null });

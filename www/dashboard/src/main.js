@@ -117,7 +117,7 @@ async function start() {
   const config = await loadConfig();
   const device = new Device(
     config,
-    APPS.map((a) => ({ schema: a.schema, replicate: a.replicate })),
+    APPS.map((a) => ({ schema: a.schema, replicate: /** @type {any} */ (a.replicate) })),
   );
   try {
     await device.open();

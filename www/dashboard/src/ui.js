@@ -157,7 +157,11 @@ export function renderResult(table, rs) {
   }
 }
 
-/** A simple table from rows of cells (nodes or text). */
+/**
+ * A simple table from rows of cells (nodes or text).
+ * @param {any[]} headers @param {any[][]} rows
+ * @param {{ rowAttrs?: (i: number) => Record<string, any> }} [opts]
+ */
 export function simpleTable(headers, rows, { rowAttrs } = {}) {
   return h(
     "table",

@@ -36,7 +36,7 @@ async function historyOf(db, doc) {
   let t = histories.get(doc);
   if (t) return t;
   const rs = await db.execute({ sql: "select snapshot from doc_history where doc = ?", args: [doc] });
-  t = rs.rows.length ? Text.decode(/** @type {Uint8Array} */ (rs.rows[0].snapshot)) : new Text();
+  t = rs.rows.length ? Text.decode(/** @type {Uint8Array} */ (rs.rows[0].snapshot)) : new Text(crypto.randomUUID());
   histories.set(doc, t);
   return t;
 }
@@ -119,7 +119,7 @@ export function mount(el, device) {
   let doc = sessionStorage.getItem("edgesync.editor.doc") || "notes";
   let dirty = false;
   let flushTimer;
-  /** @type {Map<string, { user: string, color: string, pos: number, at: number }>} */
+  /** @type {Map<string, { user: string, color: string, pos: number, at: number, doc: string }>} */
   const peers = new Map();
   /** @type {Uint8Array | undefined} */
   let selectedVersion;
