@@ -190,9 +190,9 @@ export function newId(prefix = "") {
 }
 
 /** A stable color for a name (presence, avatars). */
-const COLORS = ["#2f6fde", "#d92d20", "#12805c", "#b54708", "#6941c6", "#0e7090", "#c11574", "#4d7c0f"];
+const COLORS = ["#2f6fde", "#d92d20", "#12805c", "#b54708", "#6941c6", "#0e7090", "#c11574"];
 export function colorFor(name) {
-  let x = 2166136261;
-  for (const ch of String(name)) x = Math.imul(x ^ ch.codePointAt(0), 16777619) >>> 0;
+  let x = 0;
+  for (const ch of String(name)) x = (x * 31 + ch.codePointAt(0)) >>> 0;
   return COLORS[x % COLORS.length];
 }
