@@ -7,7 +7,7 @@
 import { createClient } from "edgesync";
 import { loadConfig } from "./config.js";
 import { Device } from "./device.js";
-import { $, ago, duration, fill, h, toast } from "./ui.js";
+import { $, ago, duration, fill, h, toast, untilNext } from "./ui.js";
 import * as overview from "./views/overview.js";
 import * as activity from "./views/activity.js";
 import * as data from "./views/data.js";
@@ -55,7 +55,7 @@ function header(device) {
     else if (s.gaveUp) [state, words] = ["gave-up", `Gave up after ${s.retryCount} attempts`];
     else if (s.syncing) [state, words] = ["syncing", "Syncing…"];
     else if (!device.config.sync) [state, words] = ["offline", "Local only"];
-    else if (s.retryCount > 0) [state, words] = ["offline", `Offline · retry in ${duration(s.nextSyncInMs)}`];
+    else if (s.retryCount > 0) [state, words] = ["offline", `Offline · retry in ${duration(untilNext(s))}`];
     else if (s.lastPull?.ok) [state, words] = ["online", `Online · synced ${ago(s.lastPull.at)}`];
     else [state, words] = ["starting", "Connecting…"];
     pill.dataset.state = state;

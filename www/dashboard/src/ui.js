@@ -95,6 +95,14 @@ export function bytes(n) {
   return `${(n / 1024 / 1024).toFixed(2)} MiB`;
 }
 
+/**
+ * Time left to the next background sync, from `status().nextSyncAt` (an absolute time,
+ * so it counts down even where status() is a snapshot, as in a browser file: replica).
+ */
+export function untilNext(s) {
+  return s.nextSyncAt === null || s.nextSyncAt === undefined ? s.nextSyncInMs : Math.max(0, s.nextSyncAt - Date.now());
+}
+
 export function clock(ms) {
   return new Date(ms).toLocaleTimeString([], { hour12: false });
 }

@@ -234,8 +234,8 @@ export function mount(el, device) {
       : h("div.empty", null, "All stock above its minimum"));
     const tr = await db.execute("select id, sku, from_wh, to_wh, qty, status, device, created_at from inv_transfers order by created_at desc limit 20");
     fill($("inv-transfers"), tr.rows.length
-      ? simpleTable(["When", "Item", "Route", "Qty", "Status"], tr.rows.map((r) => [clock(Number(r.created_at)), r.sku, `${r.from_wh} → ${r.to_wh}`, h("td.num", null, String(r.qty)),
-          h(`span.badge.${r.status === "received" ? "synced" : r.status === "refused" ? "bad" : "pending"}`, null, r.status)]))
+      ? h("div.table-wrap", null, simpleTable(["When", "Item", "Route", "Qty", "Status"], tr.rows.map((r) => [clock(Number(r.created_at)), r.sku, h("td.short", null, `${r.from_wh} → ${r.to_wh}`), h("td.num", null, String(r.qty)),
+          h(`span.badge.${r.status === "received" ? "synced" : r.status === "refused" ? "bad" : "pending"}`, null, r.status)])))
       : h("div.empty", null, "No transfers"));
     const log = await db.execute("select at, device, user, sku, warehouse, change, kind, note from inv_audit order by at desc, id limit 60");
     fill($("inv-audit"), log.rows.length

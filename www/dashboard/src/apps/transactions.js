@@ -2,7 +2,7 @@
 // network; each row shows whether it is still pending on this device or synced
 // (`db.pendingKeys()`), the device retries with back-off (`status()`), and the sync log
 // tells what happened. Balances are counters, so every device's entries add up exactly.
-import { $, ago, card, clock, coalesce, duration, fill, h, money, newId, simpleTable } from "../ui.js";
+import { $, ago, card, clock, coalesce, duration, fill, h, money, newId, simpleTable, untilNext } from "../ui.js";
 import { logItem } from "../views/activity.js";
 
 export const id = "transactions";
@@ -100,7 +100,7 @@ export function mount(el, device) {
     const lines = [];
     if (s.paused) lines.push(h("div", null, h("span.badge.muted", null, "offline"), " switched off: entries wait here"));
     else if (s.gaveUp) lines.push(h("div", null, h("span.badge.bad", null, "gave up"), ` after ${s.retryCount} attempts — Retry now`));
-    else if (s.retryCount > 0) lines.push(h("div", null, h("span.badge.pending", null, `retry ${s.retryCount}`), ` next in ${duration(s.nextSyncInMs)} (${s.lastPush?.error ?? "error"})`));
+    else if (s.retryCount > 0) lines.push(h("div", null, h("span.badge.pending", null, `retry ${s.retryCount}`), ` next in ${duration(untilNext(s))} (${s.lastPush?.error ?? "error"})`));
     else lines.push(h("div", null, h("span.badge.synced", null, "online"), ` last sync ${ago(s.lastPull?.at)}`));
     lines.push(h("div.small.muted", { style: { marginTop: "6px" } }, `${s.pendingChanges} change records pending · lag ${duration(s.lagMs)}`));
     fill($("tx-delivery"), lines);

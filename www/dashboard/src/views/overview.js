@@ -1,7 +1,7 @@
 // Overview: the replica's sync status at a glance, charts over time, and the latest
 // sync log entries and conflicts.
 import { lineChart } from "../charts.js";
-import { $, ago, bytes, card, clock, duration, fill, h, keyText, stat } from "../ui.js";
+import { $, ago, bytes, card, clock, duration, fill, h, keyText, stat, untilNext } from "../ui.js";
 import { logItem } from "./activity.js";
 
 const SAVED = "edgesync.dashboard.config";
@@ -72,7 +72,7 @@ export function mount(el, device) {
     set("st-pull", s.lastPull ? ago(s.lastPull.at) : "never", s.lastPull ? (s.lastPull.ok ? `ok at ${clock(s.lastPull.at)}` : `failed: ${s.lastPull.error}`) : "", s.lastPull && !s.lastPull.ok ? "bad" : "");
     const limit = Number.isInteger(device.config.maxRetries) ? ` of ${device.config.maxRetries}` : "";
     set("st-retry", `${s.retryCount}${limit}`,
-      s.gaveUp ? "gave up — use Sync now" : s.paused ? "paused" : s.retryCount > 0 ? `next attempt in ${duration(s.nextSyncInMs)}` : s.nextSyncAt ? `next sync in ${duration(Math.max(0, s.nextSyncAt - Date.now()))}` : "",
+      s.gaveUp ? "gave up — use Sync now" : s.paused ? "paused" : s.retryCount > 0 ? `next attempt in ${duration(untilNext(s))}` : s.nextSyncAt ? `next sync in ${duration(untilNext(s))}` : "",
       s.gaveUp ? "bad" : s.retryCount ? "warn" : "");
     set("st-cursor", String(s.cursor), undefined);
     set("st-syncs", String(m.syncs), `${(m.successRate * 100).toFixed(0)}% ok · ${m.conflicts} conflicts · ${bytes(m.bytesSent)} sent`);
