@@ -211,16 +211,8 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
     if (syncInterval !== undefined && !(Number.isInteger(syncInterval) && syncInterval >= 1)) {
       throw adopt(Object.assign(new Error("syncInterval must be a whole number of ms ≥ 1"), { code: "INVALID_ARGUMENT", name: "EdgesyncError" }));
     }
-    if (syncOnOpen !== undefined && typeof syncOnOpen !== "boolean") {
-      throw adopt(Object.assign(new Error("syncOnOpen must be a boolean"), { code: "INVALID_ARGUMENT", name: "EdgesyncError" }));
-    }
-    if (maxRetries !== undefined && !(Number.isInteger(maxRetries) && maxRetries >= 0)) {
-      throw adopt(Object.assign(new Error("maxRetries must be a whole number ≥ 0"), { code: "INVALID_ARGUMENT", name: "EdgesyncError" }));
-    }
+    checkSyncOptions(config, adopt);
     this.#writeMode = writeMode ?? "local";
-    if (paused !== undefined && typeof paused !== "boolean") {
-      throw adopt(Object.assign(new Error("paused must be a boolean"), { code: "INVALID_ARGUMENT", name: "EdgesyncError" }));
-    }
     this.#maxRetries = maxRetries ?? Infinity;
     this.#paused = paused ?? false;
     try {
@@ -473,6 +465,15 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
   get siteId(): string {
     return this.#siteId;
   }
+}
+
+/** Checks the background-sync options (`syncOnOpen`, `maxRetries`, `paused`) at createClient. */
+export function checkSyncOptions(config: ReplicaConfig, adopt: Adopt): void {
+  const bad = (message: string) => adopt(Object.assign(new Error(message), { code: "INVALID_ARGUMENT", name: "EdgesyncError" }));
+  const { syncOnOpen, maxRetries, paused } = config;
+  if (syncOnOpen !== undefined && typeof syncOnOpen !== "boolean") throw bad("syncOnOpen must be a boolean");
+  if (maxRetries !== undefined && !(Number.isInteger(maxRetries) && maxRetries >= 0)) throw bad("maxRetries must be a whole number ≥ 0");
+  if (paused !== undefined && typeof paused !== "boolean") throw bad("paused must be a boolean");
 }
 
 function invalidArgument(message: string): Error {
