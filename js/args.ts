@@ -4,7 +4,7 @@
  * The remote client converts arguments in Rust, value by value (each a call across
  * the boundary — noise next to a network round trip). A local point read takes a few
  * microseconds, so here the arguments are packed into bytes in JS and decoded once in
- * Rust (src/store/packed.rs). The value rules are the same as everywhere (README,
+ * Rust (src/store/packed.rs). The value rules are the same as everywhere (docs/client.md,
  * "Values"). `encodeStatement` packs into a JS buffer; `encodeArgs` writes straight
  * into a buffer inside wasm memory (the kept-statement path, local.ts).
  */
@@ -81,9 +81,19 @@ function str(s: string): void {
       return;
     }
   }
+  if (!wellFormed(s)) throw new ArgumentError(LONE_SURROGATE);
   const { written } = encoder.encodeInto(s, buf.subarray(at + 4, limit));
   view.setUint32(at, written, true);
   at += 4 + written;
+}
+
+const LONE_SURROGATE =
+  "a string holds a lone surrogate (half of a UTF-16 pair), which UTF-8 text cannot store";
+const wellFormedNative = (String.prototype as { isWellFormed?: () => boolean }).isWellFormed;
+/** A lone surrogate would be stored as U+FFFD by TextEncoder: refused instead. */
+function wellFormed(s: string): boolean {
+  if (wellFormedNative !== undefined) return wellFormedNative.call(s);
+  return !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(s);
 }
 
 /** Thrown for a value that cannot be stored; the caller turns it into INVALID_ARGUMENT. */
@@ -153,6 +163,7 @@ export function statementParts(stmt: InStatement, extra?: InArgs): [string, unkn
     throw new ArgumentError("a statement must be a string, { sql, args } or [sql, args]");
   }
   if (typeof sql !== "string") throw new ArgumentError("the statement's `sql` must be a string");
+  if (!wellFormed(sql)) throw new ArgumentError(`the statement's SQL: ${LONE_SURROGATE}`);
   return [sql, args];
 }
 

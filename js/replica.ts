@@ -15,6 +15,7 @@ import { Replica } from "./wasm/edgesync.js";
 import type { Config, InArgs, InStatement, InValue, ResultSet, TransactionMode, Value, Client } from "./client.js";
 import { ArgumentError, encodeStatement } from "./args.js";
 import { KeptStatements } from "./local.js";
+import { adoptFrom, retiredError } from "./wasm-errors.js";
 
 /** How a replicated column merges concurrent writes. A function makes it `custom`. */
 export type Policy =
@@ -91,6 +92,16 @@ export interface SyncStatus {
   cursor: number;
   /** When the background sync will retry (ms), after failures. */
   nextSyncInMs: number;
+  /**
+   * Write-through writes whose answer was lost and whose outcome is not settled yet
+   * (the next write or sync asks the server; see docs/replicas.md).
+   */
+  writesInDoubt: number;
+  /**
+   * Changes set aside because the server cannot take them (`ROW_TOO_LARGE`), kept in
+   * the table `_es_rejected`.
+   */
+  rejectedChanges: number;
   syncing: boolean;
   /** `pause()` was called (and not `resume()`): nothing syncs. */
   paused: boolean;
@@ -167,6 +178,11 @@ export interface EmbeddedReplica extends Client {
    * here and "synced" after. Re-read it on `sync:completed`.
    */
   pendingKeys(table: string): Promise<string[]>;
+  /**
+   * Adds here the columns another replica added to replicated tables (what a
+   * `SCHEMA_MISMATCH` from `sync()` names); resolves to the `ALTER TABLE` statements run.
+   */
+  migrate(): Promise<string[]>;
   status(): SyncStatus;
   metrics(): SyncMetrics;
   /** Prometheus text exposition format. */
@@ -174,6 +190,12 @@ export interface EmbeddedReplica extends Client {
   on<E extends keyof SyncEvents>(event: E, fn: (detail: SyncEvents[E]) => void): () => void;
   /** The most recent entries of the sync log table (`_es_sync_log`), newest first. */
   syncLog(limit?: number): Promise<SyncLogEntry[]>;
+  /**
+   * Stops background sync, cancels the sync or write-through call in flight (they
+   * reject with `CLIENT_CLOSED`) and closes the local database. The promise (never
+   * rejected) resolves once the database is released; awaiting it is optional.
+   */
+  close(): Promise<void>;
   readonly siteId: string;
 }
 
@@ -195,6 +217,7 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
   #dueAt: number | undefined;
   #running: Promise<SyncResult> | undefined;
   #wtQueue: Promise<unknown> = Promise.resolve();
+  #released: Promise<void> = Promise.resolve();
   #listeners = new Map<string, Set<(d: never) => void>>();
   #adopt: Adopt;
   #rs: MakeResultSet;
@@ -243,34 +266,58 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
     }
   }
 
-  /** The background loop: after a success the interval (if any), after a failure the back-off. */
-  #schedule(delay: number): void {
-    if (this.#closed || !this.#background || this.#paused || this.#gaveUp) return;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#dueAt = Date.now() + delay;
+  /**
+   * The background loop: the next sync after `delay` ms, or after the back-off delay
+   * when `delay` is `"retry"`; after a success the interval (if any), after a failure
+   * the back-off until `maxRetries`. `#dueAt` is set from the very delay the timer
+   * gets, so `nextSyncAt` is exact. Nothing here may touch the wasm object once the
+   * client is closed (it is freed) or retired, and nothing may throw outside a promise.
+   */
+  #schedule(delay: number | "retry"): void {
+    if (this.#closed || !this.#background || this.#paused || this.#gaveUp || retiredError(this) !== undefined) return;
+    let ms = delay === "retry" ? 1000 : delay;
+    try {
+      if (delay === "retry") ms = Math.max(1, this.#r.retryDelay());
+    } catch (e) {
+      adoptFrom(this, e); // a trap retires the client: no more background syncs
+      return;
+    }
+    this.#stopTimer();
+    this.#dueAt = Date.now() + ms;
     this.#timer = setTimeout(() => {
       this.#timer = this.#dueAt = undefined;
-      if (this.#paused) return;
+      if (this.#closed || this.#paused) return;
       this.sync().then(
         () => {
           if (this.#interval !== undefined) this.#schedule(this.#interval);
         },
         (e: { code?: string; message?: string }) => this.#afterFailure(e),
       );
-    }, delay);
+    }, ms);
     // A background sync must never keep a Node process alive on its own.
     (this.#timer as { unref?: () => void }).unref?.();
   }
 
+  /**
+   * After a failed background sync: give up past `maxRetries`, else retry after the
+   * back-off. Runs in a promise callback nobody awaits, so it must not throw, and not
+   * call into the wasm object of a client closed or retired meanwhile.
+   */
   #afterFailure(e: { code?: string; message?: string }): void {
-    if (this.#closed || this.#paused || this.#timer !== undefined) return;
-    const retryCount = (this.#r.status() as { retryCount: number }).retryCount;
+    if (this.#closed || this.#paused || this.#timer !== undefined || retiredError(this) !== undefined) return;
+    let retryCount: number;
+    try {
+      retryCount = (this.#r.status() as { retryCount: number }).retryCount;
+    } catch (err) {
+      this.#fail(err); // a trap retires the client; any other error: try again later
+      retryCount = 0;
+    }
     if (retryCount > this.#maxRetries) {
       this.#gaveUp = true;
       this.#emit("sync:gaveup", { retryCount, code: String(e?.code ?? "INTERNAL_ERROR"), message: String(e?.message ?? e) });
       return;
     }
-    this.#schedule(Math.max(1, this.#r.retryDelay()));
+    this.#schedule("retry");
   }
 
   #stopTimer(): void {
@@ -280,6 +327,8 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
 
   #check(): void {
     if (this.#closed) throw this.#adopt(Object.assign(new Error("the client is closed"), { code: "CLIENT_CLOSED", name: "EdgesyncError" }));
+    const dead = retiredError(this);
+    if (dead !== undefined) throw dead;
   }
 
   async execute(stmt: InStatement, args?: InArgs): Promise<ResultSet> {
@@ -298,7 +347,7 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
       const [sql, packed] = encodeStatement(stmt, args);
       return this.#rs(this.#r.executePacked(sql, packed));
     } catch (e) {
-      throw this.#adopt(e instanceof ArgumentError ? invalidArgument(e.message) : e);
+      throw e instanceof ArgumentError ? this.#adopt(invalidArgument(e.message)) : this.#fail(e);
     }
   }
 
@@ -310,13 +359,17 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
       }
       return (this.#r.batch(stmts, mode) as unknown[]).map(this.#rs);
     } catch (e) {
-      throw this.#adopt(e);
+      throw this.#fail(e);
     }
   }
 
   /** Write-through calls run one at a time, in call order (each builds on the last). */
   #writeThrough(stmts: InStatement[]): Promise<unknown[]> {
-    const run = () => this.#r.executeRemote(stmts, "write") as Promise<unknown[]>;
+    const run = () => {
+      // A call queued behind others may start after close(): the object is freed then.
+      this.#check();
+      return this.#r.executeRemote(stmts, "write") as Promise<unknown[]>;
+    };
     const next = this.#wtQueue.then(run, run);
     this.#wtQueue = next.catch(() => undefined);
     return next;
@@ -331,6 +384,17 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
       this.#check();
       this.#r.replicate(table, policies);
     } catch (e) {
+      throw this.#fail(e);
+    }
+  }
+
+  async migrate(): Promise<string[]> {
+    this.#check();
+    // Never under a running sync: it changes the tables the sync reads.
+    await this.#running?.catch(() => undefined);
+    try {
+      return (await this.#r.migrate()) as string[];
+    } catch (e) {
       throw this.#adopt(e);
     }
   }
@@ -344,7 +408,7 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
       try {
         result = (await this.#r.sync()) as SyncResult;
       } catch (e) {
-        throw this.#adopt(e);
+        throw this.#fail(e);
       }
       if (this.#gaveUp && !this.#closed) {
         // A sync that works again ends the "gave up" state: background sync restarts.
@@ -381,7 +445,7 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
         nextSyncAt: due ?? null,
       };
     } catch (e) {
-      throw this.#adopt(e);
+      throw this.#fail(e);
     }
   }
 
@@ -410,18 +474,31 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
       if (typeof table !== "string") throw invalidArgument("the table name must be a string");
       return this.#r.pendingKeys(table);
     } catch (e) {
-      throw this.#adopt(e);
+      throw this.#fail(e);
     }
   }
 
   metrics(): SyncMetrics {
-    this.#check();
-    return this.#r.metrics() as SyncMetrics;
+    try {
+      this.#check();
+      return this.#r.metrics() as SyncMetrics;
+    } catch (e) {
+      throw this.#fail(e);
+    }
   }
 
   metricsText(): string {
-    this.#check();
-    return this.#r.metricsText();
+    try {
+      this.#check();
+      return this.#r.metricsText();
+    } catch (e) {
+      throw this.#fail(e);
+    }
+  }
+
+  /** What to throw for `e`, thrown by a call into the wasm object: a trap retires this client. */
+  #fail(e: unknown): Error {
+    return e instanceof Error && e.name === "EdgesyncError" ? this.#adopt(e) : adoptFrom(this, e);
   }
 
   on<E extends keyof SyncEvents>(event: E, fn: (detail: SyncEvents[E]) => void): () => void {
@@ -443,15 +520,36 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
 
   /**
    * Stops background sync and closes the local database: a file is checkpointed and
-   * its lock released, so it can be opened again (a sync still in flight finishes
-   * first, then releases it). Queued changes stay in the file for the next open.
+   * its lock released, so it can be opened again. Work in flight is cancelled: a sync
+   * rejects with `CLIENT_CLOSED`, and so does a write-through call (whose write, if
+   * its request had left, is settled at the next open of a file replica; see
+   * docs/replicas.md). Queued changes stay in the file for the next open.
+   *
+   * Returns a promise (never rejected) that resolves once the work in flight has
+   * ended and the database is released; `close()` without `await` is fine too.
    */
-  close(): void {
-    if (this.#closed) return;
+  close(): Promise<void> {
+    if (this.#closed) return this.#released;
     this.#closed = true;
     this.#stopTimer();
-    this.#r.setListener(undefined);
-    this.#r.free();
+    // The wasm object goes now; the replica inside lives on while a sync or a
+    // write-through call in flight holds it, and is released when they end. A client
+    // retired by a trap cannot be released (see js/wasm-errors.ts): nothing is called.
+    if (retiredError(this) === undefined) {
+      try {
+        this.#r.setListener(undefined);
+        this.#r.cancel();
+        this.#r.free();
+      } catch (e) {
+        adoptFrom(this, e);
+      }
+    }
+    const inFlight = [this.#running, this.#wtQueue].map((p) => p?.then(
+      () => undefined,
+      () => undefined,
+    ));
+    this.#released = Promise.all(inFlight).then(() => undefined);
+    return this.#released;
   }
 
   get closed(): boolean {

@@ -28,7 +28,8 @@ mkdir -p pkg
 rm -rf pkg/wasm && mv "$stage/wasm" pkg/wasm
 node_modules/.bin/tsc -p js/tsconfig.json
 cp js/package.json pkg/package.json
-cp README.md pkg/README.md 2>/dev/null || true
+# The package's own README (usage only), not the repo's.
+cp js/README.md pkg/README.md
 
 # The dashboard's chart library (uPlot, from npm) next to the page: no CDN.
 node www/dashboard/build.mjs

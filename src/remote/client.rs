@@ -83,6 +83,13 @@ impl<T: HttpTransport> RemoteClient<T> {
         self.closed.store(true, Ordering::Relaxed);
     }
 
+    /// [`Self::close`], and the requests in flight fail at once with `CLIENT_CLOSED`
+    /// too (whether the server received them is not known).
+    pub fn cancel(&self) {
+        self.close();
+        self.transport.cancel();
+    }
+
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Relaxed)
     }
@@ -119,6 +126,7 @@ impl<T: HttpTransport> RemoteClient<T> {
                     url: url.clone(),
                     reason,
                 },
+                TransportError::Cancelled => Error::ClientClosed,
             })?;
             let message = || hrana::http_error_message(&resp.body);
             return match resp.status {

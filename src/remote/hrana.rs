@@ -235,6 +235,9 @@ impl StmtResult {
 
 /// Turns a server error object into a typed error.
 pub fn classify_error(body: ErrorBody, step: Option<usize>) -> Error {
+    if let Some(coded) = Error::from_sql_message(&body.message) {
+        return coded;
+    }
     let code = body.code.as_deref().unwrap_or("");
     let msg = body.message.to_ascii_lowercase();
     if code.contains("AUTH") || code == "PERMISSION_DENIED" || msg.contains("authorization forbidden") {

@@ -74,6 +74,9 @@ pub fn sql_error(e: rusqlite::Error) -> Error {
         _ => (SqlErrorKind::Other, None),
     };
     let message = e.to_string();
+    if let Some(coded) = Error::from_sql_message(&message) {
+        return coded;
+    }
     let lower = message.to_ascii_lowercase();
     let kind = if lower.contains("syntax error") || lower.contains("incomplete input") {
         SqlErrorKind::Syntax

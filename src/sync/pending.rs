@@ -8,8 +8,10 @@ use crate::store::sql_error;
 
 impl<T: HttpTransport> Replica<T> {
     /// The primary keys of the rows of `table` with local changes not yet on the server
-    /// — captured, queued in the outbox, or sent without an answer (in doubt) — each as
-    /// the JSON array that conflict events use (`["tx-1"]`, `[7]`), sorted.
+    /// — captured, queued in the outbox (a push whose answer was lost stays there), or a
+    /// write-through write not settled yet (an intent, `net/doubts.rs`; or a doubt from
+    /// before the ledger, adopted as an intent at the next settle) — each as the JSON
+    /// array that conflict events use (`["tx-1"]`, `[7]`), sorted.
     ///
     /// Pending captures are folded into change records first (as a sync does), so every
     /// key is read from a record; that is safe while a sync is on the wire.
@@ -19,7 +21,8 @@ impl<T: HttpTransport> Replica<T> {
         let mut stmt = conn
             .prepare_cached(
                 "SELECT DISTINCT json_extract(rec, '$[2]') AS k \
-                 FROM (SELECT rec FROM _es_outbox UNION ALL SELECT rec FROM _es_doubt) \
+                 FROM (SELECT rec FROM _es_outbox UNION ALL SELECT rec FROM _es_intent \
+                       UNION ALL SELECT rec FROM _es_doubt) \
                  WHERE json_extract(rec, '$[1]') = ?1 ORDER BY k",
             )
             .map_err(sql_error)?;
@@ -75,5 +78,16 @@ mod tests {
         // A delete is a pending change too.
         r.execute(&Statement::new("delete from other where id = 7")).unwrap();
         assert_eq!(r.pending_keys("other").unwrap(), vec!["[7]"]);
+        // A record held as a write-through intent (its outcome unknown) is pending too.
+        let conn = r.store.conn();
+        conn.execute_batch(
+            "INSERT INTO _es_intent (lid, wid, rec) \
+               SELECT 'l' || id, 1, rec FROM _es_outbox WHERE json_extract(rec, '$[1]') = 'tx'; \
+             DELETE FROM _es_outbox WHERE json_extract(rec, '$[1]') = 'tx';",
+        )
+        .unwrap();
+        assert_eq!(r.pending_keys("tx").unwrap(), vec![r#"["a"]"#, r#"["b"]"#]);
+        conn.execute_batch("DELETE FROM _es_intent").unwrap();
+        assert!(r.pending_keys("tx").unwrap().is_empty());
     }
 }

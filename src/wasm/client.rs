@@ -88,7 +88,7 @@ impl JsRemoteClient {
     pub fn new(config: JsValue) -> std::result::Result<JsRemoteClient, JsValue> {
         let (remote, int_mode, custom) = parse_config(&config).map_err(to_js)?;
         Ok(JsRemoteClient {
-            inner: Rc::new(RemoteClient::new(remote, FetchTransport { custom })),
+            inner: Rc::new(RemoteClient::new(remote, FetchTransport::new(custom))),
             int_mode,
         })
     }

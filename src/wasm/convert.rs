@@ -1,6 +1,6 @@
 //! JS values ⇄ [`Value`]s and statements (results go back as bytes: `result.rs`).
 //!
-//! Argument rule (documented in the README):
+//! Argument rule (documented in docs/client.md, "Values"):
 //! `null`/`undefined` → NULL; `boolean` → 0/1; a safe-integer `number` → INTEGER,
 //! any other finite `number` → REAL; `bigint` → INTEGER (must fit 64 bits);
 //! `string` → TEXT; `Uint8Array`/`ArrayBuffer`/any typed-array view → BLOB;
@@ -54,12 +54,29 @@ impl IntMode {
     }
 }
 
+/// A JS string as Rust text; `None` when `v` is not a string.
+///
+/// A JS string is UTF-16 and may hold a lone surrogate (half of a pair, e.g.
+/// `"\uD800"`), which no UTF-8 text can: `as_string` would silently store U+FFFD
+/// instead. Such a string is refused (`INVALID_ARGUMENT`). The check only runs when
+/// the converted text holds U+FFFD, so ordinary text costs nothing more.
+pub(crate) fn js_string(v: &JsValue, what: &dyn Fn() -> String) -> Option<Result<String>> {
+    let s = v.as_string()?;
+    if s.contains('\u{FFFD}') && !v.unchecked_ref::<js_sys::JsString>().is_valid_utf16() {
+        return Some(Err(invalid(format!(
+            "{}: the string holds a lone surrogate (half of a UTF-16 pair), which UTF-8 text cannot store",
+            what()
+        ))));
+    }
+    Some(Ok(s))
+}
+
 pub(crate) fn js_to_value(v: &JsValue, what: &dyn Fn() -> String) -> Result<Value> {
     if v.is_null() || v.is_undefined() {
         return Ok(Value::Null);
     }
-    if let Some(s) = v.as_string() {
-        return Ok(Value::Text(s));
+    if let Some(s) = js_string(v, what) {
+        return s.map(Value::Text);
     }
     if let Some(n) = v.as_f64() {
         if !n.is_finite() {
@@ -116,8 +133,9 @@ pub(crate) fn js_to_value(v: &JsValue, what: &dyn Fn() -> String) -> Result<Valu
 /// `"sql"`, `{ sql, args }` or `[sql, args]`; `args` an array (positional) or an
 /// object (named).
 pub(crate) fn js_to_statement(v: &JsValue) -> Result<Statement> {
-    if let Some(sql) = v.as_string() {
-        return Ok(Statement::new(sql));
+    let sql_text = || "the statement's SQL".to_string();
+    if let Some(sql) = js_string(v, &sql_text) {
+        return Ok(Statement::new(sql?));
     }
     let (sql, args) = if Array::is_array(v) {
         let a: &Array = v.unchecked_ref();
@@ -128,9 +146,7 @@ pub(crate) fn js_to_statement(v: &JsValue) -> Result<Statement> {
     } else {
         return Err(invalid("a statement must be a string, { sql, args } or [sql, args]"));
     };
-    let sql = sql
-        .as_string()
-        .ok_or_else(|| invalid("the statement's `sql` must be a string"))?;
+    let sql = js_string(&sql, &sql_text).ok_or_else(|| invalid("the statement's `sql` must be a string"))??;
     let mut stmt = Statement::new(sql);
     if args.is_null() || args.is_undefined() {
         return Ok(stmt);
@@ -144,7 +160,9 @@ pub(crate) fn js_to_statement(v: &JsValue) -> Result<Statement> {
     } else if args.is_object() && !args.is_function() {
         for entry in Object::entries(args.unchecked_ref()).iter() {
             let pair: Array = entry.unchecked_into();
-            let name = pair.get(0).as_string().unwrap_or_default();
+            let name = js_string(&pair.get(0), &|| "an argument name".into())
+                .transpose()?
+                .unwrap_or_default();
             let value = js_to_value(&pair.get(1), &|| format!("argument {name:?}"))?;
             stmt.named_args.push((name, value));
         }

@@ -4,6 +4,7 @@
 //! The TypeScript layer in `js/` wraps these exports into the public API
 //! (`createClient`, `ResultSet` rows by index and by name, `EdgesyncError`).
 
+mod auth;
 mod client;
 mod convert;
 mod crdt;

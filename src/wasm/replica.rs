@@ -80,6 +80,8 @@ fn status_js(s: &Status) -> JsValue {
     set(&o, "online", s.online);
     set(&o, "cursor", s.cursor as f64);
     set(&o, "nextSyncInMs", s.next_sync_in_ms as f64);
+    set(&o, "writesInDoubt", s.in_doubt as f64);
+    set(&o, "rejectedChanges", s.rejected as f64);
     o.into()
 }
 
@@ -192,7 +194,7 @@ impl JsReplica {
                 pull_chunk: opt_number(&config, "pullChunk", 1.0, 1e6)?.map(|n| n as usize),
                 vfs,
             };
-            let replica = Replica::open(cfg, FetchTransport { custom }, env())?;
+            let replica = Replica::open(cfg, FetchTransport::new(custom), env())?;
             Ok(JsReplica {
                 inner: Rc::new(replica),
                 int_mode,
@@ -287,6 +289,16 @@ impl JsReplica {
         .map_err(to_js)
     }
 
+    /// Adds the columns another replica added to replicated tables on the server;
+    /// resolves to the `ALTER TABLE` statements it ran.
+    pub fn migrate(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let ran = inner.migrate().await.map_err(to_js)?;
+            Ok(ran.into_iter().map(JsValue::from).collect::<Array>().into())
+        })
+    }
+
     /// Push then pull. Resolves to `{ changesPushed, changesApplied, duration }`.
     pub fn sync(&self) -> Promise {
         let inner = self.inner.clone();
@@ -354,6 +366,12 @@ impl JsReplica {
     #[wasm_bindgen(js_name = pendingKeys)]
     pub fn pending_keys(&self, table: &str) -> std::result::Result<Vec<String>, JsValue> {
         self.inner.pending_keys(table).map_err(to_js)
+    }
+
+    /// Ends the network work of this replica (`close()`): requests in flight fail at
+    /// once with `CLIENT_CLOSED`, later ones are not made.
+    pub fn cancel(&self) {
+        self.inner.cancel_remote();
     }
 
     /// Backoff delay for the next background attempt (0 after a success).

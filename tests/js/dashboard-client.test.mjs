@@ -1,15 +1,24 @@
 // The client features the dashboard and the seed apps need, in Node against a real sqld
 // (through a fault proxy where the network must fail): pause()/resume() (the
 // online/offline switch), maxRetries and the "gave up" state, a sync when the replica
-// opens, the exact back-off countdown, and pendingKeys() (per-row sync state).
-import { test } from "node:test";
+// opens, the exact back-off countdown, and pendingKeys() (per-row sync state); and
+// close() in each of those states (paused with a sync in flight, a retry scheduled,
+// given up): nothing thrown outside a promise, no call into the freed object.
+import { test, after } from "node:test";
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createClient } from "edgesync";
-import { env, scalar, waitFor } from "../support/sync-env.mjs";
+import { dump, env, scalar, waitFor } from "../support/sync-env.mjs";
 import { guardUnhandledRejections, rejectsWith, throwsCode } from "../support/sync-helpers.mjs";
 
 guardUnhandledRejections();
+// A call into a freed wasm object from a timer would throw outside any promise.
+const uncaught = [];
+process.on("uncaughtException", (e) => uncaught.push(e));
+after(() => assert.deepEqual(uncaught.map(String), [], "nothing thrown outside a promise"));
 
 async function notes(db) {
   await db.execute("create table if not exists notes (id text primary key, body text, likes integer not null default 0)");
@@ -228,6 +237,85 @@ test("pendingKeys(): the rows with changes not yet on the server, per table", as
     await rejectsWith(db.pendingKeys(42), "INVALID_ARGUMENT");
     db.close();
     await rejectsWith(db.pendingKeys("tx"), "CLIENT_CLOSED");
+  } finally {
+    await e.stop();
+  }
+});
+
+test("close() while paused with a sync in flight: pause() resolves, the sync rejects CLIENT_CLOSED, the file is released", async () => {
+  const e = await env({ proxies: 1 });
+  const dir = mkdtempSync(join(tmpdir(), "edgesync-paused-"));
+  try {
+    const proxy = e.proxies[0];
+    const file = join(dir, "p.db");
+    const db = createClient({ url: `file:${file}`, syncUrl: proxy.url, authToken: e.sqld.tokens.rw, syncInterval: 60_000, syncOnOpen: false, timeout: 30_000 });
+    await notes(db);
+    await db.execute("insert into notes (id, body) values ('p', 'kept')");
+    proxy.setFaults({ next: ["stall"] });
+    const syncing = db.sync();
+    await proxy.waitStalled(1);
+    const pausing = db.pause();
+    assert.equal(db.status().paused, true);
+    assert.equal(db.status().nextSyncAt, null, "the interval timer is stopped");
+    const t0 = Date.now();
+    await db.close();
+    await pausing; // resolves: the sync it waited for ended (cancelled)
+    await rejectsWith(syncing, "CLIENT_CLOSED");
+    assert.ok(Date.now() - t0 < 2000, `cancelled at once (${Date.now() - t0} ms)`);
+    await rejectsWith(db.pause(), "CLIENT_CLOSED");
+    await rejectsWith(db.resume(), "CLIENT_CLOSED");
+    await rejectsWith(db.sync(), "CLIENT_CLOSED");
+    throwsCode(() => db.status(), "CLIENT_CLOSED");
+    // Released: the file opens again (paused, as an app's offline switch would), the write still queued.
+    const again = createClient({ url: `file:${file}`, syncUrl: e.sqld.url, authToken: e.sqld.tokens.rw, paused: true });
+    await proxy.release();
+    assert.deepEqual(await dump(again, "notes"), [["p", "kept", 0]]);
+    assert.equal(again.status().pendingChanges, 1);
+    await again.close();
+  } finally {
+    await e.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("close() with a back-off retry scheduled, after giving up, or from a sync:error / sync:gaveup listener: no timer left, no request after", async () => {
+  const e = await env({ proxies: 1 });
+  try {
+    const proxy = e.proxies[0];
+    proxy.setFaults("offline");
+    const open = (opts) => e.replica({ syncUrl: proxy.url, syncOnOpen: true, ...opts });
+
+    // A retry is due (nextSyncAt set): close() clears its timer.
+    const retrying = open({ maxRetries: 5 });
+    await notes(retrying);
+    await waitFor("the first failure", () => retrying.status().retryCount === 1);
+    const due = retrying.status().nextSyncAt;
+    assert.ok(due !== null && due > Date.now(), "a retry is scheduled");
+    // Given up: nothing scheduled; close() is plain.
+    const gaveUp = open({ maxRetries: 0 });
+    await notes(gaveUp);
+    await waitFor("giving up", () => gaveUp.status().gaveUp);
+    // Closed by its own listeners, in the middle of the retry loop.
+    const fromError = open({ maxRetries: 5 });
+    fromError.on("sync:error", () => void fromError.close());
+    await notes(fromError);
+    const fromGaveUp = open({ maxRetries: 0 });
+    const gaveUpEvents = [];
+    fromGaveUp.on("sync:gaveup", (d) => {
+      gaveUpEvents.push(d);
+      void fromGaveUp.close();
+    });
+    await notes(fromGaveUp);
+    await waitFor("both listeners closed their replica", () => fromError.closed && fromGaveUp.closed);
+    assert.equal(gaveUpEvents.length, 1);
+
+    await Promise.all([retrying.close(), gaveUp.close()]);
+    await rejectsWith(gaveUp.resume(), "CLIENT_CLOSED");
+    proxy.setFaults("pass");
+    const requests = proxy.stats().total;
+    // Past the scheduled retry, with room for the longest first back-off (≤ 500 ms).
+    await sleep(Math.max(0, due - Date.now()) + 700);
+    assert.equal(proxy.stats().total, requests, "no sync after close()");
   } finally {
     await e.stop();
   }
