@@ -96,6 +96,8 @@ describe('the seed apps on two devices, one offline', { timeout: 12 * STEP }, ()
       // The phone shows its rows as pending, with the retry countdown.
       await b.page.evaluate(() => window.dashboard.db.sync().catch(() => undefined));
       await until('the pending badges', async () => (await b.page.locator('#tx-table .badge.pending').count()) === 2);
+      // The delivery card repaints on its own timer (250 ms): wait for the failed sync there.
+      await until('the retry countdown', async () => /retry \d+\s+next in/.test(await b.page.innerText('#tx-delivery')));
       await checkedShot(b, path.join(SHOTS, 'app-transactions-offline.png'), {
         visible: ['#tx-form', '#balances table', '#tx-log .log-item'],
         texts: { '#tx-summary': /^2 pending · 0 synced$/, '#tx-delivery': /retry \d+\s+next in/, '#tx-table': /B taxi[\s\S]*pending|pending[\s\S]*B taxi/ },
@@ -232,13 +234,15 @@ describe('the seed apps on two devices, one offline', { timeout: 12 * STEP }, ()
 
   it('every app survives a reload: the replica is durable (OPFS) and resyncs', { timeout: STEP }, async () => {
     const before = await appState(b);
-    await b.setOffline(true);
+    // The switch, not the network: a reload must fetch the page. Paused, the write cannot
+    // sync before the reload; the switch stays off across it (paused: true at open).
+    await b.setSwitch(false);
     await b.recordTransaction('payroll', -300, 'written just before the reload');
     await b.reload();
     assert.equal((await b.page.evaluate(() => window.dashboard.device.storage)), 'opfs', 'the dashboard opened a file: replica in OPFS');
     assert.equal(await b.scalar("select count(*) from transactions where memo = 'written just before the reload'"), 1);
     assert.equal((await b.status()).pendingChanges > 0, true);
-    await b.setOffline(false);
+    await b.setSwitch(true);
     await b.settle();
     await a.settle();
     const s = await converged();

@@ -28,9 +28,11 @@ const read = (p) => readFileSync(new URL(p, pkgDir));
 // and its network half (byte-sized chunks, write-through settling) +44/+15 KB: both
 // 2,245/910 KiB measured.
 // 2,320/940 KiB with both issue 13 and the authorization model: 2,291/932 KiB measured.
+// 2,328/947 KiB (measured + 1.5 %) with issue 16's client features (pendingKeys):
+// 2,293.1/932.5 KiB measured after merging main (main's build: 2,291.4/932.1 KiB).
 // binaryen's wasm-opt was measured and not adopted: -Os/-Oz cut 7 % raw but add 1 %
 // gzip.
-const BUDGET = { raw: 2320 * 1024, gzip: 940 * 1024 };
+const BUDGET = { raw: 2328 * 1024, gzip: 947 * 1024 };
 
 test("the release wasm stays within its size budget", () => {
   const wasm = read("wasm/edgesync_bg.wasm");
