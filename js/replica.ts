@@ -167,7 +167,8 @@ export interface EmbeddedReplica extends Client {
   /**
    * Stops syncing — the app's "go offline" switch: no background sync, `sync()` is
    * refused, local reads and writes go on (and queue). Resolves once a sync already in
-   * flight has finished. Write-through writes (`writeMode: "remote"`) are not affected.
+   * flight has finished (a `sync()` queued behind it is refused: nothing new starts).
+   * Write-through writes (`writeMode: "remote"`) are not affected.
    */
   pause(): Promise<void>;
   /** Syncs again after `pause()` or giving up: background sync restarts at once. */

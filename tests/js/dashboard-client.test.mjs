@@ -93,6 +93,8 @@ test("maxRetries: failed background syncs are retried with back-off, then the re
     proxy.setFaults("offline");
     const db = e.replica({ syncUrl: proxy.url, syncOnOpen: true, maxRetries: 2, syncInterval: 60_000 });
     const events = record(db, ["sync:error", "sync:gaveup", "sync:resumed", "sync:completed"]);
+    const failedAt = [];
+    db.on("sync:error", () => failedAt.push(Date.now()));
     await notes(db);
     await db.execute("insert into notes (id, body) values ('a', 'written offline')");
 
@@ -101,6 +103,10 @@ test("maxRetries: failed background syncs are retried with back-off, then the re
     const s1 = db.status();
     assert.ok(s1.nextSyncAt !== null && s1.nextSyncInMs > 0, JSON.stringify(s1));
     assert.ok(Math.abs(s1.nextSyncInMs - (s1.nextSyncAt - Date.now())) <= 20, "nextSyncInMs is the time left to nextSyncAt");
+    // …and the retry runs when nextSyncAt said (an offline attempt fails within a few ms).
+    await waitFor("the second failure", () => failedAt.length === 2);
+    assert.ok(failedAt[1] >= s1.nextSyncAt - 2, `the retry came ${s1.nextSyncAt - failedAt[1]} ms before nextSyncAt`);
+    assert.ok(failedAt[1] - s1.nextSyncAt < 400, `the retry came ${failedAt[1] - s1.nextSyncAt} ms after nextSyncAt`);
 
     // The open attempt + 2 retries fail: then the replica gives up, once.
     await waitFor("giving up", () => db.status().gaveUp, 10_000);
@@ -164,7 +170,10 @@ test("pause(): no sync at all (background, manual or by interval) until resume()
     await waitFor("both synced", () => a.status().lastPull?.ok && b.status().lastPull?.ok);
     const events = record(b, ["sync:paused", "sync:resumed"]);
 
-    // pause() waits for a sync in flight, then nothing syncs.
+    // pause() waits for a sync in flight, then nothing syncs. (The sync starts at once
+    // only when no background sync runs: one queued behind it would be refused by the
+    // pause, below. Between waitFor's check and b.sync() no timer can fire.)
+    await waitFor("no background sync in flight", () => !b.status().syncing, 10_000, 1);
     const inflight = b.sync();
     await b.pause();
     assert.equal(b.status().syncing, false, "pause() resolved after the sync in flight");
@@ -183,11 +192,17 @@ test("pause(): no sync at all (background, manual or by interval) until resume()
     assert.equal(b.status().pendingChanges, 2);
     await b.pause(); // twice is fine
     assert.deepEqual(events.map(([n]) => n), ["sync:paused"]);
+    // A sync() called before pause() but still queued behind one in flight is refused.
+    await b.resume();
+    await waitFor("a background sync in flight", () => b.status().syncing, 10_000, 1);
+    const queued = b.sync();
+    await b.pause();
+    await rejectsWith(queued, "INVALID_OPERATION");
 
     await b.resume();
     await waitFor("b to catch up", async () => (await scalar(b, "select count(*) from notes")) === 2 && b.status().pendingChanges === 0);
     await waitFor("a to see b's row", async () => (await scalar(a, "select coalesce((select likes from notes where id = 'b1'), -1)")) === 1);
-    assert.deepEqual(events.map(([n]) => n), ["sync:paused", "sync:resumed"]);
+    assert.deepEqual(events.map(([n]) => n), ["sync:paused", "sync:resumed", "sync:paused", "sync:resumed"]);
     assert.equal(b.status().paused, false);
 
     // Opened paused (an offline switch kept across restarts): not even the open sync runs.
