@@ -18,6 +18,7 @@ import { decodeResult } from "./result.js";
 import { adopt } from "./wasm-errors.js";
 export { EdgesyncError } from "./wasm-errors.js";
 export type { ErrorCode } from "./wasm-errors.js";
+import { localReplicaHooks } from "./hooks.js";
 export * from "./hub.js";
 
 /** A value as read from the database. */
@@ -142,6 +143,8 @@ export function createClient(config: ReplicaConfig & { url: ":memory:" | `file:$
 export function createClient(config: Config): Client;
 export function createClient(config: Config | ReplicaConfig): Client | EmbeddedReplica {
   if (isLocalUrl((config as { url?: unknown } | undefined)?.url)) {
+    const opened = localReplicaHooks.open?.(config as ReplicaConfig);
+    if (opened !== undefined) return opened;
     return new EmbeddedReplicaClient(config as ReplicaConfig, adopt, decodeResult as (raw: unknown) => ResultSet);
   }
   try {

@@ -109,6 +109,13 @@ export interface SyncStatus {
   gaveUp: boolean;
   /** When the next background sync is due (ms since the epoch), or null when none is scheduled. */
   nextSyncAt: number | null;
+  /**
+   * Browser `file:` replicas: whether the store is kept in OPFS (false when the browser
+   * has no OPFS here and the replica fell back to memory, and until the store is open).
+   */
+  persistent?: boolean;
+  /** Browser `file:` replicas: whether this tab's worker holds the store shared by the tabs. */
+  owner?: boolean;
 }
 
 export interface SyncMetrics {
@@ -147,6 +154,14 @@ export interface SyncEvents {
   "sync:paused": Record<string, never>;
   /** `resume()` (or a successful `sync()` after giving up) started it again. */
   "sync:resumed": Record<string, never>;
+  /**
+   * Rows of these tables changed — by a local write, a pull, or (browser) another tab —
+   * just after the writes, once for those made in one tick. For live queries: re-run
+   * what reads them.
+   */
+  change: { tables: string[] };
+  /** Browser `file:` replicas: where the store lives, once known (`reason` when in memory). */
+  storage: { persistent: boolean; reason?: string };
 }
 
 export interface SyncLogEntry {
@@ -229,13 +244,7 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
     this.#adopt = adopt;
     this.#rs = makeResultSet;
     const { syncInterval, writeMode, syncOnOpen, maxRetries, paused, ...rest } = config;
-    if (writeMode !== undefined && writeMode !== "local" && writeMode !== "remote") {
-      throw adopt(Object.assign(new Error(`writeMode must be "local" or "remote"`), { code: "INVALID_ARGUMENT", name: "EdgesyncError" }));
-    }
-    if (syncInterval !== undefined && !(Number.isInteger(syncInterval) && syncInterval >= 1)) {
-      throw adopt(Object.assign(new Error("syncInterval must be a whole number of ms ≥ 1"), { code: "INVALID_ARGUMENT", name: "EdgesyncError" }));
-    }
-    checkSyncOptions(config, adopt);
+    checkClientOptions(config, adopt);
     this.#writeMode = writeMode ?? "local";
     this.#maxRetries = maxRetries ?? Infinity;
     this.#paused = paused ?? false;
@@ -374,6 +383,11 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
     const next = this.#wtQueue.then(run, run);
     this.#wtQueue = next.catch(() => undefined);
     return next;
+  }
+
+  /** Whether every statement only reads (throws the statement's error if one does not prepare). */
+  readonly(stmts: InStatement[]): boolean {
+    return this.#readonly(stmts);
   }
 
   #readonly(stmts: InStatement[]): boolean {
@@ -564,6 +578,21 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
   get siteId(): string {
     return this.#siteId;
   }
+}
+
+/** The options the JS layer reads itself (Rust checks the rest: `checkReplicaConfig`). */
+export function checkClientOptions(config: ReplicaConfig, adopt: Adopt): void {
+  const { syncInterval, writeMode } = config;
+  if (writeMode !== undefined && writeMode !== "local" && writeMode !== "remote") {
+    throw adopt(Object.assign(new Error(`writeMode must be "local" or "remote"`), { code: "INVALID_ARGUMENT", name: "EdgesyncError" }));
+  }
+  if (syncInterval !== undefined && !(Number.isInteger(syncInterval) && syncInterval >= 1)) {
+    throw adopt(Object.assign(new Error("syncInterval must be a whole number of ms ≥ 1"), { code: "INVALID_ARGUMENT", name: "EdgesyncError" }));
+  }
+  if (writeMode === "remote" && (config.syncUrl === undefined || config.syncUrl === null)) {
+    throw adopt(Object.assign(new Error('writeMode "remote" needs a syncUrl'), { code: "INVALID_ARGUMENT", name: "EdgesyncError" }));
+  }
+  checkSyncOptions(config, adopt);
 }
 
 /** Checks the background-sync options (`syncOnOpen`, `maxRetries`, `paused`) at createClient. */

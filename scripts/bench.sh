@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: edgesync vs @libsql/client against one local sqld (see bench/remote.mjs),
-# then the sync engine (bench/sync.mjs, benches/sync.rs).
+# then the sync engine (bench/sync.mjs, benches/sync.rs), the edge Worker, and browser
+# replicas (bench/browser/). `bash scripts/bench.sh sync|edge|browser` runs one part.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 cd "$REPO"
@@ -14,7 +15,26 @@ if [ "${1:-}" = sync ]; then sync_benches; exit; fi
 # Worker in workerd) and benches/router.rs (native). `bash scripts/bench.sh edge`.
 edge_benches() { wrangler_env; node --expose-gc bench/edge.mjs && cargo bench --bench router; }
 if [ "${1:-}" = edge ]; then edge_benches; exit; fi
+# Browser replicas in OPFS (issue 16): bench/browser/run.mjs in headless Chromium, with
+# @sqlite.org/sqlite-wasm's opfs-sahpool alongside. It first builds the measurement
+# module (feature opfs-sahpool: edgesync's OPFS host and the sqlite-wasm-vfs crate's SAH
+# pool in one build, never shipped) into target/bench-browser/; the next build.sh
+# relinks the package's own. `bash scripts/bench.sh browser`.
+browser_benches() {
+  ensure_chromium
+  ensure_wasm_toolchain
+  ensure_wasm_bindgen
+  log "measurement build for the storage-layer comparison (feature opfs-sahpool)"
+  "${WASM_CARGO[@]}" build --quiet --lib --release --target wasm32-unknown-unknown --no-default-features \
+    --features opfs-sahpool --target-dir "$WASM_TARGET_DIR" "${WASM_BUILD_STD[@]}"
+  rm -rf target/bench-browser
+  wasm-bindgen --target web --remove-producers-section --remove-name-section --out-dir target/bench-browser/wasm \
+    --out-name edgesync "$WASM_TARGET_DIR/wasm32-unknown-unknown/release/edgesync.wasm"
+  node bench/browser/run.mjs
+}
+if [ "${1:-}" = browser ]; then browser_benches; exit; fi
 node bench/remote.mjs
 node bench/overhead.mjs
 sync_benches
 edge_benches
+browser_benches

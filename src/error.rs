@@ -110,6 +110,12 @@ pub enum Error {
     #[error("database locked: {0}")]
     DatabaseLocked(String),
 
+    /// The local database's storage is full (the disk, or the browser's quota for the
+    /// origin): the write was rolled back and the database is intact; writes
+    /// acknowledged before are kept.
+    #[error("storage full: {0}")]
+    StorageFull(String),
+
     /// A table or column cannot be replicated as asked (unknown, no primary key,
     /// unsupported type, reserved name).
     #[error("schema error: {0}")]
@@ -251,6 +257,7 @@ error_codes! {
     Error::InvalidOperation(_) => "INVALID_OPERATION",
     Error::ClientClosed => "CLIENT_CLOSED",
     Error::DatabaseLocked(_) => "DATABASE_LOCKED",
+    Error::StorageFull(_) => "STORAGE_FULL",
     Error::Schema(_) => "SCHEMA_ERROR",
     Error::SchemaMismatch(_) => "SCHEMA_MISMATCH",
     Error::UnsupportedValue(_) => "UNSUPPORTED_VALUE",

@@ -66,6 +66,11 @@ pub(crate) fn bind(stmt: &mut rusqlite::CachedStatement<'_>, s: &Statement) -> R
 /// Classifies a local SQLite error exactly like the server's errors are classified.
 pub fn sql_error(e: rusqlite::Error) -> Error {
     use rusqlite::ffi::ErrorCode;
+    if let rusqlite::Error::SqliteFailure(f, _) = &e {
+        if f.code == ErrorCode::DiskFull {
+            return Error::StorageFull(e.to_string());
+        }
+    }
     let (kind, code) = match &e {
         rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::ConstraintViolation => {
             (SqlErrorKind::Constraint, Some("SQLITE_CONSTRAINT".to_string()))

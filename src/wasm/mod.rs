@@ -12,8 +12,12 @@ mod edge;
 mod error;
 mod fast;
 mod fetch;
+mod hostfs;
 mod nodefs;
+mod opfs;
 mod replica;
 mod resolver;
 mod result;
+#[cfg(feature = "opfs-sahpool")]
+mod sahpool;
 mod text;

@@ -32,7 +32,15 @@ const read = (p) => readFileSync(new URL(p, pkgDir));
 // 2,293.1/932.5 KiB measured after merging main (main's build: 2,291.4/932.1 KiB).
 // binaryen's wasm-opt was measured and not adopted: -Os/-Oz cut 7 % raw but add 1 %
 // gzip.
-const BUDGET = { raw: 2328 * 1024, gzip: 947 * 1024 };
+// 2,340/951 KiB with browser replicas on OPFS (the OPFS host behind the host VFS, change
+// events from the pre-update hook, STORAGE_FULL, the page's config checks and
+// compiled-module hand-off: +14/+5 KiB): 2,359,920 bytes raw / 959,412 gzip
+// (2,305/937 KiB; zlib level 9, as below) measured after merging main on 2026-12-07,
+// plus ~1.5 %.
+// 2,341/952 KiB with issue 16's client features and the browser replicas together:
+// 2,361,726 bytes raw / 959,955 gzip (2,306.4/937.5 KiB) measured after merging main
+// into dashboard on 2026-12-07 (main's build: 2,359,920/959,412), plus ~1.5 %.
+const BUDGET = { raw: 2341 * 1024, gzip: 952 * 1024 };
 
 test("the release wasm stays within its size budget", () => {
   const wasm = read("wasm/edgesync_bg.wasm");
