@@ -425,9 +425,10 @@ impl JsReplica {
         self.inner.cancel_remote();
     }
 
-    /// Backoff delay for the next background attempt (0 after a success).
+    /// Back-off delay for the next background attempt after a failure (never 0: it
+    /// does not read the database, which may be what fails).
     #[wasm_bindgen(js_name = retryDelay)]
     pub fn retry_delay(&self) -> f64 {
-        self.inner.status().map(|s| s.next_sync_in_ms as f64).unwrap_or(0.0)
+        self.inner.retry_delay_ms() as f64
     }
 }
