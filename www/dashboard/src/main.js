@@ -7,7 +7,7 @@
 import { createClient } from "edgesync";
 import { loadConfig } from "./config.js";
 import { Device } from "./device.js";
-import { $, ago, duration, fill, h, toast, untilNext } from "./ui.js";
+import { $, ago, duration, fill, h, toast, untilNext, viewChanged } from "./ui.js";
 import * as overview from "./views/overview.js";
 import * as activity from "./views/activity.js";
 import * as data from "./views/data.js";
@@ -29,6 +29,7 @@ function route(device) {
   const name = location.hash.replace(/^#\/?/, "") || "overview";
   const r = ROUTES[name] ?? ROUTES.overview;
   unmount();
+  viewChanged();
   const view = $("view");
   fill(view);
   view.dataset.view = ROUTES[name] ? name : "overview";

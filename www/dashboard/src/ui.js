@@ -179,15 +179,50 @@ export function simpleTable(headers, rows, { rowAttrs } = {}) {
   );
 }
 
-/** Runs `fn` at most once per animation frame however often it is asked for. */
+/** Counts view changes (main.js calls `viewChanged()` on each route). */
+let viewGeneration = 0;
+
+export function viewChanged() {
+  viewGeneration++;
+}
+
+/**
+ * `fn` as a background repaint of the view being mounted. Its reads are round trips
+ * to the database worker (a browser `file:` replica), so it may end after the user
+ * left the view, whose elements are gone then: once the view changed it does not
+ * start, and what it throws is dropped. While the view is shown an error is reported
+ * as before (an unhandled rejection).
+ * @template {any[]} A @param {(...args: A) => unknown} fn @returns {(...args: A) => Promise<void>}
+ */
+export function inView(fn) {
+  const gen = viewGeneration;
+  return (...args) =>
+    gen !== viewGeneration
+      ? Promise.resolve()
+      : Promise.resolve()
+          .then(() => fn(...args))
+          .then(
+            () => undefined,
+            (e) => {
+              if (gen === viewGeneration) throw e;
+            },
+          );
+}
+
+/**
+ * Runs `fn` at most once per animation frame however often it is asked for, as a
+ * repaint of the view being mounted (see `inView`).
+ * @param {() => unknown} fn
+ */
 export function coalesce(fn) {
+  const run = inView(fn);
   let queued = false;
   return () => {
     if (queued) return;
     queued = true;
     requestAnimationFrame(() => {
       queued = false;
-      fn();
+      void run();
     });
   };
 }

@@ -284,7 +284,7 @@ export function mount(el, device) {
     else peers.set(String(d.user), { user: String(d.user), color: String(d.color), pos: Number(d.pos) || 0, at: Date.now(), doc: String(d.doc) });
     paintMirror();
   });
-  const refresh = coalesce(() => void load());
+  const refresh = coalesce(load);
   const offChanged = device.on("changed", (e) => {
     if (e.tables === null || e.tables.includes("docs")) {
       if (dirty) void flush().then(refresh);

@@ -1,5 +1,5 @@
 // The sync log (the replica's `_es_sync_log`, newest first) and the conflict feed.
-import { $, card, clock, duration, fill, h, keyText, simpleTable } from "../ui.js";
+import { $, card, clock, duration, fill, h, inView, keyText, simpleTable } from "../ui.js";
 
 /** One sync log entry as a line: when, what, details. */
 export function logItem(e) {
@@ -62,12 +62,12 @@ export function mount(el, device) {
         : h("div.empty", null, "No conflicts yet. Sell the same stock on two devices while one is offline (Inventory) to see one."),
     );
   };
-  const paintLog = async () => {
+  const paintLog = inView(async () => {
     const want = /** @type {HTMLSelectElement} */ (filter).value;
     let entries = await db.syncLog(want ? 1000 : 300);
     if (want) entries = entries.filter((e) => e.event === want).slice(0, 300);
     fill($("sync-log"), entries.length ? entries.map(logItem) : h("div.empty", null, "Nothing logged yet"));
-  };
+  });
   paintConflicts();
   void paintLog();
   const offs = [

@@ -1,6 +1,6 @@
 // The local replica's tables (with their replication policies) and a SQL console. Both
 // read and write the local database: writes to replicated tables sync like any other.
-import { $, card, fill, h, renderResult } from "../ui.js";
+import { $, card, fill, h, inView, renderResult } from "../ui.js";
 
 const PAGE = 200;
 
@@ -127,8 +127,9 @@ export function mount(el, device) {
   }
 
   void listTables();
-  const off = device.on("changed", () => {
-    if (current) void browse(current, offset);
-  });
+  const off = device.on(
+    "changed",
+    inView(() => (current ? browse(current, offset) : undefined)),
+  );
   return off;
 }

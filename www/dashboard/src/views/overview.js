@@ -1,7 +1,7 @@
 // Overview: the replica's sync status at a glance, charts over time, and the latest
 // sync log entries and conflicts.
 import { lineChart } from "../charts.js";
-import { $, ago, bytes, card, clock, duration, fill, h, keyText, stat, untilNext } from "../ui.js";
+import { $, ago, bytes, card, clock, duration, fill, h, inView, keyText, stat, untilNext } from "../ui.js";
 import { logItem } from "./activity.js";
 
 const SAVED = "edgesync.dashboard.config";
@@ -78,10 +78,10 @@ export function mount(el, device) {
     set("st-syncs", String(m.syncs), `${(m.successRate * 100).toFixed(0)}% ok · ${m.conflicts} conflicts · ${bytes(m.bytesSent)} sent`);
   };
 
-  const paintLog = async () => {
+  const paintLog = inView(async () => {
     const entries = await db.syncLog(12);
     fill($("recent-log"), entries.length ? entries.map(logItem) : h("div.empty", null, "No sync yet"));
-  };
+  });
   const paintConflicts = () => {
     const list = device.conflicts.slice(0, 4);
     fill(
