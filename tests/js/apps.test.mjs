@@ -240,6 +240,7 @@ describe('the seed apps on two devices, one offline', { timeout: 12 * STEP }, ()
     await b.recordTransaction('payroll', -300, 'written just before the reload');
     await b.reload();
     assert.equal((await b.page.evaluate(() => window.dashboard.device.storage)), 'opfs', 'the dashboard opened a file: replica in OPFS');
+    assert.equal((await b.status()).persistent, true, 'the store is kept in OPFS');
     assert.equal(await b.scalar("select count(*) from transactions where memo = 'written just before the reload'"), 1);
     assert.equal((await b.status()).pendingChanges > 0, true);
     await b.setSwitch(true);

@@ -41,6 +41,8 @@ describe('the dashboard over a local replica', { timeout: 10 * STEP }, () => {
     const s = await a.status();
     assert.equal(s.paused, false);
     assert.equal(s.gaveUp, false);
+    assert.equal(s.persistent, true, 'a file: replica kept in OPFS');
+    await until('the sidebar to say OPFS', async () => (await a.page.textContent('#device-store')) === 'OPFS · file:' + (await a.page.evaluate(() => window.dashboard.device.config.store)));
     // Every app's tables exist locally and are declared replicated.
     const replicated = (await a.sql('select tbl from _es_tables order by tbl')).map((r) => r.tbl);
     for (const t of ['accounts', 'chat_messages', 'docs', 'inv_stock', 'sensor_readings', 'transactions']) assert.ok(replicated.includes(t), `${t} is replicated`);

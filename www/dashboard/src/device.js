@@ -2,8 +2,9 @@
 // loop, the real-time hub connection, and what the dashboard watches over time.
 //
 // The replica is `createClient({ url: "file:<store>", syncUrl, … })`: a durable store in
-// the Origin Private File System where the package supports it. Where `file:` is refused
-// or the browser has no OPFS, it runs in memory and says so (the sidebar shows which).
+// the Origin Private File System, shared by the dashboard's tabs. Where the browser has
+// no OPFS here (an insecure origin, some private modes), the package keeps it in memory
+// and says so with a `storage` event (the sidebar shows which).
 import { createClient, connectHub } from "edgesync";
 import { escapeSub, tokenSubject, offlineFlag } from "./config.js";
 
@@ -56,15 +57,8 @@ export class Device {
       paused: offlineFlag.get(),
       timeout: 10_000,
     };
-    try {
-      this.db = createClient({ url: `file:${config.store}`, ...common });
-      this.storage = "opfs";
-    } catch (e) {
-      // A package or browser without durable browser storage: memory, said out loud.
-      this.db = createClient({ url: ":memory:", ...common });
-      this.storage = "memory";
-      this.storageNote = /** @type {Error} */ (e).message;
-    }
+    this.db = createClient({ url: `file:${config.store}`, ...common });
+    this.storage = "opfs";
     const db = this.db;
     db.on("sync:completed", (r) => {
       this.series.durations.push(r.duration);
