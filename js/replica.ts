@@ -38,6 +38,22 @@ export interface ReplicaConfig extends Omit<Config, "url"> {
   /** Background sync period in ms; none when omitted (call `sync()` yourself). */
   syncInterval?: number;
   /**
+   * Sync once as soon as the replica opens (retried with back-off while it fails, up to
+   * `maxRetries`). Default: `true` with `syncInterval`, else `false`.
+   */
+  syncOnOpen?: boolean;
+  /**
+   * Failed background syncs retried (with back-off) before the replica gives up: then
+   * `status().gaveUp` is true, a `sync:gaveup` event fires, and background sync stops
+   * until `resume()` or a `sync()` that succeeds. Default: no limit.
+   */
+  maxRetries?: number;
+  /**
+   * Open paused, as after `pause()`: nothing syncs until `resume()` (an app's offline
+   * switch kept across restarts). Default `false`.
+   */
+  paused?: boolean;
+  /**
    * `local` (default): writes commit locally and sync later (offline-first).
    * `remote`: write-through — a write is on the server before the call returns, then
    * applied locally (read-your-writes).
@@ -87,6 +103,12 @@ export interface SyncStatus {
    */
   rejectedChanges: number;
   syncing: boolean;
+  /** `pause()` was called (and not `resume()`): nothing syncs. */
+  paused: boolean;
+  /** Background sync stopped after `maxRetries` failed retries (see `sync:gaveup`). */
+  gaveUp: boolean;
+  /** When the next background sync is due (ms since the epoch), or null when none is scheduled. */
+  nextSyncAt: number | null;
   /**
    * Browser `file:` replicas: whether the store is kept in OPFS (false when the browser
    * has no OPFS here and the replica fell back to memory, and until the store is open).
@@ -142,6 +164,12 @@ export interface SyncEvents {
   "sync:completed": SyncResult;
   "sync:error": { code: string; message: string; retryable: boolean };
   conflict: ConflictEvent;
+  /** Background sync stopped: `retryCount` consecutive failures, the last one's error. */
+  "sync:gaveup": { retryCount: number; code: string; message: string };
+  /** `pause()` stopped syncing. */
+  "sync:paused": Record<string, never>;
+  /** `resume()` (or a successful `sync()` after giving up) started it again. */
+  "sync:resumed": Record<string, never>;
   /**
    * Rows of these tables changed — by a local write, a pull, or (browser) another tab —
    * just after the writes, once for those made in one tick. For live queries: re-run
@@ -163,8 +191,26 @@ export interface SyncLogEntry {
 export interface EmbeddedReplica extends Client {
   /** Declares a table replicated, with a policy per column (default `lww`). */
   replicate(table: string, policies?: Record<string, Policy>): void;
-  /** Push local changes, then pull and apply the server's. */
+  /**
+   * Push local changes, then pull and apply the server's. While paused it rejects with
+   * `INVALID_OPERATION`.
+   */
   sync(): Promise<SyncResult>;
+  /**
+   * Stops syncing — the app's "go offline" switch: no background sync, `sync()` is
+   * refused, local reads and writes go on (and queue). Resolves once a sync already in
+   * flight has finished (a `sync()` queued behind it is refused: nothing new starts).
+   * Write-through writes (`writeMode: "remote"`) are not affected.
+   */
+  pause(): Promise<void>;
+  /** Syncs again after `pause()` or giving up: background sync restarts at once. */
+  resume(): Promise<void>;
+  /**
+   * The primary keys of `table`'s rows that have local changes not yet on the server
+   * (as JSON arrays, like `ConflictEvent.key`): a row is "pending" while its key is
+   * here and "synced" after. Re-read it on `sync:completed`.
+   */
+  pendingKeys(table: string): Promise<string[]>;
   /**
    * Adds here the columns another replica added to replicated tables (what a
    * `SCHEMA_MISMATCH` from `sync()` names); resolves to the `ALTER TABLE` statements run.
@@ -195,7 +241,13 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
   #closed = false;
   #writeMode: "local" | "remote";
   #interval: number | undefined;
+  /** Whether a background loop runs at all (syncInterval, or syncOnOpen until it succeeds). */
+  #background: boolean;
+  #maxRetries: number;
+  #paused = false;
+  #gaveUp = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  #dueAt: number | undefined;
   #running: Promise<SyncResult> | undefined;
   #wtQueue: Promise<unknown> = Promise.resolve();
   #released: Promise<void> = Promise.resolve();
@@ -208,9 +260,11 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
   constructor(config: ReplicaConfig, adopt: Adopt, makeResultSet: MakeResultSet) {
     this.#adopt = adopt;
     this.#rs = makeResultSet;
-    const { syncInterval, writeMode, ...rest } = config;
+    const { syncInterval, writeMode, syncOnOpen, maxRetries, paused, ...rest } = config;
     checkClientOptions(config, adopt);
     this.#writeMode = writeMode ?? "local";
+    this.#maxRetries = maxRetries ?? Infinity;
+    this.#paused = paused ?? false;
     try {
       this.#r = new Replica(rest);
     } catch (e) {
@@ -218,29 +272,36 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
     }
     this.#local = new KeptStatements(this.#r, rest.intMode);
     this.#siteId = this.#r.siteId;
-    this.#r.setListener((name: string, detail: unknown) => {
-      for (const fn of this.#listeners.get(name) ?? []) {
-        try {
-          (fn as (d: unknown) => void)(detail);
-        } catch {
-          // A listener's exception must not break syncing.
-        }
-      }
-    });
+    this.#r.setListener((name: string, detail: unknown) => this.#emit(name, detail));
     if (this.#writeMode === "remote" && !this.#r.hasRemote) {
       throw adopt(Object.assign(new Error('writeMode "remote" needs a syncUrl'), { code: "INVALID_ARGUMENT", name: "EdgesyncError" }));
     }
     this.#interval = syncInterval;
-    if (syncInterval !== undefined) this.#schedule(0);
+    const onOpen = syncOnOpen ?? syncInterval !== undefined;
+    this.#background = onOpen || syncInterval !== undefined;
+    if (onOpen) this.#schedule(0);
+    else if (syncInterval !== undefined) this.#schedule(syncInterval);
+  }
+
+  #emit(name: string, detail: unknown): void {
+    for (const fn of this.#listeners.get(name) ?? []) {
+      try {
+        (fn as (d: unknown) => void)(detail);
+      } catch {
+        // A listener's exception must not break syncing.
+      }
+    }
   }
 
   /**
-   * The next background sync after `delay` ms, or after the backoff delay when
-   * `delay` is `"retry"`. Nothing here may touch the wasm object once the client is
-   * closed (it is freed), and nothing may throw outside a promise.
+   * The background loop: the next sync after `delay` ms, or after the back-off delay
+   * when `delay` is `"retry"`; after a success the interval (if any), after a failure
+   * the back-off until `maxRetries`. `#dueAt` is set from the very delay the timer
+   * gets, so `nextSyncAt` is exact. Nothing here may touch the wasm object once the
+   * client is closed (it is freed) or retired, and nothing may throw outside a promise.
    */
   #schedule(delay: number | "retry"): void {
-    if (this.#closed || this.#interval === undefined || retiredError(this) !== undefined) return;
+    if (this.#closed || !this.#background || this.#paused || this.#gaveUp || retiredError(this) !== undefined) return;
     let ms = delay === "retry" ? 1000 : delay;
     try {
       if (delay === "retry") ms = Math.max(1, this.#r.retryDelay());
@@ -248,16 +309,47 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
       adoptFrom(this, e); // a trap retires the client: no more background syncs
       return;
     }
+    this.#stopTimer();
+    this.#dueAt = Date.now() + ms;
     this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      if (this.#closed) return;
+      this.#timer = this.#dueAt = undefined;
+      if (this.#closed || this.#paused) return;
       this.sync().then(
-        () => this.#schedule(this.#interval!),
-        () => this.#schedule("retry"),
+        () => {
+          if (this.#interval !== undefined) this.#schedule(this.#interval);
+        },
+        (e: { code?: string; message?: string }) => this.#afterFailure(e),
       );
     }, ms);
     // A background sync must never keep a Node process alive on its own.
     (this.#timer as { unref?: () => void }).unref?.();
+  }
+
+  /**
+   * After a failed background sync: give up past `maxRetries`, else retry after the
+   * back-off. Runs in a promise callback nobody awaits, so it must not throw, and not
+   * call into the wasm object of a client closed or retired meanwhile.
+   */
+  #afterFailure(e: { code?: string; message?: string }): void {
+    if (this.#closed || this.#paused || this.#timer !== undefined || retiredError(this) !== undefined) return;
+    let retryCount: number;
+    try {
+      retryCount = (this.#r.status() as { retryCount: number }).retryCount;
+    } catch (err) {
+      this.#fail(err); // a trap retires the client; any other error: try again later
+      retryCount = 0;
+    }
+    if (retryCount > this.#maxRetries) {
+      this.#gaveUp = true;
+      this.#emit("sync:gaveup", { retryCount, code: String(e?.code ?? "INTERNAL_ERROR"), message: String(e?.message ?? e) });
+      return;
+    }
+    this.#schedule("retry");
+  }
+
+  #stopTimer(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = this.#dueAt = undefined;
   }
 
   #check(): void {
@@ -343,12 +435,22 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
   sync(): Promise<SyncResult> {
     const run = async (): Promise<SyncResult> => {
       this.#check();
+      if (this.#paused) throw this.#adopt(Object.assign(new Error("invalid operation: sync is paused; call resume() first"), { code: "INVALID_OPERATION", name: "EdgesyncError" }));
+      let result: SyncResult;
       try {
-        return (await this.#r.sync()) as SyncResult;
+        result = (await this.#r.sync()) as SyncResult;
       } catch (e) {
         throw this.#fail(e);
       }
+      if (this.#gaveUp && !this.#closed) {
+        // A sync that works again ends the "gave up" state: background sync restarts.
+        this.#gaveUp = false;
+        this.#emit("sync:resumed", {});
+        if (this.#interval !== undefined) this.#schedule(this.#interval);
+      }
+      return result;
     };
+    if (this.#paused) return run();
     const prev = this.#running;
     const next: Promise<SyncResult> = (prev ? prev.catch(() => undefined).then(run) : run()).finally(() => {
       if (this.#running === next) this.#running = undefined;
@@ -360,7 +462,49 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
   status(): SyncStatus {
     try {
       this.#check();
-      return { ...(this.#r.status() as Omit<SyncStatus, "syncing">), syncing: this.#running !== undefined };
+      const s = this.#r.status() as Omit<SyncStatus, "syncing" | "paused" | "gaveUp" | "nextSyncAt">;
+      const due = this.#dueAt;
+      // While a retry is scheduled, the exact time left to it; none while stopped.
+      let nextSyncInMs = s.nextSyncInMs;
+      if (this.#paused || this.#gaveUp) nextSyncInMs = 0;
+      else if (due !== undefined && s.retryCount > 0) nextSyncInMs = Math.max(0, due - Date.now());
+      return {
+        ...s,
+        nextSyncInMs,
+        syncing: this.#running !== undefined,
+        paused: this.#paused,
+        gaveUp: this.#gaveUp,
+        nextSyncAt: due ?? null,
+      };
+    } catch (e) {
+      throw this.#fail(e);
+    }
+  }
+
+  async pause(): Promise<void> {
+    this.#check();
+    if (!this.#paused) {
+      this.#paused = true;
+      this.#stopTimer();
+      this.#emit("sync:paused", {});
+    }
+    await this.#running?.catch(() => undefined);
+  }
+
+  async resume(): Promise<void> {
+    this.#check();
+    if (!this.#paused && !this.#gaveUp) return;
+    this.#paused = false;
+    this.#gaveUp = false;
+    this.#emit("sync:resumed", {});
+    this.#schedule(0);
+  }
+
+  async pendingKeys(table: string): Promise<string[]> {
+    try {
+      this.#check();
+      if (typeof table !== "string") throw invalidArgument("the table name must be a string");
+      return this.#r.pendingKeys(table);
     } catch (e) {
       throw this.#fail(e);
     }
@@ -419,8 +563,7 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
   close(): Promise<void> {
     if (this.#closed) return this.#released;
     this.#closed = true;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#stopTimer();
     // The wasm object goes now; the replica inside lives on while a sync or a
     // write-through call in flight holds it, and is released when they end. A client
     // retired by a trap cannot be released (see js/wasm-errors.ts): nothing is called.
@@ -466,6 +609,16 @@ export function checkClientOptions(config: ReplicaConfig, adopt: Adopt): void {
   if (writeMode === "remote" && (config.syncUrl === undefined || config.syncUrl === null)) {
     throw adopt(Object.assign(new Error('writeMode "remote" needs a syncUrl'), { code: "INVALID_ARGUMENT", name: "EdgesyncError" }));
   }
+  checkSyncOptions(config, adopt);
+}
+
+/** Checks the background-sync options (`syncOnOpen`, `maxRetries`, `paused`) at createClient. */
+export function checkSyncOptions(config: ReplicaConfig, adopt: Adopt): void {
+  const bad = (message: string) => adopt(Object.assign(new Error(message), { code: "INVALID_ARGUMENT", name: "EdgesyncError" }));
+  const { syncOnOpen, maxRetries, paused } = config;
+  if (syncOnOpen !== undefined && typeof syncOnOpen !== "boolean") throw bad("syncOnOpen must be a boolean");
+  if (maxRetries !== undefined && !(Number.isInteger(maxRetries) && maxRetries >= 0)) throw bad("maxRetries must be a whole number ≥ 0");
+  if (paused !== undefined && typeof paused !== "boolean") throw bad("paused must be a boolean");
 }
 
 function invalidArgument(message: string): Error {

@@ -16,7 +16,10 @@
  *   `status().persistent` is false until the store is open in OPFS;
  * - a custom resolver runs in the worker, rebuilt from its source text;
  * - BEGIN/COMMIT by hand are refused (use `batch()`); a custom `fetch` works only when
- *   the client is created inside a worker.
+ *   the client is created inside a worker;
+ * - syncing is the store's, not the tab's: the owner's worker runs it with the options
+ *   (`syncInterval`, `syncOnOpen`, `maxRetries`) of the tab that opened the store, and
+ *   `pause()`/`resume()` from any tab pause and resume it for all (see `pause()`).
  */
 import { checkClientOptions } from "../replica.js";
 import type { EmbeddedReplica, Policy, ReplicaConfig, SyncEvents, SyncLogEntry, SyncMetrics, SyncResult, SyncStatus } from "../replica.js";
@@ -51,10 +54,13 @@ const EMPTY_STATUS: Omit<SyncStatus, "persistent"> = {
   writesInDoubt: 0,
   rejectedChanges: 0,
   syncing: false,
+  paused: false,
+  gaveUp: false,
+  nextSyncAt: null,
 };
 
 /** Events the host relays without being asked (others are asked for on `on()`). */
-const RELAYED = new Set(["change", "sync:completed", "sync:error", "conflict", "storage"]);
+const RELAYED = new Set(["change", "sync:completed", "sync:error", "conflict", "storage", "sync:gaveup", "sync:paused", "sync:resumed"]);
 
 class BrowserReplica implements EmbeddedReplica {
   readonly protocol = "http" as const;
@@ -67,8 +73,11 @@ class BrowserReplica implements EmbeddedReplica {
   #listeners = new Map<string, Set<(d: never) => void>>();
   #closed = false;
   #released: Promise<void> | undefined;
+  /** `status().paused` until the worker's first state (the `paused` option). */
+  #openPaused: boolean;
 
-  constructor(link: MakeLink) {
+  constructor(link: MakeLink, paused = false) {
+    this.#openPaused = paused;
     this.#link = link(
       (m) => this.#receive(m),
       (e) => this.#fail(e),
@@ -165,10 +174,28 @@ class BrowserReplica implements EmbeddedReplica {
     return this.#call("migrate", []) as Promise<string[]>;
   }
 
+  /**
+   * Pauses the store's syncing, for every tab: the owner's worker runs it, so a pause
+   * from any tab stops it (and `resume()` from any tab restarts it); each tab's
+   * `status().paused` says so and each gets `sync:paused`. A tab that takes the store
+   * over keeps it paused.
+   */
+  pause(): Promise<void> {
+    return this.#call("pause", []) as Promise<void>;
+  }
+
+  resume(): Promise<void> {
+    return this.#call("resume", []) as Promise<void>;
+  }
+
+  pendingKeys(table: string): Promise<string[]> {
+    return this.#call("pendingKeys", [table]) as Promise<string[]>;
+  }
+
   status(): SyncStatus {
     if (this.#closed) throw coded("CLIENT_CLOSED", "the client is closed");
     const s = this.#state;
-    return { ...EMPTY_STATUS, ...(s?.status as Partial<SyncStatus>), persistent: s?.persistent ?? false, owner: s?.owner ?? false };
+    return { ...EMPTY_STATUS, paused: this.#openPaused, ...(s?.status as Partial<SyncStatus>), persistent: s?.persistent ?? false, owner: s?.owner ?? false };
   }
 
   metrics(): SyncMetrics {
@@ -337,12 +364,12 @@ export function openBrowserReplica(config: ReplicaConfig): EmbeddedReplica | und
   }
   if (inPage) {
     try {
-      const client = new BrowserReplica(workerLink(path, rest as Record<string, unknown>));
+      const client = new BrowserReplica(workerLink(path, rest as Record<string, unknown>), rest.paused);
       warmUp();
       return client;
     } catch {
       // No module workers here (or a policy forbids them): run in the page, in memory.
     }
   }
-  return new BrowserReplica(inPlaceLink(path, rest));
+  return new BrowserReplica(inPlaceLink(path, rest), rest.paused);
 }

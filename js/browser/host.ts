@@ -35,7 +35,7 @@ import type { Call, Forwarded, OnChannel, Out, Reply, State } from "./protocol.j
 export type HostSink = (out: Out) => void;
 
 /** Events every owner relays (other names are relayed once a client listens to them). */
-const EVENTS = ["change", "sync:completed", "sync:error", "conflict"];
+const EVENTS = ["change", "sync:completed", "sync:error", "conflict", "sync:gaveup", "sync:paused", "sync:resumed"];
 /** Least time between two state pushes (each counts the outbox). */
 const STATE_EVERY_MS = 50;
 /** Answers kept for calls sent again, at most this long. */
@@ -119,6 +119,8 @@ export class ReplicaHost {
   #stateAt = 0;
   #stateTimer: ReturnType<typeof setTimeout> | undefined;
   #storageAnnounced = false;
+  /** A follower: whether the owner's last state said paused (kept when taking over). */
+  #ownerPaused: boolean | undefined;
   /** The owner's call queue (see #enqueue). */
   #queue: { c: Call; from: { origin: string; low: number } | null; answer: (r: Reply) => void }[] = [];
   #pumping = false;
@@ -319,7 +321,9 @@ export class ReplicaHost {
     }
     let client: EmbeddedReplicaClient;
     try {
-      client = new EmbeddedReplicaClient({ ...this.#config, url }, adopt, decodeResult as (raw: unknown) => ResultSet);
+      // The store stays paused when its owner changes (pause() is the store's, not a tab's).
+      const paused = this.#ownerPaused ?? this.#config.paused;
+      client = new EmbeddedReplicaClient({ ...this.#config, url, paused }, adopt, decodeResult as (raw: unknown) => ResultSet);
     } catch (e) {
       this.#releaseFiles();
       throw e;
@@ -546,6 +550,7 @@ export class ReplicaHost {
       case "state":
         if (this.#role === "follower") {
           this.#persistent = m.state.persistent;
+          this.#ownerPaused = m.state.status.paused === true;
           this.#stateOut = { ...m.state, owner: false };
           this.#scheduleFlush();
           this.#announceStorage();

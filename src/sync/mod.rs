@@ -35,6 +35,7 @@ mod fold;
 mod multirow;
 mod net;
 mod own;
+mod pending;
 pub mod policy;
 pub mod record;
 mod replica;

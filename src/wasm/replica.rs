@@ -426,15 +426,22 @@ impl JsReplica {
         self.inner.has_remote()
     }
 
+    /// The keys (JSON arrays) of `table`'s rows with local changes not yet on the server.
+    #[wasm_bindgen(js_name = pendingKeys)]
+    pub fn pending_keys(&self, table: &str) -> std::result::Result<Vec<String>, JsValue> {
+        self.inner.pending_keys(table).map_err(to_js)
+    }
+
     /// Ends the network work of this replica (`close()`): requests in flight fail at
     /// once with `CLIENT_CLOSED`, later ones are not made.
     pub fn cancel(&self) {
         self.inner.cancel_remote();
     }
 
-    /// Backoff delay for the next background attempt (0 after a success).
+    /// Back-off delay for the next background attempt after a failure (never 0: it
+    /// does not read the database, which may be what fails).
     #[wasm_bindgen(js_name = retryDelay)]
     pub fn retry_delay(&self) -> f64 {
-        self.inner.status().map(|s| s.next_sync_in_ms as f64).unwrap_or(0.0)
+        self.inner.retry_delay_ms() as f64
     }
 }

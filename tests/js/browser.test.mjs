@@ -70,7 +70,8 @@ before(async () => {
     if (msg.type() === 'error') consoleErrors.push(msg.text());
   });
   const query = new URLSearchParams({ url: sqld.url, token: sqld.tokens.rw });
-  await page.goto(`${web.url}/www/dashboard/index.html?${query}`);
+  // The dashboard's SQL console (#/data) runs on its local replica, synced with this sqld.
+  await page.goto(`${web.url}/www/dashboard/index.html?${query}#/data`);
   await page.waitForSelector('body[data-ready="1"]', { timeout: 30_000 });
   await page.evaluate(`window.__codec = ${CODEC_SOURCE}`);
 });
