@@ -46,3 +46,14 @@ test("the real documentation has snippets to check in README, docs/ and the pack
   const count = defaultFiles().flatMap(extract).length;
   assert.ok(count >= 10, `${count} snippets`);
 });
+
+// The README is the front door (issue 15): at most 12 KB, and every docs/ page is
+// reachable from it, so a page nobody links to cannot be written.
+test("the README stays under 12 KB and links every page of docs/", async () => {
+  const { readFileSync, readdirSync } = await import("node:fs");
+  const readme = readFileSync(path.join(REPO, "README.md"), "utf8");
+  assert.ok(Buffer.byteLength(readme) <= 12 * 1024, `README.md is ${Buffer.byteLength(readme)} bytes`);
+  const pages = readdirSync(path.join(REPO, "docs")).filter((f) => f.endsWith(".md"));
+  const missing = pages.filter((p) => !readme.includes(`(docs/${p})`) && !readme.includes(`(docs/${p}#`));
+  assert.deepEqual(missing, [], "docs pages the README does not link");
+});
