@@ -15,7 +15,10 @@
  * A call sent again must not run twice: a write the old owner committed just before
  * dying has no answer yet. So a forwarded write runs in one transaction with a row of
  * `_es_requests` (origin worker, call id, answer); the new owner finds that row and
- * answers from it instead of writing again. Reads and `sync()` are safe to repeat.
+ * answers from it instead of writing again. A write-through write (`writeMode:
+ * "remote"`) runs under the key of its sender and call number, kept with its intent
+ * (src/sync/net/requests.rs), so that the server applies it at most once. Reads and
+ * `sync()` are safe to repeat.
  *
  * Where OPFS, Web Locks or BroadcastChannel are missing (an insecure context, some
  * private modes, a page with an opaque origin), the replica lives in memory in this
@@ -421,11 +424,13 @@ export class ReplicaHost {
     switch (c.m) {
       case "execute": {
         const [stmt, args] = c.a as [InStatement, undefined];
+        if (from && this.#writesThrough(c)) return rawResult((await client.writeThroughOnce(statementsOf(c), `${from.origin}:${c.id}`))[0]);
         if (from && this.#dedupes(c)) return this.#deduped(from, c.id, statementsOf(c), false);
         return rawResult(await client.execute(stmt as string, args));
       }
       case "batch": {
         const [stmts, mode] = c.a as [InStatement[], "write" | "read" | "deferred" | undefined];
+        if (from && mode !== "read" && this.#writesThrough(c)) return (await client.writeThroughOnce(stmts, `${from.origin}:${c.id}`)).map(rawResult);
         if (from && mode !== "read" && this.#dedupes(c)) return this.#deduped(from, c.id, stmts, true);
         return (await client.batch(stmts, mode)).map(rawResult);
       }
@@ -453,10 +458,21 @@ export class ReplicaHost {
 
   /** Whether a forwarded execute/batch writes (reads are safe to run twice). */
   #dedupes(c: Call): boolean {
-    if (!this.#persistent || this.#config.writeMode === "remote") return false;
-    const stmts = statementsOf(c);
+    return this.#persistent && this.#config.writeMode !== "remote" && this.#writes(c);
+  }
+
+  /**
+   * Whether a forwarded execute/batch is a write-through write: it runs under the key
+   * of its sender and call number, so a second arrival (after the owner that ran it
+   * died) gets the first answer if the first attempt committed on the server.
+   */
+  #writesThrough(c: Call): boolean {
+    return this.#persistent && this.#config.writeMode === "remote" && this.#writes(c);
+  }
+
+  #writes(c: Call): boolean {
     try {
-      return !this.#client!.readonly(stmts);
+      return !this.#client!.readonly(statementsOf(c));
     } catch {
       return false; // it fails to prepare: it will fail the same way when run
     }
