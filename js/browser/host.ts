@@ -13,12 +13,7 @@
  * follower sends the calls still unanswered again.
  *
  * A call sent again must not run twice: a write the old owner committed just before
- * dying has no answer yet. So a forwarded write runs in one transaction with a row of
- * `_es_requests` (origin worker, call id, answer); the new owner finds that row and
- * answers from it instead of writing again. A write-through write (`writeMode:
- * "remote"`) runs under the key of its sender and call number, kept with its intent
- * (src/sync/net/requests.rs), so that the server applies it at most once. Reads and
- * `sync()` are safe to repeat.
+ * dying has no answer yet. How a forwarded write runs once: js/browser/run.ts.
  *
  * Where OPFS, Web Locks or BroadcastChannel are missing (an insecure context, some
  * private modes, a page with an opaque origin), the replica lives in memory in this
@@ -26,13 +21,15 @@
  */
 import type { InStatement, ResultSet } from "../client.js";
 import { EmbeddedReplicaClient } from "../replica.js";
-import type { Policy, ReplicaConfig } from "../replica.js";
+import type { ReplicaConfig } from "../replica.js";
 import { decodeResult } from "../result.js";
-import { adopt, EdgesyncError, retiredError } from "../wasm-errors.js";
+import { adopt, retiredError } from "../wasm-errors.js";
 import { useOpfs } from "../wasm/edgesync.js";
 import { opfsFiles, opfsSupported } from "./opfs.js";
-import { coded, errorData, fromJson, isTransactionControl, rawResult, toJson } from "./protocol.js";
+import { coded, errorData, isTransactionControl } from "./protocol.js";
 import type { Call, Forwarded, OnChannel, Out, Reply, State } from "./protocol.js";
+import { keepAnswers, refuse, revive, runCall, sqlOf } from "./run.js";
+import type { From, Owned } from "./run.js";
 
 /** Where a host sends what its own client gets: answers, events and state, together. */
 export type HostSink = (out: Out) => void;
@@ -41,53 +38,10 @@ export type HostSink = (out: Out) => void;
 const EVENTS = ["change", "sync:completed", "sync:error", "conflict"];
 /** Least time between two state pushes (each counts the outbox). */
 const STATE_EVERY_MS = 50;
-/** Answers kept for calls sent again, at most this long. */
-const KEEP_ANSWERS_MS = 24 * 3600 * 1000;
 /** How long a closing follower waits for the answers to writes it forwarded. */
 const CLOSE_WAIT_MS = 3000;
 /** Calls safe to give up when closing (they may be made again): not writes. */
 const REPEATABLE = new Set(["sync", "migrate", "syncLog", "state", "listen"]);
-
-/** A resolver sent as its source text (functions cannot be posted), made a function again. */
-function revive(policies: Record<string, unknown>): Record<string, Policy> {
-  const out: Record<string, Policy> = {};
-  for (const [col, p] of Object.entries(policies ?? {})) {
-    const fn = p as { $fn?: string; name?: string };
-    if (p === null || typeof p !== "object" || typeof fn.$fn !== "string") {
-      out[col] = p as Policy;
-      continue;
-    }
-    let made: unknown;
-    for (const src of [`return (${fn.$fn});`, `return ({${fn.$fn}})[${JSON.stringify(fn.name ?? "")}];`]) {
-      try {
-        made = new Function(src)();
-        if (typeof made === "function") break;
-      } catch {
-        made = undefined;
-      }
-    }
-    if (typeof made !== "function") {
-      throw coded(
-        "INVALID_ARGUMENT",
-        `invalid argument: the resolver for ${col} cannot be sent to the database worker: in the browser a resolver runs there, rebuilt from its source, so it must be a self-contained function`,
-      );
-    }
-    out[col] = made as Policy;
-  }
-  return out;
-}
-
-function statementsOf(c: Call): InStatement[] {
-  if (c.m === "execute") {
-    const [stmt, args] = c.a as [InStatement, unknown];
-    return [typeof stmt === "string" && args !== undefined ? ({ sql: stmt, args } as InStatement) : stmt];
-  }
-  return Array.isArray(c.a[0]) ? (c.a[0] as InStatement[]) : [];
-}
-
-function sqlOf(s: InStatement): unknown {
-  return typeof s === "string" ? s : Array.isArray(s) ? s[0] : (s as { sql?: unknown } | null)?.sql;
-}
 
 export class ReplicaHost {
   /** This worker, as an origin of forwarded calls (random; `randomUUID` needs a secure context). */
@@ -123,7 +77,7 @@ export class ReplicaHost {
   #stateTimer: ReturnType<typeof setTimeout> | undefined;
   #storageAnnounced = false;
   /** The owner's call queue (see #enqueue). */
-  #queue: { c: Call; from: { origin: string; low: number } | null; answer: (r: Reply) => void }[] = [];
+  #queue: { c: Call; from: From | null; answer: (r: Reply) => void }[] = [];
   #pumping = false;
   /** Answers to followers, by origin, sent at the next flush. */
   #answers = new Map<string, Reply[]>();
@@ -194,7 +148,7 @@ export class ReplicaHost {
         this.#reply({ id: c.id, ok: true, v: undefined });
         continue;
       }
-      const refused = this.#refuse(c);
+      const refused = refuse(c);
       if (refused) {
         this.#reply({ id: c.id, ok: false, e: errorData(refused) });
         continue;
@@ -225,21 +179,6 @@ export class ReplicaHost {
       this.#retireOnTrap();
       throw e;
     });
-  }
-
-  /** Calls a shared store refuses wherever they would run. */
-  #refuse(c: Call): Error | undefined {
-    if (c.m !== "execute" && c.m !== "batch") return undefined;
-    for (const s of statementsOf(c)) {
-      const sql = sqlOf(s);
-      if (typeof sql === "string" && isTransactionControl(sql)) {
-        return coded(
-          "INVALID_OPERATION",
-          "invalid operation: BEGIN/COMMIT/ROLLBACK/SAVEPOINT cannot be run by hand on a browser replica (one connection shared by every tab): use batch(), which runs its statements in one transaction",
-        );
-      }
-    }
-    return undefined;
   }
 
   #runOwn(c: Call & { forwarded?: boolean }, dedupe: boolean): void {
@@ -330,10 +269,7 @@ export class ReplicaHost {
     this.#client = client;
     this.#persistent = this.#fallback === undefined;
     if (this.#persistent) {
-      await client.execute(
-        "CREATE TABLE IF NOT EXISTS _es_requests (origin TEXT NOT NULL, seq INTEGER NOT NULL, at INTEGER NOT NULL, result TEXT NOT NULL, PRIMARY KEY (origin, seq)) WITHOUT ROWID",
-      );
-      await client.execute("DELETE FROM _es_requests WHERE at < ?", [Date.now() - KEEP_ANSWERS_MS]);
+      await keepAnswers(client);
     }
     for (const name of this.#listening) this.#subscribe(name);
   }
@@ -366,7 +302,7 @@ export class ReplicaHost {
    * within the task it began in). Answers are sent when the queue is drained: the calls
    * of one message are answered in one message.
    */
-  #enqueue(c: Call, from: { origin: string; low: number } | null, answer: (r: Reply) => void): void {
+  #enqueue(c: Call, from: From | null, answer: (r: Reply) => void): void {
     this.#queue.push({ c, from, answer });
     if (!this.#pumping) void this.#pump();
   }
@@ -383,7 +319,7 @@ export class ReplicaHost {
         };
         let started: Promise<unknown>;
         try {
-          started = this.#run(c, from);
+          started = runCall(this.#owned(), c, from);
         } catch (e) {
           fail(e);
           continue;
@@ -413,108 +349,6 @@ export class ReplicaHost {
       this.#pumping = false;
     }
     this.#flush();
-  }
-
-  /**
-   * Runs one call on the owned replica. `from`: the worker that sent it, for calls that
-   * may arrive twice (forwarded); their writes are deduplicated.
-   */
-  async #run(c: Call, from: { origin: string; low: number } | null): Promise<unknown> {
-    const client = this.#client!;
-    switch (c.m) {
-      case "execute": {
-        const [stmt, args] = c.a as [InStatement, undefined];
-        if (from && this.#writesThrough(c)) return rawResult((await client.writeThroughOnce(statementsOf(c), `${from.origin}:${c.id}`))[0]);
-        if (from && this.#dedupes(c)) return this.#deduped(from, c.id, statementsOf(c), false);
-        return rawResult(await client.execute(stmt as string, args));
-      }
-      case "batch": {
-        const [stmts, mode] = c.a as [InStatement[], "write" | "read" | "deferred" | undefined];
-        if (from && mode !== "read" && this.#writesThrough(c)) return (await client.writeThroughOnce(stmts, `${from.origin}:${c.id}`)).map(rawResult);
-        if (from && mode !== "read" && this.#dedupes(c)) return this.#deduped(from, c.id, stmts, true);
-        return (await client.batch(stmts, mode)).map(rawResult);
-      }
-      case "replicate": {
-        const [table, pol] = c.a as [string, Record<string, unknown>];
-        await client.replicate(table, revive(pol));
-        this.#markDirty();
-        return undefined;
-      }
-      case "state":
-        return this.#state();
-      case "close":
-      case "on":
-      case "constructor":
-        throw coded("INVALID_OPERATION", `invalid operation: ${c.m} cannot be forwarded`);
-      default: {
-        const f = (client as unknown as Record<string, unknown>)[c.m];
-        if (typeof f !== "function" || c.m.startsWith("_")) throw coded("INVALID_OPERATION", `invalid operation: no method ${c.m}`);
-        const v = await (f as (...a: unknown[]) => unknown).apply(client, c.a);
-        this.#markDirty();
-        return v;
-      }
-    }
-  }
-
-  /** Whether a forwarded execute/batch writes (reads are safe to run twice). */
-  #dedupes(c: Call): boolean {
-    return this.#persistent && this.#config.writeMode !== "remote" && this.#writes(c);
-  }
-
-  /**
-   * Whether a forwarded execute/batch is a write-through write: it runs under the key
-   * of its sender and call number, so a second arrival (after the owner that ran it
-   * died) gets the first answer if the first attempt committed on the server.
-   */
-  #writesThrough(c: Call): boolean {
-    return this.#persistent && this.#config.writeMode === "remote" && this.#writes(c);
-  }
-
-  #writes(c: Call): boolean {
-    try {
-      return !this.#client!.readonly(statementsOf(c));
-    } catch {
-      return false; // it fails to prepare: it will fail the same way when run
-    }
-  }
-
-  /**
-   * Runs forwarded write `seq` of `from` once: a second arrival gets the first answer.
-   * A statement SQLite refuses inside a transaction (VACUUM, ATTACH…) runs as it is.
-   */
-  async #deduped(from: { origin: string; low: number }, seq: number, stmts: InStatement[], batch: boolean): Promise<unknown> {
-    try {
-      return await this.#once(from, seq, stmts, batch);
-    } catch (e) {
-      if (!(e instanceof EdgesyncError && /within (a )?transaction/i.test(e.message) && !batch)) throw e;
-      return rawResult(await this.#client!.execute(stmts[0]));
-    }
-  }
-
-  async #once(from: { origin: string; low: number }, seq: number, stmts: InStatement[], batch: boolean): Promise<unknown> {
-    const client = this.#client!;
-    await client.execute("BEGIN IMMEDIATE");
-    let open = true;
-    try {
-      const hit = await client.execute("SELECT result FROM _es_requests WHERE origin = ? AND seq = ?", [from.origin, seq]);
-      if (hit.rows.length > 0) return fromJson(String(hit.rows[0][0]));
-      const out = [];
-      for (let i = 0; i < stmts.length; i++) {
-        try {
-          out.push(rawResult(await client.execute(stmts[i])));
-        } catch (e) {
-          throw batch ? withStep(e, i) : e;
-        }
-      }
-      const value = batch ? out : out[0];
-      await client.execute("INSERT INTO _es_requests (origin, seq, at, result) VALUES (?, ?, ?, ?)", [from.origin, seq, Date.now(), toJson(value)]);
-      await client.execute("DELETE FROM _es_requests WHERE origin = ? AND seq < ?", [from.origin, from.low]);
-      await client.execute("COMMIT");
-      open = false;
-      return value;
-    } finally {
-      if (open) await client.execute("ROLLBACK").catch(() => undefined);
-    }
   }
 
   // ---- the channel ----------------------------------------------------------------
@@ -579,7 +413,7 @@ export class ReplicaHost {
         continue;
       }
       const answer = (r: Reply) => this.#answer(c.origin, r);
-      const refused = this.#refuse(c);
+      const refused = refuse(c);
       if (refused) answer({ id: c.id, ok: false, e: errorData(refused) });
       else this.#enqueue(c, { origin: c.origin, low: c.low }, answer);
     }
@@ -597,6 +431,17 @@ export class ReplicaHost {
   }
 
   // ---- state and flushing ---------------------------------------------------------
+
+  /** What running a call needs from this owner (js/browser/run.ts). */
+  #owned(): Owned {
+    return {
+      client: this.#client!,
+      persistent: this.#persistent,
+      writeMode: this.#config.writeMode,
+      changed: () => this.#markDirty(),
+      state: () => this.#state(),
+    };
+  }
 
   #state(): State {
     const client = this.#client!;
@@ -787,15 +632,6 @@ export class ReplicaHost {
     if (this.#hasFiles) opfsFiles.release(this.#path);
     this.#hasFiles = false;
   }
-}
-
-function withStep(e: unknown, i: number): unknown {
-  const x = e as EdgesyncError;
-  if (x instanceof EdgesyncError && x.code.startsWith("SQL_") && x.step === undefined) {
-    x.step = i;
-    x.message = `batch step ${i}: ${x.message}`;
-  }
-  return x;
 }
 
 function cloneError(e: unknown): Error {
