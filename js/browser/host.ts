@@ -10,7 +10,7 @@
  * `BroadcastChannel` `edgesync:NAME` and relay the answers, events and state. When the
  * owner's tab closes, reloads or crashes, the browser releases its lock and the next
  * worker in the lock's queue becomes the owner; it announces itself, and every
- * follower sends the calls still unanswered again.
+ * follower sends the calls still unanswered again (js/browser/follower.ts).
  *
  * A call sent again must not run twice: a write the old owner committed just before
  * dying has no answer yet. How a forwarded write runs once: js/browser/run.ts.
@@ -28,6 +28,8 @@ import { useOpfs } from "../wasm/edgesync.js";
 import { opfsFiles, opfsSupported } from "./opfs.js";
 import { coded, errorData, isTransactionControl } from "./protocol.js";
 import type { Call, Forwarded, OnChannel, Out, Reply, State } from "./protocol.js";
+import { Forwarder } from "./follower.js";
+import type { Kept } from "./follower.js";
 import { keepAnswers, refuse, revive, runCall, sqlOf } from "./run.js";
 import type { From, Owned } from "./run.js";
 
@@ -38,10 +40,6 @@ export type HostSink = (out: Out) => void;
 const EVENTS = ["change", "sync:completed", "sync:error", "conflict"];
 /** Least time between two state pushes (each counts the outbox). */
 const STATE_EVERY_MS = 50;
-/** How long a closing follower waits for the answers to writes it forwarded. */
-const CLOSE_WAIT_MS = 3000;
-/** Calls safe to give up when closing (they may be made again): not writes. */
-const REPEATABLE = new Set(["sync", "migrate", "syncLog", "state", "listen"]);
 
 export class ReplicaHost {
   /** This worker, as an origin of forwarded calls (random; `randomUUID` needs a secure context). */
@@ -57,8 +55,8 @@ export class ReplicaHost {
   #hasFiles = false;
   #client: EmbeddedReplicaClient | undefined;
   #failure: Error | undefined;
-  /** Own calls not answered yet; `forwarded` once another worker may have run them. */
-  #pending = new Map<number, Call & { forwarded?: boolean }>();
+  /** Own calls not answered yet, forwarded while another worker owns the store. */
+  #own = new Forwarder(this.origin, () => this.#scheduleFlush());
   /** Own `replicate` calls that succeeded, replayed when this worker takes over. */
   #replicated = new Map<string, Record<string, unknown>>();
   #listening = new Set(EVENTS);
@@ -70,7 +68,6 @@ export class ReplicaHost {
   #stateOut: State | undefined;
   /** Followers this owner heard from: events and state go on the channel only for them. */
   #followers = new Set<string>();
-  #forwardQueue: Forwarded[] = [];
   #flushing = false;
   #stateDirty = false;
   #stateAt = 0;
@@ -83,8 +80,6 @@ export class ReplicaHost {
   #answers = new Map<string, Reply[]>();
   /** close()'s promise, once called. */
   #closing: Promise<void> | undefined;
-  /** Called on each reply to this worker's client (a closing follower waits on them). */
-  #onReply: (() => void) | undefined;
 
   /** `path`: the database's OPFS path (`opfsPath`). */
   constructor(path: string, config: Omit<ReplicaConfig, "url">, sink: HostSink) {
@@ -106,7 +101,7 @@ export class ReplicaHost {
     this.#channel = channel;
     this.#role = "follower";
     channel.postMessage({ t: "hello", origin: this.origin } satisfies OnChannel);
-    for (const c of [...this.#pending.values()].sort((a, b) => a.id - b.id)) this.#forward(c);
+    this.#own.resend();
     // Followers stay in the lock's queue: the first in it takes over when the owner goes.
     navigator.locks
       .request(`edgesync:${this.#path}`, { signal: this.#stopLock.signal }, async () => {
@@ -158,8 +153,7 @@ export class ReplicaHost {
       } else if (this.#role === "failed") {
         this.#reply({ id: c.id, ok: false, e: errorData(this.#failure) });
       } else {
-        this.#pending.set(c.id, c);
-        if (this.#role === "follower") this.#forward(c);
+        this.#own.keep(c, this.#role === "follower");
       }
     }
   }
@@ -181,8 +175,8 @@ export class ReplicaHost {
     });
   }
 
-  #runOwn(c: Call & { forwarded?: boolean }, dedupe: boolean): void {
-    this.#enqueue(c, dedupe ? { origin: this.origin, low: this.#low() } : null, (r) => {
+  #runOwn(c: Kept, dedupe: boolean): void {
+    this.#enqueue(c, dedupe ? { origin: this.origin, low: this.#own.low() } : null, (r) => {
       if (r.ok && c.m === "replicate") this.#replicated.set(c.a[0] as string, c.a[1] as Record<string, unknown>);
       this.#reply(r);
     });
@@ -192,19 +186,7 @@ export class ReplicaHost {
     if (this.#listening.has(name)) return;
     this.#listening.add(name);
     if (this.#client) this.#subscribe(name);
-    else if (this.#role === "follower") this.#forward({ id: 0, m: "listen", a: [name] });
-  }
-
-  /** The lowest own call id still unanswered: the owner may forget answers below it. */
-  #low(): number {
-    let low = Number.MAX_SAFE_INTEGER;
-    for (const id of this.#pending.keys()) if (id < low) low = id;
-    return low;
-  }
-
-  #forward(c: Call): void {
-    this.#forwardQueue.push({ ...c, origin: this.origin, low: 0 });
-    this.#scheduleFlush();
+    else if (this.#role === "follower") this.#own.forward({ id: 0, m: "listen", a: [name] });
   }
 
   // ---- the owner ------------------------------------------------------------------
@@ -222,8 +204,7 @@ export class ReplicaHost {
     } catch (e) {
       this.#failure = adopt(e);
       this.#role = "failed";
-      for (const c of this.#pending.values()) this.#reply({ id: c.id, ok: false, e: errorData(this.#failure) });
-      this.#pending.clear();
+      for (const c of this.#own.drain()) this.#reply({ id: c.id, ok: false, e: errorData(this.#failure) });
       this.#scheduleFlush();
       return;
     }
@@ -238,11 +219,7 @@ export class ReplicaHost {
       }
     }
     // Own calls that waited, in order; those another owner may have run are deduplicated.
-    const waiting = [...this.#pending.values()].sort((a, b) => a.id - b.id);
-    for (const c of waiting) {
-      this.#pending.delete(c.id);
-      this.#runOwn(c, c.forwarded === true);
-    }
+    for (let c = this.#own.next(); c !== undefined; c = this.#own.next()) this.#runOwn(c, c.forwarded === true);
     this.#announceStorage();
     this.#markDirty();
   }
@@ -365,9 +342,8 @@ export class ReplicaHost {
       case "res":
         if (m.to !== this.origin) break;
         for (const r of m.replies) {
-          const c = this.#pending.get(r.id);
+          const c = this.#own.answered(r.id);
           if (c === undefined) continue; // answered already (a call sent twice)
-          this.#pending.delete(r.id);
           if (r.ok && c.m === "replicate") this.#replicated.set(c.a[0] as string, c.a[1] as Record<string, unknown>);
           this.#reply(r);
         }
@@ -377,8 +353,8 @@ export class ReplicaHost {
         // client listens to.
         if (this.#role !== "follower") break;
         this.#channel!.postMessage({ t: "hello", origin: this.origin } satisfies OnChannel);
-        for (const name of this.#listening) if (!EVENTS.includes(name)) this.#forward({ id: 0, m: "listen", a: [name] });
-        for (const c of [...this.#pending.values()].sort((a, b) => a.id - b.id)) this.#forward(c);
+        for (const name of this.#listening) if (!EVENTS.includes(name)) this.#own.forward({ id: 0, m: "listen", a: [name] });
+        this.#own.resend();
         break;
       case "hello":
         // A new follower (or one that saw this owner take over) wants the state now,
@@ -496,7 +472,7 @@ export class ReplicaHost {
   #reply(r: Reply): void {
     this.#replies.push(r);
     this.#scheduleFlush();
-    this.#onReply?.();
+    this.#own.replied();
   }
 
   /** Flushes in a microtask, unless the queue is being pumped (it flushes when drained). */
@@ -542,15 +518,7 @@ export class ReplicaHost {
   }
 
   #flushForward(): void {
-    if (this.#forwardQueue.length === 0 || this.#role !== "follower") return;
-    const low = this.#low();
-    const calls = this.#forwardQueue.map((c) => ({ ...c, low }));
-    this.#forwardQueue = [];
-    for (const c of calls) {
-      const own = this.#pending.get(c.id);
-      if (own && c.m !== "listen") own.forwarded = true;
-    }
-    this.#channel!.postMessage({ t: "req", calls } satisfies OnChannel);
+    if (this.#role === "follower") this.#own.flush(this.#channel!);
   }
 
   // ---- closing --------------------------------------------------------------------
@@ -569,11 +537,10 @@ export class ReplicaHost {
   }
 
   async #shutdown(): Promise<void> {
-    if (this.#role === "follower" || this.#role === "starting" || this.#role === "opening") await this.#settleForwarded();
+    if (this.#role === "follower" || this.#role === "starting" || this.#role === "opening") await this.#own.settle();
     const wasOwner = this.#role === "owner";
     this.#role = "closed";
-    for (const c of this.#pending.values()) this.#reply({ id: c.id, ok: false, e: errorData(coded("CLIENT_CLOSED", "the client is closed")) });
-    this.#pending.clear();
+    for (const c of this.#own.drain()) this.#reply({ id: c.id, ok: false, e: errorData(coded("CLIENT_CLOSED", "the client is closed")) });
     if (this.#stateTimer !== undefined) clearTimeout(this.#stateTimer);
     try {
       // Cancels a sync or write-through call in flight; resolves when they ended.
@@ -586,23 +553,6 @@ export class ReplicaHost {
       if (wasOwner || this.#channel) this.#channel?.close();
       this.#channel = undefined;
     }
-  }
-
-  /** Waits until no write of this worker's client is waiting on another worker (3 s at most). */
-  async #settleForwarded(): Promise<void> {
-    const writing = () => [...this.#pending.values()].some((c) => !REPEATABLE.has(c.m));
-    if (!writing()) return;
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(done, CLOSE_WAIT_MS);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.#onReply = () => {
-        if (!writing()) done();
-      };
-    });
-    this.#onReply = undefined;
   }
 
   /**
