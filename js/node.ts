@@ -25,4 +25,5 @@ useNodeFs({
 export * from "./client.js";
 export * from "./crdt.js";
 export * from "./edge.js";
+export * from "./durable.js";
 export type * from "./replica.js";

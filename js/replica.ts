@@ -122,6 +122,22 @@ export interface ConflictEvent {
   resolved: Value;
 }
 
+/**
+ * A record the edge gateway refused (its sync rules, or a record it cannot take): it
+ * left the outbox, and the row is back to the server's version — or gone, when the
+ * user may not read it.
+ */
+export interface RefusedEvent {
+  table: string;
+  /** The row's primary key as JSON (`["sku-1"]`). */
+  key: string;
+  /** The record's operation: `i` insert, `u` update, `d` delete, `x` custom column. */
+  op: string;
+  /** `PERMISSION_DENIED`, `INVALID_RECORD` or `BODY_TOO_LARGE`. */
+  code: string;
+  reason: string;
+}
+
 export interface SyncEvents {
   "sync:completed": SyncResult;
   "sync:error": { code: string; message: string; retryable: boolean };
@@ -134,6 +150,7 @@ export interface SyncEvents {
   change: { tables: string[] };
   /** Browser `file:` replicas: where the store lives, once known (`reason` when in memory). */
   storage: { persistent: boolean; reason?: string };
+  "sync:refused": RefusedEvent;
 }
 
 export interface SyncLogEntry {

@@ -15,4 +15,5 @@ localReplicaHooks.open = openBrowserReplica;
 export * from "./client.js";
 export * from "./crdt.js";
 export * from "./edge.js";
+export * from "./durable.js";
 export type * from "./replica.js";

@@ -14,4 +14,5 @@ registerErrorClass(EdgesyncError);
 export * from "./client.js";
 export * from "./crdt.js";
 export * from "./edge.js";
+export * from "./durable.js";
 export type * from "./replica.js";

@@ -33,8 +33,14 @@ browser_benches() {
   node bench/browser/run.mjs
 }
 if [ "${1:-}" = browser ]; then browser_benches; exit; fi
+# The edge sync gateway and edge replicas (issue 17): bench/gateway.mjs (push and pull
+# through the Worker vs straight to sqld) and bench/edge.mjs part `replica` (reads from
+# the edge replica vs the cache vs forwarding). `bash scripts/bench.sh gateway`.
+gateway_benches() { wrangler_env; node bench/gateway.mjs && node --expose-gc bench/edge.mjs replica session-home; }
+if [ "${1:-}" = gateway ]; then gateway_benches; exit; fi
 node bench/remote.mjs
 node bench/overhead.mjs
 sync_benches
 edge_benches
 browser_benches
+gateway_benches

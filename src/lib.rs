@@ -25,6 +25,7 @@ pub mod clock;
 pub mod codec;
 pub mod crdt;
 pub mod error;
+pub mod gateway;
 pub mod metrics;
 pub mod remote;
 pub mod router;

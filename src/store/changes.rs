@@ -126,7 +126,7 @@ impl WeakChangeLog {
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use crate::remote::Statement;
+    use crate::sql::Statement;
     use crate::store::Store;
 
     fn exec(db: &Store, sql: &str) {

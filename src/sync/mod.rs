@@ -28,15 +28,17 @@
 //! # }
 //! ```
 
+mod apply;
+pub mod chunk;
 mod evolve;
 mod fold;
 mod multirow;
 mod net;
 mod own;
-mod policy;
+pub mod policy;
 pub mod record;
 mod replica;
-mod rows;
+pub mod rows;
 pub mod rules;
 mod server;
 pub mod status;
@@ -47,6 +49,8 @@ mod tests_server;
 #[cfg(all(test, feature = "native"))]
 mod tests_values;
 
+pub(crate) use evolve::COLUMNS_DDL;
+pub(crate) use net::PAGE_BYTES;
 pub use net::{SyncReport, BACKOFF_BASE_MS, BACKOFF_MAX_MS};
 pub use policy::{Column, Policy, TableSpec};
 pub use replica::{ConflictResolver, Env, Replica, ReplicaConfig};

@@ -12,6 +12,7 @@ mod edge;
 mod error;
 mod fast;
 mod fetch;
+mod gateway;
 mod hostfs;
 mod nodefs;
 mod opfs;

@@ -133,6 +133,19 @@ fn event_js(e: &Event, mode: IntMode) -> JsValue {
             );
             set(&o, "resolved", value_to_js(resolved, mode));
         }
+        Event::Refused {
+            table,
+            pk,
+            op,
+            code,
+            reason,
+        } => {
+            set(&o, "table", table.as_str());
+            set(&o, "key", pk.as_str());
+            set(&o, "op", op.as_str());
+            set(&o, "code", code.as_str());
+            set(&o, "reason", reason.as_str());
+        }
     }
     o.into()
 }

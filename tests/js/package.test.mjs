@@ -35,8 +35,14 @@ const read = (p) => readFileSync(new URL(p, pkgDir));
 // compiled-module hand-off: +14/+5 KiB): 2,359,920 bytes raw / 959,412 gzip
 // (2,305/937 KiB; zlib level 9, as below) measured after merging main on 2026-12-07,
 // plus ~1.5 %. Write-through calls answered once across an owner tab's death (the
-// request keys, src/sync/net/requests.rs): 2,372,890 / 961,253 bytes (+13/+2 KB).
-const BUDGET = { raw: 2340 * 1024, gzip: 951 * 1024 };
+// request keys, src/sync/net/requests.rs): +13/+2 KB (2,372,890 / 961,253 bytes).
+// 2,480/990 KiB with the edge sync gateway (src/gateway: the records protocol, rules,
+// validation, the server half the Worker runs and the replica's half; +305/+100 KiB,
+// 2,462/980 KiB measured — about two thirds of it the server half, which a Worker-only
+// build could leave out of browser bundles: docs/decisions.md); with issue 13 merged
+// (the gateway's epoch, schema version and byte-sized pages) 2,626/1,038 KiB measured.
+// With all three (issue 13, OPFS, the gateway): MEASURED.
+const BUDGET = { raw: 2690 * 1024, gzip: 1060 * 1024 };
 
 test("the release wasm stays within its size budget", () => {
   const wasm = read("wasm/edgesync_bg.wasm");

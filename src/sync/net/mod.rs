@@ -22,6 +22,7 @@ use crate::remote::{HttpTransport, RemoteClient, ResultSet, Statement, Transacti
 
 mod bootstrap;
 mod doubts;
+mod gateway;
 mod pull;
 mod push;
 mod requests;
@@ -29,6 +30,8 @@ mod schema;
 mod status;
 mod sync;
 mod write_through;
+
+pub(crate) use pull::PAGE_BYTES;
 
 /// What one `sync()` did.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
