@@ -390,12 +390,28 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
     }
   }
 
+  /**
+   * A write-through write that may be made again under the same `request` key: the
+   * browser host (js/browser/host.ts) runs it for another tab, which sends it again to
+   * the next owner of the store if this one dies first. If an earlier attempt committed,
+   * resolves with that attempt's answer instead of writing twice
+   * (src/sync/net/requests.rs). For `writeMode: "remote"` clients.
+   */
+  async writeThroughOnce(stmts: InStatement[], request: string): Promise<ResultSet[]> {
+    try {
+      this.#check();
+      return (await this.#writeThrough(stmts, request)).map(this.#rs);
+    } catch (e) {
+      throw this.#fail(e);
+    }
+  }
+
   /** Write-through calls run one at a time, in call order (each builds on the last). */
-  #writeThrough(stmts: InStatement[]): Promise<unknown[]> {
+  #writeThrough(stmts: InStatement[], request?: string): Promise<unknown[]> {
     const run = () => {
       // A call queued behind others may start after close(): the object is freed then.
       this.#check();
-      return this.#r.executeRemote(stmts, "write") as Promise<unknown[]>;
+      return this.#r.executeRemote(stmts, "write", request) as Promise<unknown[]>;
     };
     const next = this.#wtQueue.then(run, run);
     this.#wtQueue = next.catch(() => undefined);

@@ -10,12 +10,10 @@
  * `BroadcastChannel` `edgesync:NAME` and relay the answers, events and state. When the
  * owner's tab closes, reloads or crashes, the browser releases its lock and the next
  * worker in the lock's queue becomes the owner; it announces itself, and every
- * follower sends the calls still unanswered again.
+ * follower sends the calls still unanswered again (js/browser/follower.ts).
  *
  * A call sent again must not run twice: a write the old owner committed just before
- * dying has no answer yet. So a forwarded write runs in one transaction with a row of
- * `_es_requests` (origin worker, call id, answer); the new owner finds that row and
- * answers from it instead of writing again. Reads and `sync()` are safe to repeat.
+ * dying has no answer yet. How a forwarded write runs once: js/browser/run.ts.
  *
  * Where OPFS, Web Locks or BroadcastChannel are missing (an insecure context, some
  * private modes, a page with an opaque origin), the replica lives in memory in this
@@ -23,13 +21,17 @@
  */
 import type { InStatement, ResultSet } from "../client.js";
 import { EmbeddedReplicaClient } from "../replica.js";
-import type { Policy, ReplicaConfig } from "../replica.js";
+import type { ReplicaConfig } from "../replica.js";
 import { decodeResult } from "../result.js";
-import { adopt, EdgesyncError, retiredError } from "../wasm-errors.js";
+import { adopt, retiredError } from "../wasm-errors.js";
 import { useOpfs } from "../wasm/edgesync.js";
 import { opfsFiles, opfsSupported } from "./opfs.js";
-import { coded, errorData, fromJson, isTransactionControl, rawResult, toJson } from "./protocol.js";
+import { coded, errorData, isTransactionControl } from "./protocol.js";
 import type { Call, Forwarded, OnChannel, Out, Reply, State } from "./protocol.js";
+import { Forwarder } from "./follower.js";
+import type { Kept } from "./follower.js";
+import { keepAnswers, refuse, revive, runCall, sqlOf } from "./run.js";
+import type { From, Owned } from "./run.js";
 
 /** Where a host sends what its own client gets: answers, events and state, together. */
 export type HostSink = (out: Out) => void;
@@ -38,53 +40,6 @@ export type HostSink = (out: Out) => void;
 const EVENTS = ["change", "sync:completed", "sync:error", "conflict", "sync:gaveup", "sync:paused", "sync:resumed"];
 /** Least time between two state pushes (each counts the outbox). */
 const STATE_EVERY_MS = 50;
-/** Answers kept for calls sent again, at most this long. */
-const KEEP_ANSWERS_MS = 24 * 3600 * 1000;
-/** How long a closing follower waits for the answers to writes it forwarded. */
-const CLOSE_WAIT_MS = 3000;
-/** Calls safe to give up when closing (they may be made again): not writes. */
-const REPEATABLE = new Set(["sync", "migrate", "syncLog", "state", "listen"]);
-
-/** A resolver sent as its source text (functions cannot be posted), made a function again. */
-function revive(policies: Record<string, unknown>): Record<string, Policy> {
-  const out: Record<string, Policy> = {};
-  for (const [col, p] of Object.entries(policies ?? {})) {
-    const fn = p as { $fn?: string; name?: string };
-    if (p === null || typeof p !== "object" || typeof fn.$fn !== "string") {
-      out[col] = p as Policy;
-      continue;
-    }
-    let made: unknown;
-    for (const src of [`return (${fn.$fn});`, `return ({${fn.$fn}})[${JSON.stringify(fn.name ?? "")}];`]) {
-      try {
-        made = new Function(src)();
-        if (typeof made === "function") break;
-      } catch {
-        made = undefined;
-      }
-    }
-    if (typeof made !== "function") {
-      throw coded(
-        "INVALID_ARGUMENT",
-        `invalid argument: the resolver for ${col} cannot be sent to the database worker: in the browser a resolver runs there, rebuilt from its source, so it must be a self-contained function`,
-      );
-    }
-    out[col] = made as Policy;
-  }
-  return out;
-}
-
-function statementsOf(c: Call): InStatement[] {
-  if (c.m === "execute") {
-    const [stmt, args] = c.a as [InStatement, unknown];
-    return [typeof stmt === "string" && args !== undefined ? ({ sql: stmt, args } as InStatement) : stmt];
-  }
-  return Array.isArray(c.a[0]) ? (c.a[0] as InStatement[]) : [];
-}
-
-function sqlOf(s: InStatement): unknown {
-  return typeof s === "string" ? s : Array.isArray(s) ? s[0] : (s as { sql?: unknown } | null)?.sql;
-}
 
 export class ReplicaHost {
   /** This worker, as an origin of forwarded calls (random; `randomUUID` needs a secure context). */
@@ -100,8 +55,8 @@ export class ReplicaHost {
   #hasFiles = false;
   #client: EmbeddedReplicaClient | undefined;
   #failure: Error | undefined;
-  /** Own calls not answered yet; `forwarded` once another worker may have run them. */
-  #pending = new Map<number, Call & { forwarded?: boolean }>();
+  /** Own calls not answered yet, forwarded while another worker owns the store. */
+  #own = new Forwarder(this.origin, () => this.#scheduleFlush());
   /** Own `replicate` calls that succeeded, replayed when this worker takes over. */
   #replicated = new Map<string, Record<string, unknown>>();
   #listening = new Set(EVENTS);
@@ -113,7 +68,6 @@ export class ReplicaHost {
   #stateOut: State | undefined;
   /** Followers this owner heard from: events and state go on the channel only for them. */
   #followers = new Set<string>();
-  #forwardQueue: Forwarded[] = [];
   #flushing = false;
   #stateDirty = false;
   #stateAt = 0;
@@ -122,14 +76,12 @@ export class ReplicaHost {
   /** A follower: whether the owner's last state said paused (kept when taking over). */
   #ownerPaused: boolean | undefined;
   /** The owner's call queue (see #enqueue). */
-  #queue: { c: Call; from: { origin: string; low: number } | null; answer: (r: Reply) => void }[] = [];
+  #queue: { c: Call; from: From | null; answer: (r: Reply) => void }[] = [];
   #pumping = false;
   /** Answers to followers, by origin, sent at the next flush. */
   #answers = new Map<string, Reply[]>();
   /** close()'s promise, once called. */
   #closing: Promise<void> | undefined;
-  /** Called on each reply to this worker's client (a closing follower waits on them). */
-  #onReply: (() => void) | undefined;
 
   /** `path`: the database's OPFS path (`opfsPath`). */
   constructor(path: string, config: Omit<ReplicaConfig, "url">, sink: HostSink) {
@@ -151,7 +103,7 @@ export class ReplicaHost {
     this.#channel = channel;
     this.#role = "follower";
     channel.postMessage({ t: "hello", origin: this.origin } satisfies OnChannel);
-    for (const c of [...this.#pending.values()].sort((a, b) => a.id - b.id)) this.#forward(c);
+    this.#own.resend();
     // Followers stay in the lock's queue: the first in it takes over when the owner goes.
     navigator.locks
       .request(`edgesync:${this.#path}`, { signal: this.#stopLock.signal }, async () => {
@@ -193,7 +145,7 @@ export class ReplicaHost {
         this.#reply({ id: c.id, ok: true, v: undefined });
         continue;
       }
-      const refused = this.#refuse(c);
+      const refused = refuse(c);
       if (refused) {
         this.#reply({ id: c.id, ok: false, e: errorData(refused) });
         continue;
@@ -203,8 +155,7 @@ export class ReplicaHost {
       } else if (this.#role === "failed") {
         this.#reply({ id: c.id, ok: false, e: errorData(this.#failure) });
       } else {
-        this.#pending.set(c.id, c);
-        if (this.#role === "follower") this.#forward(c);
+        this.#own.keep(c, this.#role === "follower");
       }
     }
   }
@@ -226,23 +177,8 @@ export class ReplicaHost {
     });
   }
 
-  /** Calls a shared store refuses wherever they would run. */
-  #refuse(c: Call): Error | undefined {
-    if (c.m !== "execute" && c.m !== "batch") return undefined;
-    for (const s of statementsOf(c)) {
-      const sql = sqlOf(s);
-      if (typeof sql === "string" && isTransactionControl(sql)) {
-        return coded(
-          "INVALID_OPERATION",
-          "invalid operation: BEGIN/COMMIT/ROLLBACK/SAVEPOINT cannot be run by hand on a browser replica (one connection shared by every tab): use batch(), which runs its statements in one transaction",
-        );
-      }
-    }
-    return undefined;
-  }
-
-  #runOwn(c: Call & { forwarded?: boolean }, dedupe: boolean): void {
-    this.#enqueue(c, dedupe ? { origin: this.origin, low: this.#low() } : null, (r) => {
+  #runOwn(c: Kept, dedupe: boolean): void {
+    this.#enqueue(c, dedupe ? { origin: this.origin, low: this.#own.low() } : null, (r) => {
       if (r.ok && c.m === "replicate") this.#replicated.set(c.a[0] as string, c.a[1] as Record<string, unknown>);
       this.#reply(r);
     });
@@ -252,19 +188,7 @@ export class ReplicaHost {
     if (this.#listening.has(name)) return;
     this.#listening.add(name);
     if (this.#client) this.#subscribe(name);
-    else if (this.#role === "follower") this.#forward({ id: 0, m: "listen", a: [name] });
-  }
-
-  /** The lowest own call id still unanswered: the owner may forget answers below it. */
-  #low(): number {
-    let low = Number.MAX_SAFE_INTEGER;
-    for (const id of this.#pending.keys()) if (id < low) low = id;
-    return low;
-  }
-
-  #forward(c: Call): void {
-    this.#forwardQueue.push({ ...c, origin: this.origin, low: 0 });
-    this.#scheduleFlush();
+    else if (this.#role === "follower") this.#own.forward({ id: 0, m: "listen", a: [name] });
   }
 
   // ---- the owner ------------------------------------------------------------------
@@ -282,8 +206,7 @@ export class ReplicaHost {
     } catch (e) {
       this.#failure = adopt(e);
       this.#role = "failed";
-      for (const c of this.#pending.values()) this.#reply({ id: c.id, ok: false, e: errorData(this.#failure) });
-      this.#pending.clear();
+      for (const c of this.#own.drain()) this.#reply({ id: c.id, ok: false, e: errorData(this.#failure) });
       this.#scheduleFlush();
       return;
     }
@@ -298,11 +221,7 @@ export class ReplicaHost {
       }
     }
     // Own calls that waited, in order; those another owner may have run are deduplicated.
-    const waiting = [...this.#pending.values()].sort((a, b) => a.id - b.id);
-    for (const c of waiting) {
-      this.#pending.delete(c.id);
-      this.#runOwn(c, c.forwarded === true);
-    }
+    for (let c = this.#own.next(); c !== undefined; c = this.#own.next()) this.#runOwn(c, c.forwarded === true);
     this.#announceStorage();
     this.#markDirty();
   }
@@ -331,10 +250,7 @@ export class ReplicaHost {
     this.#client = client;
     this.#persistent = this.#fallback === undefined;
     if (this.#persistent) {
-      await client.execute(
-        "CREATE TABLE IF NOT EXISTS _es_requests (origin TEXT NOT NULL, seq INTEGER NOT NULL, at INTEGER NOT NULL, result TEXT NOT NULL, PRIMARY KEY (origin, seq)) WITHOUT ROWID",
-      );
-      await client.execute("DELETE FROM _es_requests WHERE at < ?", [Date.now() - KEEP_ANSWERS_MS]);
+      await keepAnswers(client);
     }
     for (const name of this.#listening) this.#subscribe(name);
   }
@@ -367,7 +283,7 @@ export class ReplicaHost {
    * within the task it began in). Answers are sent when the queue is drained: the calls
    * of one message are answered in one message.
    */
-  #enqueue(c: Call, from: { origin: string; low: number } | null, answer: (r: Reply) => void): void {
+  #enqueue(c: Call, from: From | null, answer: (r: Reply) => void): void {
     this.#queue.push({ c, from, answer });
     if (!this.#pumping) void this.#pump();
   }
@@ -384,7 +300,7 @@ export class ReplicaHost {
         };
         let started: Promise<unknown>;
         try {
-          started = this.#run(c, from);
+          started = runCall(this.#owned(), c, from);
         } catch (e) {
           fail(e);
           continue;
@@ -416,95 +332,6 @@ export class ReplicaHost {
     this.#flush();
   }
 
-  /**
-   * Runs one call on the owned replica. `from`: the worker that sent it, for calls that
-   * may arrive twice (forwarded); their writes are deduplicated.
-   */
-  async #run(c: Call, from: { origin: string; low: number } | null): Promise<unknown> {
-    const client = this.#client!;
-    switch (c.m) {
-      case "execute": {
-        const [stmt, args] = c.a as [InStatement, undefined];
-        if (from && this.#dedupes(c)) return this.#deduped(from, c.id, statementsOf(c), false);
-        return rawResult(await client.execute(stmt as string, args));
-      }
-      case "batch": {
-        const [stmts, mode] = c.a as [InStatement[], "write" | "read" | "deferred" | undefined];
-        if (from && mode !== "read" && this.#dedupes(c)) return this.#deduped(from, c.id, stmts, true);
-        return (await client.batch(stmts, mode)).map(rawResult);
-      }
-      case "replicate": {
-        const [table, pol] = c.a as [string, Record<string, unknown>];
-        await client.replicate(table, revive(pol));
-        this.#markDirty();
-        return undefined;
-      }
-      case "state":
-        return this.#state();
-      case "close":
-      case "on":
-      case "constructor":
-        throw coded("INVALID_OPERATION", `invalid operation: ${c.m} cannot be forwarded`);
-      default: {
-        const f = (client as unknown as Record<string, unknown>)[c.m];
-        if (typeof f !== "function" || c.m.startsWith("_")) throw coded("INVALID_OPERATION", `invalid operation: no method ${c.m}`);
-        const v = await (f as (...a: unknown[]) => unknown).apply(client, c.a);
-        this.#markDirty();
-        return v;
-      }
-    }
-  }
-
-  /** Whether a forwarded execute/batch writes (reads are safe to run twice). */
-  #dedupes(c: Call): boolean {
-    if (!this.#persistent || this.#config.writeMode === "remote") return false;
-    const stmts = statementsOf(c);
-    try {
-      return !this.#client!.readonly(stmts);
-    } catch {
-      return false; // it fails to prepare: it will fail the same way when run
-    }
-  }
-
-  /**
-   * Runs forwarded write `seq` of `from` once: a second arrival gets the first answer.
-   * A statement SQLite refuses inside a transaction (VACUUM, ATTACH…) runs as it is.
-   */
-  async #deduped(from: { origin: string; low: number }, seq: number, stmts: InStatement[], batch: boolean): Promise<unknown> {
-    try {
-      return await this.#once(from, seq, stmts, batch);
-    } catch (e) {
-      if (!(e instanceof EdgesyncError && /within (a )?transaction/i.test(e.message) && !batch)) throw e;
-      return rawResult(await this.#client!.execute(stmts[0]));
-    }
-  }
-
-  async #once(from: { origin: string; low: number }, seq: number, stmts: InStatement[], batch: boolean): Promise<unknown> {
-    const client = this.#client!;
-    await client.execute("BEGIN IMMEDIATE");
-    let open = true;
-    try {
-      const hit = await client.execute("SELECT result FROM _es_requests WHERE origin = ? AND seq = ?", [from.origin, seq]);
-      if (hit.rows.length > 0) return fromJson(String(hit.rows[0][0]));
-      const out = [];
-      for (let i = 0; i < stmts.length; i++) {
-        try {
-          out.push(rawResult(await client.execute(stmts[i])));
-        } catch (e) {
-          throw batch ? withStep(e, i) : e;
-        }
-      }
-      const value = batch ? out : out[0];
-      await client.execute("INSERT INTO _es_requests (origin, seq, at, result) VALUES (?, ?, ?, ?)", [from.origin, seq, Date.now(), toJson(value)]);
-      await client.execute("DELETE FROM _es_requests WHERE origin = ? AND seq < ?", [from.origin, from.low]);
-      await client.execute("COMMIT");
-      open = false;
-      return value;
-    } finally {
-      if (open) await client.execute("ROLLBACK").catch(() => undefined);
-    }
-  }
-
   // ---- the channel ----------------------------------------------------------------
 
   #onChannel(m: OnChannel): void {
@@ -519,9 +346,8 @@ export class ReplicaHost {
       case "res":
         if (m.to !== this.origin) break;
         for (const r of m.replies) {
-          const c = this.#pending.get(r.id);
+          const c = this.#own.answered(r.id);
           if (c === undefined) continue; // answered already (a call sent twice)
-          this.#pending.delete(r.id);
           if (r.ok && c.m === "replicate") this.#replicated.set(c.a[0] as string, c.a[1] as Record<string, unknown>);
           this.#reply(r);
         }
@@ -531,8 +357,8 @@ export class ReplicaHost {
         // client listens to.
         if (this.#role !== "follower") break;
         this.#channel!.postMessage({ t: "hello", origin: this.origin } satisfies OnChannel);
-        for (const name of this.#listening) if (!EVENTS.includes(name)) this.#forward({ id: 0, m: "listen", a: [name] });
-        for (const c of [...this.#pending.values()].sort((a, b) => a.id - b.id)) this.#forward(c);
+        for (const name of this.#listening) if (!EVENTS.includes(name)) this.#own.forward({ id: 0, m: "listen", a: [name] });
+        this.#own.resend();
         break;
       case "hello":
         // A new follower (or one that saw this owner take over) wants the state now,
@@ -568,7 +394,7 @@ export class ReplicaHost {
         continue;
       }
       const answer = (r: Reply) => this.#answer(c.origin, r);
-      const refused = this.#refuse(c);
+      const refused = refuse(c);
       if (refused) answer({ id: c.id, ok: false, e: errorData(refused) });
       else this.#enqueue(c, { origin: c.origin, low: c.low }, answer);
     }
@@ -586,6 +412,17 @@ export class ReplicaHost {
   }
 
   // ---- state and flushing ---------------------------------------------------------
+
+  /** What running a call needs from this owner (js/browser/run.ts). */
+  #owned(): Owned {
+    return {
+      client: this.#client!,
+      persistent: this.#persistent,
+      writeMode: this.#config.writeMode,
+      changed: () => this.#markDirty(),
+      state: () => this.#state(),
+    };
+  }
 
   #state(): State {
     const client = this.#client!;
@@ -640,7 +477,7 @@ export class ReplicaHost {
   #reply(r: Reply): void {
     this.#replies.push(r);
     this.#scheduleFlush();
-    this.#onReply?.();
+    this.#own.replied();
   }
 
   /** Flushes in a microtask, unless the queue is being pumped (it flushes when drained). */
@@ -686,15 +523,7 @@ export class ReplicaHost {
   }
 
   #flushForward(): void {
-    if (this.#forwardQueue.length === 0 || this.#role !== "follower") return;
-    const low = this.#low();
-    const calls = this.#forwardQueue.map((c) => ({ ...c, low }));
-    this.#forwardQueue = [];
-    for (const c of calls) {
-      const own = this.#pending.get(c.id);
-      if (own && c.m !== "listen") own.forwarded = true;
-    }
-    this.#channel!.postMessage({ t: "req", calls } satisfies OnChannel);
+    if (this.#role === "follower") this.#own.flush(this.#channel!);
   }
 
   // ---- closing --------------------------------------------------------------------
@@ -713,11 +542,10 @@ export class ReplicaHost {
   }
 
   async #shutdown(): Promise<void> {
-    if (this.#role === "follower" || this.#role === "starting" || this.#role === "opening") await this.#settleForwarded();
+    if (this.#role === "follower" || this.#role === "starting" || this.#role === "opening") await this.#own.settle();
     const wasOwner = this.#role === "owner";
     this.#role = "closed";
-    for (const c of this.#pending.values()) this.#reply({ id: c.id, ok: false, e: errorData(coded("CLIENT_CLOSED", "the client is closed")) });
-    this.#pending.clear();
+    for (const c of this.#own.drain()) this.#reply({ id: c.id, ok: false, e: errorData(coded("CLIENT_CLOSED", "the client is closed")) });
     if (this.#stateTimer !== undefined) clearTimeout(this.#stateTimer);
     try {
       // Cancels a sync or write-through call in flight; resolves when they ended.
@@ -730,23 +558,6 @@ export class ReplicaHost {
       if (wasOwner || this.#channel) this.#channel?.close();
       this.#channel = undefined;
     }
-  }
-
-  /** Waits until no write of this worker's client is waiting on another worker (3 s at most). */
-  async #settleForwarded(): Promise<void> {
-    const writing = () => [...this.#pending.values()].some((c) => !REPEATABLE.has(c.m));
-    if (!writing()) return;
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(done, CLOSE_WAIT_MS);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.#onReply = () => {
-        if (!writing()) done();
-      };
-    });
-    this.#onReply = undefined;
   }
 
   /**
@@ -776,15 +587,6 @@ export class ReplicaHost {
     if (this.#hasFiles) opfsFiles.release(this.#path);
     this.#hasFiles = false;
   }
-}
-
-function withStep(e: unknown, i: number): unknown {
-  const x = e as EdgesyncError;
-  if (x instanceof EdgesyncError && x.code.startsWith("SQL_") && x.step === undefined) {
-    x.step = i;
-    x.message = `batch step ${i}: ${x.message}`;
-  }
-  return x;
 }
 
 function cloneError(e: unknown): Error {

@@ -277,8 +277,11 @@ impl JsReplica {
     }
 
     /// Write-through: the statements' changes are on the server before this resolves.
+    /// `request`: a key under which the same call may come again (a browser tab's call
+    /// sent again to the next owner of the store); a second arrival gets the first
+    /// answer if the first attempt committed, instead of writing twice.
     #[wasm_bindgen(js_name = executeRemote)]
-    pub fn execute_remote(&self, stmts: JsValue, mode: Option<String>) -> Promise {
+    pub fn execute_remote(&self, stmts: JsValue, mode: Option<String>, request: Option<String>) -> Promise {
         let parsed = js_to_statements(&stmts).and_then(|s| Ok((s, parse_mode(mode)?)));
         let (stmts, mode) = match parsed {
             Ok(p) => p,
@@ -286,7 +289,10 @@ impl JsReplica {
         };
         let (inner, int_mode) = (self.inner.clone(), self.int_mode);
         future_to_promise(async move {
-            let out = inner.execute_remote(&stmts, mode).await.map_err(to_js)?;
+            let out = inner
+                .execute_remote_once(&stmts, mode, request.as_deref())
+                .await
+                .map_err(to_js)?;
             Ok(result_sets_to_js(&out, int_mode))
         })
     }

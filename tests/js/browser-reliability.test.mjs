@@ -7,6 +7,9 @@
 //     owner commits it;
 //   - a deadline (`timeout`) holds in the worker while the server never answers: the
 //     sync is TIMEOUT on time, the replica goes on working and syncs once the server is back;
+//   - a write-through call forwarded to the owner tab, committed on the server but
+//     unanswered when the owner's renderer crashes, is sent again to the next owner and
+//     applied once (a row inserted once, a counter incremented once), with its answer;
 //   - a trap in the owner's wasm module (out of memory: wasm32 has 4 GiB) is
 //     INTERNAL_ERROR and retires that tab's client only: another tab's worker takes
 //     the store over and nothing acknowledged is lost.
@@ -16,8 +19,9 @@ import { describe, before, after, afterEach, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startSqld, REPO_ROOT } from '../support/sqld.mjs';
 import { startStaticServer } from '../support/static-server.mjs';
+import { createClient as libsql } from '@libsql/client';
 import { startFaultProxy } from '../support/fault-proxy.mjs';
-import { PAGES, launchProfile, openTab, profileDir } from '../support/chromium.mjs';
+import { PAGES, crash, launchProfile, openTab, profileDir } from '../support/chromium.mjs';
 
 const STEP = 120_000;
 let sqld;
@@ -65,7 +69,7 @@ async function open(tab, name, extra = {}, as = 'db') {
 
 const onlyPosts = { match: (req) => req.method === 'POST' };
 
-describe('browser replicas keep issue 13 guarantees (Chromium, real sqld, fault proxy)', { timeout: 6 * STEP }, () => {
+describe('browser replicas keep issue 13 guarantees (Chromium, real sqld, fault proxy)', { timeout: 8 * STEP }, () => {
   it('close() cancels a sync and a write-through call in flight, and releases the store at once', { timeout: STEP }, async () => {
     const browser = await launch();
     const tab = await openTab(browser, `${web.url}/edgesync-test.html`, problems);
@@ -168,6 +172,62 @@ describe('browser replicas keep issue 13 guarantees (Chromium, real sqld, fault 
     });
     assert.equal(synced, 1);
     assert.deepEqual(problems, []);
+  });
+
+  it("a write-through call sent again after the owner's crash is applied once, and answered", { timeout: 2 * STEP }, async () => {
+    const browser = await launch();
+    const a = await openTab(browser, `${web.url}/edgesync-test.html`, problems);
+    const b = await openTab(browser, `${web.url}/edgesync-test.html`, problems);
+    // The owner must not time out its held request before it crashes.
+    const config = { writeMode: 'remote', timeout: 60_000 };
+    for (const tab of [a, b]) {
+      await open(tab, 'handoff.db', config);
+      await tab.evaluate(async () => {
+        await window.db.execute('create table if not exists h_rows (id integer primary key, v text)');
+        await window.db.execute('create table if not exists h_count (id integer primary key, n integer not null default 0)');
+        await window.db.replicate('h_rows');
+        await window.db.replicate('h_count', { n: 'counter' });
+      });
+    }
+    assert.equal(await a.evaluate(() => window.db.status().owner), true, 'the first tab owns the store');
+    await a.evaluate(() => window.db.execute('insert into h_count (id, n) values (1, 0)'));
+
+    // The follower's write-through call runs in the owner: its push commits on the
+    // server and the answer is lost ('lose'); the owner asks the ledger at once, and
+    // that request is held ('stall'). The owner's renderer crashes meanwhile.
+    proxy.setFaults({ ...onlyPosts, next: ['lose', 'stall'] });
+    await b.evaluate(() => {
+      window.writing = window.db
+        .batch(["insert into h_rows (v) values ('once')", 'update h_count set n = n + 1 where id = 1'], 'write')
+        .then(
+          (rs) => rs.map((r) => r.rowsAffected),
+          (e) => e.code,
+        );
+    });
+    await proxy.waitStalled(1);
+    await crash(a);
+
+    // The follower takes the store over and sends its call again: it is answered as
+    // the first attempt would have been, and applied once.
+    assert.deepEqual(await b.evaluate(() => window.writing), [1, 1]);
+    await proxy.release();
+    const local = await b.evaluate(async () => {
+      const rows = (await window.db.execute("select count(*) as n from h_rows where v = 'once'")).rows[0].n;
+      const count = (await window.db.execute('select n from h_count where id = 1')).rows[0].n;
+      return { rows, count, owner: window.db.status().owner };
+    });
+    assert.deepEqual(local, { rows: 1, count: 1, owner: true });
+    const server = libsql({ url: sqld.url, authToken: sqld.tokens.rw });
+    try {
+      const rows = await server.execute("select count(*) from h_rows where v = 'once'");
+      const count = await server.execute('select n from h_count where id = 1');
+      assert.equal(Number(rows.rows[0][0]), 1, 'the row is on the server once');
+      assert.equal(Number(count.rows[0][0]), 1, 'the increment is counted once on the server');
+    } finally {
+      server.close();
+    }
+    assert.deepEqual(problems.filter((p) => !/crash/i.test(p)), []);
+    problems.length = 0;
   });
 
   it("a trap in the owner's worker retires that tab's client only: another tab takes the store over, nothing lost", { timeout: 2 * STEP }, async () => {

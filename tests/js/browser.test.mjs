@@ -103,7 +103,7 @@ describe('edgesync in headless Chromium against a real sqld', { timeout: 5 * STE
   });
 
   it('a file: replica opens in OPFS from the page (durable, not a silent in-memory database)', { timeout: STEP_TIMEOUT }, async () => {
-    // More in browser-opfs.test.mjs: restarts, crashes, tabs, quota, no OPFS.
+    // More in browser-opfs.test.mjs (restarts, crashes, tabs) and browser-opfs-api.test.mjs (quota, no OPFS).
     const got = await inPage(async () => {
       // The package asks the browser to keep the origin's storage (navigator.storage.persist()).
       let asked = 0;

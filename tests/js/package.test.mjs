@@ -36,7 +36,8 @@ const read = (p) => readFileSync(new URL(p, pkgDir));
 // events from the pre-update hook, STORAGE_FULL, the page's config checks and
 // compiled-module hand-off: +14/+5 KiB): 2,359,920 bytes raw / 959,412 gzip
 // (2,305/937 KiB; zlib level 9, as below) measured after merging main on 2026-12-07,
-// plus ~1.5 %.
+// plus ~1.5 %. Write-through calls answered once across an owner tab's death (the
+// request keys, src/sync/net/requests.rs): +13/+2 KB (2,372,890 / 961,253 bytes).
 // 2,480/990 KiB with the edge sync gateway (src/gateway: the records protocol, rules,
 // validation, the server half the Worker runs and the replica's half; +305/+100 KiB,
 // 2,462/980 KiB measured — about two thirds of it the server half, which a Worker-only

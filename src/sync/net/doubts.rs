@@ -113,8 +113,14 @@ impl<T: HttpTransport> Replica<T> {
     }
 
     /// Takes the next write number and stores the write's records as intents, in one
-    /// local transaction (rule 1). Returns the write number.
-    pub(super) fn record_intent(&self, queued: &[Queued], records: &[Record]) -> Result<i64> {
+    /// local transaction (rule 1), with `request`'s key and answer if the call may be
+    /// sent again (`requests.rs`). Returns the write number.
+    pub(super) fn record_intent(
+        &self,
+        queued: &[Queued],
+        records: &[Record],
+        request: Option<(&str, &[ResultSet])>,
+    ) -> Result<i64> {
         let conn = self.store.conn();
         conn.execute_batch("SAVEPOINT es_intent").map_err(sql_error)?;
         let res = (|| {
@@ -130,6 +136,9 @@ impl<T: HttpTransport> Replica<T> {
                 stmt.execute(params![log_id(r, &self.site), wid, q.json, encode_base(&q.base)])
                     .map_err(sql_error)?;
             }
+            if let Some((key, answer)) = request {
+                self.note_request(key, Some(wid), answer)?;
+            }
             Ok(wid)
         })();
         finish_savepoint(conn, "es_intent", res.is_ok())?;
@@ -139,6 +148,7 @@ impl<T: HttpTransport> Replica<T> {
     /// Forgets write `wid` (it was not committed, and cannot be any more). Returns
     /// whether its intent was still there.
     pub(super) fn drop_intent(&self, wid: i64) -> Result<bool> {
+        self.request_dropped(wid)?;
         let n = self
             .store
             .conn()
@@ -171,6 +181,7 @@ impl<T: HttpTransport> Replica<T> {
             }
             conn.execute("DELETE FROM _es_intent WHERE wid = ?1", [wid])
                 .map_err(sql_error)?;
+            self.request_committed(wid)?;
             let won = |i: &Intent| i.record.op != 'x' || logged.is_none_or(|l| l.contains(&i.lid));
             let recs: Vec<&Record> = intents.iter().filter(|i| won(i)).map(|i| &i.record).collect();
             if !recs.is_empty() {

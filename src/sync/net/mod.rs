@@ -7,6 +7,7 @@
 //! - `pull.rs`: the log after the cursor, applied with the same rules
 //! - `write_through.rs`: `writeMode: "remote"` writes
 //! - `doubts.rs`: write-through writes whose answer was lost, settled by a ledger
+//! - `requests.rs`: write-through calls sent again (a browser tab's), answered once
 //! - `status.rs`: status and metrics accessors
 //!
 //! Every `await` happens with no local transaction open and no borrow held, so local
@@ -24,6 +25,7 @@ mod doubts;
 mod gateway;
 mod pull;
 mod push;
+mod requests;
 mod schema;
 mod status;
 mod sync;

@@ -22,13 +22,26 @@ impl<T: HttpTransport> Replica<T> {
     /// may have, and the replica settles it and converges as soon as it can reach the
     /// server again (see `doubts.rs`).
     pub async fn execute_remote(&self, stmts: &[Statement], mode: TransactionMode) -> Result<Vec<ResultSet>> {
+        self.execute_remote_once(stmts, mode, None).await
+    }
+
+    /// [`execute_remote`](Self::execute_remote) for a call that may be made again under
+    /// the same `request` key (a browser tab sends a call again to the next owner of the
+    /// store when the one running it died): if an earlier attempt committed, this returns
+    /// that attempt's answer instead of writing again (`requests.rs`).
+    pub async fn execute_remote_once(
+        &self,
+        stmts: &[Statement],
+        mode: TransactionMode,
+        request: Option<&str>,
+    ) -> Result<Vec<ResultSet>> {
         self.remote()?;
         if self.write_through_busy.replace(true) {
             return Err(Error::InvalidOperation(
                 "another write-through call on this replica is still running; await it first".into(),
             ));
         }
-        let res = self.execute_remote_inner(stmts, mode).await;
+        let res = self.execute_remote_inner(stmts, mode, request).await;
         self.write_through_busy.set(false);
         res
     }
@@ -49,6 +62,7 @@ impl<T: HttpTransport> Replica<T> {
         &self,
         stmts: &[Statement],
         mode: TransactionMode,
+        request: Option<&str>,
     ) -> Result<Vec<ResultSet>> {
         if mode == TransactionMode::Read {
             return Err(Error::InvalidArgument("write-through needs a write batch".into()));
@@ -58,6 +72,9 @@ impl<T: HttpTransport> Replica<T> {
         }
         // Rule 4: nothing is computed over an unsettled write.
         self.settle_writes(None).await?;
+        if let Some(answer) = request.map(|k| self.answered(k)).transpose()?.flatten() {
+            return Ok(answer);
+        }
         // Earlier changes (rows queued by replicate(), say) go first.
         self.fold_all()?;
         if self.pending_outbox()? > 0 {
@@ -79,6 +96,10 @@ impl<T: HttpTransport> Replica<T> {
                 .into_iter()
                 .filter(|q| q.id > before)
                 .collect();
+            if let (Some(key), true) = (request, queued.is_empty()) {
+                // Done here and now: a second arrival gets this answer.
+                self.note_request(key, None, &out)?;
+            }
             Ok((out, queued))
         })();
         // Statements that changed no replicated row (DDL, local-only tables) stay as
@@ -95,7 +116,7 @@ impl<T: HttpTransport> Replica<T> {
             return Err(too_large(&queued, &format!("its changes are {bytes} bytes")));
         }
         let records = queued.iter().map(Queued::record).collect::<Result<Vec<Record>>>()?;
-        let wid = self.record_intent(&queued, &records)?;
+        let wid = self.record_intent(&queued, &records, request.map(|k| (k, results.as_slice())))?;
         let conflicts = match self.push_records(&queued, &self.ledger_steps(wid)).await {
             Ok(c) => c,
             Err(e) if super::is_too_large(&e) => {
