@@ -44,8 +44,13 @@ after(async () => {
 /** b offline, `edits` run, b back online; then both devices settle with the server. */
 async function offlineRound(edits) {
   await b.setOffline(true);
-  await edits();
-  await a.syncOk();
+  try {
+    await edits();
+  } catch (e) {
+    await b.setOffline(false); // one failing round does not leave b offline for the next
+    throw e;
+  }
+  await a.syncOk(); // a pushes first: b's concurrent edits meet a's on the server
   await b.setOffline(false);
   await b.syncOk();
   await a.syncOk();

@@ -337,7 +337,13 @@ export async function checkedShot(d, file, { visible = [], texts = {}, canvases 
       problems.push(`${sel}: not visible`);
       continue;
     }
-    const box = await loc.boundingBox();
+    // A view repaints by replacing its elements: one may be detached between the two
+    // calls (box null) and its successor is there a moment later.
+    let box = await loc.boundingBox();
+    for (let i = 0; !box && i < 10; i++) {
+      await page.waitForTimeout(50);
+      box = await loc.boundingBox();
+    }
     if (!box || box.y >= viewport.height || box.x >= viewport.width || box.y + box.height <= 0) problems.push(`${sel}: outside the screenshot (${JSON.stringify(box)})`);
   }
   for (const [sel, re] of Object.entries(texts)) {
