@@ -30,7 +30,7 @@ export function logItem(e) {
 }
 
 /** A record's operation letter as a word. */
-function opName(op) {
+export function opName(op) {
   return { i: "insert", u: "update", d: "delete", x: "update" }[String(op)] ?? String(op);
 }
 
