@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job of edgesync in one command: builds, starts a local sqld and the edge
-# Worker's real-time hub (wrangler dev), serves the dashboard, and runs a short headless
-# tour in Chromium — two browser devices, one goes offline, both keep editing (a
+# Worker (wrangler dev: the sync gateway the pages sync through with their users' tokens,
+# and the real-time hub), serves the dashboard, and runs a short headless tour in
+# Chromium — two browser devices of two users, one goes offline, both keep editing (a
 # counter, a set, a text, the never-oversell inventory rule), it comes back, and both
 # converge. Prints what happened and where the screenshots are; exits.
 #
@@ -9,6 +10,7 @@
 #   bash scripts/demo.sh --serve    # the tour, then keeps everything running for you:
 #                                   # open the printed URL (Ctrl+C stops it all)
 #   bash scripts/demo.sh --serve --no-tour
+#   bash scripts/demo.sh --direct   # the trusted setup: the pages sync straight to sqld
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 cd "$REPO"

@@ -1,14 +1,20 @@
-// The demo tour (run by scripts/demo.sh after the build): two browser devices on one
-// sqld show what edgesync is for — a local replica that keeps working offline and
-// converges with the others, column by column.
+// The demo tour (run by scripts/demo.sh after the build): two browser devices of two
+// users, syncing through the edge Worker (the sync gateway: each signs in with their own
+// JWT, the Worker holds the database token and checks SYNC_RULES), show what edgesync is
+// for — a local replica that keeps working offline and converges with the others,
+// column by column.
 //
-//   node scripts/demo/tour.mjs [--serve] [--no-tour] [--out DIR]
+//   node scripts/demo/tour.mjs [--serve] [--no-tour] [--direct] [--out DIR]
+//
+// --direct: the trusted setup instead — the pages sync straight to sqld with the
+// database token (no rules).
 import path from 'node:path';
 import { REPO_ROOT, appState, ensureDir, launchChromium, openDevice, startDashboardEnv, until } from '../../tests/support/dashboard.mjs';
 
 const args = process.argv.slice(2);
 const serve = args.includes('--serve');
 const tour = !args.includes('--no-tour');
+const direct = args.includes('--direct');
 const outArg = args.indexOf('--out');
 const out = ensureDir(path.resolve(outArg >= 0 ? args[outArg + 1] : path.join(REPO_ROOT, 'target', 'demo')));
 
@@ -44,7 +50,7 @@ async function runTour() {
   await Promise.all([laptop.syncOk(), phone.syncOk()]);
   // What the store says once open (the dashboard asked for file:; memory where no OPFS).
   const durable = await Promise.all([laptop, phone].map((d) => d.page.evaluate(() => window.dashboard.db.status().persistent === true)));
-  ok(`Laptop and Phone opened their local replicas (${durable.every(Boolean) ? 'durable, in OPFS' : 'in memory: no OPFS here'}) and synced with sqld (${secs()})`);
+  ok(`Laptop and Phone opened their local replicas (${durable.every(Boolean) ? 'durable, in OPFS' : 'in memory: no OPFS here'}) and synced ${direct ? 'straight with sqld' : 'through the edge Worker, each with its own user token'} (${secs()})`);
 
   await laptop.loadSampleStock();
   await laptop.syncOk();
@@ -57,7 +63,7 @@ async function runTour() {
   const sent = Date.now();
   await laptop.sendMessage('general', hello);
   await until('the message on the phone', async () => (await phone.scalar('select count(*) from chat_messages where body = ?', [hello])) > 0, 15_000, 20);
-  ok(`Chat: the phone received the laptop's message live, ${Date.now() - sent} ms after it was sent (real-time hub)`);
+  ok(`Chat: the phone received the laptop's message live, ${Date.now() - sent} ms after it was sent (the Worker's real-time hub)`);
 
   await phone.setOffline(true);
   await phone.page.evaluate(() => window.dashboard.db.sync().catch(() => undefined)); // it notices
@@ -126,9 +132,11 @@ async function runTour() {
 }
 
 try {
-  say(bold('edgesync demo: two browser devices, one sqld, the Worker\'s real-time hub'));
-  env = await startDashboardEnv({ hub: true });
-  say(`    sqld ${env.sqld.url} · hub ${env.worker.base} · dashboard ${env.dashboardUrl} (${secs()})`);
+  say(bold(direct
+    ? 'edgesync demo: two browser devices syncing straight to sqld (trusted), the Worker\'s real-time hub'
+    : 'edgesync demo: two browser devices (Ada, Grace) syncing through the edge Worker to one sqld'));
+  env = await startDashboardEnv({ hub: true, direct });
+  say(`    sqld ${env.sqld.url} · edge Worker (sync gateway, hub) ${env.worker.base} · dashboard ${env.dashboardUrl} (${secs()})`);
   if (tour) await runTour();
   say(`Done in ${secs()}.`);
   if (serve) {

@@ -44,8 +44,13 @@ after(async () => {
 /** b offline, `edits` run, b back online; then both devices settle with the server. */
 async function offlineRound(edits) {
   await b.setOffline(true);
-  await edits();
-  await a.syncOk();
+  try {
+    await edits();
+  } catch (e) {
+    await b.setOffline(false); // one failing round does not leave b offline for the next
+    throw e;
+  }
+  await a.syncOk(); // a pushes first: b's concurrent edits meet a's on the server
   await b.setOffline(false);
   await b.syncOk();
   await a.syncOk();
@@ -249,6 +254,55 @@ describe('the seed apps on two devices, one offline', { timeout: 12 * STEP }, ()
     const s = await converged();
     assert.equal(s.transactions.length, before.transactions.length + 1);
     assert.equal(Number(s.balances.find((r) => r.id === 'payroll').balance), -30000);
+  });
+
+  it("through the edge Worker: a user's drafts reach only their replicas; another user's row is refused and shown in the sync log", { timeout: STEP }, async () => {
+    // Drafts are per user (SYNC_RULES: read and write `user = :sub`).
+    const draft = async (d, room, text) => {
+      await d.app('chat');
+      await d.page.click(`#rooms button[data-room="${room}"]`);
+      await d.page.fill('#chat-input', text);
+      await until(`${d.user}'s draft saved`, async () => (await d.scalar('select body from chat_drafts where id = ?', [`${room}:${d.user}`])) === text);
+      await d.settle();
+    };
+    await draft(b, 'random', 'a draft only Grace sees');
+    await draft(a, 'random', "Ada's own draft");
+    await a.settle();
+    await b.settle();
+    assert.equal(await serverScalar("select count(*) from chat_drafts where room = 'random'"), 2, 'both drafts on the server');
+    assert.deepEqual(await a.sql('select id, body from chat_drafts'), [{ id: 'random:Ada', body: "Ada's own draft" }], "Ada's replica never receives Grace's draft");
+    assert.deepEqual(await b.sql('select id, body from chat_drafts'), [{ id: 'random:Grace', body: 'a draft only Grace sees' }]);
+
+    // Ada's page writes rows as Grace: the Worker refuses them, the rows leave her replica.
+    await a.page.evaluate(() => {
+      window.refusals = [];
+      window.dashboard.db.on('sync:refused', (e) => window.refusals.push(e));
+    });
+    await a.sql("insert into chat_drafts (id, room, user, body, updated_at) values ('general:Grace', 'general', 'Grace', 'forged by Ada', 1)");
+    await a.sql("insert into chat_messages (id, room, author, body, sent_at) values ('m-forged', 'general', 'Grace', 'forged by Ada', 1)");
+    await a.syncOk();
+    const refusals = await until('the refusals', async () => {
+      const r = await a.page.evaluate(() => window.refusals);
+      return r.length >= 2 && r;
+    });
+    assert.deepEqual(refusals.map((e) => [e.table, e.key, e.op, e.code]).sort(), [
+      ['chat_drafts', '["general:Grace"]', 'i', 'PERMISSION_DENIED'],
+      ['chat_messages', '["m-forged"]', 'i', 'PERMISSION_DENIED'],
+    ]);
+    assert.equal(await serverScalar("select count(*) from chat_drafts where body = 'forged by Ada'"), 0, 'never applied');
+    assert.equal(await serverScalar("select count(*) from chat_messages where body = 'forged by Ada'"), 0);
+    assert.equal(await a.scalar("select count(*) from chat_drafts where body = 'forged by Ada'"), 0, 'gone from her replica: she may not read it');
+    await a.settle();
+    assert.equal((await a.status()).pendingChanges, 0, 'left the outbox, not retried');
+
+    await a.app('activity');
+    await a.page.selectOption('#log-filter', 'sync:refused');
+    await until('the refusals in the sync log', async () => (await a.page.locator('#sync-log .log-item[data-event="sync:refused"]').count()) >= 2);
+    await checkedShot(a, path.join(SHOTS, 'app-refused.png'), {
+      visible: ['#sync-log'],
+      texts: { '#sync-log': /refused\s+PERMISSION_DENIED: insert of chat_drafts general:Grace/ },
+    });
+    await converged();
   });
 
   it('no uncaught errors in either page', () => {

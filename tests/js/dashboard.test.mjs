@@ -42,6 +42,13 @@ describe('the dashboard over a local replica', { timeout: 10 * STEP }, () => {
     assert.equal(s.paused, false);
     assert.equal(s.gaveUp, false);
     assert.equal(s.persistent, true, 'a file: replica kept in OPFS');
+    // It synced through the edge Worker with its user's token, which sqld itself refuses.
+    const page = await a.page.evaluate(() => ({ sync: window.dashboard.device.config.sync, token: window.dashboard.device.config.token }));
+    assert.equal(page.sync, env.worker.base);
+    assert.equal(JSON.parse(Buffer.from(page.token.split('.')[1], 'base64url').toString()).sub, 'Ada', "the user's own token");
+    const direct = libsql({ url: env.sqld.url, authToken: page.token });
+    await assert.rejects(direct.execute('select 1'), /401|nauthori|AUTH|JWT/i, 'a user token is not a database token');
+    direct.close();
     await until('the sidebar to say OPFS', async () => (await a.page.textContent('#device-store')) === 'OPFS · file:' + (await a.page.evaluate(() => window.dashboard.device.config.store)));
     // Every app's tables exist locally and are declared replicated.
     const replicated = (await a.sql('select tbl from _es_tables order by tbl')).map((r) => r.tbl);
@@ -63,7 +70,7 @@ describe('the dashboard over a local replica', { timeout: 10 * STEP }, () => {
         '#st-pull-sub': /^ok at/,
         '#pending-chip': /^0 pending$/,
         '#device-name': /^Desk · Ada$/,
-        '#server-line': new RegExp(`^sqld ${env.sqld.url.replace(/[.]/g, '\\.')}$`),
+        '#server-line': new RegExp(`^sync ${env.worker.base.replace(/[.]/g, '\\.')}$`),
       },
       canvases: ['#chart-duration canvas', '#chart-pending canvas', '#chart-bytes canvas'],
     });

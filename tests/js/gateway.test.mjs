@@ -49,6 +49,7 @@ before(async () => {
       { id: "nyc", url: cluster.replica.url, role: "replica" },
     ]),
     SYNC_RULES: RULES,
+    CORS_ORIGINS: "http://app.example",
   };
   const secrets = { LIBSQL_AUTH_TOKEN: cluster.tokens.rw, JWT_SECRET, SESSION_KEYS: `k1:${crypto.randomBytes(32).toString("base64")}` };
   [w, tight] = await Promise.all([
@@ -217,6 +218,29 @@ test("crafted pushes are refused with documented codes and change nothing", asyn
   const after = (await server("select * from todos order by id")).filter((r) => r[0] !== evil);
   assert.deepEqual(after, before, "nothing refused reached the server");
   assert.deepEqual(await server("select v from secrets"), [["the secret"]]);
+});
+
+test("CORS: pages of the origins CORS_ORIGINS lists may call the gateway; others get no CORS headers", async () => {
+  const allowed = "http://app.example";
+  const ask = (origin) => request(w, "OPTIONS", "/sync/v1/push", {
+    headers: { origin, "access-control-request-method": "POST", "access-control-request-headers": "authorization, content-type" },
+  });
+  const pre = await ask(allowed);
+  assert.equal(pre.status, 204);
+  assert.equal(pre.headers.get("access-control-allow-origin"), allowed);
+  assert.match(pre.headers.get("access-control-allow-headers"), /authorization/);
+  const other = await ask("http://elsewhere.example");
+  assert.equal(other.status, 403);
+  assert.equal(other.headers.get("access-control-allow-origin"), null);
+  // Answers (errors too, so the page can read their codes) carry the header for that origin only.
+  const ok = await request(w, "POST", "/sync/v1/schema", { token: token("alice"), body: {}, headers: { origin: allowed } });
+  assert.equal(ok.status, 200);
+  assert.equal(ok.headers.get("access-control-allow-origin"), allowed);
+  const denied = await request(w, "POST", "/sync/v1/schema", { body: {}, headers: { origin: allowed } });
+  assert.equal(denied.status, 401);
+  assert.equal(denied.headers.get("access-control-allow-origin"), allowed);
+  const foreign = await request(w, "POST", "/sync/v1/schema", { token: token("alice"), body: {}, headers: { origin: "http://elsewhere.example" } });
+  assert.equal(foreign.headers.get("access-control-allow-origin"), null, "the browser of another origin refuses it");
 });
 
 test("tokens: missing, expired, alg none, other key — refused with 401", async () => {

@@ -12,12 +12,15 @@
 // Every device is its own browser context: its own storage (OPFS, localStorage), its
 // own network switch. Actions go through the UI (clicks and typing); checks read the
 // device's replica through `window.dashboard.db` in the page.
+import crypto from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
 import { chromium } from 'playwright-core';
+import { createClient } from 'edgesync';
 import { startSqld, REPO_ROOT } from './sqld.mjs';
 import { startStaticServer } from './static-server.mjs';
 import { startWorker } from './worker-env.mjs';
-import { timeClaims } from './jwt.mjs';
+import { signHs256, timeClaims } from './jwt.mjs';
 
 export const CHROMIUM = '/usr/bin/chromium';
 export const CHROMIUM_ARGS = [
@@ -31,34 +34,35 @@ export const CHROMIUM_ARGS = [
   '--disable-sync',
 ];
 
+/** The sync rules the dashboard's Worker runs with (docs/dashboard.md explains them). */
+export const SYNC_RULES = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'www', 'dashboard', 'sync-rules.json'), 'utf8'));
+
+/** The hub channels every user of the demo shares (each user's own default is `user:{sub}:*`). */
+const HUB_PREFIX = 'team:demo:';
+
 /**
- * sqld (auth on), the edge Worker under `wrangler dev` for its real-time hub (it accepts
- * the same Ed25519-signed token as sqld), and a static server for the repository (the
- * dashboard at /www/dashboard/, the package at /pkg/). `hub: false` skips the Worker.
+ * sqld (auth on), the edge Worker under `wrangler dev` (the sync gateway in front of
+ * sqld, holding the database token, and the real-time hub), and a static server for the
+ * repository (the dashboard at /www/dashboard/, the package at /pkg/). The apps' tables
+ * are created on sqld first by a trusted replica (users never create server tables).
+ *
+ * Each device gets its user's JWT (`env.userToken(user)`, HS256 with the Worker's
+ * JWT_SECRET: sqld does not take it) and syncs through the Worker. `direct: true` is the
+ * trusted setup instead: the pages sync straight to sqld with the database token.
+ * `hub: false` leaves the hub out of the pages' configuration.
  */
-export async function startDashboardEnv({ hub = true, sub = 'demo', log = () => {} } = {}) {
+export async function startDashboardEnv({ hub = true, direct = false, sub = 'demo', log = () => {} } = {}) {
   const started = [];
   const stopAll = async () => {
     for (const s of started.reverse()) await s.stop().catch(() => undefined);
   };
   try {
-    const sqldP = startSqld({ auth: true });
-    const sqld = await sqldP;
+    const sqld = await startSqld({ auth: true });
     started.push(sqld);
     log(`sqld on ${sqld.url}`);
     const token = sqld.makeToken({ ...timeClaims(12 * 3600), a: 'rw', sub });
-    let worker;
-    if (hub) {
-      worker = await startWorker({
-        name: 'dashboard-hub',
-        vars: { REGIONS: [{ id: 'primary', url: sqld.url, role: 'primary' }] },
-        secrets: { JWT_PUBLIC_KEY: sqld.auth.publicKeyPem },
-        logLevel: 'warn',
-      });
-      started.push(worker);
-      log(`worker (hub) on ${worker.base}`);
-    }
-    const config = { sync: sqld.url, token, hub: worker?.base ?? '' };
+    await createServerTables(sqld.url, token);
+    let config = {};
     const web = await startStaticServer({
       root: REPO_ROOT,
       routes: { '/www/dashboard/config.json': (_req, res) => {
@@ -68,11 +72,32 @@ export async function startDashboardEnv({ hub = true, sub = 'demo', log = () => 
       } },
     });
     started.push({ stop: () => web.close() });
+    const jwtSecret = crypto.randomBytes(32).toString('hex');
+    const worker = await startWorker({
+      name: 'dashboard',
+      vars: {
+        REGIONS: [{ id: 'primary', url: sqld.url, role: 'primary' }],
+        SYNC_RULES,
+        HUB_CHANNELS: { subscribe: [`${HUB_PREFIX}*`], publish: [`${HUB_PREFIX}*`] },
+        CORS_ORIGINS: web.url,
+      },
+      // Direct, the pages hold the database token and the hub takes it (sqld's key).
+      secrets: { LIBSQL_AUTH_TOKEN: token, JWT_SECRET: jwtSecret, ...(direct ? { JWT_PUBLIC_KEY: sqld.auth.publicKeyPem } : {}) },
+      logLevel: 'warn',
+    });
+    started.push(worker);
+    log(`worker (sync gateway, hub) on ${worker.base}`);
+    const userToken = (user) => signHs256(jwtSecret, { sub: user, ...timeClaims(12 * 3600) });
+    config = direct
+      ? { sync: sqld.url, token, hub: hub ? worker.base : '', hubPrefix: HUB_PREFIX }
+      : { sync: worker.base, hub: hub ? worker.base : '', hubPrefix: HUB_PREFIX };
     return {
       sqld,
       worker,
       web,
-      token,
+      token, // the database token: the harness's own checks on sqld, never a page's
+      direct,
+      userToken: direct ? undefined : userToken,
       config,
       dashboardUrl: `${web.url}/www/dashboard/`,
       stop: stopAll,
@@ -80,6 +105,21 @@ export async function startDashboardEnv({ hub = true, sub = 'demo', log = () => 
   } catch (e) {
     await stopAll();
     throw e;
+  }
+}
+
+/** Every app's tables on sqld, created and replicated by a trusted (direct) replica. */
+async function createServerTables(url, token) {
+  const { APPS } = await import('../../www/dashboard/src/apps/index.js');
+  const admin = createClient({ url: ':memory:', syncUrl: url, authToken: token, syncOnOpen: false });
+  try {
+    for (const app of APPS) {
+      for (const sql of app.schema) await admin.execute(sql);
+      for (const [table, policies] of app.replicate) await admin.replicate(table, policies);
+    }
+    await admin.sync();
+  } finally {
+    admin.close();
   }
 }
 
@@ -116,7 +156,9 @@ export async function openDevice(browser, env, { device, user, query = {}, viewp
   page.on('console', (m) => {
     if (m.type() === 'error') consoleErrors.push(m.text());
   });
-  const q = new URLSearchParams({ device, user, ...Object.fromEntries(Object.entries(query).map(([k, v]) => [k, String(v)])) });
+  // Through the Worker, the device signs in as its user (the page's token parameter).
+  const auth = env.userToken ? { token: env.userToken(user) } : {};
+  const q = new URLSearchParams({ device, user, ...auth, ...Object.fromEntries(Object.entries(query).map(([k, v]) => [k, String(v)])) });
   const url = `${env.dashboardUrl}?${q}`;
 
   const d = {
@@ -295,7 +337,13 @@ export async function checkedShot(d, file, { visible = [], texts = {}, canvases 
       problems.push(`${sel}: not visible`);
       continue;
     }
-    const box = await loc.boundingBox();
+    // A view repaints by replacing its elements: one may be detached between the two
+    // calls (box null) and its successor is there a moment later.
+    let box = await loc.boundingBox();
+    for (let i = 0; !box && i < 10; i++) {
+      await page.waitForTimeout(50);
+      box = await loc.boundingBox();
+    }
     if (!box || box.y >= viewport.height || box.x >= viewport.width || box.y + box.height <= 0) problems.push(`${sel}: outside the screenshot (${JSON.stringify(box)})`);
   }
   for (const [sel, re] of Object.entries(texts)) {

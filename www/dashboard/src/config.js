@@ -56,7 +56,9 @@ export async function loadConfig() {
     token: String(merged.token ?? ""),
     hub: String(merged.hub ?? ""),
     device: String(device),
-    user: String(merged.user || NAMES[Math.floor(Math.random() * NAMES.length)]),
+    // Through the edge Worker the rules compare rows with the token's `sub`: by default
+    // the user is who the token says.
+    user: String(merged.user || tokenSubject(String(merged.token ?? "")) || NAMES[Math.floor(Math.random() * NAMES.length)]),
     interval: Number(merged.interval ?? 5000) || 5000,
     maxRetries: merged.maxRetries === undefined || merged.maxRetries === "" ? 8 : Number(merged.maxRetries),
     store: String(merged.store || "edgesync-dashboard"),

@@ -68,6 +68,9 @@ export class Device {
     });
     db.on("sync:error", (e) => this.emit("sync-error", e));
     db.on("sync:gaveup", (e) => this.emit("gave-up", e));
+    // The edge Worker's rules refused a pushed record (another user's row): the row is
+    // back to the server's version, and the sync log says why.
+    db.on("sync:refused", (e) => this.emit("refused", e));
     db.on("conflict", (c) => {
       this.conflicts.unshift({ ...c, at: Date.now() });
       this.emit("conflict", c);

@@ -7,7 +7,7 @@
 import { createClient } from "edgesync";
 import { loadConfig } from "./config.js";
 import { Device } from "./device.js";
-import { $, ago, duration, fill, h, toast, untilNext, viewChanged } from "./ui.js";
+import { $, ago, duration, fill, h, keyText, toast, untilNext, viewChanged } from "./ui.js";
 import * as overview from "./views/overview.js";
 import * as activity from "./views/activity.js";
 import * as data from "./views/data.js";
@@ -92,6 +92,7 @@ function header(device) {
     paint();
   });
   device.on("gave-up", (e) => toast(`Sync gave up: ${e.code}`, "bad"));
+  device.on("refused", (e) => toast(`Refused by the server: ${activity.opName(e.op)} of ${e.table} ${keyText(e.key)} (${e.code})`, "bad"));
   device.on("hub", paint);
   setInterval(paint, 250);
   paint();
@@ -111,7 +112,7 @@ function sidebar(device) {
   device.on("storage", paint);
   setInterval(paint, 1000);
   paint();
-  $("server-line").textContent = c.sync ? `sqld ${c.sync}` : "no server: local only";
+  $("server-line").textContent = c.sync ? `sync ${c.sync}` : "no server: local only";
 }
 
 async function start() {

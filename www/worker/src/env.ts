@@ -52,6 +52,12 @@ export interface Env {
   /** Sync gateway limits (JSON, camelCase): maxBodyBytes, maxRecords, recordsPerMinute, maxPage, maxDriftMs. */
   SYNC_LIMITS?: string;
 
+  /**
+   * Origins whose pages may call this Worker from a browser (CORS), comma-separated, or
+   * "*". Unset: no CORS headers (pages on other origins are refused by their browser).
+   */
+  CORS_ORIGINS?: string;
+
   /** Secret: libSQL auth token sent to every region (absent for servers without auth). */
   LIBSQL_AUTH_TOKEN?: string;
   /** Secret: HS256 key for client JWTs. */

@@ -34,6 +34,7 @@ import type { Env } from "./env.js";
 import { bodyLimit, drainUnread, errorResponse, HttpError, json, jsonText, readJson } from "./http.js";
 import { announceSync, checkChannel, hubStats, publish, subscribe, syncCursor } from "./hub-api.js";
 import { Sessions, sessionResponse } from "./sessions.js";
+import { corsOrigins, preflight, withCors } from "./cors.js";
 import { gatewayStats, handleAudit, handleSync, pipelineHint, SYNC_PREFIX } from "./sync.js";
 import type { EdgeReplicaStatus } from "./edge-replica.js";
 
@@ -377,13 +378,15 @@ export default {
     const t0 = performance.now();
     let n: Node | undefined;
     let response: Response;
+    const cors = corsOrigins(env.CORS_ORIGINS);
     try {
       n = getNode(env);
-      response = await handle(request, env, ctx, n);
+      response = preflight(request, cors) ?? (await handle(request, env, ctx, n));
     } catch (e) {
       response = errorResponse(e);
     }
     await drainUnread(request);
+    response = withCors(request, response, cors);
     if (n) {
       const labels = ["route", routeLabel(request), "status", String(response.status)];
       n.metrics.inc("edgesync_http_requests_total", labels, 1);

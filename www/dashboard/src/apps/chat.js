@@ -14,12 +14,16 @@ export const schema = [
      sent_at integer not null, reactions text not null default '[]')`,
   "create index if not exists chat_messages_room on chat_messages (room, sent_at)",
   "create table if not exists chat_reads (id text primary key, room text not null, user text not null, last_read integer not null)",
+  // A user's unsent message per room: it follows the user to their other devices, and
+  // only them (through the edge Worker, the sync rules keep it to its user).
+  "create table if not exists chat_drafts (id text primary key, room text not null, user text not null, body text not null default '', updated_at integer not null default 0)",
 ];
 
 export const replicate = [
   ["chat_rooms", {}],
   ["chat_messages", { reactions: "set" }],
   ["chat_reads", {}],
+  ["chat_drafts", {}],
 ];
 
 const EMOJI = ["👍", "❤️", "🎉", "😂", "👀"];
@@ -56,6 +60,20 @@ export async function toggleReaction(device, messageId, emoji) {
   void device.syncNow();
 }
 
+/** Saves this user's unsent text in `room` (an empty text removes the draft). */
+export async function saveDraft(device, room, body) {
+  const user = device.config.user;
+  const id = `${room}:${user}`;
+  if (body) {
+    await device.db.execute({
+      sql: "insert into chat_drafts (id, room, user, body, updated_at) values (?, ?, ?, ?, ?) on conflict (id) do update set body = excluded.body, updated_at = excluded.updated_at",
+      args: [id, room, user, body, Date.now()],
+    });
+  } else {
+    await device.db.execute({ sql: "delete from chat_drafts where id = ?", args: [id] });
+  }
+}
+
 export function mount(el, device) {
   const db = device.db;
   const me = device.config.user;
@@ -77,12 +95,24 @@ export function mount(el, device) {
           const body = input.value.trim();
           if (!body) return;
           input.value = "";
+          clearTimeout(draftTimer);
+          await saveDraft(device, room, "");
           await send(device, room, body);
         } }, input, h("button.btn.primary#chat-send", { type: "submit" }, "Send")),
       ),
     ),
   );
+  let draftTimer = /** @type {any} */ (undefined);
+  /** The draft of the room shown, into the composer (unless the user is typing there). */
+  const loadDraft = async () => {
+    if (document.activeElement === input && input.value) return;
+    const r = await db.execute({ sql: "select body from chat_drafts where id = ?", args: [`${room}:${me}`] });
+    input.value = String(r.rows[0]?.body ?? "");
+  };
   input.addEventListener("input", () => {
+    const [forRoom, body] = [room, input.value.trim()];
+    clearTimeout(draftTimer);
+    draftTimer = setTimeout(() => void saveDraft(device, forRoom, body), 300);
     const now = Date.now();
     if (now - lastTypingSent > 1500) {
       lastTypingSent = now;
@@ -97,7 +127,7 @@ export function mount(el, device) {
             from chat_rooms r order by r.name`,
       args: { me },
     });
-    fill($("rooms"), rooms.rows.map((r) => h(`button${r.id === room ? ".active" : ""}`, { type: "button", dataset: { room: String(r.id) }, onclick: () => { room = String(r.id); sessionStorage.setItem("edgesync.chat.room", room); paint(); } },
+    fill($("rooms"), rooms.rows.map((r) => h(`button${r.id === room ? ".active" : ""}`, { type: "button", dataset: { room: String(r.id) }, onclick: () => { room = String(r.id); sessionStorage.setItem("edgesync.chat.room", room); input.value = ""; void loadDraft(); paint(); } },
       h("span", null, `# ${r.name}`), Number(r.unread) > 0 && r.id !== room ? h("span.unread", null, String(r.unread)) : null)));
 
     const msgs = await db.execute({ sql: "select id, author, body, sent_at, reactions from chat_messages where room = ? order by sent_at, id", args: [room] });
@@ -143,6 +173,7 @@ export function mount(el, device) {
     paintTyping();
   });
   paint();
+  void loadDraft();
   const timer = setInterval(paintTyping, 500);
   const off = device.on("changed", paint);
   return () => {

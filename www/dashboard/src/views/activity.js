@@ -19,10 +19,19 @@ export function logItem(e) {
     what = "conflict";
     cls = "conflict";
     detail = `${d.table}.${d.column} ${keyText(d.key)}: local ${fmt(d.local)}, remote ${fmt(d.remote)}, base ${fmt(d.base)} → ${fmt(d.resolved)}`;
+  } else if (e.event === "sync:refused") {
+    what = "refused";
+    cls = "bad";
+    detail = `${d.code}: ${opName(d.op)} of ${d.table} ${keyText(d.key)} — ${d.reason}`;
   } else {
     detail = JSON.stringify(d);
   }
   return h("div.log-item", { dataset: { event: e.event } }, h("span.when", { title: new Date(e.at).toISOString() }, clock(e.at)), h(`span.what${cls ? "." + cls : ""}`, null, what), h("span.detail", null, detail));
+}
+
+/** A record's operation letter as a word. */
+export function opName(op) {
+  return { i: "insert", u: "update", d: "delete", x: "update" }[String(op)] ?? String(op);
 }
 
 function fmt(v) {
@@ -42,6 +51,7 @@ export function mount(el, device) {
     h("option", { value: "sync:completed" }, "Completed syncs"),
     h("option", { value: "sync:error" }, "Errors"),
     h("option", { value: "conflict" }, "Conflicts"),
+    h("option", { value: "sync:refused" }, "Refused by the server"),
   );
   el.append(
     h("div.stack", null,
@@ -74,6 +84,7 @@ export function mount(el, device) {
     device.on("conflict", paintConflicts),
     device.on("synced", () => void paintLog()),
     device.on("sync-error", () => void paintLog()),
+    device.on("refused", () => void paintLog()),
   ];
   return () => offs.forEach((f) => f());
 }
