@@ -44,7 +44,8 @@ const read = (p) => readFileSync(new URL(p, pkgDir));
 // build could leave out of browser bundles: docs/decisions.md); with issue 13 merged
 // (the gateway's epoch, schema version and byte-sized pages) 2,626/1,038 KiB measured.
 // With issue 13, OPFS, the gateway and the dashboard's client features (pause,
-// maxRetries, pendingKeys: +2 KB): MEASURED.
+// maxRetries, pendingKeys: +2 KB) and write-through keys for calls sent again by a new
+// owner tab: 2,712,964 / 1,074,343 bytes (2,649/1,049 KiB) measured.
 const BUDGET = { raw: 2680 * 1024, gzip: 1060 * 1024 };
 
 test("the release wasm stays within its size budget", () => {
