@@ -228,7 +228,7 @@ fn crafted_pushes_are_refused_record_by_record() {
         [h, "todos", ["b1"], "u", {"evil": "x"}],                            // 4 unknown column
         [h, "todos", ["b1"], "u", {"id": "b2"}],                             // 5 a key column as data
         [h, "secrets", ["k"], "i", {"owner": "bob", "v": "x"}],              // 6 a table without rules
-        [h + (3_600_000 << 16), "todos", ["b4"], "i", {"owner": "bob", "title": "future"}], // 7 clock far ahead
+        [h, "todos", [4], "i", {"owner": "bob", "title": "number"}],         // 7 a number for a TEXT key
         [h, "todos", [1, 2], "u", {"title": "x"}],                           // 8 a key of the wrong length
         [h, "todos", ["b1"], "u", {"title": {"b": "zz"}}],                   // 9 a malformed tagged value
         "not a record",                                                       // 10
@@ -834,4 +834,148 @@ fn push_profile() {
         }
         c.execute_batch("COMMIT").unwrap();
     }
+}
+
+/// A key must be of its column's type: SQLite's upsert converts `'1'` to `1` for an
+/// INTEGER key, so `["1"]` would be checked as a new row and land on another user's.
+#[test]
+fn keys_of_another_type_than_their_column_are_refused() {
+    let (s, admin, gw) = world();
+    exec(&admin, "insert into members values ('r1', 'alice'), ('r1', 'bob')");
+    exec(
+        &admin,
+        "insert into messages (id, room, author, body) values (1, 'r1', 'alice', 'mine')",
+    );
+    block(admin.sync()).unwrap();
+    let h = hlc();
+    let chunk = json!({"site": "00000000000000b0", "records": [
+        [h, "messages", ["1"], "i", {"room": "r1", "author": "bob", "body": "pwned"}], // 0 alice's row 1
+        [h, "messages", ["1"], "d", null],                                           // 1 its delete
+        [h, "messages", [1.0], "d", null],                                           // 2 a real for an integer
+        [h, "todos", [7], "i", {"owner": "bob", "title": "x"}],                      // 3 a number for a TEXT key
+        [h, "messages", [5], "i", {"room": "r1", "author": "bob", "body": "fine"}],  // 4 fine
+    ]});
+    let (status, resp) = call(&gw, "bob", "push", &chunk);
+    assert_eq!(status, 200, "{resp}");
+    let want: Vec<(u64, String)> = (0..4).map(|i| (i, "INVALID_RECORD".to_string())).collect();
+    assert_eq!(codes(&resp), want, "{resp}");
+    assert_eq!(resp["accepted"], 1, "{resp}");
+    assert_eq!(
+        server(&s, "select id, author, body from messages order by id"),
+        vec![
+            vec![Value::Integer(1), t("alice"), t("mine")],
+            vec![Value::Integer(5), t("bob"), t("fine")]
+        ]
+    );
+    assert!(server(&s, "select * from todos").is_empty());
+}
+
+/// `columns` holds whatever the policy of a column outside it: a counter, a set or a
+/// text cell may not be named by an edit of an existing row; a text column a write rule
+/// names may not be edited at all (the rules see `t`, replicas apply `u`).
+#[test]
+fn columns_protect_counters_and_text_and_rules_never_see_text_edits() {
+    let (s, admin, _) = world();
+    let rules = r#"{
+      "messages": {"read": "author = :sub", "write": "author = :sub", "columns": ["body"]},
+      "notes": {"read": "owner = :sub", "write": "owner = :sub AND length(body) < 100"},
+      "todos": {"read": "owner = :sub", "write": "owner = :sub", "columns": ["title"]}
+    }"#;
+    let gw: Gw = Rc::new(Gateway::new(rules, None, s.client()).unwrap());
+    exec(
+        &admin,
+        "insert into messages (id, room, author, body) values (2, 'r1', 'bob', 'hi')",
+    );
+    exec(&admin, "insert into notes (id, owner, body) values ('n', 'bob', 'abc')");
+    block(admin.sync()).unwrap();
+    let h = hlc();
+    let chunk = json!({"site": "00000000000000b0", "records": [
+        [h, "messages", [2], "u", {"likes": [100, 0]}],             // 0 a counter outside columns
+        [h, "notes", ["n"], "u", {"body": {"t": "abc", "u": ""}}],  // 1 a text column the rule names
+        [h, "messages", [3], "i", {"room": "r1", "author": "bob", "body": "x", "likes": [1, 0]}], // 2 a new row: fine
+    ]});
+    let (status, resp) = call(&gw, "bob", "push", &chunk);
+    assert_eq!(status, 200, "{resp}");
+    assert_eq!(
+        codes(&resp),
+        vec![
+            (0, "PERMISSION_DENIED".to_string()),
+            (1, "PERMISSION_DENIED".to_string())
+        ],
+        "{resp}"
+    );
+    assert_eq!(resp["accepted"], 1, "{resp}");
+    assert_eq!(
+        server(&s, "select id, likes from messages order by id"),
+        vec![
+            vec![Value::Integer(2), Value::Integer(0)],
+            vec![Value::Integer(3), Value::Integer(1)]
+        ]
+    );
+    // The column `columns` lists still changes.
+    let (_, ok) = call(
+        &gw,
+        "bob",
+        "push",
+        &json!({"site": "00000000000000b0", "records": [[hlc(), "messages", [2], "u", {"body": "edited"}]]}),
+    );
+    assert_eq!(ok["accepted"], 1, "{ok}");
+    assert_eq!(server(&s, "select body from messages where id = 2")[0][0], t("edited"));
+}
+
+fn an_hour_fast() -> u64 {
+    now() + 3_600_000
+}
+
+/// A device whose clock runs ahead: the push fails as a whole with `CLOCK_DRIFT` and
+/// the server's time; the replica keeps its writes queued (nothing refused, nothing
+/// dropped) and its clock takes the server's time for new writes.
+#[test]
+fn a_replica_whose_clock_runs_fast_keeps_its_writes() {
+    let (s, _admin, gw) = world();
+    let h = hlc();
+    let (status, resp) = call(
+        &gw,
+        "bob",
+        "push",
+        &json!({"site": "00000000000000b0", "records": [
+            [h, "todos", ["b1"], "i", {"owner": "bob", "title": "fine"}],
+            [h + (3_600_000 << 16), "todos", ["b2"], "i", {"owner": "bob", "title": "future"}],
+        ]}),
+    );
+    assert_eq!(status, 409, "{resp}");
+    assert_eq!(resp["error"]["code"], "CLOCK_DRIFT", "{resp}");
+    assert!(server(&s, "select * from todos").is_empty(), "the push fails whole");
+
+    let config = ReplicaConfig {
+        path: ":memory:".into(),
+        sync_url: Some("http://worker.test".into()),
+        auth_token: Some(json!({ "sub": "alice" }).to_string()),
+        ..Default::default()
+    };
+    let env = Env {
+        now_ms: an_hour_fast,
+        ..Env::default()
+    };
+    let fast = Replica::open(config, Loop { gw: gw.clone() }, env).unwrap();
+    declare(&fast, SYNCED);
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let s2 = seen.clone();
+    fast.set_listener(Some(Box::new(move |e: &Event| {
+        if let Event::Refused { code, .. } = e {
+            s2.borrow_mut().push(code.clone());
+        }
+    })));
+    exec(
+        &fast,
+        "insert into todos (id, owner, title) values ('a1', 'alice', 'offline')",
+    );
+    for _ in 0..2 {
+        let e = block(fast.sync()).unwrap_err();
+        assert_eq!(e.code(), "CLOCK_DRIFT", "{e}");
+        assert!(e.to_string().contains("ahead of the server"), "{e}");
+    }
+    assert!(seen.borrow().is_empty(), "nothing refused: {:?}", seen.borrow());
+    assert_eq!(rows(&fast, "select title from todos"), vec![vec![t("offline")]]);
+    assert!(server(&s, "select * from todos").is_empty());
 }

@@ -32,6 +32,16 @@ pub const PREFIX: &str = "/sync/v1";
 /// `/v3/pipeline`): a replica seeing it syncs through [`PREFIX`] instead.
 pub const USE_GATEWAY: &str = "USE_SYNC_GATEWAY";
 
+/// How a push refused as `CLOCK_DRIFT` (HTTP 409) ends its message, followed by the
+/// Worker's time in ms: the replica corrects its clock from it (an error body has a
+/// code and a message only, and the replica's HTTP client keeps just those).
+pub const SERVER_TIME: &str = "server time ms: ";
+
+/// The server's time in a `CLOCK_DRIFT` message ([`SERVER_TIME`]).
+pub fn server_time(message: &str) -> Option<u64> {
+    message.rsplit_once(SERVER_TIME)?.1.trim().parse().ok()
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PushRequest<'a> {

@@ -151,7 +151,7 @@ pub fn check_sql(spec: &TableSpec, rules: &TableRules, src: Rows) -> String {
         .filter(|(_, p)| matches!(p, Policy::Lww | Policy::Text | Policy::Custom))
         .map(|(c, _)| *c)
         .collect();
-    let x_cols: String = merged
+    let mut x_cols: String = merged
         .iter()
         .map(|c| {
             format!(
@@ -160,6 +160,14 @@ pub fn check_sql(spec: &TableSpec, rules: &TableRules, src: Rows) -> String {
             )
         })
         .collect();
+    // Whether the records name a column that may not change (counters and sets too,
+    // whose merged value the "row after" cannot show).
+    for (c, _) in data_cols
+        .iter()
+        .filter(|(c, _)| !merged.contains(c) && !rules.may_change(c))
+    {
+        x_cols.push_str(&format!(", json_type(d, '$.{c}') AS \"_es_t_{c}\""));
+    }
     let mut w_cols = Vec::new();
     for (j, &i) in spec.pk.iter().enumerate() {
         w_cols.push(format!("x._es_pk ->> {j} AS \"{}\"", spec.columns[i].name));
@@ -174,12 +182,23 @@ pub fn check_sql(spec: &TableSpec, rules: &TableRules, src: Rows) -> String {
         }
         if !rules.may_change(c) {
             w_cols.push(format!("o.\"{c}\" AS \"_es_o_{c}\""));
+            w_cols.push(format!("x.\"_es_t_{c}\" AS \"_es_n_{c}\""));
         }
     }
+    // A column outside `columns` may not be named by an update of an existing row,
+    // whatever its policy; an insert that finds the row (a concurrent insert of the same
+    // key) may name a plain or custom column with the value it already has. A counter,
+    // set or text edit is refused outright: its merged value is not the value pushed
+    // (a text edit's update need not even match its rendered text).
     let fixed: String = data_cols
         .iter()
         .filter(|(c, _)| !rules.may_change(c))
-        .map(|(c, _)| format!(" AND {alias}.\"{c}\" IS {alias}.\"_es_o_{c}\""))
+        .map(|(c, p)| match p {
+            Policy::Lww | Policy::Custom => format!(
+                " AND {alias}.\"{c}\" IS {alias}.\"_es_o_{c}\" AND ({alias}._es_op = 'i' OR {alias}.\"_es_n_{c}\" IS NULL)"
+            ),
+            _ => format!(" AND {alias}.\"_es_n_{c}\" IS NULL"),
+        })
         .collect();
     let (ins, upd, del) = (
         rules.condition(Op::Insert),

@@ -330,6 +330,16 @@ impl<T: HttpTransport> Gateway<T> {
             now_ms,
             self.limits.max_drift_ms,
         );
+        if let Some(ahead) = checked.ahead_ms {
+            return Err(Failure::new(
+                409,
+                "CLOCK_DRIFT",
+                format!(
+                    "a record's clock is {ahead} ms ahead of the server's (at most {} ms); {SERVER_TIME}{now_ms}",
+                    self.limits.max_drift_ms
+                ),
+            ));
+        }
         let key = (req.site.clone(), sub.to_string());
         let check_site = !self.sites.borrow().contains(&key);
         let args = self.rules.args(claims);

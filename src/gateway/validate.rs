@@ -2,12 +2,13 @@
 //!
 //! A record the gateway accepts is re-serialized from its parsed form (never passed
 //! through as received) and has: a table the rules list and the server replicates; a
-//! key of the table's key length made of integers and strings; an operation the merge
+//! key of the table's key length, each value of its column's type (integer or string); an operation the merge
 //! knows; data naming only the table's non-key columns, each value of a shape its
-//! column's policy merges (a counter never receives text, a set never a number); a
-//! clock no further ahead of the Worker's than the allowed drift (a record stamped in
-//! the far future would win every last-writer-wins merge forever). Anything else is
-//! refused, alone: the rest of the chunk goes on.
+//! column's policy merges (a counter never receives text, a set never a number). Anything
+//! else is refused, alone: the rest of the chunk goes on. A record stamped further ahead
+//! of the Worker's clock than the allowed drift (it would win every last-writer-wins
+//! merge for as long) fails the whole push instead, as `CLOCK_DRIFT` with the server's
+//! time: the device's clock is wrong, and the replica keeps its writes and corrects it.
 
 use std::collections::HashMap;
 
@@ -21,6 +22,7 @@ use serde_json::Value as Json;
 use super::protocol::Refusal;
 use super::rules::SyncRules;
 use crate::crdt::text::Text;
+use crate::sync::policy::affinity;
 use crate::sync::{Policy, TableSpec};
 
 /// Longest key value (bytes of one string in a key).
@@ -46,10 +48,18 @@ pub struct Valid {
 pub struct Checked {
     pub valid: Vec<Valid>,
     pub refused: Vec<Refusal>,
+    /// How far ahead of the Worker's clock the furthest record is, when more than the
+    /// allowed drift: the whole push is then answered `CLOCK_DRIFT` with the server's
+    /// time (the device's clock is wrong, not the record: refusing the records alone
+    /// would drop the writes from the replica's outbox).
+    pub ahead_ms: Option<u64>,
 }
 
 pub const PERMISSION_DENIED: &str = "PERMISSION_DENIED";
 pub const INVALID_RECORD: &str = "INVALID_RECORD";
+/// [`check_one`]'s mark for a record stamped too far ahead (the reason is how far, in
+/// ms): not a refusal, see [`Checked::ahead_ms`].
+const CLOCK_AHEAD: &str = "CLOCK_AHEAD";
 
 /// A replica's site id: 16 lowercase hex digits (what replicas generate).
 pub fn valid_site(site: &str) -> bool {
@@ -71,6 +81,10 @@ pub fn check_records(
     let mut out = Checked::default();
     for (index, rec) in records.iter().enumerate() {
         match check_one(rec, rules, specs, now_ms, max_drift_ms) {
+            Err((CLOCK_AHEAD, ahead)) => {
+                let ahead: u64 = ahead.parse().unwrap_or(u64::MAX);
+                out.ahead_ms = Some(out.ahead_ms.unwrap_or(0).max(ahead));
+            }
             Ok(mut v) => {
                 v.index = index;
                 out.valid.push(v)
@@ -115,9 +129,7 @@ fn check_one(
         .ok_or_else(|| invalid("hlc must be a positive integer".into()))?;
     let ahead = ((hlc >> 16) as u64).saturating_sub(now_ms);
     if ahead > max_drift_ms {
-        return Err(invalid(format!(
-            "the record's clock is {ahead} ms ahead of the server's (at most {max_drift_ms} ms)"
-        )));
+        return Err((CLOCK_AHEAD, ahead.to_string()));
     }
     let table: Cow<str> = serde_json::from_str(a[1].get()).map_err(|_| invalid("table must be a string".into()))?;
     let shown = short(&table);
@@ -168,6 +180,20 @@ fn check_one(
                 return Err(invalid(format!("column {col} of {table} is {}", c.policy.as_str())));
             }
             check_value(c.policy, v).map_err(|m| invalid(format!("{table}.{col}: {m}")))?;
+            // The rules see a text edit's rendered text (`t`) while replicas apply its
+            // update (`u`), which the gateway cannot check against `t` without the
+            // cell's document: a predicate naming a text column could be passed with
+            // the right `t` and any `u`. Such edits are refused (`columns` is enforced
+            // in the rules' check: an existing row's text outside it may not be named).
+            if c.policy == Policy::Text
+                && rules
+                    .table(&table)
+                    .is_some_and(|tr| tr.write_names().contains(&c.name.to_ascii_lowercase()))
+            {
+                return Err(denied(format!(
+                    "{table}.{col} is a text column a write rule names: the gateway cannot check text edits against rules"
+                )));
+            }
             if i > 0 {
                 clean.push(',');
             }
@@ -211,8 +237,16 @@ fn short(s: &str) -> String {
     s.chars().take(64).collect()
 }
 
-/// A key: an array of the table's key length, of integers and strings; returned as
-/// canonical JSON text (re-encoded, so one key has one spelling).
+/// A key: an array of the table's key length, each value of its column's type (an
+/// integer for an INTEGER key column, a string for a TEXT one: the only key affinities
+/// `replicate()` accepts); returned as canonical JSON text (re-encoded, so one key has
+/// one spelling).
+///
+/// The type is checked because the rules find a row by its key's JSON text while
+/// SQLite's upsert converts by the column's affinity: `["1"]` for an INTEGER key would
+/// be checked as a new row yet land on row `1` (another user's), and `[1]` for a TEXT
+/// key would land on row `'1'`. A replica sends its stored values, which its column's
+/// affinity already converted, so its keys always pass.
 fn check_key(pk: &RawValue, spec: &TableSpec) -> Result<String, String> {
     let wrong = || format!("the key of {} is an array of {} values", spec.name, spec.pk.len());
     let a: Vec<&RawValue> = serde_json::from_str(pk.get()).map_err(|_| wrong())?;
@@ -224,15 +258,22 @@ fn check_key(pk: &RawValue, spec: &TableSpec) -> Result<String, String> {
         if i > 0 {
             out.push(',');
         }
+        let col = &spec.columns[spec.pk[i]];
         let text = v.get();
-        if text.starts_with('"') {
-            let s: String = serde_json::from_str(text).map_err(|_| "key values are integers or strings".to_string())?;
+        if affinity(&col.decl_type) == "TEXT" {
+            let s: String = serde_json::from_str(text)
+                .map_err(|_| format!("key column {}.{} is TEXT: its values are strings", spec.name, col.name))?;
             if s.len() > MAX_KEY_BYTES {
                 return Err(format!("key values are at most {MAX_KEY_BYTES} bytes"));
             }
             out.push_str(&Json::from(s).to_string());
         } else {
-            let n: i64 = serde_json::from_str(text).map_err(|_| "key values are integers or strings".to_string())?;
+            let n: i64 = serde_json::from_str(text).map_err(|_| {
+                format!(
+                    "key column {}.{} is INTEGER: its values are integers",
+                    spec.name, col.name
+                )
+            })?;
             out.push_str(&n.to_string());
         }
     }

@@ -133,7 +133,7 @@ pub fn check_identifier(kind: &str, name: &str) -> Result<()> {
 
 /// SQLite's type affinity rules (section 3.1 of the datatype docs), enough to tell
 /// which columns can hold a counter or JSON text.
-fn affinity(decl: &str) -> &'static str {
+pub(crate) fn affinity(decl: &str) -> &'static str {
     let d = decl.to_ascii_uppercase();
     if d.contains("INT") {
         "INTEGER"

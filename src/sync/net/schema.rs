@@ -339,16 +339,7 @@ impl<T: HttpTransport> Replica<T> {
             return Err(Error::Protocol("the server's schema check returned no row".into()));
         };
         if server_ms > 0 {
-            let correction = {
-                let mut clock = self.capture.clock.lock().unwrap_or_else(|e| e.into_inner());
-                let before = clock.offset_ms();
-                let e = clock.correct(server_ms as u64, self.now());
-                (e, clock.offset_ms(), before)
-            };
-            if correction.1 != correction.2 {
-                set_meta(&self.store, "clock_offset", &Value::Integer(correction.1))?;
-            }
-            if let Some(e) = correction.0 {
+            if let Some(e) = self.correct_clock(server_ms as u64)? {
                 self.emit(Event::Error {
                     code: e.code().into(),
                     message: e.to_string(),
@@ -357,6 +348,24 @@ impl<T: HttpTransport> Replica<T> {
             }
         }
         Ok(self.inner.borrow().server_fingerprint.as_deref() == Some(facts.as_str()))
+    }
+}
+
+impl<T: HttpTransport> Replica<T> {
+    /// Compares the server's time with this machine's clock; when they differ by more
+    /// than the allowed drift, new writes use the server's time from now on (the
+    /// offset is kept in `_es_meta`). Returns the error to report when that changed.
+    pub(in crate::sync::net) fn correct_clock(&self, server_ms: u64) -> Result<Option<Error>> {
+        let (e, after, before) = {
+            let mut clock = self.capture.clock.lock().unwrap_or_else(|e| e.into_inner());
+            let before = clock.offset_ms();
+            let e = clock.correct(server_ms, self.now());
+            (e, clock.offset_ms(), before)
+        };
+        if after != before {
+            set_meta(&self.store, "clock_offset", &Value::Integer(after))?;
+        }
+        Ok(e)
     }
 }
 

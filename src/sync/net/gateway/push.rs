@@ -8,7 +8,7 @@ use serde_json::Value as Json;
 use super::super::push::{fit, CHUNK_BYTES};
 use super::super::{poll_once, Queued};
 use crate::error::{Error, Result};
-use crate::gateway::protocol::{PushResponse, Refusal, RowsRequest, State};
+use crate::gateway::protocol::{server_time, PushResponse, Refusal, RowsRequest, State};
 use crate::remote::{HttpTransport, ResultSet};
 use crate::store::sql_error;
 use crate::sync::record::{decode_value, Record};
@@ -76,6 +76,25 @@ impl<T: HttpTransport> Replica<T> {
             };
             let resp: PushResponse = match answer {
                 Ok(r) => r,
+                // This device's clock runs ahead of the Worker's: nothing is dropped
+                // (the records stay queued and are pushed again at a later sync); new
+                // writes take the server's time from now on, as after a direct sync.
+                Err(Error::Server { status: 409, message }) if message.starts_with("CLOCK_DRIFT") => {
+                    let Some(ms) = server_time(&message) else {
+                        return Err(Error::Server { status: 409, message });
+                    };
+                    let changed = self.correct_clock(ms)?;
+                    let max_drift_ms = self
+                        .capture
+                        .clock
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .max_drift_ms();
+                    return Err(changed.unwrap_or(Error::LocalClockSkew {
+                        skew_ms: self.now() as i64 - ms as i64,
+                        max_drift_ms,
+                    }));
+                }
                 Err(Error::Server { status: 413, .. }) if queued.len() > 1 => {
                     next = None;
                     chunk = (queued.len() / 2).max(1);
