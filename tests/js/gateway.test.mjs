@@ -303,17 +303,36 @@ test("no user token reaches another user's rows by any route", async () => {
     assert.ok(r.status === 403 || r.status === 404, `${method}: ${r.status} ${r.text}`);
     assert.ok(!leaks(r.text), r.text);
   }
-  // The hub: bob's channels and the worker's announcements are not hers.
+  // The hub: bob's channels and the worker's announcements are not hers. Bob publishes
+  // a secret on his channel (kept in its history) and again while she listens; his own
+  // socket shows it arrives, so her sockets' silence means something.
+  const publish = async (data) => {
+    const res = await fetch(w.base + "/publish", {
+      method: "POST",
+      headers: { authorization: `Bearer ${token("bob")}`, "content-type": "application/json" },
+      body: JSON.stringify({ channel: "user:bob:notes", data }),
+    });
+    assert.equal(res.status, 200, await res.text());
+  };
+  await publish({ note: "the secret" });
+  const his = hubSocket(w.wsBase, token("bob"), { channels: "user:bob:*", since: "0" });
+  await his.opened;
+  await his.next((m) => JSON.stringify(m).includes("the secret"));
   for (const channels of ["user:bob:*", "*", "table:todos", "sync:todos"]) {
     const sock = hubSocket(w.wsBase, alice, { channels, since: "0" });
     const refused = await sock.opened.then(() => false, (e) => e.status === 403);
     if (!refused) {
       const ready = await sock.next((m) => m.type === "ready" || m.type === "error");
+      const seen = his.frames.length;
+      await publish({ note: "the secret, live" });
+      await his.next((m) => JSON.stringify(m).includes("the secret, live"), seen);
+      await new Promise((r) => setTimeout(r, 200));
       assert.ok(!JSON.stringify(sock.frames).includes("the secret"), channels);
       assert.notEqual(ready.type, "event");
     }
     await sock.close?.();
   }
+  await his.close();
   // The gateway's own reads: whatever she asks for, only her rows come back.
   const rows = await raw(w, "/sync/v1/rows", { tables: { todos: [["b1"], ["a1"], ["s1"]], secrets: [["k"]] } }, { auth: alice });
   assert.equal(rows.status, 200);
@@ -323,8 +342,14 @@ test("no user token reaches another user's rows by any route", async () => {
   assert.equal(scope.status, 200);
   assert.ok(!JSON.stringify(scope.body).includes("b1"), JSON.stringify(scope.body));
   const boot = await raw(w, "/sync/v1/bootstrap", { table: "todos", limit: 100 }, { auth: alice });
+  assert.equal(boot.status, 200, JSON.stringify(boot.body));
+  const booted = boot.body.state.tables.todos.rows.map((r) => r[0]);
+  assert.ok(booted.includes('["a1"]') && booted.includes('["s1"]'), JSON.stringify(booted));
   assert.ok(!leaks(JSON.stringify(boot.body.state)), JSON.stringify(boot.body.state));
   const pull = await raw(w, "/sync/v1/pull", { site: "00000000000000a9", cursor: 0, limit: 5000 }, { auth: alice });
+  assert.equal(pull.status, 200, JSON.stringify(pull.body));
+  const pulled = pull.body.records.filter(([, , rec]) => rec[1] === "todos").map(([, , rec]) => rec[2][0]);
+  assert.ok(pulled.includes("a1") && pulled.includes("s1"), JSON.stringify(pulled));
   for (const [, , rec] of pull.body.records) assert.ok(!["b1", "k"].includes(rec[2][0]), JSON.stringify(rec));
 });
 
