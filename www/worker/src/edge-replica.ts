@@ -92,6 +92,8 @@ export class EdgeReplica extends DurableObject<Env> {
   #mirrored = false;
   /** Why it could not be, until it is. */
   #mirrorError: string | undefined;
+  /** A table was declared since the last successful sync: its rows are not here yet. */
+  #unsynced = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -155,7 +157,10 @@ export class EdgeReplica extends DurableObject<Env> {
       }
       for (const [tbl, pol, create] of rows as [string, string, string][]) {
         if (wanted && !wanted.includes(tbl)) continue;
-        if (!known.has(tbl)) await db.execute(create.replace(/^CREATE TABLE /i, "CREATE TABLE IF NOT EXISTS "));
+        if (!known.has(tbl)) {
+          await db.execute(create.replace(/^CREATE TABLE /i, "CREATE TABLE IF NOT EXISTS "));
+          this.#unsynced = true;
+        }
         db.replicate(tbl, JSON.parse(pol));
         known.add(tbl);
       }
@@ -186,7 +191,9 @@ export class EdgeReplica extends DurableObject<Env> {
         if (!db) return;
         try {
           if (!this.#mirrored) await this.#mirror(db);
+          const declared = this.#unsynced;
           await db.sync();
+          if (declared) this.#unsynced = false;
           this.#lastSyncAt = Date.now();
           this.#syncs++;
           this.#error = undefined;
@@ -247,8 +254,13 @@ export class EdgeReplica extends DurableObject<Env> {
     const s = this.#db?.status();
     return {
       // Synced in this life of the object, or holding what an earlier one synced — and
-      // holding some table (the server's list read, or tables an earlier life mirrored).
-      ready: this.#db !== undefined && (this.#lastSyncAt > 0 || (s?.cursor ?? 0) > 0) && (this.#mirrored || this.#tables.length > 0),
+      // holding some table (the server's list read, or tables an earlier life mirrored),
+      // each synced since it was declared.
+      ready:
+        this.#db !== undefined &&
+        (this.#lastSyncAt > 0 || (s?.cursor ?? 0) > 0) &&
+        (this.#mirrored || this.#tables.length > 0) &&
+        !this.#unsynced,
       tables: this.#tables,
       lastSyncAt: this.#lastSyncAt,
       lagMs: this.#lastSyncAt ? Date.now() - this.#lastSyncAt : -1,
