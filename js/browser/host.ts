@@ -213,11 +213,20 @@ export class ReplicaHost {
     if (this.#role !== "opening") return; // closed meanwhile
     this.#role = "owner";
     this.#channel?.postMessage({ t: "owner", origin: this.origin } satisfies OnChannel);
+    // The tables this page declared, again in the new owner. It succeeded where it first
+    // ran; failing now (the table dropped or changed since), writes to that table would
+    // no longer be captured with nothing said: the page hears it as a `sync:error`
+    // naming the table (docs/replicas.md, "Many tabs, one store").
     for (const [table, pol] of this.#replicated) {
       try {
         this.#client!.replicate(table, revive(pol));
-      } catch {
-        // It succeeded where it first ran; an error now would have no caller.
+      } catch (e) {
+        const err = adopt(e);
+        this.#event("sync:error", {
+          code: err.code,
+          message: `replicate("${table}") again in the tab that took over the store failed: ${err.message}`,
+          retryable: false,
+        });
       }
     }
     // Own calls that waited, in order; those another owner may have run are deduplicated.

@@ -8,6 +8,7 @@
 //     tabs write: no acknowledged write lost, none doubled, on the replica and on the
 //     server; change events reach every tab;
 //   - a forwarded write sent again (to the same owner, or after a hand-off) runs once;
+//   - a table the next owner cannot declare again is reported (sync:error);
 //   - no tab ever sees NoModificationAllowedError.
 // The API in the browser (events, the application's own worker, errors, storage full,
 // no OPFS): browser-opfs-api.test.mjs.
@@ -245,6 +246,35 @@ describe('browser replicas in OPFS: durability, tabs (Chromium, real sqld)', { t
     assert.equal(failed.e.code, 'SQL_ERROR');
     const [vacuumed] = await probe.evaluate(() => window.answerTo(4, 1));
     assert.equal(vacuumed.ok, true, show(vacuumed));
+    await browser.close();
+  });
+
+  it("a table the new owner cannot declare again is reported to its page (sync:error), not swallowed", { timeout: STEP }, async () => {
+    const browser = await launch();
+    const a = await openTab(browser, pageUrl(), problems);
+    const b = await openTab(browser, pageUrl(), problems);
+    await openDb(a, 'redeclare.db');
+    await openDb(b, 'redeclare.db');
+    assert.equal(await ownerOf([a, b]), a);
+    // b's page declares a table (run by the owner, a), which is then dropped.
+    await b.evaluate(async () => {
+      window.errors = [];
+      window.db.on('sync:error', (d) => window.errors.push(d));
+      await window.db.execute('create table gone (id integer primary key, v text)');
+      await window.db.replicate('gone');
+      await window.db.execute('drop table gone');
+    });
+    // a's tab closes: b takes the store over and declares its page's tables again.
+    await a.close();
+    assert.equal(await ownerOf([b]), b);
+    const errors = await waitFor('the sync:error of the table declared again', async () => {
+      const e = await b.evaluate(() => window.errors);
+      return e.length > 0 && e;
+    });
+    assert.equal(errors.length, 1, JSON.stringify(errors));
+    assert.equal(errors[0].retryable, false);
+    assert.match(errors[0].message, /replicate\("gone"\)/);
+    assert.equal(typeof errors[0].code, 'string');
     await browser.close();
   });
 

@@ -49,6 +49,13 @@ describe('the dashboard over a local replica', { timeout: 10 * STEP }, () => {
     const direct = libsql({ url: env.sqld.url, authToken: page.token });
     await assert.rejects(direct.execute('select 1'), /401|nauthori|AUTH|JWT/i, 'a user token is not a database token');
     direct.close();
+    // The token was read from the address bar, then taken out of it, and is kept for this
+    // tab only (sessionStorage), never in localStorage.
+    const kept = await a.page.evaluate(() => ({ search: location.search, local: JSON.stringify({ ...localStorage }), session: sessionStorage.getItem('edgesync.dashboard.token') }));
+    assert.ok(a.url.includes('token='), 'opened with ?token=');
+    assert.ok(!kept.search.includes('token='), `the address bar keeps no token: ${kept.search}`);
+    assert.ok(!kept.local.includes(page.token), 'no token in localStorage');
+    assert.equal(kept.session, page.token);
     await until('the sidebar to say OPFS', async () => (await a.page.textContent('#device-store')) === 'OPFS · file:' + (await a.page.evaluate(() => window.dashboard.device.config.store)));
     // Every app's tables exist locally and are declared replicated.
     const replicated = (await a.sql('select tbl from _es_tables order by tbl')).map((r) => r.tbl);
@@ -97,6 +104,7 @@ describe('the dashboard over a local replica', { timeout: 10 * STEP }, () => {
     // It stays offline across a reload (the user's choice).
     await a.reload();
     assert.equal((await a.status()).paused, true);
+    assert.ok((await a.page.evaluate(() => window.dashboard.device.config.token)).length > 0, 'the token, from this tab\'s session');
     await a.setSwitch(true);
     await until('the queued writes pushed', async () => (await a.status()).pendingChanges === 0 && (await a.status()).lastPush?.ok);
     const server = libsql({ url: env.sqld.url, authToken: env.token });

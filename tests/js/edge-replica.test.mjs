@@ -38,6 +38,8 @@ before(async () => {
   await admin.execute("insert into items values (1, 'one', 10), (2, 'two', 20)");
   await admin.sync();
   primary = createClient({ url: cluster.primary.url, authToken: cluster.tokens.rw });
+  // The edge replica's first read of the primary's table list fails (the first test).
+  proxy.setFaults({ kind: "error", errorStatus: 503, matchBody: (text) => text.includes(TABLE_LIST) });
   w = await startWorker({
     name: "edge-replica",
     persistTo: state,
@@ -63,6 +65,9 @@ after(async () => {
   fs.rmSync(state, { recursive: true, force: true });
 });
 
+/** The edge replica's read of the primary's table list (edge-replica.ts, #mirror). */
+const TABLE_LIST = "SELECT tbl, pol, create_sql FROM _es_tables ORDER BY tbl";
+
 const query = (sql, args) => request(w, "POST", "/query", { token: svc(), body: { sql, args } });
 
 /** Polls until `f()` is truthy. */
@@ -75,6 +80,26 @@ async function until(what, f, ms = 20_000) {
     await sleep(20);
   }
 }
+
+test("a failed read of the primary's table list is reported, not taken for 'no tables', and retried", async () => {
+  // Syncs pass; only the table list answers 503 (before/after: set before workerd starts).
+  const failing = await until("the edge replica reports the failed table list", async () => {
+    const h = (await request(w, "GET", "/health")).body?.edgeReplica;
+    return h?.error?.includes("table list") && h;
+  });
+  assert.equal(failing.ready, false, JSON.stringify(failing));
+  assert.deepEqual(failing.tables, []);
+  assert.ok(proxy.stats().error >= 1);
+  // The primary answers again: the next sync (a wake-up here; the alarm otherwise) mirrors.
+  proxy.setFaults("pass");
+  await request(w, "POST", "/sync/notify", { token: svc() });
+  const h = await until("the edge replica mirrors the tables", async () => {
+    const h = (await request(w, "GET", "/health")).body?.edgeReplica;
+    return h?.ready && h;
+  });
+  assert.deepEqual(h.tables, ["items"]);
+  assert.equal(h.error, undefined, JSON.stringify(h));
+});
 
 test("reads of the tables it holds are answered by the edge replica", async () => {
   await until("the edge replica is ready", async () => (await request(w, "GET", "/health")).body?.edgeReplica?.ready);
@@ -135,12 +160,15 @@ test("/health and /metrics report its lag, pending changes and storage size", as
 });
 
 test("an acknowledged write survives a kill mid-sync, and the replica converges after restart", async () => {
-  // The push to the primary is lost on the way back (committed, answer lost), then the
-  // push is held and workerd is killed while it is in flight.
-  proxy.setFaults({ next: ["drop"], pathPrefix: "/v", match: (req) => req.method === "POST" });
+  // Every request of the edge replica's sync to the primary is held (`drop`: nothing is
+  // forwarded, no answer) until workerd is killed while one is in flight: the acknowledged
+  // write is then only in the Durable Object's storage.
+  const held = proxy.stats().drop;
+  proxy.setFaults({ kind: "drop", pathPrefix: "/v", match: (req) => req.method === "POST" });
   const ack = await request(w, "POST", "/edge/execute", { token: svc(), body: { sql: "insert into items values (3, 'three', 30)" } });
   assert.equal(ack.status, 200, ack.text);
-  await until("the push reached the proxy", async () => proxy.stats().drop >= 1, 10_000);
+  await until("the sync after the write is held by the proxy", async () => proxy.stats().drop > held, 10_000);
+  assert.deepEqual(rowsOf(await primary.execute("select name from items where id = 3")), [], "not on the primary before the kill");
   await w.kill();
   proxy.setFaults("pass");
   await w.restart();

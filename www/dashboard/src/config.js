@@ -5,8 +5,13 @@
 //   index.html?sync=http://127.0.0.1:8080&token=<JWT>&hub=http://127.0.0.1:8787&device=Laptop
 //
 // `url` is accepted for `sync`, as the earlier dashboard took it.
+//
+// The token (the user's JWT) is a credential: once read it is taken out of the address
+// bar (history.replaceState: not in the history, bookmarks or a copied link) and kept in
+// sessionStorage only — this tab, until it is closed — never in localStorage.
 
 const SAVED = "edgesync.dashboard.config";
+const TOKEN = "edgesync.dashboard.token";
 
 /**
  * @typedef {{
@@ -37,19 +42,32 @@ async function fromFile() {
   }
 }
 
+/** What this browser remembers, without a token (an earlier dashboard saved one there). */
 function saved() {
   try {
-    return JSON.parse(localStorage.getItem(SAVED) ?? "{}");
+    const out = JSON.parse(localStorage.getItem(SAVED) ?? "{}");
+    delete out.token;
+    return out;
   } catch {
     return {};
   }
+}
+
+/** Takes `token` out of the address bar, keeping the rest (and the route) as it is. */
+function dropTokenFromUrl() {
+  const url = new URL(location.href);
+  if (!url.searchParams.has("token")) return;
+  url.searchParams.delete("token");
+  history.replaceState(history.state, "", url);
 }
 
 const NAMES = ["Ada", "Grace", "Linus", "Barbara", "Alan", "Edsger", "Margaret", "Ken", "Frances", "Dennis"];
 
 /** @returns {Promise<DashboardConfig>} */
 export async function loadConfig() {
-  const merged = { ...saved(), ...(await fromFile()), ...fromQuery() };
+  const session = sessionStorage.getItem(TOKEN);
+  const merged = { ...saved(), ...(session ? { token: session } : {}), ...(await fromFile()), ...fromQuery() };
+  dropTokenFromUrl();
   const device = merged.device || `Device ${crypto.randomUUID().slice(0, 4).toUpperCase()}`;
   const config = {
     sync: String(merged.sync ?? ""),
@@ -64,8 +82,11 @@ export async function loadConfig() {
     store: String(merged.store || "edgesync-dashboard"),
     hubPrefix: merged.hubPrefix === undefined ? undefined : String(merged.hubPrefix),
   };
-  // The device keeps its name and user across reloads; the server settings too.
-  localStorage.setItem(SAVED, JSON.stringify({ ...saved(), ...config }));
+  // The device keeps its name and user across reloads; the server settings too. The
+  // token only in this tab's session.
+  localStorage.setItem(SAVED, JSON.stringify({ ...saved(), ...config, token: undefined }));
+  if (config.token) sessionStorage.setItem(TOKEN, config.token);
+  else sessionStorage.removeItem(TOKEN);
   return config;
 }
 

@@ -9,7 +9,10 @@
  *
  * It is a trusted replica: it syncs straight to the primary with the database token.
  * It mirrors the server's replicated tables named by EDGE_REPLICA_TABLES (a JSON array,
- * or "*" for all), read from the server's `_es_tables` when it first opens.
+ * or "*" for all), read from the server's `_es_tables` when it first opens. If that read
+ * fails (primary unreachable, 503, auth), the error is reported by status() (so /health)
+ * and the read is tried again before each sync until it succeeds: a primary down at open
+ * must not leave the object mirroring nothing for its whole life.
  *
  * RPC (from this Worker only, through the binding):
  *   query(sql, args)  → {columns, rows, …} (ResultSet.toJSON()) — reads only
@@ -60,6 +63,11 @@ export function edgeTables(env: Env): string[] | undefined {
   return list as string[];
 }
 
+/** An error as status() reports it: its code, then its message. */
+function describe(e: unknown): string {
+  return e instanceof Error ? `${(e as { code?: string }).code ?? ""} ${e.message}`.trim() : String(e);
+}
+
 function primaryUrl(env: Env): string {
   if (env.REGIONS) {
     const regions = JSON.parse(env.REGIONS) as { url: string; role: string }[];
@@ -80,6 +88,12 @@ export class EdgeReplica extends DurableObject<Env> {
   #syncs = 0;
   #failures = 0;
   #error: string | undefined;
+  /** Whether the server's table list was read (in this life of the object). */
+  #mirrored = false;
+  /** Why it could not be, until it is. */
+  #mirrorError: string | undefined;
+  /** A table was declared since the last successful sync: its rows are not here yet. */
+  #unsynced = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -104,19 +118,24 @@ export class EdgeReplica extends DurableObject<Env> {
       this.#db = db;
       openReplicas.set(id, db);
       await this.#mirror(db);
+      // Even unmirrored: the tables an earlier life held are served, and syncs retry it.
       await this.#scheduleNext(0);
       // Woken by the hub after writes elsewhere.
       const hub = this.env.HUB.get(this.env.HUB.idFromName("global"));
       await hub.fetch("https://hub/edge-register", { method: "POST", body: JSON.stringify({ id: this.ctx.id.toString() }) });
     } catch (e) {
-      this.#error = e instanceof Error ? `${(e as { code?: string }).code ?? ""} ${e.message}`.trim() : String(e);
+      this.#error = describe(e);
       this.#db?.close();
       this.#db = undefined;
       await this.ctx.storage.setAlarm(Date.now() + DEFAULT_SYNC_MS); // try again
     }
   }
 
-  /** Declares the server's replicated tables locally (once per table). */
+  /**
+   * Declares the server's replicated tables locally (once per table). Only "the server
+   * has no `_es_tables`" (no replica has synced yet) means nothing to mirror; any other
+   * failure to read the list is recorded, and the next sync tries again.
+   */
   async #mirror(db: EmbeddedReplica): Promise<void> {
     const wanted = edgeTables(this.env);
     const known = new Set(
@@ -127,12 +146,21 @@ export class EdgeReplica extends DurableObject<Env> {
       let rows: unknown[][] = [];
       try {
         rows = (await remote.execute("SELECT tbl, pol, create_sql FROM _es_tables ORDER BY tbl")).rows.map((r) => [r[0], r[1], r[2]]);
-      } catch {
+      } catch (e) {
+        const message = e instanceof Error ? e.message : String(e);
+        if (!/no such table:?\s*(main\.)?_es_tables/i.test(message)) {
+          this.#mirrorError = `the primary's table list: ${describe(e)}`;
+          this.#tables = [...known].filter((t) => !wanted || wanted.includes(t)).sort();
+          return;
+        }
         rows = []; // no replica has synced yet: nothing to mirror
       }
       for (const [tbl, pol, create] of rows as [string, string, string][]) {
         if (wanted && !wanted.includes(tbl)) continue;
-        if (!known.has(tbl)) await db.execute(create.replace(/^CREATE TABLE /i, "CREATE TABLE IF NOT EXISTS "));
+        if (!known.has(tbl)) {
+          await db.execute(create.replace(/^CREATE TABLE /i, "CREATE TABLE IF NOT EXISTS "));
+          this.#unsynced = true;
+        }
         db.replicate(tbl, JSON.parse(pol));
         known.add(tbl);
       }
@@ -140,6 +168,8 @@ export class EdgeReplica extends DurableObject<Env> {
       remote.close();
     }
     this.#tables = [...known].filter((t) => !wanted || wanted.includes(t)).sort();
+    this.#mirrored = true;
+    this.#mirrorError = undefined;
   }
 
   /** The next background sync: in `inMs`, or the configured period. */
@@ -160,7 +190,10 @@ export class EdgeReplica extends DurableObject<Env> {
         const db = this.#db;
         if (!db) return;
         try {
+          if (!this.#mirrored) await this.#mirror(db);
+          const declared = this.#unsynced;
           await db.sync();
+          if (declared) this.#unsynced = false;
           this.#lastSyncAt = Date.now();
           this.#syncs++;
           this.#error = undefined;
@@ -220,8 +253,14 @@ export class EdgeReplica extends DurableObject<Env> {
   async status(): Promise<EdgeReplicaStatus> {
     const s = this.#db?.status();
     return {
-      // Synced in this life of the object, or holding what an earlier one synced.
-      ready: this.#db !== undefined && (this.#lastSyncAt > 0 || (s?.cursor ?? 0) > 0),
+      // Synced in this life of the object, or holding what an earlier one synced — and
+      // holding some table (the server's list read, or tables an earlier life mirrored),
+      // each synced since it was declared.
+      ready:
+        this.#db !== undefined &&
+        (this.#lastSyncAt > 0 || (s?.cursor ?? 0) > 0) &&
+        (this.#mirrored || this.#tables.length > 0) &&
+        !this.#unsynced,
       tables: this.#tables,
       lastSyncAt: this.#lastSyncAt,
       lagMs: this.#lastSyncAt ? Date.now() - this.#lastSyncAt : -1,
@@ -230,7 +269,7 @@ export class EdgeReplica extends DurableObject<Env> {
       cursor: s?.cursor ?? 0,
       syncs: this.#syncs,
       failures: this.#failures,
-      ...(this.#error ? { error: this.#error } : {}),
+      ...(this.#mirrorError || this.#error ? { error: [this.#mirrorError, this.#error].filter(Boolean).join("; ") } : {}),
     };
   }
 }
