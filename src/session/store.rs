@@ -114,7 +114,7 @@ impl Sessions {
 
     /// Creates a session homed in `region`. The returned INSERT fails on the
     /// primary key if the id exists in the table (the worker maps that
-    /// SQL_CONSTRAINT to 409 and should call [`Sessions::evict`]). An id live in this
+    /// SQLITE_CONSTRAINT to 409 and should call [`Sessions::evict`]). An id live in this
     /// cache is refused with `SESSION_CONFLICT` without a round trip.
     pub fn create(&mut self, id: &str, data: &str, region: &str, now_ms: f64) -> Result<(SessionView, SqlWrite)> {
         check_id(id)?;

@@ -3,7 +3,7 @@
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::ToSql;
 
-use crate::error::{Error, Result, SqlErrorKind};
+use crate::error::{Error, Extended, Result, SqlCode};
 use crate::sql::{Statement, Value};
 
 impl ToSql for Value {
@@ -15,6 +15,17 @@ impl ToSql for Value {
             Value::Text(s) => ValueRef::Text(s.as_bytes()),
             Value::Blob(b) => ValueRef::Blob(b),
         }))
+    }
+}
+
+/// rusqlite's borrowed value as the crate's.
+pub fn value_ref(v: ValueRef<'_>) -> crate::sql::ValueRef<'_> {
+    match v {
+        ValueRef::Null => crate::sql::ValueRef::Null,
+        ValueRef::Integer(i) => crate::sql::ValueRef::Integer(i),
+        ValueRef::Real(f) => crate::sql::ValueRef::Real(f),
+        ValueRef::Text(t) => crate::sql::ValueRef::Text(t),
+        ValueRef::Blob(b) => crate::sql::ValueRef::Blob(b),
     }
 }
 
@@ -63,27 +74,28 @@ pub(crate) fn bind(stmt: &mut rusqlite::CachedStatement<'_>, s: &Statement) -> R
     Ok(())
 }
 
-/// Classifies a local SQLite error exactly like the server's errors are classified.
+/// A local SQLite error as the official client reports one: `code` the primary result
+/// code's name, the extended code in `extended`, and SQLite's own message.
 pub fn sql_error(e: rusqlite::Error) -> Error {
-    use rusqlite::ffi::ErrorCode;
-    let (kind, code) = match &e {
-        rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::ConstraintViolation => {
-            (SqlErrorKind::Constraint, Some("SQLITE_CONSTRAINT".to_string()))
+    let (rc, message) = match e {
+        rusqlite::Error::SqliteFailure(f, msg) => (f.extended_code, msg.unwrap_or_else(|| f.to_string())),
+        rusqlite::Error::SqlInputError { error, msg, .. } => (error.extended_code, msg),
+        rusqlite::Error::MultipleStatement => {
+            return Error::Sql {
+                code: SqlCode::SqlManyStatements,
+                message: "SQL string contains more than one statement".into(),
+                server_code: None,
+                extended: None,
+                statement_index: None,
+            }
         }
-        rusqlite::Error::SqliteFailure(f, _) => (SqlErrorKind::Other, Some(format!("SQLITE_{:?}", f.code))),
-        _ => (SqlErrorKind::Other, None),
-    };
-    let message = e.to_string();
-    let lower = message.to_ascii_lowercase();
-    let kind = if lower.contains("syntax error") || lower.contains("incomplete input") {
-        SqlErrorKind::Syntax
-    } else {
-        kind
+        other => (1, other.to_string()),
     };
     Error::Sql {
-        kind,
+        code: SqlCode::from_sqlite(rc),
         message,
-        server_code: code,
-        step: None,
+        server_code: None,
+        extended: super::codes::name(rc).map(|name| Extended { name, raw: rc }),
+        statement_index: None,
     }
 }
