@@ -41,7 +41,7 @@ pub mod status;
 #[cfg(all(test, feature = "native"))]
 mod tests;
 
-pub use net::{SyncReport, BACKOFF_BASE_MS, BACKOFF_MAX_MS};
+pub use net::{Mirror, SyncReport, BACKOFF_BASE_MS, BACKOFF_MAX_MS};
 pub use policy::{Column, Policy, TableSpec};
 pub use replica::{ConflictResolver, Env, Replica, ReplicaConfig};
 pub use status::{backoff_ms, Event, Metrics, Outcome, Status};

@@ -6,6 +6,7 @@
 //! - `push.rs`: the outbox, one atomic Hrana batch per chunk (merge rules in SQL)
 //! - `pull.rs`: the log after the cursor, applied with the same rules
 //! - `write_through.rs`: `writeMode: "remote"` writes and their doubts
+//! - `mirror.rs`: read-only mirrors of the server's other tables
 //! - `status.rs`: status and metrics accessors
 //!
 //! Every `await` happens with no local transaction open and no borrow held, so local
@@ -19,12 +20,15 @@ use crate::error::{Error, Result};
 use crate::remote::{HttpTransport, RemoteClient, ResultSet, Statement, TransactionMode, Value};
 
 mod bootstrap;
+mod mirror;
 mod pull;
 mod push;
 mod schema;
 mod status;
 mod sync;
 mod write_through;
+
+pub use mirror::Mirror;
 
 /// What one `sync()` did.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]

@@ -101,6 +101,7 @@ impl<T: HttpTransport> Replica<T> {
         if self.fold_all()? > 0 || self.pending_outbox()? > 0 {
             pushed += self.push_all().await?;
         }
+        self.refresh_mirrors().await?;
         Ok((pushed, applied))
     }
 

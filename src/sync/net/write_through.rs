@@ -52,7 +52,7 @@ impl<T: HttpTransport> Replica<T> {
                 if mode == TransactionMode::Read {
                     return Err(Error::InvalidArgument("write-through needs a write batch".into()));
                 }
-                out.push(self.store.execute(s).map_err(|e| crate::store::with_step(e, i))?);
+                out.push(self.store.execute(s).map_err(|e| e.at_statement(i))?);
             }
             self.fold_all()?;
             let queued: Vec<Queued> = self
