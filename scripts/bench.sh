@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Benchmark: edgesync vs @libsql/client against one local sqld (see bench/remote.mjs),
-# then the sync engine (bench/sync.mjs, benches/sync.rs).
+# Benchmark: edgesync vs @libsql/client against one local sqld (see bench/remote.mjs,
+# bench/ws.mjs), the entry points (bench/entries.mjs), then the sync engine
+# (bench/sync.mjs, benches/sync.rs).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 cd "$REPO"
@@ -14,7 +15,16 @@ if [ "${1:-}" = sync ]; then sync_benches; exit; fi
 # Worker in workerd) and benches/router.rs (native). `bash scripts/bench.sh edge`.
 edge_benches() { wrangler_env; node --expose-gc bench/edge.mjs && cargo bench --bench router; }
 if [ "${1:-}" = edge ]; then edge_benches; exit; fi
+# The remote client over WebSocket vs @libsql/client over WebSocket, and the size and
+# load time of each entry point in Chromium (issue 18): `bash scripts/bench.sh ws`,
+# `bash scripts/bench.sh entries`.
+ws_bench() { node bench/ws.mjs; }
+entries_bench() { ensure_chromium; node bench/entries.mjs; }
+if [ "${1:-}" = ws ]; then ws_bench; exit; fi
+if [ "${1:-}" = entries ]; then entries_bench; exit; fi
 node bench/remote.mjs
+ws_bench
+entries_bench
 node bench/overhead.mjs
 sync_benches
 edge_benches

@@ -33,7 +33,8 @@ apt_ensure() {
 ensure_wasm_toolchain() {
   # SQLite in wasm without the extensions edgesync never uses (the session extension
   # and the introspection virtual tables): measured in README, "Release profile".
-  SQLITE_WASM_FLAGS="-DSQLITE_DEFAULT_MEMSTATUS=0 -USQLITE_ENABLE_SESSION -USQLITE_ENABLE_DBPAGE_VTAB -USQLITE_ENABLE_DBSTAT_VTAB -USQLITE_ENABLE_BYTECODE_VTAB -USQLITE_ENABLE_STMTVTAB"
+  # SQLITE_FLAVOR_FLAGS: what one wasm flavour leaves out besides (scripts/build.sh).
+  SQLITE_WASM_FLAGS="-DSQLITE_DEFAULT_MEMSTATUS=0 -USQLITE_ENABLE_SESSION -USQLITE_ENABLE_DBPAGE_VTAB -USQLITE_ENABLE_DBSTAT_VTAB -USQLITE_ENABLE_BYTECODE_VTAB -USQLITE_ENABLE_STMTVTAB${SQLITE_FLAVOR_FLAGS:+ $SQLITE_FLAVOR_FLAGS}"
   export SQLITE_WASM_RS_FLAGS="$SQLITE_WASM_FLAGS"
   if command -v rustup >/dev/null && rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
     WASM_MODE=rustup

@@ -31,6 +31,12 @@ pub(crate) struct FetchTransport {
     pub(crate) custom: Option<Function>,
 }
 
+impl FetchTransport {
+    pub(crate) fn new(custom: Option<Function>) -> Self {
+        FetchTransport { custom }
+    }
+}
+
 fn get(v: &JsValue, k: &str) -> JsValue {
     Reflect::get(v, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED)
 }

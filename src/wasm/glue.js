@@ -26,7 +26,10 @@ export async function post(fetchFn, url, body, bearer, timeoutMs) {
   );
   let stage = "send";
   try {
-    const response = await (fetchFn ?? fetch)(url, { method: "POST", headers, body, signal: controller.signal });
+    // One `Request`, as the official client passes it: a custom fetch that forwards only
+    // its first argument still sends the method, headers and body.
+    const request = new Request(url, { method: "POST", headers, body, signal: controller.signal });
+    const response = await (fetchFn ?? fetch)(request);
     stage = "read";
     const bytes = new Uint8Array(await response.arrayBuffer());
     return { status: response.status, body: bytes };

@@ -29,6 +29,8 @@ function renderValue(value) {
   if (value === null || value === undefined) return { text: "NULL", cls: "null" };
   if (typeof value === "bigint") return { text: value.toString(), cls: "num" };
   if (typeof value === "number") return { text: Object.is(value, -0) ? "-0" : String(value), cls: "num" };
+  // BLOBs come back as ArrayBuffers (as from @libsql/client).
+  if (value instanceof ArrayBuffer) value = new Uint8Array(value);
   if (value instanceof Uint8Array) {
     if (value.length <= BLOB_PREVIEW_BYTES) return { text: hex(value), cls: "blob" };
     const head = hex(value.subarray(0, BLOB_HEAD_BYTES));
@@ -38,10 +40,12 @@ function renderValue(value) {
   return { text, cls: text.length <= 40 ? "short" : "" };
 }
 
-/** The error line reads `code: message`, e.g. `SQL_SYNTAX_ERROR: near "selec": syntax error`. */
+/** The error line reads `code: message`, e.g. `SQL_PARSE_ERROR: SQL string could not be parsed…`. */
 function showError(err) {
   const code = err && typeof err === "object" && typeof err.code === "string" ? err.code : "ERROR";
-  const message = err instanceof Error ? err.message : String(err);
+  let message = err instanceof Error ? err.message : String(err);
+  // Errors' messages start with their code already (as @libsql/client's).
+  if (message.startsWith(`${code}: `)) message = message.slice(code.length + 2);
   showMessage(code, message);
 }
 

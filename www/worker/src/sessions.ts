@@ -47,7 +47,7 @@ export class Sessions {
       await this.run(write, id);
     } catch (e) {
       this.store.evict(id); // nothing was stored: drop the cached copy
-      if (e instanceof EdgesyncError && e.code === "SQL_CONSTRAINT") {
+      if (e instanceof EdgesyncError && e.code === "SQLITE_CONSTRAINT") {
         throw new HttpError(409, "SESSION_CONFLICT", `session ${id} already exists`);
       }
       throw e;
