@@ -4,17 +4,23 @@
  * and sync with a libSQL server in the background.
  *
  * ```ts
- * const db = createClient({ url: ":memory:", syncUrl: "http://127.0.0.1:8080", authToken, syncInterval: 1000 });
+ * const db = createClient({ url: ":memory:", syncUrl: "http://127.0.0.1:8080", authToken, syncInterval: 1 });
  * await db.execute("create table if not exists inv (sku text primary key, stock integer not null)");
  * db.replicate("inv", { stock: "counter" });
  * await db.execute("update inv set stock = stock - 1 where sku = 'a'"); // local, microseconds
  * await db.sync();                                                      // push + pull
  * ```
  */
-import { Replica } from "./wasm/edgesync.js";
-import type { Config, InArgs, InStatement, InValue, ResultSet, TransactionMode, Value, Client } from "./client.js";
-import { ArgumentError, encodeStatement } from "./args.js";
+import type * as Full from "./wasm/edgesync.js";
+import type { Client, Config, ErrorInfo, InArgs, InStatement, InValue, ResultSet, Transaction, TransactionMode, Value } from "./types.js";
+import type { ReplicaGlue, Runtime } from "./runtime.js";
+import type { Expanded } from "./url.js";
+import { encodeStatement, encodeStatements } from "./args.js";
 import { KeptStatements } from "./local.js";
+import { decodeResult } from "./result.js";
+import { checkMode } from "./remote.js";
+import { adoptClient, coded, LibsqlBatchError, LibsqlError } from "./wasm-errors.js";
+export { isLocalUrl } from "./url.js";
 
 /** How a replicated column merges concurrent writes. A function makes it `custom`. */
 export type Policy =
@@ -25,17 +31,24 @@ export type Policy =
   | "custom"
   | ((local: Value, remote: Value, base: Value | null) => InValue);
 
-export interface ReplicaConfig extends Omit<Config, "url"> {
+export interface ReplicaConfig extends Config {
   /**
-   * `":memory:"`, or a file: `"file:path"`, `"file:///abs/path"` — in Node.js a real
-   * file (WAL, one owner: a second open fails with `DATABASE_LOCKED`); other runtimes
-   * have no file system for it and refuse it (`INVALID_ARGUMENT`).
+   * `":memory:"` (or `"file::memory:"`), or a file: `"file:path"`, `"file:///abs/path"` —
+   * in Node.js a real file (WAL, one owner: a second open fails with
+   * `DATABASE_LOCKED`); in a browser page a database kept in OPFS.
    */
   url: string;
   /** The libSQL server to sync with (`libsql://`, `https://`, `http://`). */
   syncUrl?: string;
-  /** Background sync period in ms; none when omitted (call `sync()` yourself). */
+  /** Background sync period in seconds, as in `@libsql/client` (fractions allowed); none when omitted. */
   syncInterval?: number;
+  /**
+   * The server's tables that this replica has not declared with `replicate()`: `true`
+   * (default) brings them all down at every `sync()` as read-only mirrors, as libSQL's
+   * embedded replicas see the server's tables; a list brings those only; `false` none.
+   * See docs/compatibility.md.
+   */
+  mirror?: boolean | string[];
   /**
    * `local` (default): writes commit locally and sync later (offline-first).
    * `remote`: write-through — a write is on the server before the call returns, then
@@ -54,6 +67,10 @@ export interface SyncResult {
   changesApplied: number;
   /** ms */
   duration: number;
+  /** `@libsql/client`'s field: the replica's position in the server's change log. */
+  frame_no: number;
+  /** `@libsql/client`'s field: changes applied by this sync. */
+  frames_synced: number;
 }
 
 export interface SyncOutcome {
@@ -106,7 +123,7 @@ export interface ConflictEvent {
 
 export interface SyncEvents {
   "sync:completed": SyncResult;
-  "sync:error": { code: string; message: string; retryable: boolean };
+  "sync:error": ErrorInfo;
   conflict: ConflictEvent;
 }
 
@@ -118,6 +135,7 @@ export interface SyncLogEntry {
 }
 
 export interface EmbeddedReplica extends Client {
+  readonly protocol: "file";
   /** Declares a table replicated, with a policy per column (default `lww`). */
   replicate(table: string, policies?: Record<string, Policy>): void;
   /** Push local changes, then pull and apply the server's. */
@@ -132,12 +150,29 @@ export interface EmbeddedReplica extends Client {
   readonly siteId: string;
 }
 
-type Adopt = (e: unknown) => Error;
-type MakeResultSet = (raw: unknown) => ResultSet;
+/** The error of every call on a replica whose one connection an open transaction holds. */
+function transactionActive(): LibsqlError {
+  return coded(
+    "TRANSACTION_ACTIVE",
+    "This client has a single connection, which an open transaction is holding. In-memory databases and embedded replicas cannot have more than one. Commit or roll back the transaction before using the client again.",
+  );
+}
+
+/** `e` as the error of statement `i` of a batch (`LibsqlBatchError`), as from `@libsql/client`. */
+export function atStatement(e: unknown, i: number): unknown {
+  if (!(e instanceof LibsqlError) || e instanceof LibsqlBatchError) return e;
+  const message = e.message.startsWith(`${e.code}: `) ? e.message.slice(e.code.length + 2) : e.message;
+  const b = new LibsqlBatchError(message, i, e.code, e.extendedCode, e.rawCode, e.cause);
+  b.retryable = e.retryable;
+  return b;
+}
 
 export class EmbeddedReplicaClient implements EmbeddedReplica {
-  readonly protocol = "http" as const;
-  #r: Replica;
+  readonly protocol = "file" as const;
+  #rt: Runtime<ReplicaGlue>;
+  #config: ReplicaConfig;
+  #r: Full.Replica | undefined;
+  #opening: Promise<void> | undefined;
   #closed = false;
   #writeMode: "local" | "remote";
   #interval: number | undefined;
@@ -145,30 +180,54 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
   #running: Promise<SyncResult> | undefined;
   #wtQueue: Promise<unknown> = Promise.resolve();
   #listeners = new Map<string, Set<(d: never) => void>>();
-  #adopt: Adopt;
-  #rs: MakeResultSet;
-  #local: KeptStatements;
-  #siteId: string;
+  #local: KeptStatements | undefined;
+  #siteId = "";
+  #real: boolean;
+  /** The open interactive transaction, which holds the one connection. */
+  #tx: LocalTransaction | undefined;
 
-  constructor(config: ReplicaConfig, adopt: Adopt, makeResultSet: MakeResultSet) {
-    this.#adopt = adopt;
-    this.#rs = makeResultSet;
-    const { syncInterval, writeMode, ...rest } = config;
+  constructor(rt: Runtime<ReplicaGlue>, config: ReplicaConfig, expanded: Expanded) {
+    this.#rt = rt;
+    this.#config = { ...config, url: (expanded.target as { url: string }).url, intMode: expanded.intMode };
+    this.#real = config.numberArgs === "real";
+    const { syncInterval, writeMode } = config;
     if (writeMode !== undefined && writeMode !== "local" && writeMode !== "remote") {
-      throw adopt(Object.assign(new Error(`writeMode must be "local" or "remote"`), { code: "INVALID_ARGUMENT", name: "EdgesyncError" }));
+      throw coded("INVALID_ARGUMENT", `invalid argument: writeMode must be "local" or "remote"`);
     }
-    if (syncInterval !== undefined && !(Number.isInteger(syncInterval) && syncInterval >= 1)) {
-      throw adopt(Object.assign(new Error("syncInterval must be a whole number of ms ≥ 1"), { code: "INVALID_ARGUMENT", name: "EdgesyncError" }));
+    if (syncInterval !== undefined && !(typeof syncInterval === "number" && syncInterval > 0 && Number.isFinite(syncInterval))) {
+      throw coded("INVALID_ARGUMENT", "invalid argument: syncInterval must be a number of seconds > 0");
+    }
+    if (writeMode === "remote" && config.syncUrl === undefined) {
+      throw coded("INVALID_ARGUMENT", 'invalid argument: writeMode "remote" needs a syncUrl');
     }
     this.#writeMode = writeMode ?? "local";
-    try {
-      this.#r = new Replica(rest);
-    } catch (e) {
-      throw adopt(e);
+    this.#interval = syncInterval === undefined ? undefined : Math.max(1, Math.round(syncInterval * 1000));
+    // Opened now where the module is ready (Node, Workers), else when it is.
+    if (rt.isReady()) this.#open();
+    else {
+      this.#opening = rt.ready.then(() => {
+        if (!this.#closed) this.#open();
+      });
+      this.#opening.catch(() => undefined);
     }
-    this.#local = new KeptStatements(this.#r, rest.intMode);
-    this.#siteId = this.#r.siteId;
-    this.#r.setListener((name: string, detail: unknown) => {
+  }
+
+  #open(): void {
+    let r: Full.Replica;
+    try {
+      r = new this.#rt.glue.Replica(this.#config);
+    } catch (e) {
+      throw adoptClient(e);
+    }
+    this.#r = r;
+    this.#local = new KeptStatements(r, this.#rt.glue.wasmMemory() as WebAssembly.Memory, this.#config.intMode, this.#real);
+    this.#siteId = r.siteId;
+    r.setListener((name: string, detail: unknown) => {
+      if (name === "sync:completed") {
+        // The same fields as `sync()`'s result, `@libsql/client`'s included.
+        const d = detail as SyncResult;
+        detail = { ...d, frame_no: this.#closed ? 0 : (r.status() as { cursor: number }).cursor, frames_synced: d.changesApplied };
+      }
       for (const fn of this.#listeners.get(name) ?? []) {
         try {
           (fn as (d: unknown) => void)(detail);
@@ -177,11 +236,23 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
         }
       }
     });
-    if (this.#writeMode === "remote" && !this.#r.hasRemote) {
-      throw adopt(Object.assign(new Error('writeMode "remote" needs a syncUrl'), { code: "INVALID_ARGUMENT", name: "EdgesyncError" }));
+    if (this.#interval !== undefined) this.#schedule(0);
+  }
+
+  /** The replica, once open; a call made before (a browser page, the module loading) waits for it. */
+  async #ready(): Promise<Full.Replica> {
+    if (this.#r === undefined && this.#opening !== undefined) await this.#opening;
+    this.#check();
+    return this.#r!;
+  }
+
+  /** The replica for a synchronous call: it must be open already. */
+  #now(): Full.Replica {
+    this.#check();
+    if (this.#r === undefined) {
+      throw coded("INVALID_OPERATION", "invalid operation: the database is still opening (the wasm module is loading): await `ready`, or a query, first");
     }
-    this.#interval = syncInterval;
-    if (syncInterval !== undefined) this.#schedule(0);
+    return this.#r;
   }
 
   #schedule(delay: number): void {
@@ -189,7 +260,7 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
     this.#timer = setTimeout(() => {
       this.sync().then(
         () => this.#schedule(this.#interval!),
-        () => this.#schedule(Math.max(1, this.#r.retryDelay())),
+        () => this.#schedule(Math.max(1, this.#r?.retryDelay() ?? 1)),
       );
     }, delay);
     // A background sync must never keep a Node process alive on its own.
@@ -197,70 +268,150 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
   }
 
   #check(): void {
-    if (this.#closed) throw this.#adopt(Object.assign(new Error("the client is closed"), { code: "CLIENT_CLOSED", name: "EdgesyncError" }));
+    if (this.#closed) throw coded("CLIENT_CLOSED", "The client is closed");
+  }
+
+  /** Runs one statement locally (a transaction's statements too). */
+  #runLocal(r: Full.Replica, stmt: InStatement | [string, InArgs?], args?: InArgs): ResultSet {
+    // Kept prepared statements; the generic path for what they do not cover.
+    const rs = this.#local!.execute(stmt, args);
+    if (rs !== undefined) return rs;
+    const [sql, packed] = encodeStatement(stmt, args, this.#real);
+    return decodeResult(r.executePacked(sql, packed) as Uint8Array);
   }
 
   async execute(stmt: InStatement, args?: InArgs): Promise<ResultSet> {
     try {
-      this.#check();
+      const r = await this.#ready();
+      if (this.#tx !== undefined) throw transactionActive();
       if (this.#writeMode === "remote") {
         const input = typeof stmt === "string" && args !== undefined ? { sql: stmt, args } : stmt;
-        if (!this.#readonly([input])) {
-          const [rs] = await this.#writeThrough([input]);
-          return this.#rs(rs);
+        if (!this.#readonly(r, [input])) {
+          const [rs] = await this.#writeThrough(r, [input]);
+          return decodeResult(rs as Uint8Array);
         }
       }
-      // Kept prepared statements; the generic path for what they do not cover.
-      const rs = this.#local.execute(stmt, args);
-      if (rs !== undefined) return rs;
-      const [sql, packed] = encodeStatement(stmt, args);
-      return this.#rs(this.#r.executePacked(sql, packed));
+      return this.#runLocal(r, stmt, args);
     } catch (e) {
-      throw this.#adopt(e instanceof ArgumentError ? invalidArgument(e.message) : e);
+      throw adoptClient(e);
     }
   }
 
-  async batch(stmts: InStatement[], mode: TransactionMode = "deferred"): Promise<ResultSet[]> {
+  async batch(stmts: Array<InStatement | [string, InArgs?]>, mode: TransactionMode = "deferred"): Promise<ResultSet[]> {
     try {
-      this.#check();
-      if (this.#writeMode === "remote" && mode !== "read" && !this.#readonly(stmts)) {
-        return (await this.#writeThrough(stmts)).map(this.#rs);
+      checkMode(mode);
+      const r = await this.#ready();
+      if (this.#tx !== undefined) throw transactionActive();
+      if (this.#writeMode === "remote" && mode !== "read" && !this.#readonly(r, stmts)) {
+        return (await this.#writeThrough(r, stmts)).map((b) => decodeResult(b as Uint8Array));
       }
-      return (this.#r.batch(stmts, mode) as unknown[]).map(this.#rs);
+      return (r.batch(encodeStatements(stmts, this.#real), mode) as Uint8Array[]).map(decodeResult);
     } catch (e) {
-      throw this.#adopt(e);
+      throw adoptClient(e);
+    }
+  }
+
+  /** A deferred batch with foreign keys off (schema migrations), as `@libsql/client`'s. */
+  async migrate(stmts: InStatement[]): Promise<ResultSet[]> {
+    const r = await this.#ready().catch((e) => {
+      throw adoptClient(e);
+    });
+    if (this.#tx !== undefined) throw transactionActive();
+    this.#runLocal(r, "PRAGMA foreign_keys=off");
+    try {
+      return await this.batch(stmts, "deferred");
+    } finally {
+      if (!this.#closed) this.#runLocal(r, "PRAGMA foreign_keys=on");
+    }
+  }
+
+  /** SQL statements separated by semicolons, run locally one after the other. */
+  async executeMultiple(sql: string): Promise<void> {
+    try {
+      const r = await this.#ready();
+      if (this.#tx !== undefined) throw transactionActive();
+      try {
+        r.executeMultiple(sql);
+      } finally {
+        // A transaction the SQL left open is rolled back, as by `@libsql/client`.
+        if (r.inTransaction) r.executeMultiple("ROLLBACK");
+      }
+    } catch (e) {
+      throw adoptClient(e);
+    }
+  }
+
+  /**
+   * An interactive transaction on the local database (default mode `"write"`). It holds
+   * the replica's one connection until it is committed, rolled back or closed: other
+   * calls fail with `TRANSACTION_ACTIVE` meanwhile, and a sync waits for it. With
+   * `writeMode: "remote"` only `"read"` transactions are allowed (write with `batch()`).
+   */
+  async transaction(mode: TransactionMode = "write"): Promise<Transaction> {
+    try {
+      checkMode(mode);
+      const r = await this.#ready();
+      if (this.#tx !== undefined) throw transactionActive();
+      if (this.#writeMode === "remote" && mode !== "read") {
+        throw coded("INVALID_OPERATION", 'invalid operation: with writeMode "remote", writes go to the server: use batch() for an atomic write, or transaction("read")');
+      }
+      // A sync in flight finishes first: its own savepoints must not nest in ours.
+      if (this.#running !== undefined) await this.#running.catch(() => undefined);
+      if (this.#tx !== undefined) throw transactionActive();
+      r.executeMultiple(mode === "write" ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED");
+      const tx = new LocalTransaction(
+        r,
+        mode,
+        (stmt, args) => this.#runLocal(r, stmt, args),
+        () => {
+          if (this.#tx === tx) this.#tx = undefined;
+        },
+      );
+      this.#tx = tx;
+      return tx;
+    } catch (e) {
+      throw adoptClient(e);
     }
   }
 
   /** Write-through calls run one at a time, in call order (each builds on the last). */
-  #writeThrough(stmts: InStatement[]): Promise<unknown[]> {
-    const run = () => this.#r.executeRemote(stmts, "write") as Promise<unknown[]>;
+  #writeThrough(r: Full.Replica, stmts: Array<InStatement | [string, InArgs?]>): Promise<unknown[]> {
+    const packed = encodeStatements(stmts, this.#real);
+    const run = () => r.executeRemote(packed, "write") as Promise<unknown[]>;
     const next = this.#wtQueue.then(run, run);
     this.#wtQueue = next.catch(() => undefined);
     return next;
   }
 
-  #readonly(stmts: InStatement[]): boolean {
-    return stmts.every((s) => this.#r.isReadonly(typeof s === "string" ? s : Array.isArray(s) ? s[0] : s.sql));
+  #readonly(r: Full.Replica, stmts: Array<InStatement | [string, InArgs?]>): boolean {
+    return stmts.every((s) => r.isReadonly(typeof s === "string" ? s : Array.isArray(s) ? s[0] : s.sql));
   }
 
   replicate(table: string, policies: Record<string, Policy> = {}): void {
     try {
-      this.#check();
-      this.#r.replicate(table, policies);
+      this.#now().replicate(table, policies);
     } catch (e) {
-      throw this.#adopt(e);
+      throw adoptClient(e);
     }
   }
 
-  /** Concurrent calls share one run; a call made during a run starts a fresh one after it. */
+  /**
+   * Concurrent calls share one run; a call made during a run starts a fresh one after
+   * it. An open interactive transaction is waited for first.
+   */
   sync(): Promise<SyncResult> {
     const run = async (): Promise<SyncResult> => {
-      this.#check();
       try {
-        return (await this.#r.sync()) as SyncResult;
+        let r = await this.#ready();
+        while (this.#tx !== undefined) {
+          await this.#tx.settled;
+          r = await this.#ready();
+        }
+        const out = (await r.sync()) as Omit<SyncResult, "frame_no" | "frames_synced">;
+        const cursor = this.#closed ? 0 : (r.status() as { cursor: number }).cursor;
+        return { ...out, frame_no: cursor, frames_synced: out.changesApplied };
       } catch (e) {
-        throw this.#adopt(e);
+        throw adoptClient(e);
       }
     };
     const prev = this.#running;
@@ -273,21 +424,18 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
 
   status(): SyncStatus {
     try {
-      this.#check();
-      return { ...(this.#r.status() as Omit<SyncStatus, "syncing">), syncing: this.#running !== undefined };
+      return { ...(this.#now().status() as Omit<SyncStatus, "syncing">), syncing: this.#running !== undefined };
     } catch (e) {
-      throw this.#adopt(e);
+      throw adoptClient(e);
     }
   }
 
   metrics(): SyncMetrics {
-    this.#check();
-    return this.#r.metrics() as SyncMetrics;
+    return this.#now().metrics() as SyncMetrics;
   }
 
   metricsText(): string {
-    this.#check();
-    return this.#r.metricsText();
+    return this.#now().metricsText();
   }
 
   on<E extends keyof SyncEvents>(event: E, fn: (detail: SyncEvents[E]) => void): () => void {
@@ -316,16 +464,26 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#r.setListener(undefined);
-    this.#r.free();
+    this.#tx?.abandon();
+    this.#tx = undefined;
+    this.#local = undefined;
+    if (this.#r !== undefined) {
+      this.#r.setListener(undefined);
+      this.#r.free();
+      this.#r = undefined;
+    }
+  }
+
+  /** Opens the local database again after `close()` (the same config). */
+  reconnect(): void {
+    if (!this.#closed) return;
+    this.#closed = false;
+    if (this.#rt.isReady()) this.#open();
+    else this.#opening = this.#rt.ready.then(() => this.#open());
   }
 
   get closed(): boolean {
     return this.#closed;
-  }
-
-  get baseUrl(): string {
-    return "";
   }
 
   get siteId(): string {
@@ -333,11 +491,121 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
   }
 }
 
-function invalidArgument(message: string): Error {
-  return Object.assign(new Error(`invalid argument: ${message}`), { code: "INVALID_ARGUMENT", name: "EdgesyncError" });
-}
+/**
+ * An interactive transaction on an embedded replica's local database. `read` mode
+ * refuses statements that write (SQLite has no read-only `BEGIN`).
+ */
+type RunLocal = (stmt: InStatement | [string, InArgs?], args?: InArgs) => ResultSet;
 
-/** `:memory:` and `file:` URLs open an embedded replica. */
-export function isLocalUrl(url: unknown): boolean {
-  return typeof url === "string" && (url === ":memory:" || url.startsWith("file:"));
+class LocalTransaction implements Transaction {
+  #r: Full.Replica;
+  #mode: TransactionMode;
+  #run: RunLocal;
+  #done: () => void;
+  #settled = false;
+  #resolve!: () => void;
+  /** Resolves when the transaction ends (a sync waits for it). */
+  readonly settled: Promise<void>;
+
+  constructor(r: Full.Replica, mode: TransactionMode, run: RunLocal, done: () => void) {
+    this.#r = r;
+    this.#mode = mode;
+    this.#run = run;
+    this.#done = done;
+    this.settled = new Promise((resolve) => (this.#resolve = resolve));
+  }
+
+  #open(): void {
+    if (this.closed) throw coded("TRANSACTION_CLOSED", "The transaction is closed");
+  }
+
+  #one(stmt: InStatement | [string, InArgs?], args?: InArgs): ResultSet {
+    if (this.#mode === "read") {
+      const sql = typeof stmt === "string" ? stmt : Array.isArray(stmt) ? stmt[0] : stmt.sql;
+      if (!this.#r.isReadonly(sql)) {
+        throw coded("SQLITE_READONLY", 'attempt to write a readonly database (a "read" transaction cannot write)');
+      }
+    }
+    return this.#run(stmt, args);
+  }
+
+  async execute(stmt: InStatement, args?: InArgs): Promise<ResultSet> {
+    try {
+      this.#open();
+      return this.#one(stmt, args);
+    } catch (e) {
+      throw adoptClient(e);
+    }
+  }
+
+  async batch(stmts: Array<InStatement | [string, InArgs?]>): Promise<ResultSet[]> {
+    const out: ResultSet[] = [];
+    for (let i = 0; i < stmts.length; i++) {
+      try {
+        this.#open();
+        out.push(this.#one(stmts[i]));
+      } catch (e) {
+        throw atStatement(adoptClient(e), i);
+      }
+    }
+    return out;
+  }
+
+  async executeMultiple(sql: string): Promise<void> {
+    try {
+      this.#open();
+      this.#r.executeMultiple(sql);
+    } catch (e) {
+      throw adoptClient(e);
+    }
+  }
+
+  async commit(): Promise<void> {
+    try {
+      this.#open();
+      this.#r.executeMultiple("COMMIT");
+    } catch (e) {
+      throw adoptClient(e);
+    } finally {
+      this.#settle();
+    }
+  }
+
+  async rollback(): Promise<void> {
+    try {
+      if (!this.closed) this.#r.executeMultiple("ROLLBACK");
+    } catch (e) {
+      throw adoptClient(e);
+    } finally {
+      this.#settle();
+    }
+  }
+
+  close(): void {
+    if (this.#settled) return;
+    try {
+      if (this.#r.inTransaction) this.#r.executeMultiple("ROLLBACK");
+    } finally {
+      this.#settle();
+    }
+  }
+
+  /** The client closed: nothing more may touch the database. */
+  abandon(): void {
+    this.#settled = true;
+    this.#resolve();
+  }
+
+  #settle(): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.#done();
+    this.#resolve();
+  }
+
+  /** Closed by commit, rollback or close — or by a COMMIT / ROLLBACK the caller ran. */
+  get closed(): boolean {
+    if (!this.#settled && !this.#r.inTransaction) this.#settle();
+    return this.#settled;
+  }
 }

@@ -1,14 +1,13 @@
 /**
- * Browser / Web Worker / Deno entry: fetches and compiles the wasm module next to
- * this file (streaming compilation) before the module finishes loading.
+ * Browser / Web Worker / Deno entry: fetches and compiles the wasm module next to this
+ * file in the background — no top-level await, so that bundlers with their default
+ * targets accept it; calls made before it is ready wait for it (`ready`).
  */
-import init, { registerErrorClass } from "./wasm/edgesync.js";
-import { EdgesyncError } from "./client.js";
+import * as glue from "./wasm/edgesync.js";
+import { asyncRuntime } from "./platform.js";
+import { bindRuntime } from "./flavors/full.js";
 
-await init({ module_or_path: new URL("./wasm/edgesync_bg.wasm", import.meta.url) });
-registerErrorClass(EdgesyncError);
+const rt = asyncRuntime(glue, () => new URL("./wasm/edgesync_bg.wasm", import.meta.url), () => import("./wasm/inline.js"));
+bindRuntime({ remote: rt, replica: rt });
 
-export * from "./client.js";
-export * from "./crdt.js";
-export * from "./edge.js";
-export type * from "./replica.js";
+export * from "./flavors/full.js";
