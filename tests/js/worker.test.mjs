@@ -157,7 +157,7 @@ test('POST /batch commits all statements, and a failure midway commits none', as
     mode: 'write',
   });
   assert.equal(r.status, 409, r.text); // a constraint violation is a conflict with stored data
-  assert.equal(r.body.error.code, 'SQL_CONSTRAINT', r.text);
+  assert.equal(r.body.error.code, 'SQLITE_CONSTRAINT', r.text);
   assert.equal(r.body.error.step, 2, r.text);
 
   r = await query('select name from items order by id');
@@ -172,12 +172,12 @@ test('POST /batch commits all statements, and a failure midway commits none', as
 test('SQL and request errors map to 400 with stable codes', async () => {
   let r = await query('selec 1 frm nowhere');
   assert.equal(r.status, 400, r.text);
-  assert.equal(r.body.error.code, 'SQL_SYNTAX_ERROR', r.text);
+  assert.equal(r.body.error.code, 'SQL_PARSE_ERROR', r.text);
   assert.equal(typeof r.body.error.message, 'string');
 
   r = await query('select * from no_such_table');
   assert.equal(r.status, 400, r.text);
-  assert.equal(r.body.error.code, 'SQL_ERROR', r.text);
+  assert.equal(r.body.error.code, 'SQLITE_UNKNOWN', r.text);
 
   r = await post(good, '/query', '{"sql": "select 1",');
   assert.equal(r.status, 400, r.text);
