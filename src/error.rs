@@ -16,10 +16,35 @@ impl SqlCode {
     pub fn from_sqlite(rc: i32) -> SqlCode {
         use SqlCode::*;
         const BY_RC: [SqlCode; 29] = [
-            Unknown, SqliteError, SqliteInternal, SqlitePerm, SqliteAbort, SqliteBusy, SqliteLocked, SqliteNomem,
-            SqliteReadonly, SqliteInterrupt, SqliteIoerr, SqliteCorrupt, SqliteNotfound, SqliteFull, SqliteCantopen,
-            SqliteProtocol, SqliteEmpty, SqliteSchema, SqliteToobig, SqliteConstraint, SqliteMismatch, SqliteMisuse,
-            SqliteNolfs, SqliteAuth, SqliteFormat, SqliteRange, SqliteNotadb, SqliteNotice, SqliteWarning,
+            Unknown,
+            SqliteError,
+            SqliteInternal,
+            SqlitePerm,
+            SqliteAbort,
+            SqliteBusy,
+            SqliteLocked,
+            SqliteNomem,
+            SqliteReadonly,
+            SqliteInterrupt,
+            SqliteIoerr,
+            SqliteCorrupt,
+            SqliteNotfound,
+            SqliteFull,
+            SqliteCantopen,
+            SqliteProtocol,
+            SqliteEmpty,
+            SqliteSchema,
+            SqliteToobig,
+            SqliteConstraint,
+            SqliteMismatch,
+            SqliteMisuse,
+            SqliteNolfs,
+            SqliteAuth,
+            SqliteFormat,
+            SqliteRange,
+            SqliteNotadb,
+            SqliteNotice,
+            SqliteWarning,
         ];
         BY_RC.get((rc & 0xff) as usize).copied().unwrap_or(Unknown)
     }
@@ -478,7 +503,10 @@ mod tests {
         };
         assert_eq!(sql(SqlCode::SqlParseError).code(), "SQL_PARSE_ERROR");
         assert_eq!(sql(SqlCode::SqliteConstraint).code(), "SQLITE_CONSTRAINT");
-        assert_eq!(Error::from_server(Some("SQL_INPUT_ERROR".into()), "m".into()).code(), "SQL_INPUT_ERROR");
+        assert_eq!(
+            Error::from_server(Some("SQL_INPUT_ERROR".into()), "m".into()).code(),
+            "SQL_INPUT_ERROR"
+        );
         let odd = Error::from_server(Some("NEW_SERVER_CODE".into()), "m".into());
         assert_eq!(odd.code(), "UNKNOWN");
         assert!(matches!(odd, Error::Sql { server_code: Some(ref c), .. } if c == "NEW_SERVER_CODE"));
@@ -532,9 +560,18 @@ mod tests {
 
     #[test]
     fn a_batch_error_names_its_statement() {
-        let e = Error::from_server(Some("SQLITE_CONSTRAINT".into()), "UNIQUE constraint failed: t.id".into());
+        let e = Error::from_server(
+            Some("SQLITE_CONSTRAINT".into()),
+            "UNIQUE constraint failed: t.id".into(),
+        );
         let e = e.at_statement(2).at_statement(5);
-        assert!(matches!(e, Error::Sql { statement_index: Some(2), .. }));
+        assert!(matches!(
+            e,
+            Error::Sql {
+                statement_index: Some(2),
+                ..
+            }
+        ));
         assert_eq!(e.to_string(), "UNIQUE constraint failed: t.id");
         assert!(matches!(Error::ClientClosed.at_statement(1), Error::ClientClosed));
     }

@@ -96,7 +96,16 @@ fn batch_is_atomic() {
     ))
     .unwrap_err();
     assert_eq!(e.code(), "SQLITE_CONSTRAINT");
-    assert!(matches!(e, Error::Sql { statement_index: Some(1), .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            Error::Sql {
+                statement_index: Some(1),
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     assert_eq!(exec(&c, "select count(*) from t").rows[0][0], Value::Integer(2));
 
     // A read batch sees a consistent snapshot.
@@ -149,19 +158,37 @@ fn interactive_transactions_and_sequences_on_streams() {
     let c = s.client();
     block(c.sequence("create table t(x); insert into t values (1); insert into t values (2);")).unwrap();
     assert_eq!(exec(&c, "select count(*) from t").rows[0][0], Value::Integer(2));
-    assert_eq!(block(c.sequence("insert into t values (3); insert into nope values (1);")).unwrap_err().code(), "SQLITE_UNKNOWN");
+    assert_eq!(
+        block(c.sequence("insert into t values (3); insert into nope values (1);"))
+            .unwrap_err()
+            .code(),
+        "SQLITE_UNKNOWN"
+    );
 
     // A transaction over several pipelines, kept by its baton, invisible until committed.
     let mut st = HttpStream::default();
     let stmts = [Statement::new("insert into t values (10)")];
     let batch = Batch::in_transaction(&stmts, Some(TransactionMode::Write)).unwrap();
-    let res = block(c.on_stream(&mut st, &[Request::Batch { stream_id: None, batch: &batch }])).unwrap();
+    let res = block(c.on_stream(
+        &mut st,
+        &[Request::Batch {
+            stream_id: None,
+            batch: &batch,
+        }],
+    ))
+    .unwrap();
     assert!(res.into_iter().next().unwrap().is_ok());
     assert!(st.is_open_on_server());
-    assert_eq!(exec(&c, "select count(*) from t where x = 10").rows[0][0], Value::Integer(0));
+    assert_eq!(
+        exec(&c, "select count(*) from t where x = 10").rows[0][0],
+        Value::Integer(0)
+    );
     block(c.on_stream(&mut st, &[Request::run(None, "COMMIT"), Request::Close])).unwrap();
     assert!(st.is_closed());
-    assert_eq!(exec(&c, "select count(*) from t where x = 10").rows[0][0], Value::Integer(1));
+    assert_eq!(
+        exec(&c, "select count(*) from t where x = 10").rows[0][0],
+        Value::Integer(1)
+    );
 
     // migrate: foreign keys off inside, all or nothing.
     block(c.migrate(&[
@@ -170,7 +197,16 @@ fn interactive_transactions_and_sequences_on_streams() {
     ]))
     .unwrap();
     let e = block(c.migrate(&["insert into p values (1)".into(), "insert into p values (1)".into()])).unwrap_err();
-    assert!(matches!(e, Error::Sql { statement_index: Some(1), .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            Error::Sql {
+                statement_index: Some(1),
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     assert_eq!(exec(&c, "select count(*) from p").rows[0][0], Value::Integer(0));
 }
 
@@ -184,9 +220,15 @@ fn auth_failures_have_codes() {
     let e = err(&s.client_with(Some("not.a.jwt")), "select 1");
     assert!(matches!(e, Error::AuthInvalid { .. }), "{e:?}");
     let other_key = common::Auth::new().token(&serde_json::json!({"a": "rw"}));
-    assert!(matches!(err(&s.client_with(Some(&other_key)), "select 1"), Error::AuthInvalid { .. }));
+    assert!(matches!(
+        err(&s.client_with(Some(&other_key)), "select 1"),
+        Error::AuthInvalid { .. }
+    ));
     let expired = s.auth.token(&serde_json::json!({"a": "rw", "exp": 1_000_000}));
-    assert!(matches!(err(&s.client_with(Some(&expired)), "select 1"), Error::AuthInvalid { .. }));
+    assert!(matches!(
+        err(&s.client_with(Some(&expired)), "select 1"),
+        Error::AuthInvalid { .. }
+    ));
 
     let ro = s.client_with(Some(&s.ro));
     assert_eq!(exec(&ro, "select 41 + 1").rows[0][0], Value::Integer(42));

@@ -80,13 +80,7 @@ impl<T: HttpTransport> RemoteClient<T> {
     }
 
     async fn atomic(&self, batch: &Batch<'_>) -> Result<Vec<ResultSet>> {
-        let requests = [
-            Request::Batch {
-                stream_id: None,
-                batch,
-            },
-            Request::Close,
-        ];
+        let requests = [Request::Batch { stream_id: None, batch }, Request::Close];
         let mut results = self.fresh_stream(&requests).await?;
         results.swap_remove(0)?.into_batch(batch.plan())
     }
@@ -94,13 +88,7 @@ impl<T: HttpTransport> RemoteClient<T> {
     /// Runs SQL statements separated by semicolons one after the other, outside any
     /// transaction unless the SQL begins one; the first failure stops it.
     pub async fn sequence(&self, sql: &str) -> Result<()> {
-        let requests = [
-            Request::Sequence {
-                stream_id: None,
-                sql,
-            },
-            Request::Close,
-        ];
+        let requests = [Request::Sequence { stream_id: None, sql }, Request::Close];
         self.fresh_stream(&requests).await?.swap_remove(0).map(|_| ())
     }
 
@@ -367,7 +355,10 @@ mod tests {
         let commit = [Request::run(None, "COMMIT"), Request::Close];
         pollster::block_on(c.on_stream(&mut st, &commit)).unwrap();
         assert!(st.is_closed());
-        assert_eq!(*c.transport.urls.borrow(), ["http://h:1/v3/pipeline", "http://other:2/v3/pipeline"]);
+        assert_eq!(
+            *c.transport.urls.borrow(),
+            ["http://h:1/v3/pipeline", "http://other:2/v3/pipeline"]
+        );
         let e = pollster::block_on(c.on_stream(&mut st, &[Request::run(None, "select 1")])).unwrap_err();
         assert_eq!(e.code(), "TRANSACTION_CLOSED");
     }

@@ -104,9 +104,8 @@ impl RemoteConfig {
             reason,
         };
         let p = split(url).ok_or_else(|| invalid(format!("The URL '{url}' is not in a valid format")))?;
-        let decode = |s: &str| {
-            percent_decode(s).ok_or_else(|| invalid("URL component has invalid percent encoding".into()))
-        };
+        let decode =
+            |s: &str| percent_decode(s).ok_or_else(|| invalid("URL component has invalid percent encoding".into()));
         let mut tls: Option<bool> = None;
         let mut token_in_url: Option<String> = None;
         for pair in p.query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
@@ -117,11 +116,9 @@ impl RemoteConfig {
                     tls = Some(match v.as_str() {
                         "0" => false,
                         "1" => true,
-                        _ => {
-                            return Err(invalid(format!(
-                                "Unknown value for the \"tls\" query argument: {v:?}. Supported values are: [\"0\", \"1\"]"
-                            )))
-                        }
+                        _ => return Err(invalid(format!(
+                            "Unknown value for the \"tls\" query argument: {v:?}. Supported values are: [\"0\", \"1\"]"
+                        ))),
                     })
                 }
                 "authToken" => token_in_url = Some(v),
@@ -140,7 +137,10 @@ impl RemoteConfig {
         };
         let supported = matches!(scheme.as_str(), "libsql" | "http" | "https" | "ws" | "wss");
         if let (true, Some(f)) = (supported, p.fragment) {
-            return Err(invalid(format!("URL fragments are not supported: {:?}", format!("#{f}"))));
+            return Err(invalid(format!(
+                "URL fragments are not supported: {:?}",
+                format!("#{f}")
+            )));
         }
         let (scheme, websocket) = match scheme.as_str() {
             "libsql" if tls == Some(false) => {
@@ -183,10 +183,7 @@ impl RemoteConfig {
             ));
         }
         let host = decode(host)?.to_ascii_lowercase();
-        let host_ok = !host.is_empty()
-            && host
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-._:".contains(c));
+        let host_ok = !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || "-._:".contains(c));
         if !host_ok {
             return Err(invalid(format!("invalid host {host:?}")));
         }
@@ -269,8 +266,14 @@ mod tests {
     fn maps_schemes() {
         let p = |u| RemoteConfig::parse(u, None).map(|c| (c.base_url, c.websocket));
         assert_eq!(p("libsql://a.b").unwrap(), ("https://a.b".into(), false));
-        assert_eq!(p("libsql://127.0.0.1:8080?tls=0").unwrap(), ("http://127.0.0.1:8080".into(), false));
-        assert_eq!(p("http://127.0.0.1:8080/").unwrap(), ("http://127.0.0.1:8080".into(), false));
+        assert_eq!(
+            p("libsql://127.0.0.1:8080?tls=0").unwrap(),
+            ("http://127.0.0.1:8080".into(), false)
+        );
+        assert_eq!(
+            p("http://127.0.0.1:8080/").unwrap(),
+            ("http://127.0.0.1:8080".into(), false)
+        );
         assert_eq!(p("https://h/prefix/").unwrap(), ("https://h/prefix".into(), false));
         assert_eq!(p("ws://[::1]:9000").unwrap(), ("http://[::1]:9000".into(), true));
         assert_eq!(p("WSS://h").unwrap(), ("https://h".into(), true));

@@ -201,12 +201,17 @@ mod tests {
         let open = s.open_stream(stream).unwrap();
         assert!(open.contains(r#""request_id":1"#) && open.contains(r#""open_stream""#));
         let stmt = Statement::new("insert into t values (1)");
-        let exec = s.request(&Request::execute(Some(stream), &stmt).unwrap(), Some(stream), Some("a")).unwrap();
+        let exec = s
+            .request(&Request::execute(Some(stream), &stmt).unwrap(), Some(stream), Some("a"))
+            .unwrap();
         assert!(exec.contains(r#""request_id":2"#));
         s.close_stream(stream).unwrap();
         assert_eq!(s.waiting(), 1);
         assert!(matches!(s.receive(r#"{"type":"hello_ok"}"#), Received::Nothing));
-        assert!(matches!(s.receive(r#"{"type":"response_ok","request_id":1,"response":{"type":"open_stream"}}"#), Received::Nothing));
+        assert!(matches!(
+            s.receive(r#"{"type":"response_ok","request_id":1,"response":{"type":"open_stream"}}"#),
+            Received::Nothing
+        ));
         match s.receive(&response(2)) {
             Received::Done("a", Ok(r)) => assert_eq!(r.into_result_set().unwrap().rows_affected, 1),
             _ => panic!("a's response"),
@@ -222,7 +227,9 @@ mod tests {
         let err = r#"{"type":"response_error","request_id":1,"error":{"message":"no","code":"STREAM_TOO_MANY"}}"#;
         assert!(matches!(s.receive(err), Received::Nothing));
         let stmt = Statement::new("select 1");
-        let e = s.request(&Request::execute(Some(id), &stmt).unwrap(), Some(id), Some(1)).unwrap_err();
+        let e = s
+            .request(&Request::execute(Some(id), &stmt).unwrap(), Some(id), Some(1))
+            .unwrap_err();
         assert_eq!(e.code(), "STREAM_TOO_MANY");
     }
 
@@ -230,7 +237,8 @@ mod tests {
     fn hello_error_and_close_fail_every_waiter_and_later_call() {
         let (mut s, _) = WsSession::<u8>::start(Some("bad")).unwrap();
         let stmt = Statement::new("select 1");
-        s.request(&Request::execute(Some(1), &stmt).unwrap(), Some(1), Some(7)).unwrap();
+        s.request(&Request::execute(Some(1), &stmt).unwrap(), Some(1), Some(7))
+            .unwrap();
         match s.receive(r#"{"type":"hello_error","error":{"message":"Authentication failed: The JWT is invalid","code":"AUTH_JWT_INVALID"}}"#) {
             Received::Failed(w, e) => {
                 assert_eq!(w, [7]);
@@ -239,11 +247,14 @@ mod tests {
             _ => panic!("failed"),
         }
         assert!(!s.is_open());
-        let e = s.request(&Request::execute(Some(1), &stmt).unwrap(), Some(1), Some(8)).unwrap_err();
+        let e = s
+            .request(&Request::execute(Some(1), &stmt).unwrap(), Some(1), Some(8))
+            .unwrap_err();
         assert_eq!(e.code(), "AUTH_JWT_INVALID");
 
         let (mut s, _) = WsSession::<u8>::start(None).unwrap();
-        s.request(&Request::execute(Some(1), &stmt).unwrap(), Some(1), Some(1)).unwrap();
+        s.request(&Request::execute(Some(1), &stmt).unwrap(), Some(1), Some(1))
+            .unwrap();
         let (w, e) = s.closed("WebSocket was closed with code 1006");
         assert_eq!((w, e.code()), (vec![1], "HRANA_WEBSOCKET_ERROR"));
         assert!(e.is_retryable());

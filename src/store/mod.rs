@@ -378,13 +378,25 @@ mod tests {
             )
             .unwrap_err();
         assert_eq!(err.code(), "SQLITE_CONSTRAINT");
-        assert!(matches!(err, Error::Sql { statement_index: Some(1), .. }));
+        assert!(matches!(
+            err,
+            Error::Sql {
+                statement_index: Some(1),
+                ..
+            }
+        ));
         let rs = db.execute(&Statement::new("select count(*) from t")).unwrap();
         assert_eq!(rs.rows[0][0], Value::Integer(0));
         let err = db
             .batch(&[Statement::new("insert into t values (2)")], TransactionMode::Read)
             .unwrap_err();
-        assert!(matches!(err, Error::Sql { statement_index: Some(0), .. }));
+        assert!(matches!(
+            err,
+            Error::Sql {
+                statement_index: Some(0),
+                ..
+            }
+        ));
         assert!(!db.in_transaction());
     }
 

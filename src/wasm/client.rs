@@ -133,17 +133,19 @@ impl JsRemoteClient {
     pub fn batch(&self, stmts: &[u8], mode: Option<String>) -> Promise {
         let (inner, int_mode) = (self.inner.clone(), self.int_mode);
         let parsed = parse_mode(mode).and_then(|m| Ok((decode_statements(stmts)?, m)));
-        promise(parsed.map(|(stmts, mode)| async move {
-            Ok(result_sets_to_js(&inner.batch(&stmts, mode).await?, int_mode))
-        }))
+        promise(
+            parsed
+                .map(|(stmts, mode)| async move { Ok(result_sets_to_js(&inner.batch(&stmts, mode).await?, int_mode)) }),
+        )
     }
 
     /// As `batch` (deferred) with foreign keys off.
     pub fn migrate(&self, stmts: &[u8]) -> Promise {
         let (inner, int_mode) = (self.inner.clone(), self.int_mode);
-        promise(decode_statements(stmts).map(|stmts| async move {
-            Ok(result_sets_to_js(&inner.migrate(&stmts).await?, int_mode))
-        }))
+        promise(
+            decode_statements(stmts)
+                .map(|stmts| async move { Ok(result_sets_to_js(&inner.migrate(&stmts).await?, int_mode)) }),
+        )
     }
 
     /// `executeMultiple`: statements separated by semicolons.
@@ -224,7 +226,12 @@ impl HttpTransaction {
             Ok(b) => b,
             Err(e) => return Promise::reject(&to_js(e)),
         };
-        let (client, cell, busy, count) = (self.client.clone(), self.stream.clone(), self.busy.clone(), requests.len());
+        let (client, cell, busy, count) = (
+            self.client.clone(),
+            self.stream.clone(),
+            self.busy.clone(),
+            requests.len(),
+        );
         busy.set(true);
         let mut stream = std::mem::take(&mut *cell.borrow_mut());
         promise(Ok(async move {
@@ -325,7 +332,10 @@ impl HttpTransaction {
         if let Some(mode) = begin {
             requests.push(Request::run(None, mode.begin_sql()));
         }
-        requests.push(Request::Sequence { stream_id: None, sql: &sql });
+        requests.push(Request::Sequence {
+            stream_id: None,
+            sql: &sql,
+        });
         let failed_begin = self.began_or_closed();
         self.send(&requests, move |results| {
             let mut results = results.into_iter();

@@ -21,8 +21,8 @@ use crate::crdt::{Crdt, GCounter, LWWMap, LWWRegister, ORSet, PNCounter};
 use crate::error::Result;
 use crate::sql::Value;
 use crate::wasm::convert::IntMode;
-use crate::wasm::values::{js_to_value, value_to_js};
 use crate::wasm::error::{invalid, to_js};
+use crate::wasm::values::{js_to_value, value_to_js};
 
 type JsResult<T> = std::result::Result<T, JsValue>;
 

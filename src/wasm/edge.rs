@@ -15,8 +15,8 @@ use crate::metrics::{Exposition, HealthThresholds, Kind, Registry};
 use crate::router::{self, Failure, Location, Router, RouterOptions};
 use crate::session::{KeyRing, Lookup, SessionOptions, SessionView, Sessions, SqlWrite, StoredRow};
 use crate::wasm::convert::IntMode;
-use crate::wasm::values::value_to_js;
 use crate::wasm::error::{invalid, to_js};
+use crate::wasm::values::value_to_js;
 
 type JsResult<T> = std::result::Result<T, JsValue>;
 

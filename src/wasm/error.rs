@@ -54,7 +54,11 @@ fn new_error(message: &str, code: &str, statement_index: Option<usize>) -> JsVal
     }
     // Before the classes are registered: an Error the TS layer adopts (js/errors.ts).
     let js = js_sys::Error::new(&format!("{code}: {message}"));
-    js.set_name(if statement_index.is_some() { "LibsqlBatchError" } else { "LibsqlError" });
+    js.set_name(if statement_index.is_some() {
+        "LibsqlBatchError"
+    } else {
+        "LibsqlError"
+    });
     js.into()
 }
 

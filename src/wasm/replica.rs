@@ -12,10 +12,10 @@ use crate::sql::Value;
 use crate::sync::{ConflictResolver, Env, Event, Mirror, Outcome, Policy, Replica, ReplicaConfig, Status};
 use crate::wasm::client::{custom_fetch, field, int_mode, optional_string as opt_string, parse_mode, timeout};
 use crate::wasm::convert::{decode_args, decode_statements, IntMode};
-use crate::wasm::values::{js_to_value, sql_value_to_js};
 use crate::wasm::error::{invalid, to_js};
 use crate::wasm::fetch::FetchTransport;
 use crate::wasm::result::{result_sets_to_js, ResultWriter};
+use crate::wasm::values::{js_to_value, sql_value_to_js};
 
 fn opt_number(o: &JsValue, key: &str, min: f64, max: f64) -> Result<Option<f64>> {
     let v = field(o, key);

@@ -18,9 +18,9 @@ use crate::crdt::resolver::{Args, CrdtType, Object, Resolver, ResolverVersion};
 use crate::error::Result;
 use crate::sql::Value;
 use crate::wasm::convert::IntMode;
-use crate::wasm::values::{js_to_value, value_to_js};
 use crate::wasm::crdt::{bytes_from_js, site_from_js, u64_out};
 use crate::wasm::error::{invalid, to_js};
+use crate::wasm::values::{js_to_value, value_to_js};
 
 type JsResult<T> = std::result::Result<T, JsValue>;
 

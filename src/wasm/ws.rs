@@ -57,7 +57,12 @@ impl Waiter {
 /// Each waiter gets its own error object (the same message and code).
 fn clone_error(e: &Error) -> Error {
     match e {
-        Error::Sql { code, message, server_code, .. } => Error::Sql {
+        Error::Sql {
+            code,
+            message,
+            server_code,
+            ..
+        } => Error::Sql {
             code: *code,
             message: message.clone(),
             server_code: server_code.clone(),
@@ -167,7 +172,11 @@ fn describe(e: &JsValue) -> String {
 impl JsWsSession {
     /// Starts a session: `hello` (with `jwt`) is sent through `send` at once.
     #[wasm_bindgen(constructor)]
-    pub fn new(send: Function, jwt: Option<String>, int_mode: Option<String>) -> std::result::Result<JsWsSession, JsValue> {
+    pub fn new(
+        send: Function,
+        jwt: Option<String>,
+        int_mode: Option<String>,
+    ) -> std::result::Result<JsWsSession, JsValue> {
         (|| {
             let int_mode = match int_mode {
                 Some(m) => IntMode::parse(&m)?,
@@ -315,5 +324,7 @@ impl JsWsSession {
 /// `BEGIN` for a mode, for the TS layer's transactions over WebSocket.
 #[wasm_bindgen(js_name = beginSql)]
 pub fn begin_sql(mode: Option<String>) -> std::result::Result<String, JsValue> {
-    parse_mode(mode).map(|m: TransactionMode| m.begin_sql().to_string()).map_err(to_js)
+    parse_mode(mode)
+        .map(|m: TransactionMode| m.begin_sql().to_string())
+        .map_err(to_js)
 }

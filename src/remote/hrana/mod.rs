@@ -120,7 +120,12 @@ mod tests {
             }
         );
         let v = serde_json::to_value(&m).unwrap();
-        let sqls: Vec<&str> = v["steps"].as_array().unwrap().iter().map(|s| s["stmt"]["sql"].as_str().unwrap()).collect();
+        let sqls: Vec<&str> = v["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["stmt"]["sql"].as_str().unwrap())
+            .collect();
         assert_eq!(
             sqls,
             [
@@ -167,13 +172,19 @@ mod tests {
         let ok = r#"{"type":"response_ok","request_id":7,"response":{"type":"execute","result":{"cols":[{"name":"1","decltype":null}],"rows":[[{"type":"integer","value":"1"}]],"affected_row_count":0,"last_insert_rowid":null}}}"#;
         match decode_server_msg(ok).unwrap() {
             ServerMsg::Response { request_id: 7, result } => {
-                assert_eq!(result.unwrap().into_result_set().unwrap().rows, vec![vec![Value::Integer(1)]])
+                assert_eq!(
+                    result.unwrap().into_result_set().unwrap().rows,
+                    vec![vec![Value::Integer(1)]]
+                )
             }
             _ => panic!("a response"),
         }
         let err = r#"{"type":"hello_error","error":{"message":"Authentication failed: The JWT is invalid","code":"AUTH_JWT_INVALID"}}"#;
         assert!(matches!(decode_server_msg(err).unwrap(), ServerMsg::HelloError(e) if e.code() == "AUTH_JWT_INVALID"));
-        assert!(matches!(decode_server_msg(r#"{"type":"hello_ok"}"#).unwrap(), ServerMsg::HelloOk));
+        assert!(matches!(
+            decode_server_msg(r#"{"type":"hello_ok"}"#).unwrap(),
+            ServerMsg::HelloOk
+        ));
         assert_eq!(decode_server_msg("{}").err().unwrap().code(), "HRANA_PROTO_ERROR");
     }
 
@@ -211,7 +222,13 @@ mod tests {
         );
         let e = decode_batch(body.as_bytes(), 2).unwrap_err();
         assert_eq!(e.code(), "SQLITE_CONSTRAINT");
-        assert!(matches!(e, Error::Sql { statement_index: Some(1), .. }));
+        assert!(matches!(
+            e,
+            Error::Sql {
+                statement_index: Some(1),
+                ..
+            }
+        ));
         // A statement skipped without an error: the transaction was rolled back inside.
         let body = format!(
             r#"{{"results":[{{"type":"ok","response":{{"type":"batch","result":{{"step_results":[{ok},{ok},null,null,{ok}],"step_errors":[null,null,null,null,null]}}}}}},{{"type":"ok","response":{{"type":"close"}}}}]}}"#

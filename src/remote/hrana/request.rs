@@ -55,8 +55,12 @@ impl<'a> StmtJson<'a> {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Cond {
     /// Step `step` ran and succeeded.
-    Ok { step: usize },
-    Not { cond: Box<Cond> },
+    Ok {
+        step: usize,
+    },
+    Not {
+        cond: Box<Cond>,
+    },
 }
 
 impl Cond {

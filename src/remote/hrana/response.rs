@@ -113,12 +113,12 @@ impl Plan {
             }
             match results.next().flatten() {
                 Some(r) => out.push(r.into_result_set()?),
-                None => {
-                    return Err(Error::TransactionClosed {
-                        message: "Statement in a batch was not executed, probably because the transaction has been rolled back".into(),
-                        statement_index: Some(i),
-                    })
-                }
+                None => return Err(Error::TransactionClosed {
+                    message:
+                        "Statement in a batch was not executed, probably because the transaction has been rolled back"
+                            .into(),
+                    statement_index: Some(i),
+                }),
             }
         }
         if let Some(c) = self.commit {
@@ -152,7 +152,10 @@ struct ResponseJson<'a> {
 
 fn decode_response(raw: &RawValue) -> Result<Response> {
     let r: ResponseJson = serde_json::from_str(raw.get()).map_err(protocol("invalid response"))?;
-    let result = || r.result.ok_or_else(|| Error::Protocol(format!("a {} response without a result", r.kind)));
+    let result = || {
+        r.result
+            .ok_or_else(|| Error::Protocol(format!("a {} response without a result", r.kind)))
+    };
     Ok(match r.kind.as_ref() {
         "execute" => {
             let s: StmtResult = serde_json::from_str(result()?.get()).map_err(protocol("invalid execute result"))?;
@@ -256,7 +259,10 @@ struct ServerMsgJson<'a> {
 /// Decodes a WebSocket text message from the server.
 pub fn decode_server_msg(text: &str) -> Result<ServerMsg> {
     let m: ServerMsgJson = serde_json::from_str(text).map_err(protocol("invalid server message"))?;
-    let id = || m.request_id.ok_or_else(|| Error::Protocol("a response without a request_id".into()));
+    let id = || {
+        m.request_id
+            .ok_or_else(|| Error::Protocol("a response without a request_id".into()))
+    };
     match (m.kind.as_ref(), m.response, m.error) {
         ("hello_ok", _, _) => Ok(ServerMsg::HelloOk),
         ("hello_error", _, Some(e)) => Ok(ServerMsg::HelloError(e.into_error())),

@@ -29,7 +29,8 @@ pub enum Mirror {
 }
 
 /// The bookkeeping of mirrors, created on first use.
-const DDL: &str = "CREATE TABLE IF NOT EXISTS _es_mirrors (tbl TEXT PRIMARY KEY, create_sql TEXT NOT NULL, indexes TEXT NOT NULL)";
+const DDL: &str =
+    "CREATE TABLE IF NOT EXISTS _es_mirrors (tbl TEXT PRIMARY KEY, create_sql TEXT NOT NULL, indexes TEXT NOT NULL)";
 
 /// Rows per page read from the server (halved while a page is too large for it).
 const PAGE_ROWS: usize = 1000;
@@ -78,7 +79,11 @@ impl<T: HttpTransport> Replica<T> {
         let rows = self.read_server_tables(&tables).await?;
         conn.execute_batch("SAVEPOINT es_mirror").map_err(sql_error)?;
         let res = self.write_mirrors(&tables, &mirrored, rows, index);
-        let end = if res.is_ok() { "RELEASE es_mirror" } else { "ROLLBACK TO es_mirror; RELEASE es_mirror" };
+        let end = if res.is_ok() {
+            "RELEASE es_mirror"
+        } else {
+            "ROLLBACK TO es_mirror; RELEASE es_mirror"
+        };
         conn.execute_batch(end).map_err(sql_error)?;
         res.map(|()| tables.len())
     }
@@ -93,7 +98,11 @@ impl<T: HttpTransport> Replica<T> {
             _ => String::new(),
         };
         let mut out: Vec<ServerTable> = Vec::new();
-        for row in schema.rows.iter().filter(|r| r.first() == Some(&Value::Text("table".into()))) {
+        for row in schema
+            .rows
+            .iter()
+            .filter(|r| r.first() == Some(&Value::Text("table".into())))
+        {
             let name = text(&row[1]);
             let wanted = match &self.mirror {
                 Mirror::Only(list) => list.contains(&name),
@@ -143,7 +152,9 @@ impl<T: HttpTransport> Replica<T> {
     fn mirror_index(&self) -> Result<Option<u64>> {
         self.store
             .conn()
-            .query_row("SELECT value FROM _es_meta WHERE key = 'mirror_index'", [], |r| r.get::<_, i64>(0))
+            .query_row("SELECT value FROM _es_meta WHERE key = 'mirror_index'", [], |r| {
+                r.get::<_, i64>(0)
+            })
             .map(|v| Some(v as u64))
             .or_else(|e| match e {
                 rusqlite::Error::QueryReturnedNoRows => Ok(None),
@@ -199,7 +210,9 @@ impl<T: HttpTransport> Replica<T> {
         }
         .await;
         if !stream.is_closed() && stream.is_open_on_server() {
-            let _ = remote.on_stream(&mut stream, &[Request::run(None, "ROLLBACK"), Request::Close]).await;
+            let _ = remote
+                .on_stream(&mut stream, &[Request::run(None, "ROLLBACK"), Request::Close])
+                .await;
         }
         result.map(|()| out)
     }
@@ -229,7 +242,8 @@ impl<T: HttpTransport> Replica<T> {
                 drop_guards(conn, &t.name)?;
                 conn.execute_batch(&format!("DELETE FROM {q}")).map_err(sql_error)?;
             } else {
-                conn.execute_batch(&format!("DROP TABLE IF EXISTS {q}")).map_err(sql_error)?;
+                conn.execute_batch(&format!("DROP TABLE IF EXISTS {q}"))
+                    .map_err(sql_error)?;
                 conn.execute_batch(&t.create_sql).map_err(sql_error)?;
                 if !t.indexes.is_empty() {
                     conn.execute_batch(&t.indexes).map_err(sql_error)?;
@@ -245,8 +259,7 @@ impl<T: HttpTransport> Replica<T> {
                     .prepare(&format!("INSERT INTO {q} ({}) VALUES ({marks})", cols.join(", ")))
                     .map_err(sql_error)?;
                 for row in &page.rows {
-                    ins.execute(rusqlite::params_from_iter(row.iter()))
-                        .map_err(sql_error)?;
+                    ins.execute(rusqlite::params_from_iter(row.iter())).map_err(sql_error)?;
                 }
             }
             add_guards(conn, &t.name)?;
@@ -302,8 +315,11 @@ fn add_guards(conn: &rusqlite::Connection, table: &str) -> Result<()> {
 
 fn drop_guards(conn: &rusqlite::Connection, table: &str) -> Result<()> {
     for suffix in ["i", "u", "d"] {
-        conn.execute_batch(&format!("DROP TRIGGER IF EXISTS {}", quote(&format!("_es_ro_{table}_{suffix}"))))
-            .map_err(sql_error)?;
+        conn.execute_batch(&format!(
+            "DROP TRIGGER IF EXISTS {}",
+            quote(&format!("_es_ro_{table}_{suffix}"))
+        ))
+        .map_err(sql_error)?;
     }
     Ok(())
 }
