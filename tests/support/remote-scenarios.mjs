@@ -116,7 +116,7 @@ export function scenarios(t) {
         return [a.closed, b.closed];
       },
     ],
-    ["transaction with a bad mode", (c) => c.transaction("nope"), { message: false }],
+    ["transaction with a bad mode", (c) => c.transaction("nope").then((tx) => tx.execute("select 1")), { message: false }],
     ["sync() on a remote client", (c) => c.sync(), { message: false }],
     ["protocol", (c) => c.protocol],
   ];
