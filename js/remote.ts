@@ -30,9 +30,8 @@ export function checkMode(mode: unknown): asserts mode is TransactionMode {
  * A remote transaction with a mode it does not know: as in the official client, it is
  * created, and its first statement fails (the mode becomes its `BEGIN`).
  */
-function badModeTransaction(mode: unknown): TransactionOps {
+function badModeTransaction(): TransactionOps {
   const fail = () => Promise.reject(new RangeError('Unknown transaction mode, supported values are "write", "read" and "deferred"'));
-  void mode;
   return { execute: fail, batch: fail, sequence: fail, commit: async () => {}, rollback: async () => {}, close: () => {}, closed: false };
 }
 
@@ -171,7 +170,15 @@ export class TransactionImpl implements Transaction {
   }
 }
 
-/** What the HTTP and WebSocket clients share: config, readiness, the concurrency limit. */
+/** The calls `RemoteClient` (HTTP) and `WsSession` (WebSocket) both take. */
+interface StatementTarget {
+  execute(sql: string, args: Uint8Array): Promise<unknown>;
+  batch(stmts: Uint8Array, mode?: string | null): Promise<unknown>;
+  migrate(stmts: Uint8Array): Promise<unknown>;
+  sequence(sql: string): Promise<unknown>;
+}
+
+/** What the HTTP and WebSocket clients share: config, readiness, the concurrency limit, the calls. */
 abstract class RemoteBase implements Client {
   abstract readonly protocol: "http" | "ws";
   protected rt: Runtime<RemoteGlue>;
@@ -198,14 +205,41 @@ abstract class RemoteBase implements Client {
     });
   }
 
-  abstract execute(stmt: InStatement, args?: InArgs): Promise<ResultSet>;
-  abstract batch(stmts: Stmts, mode?: TransactionMode): Promise<ResultSet[]>;
-  abstract migrate(stmts: InStatement[]): Promise<ResultSet[]>;
+  /** The wasm object the calls go to (made, or reconnected, on demand). */
+  protected abstract inner(): StatementTarget;
   abstract transaction(mode?: TransactionMode): Promise<Transaction>;
-  abstract executeMultiple(sql: string): Promise<void>;
   abstract close(): void;
   abstract reconnect(): void | Promise<void>;
   abstract readonly closed: boolean;
+
+  execute(stmt: InStatement, args?: InArgs): Promise<ResultSet> {
+    return this.call(async () => {
+      const target = this.inner();
+      const [sql, packed] = encodeStatement(stmt, args, this.real);
+      return decodeResult((await target.execute(sql, packed)) as Uint8Array);
+    });
+  }
+
+  batch(stmts: Stmts, mode: TransactionMode = "deferred"): Promise<ResultSet[]> {
+    return this.call(async () => {
+      checkMode(mode);
+      const target = this.inner();
+      return ((await target.batch(encodeStatements(stmts, this.real), mode)) as Uint8Array[]).map(decodeResult);
+    });
+  }
+
+  migrate(stmts: InStatement[]): Promise<ResultSet[]> {
+    return this.call(async () => {
+      const target = this.inner();
+      return ((await target.migrate(encodeStatements(stmts, this.real))) as Uint8Array[]).map(decodeResult);
+    });
+  }
+
+  executeMultiple(sql: string): Promise<void> {
+    return this.call(async () => {
+      await this.inner().sequence(sql);
+    });
+  }
 
   sync(): Promise<Replicated> {
     throw coded("SYNC_NOT_SUPPORTED", `sync not supported in ${this.protocol} mode`);
@@ -221,10 +255,10 @@ export class HttpClient extends RemoteBase {
   constructor(rt: Runtime<RemoteGlue>, config: Config, expanded: Expanded) {
     super(rt, config, expanded);
     // Made now where the module is ready (Node, Workers), else at the first call.
-    if (rt.isReady()) this.#client();
+    if (rt.isReady()) this.inner();
   }
 
-  #client(): Full.RemoteClient {
+  protected inner(): Full.RemoteClient {
     if (this.#closed) throw coded("CLIENT_CLOSED", "The client is closed");
     if (this.#inner === undefined) {
       try {
@@ -242,39 +276,10 @@ export class HttpClient extends RemoteBase {
     return this.#inner;
   }
 
-  execute(stmt: InStatement, args?: InArgs): Promise<ResultSet> {
-    return this.call(async () => {
-      const c = this.#client();
-      const [sql, packed] = encodeStatement(stmt, args, this.real);
-      return decodeResult((await c.execute(sql, packed)) as Uint8Array);
-    });
-  }
-
-  batch(stmts: Stmts, mode: TransactionMode = "deferred"): Promise<ResultSet[]> {
-    return this.call(async () => {
-      checkMode(mode);
-      const c = this.#client();
-      return ((await c.batch(encodeStatements(stmts, this.real), mode)) as Uint8Array[]).map(decodeResult);
-    });
-  }
-
-  migrate(stmts: InStatement[]): Promise<ResultSet[]> {
-    return this.call(async () => {
-      const c = this.#client();
-      return ((await c.migrate(encodeStatements(stmts, this.real))) as Uint8Array[]).map(decodeResult);
-    });
-  }
-
-  executeMultiple(sql: string): Promise<void> {
-    return this.call(async () => {
-      await this.#client().sequence(sql);
-    });
-  }
-
   transaction(mode: TransactionMode = "write"): Promise<Transaction> {
     return this.call(async () => {
-      const client = this.#client();
-      if (!MODES.includes(mode)) return new TransactionImpl(badModeTransaction(mode), this.real);
+      const client = this.inner();
+      if (!MODES.includes(mode)) return new TransactionImpl(badModeTransaction(), this.real);
       return new TransactionImpl(client.transaction(mode) as unknown as TransactionOps, this.real);
     });
   }
@@ -288,7 +293,7 @@ export class HttpClient extends RemoteBase {
     this.#inner?.close();
     this.#inner = undefined;
     this.#closed = false;
-    if (this.rt.isReady()) this.#client();
+    if (this.rt.isReady()) this.inner();
   }
 
   get closed(): boolean {
@@ -312,11 +317,11 @@ export class WsClient extends RemoteBase {
       );
     }
     // Connect now where the module is ready: the handshake overlaps the caller's work.
-    if (rt.isReady()) this.#session();
+    if (rt.isReady()) this.inner();
   }
 
   /** The session of a live connection: a new one when there is none or it failed. */
-  #session(): Full.WsSession {
+  protected inner(): Full.WsSession {
     if (this.#closed) throw coded("CLIENT_CLOSED", "The client is closed");
     if (this.#conn === undefined || !this.#conn.open) {
       this.#conn?.close();
@@ -327,39 +332,10 @@ export class WsClient extends RemoteBase {
     return this.#conn.session;
   }
 
-  execute(stmt: InStatement, args?: InArgs): Promise<ResultSet> {
-    return this.call(async () => {
-      const s = this.#session();
-      const [sql, packed] = encodeStatement(stmt, args, this.real);
-      return decodeResult((await s.execute(sql, packed)) as Uint8Array);
-    });
-  }
-
-  batch(stmts: Stmts, mode: TransactionMode = "deferred"): Promise<ResultSet[]> {
-    return this.call(async () => {
-      checkMode(mode);
-      const s = this.#session();
-      return ((await s.batch(encodeStatements(stmts, this.real), mode)) as Uint8Array[]).map(decodeResult);
-    });
-  }
-
-  migrate(stmts: InStatement[]): Promise<ResultSet[]> {
-    return this.call(async () => {
-      const s = this.#session();
-      return ((await s.migrate(encodeStatements(stmts, this.real))) as Uint8Array[]).map(decodeResult);
-    });
-  }
-
-  executeMultiple(sql: string): Promise<void> {
-    return this.call(async () => {
-      await this.#session().sequence(sql);
-    });
-  }
-
   transaction(mode: TransactionMode = "write"): Promise<Transaction> {
     return this.call(async () => {
-      const s = this.#session();
-      if (!MODES.includes(mode)) return new TransactionImpl(badModeTransaction(mode), this.real);
+      const s = this.inner();
+      if (!MODES.includes(mode)) return new TransactionImpl(badModeTransaction(), this.real);
       return new TransactionImpl(wsTransaction(s, s.openStream(), mode), this.real);
     });
   }
@@ -374,7 +350,7 @@ export class WsClient extends RemoteBase {
     this.#conn = undefined;
     this.#closed = false;
     await this.rt.ready;
-    this.#session();
+    this.inner();
   }
 
   get closed(): boolean {

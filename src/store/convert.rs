@@ -31,14 +31,7 @@ pub fn value_ref(v: ValueRef<'_>) -> crate::sql::ValueRef<'_> {
 
 /// Copies one column of a row out of SQLite.
 pub fn read_value(v: ValueRef<'_>) -> Value {
-    match v {
-        ValueRef::Null => Value::Null,
-        ValueRef::Integer(i) => Value::Integer(i),
-        ValueRef::Real(f) => Value::Real(f),
-        // SQLite does not check that TEXT is UTF-8; never fail a read over it.
-        ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
-        ValueRef::Blob(b) => Value::Blob(b.to_vec()),
-    }
+    Value::from(value_ref(v))
 }
 
 /// Binds positional and named arguments, with the same rules as the server: names
