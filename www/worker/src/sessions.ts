@@ -88,7 +88,7 @@ export class Sessions {
       expiresMs: Number(r[2]),
       absoluteMs: Number(r[3]),
       version: Number(r[4]),
-      body: r[5] as Uint8Array,
+      body: new Uint8Array(r[5] as ArrayBuffer), // BLOBs are ArrayBuffers (as from @libsql/client)
     };
     try {
       const { session, write } = this.store.load(id, row, region, Date.now());
