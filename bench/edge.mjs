@@ -55,21 +55,21 @@ function routerBench() {
   console.log(`${pad("statement", 20)} ${lpad("classify µs", 12)} ${lpad("route µs", 10)} ${lpad("routes/s", 12)}`);
   const results = [];
   for (const [name, sql] of STATEMENTS) {
-    for (let i = 0; i < 2000; i++) router.route(sql, "[1]", "user-1", "40.7,-74.0", now); // warm up
+    for (let i = 0; i < 2000; i++) router.route(sql, "[1]", "service", "user-1", "40.7,-74.0", now); // warm up
     let t0 = performance.now();
     for (let i = 0; i < N; i++) classify(sql);
     const classifyUs = ((performance.now() - t0) * 1000) / N;
     t0 = performance.now();
-    for (let i = 0; i < N; i++) router.route(sql, "[1]", `user-${i & 1023}`, "40.7,-74.0", now);
+    for (let i = 0; i < N; i++) router.route(sql, "[1]", "service", `user-${i & 1023}`, "40.7,-74.0", now);
     const routeUs = ((performance.now() - t0) * 1000) / N;
     results.push(routeUs);
     console.log(`${pad(name, 20)} ${lpad(fmt(classifyUs), 12)} ${lpad(fmt(routeUs), 10)} ${lpad(fmt(1e6 / routeUs, 0), 12)}`);
   }
   const key = "select name from users where id = ?";
-  const plan = router.route(key, "[1]", undefined, undefined, now);
+  const plan = router.route(key, "[1]", "service", undefined, undefined, now);
   router.cachePut(plan.cacheKey, plan.reads, 100, '{"rows":[["x"]]}', now);
   let t0 = performance.now();
-  for (let i = 0; i < N; i++) router.cached(key, "[1]", undefined, now);
+  for (let i = 0; i < N; i++) router.cached(key, "[1]", "service", undefined, now);
   const hitUs = ((performance.now() - t0) * 1000) / N;
   console.log(`${pad("cached() hit", 20)} ${lpad("", 12)} ${lpad(fmt(hitUs), 10)} ${lpad(fmt(1e6 / hitUs, 0), 12)}`);
   console.log(`median route(): ${fmt(median(results))} µs (native: cargo bench --bench router)`);
@@ -124,7 +124,7 @@ async function load(base, token, body, floor = false) {
 async function httpBench() {
   const db = await startSqld({ auth: true });
   const secret = crypto.randomBytes(32).toString("hex");
-  const token = hs256Token(secret, "bench");
+  const token = hs256Token(secret, "bench", { role: "service" }); // SQL through the worker needs a service token
   const sessionKeys = `k1:${crypto.randomBytes(32).toString("base64")}`;
   const [edge, plain] = await Promise.all([
     startWorker({
@@ -185,7 +185,8 @@ function sessionsBench() {
   const before = process.memoryUsage();
   const now = Date.now();
   const t0 = performance.now();
-  for (let i = 0; i < N_SESSIONS; i++) store.create(`session-${i.toString(36).padStart(8, "0")}`, data(i), "fra", now);
+  const idOf = (i) => `session-${i.toString(36).padStart(8, "0")}`.padEnd(32, "_"); // the shape of a generated id
+  for (let i = 0; i < N_SESSIONS; i++) store.create(idOf(i), `user-${i}`, data(i), "fra", now);
   const createMs = performance.now() - t0;
   gc();
   const after = process.memoryUsage();
@@ -194,7 +195,7 @@ function sessionsBench() {
   const lat = [];
   for (let k = 0; k < 200_000; k++) {
     const i = (k * 7919) % N_SESSIONS;
-    const id = `session-${i.toString(36).padStart(8, "0")}`;
+    const id = idOf(i);
     const t = performance.now();
     const r = store.getCached(id, "fra", now + 1000);
     lat.push(performance.now() - t);

@@ -70,7 +70,7 @@ fn main() {
         let ns = ns_per_op(iters, || {
             now += 0.001;
             let plan = router
-                .route(black_box(sql), "[42]", Some("client-7"), user, now)
+                .route(black_box(sql), "[42]", "service", Some("client-7"), user, now)
                 .expect("route");
             black_box(plan);
         });
@@ -84,7 +84,9 @@ fn main() {
     }
 
     // The hot cached read: one key among 1000 cached entries.
-    let plan = router.route(STATEMENTS[0].1, "[42]", None, user, now).expect("route");
+    let plan = router
+        .route(STATEMENTS[0].1, "[42]", "service", None, user, now)
+        .expect("route");
     let key = plan.cache_key.expect("cacheable");
     for i in 0..1000 {
         router.cache_put(
@@ -108,7 +110,7 @@ fn main() {
     row("cache_get hit", ns);
     let ns = ns_per_op(iters, || {
         let plan = router
-            .route(STATEMENTS[0].1, "[42]", None, user, now + 1.0)
+            .route(STATEMENTS[0].1, "[42]", "service", None, user, now + 1.0)
             .expect("route");
         black_box(
             router

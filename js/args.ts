@@ -3,11 +3,13 @@
  * WebSocket, embedded replica): the arguments are packed into bytes here and decoded
  * once in Rust (src/store/packed.rs), so one module checks every argument, with the
  * official client's errors — `RangeError` for NaN, ±Infinity or a bigint beyond 64 bits,
- * `TypeError` for `undefined` or a value of another type. `encodeStatement` packs one
+ * `TypeError` for `undefined` or a value of another type; and `INVALID_ARGUMENT` for a
+ * string holding a lone surrogate, which UTF-8 cannot store (never replaced by U+FFFD). `encodeStatement` packs one
  * statement into a JS buffer, `encodeStatements` several; `encodeArgs` writes straight
  * into a buffer inside wasm memory (the kept-statement path of a replica, local.ts).
  */
 import type { InArgs, InStatement, InValue } from "./types.js";
+import { coded } from "./wasm-errors.js";
 
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
 const encoder = new TextEncoder();
@@ -82,9 +84,24 @@ function str(s: string): void {
       return;
     }
   }
+  if (!wellFormed(s)) throw loneSurrogate("");
   const { written } = encoder.encodeInto(s, buf.subarray(at + 4, limit));
   view.setUint32(at, written, true);
   at += 4 + written;
+}
+
+const LONE_SURROGATE =
+  "a string holds a lone surrogate (half of a UTF-16 pair), which UTF-8 text cannot store";
+const wellFormedNative = (String.prototype as { isWellFormed?: () => boolean }).isWellFormed;
+/** A lone surrogate would be stored as U+FFFD by TextEncoder: refused instead. */
+function wellFormed(s: string): boolean {
+  if (wellFormedNative !== undefined) return wellFormedNative.call(s);
+  return !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(s);
+}
+
+/** A string that UTF-8 cannot store (edgesync's rule; the official client has none). */
+function loneSurrogate(what: string): Error {
+  return coded("INVALID_ARGUMENT", `invalid argument: ${what}${LONE_SURROGATE}`);
 }
 
 /** How an argument is named in errors: its position (from 0) or its name. */
@@ -155,6 +172,7 @@ export function statementParts(stmt: InStatement | [string, InArgs?], extra?: In
     throw new TypeError("a statement must be a string, { sql, args } or [sql, args]");
   }
   if (typeof sql !== "string") throw new TypeError("the statement's `sql` must be a string");
+  if (!wellFormed(sql)) throw loneSurrogate("the statement's SQL: ");
   return [sql, args];
 }
 

@@ -30,7 +30,8 @@
  * `bigint` otherwise. Errors are `EdgesyncError`s with a `code`: `INVALID_ARGUMENT`
  * (bad argument), `DECODE_ERROR` (bytes that are not a valid encoding),
  * `INVALID_OPERATION` (counter overflow, an ORSet update on an unseen base),
- * `CLOCK_DRIFT` (an LWW update with writes more than a minute in the future).
+ * `CLOCK_DRIFT` (an LWW update, or an LWW replica given to `merge`, with writes more
+ * than a minute in the future).
  *
  * - `GCounter`: `increment(amount = 1)`, `value()`.
  * - `PNCounter`: `increment(amount = 1)`, `decrement(amount = 1)`, `value()`.
@@ -41,7 +42,7 @@
  *   `entries()`, `size`. A delete is a timestamped write: a later set revives the key.
  */
 import type * as Full from "./wasm/edgesync.js";
-import { adopt } from "./wasm-errors.js";
+import { adopt, adoptFrom, retiredError } from "./wasm-errors.js";
 
 /** The CRDT classes of a wasm module flavour (the full one, or edgesync/crdt's). */
 export interface CrdtGlue {
@@ -56,18 +57,29 @@ export interface CrdtGlue {
 
 type Fn = (...args: unknown[]) => unknown;
 
+/**
+ * Wraps a method (or getter) so that what it throws is an `EdgesyncError`, and a trap
+ * retires the object (see `adoptFrom`): a retired object's calls fail at once, and its
+ * `free()` does nothing.
+ */
 function guardMethod(owner: object, key: string): void {
   const d = Object.getOwnPropertyDescriptor(owner, key);
-  if (key === "constructor" || typeof d?.value !== "function") return;
-  const f = d.value as Fn;
-  const guarded = function (this: unknown, ...args: unknown[]): unknown {
-    try {
-      return f.apply(this, args);
-    } catch (e) {
-      throw adopt(e);
-    }
-  };
-  Object.defineProperty(owner, key, { ...d, value: guarded });
+  if (key === "constructor" || d === undefined) return;
+  const wrap = (f: Fn): Fn =>
+    function (this: unknown, ...args: unknown[]): unknown {
+      const dead = retiredError(this);
+      if (dead !== undefined) {
+        if (key === "free") return undefined;
+        throw dead;
+      }
+      try {
+        return f.apply(this, args);
+      } catch (e) {
+        throw adoptFrom(this, e);
+      }
+    };
+  if (typeof d.value === "function") Object.defineProperty(owner, key, { ...d, value: wrap(d.value as Fn) });
+  else if (typeof d.get === "function") Object.defineProperty(owner, key, { ...d, get: wrap(d.get as Fn) });
 }
 
 /**
@@ -103,24 +115,35 @@ function guard<C extends abstract new (...args: never[]) => unknown>(cls: C, rea
 }
 
 /**
- * The package's `Text`: the class as it is, without the error-adopting wrapper (every
- * argument is validated in Rust and errors are `LibsqlError`s already, so the
- * per-keystroke calls cost nothing extra). The per-keystroke methods return their error
+ * The package's `Text`: the class itself. The per-keystroke methods return their error
  * instead of throwing it (a `Result` return would cost a JavaScript array per call; see
- * `status` in src/wasm/text.rs): they are wrapped to throw it.
+ * `status` in src/wasm/text.rs): they are wrapped to throw it, keeping their fast path
+ * (a try/catch costs nothing until something throws). The other methods and getters
+ * adopt their errors; a trap in any of them retires the object (`INTERNAL_ERROR`, see
+ * js/wasm-errors.ts).
  */
 function textClass(Text: typeof Full.Text): typeof Full.Text {
-  for (const name of ["insert", "delete", "insertUtf16", "deleteUtf16"] as const) {
+  const keystroke = ["insert", "delete", "insertUtf16", "deleteUtf16"] as const;
+  for (const name of keystroke) {
     const raw = Text.prototype[name] as (this: Full.Text, a: number, b: never) => unknown;
     Object.defineProperty(Text.prototype, name, {
       value: function (this: Full.Text, a: number, b: never): void {
-        const error = raw.call(this, a, b);
+        let error;
+        try {
+          error = raw.call(this, a, b);
+        } catch (e) {
+          throw retiredError(this) ?? adoptFrom(this, e);
+        }
         if (error !== undefined) throw error;
       },
       writable: true,
       configurable: true,
     });
   }
+  for (const key of Object.getOwnPropertyNames(Text.prototype)) {
+    if (!(keystroke as readonly string[]).includes(key)) guardMethod(Text.prototype, key);
+  }
+  guardMethod(Text, "decode");
   return Text;
 }
 

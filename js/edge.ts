@@ -1,7 +1,8 @@
 /**
  * The edge building blocks the Worker (www/worker/) is made of, implemented in Rust and
  * exported from the wasm module: the query router (`src/router/`), distributed
- * sessions (`src/session/`) and metrics (`src/metrics/`). They do no I/O themselves:
+ * sessions (`src/session/`), the authorization model (`src/auth/`) and metrics
+ * (`src/metrics/`). They do no I/O themselves:
  * they decide and remember, and the caller runs the requests and reports back, so the
  * same code serves a Worker, Node or a test.
  *
@@ -12,7 +13,7 @@
  *   { id: "fra", url: "http://primary:8080", role: "primary", location: "50.11,8.68" },
  *   { id: "nyc", url: "http://replica:8080", role: "replica", location: "40.71,-74.01" },
  * ]), undefined, 42);
- * const plan = router.route("select * from t where id = ?", "[1]", "user-1", "40.7,-74.0", Date.now());
+ * const plan = router.route("select * from t where id = ?", "[1]", "service", "user-1", "40.7,-74.0", Date.now());
  * // plan.targets[0] is the region to try first (here nyc: nearer, no latency samples yet)
  * router.begin(plan.targets[0]);
  * router.reportSuccess(plan.targets[0], 12.5, 1042, Date.now()); // latency ms, replication index
@@ -32,12 +33,16 @@ export interface Classification {
   writes: string[];
   /** A write whose targets cannot be named (DROP INDEX, ATTACH, PRAGMA x = y, …): invalidates every cached read. */
   writesUnknown: boolean;
-  /** False when the result depends on more than the data (random(), now, changes(), …): never cached. */
+  /** True only when every function called is on the allow-list of deterministic functions: others are never cached. */
   deterministic: boolean;
+  /** A single deterministic SELECT/VALUES: its result may be cached. */
+  cacheable: boolean;
+  /** Why nobody may run this through the edge (host files, raw pages, ATTACH, worker tables, …), if so. */
+  refused?: string;
 }
 
 /** What `EdgeRouter.route` decided. */
-export interface RoutePlan extends Omit<Classification, "deterministic"> {
+export interface RoutePlan extends Omit<Classification, "deterministic" | "cacheable" | "refused"> {
   /** Region indices (into `regions()`) to try in order. Writes: the primary only. */
   targets: number[];
   /** Read-your-writes: a replica's answer must be at least this replication index. */
@@ -86,6 +91,8 @@ export interface ClusterHealth {
 /** A session as stored: `data` is the JSON text it was created or updated with. */
 export interface SessionView {
   id: string;
+  /** The token subject it belongs to. */
+  owner: string;
   data: string;
   home: string;
   createdMs: number;
@@ -101,10 +108,12 @@ export interface SqlWrite {
 }
 
 export type SessionLookup =
-  | { status: "hit"; session: SessionView; write?: SqlWrite }
+  /** `validate`: run `SessionStore.validateSql()` on the primary and pass the answer to `validated` first. */
+  | { status: "hit"; session: SessionView; write?: SqlWrite; validate: boolean }
   | { status: "miss"; session?: undefined; write?: undefined }
   | { status: "expired"; session?: undefined; write: SqlWrite };
 
+/** A row of `SessionStore.selectSql()`: the session and its ledger entry. */
 export interface StoredSessionRow {
   home: string;
   createdMs: number;
@@ -112,6 +121,17 @@ export interface StoredSessionRow {
   absoluteMs: number;
   version: number;
   body: Uint8Array;
+  /** The ledger's latest version for the id; undefined when it has none. */
+  ledgerVersion: number | undefined;
+  /** The ledger says the session was destroyed. */
+  revoked: boolean;
+}
+
+/** An authenticated caller (see `AccessPolicy.principal`). */
+export interface Principal {
+  sub: string;
+  role: "service" | "user";
+  access: "rw" | "ro";
 }
 
 /** Classifies SQL text as the router does; throws `QUERY_UNPARSEABLE` for broken input. */
@@ -126,7 +146,7 @@ export function classify(sql: string): Classification {
 /**
  * The query router: statement classification, latency (EWMA) / locality / load
  * (power-of-two choices) aware region choice, read-your-writes floors, the read cache
- * and per-region circuit breakers. See the README's "Edge worker" section.
+ * and per-region circuit breakers. See docs/worker.md.
  */
 export class EdgeRouter {
   readonly #r: wasm.EdgeRouter;
@@ -140,14 +160,36 @@ export class EdgeRouter {
     }
   }
 
-  /** The cached answer (JSON text) for this read by this client, without classifying it. */
-  cached(sql: string, argsKey: string, client: string | undefined, nowMs: number): string | undefined {
-    return this.#r.cached(sql, argsKey, client, nowMs);
+  /** The cached answer (JSON text) for this read in `scope` by this client, without classifying it. */
+  cached(sql: string, argsKey: string, scope: string, client: string | undefined, nowMs: number): string | undefined {
+    return this.#r.cached(sql, argsKey, scope, client, nowMs);
   }
 
-  route(sql: string, argsKey: string, client: string | undefined, location: string | undefined, nowMs: number): RoutePlan {
+  /** Routes the worker's own statement (no authorization); `scope` names who may see a cached result. */
+  route(sql: string, argsKey: string, scope: string, client: string | undefined, location: string | undefined, nowMs: number): RoutePlan {
     try {
-      return this.#r.route(sql, argsKey, client, location, nowMs) as RoutePlan;
+      return this.#r.route(sql, argsKey, scope, client, location, nowMs) as RoutePlan;
+    } catch (e) {
+      throw adopt(e);
+    }
+  }
+
+  /**
+   * Authorizes a client's statement for `principal` (FORBIDDEN, SQL_NOT_ALLOWED,
+   * PERMISSION_DENIED), then routes it in the principal's cache scope.
+   */
+  routeFor(principal: Principal, sql: string, argsKey: string, location: string | undefined, nowMs: number): RoutePlan {
+    try {
+      return this.#r.routeFor(principal.sub, principal.role, principal.access, sql, argsKey, location, nowMs) as RoutePlan;
+    } catch (e) {
+      throw adopt(e);
+    }
+  }
+
+  /** The cached answer for `principal` (its scope and read-your-writes floor); FORBIDDEN for a user. */
+  cachedFor(principal: Principal, sql: string, argsKey: string, nowMs: number): string | undefined {
+    try {
+      return this.#r.cachedFor(principal.sub, principal.role, principal.access, sql, argsKey, nowMs);
     } catch (e) {
       throw adopt(e);
     }
@@ -236,9 +278,28 @@ export class SessionStore {
     return wasm.SessionStore.schema() as string[];
   }
 
-  /** `select home, created_ms, expires_ms, absolute_ms, version, body from es_sessions where id = ?` */
+  /** The session row joined with its ledger entry (one argument: the id); columns in `StoredSessionRow` order. */
   static selectSql(): string {
     return wasm.SessionStore.selectSql();
+  }
+
+  /** `SELECT version, revoked FROM es_session_ledger WHERE id = ?`: confirms a cached copy (run on the primary). */
+  static validateSql(): string {
+    return wasm.SessionStore.validateSql();
+  }
+
+  /** A new session id from 24 random bytes (`crypto.getRandomValues`): ids are never chosen by clients. */
+  static newId(random: Uint8Array): string {
+    try {
+      return wasm.SessionStore.newId(random);
+    } catch (e) {
+      throw adopt(e);
+    }
+  }
+
+  /** Whether `id` has the shape of a generated session id. */
+  static isId(id: string): boolean {
+    return wasm.SessionStore.isId(id);
   }
 
   #call<T>(f: () => unknown): T {
@@ -249,20 +310,28 @@ export class SessionStore {
     }
   }
 
-  create(id: string, data: string, region: string, nowMs: number): { session: SessionView; write: SqlWrite } {
-    return this.#call(() => this.#s.create(id, data, region, nowMs));
+  create(id: string, owner: string, data: string, region: string, nowMs: number): { session: SessionView; write: SqlWrite } {
+    return this.#call(() => this.#s.create(id, owner, data, region, nowMs));
   }
 
   getCached(id: string, region: string, nowMs: number): SessionLookup {
     return this.#call(() => this.#s.getCached(id, region, nowMs));
   }
 
-  load(id: string, row: StoredSessionRow, region: string, nowMs: number): { session: SessionView; write?: SqlWrite } {
-    return this.#call(() => this.#s.load(id, row.home, row.createdMs, row.expiresMs, row.absoluteMs, row.version, row.body, region, nowMs));
+  /** The ledger's answer for a cached copy (`ledgerVersion` undefined: no entry). */
+  validated(id: string, ledgerVersion: number | undefined, revoked: boolean, nowMs: number): "current" | "stale" | "gone" {
+    return this.#s.validated(id, ledgerVersion, revoked, nowMs) as "current" | "stale" | "gone";
   }
 
-  update(id: string, data: string, region: string, nowMs: number): { session: SessionView; write: SqlWrite } {
-    return this.#call(() => this.#s.update(id, data, region, nowMs));
+  load(id: string, row: StoredSessionRow, region: string, nowMs: number): { session: SessionView; write?: SqlWrite } {
+    return this.#call(() =>
+      this.#s.load(id, row.home, row.createdMs, row.expiresMs, row.absoluteMs, row.version, row.body, row.ledgerVersion, row.revoked, region, nowMs),
+    );
+  }
+
+  /** `expectedVersion`: refuse (SESSION_CONFLICT) unless the session is at that version. */
+  update(id: string, data: string, region: string, expectedVersion: number | undefined, nowMs: number): { session: SessionView; write: SqlWrite } {
+    return this.#call(() => this.#s.update(id, data, region, expectedVersion, nowMs));
   }
 
   destroy(id: string): SqlWrite {
@@ -284,7 +353,8 @@ export class SessionStore {
     return this.#call(() => this.#s.expiredDelete(id, nowMs));
   }
 
-  gc(nowMs: number): { evicted: number; write: SqlWrite } {
+  /** Evicts expired cached sessions; `writes` (run in one batch) delete expired rows and old ledger entries. */
+  gc(nowMs: number): { evicted: number; writes: SqlWrite[] } {
     return this.#call(() => this.#s.gc(nowMs));
   }
 
@@ -298,6 +368,81 @@ export class SessionStore {
 
   free(): void {
     this.#s.free();
+  }
+}
+
+/**
+ * The edge's authorization model (src/auth/): principals from verified token claims,
+ * who may run which SQL, which hub channels a principal may use, session ownership.
+ * See docs/security.md.
+ *
+ * ```ts
+ * const policy = new AccessPolicy(JSON.stringify({ serviceRole: "service", channels: { subscribe: ["user:{sub}:*"] } }));
+ * const p = policy.principal(JSON.stringify(claims)); // {sub, role, access}; AUTH_INVALID without sub
+ * policy.checkChannel(p, "user:alice:inbox", "subscribe"); // throws FORBIDDEN / CHANNEL_RESERVED
+ * ```
+ */
+export class AccessPolicy {
+  readonly #p: wasm.AccessPolicy;
+
+  /** `config`: JSON `{serviceRole?, serviceRoleClaim?, channels?: {subscribe?, publish?}}`, or undefined for the defaults. */
+  constructor(config: string | undefined) {
+    try {
+      this.#p = new wasm.AccessPolicy(config);
+    } catch (e) {
+      throw adopt(e);
+    }
+  }
+
+  /** The principal of verified claims; AUTH_INVALID when `sub` is missing or `a` is unknown. */
+  principal(claimsJson: string): Principal {
+    try {
+      return this.#p.principal(claimsJson) as Principal;
+    } catch (e) {
+      throw adopt(e);
+    }
+  }
+
+  /** Throws INVALID_ARGUMENT, CHANNEL_RESERVED, PERMISSION_DENIED or FORBIDDEN unless allowed. */
+  checkChannel(p: Principal, channel: string, op: "subscribe" | "publish"): void {
+    try {
+      this.#p.checkChannel(p.sub, p.role, p.access, channel, op);
+    } catch (e) {
+      throw adopt(e);
+    }
+  }
+
+  /** The channel patterns `p` holds, `{sub}` filled in. */
+  channels(p: Principal): { subscribe: string[]; publish: string[] } {
+    return this.#p.channels(p.sub, p.role, p.access) as { subscribe: string[]; publish: string[] };
+  }
+
+  /** Classifies `sql` and throws unless `p` may run it (FORBIDDEN, SQL_NOT_ALLOWED, PERMISSION_DENIED). */
+  authorizeSql(p: Principal, sql: string): Pick<Classification, "kind" | "writes" | "writesUnknown"> {
+    try {
+      return this.#p.authorizeSql(p.sub, p.role, p.access, sql) as Pick<Classification, "kind" | "writes" | "writesUnknown">;
+    } catch (e) {
+      throw adopt(e);
+    }
+  }
+
+  /** Whether `p` may read, change or end a session owned by `owner`. */
+  mayUseSession(p: Principal, owner: string): boolean {
+    return this.#p.mayUseSession(p.sub, p.role, p.access, owner);
+  }
+
+  /** A subject as it appears in channel names: `%XX` for every byte outside `A–Z a–z 0–9 - . _ ~`. */
+  static escapeSub(sub: string): string {
+    return wasm.AccessPolicy.escapeSub(sub);
+  }
+
+  /** Why `channel` is not a usable hub channel (`wildcard`: a trailing `*` allowed), or undefined. */
+  static channelProblem(channel: string, wildcard: boolean): string | undefined {
+    return wasm.AccessPolicy.channelProblem(channel, wildcard);
+  }
+
+  free(): void {
+    this.#p.free();
   }
 }
 

@@ -1,17 +1,21 @@
 /**
  * A client for the edge Worker's real-time hub (`GET /subscribe`, www/worker/src/hub.ts):
  * change events pushed over a WebSocket, e.g. to wake a replica the moment a table it
- * mirrors changes instead of polling.
+ * mirrors changes instead of polling. The frames are defined once, in ./hub-protocol.ts.
+ *
+ * A token may follow only the channels granted to it (docs/security.md): a user token
+ * its own `user:<sub>:*` by default (ask `GET /whoami` for the exact names), a service
+ * token any. `table:` and `sync:` channels are published by the worker itself.
  *
  * ```ts
  * import { connectHub } from "edgesync";
  * const hub = connectHub("https://edge.example.com", {
  *   token,                                   // a JWT, or a function returning a fresh one
- *   channels: ["table:todos"],
+ *   channels: ["user:alice:*"],
  *   onEvent: (e) => void replica.sync(),     // {channel, seq, data, ts}
  *   onReset: () => void replica.sync(),      // history was pruned: resync fully
  * });
- * hub.publish("room:1", { hello: "world" });
+ * hub.publish("user:alice:notes", { hello: "world" });
  * hub.close();
  * ```
  *
@@ -22,15 +26,12 @@
  * (`WebSocket: (await import("ws")).WebSocket`).
  */
 
+import type { ClientFrame, EventFrame, HubFrame, SyncAnnouncement } from "./hub-protocol.js";
+
+export * from "./hub-protocol.js";
+
 /** One event of the hub. */
-export interface HubEvent {
-  channel: string;
-  /** The hub's version of this event: increases by one per event across all channels. */
-  seq: number;
-  data: unknown;
-  /** When the hub stored it (ms since the epoch). */
-  ts: number;
-}
+export type HubEvent = Omit<EventFrame, "type">;
 
 /** The part of a WebSocket the client uses (the WHATWG API; `ws` in Node also fits). */
 export interface HubSocket {
@@ -48,7 +49,7 @@ export type HubSocketConstructor = new (url: string) => HubSocket;
 export interface HubOptions {
   /** A JWT for the worker, or a function returning one (called before every connect). */
   token?: string | (() => string | Promise<string>);
-  /** Channels to follow: `table:<name>`, any name of yours, or a `prefix*` wildcard. */
+  /** Channels to follow (granted to the token), or a `prefix*` wildcard. */
   channels: string[];
   /** Resume after this seq (a cursor saved from `seq`); default: only new events. */
   since?: number;
@@ -157,17 +158,17 @@ export function connectHub(url: string, opts: HubOptions): HubConnection {
   }
 
   function onFrame(text: string): void {
-    let m: { type?: string; seq?: number; channel?: string; data?: unknown; ts?: number; code?: string; message?: string };
+    let m: HubFrame;
     try {
-      m = JSON.parse(text);
+      m = JSON.parse(text) as HubFrame;
     } catch {
       return;
     }
-    switch (m.type) {
+    switch (m?.type) {
       case "event":
         if (typeof m.seq !== "number" || m.seq <= cursor) return; // already delivered
         cursor = m.seq;
-        opts.onEvent({ channel: m.channel as string, seq: m.seq, data: m.data, ts: m.ts as number });
+        opts.onEvent({ channel: m.channel, seq: m.seq, data: m.data, ts: m.ts });
         return;
       case "reset":
         if (typeof m.seq === "number") cursor = m.seq;
@@ -225,7 +226,7 @@ export function connectHub(url: string, opts: HubOptions): HubConnection {
         if (!heardSincePing) return drop(new Error("hub connection went silent"));
         heardSincePing = false;
         try {
-          s.send('{"type":"ping"}');
+          s.send(JSON.stringify({ type: "ping" } satisfies ClientFrame));
         } catch {
           /* closing */
         }
@@ -263,7 +264,7 @@ export function connectHub(url: string, opts: HubOptions): HubConnection {
     },
     publish(channel: string, data: unknown) {
       if (closed) throw new Error("connectHub: publish after close()");
-      const frame = JSON.stringify({ type: "publish", channel, data });
+      const frame = JSON.stringify({ type: "publish", channel, data } satisfies ClientFrame);
       if (ready && ws?.readyState === OPEN) ws.send(frame);
       else {
         if (queue.length >= MAX_QUEUED) throw new Error("connectHub: too many events queued while disconnected");
@@ -276,17 +277,23 @@ export function connectHub(url: string, opts: HubOptions): HubConnection {
 /** What `syncOnHub` needs of a replica: `createClient({ url: ":memory:", syncUrl })` fits. */
 export interface SyncingReplica {
   sync(): Promise<{ changesPushed: number; changesApplied: number }>;
+  /** The replica's site id: its own pushes, announced back, do not wake it. */
+  readonly siteId?: string;
+  /** Once true, announcements no longer wake the replica (the hub connection closes). */
+  readonly closed?: boolean;
 }
 
 export interface SyncOnHubOptions extends Omit<HubOptions, "channels" | "onEvent"> {
-  /** The replicated tables to announce and listen for (channels `sync:<table>`). */
+  /** The replicated tables to listen for (channels `sync:<table>`; the token must be granted them). */
   tables: string[];
   /** Called with each wake-up sync's result or error (errors never escape otherwise). */
   onSync?: (result: { changesPushed: number; changesApplied: number } | undefined, error?: unknown) => void;
+  /** `fetch` for `POST /sync/notify` (default: the global one). */
+  fetch?: typeof fetch;
 }
 
 export interface SyncOnHub {
-  /** `replica.sync()`, and when it pushed changes, a wake-up for the other replicas. */
+  /** `replica.sync()`, and when it pushed changes, `POST /sync/notify` so the worker wakes the others. */
   sync(): Promise<{ changesPushed: number; changesApplied: number }>;
   close(): void;
   readonly hub: HubConnection;
@@ -294,9 +301,12 @@ export interface SyncOnHub {
 
 /**
  * Wakes replicas through the real-time hub instead of waiting for their next
- * `syncInterval`: `sync()` through the returned object announces pushed changes on
- * `sync:<table>`, and an announcement from another replica makes this one sync at once
- * (one sync at a time; announcements that arrive meanwhile fold into one more).
+ * `syncInterval`: after `sync()` through the returned object pushed changes, the worker
+ * is asked to announce them (`POST /sync/notify`); it reads the server's change log and
+ * publishes `sync:<table>` for each table with new records — only the worker writes
+ * those channels, so nobody can make replicas sync on demand without changing data. An
+ * announcement makes every other replica on that table sync at once (one sync at a
+ * time; announcements that arrive meanwhile fold into one more).
  *
  * ```ts
  * const db = createClient({ url: ":memory:", syncUrl, authToken, syncInterval: 60 });
@@ -307,19 +317,34 @@ export interface SyncOnHub {
  * ```
  */
 export function syncOnHub(replica: SyncingReplica, url: string, opts: SyncOnHubOptions): SyncOnHub {
-  const { tables, onSync, ...hubOpts } = opts;
-  // Our own announcements come back to us: recognized by this id and skipped.
-  const self = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+  const { tables, onSync, fetch: fetchImpl, ...hubOpts } = opts;
+  const base = url.replace(/\/+$/, "");
+  const doFetch = fetchImpl ?? globalThis.fetch;
   let running: Promise<unknown> | undefined;
   let again = false;
+  // The caller's onSync must not turn a wake-up into an unhandled rejection.
+  const report = (r: { changesPushed: number; changesApplied: number } | undefined, e?: unknown): void => {
+    try {
+      onSync?.(r, e);
+    } catch {
+      /* the caller's bug must not stop the wake-ups */
+    }
+  };
   const wake = (): void => {
+    if (replica.closed) {
+      hub.close(); // a closed replica is never called again
+      return;
+    }
     if (running) {
       again = true;
       return;
     }
     running = replica
       .sync()
-      .then((r) => onSync?.(r), (e) => onSync?.(undefined, e))
+      .then(
+        (r) => report(r),
+        (e) => report(undefined, e),
+      )
       .finally(() => {
         running = undefined;
         if (again) {
@@ -332,16 +357,25 @@ export function syncOnHub(replica: SyncingReplica, url: string, opts: SyncOnHubO
     ...hubOpts,
     channels: tables.map((t) => `sync:${t}`),
     onEvent: (e) => {
-      const from = (e.data as { from?: unknown } | null)?.from;
-      if (from !== self) wake();
+      const site = (e.data as Partial<SyncAnnouncement> | null)?.site;
+      if (site === undefined || site !== replica.siteId) wake();
     },
   });
+  const notify = async (): Promise<void> => {
+    const token = typeof hubOpts.token === "function" ? await hubOpts.token() : hubOpts.token;
+    const headers: Record<string, string> = { "content-type": "application/json" };
+    if (token) headers.authorization = `Bearer ${token}`;
+    const res = await doFetch(`${base}/sync/notify`, { method: "POST", headers, body: "{}" });
+    await res.arrayBuffer();
+    if (!res.ok) throw new Error(`POST /sync/notify answered ${res.status}`);
+  };
   return {
     hub,
     async sync() {
       const r = await replica.sync();
       if (r.changesPushed > 0) {
-        for (const t of tables) hub.publish(`sync:${t}`, { from: self, changesPushed: r.changesPushed });
+        // The data is pushed either way; a failed announcement only delays the others.
+        await notify().catch((e) => hubOpts.onError?.(e));
       }
       return r;
     },

@@ -19,7 +19,7 @@ import { encodeStatement, encodeStatements } from "./args.js";
 import { KeptStatements } from "./local.js";
 import { decodeResult } from "./result.js";
 import { checkMode } from "./remote.js";
-import { adoptClient, coded, LibsqlBatchError, LibsqlError } from "./wasm-errors.js";
+import { adoptClient, adoptFrom, coded, LibsqlBatchError, LibsqlError, retiredError } from "./wasm-errors.js";
 export { isLocalUrl } from "./url.js";
 
 /** How a replicated column merges concurrent writes. A function makes it `custom`. */
@@ -92,6 +92,16 @@ export interface SyncStatus {
   cursor: number;
   /** When the background sync will retry (ms), after failures. */
   nextSyncInMs: number;
+  /**
+   * Write-through writes whose answer was lost and whose outcome is not settled yet
+   * (the next write or sync asks the server; see docs/replicas.md).
+   */
+  writesInDoubt: number;
+  /**
+   * Changes set aside because the server cannot take them (`ROW_TOO_LARGE`), kept in
+   * the table `_es_rejected`.
+   */
+  rejectedChanges: number;
   syncing: boolean;
 }
 
@@ -140,6 +150,13 @@ export interface EmbeddedReplica extends Client {
   replicate(table: string, policies?: Record<string, Policy>): void;
   /** Push local changes, then pull and apply the server's. */
   sync(): Promise<SyncResult>;
+  /**
+   * Adds here the columns another replica added to replicated tables (what a
+   * `SCHEMA_MISMATCH` from `sync()` names); resolves to the `ALTER TABLE` statements run.
+   * With statements, `@libsql/client`'s `migrate(stmts)`.
+   */
+  migrate(): Promise<string[]>;
+  migrate(stmts: InStatement[]): Promise<ResultSet[]>;
   status(): SyncStatus;
   metrics(): SyncMetrics;
   /** Prometheus text exposition format. */
@@ -147,6 +164,12 @@ export interface EmbeddedReplica extends Client {
   on<E extends keyof SyncEvents>(event: E, fn: (detail: SyncEvents[E]) => void): () => void;
   /** The most recent entries of the sync log table (`_es_sync_log`), newest first. */
   syncLog(limit?: number): Promise<SyncLogEntry[]>;
+  /**
+   * Stops background sync, cancels the sync or write-through call in flight (they
+   * reject with `CLIENT_CLOSED`) and closes the local database. The promise (never
+   * rejected) resolves once the database is released; awaiting it is optional.
+   */
+  close(): Promise<void>;
   readonly siteId: string;
 }
 
@@ -179,6 +202,9 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #running: Promise<SyncResult> | undefined;
   #wtQueue: Promise<unknown> = Promise.resolve();
+  /** Write-through calls queued or in flight. */
+  #wtPending = 0;
+  #released: Promise<void> = Promise.resolve();
   #listeners = new Map<string, Set<(d: never) => void>>();
   #local: KeptStatements | undefined;
   #siteId = "";
@@ -255,20 +281,36 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
     return this.#r;
   }
 
-  #schedule(delay: number): void {
-    if (this.#closed || this.#interval === undefined) return;
+  /**
+   * The next background sync after `delay` ms, or after the backoff delay when
+   * `delay` is `"retry"`. Nothing here may touch the wasm object once the client is
+   * closed (it is freed), and nothing may throw outside a promise.
+   */
+  #schedule(delay: number | "retry"): void {
+    if (this.#closed || this.#interval === undefined || retiredError(this) !== undefined) return;
+    let ms = delay === "retry" ? 1000 : delay;
+    try {
+      if (delay === "retry") ms = Math.max(1, this.#r?.retryDelay() ?? 1);
+    } catch (e) {
+      adoptFrom(this, e); // a trap retires the client: no more background syncs
+      return;
+    }
     this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      if (this.#closed) return;
       this.sync().then(
         () => this.#schedule(this.#interval!),
-        () => this.#schedule(Math.max(1, this.#r?.retryDelay() ?? 1)),
+        () => this.#schedule("retry"),
       );
-    }, delay);
+    }, ms);
     // A background sync must never keep a Node process alive on its own.
     (this.#timer as { unref?: () => void }).unref?.();
   }
 
   #check(): void {
     if (this.#closed) throw coded("CLIENT_CLOSED", "The client is closed");
+    const dead = retiredError(this);
+    if (dead !== undefined) throw dead;
   }
 
   /** Runs one statement locally (a transaction's statements too). */
@@ -293,7 +335,7 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
       }
       return this.#runLocal(r, stmt, args);
     } catch (e) {
-      throw adoptClient(e);
+      throw this.#fail(e);
     }
   }
 
@@ -307,16 +349,32 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
       }
       return (r.batch(encodeStatements(stmts, this.#real), mode) as Uint8Array[]).map(decodeResult);
     } catch (e) {
-      throw adoptClient(e);
+      throw this.#fail(e);
     }
   }
 
-  /** A deferred batch with foreign keys off (schema migrations), as `@libsql/client`'s. */
-  async migrate(stmts: InStatement[]): Promise<ResultSet[]> {
+  /**
+   * `migrate(stmts)`: a deferred batch with foreign keys off (schema migrations), as
+   * `@libsql/client`'s. `migrate()` without statements: adds here the columns another
+   * replica added to replicated tables (what a `SCHEMA_MISMATCH` from `sync()` names),
+   * resolving to the `ALTER TABLE` statements run.
+   */
+  migrate(): Promise<string[]>;
+  migrate(stmts: InStatement[]): Promise<ResultSet[]>;
+  async migrate(stmts?: InStatement[]): Promise<string[] | ResultSet[]> {
     const r = await this.#ready().catch((e) => {
-      throw adoptClient(e);
+      throw this.#fail(e);
     });
     if (this.#tx !== undefined) throw transactionActive();
+    if (stmts === undefined) {
+      // Never under a running sync: it changes the tables the sync reads.
+      await this.#running?.catch(() => undefined);
+      try {
+        return (await this.#now().migrate()) as string[];
+      } catch (e) {
+        throw this.#fail(e);
+      }
+    }
     this.#runLocal(r, "PRAGMA foreign_keys=off");
     try {
       return await this.batch(stmts, "deferred");
@@ -337,7 +395,7 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
         if (r.inTransaction) r.executeMultiple("ROLLBACK");
       }
     } catch (e) {
-      throw adoptClient(e);
+      throw this.#fail(e);
     }
   }
 
@@ -370,16 +428,21 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
       this.#tx = tx;
       return tx;
     } catch (e) {
-      throw adoptClient(e);
+      throw this.#fail(e);
     }
   }
 
   /** Write-through calls run one at a time, in call order (each builds on the last). */
   #writeThrough(r: Full.Replica, stmts: Array<InStatement | [string, InArgs?]>): Promise<unknown[]> {
     const packed = encodeStatements(stmts, this.#real);
-    const run = () => r.executeRemote(packed, "write") as Promise<unknown[]>;
+    const run = () => {
+      // A call queued behind others may start after close(): the replica is freed then.
+      this.#check();
+      return r.executeRemote(packed, "write") as Promise<unknown[]>;
+    };
+    this.#wtPending++;
     const next = this.#wtQueue.then(run, run);
-    this.#wtQueue = next.catch(() => undefined);
+    this.#wtQueue = next.catch(() => undefined).finally(() => this.#wtPending--);
     return next;
   }
 
@@ -391,7 +454,7 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
     try {
       this.#now().replicate(table, policies);
     } catch (e) {
-      throw adoptClient(e);
+      throw this.#fail(e);
     }
   }
 
@@ -411,7 +474,7 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
         const cursor = this.#closed ? 0 : (r.status() as { cursor: number }).cursor;
         return { ...out, frame_no: cursor, frames_synced: out.changesApplied };
       } catch (e) {
-        throw adoptClient(e);
+        throw this.#fail(e);
       }
     };
     const prev = this.#running;
@@ -426,16 +489,29 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
     try {
       return { ...(this.#now().status() as Omit<SyncStatus, "syncing">), syncing: this.#running !== undefined };
     } catch (e) {
-      throw adoptClient(e);
+      throw this.#fail(e);
     }
   }
 
   metrics(): SyncMetrics {
-    return this.#now().metrics() as SyncMetrics;
+    try {
+      return this.#now().metrics() as SyncMetrics;
+    } catch (e) {
+      throw this.#fail(e);
+    }
   }
 
   metricsText(): string {
-    return this.#now().metricsText();
+    try {
+      return this.#now().metricsText();
+    } catch (e) {
+      throw this.#fail(e);
+    }
+  }
+
+  /** What to throw for `e`, thrown by a call into the wasm object: a trap retires this client. */
+  #fail(e: unknown): Error {
+    return e instanceof WebAssembly.RuntimeError ? adoptFrom(this, e) : adoptClient(e);
   }
 
   on<E extends keyof SyncEvents>(event: E, fn: (detail: SyncEvents[E]) => void): () => void {
@@ -457,29 +533,59 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
 
   /**
    * Stops background sync and closes the local database: a file is checkpointed and
-   * its lock released, so it can be opened again (a sync still in flight finishes
-   * first, then releases it). Queued changes stay in the file for the next open.
+   * its lock released, so it can be opened again. Work in flight is cancelled: a sync
+   * rejects with `CLIENT_CLOSED`, and so does a write-through call (whose write, if
+   * its request had left, is settled at the next open of a file replica; see
+   * docs/replicas.md). Queued changes stay in the file for the next open.
+   *
+   * Returns a promise (never rejected) that resolves once the work in flight has
+   * ended and the database is released; `close()` without `await` is fine too.
    */
-  close(): void {
-    if (this.#closed) return;
+  close(): Promise<void> {
+    if (this.#closed) return this.#released;
     this.#closed = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
     this.#tx?.abandon();
     this.#tx = undefined;
     this.#local = undefined;
-    if (this.#r !== undefined) {
-      this.#r.setListener(undefined);
-      this.#r.free();
-      this.#r = undefined;
+    // The wasm object goes now; the replica inside lives on while a sync or a
+    // write-through call in flight holds it, and is released when they end. A client
+    // retired by a trap cannot be released (see js/wasm-errors.ts): nothing is called.
+    const r = this.#r;
+    this.#r = undefined;
+    if (r !== undefined && retiredError(this) === undefined) {
+      try {
+        r.setListener(undefined);
+        r.cancel();
+        r.free();
+      } catch (e) {
+        adoptFrom(this, e);
+      }
     }
+    const inFlight = [this.#running, this.#wtQueue].map((p) => p?.then(
+      () => undefined,
+      () => undefined,
+    ));
+    this.#released = Promise.all(inFlight).then(() => undefined);
+    return this.#released;
   }
 
-  /** Opens the local database again after `close()` (the same config). */
+  /**
+   * Opens the local database again after `close()` (the same config), once the work
+   * `close()` cancelled has let go of it.
+   */
   reconnect(): void {
     if (!this.#closed) return;
     this.#closed = false;
-    if (this.#rt.isReady()) this.#open();
-    else this.#opening = this.#rt.ready.then(() => this.#open());
+    if (this.#rt.isReady() && this.#running === undefined && this.#wtPending === 0) {
+      this.#open();
+      return;
+    }
+    this.#opening = Promise.all([this.#released, this.#rt.ready]).then(() => {
+      if (!this.#closed && this.#r === undefined) this.#open();
+    });
+    this.#opening.catch(() => undefined);
   }
 
   get closed(): boolean {

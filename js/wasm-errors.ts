@@ -99,3 +99,33 @@ export function adoptClient(e: unknown): Error {
   if ((e instanceof RangeError || e instanceof TypeError) && !BINDING_ARGUMENT_ERRORS.some((re) => re.test(e.message))) return e;
   return adopt(e);
 }
+
+/**
+ * Objects left unusable by a trap in one of their own calls, with the error it raised.
+ *
+ * A trap (an abort in the wasm module: out of memory, a bug) stops the call where it
+ * is: nothing that call had begun is finished or undone — the object's state may be
+ * half-changed, and the binding's borrow of it is never released. So the object is
+ * retired: its later calls raise `INTERNAL_ERROR` (naming the first) without entering
+ * the module, and `free()` does nothing (its memory is not reclaimed). Nothing else is
+ * retired: other objects' state was not being changed, and the module goes on working.
+ */
+const retired = new WeakMap<object, EdgesyncError>();
+
+/** `adopt(e)` for an error thrown by a call on `obj`; a trap retires `obj`. */
+export function adoptFrom(obj: unknown, e: unknown): EdgesyncError {
+  const err = adopt(e);
+  if (e instanceof WebAssembly.RuntimeError && obj !== null && typeof obj === "object") retired.set(obj, err);
+  return err;
+}
+
+/** The error to raise for a call on a retired object, or `undefined` if it is usable. */
+export function retiredError(obj: unknown): EdgesyncError | undefined {
+  const first = obj !== null && typeof obj === "object" ? retired.get(obj) : undefined;
+  if (first === undefined) return undefined;
+  return coded(
+    "INTERNAL_ERROR",
+    `internal error: this object was left unusable by an earlier internal error (${first.message}); create it again (a CRDT from its last encode())`,
+    first,
+  );
+}

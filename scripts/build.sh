@@ -59,7 +59,8 @@ rm -rf pkg && mkdir -p pkg
 mv "$stage/wasm" pkg/wasm
 node_modules/.bin/tsc -p js/tsconfig.json
 cp js/package.json pkg/package.json
-cp README.md pkg/README.md 2>/dev/null || true
+# The package's own README (usage only), not the repo's.
+cp js/README.md pkg/README.md
 
 # Tests, examples and the worker import the package by name, as users do.
 mkdir -p node_modules

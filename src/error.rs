@@ -85,18 +85,14 @@ pub enum Error {
     #[error("Unsupported URL query parameter {param:?}")]
     UrlParamNotSupported { url: String, param: String },
 
-    /// The server demands an auth token and none was given (HTTP 401; reported as
-    /// `SERVER_ERROR` with `status` 401, as the official client does).
-    #[error("the server requires an auth token (pass `authToken`): {message}")]
-    AuthRequired { message: String },
-
-    /// The server rejected the auth token (malformed, expired or signed by another key;
-    /// HTTP 401, reported as `SERVER_ERROR` with `status` 401).
+    /// The edge rejected a verified token's claims (no `sub`, an unknown access claim).
+    /// A libSQL server's own 401 is [`Error::Server`] with status 401 (`SERVER_ERROR`,
+    /// as from the official client).
     #[error("the server rejected the auth token: {message}")]
     AuthInvalid { message: String },
 
-    /// The token is valid but does not allow this operation (e.g. a read-only token
-    /// writing).
+    /// The edge's principal may not do this (a read-only token writing or publishing).
+    /// A libSQL server's own 403 is [`Error::Server`] with status 403.
     #[error("permission denied: {message}")]
     PermissionDenied { message: String },
 
@@ -167,6 +163,15 @@ pub enum Error {
         max_drift_ms: u64,
     },
 
+    /// This machine's clock differs from the server's by more than the allowed drift
+    /// (found at sync): the replica's new writes use the server's time from now on.
+    #[error(
+        "clock drift: this replica's clock is {} ms {} the server's (max {max_drift_ms} ms); its new writes use the server's time",
+        skew_ms.unsigned_abs(),
+        if *skew_ms > 0 { "ahead of" } else { "behind" }
+    )]
+    LocalClockSkew { skew_ms: i64, max_drift_ms: u64 },
+
     /// A CRDT operation that cannot apply: unknown object type or operation, a position
     /// past the end of a text, a counter overflow.
     #[error("invalid operation: {0}")]
@@ -206,9 +211,27 @@ pub enum Error {
     #[error("schema mismatch: {0}")]
     SchemaMismatch(String),
 
+    /// The server's sync state was recreated or cannot be trusted: its change log was
+    /// dropped or restored from a backup (the replica re-reads the server's state), or
+    /// edgesync's tables there were changed by hand.
+    #[error("server state reset: {0}")]
+    ServerReset(String),
+
+    /// A write put a value in a replicated column that the column's policy cannot
+    /// hold (a BLOB in a `text` column, `1.5` in a `counter`, a non-array in a `set`):
+    /// refused by the writing statement itself, which changed nothing.
+    #[error("unsupported value: {0}")]
+    UnsupportedValue(String),
+
     /// The application's conflict resolver failed or returned an unusable value.
     #[error("conflict resolver failed: {0}")]
     Resolver(String),
+
+    /// A change to one row is larger than the server accepts (sqld: a value or a
+    /// statement of 5,000,000 bytes or more). The message names the table and key; the
+    /// change is set aside (not retried) and everything else goes on syncing.
+    #[error("row too large for the server: {0}")]
+    RowTooLarge(String),
 
     /// A SQL text the query router cannot classify safely (unterminated string, quoted
     /// identifier or comment; empty input). It is never sent to a replica.
@@ -248,6 +271,28 @@ pub enum Error {
     /// A session changed concurrently (another isolate wrote a newer version).
     #[error("session conflict: {0}")]
     SessionConflict(String),
+
+    /// The authenticated principal may not do this (a user token running SQL, a
+    /// session of another subject, a hub channel the configuration does not grant).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+
+    /// A statement uses something nobody may use through the edge, service tokens
+    /// included: the server's file functions (`readfile`, `writefile`, `fsdir`, …),
+    /// raw pages, SQL run from a string, `ATTACH`, `VACUUM INTO`, pragmas that write,
+    /// or the worker's own tables.
+    #[error("statement not allowed: {0}")]
+    SqlNotAllowed(String),
+
+    /// A hub channel that only the edge worker itself publishes on (`table:`, `sync:`).
+    #[error("channel reserved: {0}")]
+    ChannelReserved(String),
+
+    /// The server failed on this statement (HTTP 500) while it answers others — e.g.
+    /// a result it cannot encode, text that is not valid UTF-8: the statement's fault,
+    /// not a server failure. A write may have been applied.
+    #[error("the server failed on this statement: {0}")]
+    StatementFailed(String),
 }
 
 /// Defines [`Error::code`], [`Error::CODES`] and [`SqlCode`] from one table, and the
@@ -322,7 +367,9 @@ error_codes! {
         Error::UrlSchemeNotSupported { .. } => "URL_SCHEME_NOT_SUPPORTED",
         Error::UrlParamNotSupported { .. } => "URL_PARAM_NOT_SUPPORTED",
         Error::EncryptionKeyNotSupported(_) => "ENCRYPTION_KEY_NOT_SUPPORTED",
-        Error::AuthRequired { .. } | Error::AuthInvalid { .. } | Error::PermissionDenied { .. } | Error::Server { .. } => "SERVER_ERROR",
+        Error::AuthInvalid { .. } => "AUTH_INVALID",
+        Error::PermissionDenied { .. } => "PERMISSION_DENIED",
+        Error::Server { .. } => "SERVER_ERROR",
         Error::Unreachable { .. } => "SERVER_UNREACHABLE",
         Error::Timeout { .. } => "TIMEOUT",
         Error::Protocol(_) => "HRANA_PROTO_ERROR",
@@ -330,7 +377,7 @@ error_codes! {
         Error::WebSocketsNotSupported(_) => "WEBSOCKETS_NOT_SUPPORTED",
         Error::InvalidArgument(_) | Error::Range(_) | Error::Type(_) => "INVALID_ARGUMENT",
         Error::Decode { .. } => "DECODE_ERROR",
-        Error::ClockDrift { .. } => "CLOCK_DRIFT",
+        Error::ClockDrift { .. } | Error::LocalClockSkew { .. } => "CLOCK_DRIFT",
         Error::InvalidOperation(_) => "INVALID_OPERATION",
         Error::ClientClosed => "CLIENT_CLOSED",
         Error::TransactionClosed { .. } => "TRANSACTION_CLOSED",
@@ -339,7 +386,10 @@ error_codes! {
         Error::DatabaseLocked(_) => "DATABASE_LOCKED",
         Error::Schema(_) => "SCHEMA_ERROR",
         Error::SchemaMismatch(_) => "SCHEMA_MISMATCH",
+        Error::UnsupportedValue(_) => "UNSUPPORTED_VALUE",
+        Error::ServerReset(_) => "SERVER_RESET",
         Error::Resolver(_) => "RESOLVER_ERROR",
+        Error::RowTooLarge(_) => "ROW_TOO_LARGE",
         Error::QueryUnparseable(_) => "QUERY_UNPARSEABLE",
         Error::Config(_) => "CONFIG_ERROR",
         Error::PrimaryUnavailable(_) => "PRIMARY_UNAVAILABLE",
@@ -349,6 +399,10 @@ error_codes! {
         Error::SessionTampered(_) => "SESSION_TAMPERED",
         Error::SessionKeyUnknown(_) => "SESSION_KEY_UNKNOWN",
         Error::SessionConflict(_) => "SESSION_CONFLICT",
+        Error::Forbidden(_) => "FORBIDDEN",
+        Error::SqlNotAllowed(_) => "SQL_NOT_ALLOWED",
+        Error::ChannelReserved(_) => "CHANNEL_RESERVED",
+        Error::StatementFailed(_) => "STATEMENT_FAILED",
     }
     sql {
         // Statement errors of a libSQL server (sqld's `StmtError::code`).
@@ -425,6 +479,10 @@ impl Error {
     }
 }
 
+/// How the message of an edgesync trigger's `RAISE` starts when it refuses a value
+/// (see [`Error::from_sql_message`]).
+pub const UNSUPPORTED_VALUE_PREFIX: &str = "edgesync UNSUPPORTED_VALUE: ";
+
 impl Error {
     /// An [`Error::Sql`] a server reported: `code` is its code if we know it.
     pub fn from_server(code: Option<String>, message: String) -> Error {
@@ -477,11 +535,19 @@ impl Error {
     /// The HTTP status this error came with, if any (`SERVER_ERROR`).
     pub fn status(&self) -> Option<u16> {
         match self {
-            Error::AuthRequired { .. } | Error::AuthInvalid { .. } => Some(401),
-            Error::PermissionDenied { .. } => Some(403),
             Error::Server { status, .. } => Some(*status),
             _ => None,
         }
+    }
+
+    /// The coded error a SQL error message stands for, when it was raised by one of
+    /// edgesync's own triggers or SQL functions (locally, or on the server for another
+    /// client's write) rather than by SQLite.
+    pub fn from_sql_message(message: &str) -> Option<Error> {
+        let at = message.find(UNSUPPORTED_VALUE_PREFIX)?;
+        Some(Error::UnsupportedValue(
+            message[at + UNSUPPORTED_VALUE_PREFIX.len()..].to_string(),
+        ))
     }
 }
 
@@ -514,7 +580,10 @@ mod tests {
         assert_eq!(SqlCode::from_sqlite(1), SqlCode::SqliteError);
         assert_eq!(SqlCode::from_sqlite(4000), SqlCode::Unknown);
         assert_eq!(Error::ClientClosed.code(), "CLIENT_CLOSED");
-        let auth = Error::AuthRequired { message: "m".into() };
+        let auth = Error::Server {
+            status: 401,
+            message: "m".into(),
+        };
         assert_eq!((auth.code(), auth.status()), ("SERVER_ERROR", Some(401)));
         let t = Error::Timeout {
             url: "u".into(),

@@ -18,7 +18,11 @@
 //! - [`session`]: distributed sessions — TTLs, a local cache, home-region migration,
 //!   compressed and AES-256-GCM-sealed storage in libSQL.
 //! - [`metrics`]: counters, histograms, Prometheus text exposition, cluster health.
+//! - [`auth`]: the edge's authorization model — principals from verified token
+//!   claims, who may run which SQL, hub channel grants, session ownership.
 
+#[cfg(feature = "edge")]
+pub mod auth;
 pub mod clock;
 pub mod codec;
 #[cfg(feature = "crdt")]

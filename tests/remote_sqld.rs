@@ -213,27 +213,21 @@ fn interactive_transactions_and_sequences_on_streams() {
 #[test]
 fn auth_failures_have_codes() {
     let s = Sqld::start();
-    // As the official client: SERVER_ERROR with the HTTP status (the variants say more).
+    // As the official client: SERVER_ERROR with the HTTP status (the message says more).
     let e = err(&s.client_with(None), "select 1");
-    assert!(matches!(e, Error::AuthRequired { .. }), "{e:?}");
     assert_eq!((e.code(), e.status()), ("SERVER_ERROR", Some(401)));
+    assert!(e.to_string().contains("requires an auth token"), "{e}");
     let e = err(&s.client_with(Some("not.a.jwt")), "select 1");
-    assert!(matches!(e, Error::AuthInvalid { .. }), "{e:?}");
+    assert_eq!((e.code(), e.status()), ("SERVER_ERROR", Some(401)));
+    assert!(e.to_string().contains("rejected the auth token"), "{e}");
     let other_key = common::Auth::new().token(&serde_json::json!({"a": "rw"}));
-    assert!(matches!(
-        err(&s.client_with(Some(&other_key)), "select 1"),
-        Error::AuthInvalid { .. }
-    ));
+    assert_eq!(err(&s.client_with(Some(&other_key)), "select 1").status(), Some(401));
     let expired = s.auth.token(&serde_json::json!({"a": "rw", "exp": 1_000_000}));
-    assert!(matches!(
-        err(&s.client_with(Some(&expired)), "select 1"),
-        Error::AuthInvalid { .. }
-    ));
+    assert_eq!(err(&s.client_with(Some(&expired)), "select 1").status(), Some(401));
 
     let ro = s.client_with(Some(&s.ro));
     assert_eq!(exec(&ro, "select 41 + 1").rows[0][0], Value::Integer(42));
     let e = err(&ro, "create table nope(x)");
-    assert!(matches!(e, Error::PermissionDenied { .. }), "{e:?}");
     assert_eq!((e.code(), e.status()), ("SERVER_ERROR", Some(403)));
     assert!(e.to_string().contains("Write permission"), "{e}");
 }

@@ -32,7 +32,7 @@ apt_ensure() {
 # (environment and cargo binary) for wasm builds only, so native builds keep rustup's toolchain.
 ensure_wasm_toolchain() {
   # SQLite in wasm without the extensions edgesync never uses (the session extension
-  # and the introspection virtual tables): measured in README, "Release profile".
+  # and the introspection virtual tables): measured in docs/decisions.md, "Release profile".
   # SQLITE_FLAVOR_FLAGS: what one wasm flavour leaves out besides (scripts/build.sh).
   SQLITE_WASM_FLAGS="-DSQLITE_DEFAULT_MEMSTATUS=0 -USQLITE_ENABLE_SESSION -USQLITE_ENABLE_DBPAGE_VTAB -USQLITE_ENABLE_DBSTAT_VTAB -USQLITE_ENABLE_BYTECODE_VTAB -USQLITE_ENABLE_STMTVTAB${SQLITE_FLAVOR_FLAGS:+ $SQLITE_FLAVOR_FLAGS}"
   export SQLITE_WASM_RS_FLAGS="$SQLITE_WASM_FLAGS"
@@ -83,7 +83,13 @@ ensure_sqld() {
   export SQLD_BIN
 }
 
+# Headless Chromium for the browser tests: Debian's, unless EDGESYNC_CHROMIUM names
+# another executable (docs/testing.md).
 ensure_chromium() {
+  if [ -n "${EDGESYNC_CHROMIUM:-}" ]; then
+    [ -x "$EDGESYNC_CHROMIUM" ] || die "EDGESYNC_CHROMIUM=$EDGESYNC_CHROMIUM is not executable"
+    return 0
+  fi
   apt_ensure chromium fonts-liberation
 }
 

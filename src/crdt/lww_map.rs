@@ -131,6 +131,20 @@ impl LWWMap {
         Ok(())
     }
 
+    /// [`Crdt::merge`] with the drift check of [`Self::apply_update_at`]: a whole
+    /// replica's state is no more trusted than an update from it.
+    pub fn merge_at(&mut self, other: &Self, wall_ms: u64) -> Result<()> {
+        other.check_drift(&self.hlc, wall_ms)?;
+        self.merge(other);
+        Ok(())
+    }
+
+    /// Fails with `CLOCK_DRIFT` if any write (set or delete) of this map is more than
+    /// `hlc`'s max drift ahead of `wall_ms`.
+    pub(crate) fn check_drift(&self, hlc: &Hlc, wall_ms: u64) -> Result<()> {
+        self.entries.values().try_for_each(|e| hlc.check_drift(e.ts, wall_ms))
+    }
+
     fn join(&mut self, key: &str, theirs: &LwwEntry) {
         self.hlc.witness(theirs.ts);
         match self.entries.get_mut(key) {

@@ -86,6 +86,23 @@ impl LWWRegister {
         Ok(())
     }
 
+    /// [`Crdt::merge`] with the drift check of [`Self::apply_update_at`]: a whole
+    /// replica's state is no more trusted than an update from it.
+    pub fn merge_at(&mut self, other: &Self, wall_ms: u64) -> Result<()> {
+        other.check_drift(&self.hlc, wall_ms)?;
+        self.merge(other);
+        Ok(())
+    }
+
+    /// Fails with `CLOCK_DRIFT` if this register's write is more than `hlc`'s max drift
+    /// ahead of `wall_ms`.
+    pub(crate) fn check_drift(&self, hlc: &Hlc, wall_ms: u64) -> Result<()> {
+        match &self.entry {
+            Some(e) => hlc.check_drift(e.ts, wall_ms),
+            None => Ok(()),
+        }
+    }
+
     fn join(&mut self, entry: Option<&LwwEntry>, vv: &VersionVector) {
         if let Some(theirs) = entry {
             self.hlc.witness(theirs.ts);

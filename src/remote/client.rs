@@ -141,6 +141,13 @@ impl<T: HttpTransport> RemoteClient<T> {
         self.closed.store(true, Ordering::Relaxed);
     }
 
+    /// [`Self::close`], and the requests in flight fail at once with `CLIENT_CLOSED`
+    /// too (whether the server received them is not known).
+    pub fn cancel(&self) {
+        self.close();
+        self.transport.cancel();
+    }
+
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Relaxed)
     }
@@ -180,6 +187,7 @@ impl<T: HttpTransport> RemoteClient<T> {
                     url: url.clone(),
                     reason,
                 },
+                TransportError::Cancelled => Error::ClientClosed,
             })?;
             let message = || hrana::http_error_message(&resp.body);
             if resp.status != 200 {
@@ -197,9 +205,20 @@ impl<T: HttpTransport> RemoteClient<T> {
                     self.version.store(V2, Ordering::Relaxed);
                     continue;
                 }
-                401 if self.config.auth_token.is_none() => Err(Error::AuthRequired { message: message() }),
-                401 => Err(Error::AuthInvalid { message: message() }),
-                403 => Err(Error::PermissionDenied { message: message() }),
+                // SERVER_ERROR with the status, as from the official client; the message
+                // says what to do.
+                401 if self.config.auth_token.is_none() => Err(Error::Server {
+                    status: 401,
+                    message: format!("the server requires an auth token (pass `authToken`): {}", message()),
+                }),
+                401 => Err(Error::Server {
+                    status: 401,
+                    message: format!("the server rejected the auth token: {}", message()),
+                }),
+                403 => Err(Error::Server {
+                    status: 403,
+                    message: format!("permission denied: {}", message()),
+                }),
                 404 => Err(Error::Protocol(format!(
                     "{url} answered 404: is this a libSQL server? ({})",
                     message()

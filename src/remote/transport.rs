@@ -31,6 +31,9 @@ pub enum TransportError {
     Unreachable(String),
     /// The deadline passed.
     Timeout,
+    /// [`HttpTransport::cancel`] ended the exchange (the client was closed). The request
+    /// may or may not have reached the server.
+    Cancelled,
 }
 
 /// Sends HTTP POST requests. Implementations must never panic on network failure and
@@ -43,4 +46,8 @@ pub trait HttpTransport {
     /// loop has run (a request started by [`Self::post`] is only written to the socket
     /// then). A blocking transport has nothing to wait for.
     async fn idle(&self) {}
+
+    /// Ends every exchange in flight at once ([`TransportError::Cancelled`]), and every
+    /// later one. A blocking transport has none in flight when it can be called.
+    fn cancel(&self) {}
 }

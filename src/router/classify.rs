@@ -17,6 +17,7 @@
 
 use serde::Serialize;
 
+use super::guard::{call, check_identifier, check_string, is_keyword, names_a_table, refused_statement};
 use super::lexer::{ident_name, tokenize, Kind, Token};
 use crate::{Error, Result};
 
@@ -47,13 +48,22 @@ pub struct Classification {
     /// A write whose target cannot be named (`VACUUM`, `DROP INDEX`, a pragma
     /// assignment, transaction control, an unknown verb): invalidate everything.
     pub writes_unknown: bool,
-    /// False if the SQL calls a non-deterministic function (`random()`, `date()`,
-    /// `changes()`, `CURRENT_TIMESTAMP`, ...): such results are never cached.
+    /// True only when every function the SQL calls is on an allow-list of
+    /// deterministic, side-effect-free functions ([`super::DETERMINISTIC_FNS`]) and it uses
+    /// no clock keyword (`CURRENT_TIMESTAMP`, …). Anything else — `random()`,
+    /// `uuid()`, `date()`, an extension's or an application's function — makes the
+    /// result uncacheable.
     pub deterministic: bool,
     /// A single deterministic `SELECT`/`VALUES` (possibly under `WITH`): its result
     /// may be cached. `PRAGMA` and `EXPLAIN` reads are never cached (their results
     /// change with writes we do not attribute to tables).
     pub cacheable: bool,
+    /// Why nobody may run this SQL through the edge, if so (`router/guard.rs`): the
+    /// server's file functions, raw pages, SQL run from a string, `ATTACH`,
+    /// `VACUUM INTO`, a pragma that writes, or the worker's own tables. Set for the
+    /// first such use found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
 }
 
 /// Classifies `sql` (one or more `;`-separated statements).
@@ -87,6 +97,7 @@ pub(crate) fn classify_with(sql: &str, toks: &mut Vec<Token>) -> Result<Classifi
         writes_unknown: false,
         deterministic: true,
         cacheable: false,
+        refused: None,
     };
     let mut select_like = false;
     let mut ctes = Vec::new();
@@ -231,22 +242,6 @@ const READ_PRAGMAS_BARE: &[&str] = &[
     "synchronous",
 ];
 
-/// Functions whose result changes between calls (`name(` only).
-const NONDETERMINISTIC_FNS: &[&str] = &[
-    "random",
-    "randomblob",
-    "changes",
-    "last_insert_rowid",
-    "total_changes",
-    "date",
-    "time",
-    "datetime",
-    "julianday",
-    "strftime",
-    "unixepoch",
-    "timediff",
-];
-
 /// Keywords that read the clock without parentheses.
 const NONDETERMINISTIC_KWS: &[&str] = &["current_date", "current_time", "current_timestamp"];
 
@@ -288,7 +283,7 @@ const CLAUSE_KWS: &[&str] = &[
 ];
 
 #[inline]
-fn any_kw(word: &str, list: &[&str]) -> bool {
+pub(super) fn any_kw(word: &str, list: &[&str]) -> bool {
     list.iter()
         .any(|k| k.len() == word.len() && k.eq_ignore_ascii_case(word))
 }
@@ -300,7 +295,7 @@ fn is_name(t: Option<&Token>) -> bool {
 
 /// `name` or `schema.name` at `i`: the (lowercased) name, whether it was
 /// schema-qualified, and the index after it.
-fn qualified_name(sql: &str, t: &[Token], i: usize) -> Option<(String, bool, usize)> {
+pub(super) fn qualified_name(sql: &str, t: &[Token], i: usize) -> Option<(String, bool, usize)> {
     if !is_name(t.get(i)) {
         return None;
     }
@@ -502,17 +497,27 @@ fn classify_statement(sql: &str, t: &[Token], c: &mut Classification, ctes: &mut
                     table_refs(sql, t, i + 1, &mut reads);
                 } else if w.eq_ignore_ascii_case("with") && i > 0 {
                     skip_ctes(sql, t, i + 1, ctes);
-                } else if (next_is_paren && any_kw(w, NONDETERMINISTIC_FNS)) || any_kw(w, NONDETERMINISTIC_KWS) {
+                } else if any_kw(w, NONDETERMINISTIC_KWS) {
                     c.deterministic = false;
+                } else if next_is_paren && !is_keyword(w) {
+                    call(c, w, ctes, names_a_table(sql, t, i, verb_is("create")));
                 }
+                check_identifier(c, w);
             }
-            Kind::Quoted
-                if t.get(i + 1).is_some_and(|n| n.is_punct(b'('))
-                    && any_kw(&ident_name(tok, sql), NONDETERMINISTIC_FNS) =>
-            {
-                c.deterministic = false;
+            Kind::Quoted => {
+                let name = ident_name(tok, sql);
+                if t.get(i + 1).is_some_and(|n| n.is_punct(b'(')) {
+                    call(c, &name, ctes, names_a_table(sql, t, i, verb_is("create")));
+                }
+                check_identifier(c, &name);
             }
+            Kind::Str if c.refused.is_none() => check_string(c, tok, sql),
             _ => {}
+        }
+    }
+    if understood && c.refused.is_none() {
+        if let Some(why) = refused_statement(sql, t, main, verb) {
+            c.refused = Some(why);
         }
     }
     for (name, qualified) in reads {
@@ -541,7 +546,7 @@ fn is_distinct_from(sql: &str, t: &[Token], i: usize) -> bool {
 
 /// `PRAGMA [schema.]name [(arg)]` is a read only for known read-only pragmas, and an
 /// argument only for those that take one; `= value` is always a write.
-fn pragma_is_read(sql: &str, t: &[Token], i: usize) -> bool {
+pub(super) fn pragma_is_read(sql: &str, t: &[Token], i: usize) -> bool {
     let Some((name, _, next)) = qualified_name(sql, t, i) else {
         return false;
     };

@@ -25,8 +25,10 @@
 
 mod cache;
 mod classify;
+mod guard;
 mod health;
-mod lexer;
+pub(crate) mod lexer;
+mod options;
 mod region;
 mod report;
 mod ryw;
@@ -35,10 +37,12 @@ mod tests;
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 pub use classify::{classify, Classification, StatementKind};
+pub use guard::{DETERMINISTIC_FNS, RESERVED_TABLE_PREFIX};
 pub use health::{BreakerState, RegionStatus, MAX_COOLDOWN_FACTOR, PROBE_LEASE_MIN_MS};
+pub use options::{Failure, RouterOptions};
 pub use region::{parse_regions, Location, RegionConfig, Role, DEFAULT_PRIORITY};
 
 use cache::Cache;
@@ -46,130 +50,8 @@ use health::Health;
 use lexer::Token;
 use ryw::{Floors, Rng};
 
-use crate::{Error, Result};
-
-/// Router tuning. Every field has a default; from JSON (camelCase) any subset may be
-/// given.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
-pub struct RouterOptions {
-    /// Weight of a new sample in the latency and error-rate EWMAs, in (0, 1].
-    pub ewma_alpha: f64,
-    /// Consecutive wire failures that open a region's breaker (≥ 1).
-    pub breaker_failures: u32,
-    /// How long a breaker stays open before a probe is allowed.
-    pub breaker_cooldown_ms: f64,
-    /// Lifetime of a cached read (0 disables the cache).
-    pub cache_ttl_ms: f64,
-    /// Cache bound in entries (0 disables the cache).
-    pub cache_max_entries: usize,
-    /// Cache bound in key + value bytes.
-    pub cache_max_bytes: usize,
-    /// How long a client's read-your-writes floor lasts after its write (0 disables).
-    pub ryw_ttl_ms: f64,
-    /// PRNG seed for the power-of-two choice.
-    pub seed: u64,
-    /// Half-life of a latency sample's weight in scoring (0: samples never age).
-    pub latency_decay_ms: f64,
-    /// Most clients with a read-your-writes floor tracked at once.
-    pub ryw_max_clients: usize,
-    /// A region with a closed breaker and no latency sample for this long is offered
-    /// to `probes_due`, so a region that once looked slow is measured again instead of
-    /// starving (0: never).
-    pub refresh_probe_ms: f64,
-}
-
-impl Default for RouterOptions {
-    fn default() -> Self {
-        RouterOptions {
-            ewma_alpha: 0.3,
-            breaker_failures: 3,
-            breaker_cooldown_ms: 5000.0,
-            cache_ttl_ms: 2000.0,
-            cache_max_entries: 10_000,
-            cache_max_bytes: 32 << 20,
-            ryw_ttl_ms: 60_000.0,
-            seed: 0x5EED_ED6E_5EED_ED6E,
-            latency_decay_ms: 30_000.0,
-            ryw_max_clients: 100_000,
-            refresh_probe_ms: 5_000.0,
-        }
-    }
-}
-
-impl RouterOptions {
-    /// Parses options from JSON; missing fields take their defaults.
-    ///
-    /// ```
-    /// use edgesync::router::RouterOptions;
-    /// let o = RouterOptions::from_json(r#"{"ewmaAlpha": 0.5, "cacheTtlMs": 0}"#).unwrap();
-    /// assert_eq!(o.ewma_alpha, 0.5);
-    /// assert_eq!(o.breaker_failures, 3);
-    /// assert_eq!(RouterOptions::from_json(r#"{"ewmaAlpha": 0}"#).unwrap_err().code(), "CONFIG_ERROR");
-    /// ```
-    pub fn from_json(json: &str) -> Result<Self> {
-        let bad = |e: serde_json::Error| Error::Config(format!("invalid router options: {e}"));
-        let value: serde_json::Value = serde_json::from_str(json).map_err(bad)?;
-        if !value.is_object() {
-            return Err(Error::Config("router options must be a JSON object".into()));
-        }
-        let o: RouterOptions = serde_json::from_value(value).map_err(bad)?;
-        o.validate()?;
-        Ok(o)
-    }
-
-    /// Checks every field's range.
-    pub fn validate(&self) -> Result<()> {
-        let bad = |m: String| Err(Error::Config(m));
-        if !(self.ewma_alpha > 0.0 && self.ewma_alpha <= 1.0) {
-            return bad(format!("ewmaAlpha must be in (0, 1], got {}", self.ewma_alpha));
-        }
-        if self.breaker_failures == 0 {
-            return bad("breakerFailures must be at least 1".into());
-        }
-        for (name, v) in [
-            ("breakerCooldownMs", self.breaker_cooldown_ms),
-            ("cacheTtlMs", self.cache_ttl_ms),
-            ("rywTtlMs", self.ryw_ttl_ms),
-            ("latencyDecayMs", self.latency_decay_ms),
-            ("refreshProbeMs", self.refresh_probe_ms),
-        ] {
-            if !(v.is_finite() && v >= 0.0) {
-                return bad(format!("{name} must be a finite number ≥ 0, got {v}"));
-            }
-        }
-        if self.ryw_max_clients == 0 {
-            return bad("rywMaxClients must be at least 1".into());
-        }
-        Ok(())
-    }
-}
-
-/// What went wrong on the wire. A SQL error is *not* a failure: the region answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Failure {
-    /// No answer within the worker's deadline.
-    Timeout,
-    /// Connection refused, DNS, TLS or reset.
-    Unreachable,
-    /// HTTP 5xx (or another non-SQL server error).
-    Server,
-}
-
-impl Failure {
-    /// `"timeout"`, `"unreachable"` or `"server"` (for the JS binding).
-    pub fn parse(s: &str) -> Result<Self> {
-        match s {
-            "timeout" => Ok(Failure::Timeout),
-            "unreachable" => Ok(Failure::Unreachable),
-            "server" => Ok(Failure::Server),
-            _ => Err(Error::InvalidArgument(format!(
-                "failure must be \"timeout\", \"unreachable\" or \"server\", got {s:?}"
-            ))),
-        }
-    }
-}
+use crate::auth::{authorize_sql, Principal};
+use crate::Result;
 
 /// The routing decision for one request.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -251,7 +133,7 @@ struct Candidate {
 /// let paris = edgesync::router::Location::parse("48.85,2.35").ok();
 ///
 /// // A read from Paris with no latency samples yet: the nearby replica, primary as fallback.
-/// let plan = router.route("select * from users where id = ?", "[1]", Some("alice"), paris, 0.0).unwrap();
+/// let plan = router.route("select * from users where id = ?", "[1]", "service", Some("alice"), paris, 0.0).unwrap();
 /// assert_eq!(plan.kind, StatementKind::Read);
 /// assert_eq!(plan.targets, vec![1, 0]);
 /// router.begin(1);
@@ -260,11 +142,11 @@ struct Candidate {
 /// assert_eq!(router.cache_get(plan.cache_key.as_deref().unwrap(), None, 13.0), Some("[...]"));
 ///
 /// // A write goes to the primary; recording it sets alice's floor and invalidates `users`.
-/// let w = router.route("update users set name = ? where id = ?", "", Some("alice"), paris, 20.0).unwrap();
+/// let w = router.route("update users set name = ? where id = ?", "", "service", Some("alice"), paris, 20.0).unwrap();
 /// assert_eq!(w.targets, vec![0]);
 /// router.record_write(Some("alice"), Some(41), &w.writes, w.writes_unknown, 90.0);
 /// assert_eq!(router.cache_get(plan.cache_key.as_deref().unwrap(), None, 91.0), None);
-/// let r = router.route("select * from users where id = ?", "[1]", Some("alice"), paris, 95.0).unwrap();
+/// let r = router.route("select * from users where id = ?", "[1]", "service", Some("alice"), paris, 95.0).unwrap();
 /// assert_eq!(r.min_replication_index, Some(41));
 /// assert_eq!(r.targets[0], 0); // fra is known only at 40
 /// ```
@@ -310,27 +192,77 @@ impl Router {
         })
     }
 
-    /// Decides where `sql` goes. `args_key` is any stable serialization of the bound
-    /// arguments (it becomes part of the cache key); `client` identifies whose
-    /// writes must be visible to this read; `user` is the caller's location.
+    /// Decides where `sql` goes, for the worker's own statements (no authorization:
+    /// see [`Router::route_for`] for a client's). `args_key` is any stable
+    /// serialization of the bound arguments and `scope` names who may see the result
+    /// (both become part of the cache key); `client` identifies whose writes must be
+    /// visible to this read; `user` is the caller's location.
     ///
     /// Errors with `QueryUnparseable` for SQL that cannot be classified safely.
     pub fn route(
         &mut self,
         sql: &str,
         args_key: &str,
+        scope: &str,
         client: Option<&str>,
         user: Option<Location>,
         now_ms: f64,
     ) -> Result<Plan> {
         self.observe(now_ms);
-        let c = match classify::classify_with(sql, &mut self.toks) {
-            Ok(c) => c,
-            Err(e) => {
-                self.counters.rejected += 1;
-                return Err(e);
-            }
-        };
+        let c = self.classify_counted(sql)?;
+        Ok(self.plan(c, sql, args_key, scope, client, user, now_ms))
+    }
+
+    /// [`Router::route`] for a client's statement: authorized first
+    /// ([`crate::auth::authorize_sql`]: `FORBIDDEN`, `SQL_NOT_ALLOWED`,
+    /// `PERMISSION_DENIED`), then routed with the principal's cache scope and its
+    /// subject as the read-your-writes client.
+    ///
+    /// ```
+    /// use edgesync::auth::{AuthConfig, Principal};
+    /// use edgesync::router::{parse_regions, Router, RouterOptions};
+    /// let regions = parse_regions(r#"[{"id":"p","url":"http://p","role":"primary"}]"#).unwrap();
+    /// let mut router = Router::new(regions, RouterOptions::default()).unwrap();
+    /// let config = AuthConfig::default();
+    /// let svc = Principal::from_claims(&serde_json::json!({"sub": "api", "role": "service"}), &config).unwrap();
+    /// let user = Principal::from_claims(&serde_json::json!({"sub": "eve"}), &config).unwrap();
+    /// assert!(router.route_for(&svc, "select 1", "", None, 0.0).unwrap().cache_key.is_some());
+    /// assert_eq!(router.route_for(&user, "select 1", "", None, 0.0).unwrap_err().code(), "FORBIDDEN");
+    /// ```
+    pub fn route_for(
+        &mut self,
+        principal: &Principal,
+        sql: &str,
+        args_key: &str,
+        user: Option<Location>,
+        now_ms: f64,
+    ) -> Result<Plan> {
+        principal.require_service("running SQL through /query and /batch")?;
+        self.observe(now_ms);
+        let c = self.classify_counted(sql)?;
+        if let Err(e) = authorize_sql(principal, &c) {
+            self.counters.rejected += 1;
+            return Err(e);
+        }
+        let scope = principal.cache_scope();
+        Ok(self.plan(c, sql, args_key, &scope, Some(&principal.sub), user, now_ms))
+    }
+
+    fn classify_counted(&mut self, sql: &str) -> Result<Classification> {
+        classify::classify_with(sql, &mut self.toks).inspect_err(|_| self.counters.rejected += 1)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn plan(
+        &mut self,
+        c: Classification,
+        sql: &str,
+        args_key: &str,
+        scope: &str,
+        client: Option<&str>,
+        user: Option<Location>,
+        now_ms: f64,
+    ) -> Plan {
         let mut plan = Plan {
             kind: c.kind,
             targets: Vec::new(),
@@ -355,10 +287,8 @@ impl Router {
                 plan.min_replication_index = floor;
                 plan.targets = self.choose_read(floor, user, now_ms);
                 if c.cacheable && self.cache.enabled() {
-                    let mut key = String::with_capacity(sql.len() + 1 + args_key.len());
-                    key.push_str(sql);
-                    key.push('\u{0}');
-                    key.push_str(args_key);
+                    let mut key = String::new();
+                    cache_key(&mut key, scope, sql, args_key);
                     plan.cache_key = Some(key);
                 }
             }
@@ -366,7 +296,7 @@ impl Router {
         if let Some(&first) = plan.targets.first() {
             self.routed[first] += 1;
         }
-        Ok(plan)
+        plan
     }
 
     fn choose_read(&mut self, floor: Option<u64>, user: Option<Location>, now_ms: f64) -> Vec<usize> {
@@ -529,34 +459,55 @@ impl Router {
         }
     }
 
-    /// The hot path of a cached read: the answer stored for `sql` with `args_key`, as
-    /// `client` may see it (read at or after its read-your-writes floor), without
-    /// classifying the statement — only cacheable reads are ever stored under such a
-    /// key. A key that was never stored counts neither a hit nor a miss: the caller
-    /// goes on to [`Router::route`] and [`Router::cache_get`], which count it.
+    /// The hot path of a cached read: the answer stored for `sql` with `args_key` in
+    /// `scope`, as `client` may see it (read at or after its read-your-writes floor),
+    /// without classifying the statement — only cacheable reads, authorized for that
+    /// scope, are ever stored under such a key. A key that was never stored counts
+    /// neither a hit nor a miss: the caller goes on to [`Router::route`] and
+    /// [`Router::cache_get`], which count it.
     ///
     /// ```
     /// use edgesync::router::{parse_regions, Router, RouterOptions};
     /// let regions = parse_regions(r#"[{"id":"p","url":"http://p","role":"primary"}]"#).unwrap();
     /// let mut router = Router::new(regions, RouterOptions::default()).unwrap();
-    /// assert_eq!(router.cached("select 1", "", None, 0.0), None);
-    /// let plan = router.route("select 1", "", None, None, 0.0).unwrap();
+    /// assert_eq!(router.cached("select 1", "", "service", None, 0.0), None);
+    /// let plan = router.route("select 1", "", "service", None, None, 0.0).unwrap();
     /// router.cache_put(plan.cache_key.unwrap(), &plan.reads, Some(3), "[[1]]".into(), 0.0);
-    /// assert_eq!(router.cached("select 1", "", None, 1.0), Some("[[1]]"));
+    /// assert_eq!(router.cached("select 1", "", "service", None, 1.0), Some("[[1]]"));
+    /// assert_eq!(router.cached("select 1", "", "user:eve", None, 1.0), None); // another scope
     /// ```
-    pub fn cached(&mut self, sql: &str, args_key: &str, client: Option<&str>, now_ms: f64) -> Option<&str> {
+    pub fn cached(
+        &mut self,
+        sql: &str,
+        args_key: &str,
+        scope: &str,
+        client: Option<&str>,
+        now_ms: f64,
+    ) -> Option<&str> {
         if self.cache.len() == 0 {
             return None;
         }
-        self.scratch.clear();
-        self.scratch.push_str(sql);
-        self.scratch.push('\u{0}');
-        self.scratch.push_str(args_key);
+        cache_key(&mut self.scratch, scope, sql, args_key);
         if !self.cache.contains(&self.scratch) {
             return None;
         }
         let floor = client.and_then(|c| self.floors.get(c, now_ms));
         self.cache.get(&self.scratch, floor, now_ms)
+    }
+
+    /// [`Router::cached`] for a principal: its scope and its read-your-writes floor.
+    /// Only service principals run SQL (`FORBIDDEN` otherwise); what is cached for
+    /// their scope was authorized when it was stored.
+    pub fn cached_for(
+        &mut self,
+        principal: &Principal,
+        sql: &str,
+        args_key: &str,
+        now_ms: f64,
+    ) -> Result<Option<&str>> {
+        principal.require_service("running SQL through /query and /batch")?;
+        let scope = principal.cache_scope();
+        Ok(self.cached(sql, args_key, &scope, Some(&principal.sub), now_ms))
     }
 
     /// A cached result for `key` read at an index ≥ `min_replication_index`.
@@ -650,4 +601,17 @@ impl Router {
             self.now_ms = now_ms;
         }
     }
+}
+
+/// A cache key: who may see the result (`scope`), the SQL and the arguments, joined by
+/// NUL (which none of them can contain unescaped in a way that makes two keys equal:
+/// the scope has no NUL, and the SQL text ends where the argument key begins).
+fn cache_key(out: &mut String, scope: &str, sql: &str, args_key: &str) {
+    out.clear();
+    out.reserve(scope.len() + sql.len() + args_key.len() + 2);
+    out.push_str(scope);
+    out.push('\u{0}');
+    out.push_str(sql);
+    out.push('\u{0}');
+    out.push_str(args_key);
 }

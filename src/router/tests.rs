@@ -33,7 +33,7 @@ const CASES: &[(&str, &str)] = &[
     ("select * from t indexed by i, u not indexed", "read r=t,u cache"),
     ("select * from json_each(?) j, t", "read r=t cache"),
     ("select * from sqlite_master", "read r=sqlite_schema cache"),
-    ("select * from pragma_table_info('t')", "read r=sqlite_schema cache"),
+    ("select * from pragma_table_info('t')", "read r=sqlite_schema nondet"),
     ("select a is not distinct from b from t", "read r=t cache"),
     ("select * from t1 union all select * from t2 order by 1", "read r=t1,t2 cache"),
     // CTEs.
@@ -45,7 +45,7 @@ const CASES: &[(&str, &str)] = &[
     ),
     (
         "with a as (select ')' from t where f((1), '(')), b as materialized (select * from a) select * from b join u",
-        "read r=t,u cache",
+        "read r=t,u nondet",
     ),
     ("WITH x AS (SELECT * FROM s) INSERT INTO t SELECT * FROM x", "write r=s w=t"),
     ("with x as (select 1) update t set a = (select * from x)", "write w=t"),
@@ -74,8 +74,8 @@ const CASES: &[(&str, &str)] = &[
     ("vacuum", "write unknown"),
     ("reindex t", "write unknown"),
     ("analyze", "write unknown"),
-    ("attach database 'x.db' as x", "write unknown"),
-    ("detach x", "write unknown"),
+    ("attach database 'x.db' as x", "write unknown refused"),
+    ("detach x", "write unknown refused"),
     ("frobnicate the database", "write unknown"),
     ("(select 1)", "write unknown"),
     // Transactions.
@@ -88,8 +88,8 @@ const CASES: &[(&str, &str)] = &[
     ("pragma user_version", "read"),
     ("pragma user_version = 5", "write unknown"),
     ("pragma user_version(5)", "write unknown"),
-    ("pragma journal_mode=wal", "write unknown"),
-    ("pragma optimize", "write unknown"),
+    ("pragma journal_mode=wal", "write unknown refused"),
+    ("pragma optimize", "write unknown refused"),
     ("pragma integrity_check", "read"),
     // EXPLAIN.
     ("explain query plan select * from t", "read r=t"),
@@ -105,8 +105,14 @@ const CASES: &[(&str, &str)] = &[
     ("select last_insert_rowid()", "read nondet"),
     ("select \"random\"()", "read nondet"),
     ("select date, time from t", "read r=t cache"),
-    ("select sqlite_version()", "read cache"),
+    ("select sqlite_version()", "read nondet"),
+    ("select uuid()", "read nondet"),
+    ("select abs(-1), upper(x), count(*) over (partition by y) from t", "read r=t cache"),
     ("insert into t values (randomblob(4))", "write w=t nondet"),
+    // Refused for everyone (src/auth): host files, raw pages, worker tables.
+    ("select writefile('/tmp/x', 'y')", "read nondet refused"),
+    ("select * from sqlite_dbpage", "read r=sqlite_dbpage refused cache"),
+    ("select * from es_sessions", "read r=es_sessions refused cache"),
     // Unparseable.
     ("", "error"),
     ("   ", "error"),
@@ -132,7 +138,7 @@ fn check_case(sql: &str, spec: &str) {
     }
     let c = got.unwrap_or_else(|e| panic!("{sql:?}: {e}"));
     let (mut reads, mut writes) = (Vec::<String>::new(), Vec::<String>::new());
-    let (mut unknown, mut det, mut cache, mut n) = (false, true, false, 1);
+    let (mut unknown, mut det, mut cache, mut n, mut refused) = (false, true, false, 1, false);
     for w in words {
         if let Some(r) = w.strip_prefix("r=") {
             reads = r.split(',').map(str::to_owned).collect();
@@ -145,6 +151,7 @@ fn check_case(sql: &str, spec: &str) {
                 "unknown" => unknown = true,
                 "nondet" => det = false,
                 "cache" => cache = true,
+                "refused" => refused = true,
                 // A table name with a space: glue it to the previous list item.
                 other => {
                     let mut parts = other.split(',');
@@ -173,6 +180,7 @@ fn check_case(sql: &str, spec: &str) {
     assert_eq!(c.deterministic, det, "deterministic of {sql}");
     assert_eq!(c.cacheable, cache, "cacheable of {sql}");
     assert_eq!(c.statements, n, "statements of {sql}");
+    assert_eq!(c.refused.is_some(), refused, "refused of {sql}: {:?}", c.refused);
 }
 
 #[test]
@@ -302,9 +310,9 @@ proptest! {
     fn router_never_panics(sql in any::<String>(), region in 0usize..10, now in any::<f64>(), lat in any::<f64>()) {
         let mut r = router(4, RouterOptions::default());
         let user = Location::new(lat % 90.0, lat % 180.0).ok();
-        let _ = r.route(&sql, "", Some("c"), user, now);
+        let _ = r.route(&sql, "", "service", Some("c"), user, now);
         let weird = Location { lat: f64::NAN, lon: lat };
-        let _ = r.route("select 1", "", Some("c"), Some(weird), now);
+        let _ = r.route("select 1", "", "service", Some("c"), Some(weird), now);
         r.begin(region);
         r.report_success(region, now, Some(region as u64), now);
         r.report_failure(region, Failure::Timeout, now);
@@ -344,7 +352,7 @@ fn sample(r: &mut Router, region: usize, latency: f64, index: Option<u64>, now: 
 }
 
 fn first_target(r: &mut Router, sql: &str, client: Option<&str>, now: f64) -> usize {
-    r.route(sql, "", client, None, now).unwrap().targets[0]
+    r.route(sql, "", "service", client, None, now).unwrap().targets[0]
 }
 
 #[test]
@@ -362,7 +370,7 @@ fn writes_always_go_to_the_primary_only() {
         "with x as (select 1) update t set a = 1",
         "what is this",
     ] {
-        let plan = r.route(sql, "", Some("c"), None, 1.0).unwrap();
+        let plan = r.route(sql, "", "service", Some("c"), None, 1.0).unwrap();
         assert_eq!(plan.kind, StatementKind::Write, "{sql}");
         assert_eq!(plan.targets, vec![0], "{sql}");
         assert_eq!(plan.cache_key, None);
@@ -373,7 +381,7 @@ fn writes_always_go_to_the_primary_only() {
     }
     assert!(!r.primary_available(3.0));
     assert_eq!(
-        r.route("insert into t values (1)", "", None, None, 3.0)
+        r.route("insert into t values (1)", "", "service", None, None, 3.0)
             .unwrap()
             .targets,
         vec![0]
@@ -385,7 +393,7 @@ fn writes_always_go_to_the_primary_only() {
 #[test]
 fn reads_list_every_region_with_the_primary_as_fallback() {
     let mut r = router(4, RouterOptions::default());
-    let plan = r.route("select 1", "", None, None, 0.0).unwrap();
+    let plan = r.route("select 1", "", "service", None, None, 0.0).unwrap();
     let mut sorted = plan.targets.clone();
     sorted.sort();
     assert_eq!(sorted, vec![0, 1, 2, 3]);
@@ -451,7 +459,7 @@ fn locality_prior_picks_the_nearest_region_without_samples() {
     // p2c among 4: the nearest wins whenever drawn, and it leads the fallbacks otherwise.
     let mut nearest_first = 0;
     for _ in 0..200 {
-        let plan = r.route("select 1", "", None, paris, 0.0).unwrap();
+        let plan = r.route("select 1", "", "service", None, paris, 0.0).unwrap();
         nearest_first += usize::from(plan.targets[0] == 2);
         assert!(plan.targets[0] == 2 || plan.targets[1] == 2, "{:?}", plan.targets);
     }
@@ -459,7 +467,7 @@ fn locality_prior_picks_the_nearest_region_without_samples() {
     // Fallbacks after the first choice are ordered by distance from the user.
     let regions = r.regions().to_vec();
     for _ in 0..20 {
-        let plan = r.route("select 1", "", None, tokyo, 0.0).unwrap();
+        let plan = r.route("select 1", "", "service", None, tokyo, 0.0).unwrap();
         assert_eq!(plan.targets.len(), 4);
         let d: Vec<f64> = plan.targets[1..]
             .iter()
@@ -479,8 +487,14 @@ fn nearest_is_a_fixed_choice_between_two() {
     let paris = Location::parse("48.85,2.35").ok();
     let nyc = Location::parse("40.7,-74.0").ok();
     for _ in 0..20 {
-        assert_eq!(r.route("select 1", "", None, paris, 0.0).unwrap().targets, vec![1, 0]);
-        assert_eq!(r.route("select 1", "", None, nyc, 0.0).unwrap().targets, vec![0, 1]);
+        assert_eq!(
+            r.route("select 1", "", "service", None, paris, 0.0).unwrap().targets,
+            vec![1, 0]
+        );
+        assert_eq!(
+            r.route("select 1", "", "service", None, nyc, 0.0).unwrap().targets,
+            vec![0, 1]
+        );
     }
 }
 
@@ -499,13 +513,22 @@ fn locality_still_counts_once_latencies_are_measured() {
     let paris = Location::parse("48.85,2.35").ok();
     let nyc = Location::parse("40.7,-74.0").ok();
     for _ in 0..20 {
-        assert_eq!(r.route("select 1", "", None, paris, 1.0).unwrap().targets[0], 1);
-        assert_eq!(r.route("select 1", "", None, nyc, 1.0).unwrap().targets[0], 0);
+        assert_eq!(
+            r.route("select 1", "", "service", None, paris, 1.0).unwrap().targets[0],
+            1
+        );
+        assert_eq!(
+            r.route("select 1", "", "service", None, nyc, 1.0).unwrap().targets[0],
+            0
+        );
     }
     for _ in 0..10 {
         sample(&mut r, 1, 500.0, None, 1.0);
     }
-    assert_eq!(r.route("select 1", "", None, paris, 2.0).unwrap().targets[0], 0);
+    assert_eq!(
+        r.route("select 1", "", "service", None, paris, 2.0).unwrap().targets[0],
+        0
+    );
 }
 
 #[test]
@@ -530,7 +553,7 @@ fn breaker_opens_skips_half_opens_and_closes() {
     assert_eq!(r.stats().breaker_opens, 1);
     assert!(!r.region_status(100.0)[1].healthy);
     for _ in 0..200 {
-        let plan = r.route("select 1", "", None, None, 200.0).unwrap();
+        let plan = r.route("select 1", "", "service", None, None, 200.0).unwrap();
         assert_ne!(plan.targets[0], 1);
         assert_eq!(*plan.targets.last().unwrap(), 1, "open regions come last");
     }
@@ -612,11 +635,15 @@ fn read_your_writes_floor() {
     sample(&mut r, 2, 1.0, Some(5), 0.0);
     r.record_write(Some("alice"), Some(10), &["t".to_owned()], false, 1.0);
     for _ in 0..50 {
-        let plan = r.route("select * from t", "", Some("alice"), None, 2.0).unwrap();
+        let plan = r
+            .route("select * from t", "", "service", Some("alice"), None, 2.0)
+            .unwrap();
         assert_eq!(plan.targets[0], 0, "replicas at 5 are behind alice's 10");
         assert_eq!(plan.min_replication_index, Some(10));
         // Other clients are unaffected.
-        let other = r.route("select * from t", "", Some("bob"), None, 2.0).unwrap();
+        let other = r
+            .route("select * from t", "", "service", Some("bob"), None, 2.0)
+            .unwrap();
         assert_ne!(other.targets[0], 0);
         assert_eq!(other.min_replication_index, None);
     }
@@ -628,7 +655,9 @@ fn read_your_writes_floor() {
     }
     // The floor expires after ryw_ttl_ms.
     let later = 1.0 + 60_000.0;
-    let plan = r.route("select * from t", "", Some("alice"), None, later).unwrap();
+    let plan = r
+        .route("select * from t", "", "service", Some("alice"), None, later)
+        .unwrap();
     assert_eq!(plan.min_replication_index, None);
     assert_eq!(r.region_status(later)[2].lag_frames, Some(5));
     assert_eq!(r.region_status(later)[0].lag_frames, None);
@@ -637,9 +666,16 @@ fn read_your_writes_floor() {
 #[test]
 fn cache_hits_misses_ttl_and_replication_index() {
     let mut r = router(2, RouterOptions::default());
-    let plan = r.route("select * from t where id = ?", "[1]", None, None, 0.0).unwrap();
+    let plan = r
+        .route("select * from t where id = ?", "[1]", "service", None, None, 0.0)
+        .unwrap();
     let key = plan.cache_key.clone().expect("cacheable");
-    assert_eq!(key, "select * from t where id = ?\u{0}[1]");
+    assert_eq!(key, "service\u{0}select * from t where id = ?\u{0}[1]");
+    // Another scope, another key: a result is never served across principals.
+    let other = r
+        .route("select * from t where id = ?", "[1]", "user:eve", None, None, 0.0)
+        .unwrap();
+    assert_ne!(other.cache_key.as_deref(), Some(key.as_str()));
     assert_eq!(r.cache_get(&key, None, 0.0), None);
     r.cache_put(key.clone(), &plan.reads, Some(7), "rows".into(), 0.0);
     assert_eq!(r.cache_get(&key, None, 1.0), Some("rows"));
@@ -657,7 +693,11 @@ fn cache_hits_misses_ttl_and_replication_index() {
         "pragma table_info(t)",
         "insert into t values (1)",
     ] {
-        assert_eq!(r.route(sql, "", None, None, 0.0).unwrap().cache_key, None, "{sql}");
+        assert_eq!(
+            r.route(sql, "", "service", None, None, 0.0).unwrap().cache_key,
+            None,
+            "{sql}"
+        );
     }
 }
 
@@ -750,7 +790,7 @@ fn many_puts_to_one_table_stay_bounded() {
 #[test]
 fn unparseable_is_rejected_and_counted() {
     let mut r = router(2, RouterOptions::default());
-    let err = r.route("select 'x", "", None, None, 0.0).unwrap_err();
+    let err = r.route("select 'x", "", "service", None, None, 0.0).unwrap_err();
     assert_eq!(err.code(), "QUERY_UNPARSEABLE");
     assert_eq!(r.stats().rejected, 1);
 }
@@ -758,7 +798,7 @@ fn unparseable_is_rejected_and_counted() {
 #[test]
 fn stats_and_status_serialize_camel_case() {
     let mut r = router(2, RouterOptions::default());
-    r.route("select 1", "", None, None, 0.0).unwrap();
+    r.route("select 1", "", "service", None, None, 0.0).unwrap();
     let s = serde_json::to_value(r.stats()).unwrap();
     assert_eq!(s["reads"], 1);
     assert!(s["routed"]["p"].is_number() && s["rywPrimaryReads"] == 0);
@@ -886,7 +926,10 @@ fn disabled_cache_hands_out_no_keys() {
             ..RouterOptions::default()
         },
     );
-    assert_eq!(r.route("select 1", "", None, None, 0.0).unwrap().cache_key, None);
+    assert_eq!(
+        r.route("select 1", "", "service", None, None, 0.0).unwrap().cache_key,
+        None
+    );
     r.cache_put("k".into(), &[], None, "v".into(), 0.0);
     assert_eq!(r.cache_get("k", None, 0.0), None);
 }

@@ -2,9 +2,9 @@
 //! are threaded on an intrusive doubly linked LRU list (u32 links).
 //!
 //! Memory per entry is what matters (100 000 live sessions per isolate), so an
-//! entry is one `Arc<str>` id shared with the map key, the JSON data as a
-//! `Box<str>`, four `f64` times, the version, a `u16` interned home region and two
-//! `u32` links — 88 bytes plus the two string allocations. Removal swaps the last
+//! entry is one `Arc<str>` id shared with the map key, the JSON data and the owner
+//! as `Box<str>`s, five `f64` times, the version, a `u16` interned home region and
+//! two `u32` links — 112 bytes plus the three string allocations. Removal swaps the last
 //! slab entry into the hole, so the slab has no free list and no tombstones.
 //!
 //! The hash is SipHash keyed by a per-instance secret (see [`Seeded`]): session ids
@@ -21,12 +21,16 @@ const NIL: u32 = u32::MAX;
 pub(crate) struct Entry {
     pub id: Arc<str>,
     pub data: Box<str>,
+    /// The subject the session belongs to (sealed in its body).
+    pub owner: Box<str>,
     pub created_ms: f64,
     /// The next idle expiry as this isolate knows it (slides on every hit).
     pub expires_ms: f64,
     pub absolute_ms: f64,
     /// The idle expiry last written to the table: touches are throttled against it.
     pub written_expires_ms: f64,
+    /// When this copy was last confirmed current against the session ledger.
+    pub validated_ms: f64,
     pub version: u64,
     /// Index into the store's interned region names.
     pub home: u16,
@@ -39,6 +43,7 @@ impl Entry {
     pub fn new(
         id: Arc<str>,
         data: Box<str>,
+        owner: Box<str>,
         created_ms: f64,
         expires_ms: f64,
         absolute_ms: f64,
@@ -49,10 +54,12 @@ impl Entry {
         Entry {
             id,
             data,
+            owner,
             created_ms,
             expires_ms,
             absolute_ms,
             written_expires_ms,
+            validated_ms: f64::NEG_INFINITY,
             version,
             home,
             prev: NIL,
@@ -235,7 +242,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn entry(id: &str, exp: f64) -> Entry {
-        Entry::new(id.into(), "{}".into(), 0.0, exp, 1e9, exp, 1, 0)
+        Entry::new(id.into(), "{}".into(), "o".into(), 0.0, exp, 1e9, exp, 1, 0)
     }
 
     #[test]

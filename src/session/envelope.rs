@@ -1,7 +1,7 @@
 //! The sealed session body: optionally deflated, then AES-256-GCM encrypted.
 //!
 //! ```text
-//! "ESS" | version 1 | flags | kid_len | kid | nonce (12) | ciphertext + tag (16)
+//! "ESS" | version 2 | flags | kid_len | kid | nonce (12) | ciphertext + tag (16)
 //! ```
 //!
 //! `flags` bit 0 means the plaintext was deflated (raw deflate, miniz_oxide level
@@ -20,7 +20,9 @@ use super::keys::{valid_kid, KeyRing};
 use crate::{Error, Result};
 
 pub const MAGIC: &[u8; 3] = b"ESS";
-pub const VERSION: u8 = 1;
+/// 2: the plaintext carries the owner and the sealed idle expiry
+/// ([`super::Sessions`]). Version 1 bodies (no owner) are refused.
+pub const VERSION: u8 = 2;
 /// `flags` bit 0: the plaintext is deflated.
 pub const FLAG_DEFLATED: u8 = 1;
 /// The largest plaintext [`open`] will inflate to (and [`seal`] will deflate).
@@ -105,6 +107,11 @@ fn tampered(why: &str) -> Error {
 fn parse_header(b: &[u8]) -> Result<Header<'_>> {
     if b.len() < 6 || &b[..3] != MAGIC {
         return Err(tampered("not a sealed session body"));
+    }
+    if b[3] == 1 {
+        return Err(tampered(
+            "sealed in the format before session owners (envelope version 1): create a new session",
+        ));
     }
     if b[3] != VERSION {
         return Err(tampered("unsupported sealed body version"));
@@ -207,7 +214,7 @@ mod tests {
         let zeros = vec![0u8; MAX_PLAINTEXT + 1];
         let packed = miniz_oxide::deflate::compress_to_vec(&zeros, 6);
         let (kid, aead) = r.current();
-        let mut blob = vec![b'E', b'S', b'S', 1, FLAG_DEFLATED, kid.len() as u8];
+        let mut blob = vec![b'E', b'S', b'S', VERSION, FLAG_DEFLATED, kid.len() as u8];
         blob.extend_from_slice(kid.as_bytes());
         blob.extend_from_slice(&[0; 12]);
         let aad = [&blob[..], b"s"].concat();
@@ -264,7 +271,7 @@ mod tests {
         #[test]
         fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200), prefix in any::<bool>()) {
             let r = ring(&[("k", 1)]);
-            let mut b = if prefix { vec![b'E', b'S', b'S', 1, 0, 1, b'k'] } else { vec![] };
+            let mut b = if prefix { vec![b'E', b'S', b'S', VERSION, 0, 1, b'k'] } else { vec![] };
             b.extend_from_slice(&bytes);
             prop_assert!(open(&r, "s", &b).is_err());
         }

@@ -27,6 +27,12 @@ pub struct SessionOptions {
     /// of `idle_ttl_ms` past the value last written: 0.5 means at most about two
     /// writes per idle period per session. 0 writes on every hit. Default 0.5.
     pub touch_after_fraction: f64,
+    /// A cached session is confirmed against the session ledger on the primary (one
+    /// small read) before it is served, so a logout or an update in any isolate takes
+    /// effect everywhere at once. A copy confirmed less than this many ms ago is
+    /// served without that read: a larger value trades that guarantee for latency
+    /// (a destroyed session may then be served here for up to this long). Default 0.
+    pub revalidate_ms: f64,
 }
 
 impl Default for SessionOptions {
@@ -38,6 +44,7 @@ impl Default for SessionOptions {
             max_data_bytes: 64 * 1024,
             cache_max_entries: 200_000,
             touch_after_fraction: 0.5,
+            revalidate_ms: 0.0,
         }
     }
 }
@@ -80,6 +87,9 @@ impl SessionOptions {
         if !(0.0..=1.0).contains(&self.touch_after_fraction) {
             return bad("touchAfterFraction must be between 0 and 1");
         }
+        if !(self.revalidate_ms.is_finite() && self.revalidate_ms >= 0.0) {
+            return bad("revalidateMs must be a finite number of milliseconds ≥ 0");
+        }
         if self.max_data_bytes == 0 || self.max_data_bytes > MAX_DATA_BYTES_LIMIT {
             return bad(&format!("maxDataBytes must be between 1 and {MAX_DATA_BYTES_LIMIT}"));
         }
@@ -95,6 +105,9 @@ impl SessionOptions {
 #[serde(rename_all = "camelCase")]
 pub struct SessionView {
     pub id: String,
+    /// The subject (`sub`) the session belongs to: only it, or a service token, may
+    /// read, change or end it.
+    pub owner: String,
     /// The JSON text exactly as given to `create`/`update`.
     pub data: String,
     /// The region the session lives in (where it was last used).
@@ -125,6 +138,10 @@ pub enum Lookup {
     Hit {
         session: SessionView,
         write: Option<SqlWrite>,
+        /// Confirm the copy first: run [`super::Sessions::VALIDATE`] on the primary
+        /// and pass the answer to [`super::Sessions::validated`]; serve the session
+        /// (and run `write`) only if that says [`Validity::Current`].
+        validate: bool,
     },
     /// Not cached: run [`super::Sessions::SELECT`] and pass the row to `load`.
     Miss,
@@ -134,7 +151,19 @@ pub enum Lookup {
     Expired { write: SqlWrite },
 }
 
-/// A row of `es_sessions`, as the worker read it with [`super::Sessions::SELECT`].
+/// What [`super::Sessions::validated`] concluded about a cached copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Validity {
+    /// The ledger has this version: serve the cached copy.
+    Current,
+    /// Another isolate wrote a newer version: the copy was evicted; load the row.
+    Stale,
+    /// Destroyed (or never stored): the copy was evicted; answer `SESSION_NOT_FOUND`.
+    Gone,
+}
+
+/// A row of `es_sessions` joined with its ledger entry, as the worker read it with
+/// [`super::Sessions::SELECT`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredRow {
     pub home: String,
@@ -143,6 +172,11 @@ pub struct StoredRow {
     pub absolute_ms: f64,
     pub version: u64,
     pub body: Vec<u8>,
+    /// The highest version the ledger (`es_session_ledger`) has seen for this id;
+    /// `None` when it has no entry.
+    pub ledger_version: Option<u64>,
+    /// The ledger says the session was destroyed.
+    pub revoked: bool,
 }
 
 /// Counters since the `Sessions` was built.
@@ -168,8 +202,12 @@ pub struct Analytics {
     pub gc_removed: u64,
     /// Cache entries dropped to respect `cache_max_entries`.
     pub lru_evicted: u64,
-    /// Bodies that failed authentication or were malformed.
+    /// Bodies that failed authentication or were malformed, rows whose columns
+    /// disagree with the sealed copies, and replayed or rolled-back bodies.
     pub tampered: u64,
+    /// Cached copies confirmed against the ledger, and those found stale or gone.
+    pub validations: u64,
+    pub stale: u64,
     /// Bodies sealed under a key id not in the ring.
     pub key_unknown: u64,
     pub conflicts: u64,

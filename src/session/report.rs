@@ -13,14 +13,14 @@ impl Sessions {
     /// use edgesync::session::{KeyRing, SessionOptions, Sessions};
     /// let ring = KeyRing::parse("k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").unwrap();
     /// let mut s = Sessions::new(ring, SessionOptions::default(), [7; 16]);
-    /// s.create("a", "{}", "fra", 0.0).unwrap();
+    /// s.create(&Sessions::new_id([1; 24]), "alice", "{}", "fra", 0.0).unwrap();
     /// let mut out = Exposition::new();
     /// s.export_metrics(&mut out);
     /// assert!(out.finish().contains("edgesync_sessions_created_total 1"));
     /// ```
     pub fn export_metrics(&self, out: &mut Exposition) {
         let a = self.analytics();
-        let counters: [(&str, &str, u64); 15] = [
+        let counters: [(&str, &str, u64); 17] = [
             ("created", "Sessions created.", a.created),
             ("gets", "Session lookups in the isolate's cache.", a.gets),
             ("cache_hits", "Lookups answered from the cache.", a.hits),
@@ -51,7 +51,7 @@ impl Sessions {
             ),
             (
                 "tampered",
-                "Stored sessions that failed authentication (never returned).",
+                "Stored sessions that failed authentication, disagreed with their row or were replayed (never returned).",
                 a.tampered,
             ),
             (
@@ -60,6 +60,16 @@ impl Sessions {
                 a.key_unknown,
             ),
             ("conflicts", "Updates that lost to a concurrent update.", a.conflicts),
+            (
+                "validations",
+                "Cached sessions confirmed against the session ledger before use.",
+                a.validations,
+            ),
+            (
+                "stale",
+                "Cached sessions found updated or destroyed by another isolate.",
+                a.stale,
+            ),
         ];
         for (name, help, v) in counters {
             let name = format!("edgesync_sessions_{name}_total");

@@ -84,6 +84,9 @@ pub fn sql_error(e: rusqlite::Error) -> Error {
         }
         other => (1, other.to_string()),
     };
+    if let Some(coded) = Error::from_sql_message(&message) {
+        return coded;
+    };
     Error::Sql {
         code: SqlCode::from_sqlite(rc),
         message,

@@ -80,6 +80,11 @@ pub struct FoldContext<'a> {
     pub tables: &'a HashMap<String, TableSpec>,
     pub site: &'a str,
     pub text_site: u64,
+    /// Set when a folded write will not be the merged value as written — a counter
+    /// that saturated, a value written before the column's checks existed — so its row
+    /// must be rebuilt from the state rather than left as the writer wrote it (which
+    /// would differ from every other replica).
+    pub rebuild: std::cell::Cell<bool>,
 }
 
 impl FoldContext<'_> {
@@ -160,18 +165,8 @@ impl FoldContext<'_> {
                     data.insert(c.name.clone(), encode_value(&new[i]));
                 }
                 Policy::Counter => {
-                    let before = match old {
-                        Some(o) => as_int(&o[i]),
-                        None => self.counter_sum(cell)?,
-                    };
-                    let delta = as_int(&new[i]).wrapping_sub(before);
-                    let (p, n) = self.own_counter(cell)?;
-                    let (p, n) = if delta >= 0 {
-                        (p.saturating_add(delta), n)
-                    } else {
-                        (p, n.saturating_add(delta.unsigned_abs().min(i64::MAX as u64) as i64))
-                    };
-                    data.insert(c.name.clone(), json!([p, n]));
+                    let edit = self.counter_edit(cell, old.map(|o| &o[i]), &new[i])?;
+                    data.insert(c.name.clone(), edit);
                 }
                 Policy::Set => {
                     // Even an edit that leaves the same elements (reordered, say) is
@@ -180,6 +175,10 @@ impl FoldContext<'_> {
                     data.insert(c.name.clone(), edit.unwrap_or_else(|| json!({})));
                 }
                 Policy::Text => {
+                    if matches!(new[i], Value::Blob(_)) {
+                        // Only from before the column's value check existed.
+                        self.rebuild.set(true);
+                    }
                     data.insert(c.name.clone(), self.text_edit(cell, &new[i], cap.hlc)?);
                 }
                 Policy::Custom => {
@@ -232,37 +231,89 @@ impl FoldContext<'_> {
         Ok(())
     }
 
-    fn counter_sum(&self, (t, pk, col): (&str, &str, &str)) -> Result<i64> {
-        self.conn
-            .prepare_cached(
-                "SELECT coalesce(sum(p) - sum(n), 0) FROM _es_ctr WHERE tbl = ?1 AND pk = json(?2) AND col = ?3",
-            )
-            .map_err(sql_error)?
-            .query_row(params![t, pk, col], |r| r.get(0))
-            .map_err(sql_error)
+    /// A counter write as this site's new cumulative `[increments, decrements]`, or
+    /// `null` for a NULL (the totals stay; the cell shows NULL until a newer value).
+    ///
+    /// The write's delta is `new − old` (the row as the writer saw it), or `new − the
+    /// merged value` for an insert or a write from NULL. Arithmetic is exact (128-bit);
+    /// a total that would pass 2^63 − 1 saturates, and then — as when the merged value
+    /// itself saturates at ±(2^63 − 1) — the row is rebuilt from the state, so the
+    /// writer shows what every other replica shows.
+    fn counter_edit(&self, cell: (&str, &str, &str), old: Option<&Value>, new: &Value) -> Result<Json> {
+        if *new == Value::Null {
+            return Ok(Json::Null);
+        }
+        let (sum, (p, n)) = self.counter_state(cell)?;
+        let merged = clamp(sum);
+        let wanted = as_int(new);
+        let before = match old {
+            Some(o) if *o != Value::Null => as_int(o),
+            _ => merged,
+        };
+        let delta = wanted - before;
+        let (p2, n2) = if delta >= 0 {
+            (saturate(i128::from(p) + delta), n)
+        } else {
+            (p, saturate(i128::from(n) - delta))
+        };
+        let applied = (i128::from(p2) - i128::from(p)) - (i128::from(n2) - i128::from(n));
+        if clamp(sum + applied) != wanted || !matches!(new, Value::Integer(_)) {
+            self.rebuild.set(true);
+        }
+        Ok(json!([p2, n2]))
     }
 
-    fn own_counter(&self, (t, pk, col): (&str, &str, &str)) -> Result<(i64, i64)> {
-        Ok(self
+    /// A counter cell's exact sum over every site (`Σ p − n`) and this site's totals.
+    fn counter_state(&self, (t, pk, col): (&str, &str, &str)) -> Result<(i128, (i64, i64))> {
+        let mut stmt = self
             .conn
-            .prepare_cached("SELECT p, n FROM _es_ctr WHERE tbl = ?1 AND pk = json(?2) AND col = ?3 AND site = ?4")
-            .map_err(sql_error)?
-            .query_row(params![t, pk, col, self.site], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()
-            .map_err(sql_error)?
-            .unwrap_or((0, 0)))
+            .prepare_cached("SELECT site, p, n FROM _es_ctr WHERE tbl = ?1 AND pk = json(?2) AND col = ?3")
+            .map_err(sql_error)?;
+        let rows = stmt
+            .query_map(params![t, pk, col], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+            })
+            .map_err(sql_error)?;
+        let (mut sum, mut own) = (0i128, (0, 0));
+        for row in rows {
+            let (site, p, n) = row.map_err(sql_error)?;
+            sum += i128::from(p) - i128::from(n);
+            if site == self.site {
+                own = (p, n);
+            }
+        }
+        Ok((sum, own))
     }
 
     /// Adds and removes that turn the set's current elements into `new` (a JSON array;
-    /// anything else is a one-element set holding the value). `None` when equal.
+    /// anything else — only from before the column's value check existed — is a
+    /// one-element set holding the value). `None` when equal. NULL removes every
+    /// element and marks the cell NULL (`"null": true`).
+    ///
+    /// Elements are compared in the canonical JSON text SQLite gives them, the form the
+    /// merge rules store (`_es_set.elem`), so an element is never taken for another.
     fn set_edit(&self, (t, pk, col): (&str, &str, &str), new: &Value) -> Result<Option<Json>> {
-        let wanted: Vec<Json> = match new {
+        let is_null = *new == Value::Null;
+        let wanted: Vec<String> = match new {
             Value::Null => Vec::new(),
-            Value::Text(s) => match serde_json::from_str::<Json>(s) {
-                Ok(Json::Array(a)) => a,
-                _ => vec![Json::String(s.clone())],
-            },
-            other => vec![encode_value(other)],
+            Value::Text(s) => {
+                let array = serde_json::from_str::<Json>(s).is_ok_and(|j| j.is_array());
+                let items = if array {
+                    s.clone()
+                } else {
+                    Json::Array(vec![Json::String(s.clone())]).to_string()
+                };
+                let mut stmt = self
+                    .conn
+                    .prepare_cached(
+                        "SELECT CASE WHEN type IN ('object', 'array') THEN json(value) ELSE json_quote(value) END \
+                         FROM json_each(?1)",
+                    )
+                    .map_err(sql_error)?;
+                let rows = stmt.query_map([items], |r| r.get::<_, String>(0)).map_err(sql_error)?;
+                rows.collect::<rusqlite::Result<_>>().map_err(sql_error)?
+            }
+            other => vec![encode_value(other).to_string()],
         };
         let mut alive: HashMap<String, Vec<String>> = HashMap::new();
         {
@@ -284,13 +335,11 @@ impl FoldContext<'_> {
         }
         let mut seen = HashSet::new();
         let mut adds = Vec::new();
-        for w in wanted {
-            let key = w.to_string();
-            if !alive.contains_key(&key) && seen.insert(key) {
-                adds.push(w);
-            } else {
-                seen.insert(w.to_string());
+        for key in wanted {
+            if !alive.contains_key(&key) && !seen.contains(&key) {
+                adds.push(serde_json::from_str::<Json>(&key).unwrap_or_else(|_| Json::String(key.clone())));
             }
+            seen.insert(key);
         }
         let mut removes = Vec::new();
         let mut gone: Vec<_> = alive.into_iter().filter(|(e, _)| !seen.contains(e)).collect();
@@ -301,19 +350,25 @@ impl FoldContext<'_> {
                 removes.push(json!([e.clone(), tag]));
             }
         }
+        if is_null {
+            return Ok(Some(json!({ "+": adds, "-": removes, "null": true })));
+        }
         if adds.is_empty() && removes.is_empty() {
             return Ok(None);
         }
         Ok(Some(json!({ "+": adds, "-": removes })))
     }
 
-    /// Diffs the column's text document against `new` and returns the CRDT update.
+    /// Diffs the column's text document against `new` and returns the CRDT update with
+    /// the new rendering. NULL deletes the text and renders as `null`: the cell shows
+    /// NULL until a newer edit.
     fn text_edit(&self, (t, pk, col): (&str, &str, &str), new: &Value, hlc: i64) -> Result<Json> {
         let new_text = match new {
             Value::Null => String::new(),
             Value::Text(s) => s.clone(),
             other => encode_value(other).to_string(),
         };
+        let render = (*new != Value::Null).then_some(new_text.as_str());
         let mut doc = load_text(self.conn, (t, pk, col), self.text_site)?;
         let before = doc.version().clone();
         let old: Vec<char> = doc.text().chars().collect();
@@ -335,23 +390,31 @@ impl FoldContext<'_> {
         }
         let update = doc.encode_update_since(&before);
         save_text(self.conn, (t, pk, col), &doc)?;
-        set_render(
-            self.conn,
-            (t, pk, col),
-            &super::record::version(hlc, self.site),
-            &new_text,
-        )?;
-        Ok(json!({ "t": new_text, "u": base64::engine::general_purpose::STANDARD.encode(update) }))
+        set_render_or_null(self.conn, (t, pk, col), &super::record::version(hlc, self.site), render)?;
+        Ok(json!({ "t": render, "u": base64::engine::general_purpose::STANDARD.encode(update) }))
     }
 }
 
-fn as_int(v: &Value) -> i64 {
-    match v {
+/// A counter value as an integer. Only an INTEGER reaches here since the column's
+/// value check; anything older is read as SQLite would (and its row rebuilt).
+fn as_int(v: &Value) -> i128 {
+    i128::from(match v {
         Value::Integer(i) => *i,
         Value::Real(f) => *f as i64,
         Value::Text(s) => s.trim().parse().unwrap_or(0),
         _ => 0,
-    }
+    })
+}
+
+/// A per-site total, saturated to 0 … 2^63 − 1.
+fn saturate(v: i128) -> i64 {
+    v.clamp(0, i128::from(i64::MAX)) as i64
+}
+
+/// A counter's value, saturated to ±(2^63 − 1) as the merge rules do
+/// ([`super::rows::counter_sum_sql`]).
+fn clamp(v: i128) -> i128 {
+    v.clamp(-i128::from(i64::MAX), i128::from(i64::MAX))
 }
 
 /// The text document of one cell (a new empty one if the cell has none yet).
@@ -387,7 +450,17 @@ pub fn save_text(conn: &Connection, (t, pk, col): (&str, &str, &str), doc: &Text
 /// Remembers the newest rendering of a text cell that went to the server (the one the
 /// server's column shows). When the merged document differs from it, the replica
 /// pushes its own rendering so the server's plain column converges too.
-pub fn set_render(conn: &Connection, (t, pk, col): (&str, &str, &str), ver: &str, render: &str) -> Result<()> {
+pub fn set_render(conn: &Connection, cell: (&str, &str, &str), ver: &str, render: &str) -> Result<()> {
+    set_render_or_null(conn, cell, ver, Some(render))
+}
+
+/// [`set_render`] of a cell that may be NULL (`None`).
+pub fn set_render_or_null(
+    conn: &Connection,
+    (t, pk, col): (&str, &str, &str),
+    ver: &str,
+    render: Option<&str>,
+) -> Result<()> {
     conn.prepare_cached(
         "UPDATE _es_text SET render = ?4, rver = ?5 WHERE tbl = ?1 AND pk = json(?2) AND col = ?3 AND (rver IS NULL OR rver < ?5)",
     )

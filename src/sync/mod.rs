@@ -28,6 +28,7 @@
 //! # }
 //! ```
 
+mod evolve;
 mod fold;
 mod multirow;
 mod net;
@@ -37,9 +38,14 @@ pub mod record;
 mod replica;
 mod rows;
 pub mod rules;
+mod server;
 pub mod status;
 #[cfg(all(test, feature = "native"))]
 mod tests;
+#[cfg(all(test, feature = "native"))]
+mod tests_server;
+#[cfg(all(test, feature = "native"))]
+mod tests_values;
 
 pub use net::{Mirror, SyncReport, BACKOFF_BASE_MS, BACKOFF_MAX_MS};
 pub use policy::{Column, Policy, TableSpec};

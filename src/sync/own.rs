@@ -14,7 +14,7 @@ use rusqlite::ToSql;
 
 use super::multirow::insert_rows_as;
 use super::policy::{Policy, TableSpec};
-use super::record::{decode_value, version, Record};
+use super::record::{version, Record};
 use super::rows;
 use crate::error::Result;
 use crate::remote::Value;
@@ -50,7 +50,7 @@ pub fn apply(
     let mut all_taken = true;
     for (spec, recs) in by_table {
         let (head, row, tail, width) = rows::own_upsert(spec);
-        let cols: Vec<&str> = rows::row_columns(spec).collect();
+        let cols: Vec<(&str, Policy)> = spec.data_columns().map(|(_, c)| (c.name.as_str(), c.policy)).collect();
         let mut vals: Vec<Value> = Vec::with_capacity(recs.len() * width);
         for r in &recs {
             let ver = version(r.hlc, site);
@@ -62,10 +62,10 @@ pub fn apply(
                 vals.extend([Value::Null, Value::Null]);
             }
             let data = r.data.as_object();
-            for c in &cols {
+            for (c, policy) in &cols {
                 match data.and_then(|d| d.get(*c)) {
                     Some(v) => {
-                        vals.push(decode_value(v));
+                        vals.push(rows::shadow_value(*policy, v));
                         vals.push(Value::Text(ver.clone()));
                     }
                     None => vals.extend([Value::Null, Value::Null]),

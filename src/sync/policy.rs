@@ -42,6 +42,36 @@ impl Policy {
         })
     }
 
+    /// What a column of this policy cannot hold, as a SQL condition over `v` that is
+    /// true when the value is fine, and the rule in words. `None`: any value.
+    ///
+    /// - `counter`: an INTEGER from −(2^63 − 1) to 2^63 − 1, or NULL. (A REAL such as
+    ///   `1.5`, or the `1.2e19` that `6e18 + 6e18` overflows to, is refused; so is
+    ///   −2^63, whose decrements a per-replica total cannot hold.)
+    /// - `set`: NULL, or TEXT holding a JSON array of strings and integers (the
+    ///   elements must compare the same everywhere: a float or an object could print
+    ///   differently on another SQLite).
+    /// - `text`: TEXT or NULL (INTEGER and REAL arrive as TEXT through the column's
+    ///   TEXT affinity); a BLOB is refused.
+    pub fn value_check(self, v: &str) -> Option<(String, &'static str)> {
+        Some(match self {
+            Policy::Lww | Policy::Custom => return None,
+            Policy::Counter => (
+                format!("typeof({v}) = 'null' OR (typeof({v}) = 'integer' AND {v} >= -9223372036854775807)"),
+                "it holds integers from -(2^63 - 1) to 2^63 - 1, or NULL",
+            ),
+            Policy::Set => (
+                format!(
+                    "CASE WHEN {v} IS NULL THEN 1 WHEN typeof({v}) <> 'text' OR NOT json_valid({v}) THEN 0 \
+                     WHEN json_type({v}) <> 'array' THEN 0 \
+                     ELSE NOT EXISTS (SELECT 1 FROM json_each({v}) WHERE type NOT IN ('text', 'integer')) END"
+                ),
+                "it holds a JSON array of strings and integers (as TEXT), or NULL",
+            ),
+            Policy::Text => (format!("typeof({v}) IN ('text', 'null')"), "it holds TEXT or NULL"),
+        })
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Policy::Lww => "lww",
@@ -62,6 +92,10 @@ pub struct Column {
     /// Position in the primary key (1-based), 0 when not part of it.
     pub pk: usize,
     pub policy: Policy,
+    /// The column's `DEFAULT` expression as SQL text (`pragma_table_info`'s
+    /// `dflt_value`): what a row shows in a column no write has reached yet (a column
+    /// added after the row was written).
+    pub default: Option<String>,
 }
 
 /// A replicated table: its columns in table order, and its primary key.
@@ -74,6 +108,10 @@ pub struct TableSpec {
     /// The `CREATE TABLE` statement, used to create the table on the server.
     pub create_sql: String,
 }
+
+/// How a refused value's trigger error starts; [`crate::error::Error::from_sql_message`]
+/// turns such an error into `UNSUPPORTED_VALUE`.
+pub const VALUE_ERROR_PREFIX: &str = crate::error::UNSUPPORTED_VALUE_PREFIX;
 
 /// Table and column names must be plain identifiers: they are spliced into generated
 /// SQL and JSON paths, so anything else is refused rather than quoted and hoped for.
@@ -128,7 +166,7 @@ impl TableSpec {
             ))
         })?;
         let mut stmt = conn
-            .prepare("SELECT name, type, pk, hidden FROM pragma_table_xinfo(?1) ORDER BY cid")
+            .prepare("SELECT name, type, pk, hidden, dflt_value FROM pragma_table_xinfo(?1) ORDER BY cid")
             .map_err(sql_error)?;
         let rows = stmt
             .query_map([table], |r| {
@@ -137,12 +175,13 @@ impl TableSpec {
                     r.get::<_, String>(1)?,
                     r.get::<_, i64>(2)?,
                     r.get::<_, i64>(3)?,
+                    r.get::<_, Option<String>>(4)?,
                 ))
             })
             .map_err(sql_error)?;
         let mut columns = Vec::new();
         for row in rows {
-            let (name, decl_type, pk, hidden) = row.map_err(sql_error)?;
+            let (name, decl_type, pk, hidden, default) = row.map_err(sql_error)?;
             if hidden != 0 {
                 return Err(Error::Schema(format!(
                     "{table}.{name} is a generated or hidden column, which cannot be replicated"
@@ -154,6 +193,7 @@ impl TableSpec {
                 decl_type,
                 pk: pk as usize,
                 policy: Policy::Lww,
+                default,
             });
         }
         let mut pk: Vec<usize> = (0..columns.len()).filter(|&i| columns[i].pk > 0).collect();
@@ -225,8 +265,68 @@ impl TableSpec {
         serde_json::Value::Object(map)
     }
 
+    /// The value checks of the columns whose policy cannot hold every SQLite value
+    /// (see [`Policy::value_check`]), for the row `new` (`NEW`) and, for an update, the
+    /// row `old` (`OLD`): `(column, holds, refusal)`, where `holds` is a condition and
+    /// `refusal` a `SELECT RAISE(ABORT, …)` naming the table, column and rule.
+    pub fn value_checks(&self, new: &str, old: Option<&str>) -> Vec<(&str, String, String)> {
+        self.data_columns()
+            .filter_map(|(_, c)| {
+                let v = format!("{new}.\"{}\"", c.name);
+                let (mut holds, mut rule) = c.policy.value_check(&v)?;
+                if let (Some(old), Policy::Counter) = (old, c.policy) {
+                    // One update may move a counter by at most 2^63 − 1 (a replica's
+                    // running totals could not hold more): `5` to `−(2^63 − 1)`
+                    // overflows the subtraction, which SQLite turns into a REAL.
+                    let o = format!("{old}.\"{}\"", c.name);
+                    holds = format!("({holds}) AND ({o} IS NULL OR {v} IS NULL OR typeof({v} - {o}) = 'integer')");
+                    rule = "it holds integers from -(2^63 - 1) to 2^63 - 1, or NULL, and one update moves it by at most 2^63 - 1";
+                }
+                let message = format!(
+                    "{VALUE_ERROR_PREFIX}{}.{} is a {} column: {rule}",
+                    self.name,
+                    c.name,
+                    c.policy.as_str()
+                );
+                Some((c.name.as_str(), holds, format!("SELECT RAISE(ABORT, '{}')", message.replace('\'', "''"))))
+            })
+            .collect()
+    }
+
+    /// `BEFORE INSERT` and `BEFORE UPDATE OF …` triggers named `<prefix><table>_ci` and
+    /// `…_cu` that refuse, in the writing statement itself, a value the column's policy
+    /// cannot hold (`UNSUPPORTED_VALUE`), when `when` (SQL) holds. Empty when every
+    /// column takes any value.
+    pub fn check_trigger_sql(&self, prefix: &str, when: &str) -> String {
+        let t = &self.name;
+        let trigger = |kind: &str, event: String, checks: Vec<(&str, String, String)>| {
+            let all: Vec<String> = checks.iter().map(|c| format!("({})", c.1)).collect();
+            let body: String = checks
+                .iter()
+                .map(|(_, holds, raise)| format!("{raise} WHERE NOT ({holds}); "))
+                .collect();
+            format!(
+                "CREATE TRIGGER IF NOT EXISTS \"{prefix}{t}_{kind}\" BEFORE {event} ON \"{t}\" \
+                 WHEN {when} AND NOT ({}) BEGIN {body}END;",
+                all.join(" AND ")
+            )
+        };
+        let inserts = self.value_checks("NEW", None);
+        if inserts.is_empty() {
+            return String::new();
+        }
+        let cols: Vec<String> = inserts.iter().map(|c| format!("\"{}\"", c.0)).collect();
+        let updates = self.value_checks("NEW", Some("OLD"));
+        format!(
+            "{}\n{}",
+            trigger("ci", "INSERT".into(), inserts),
+            trigger("cu", format!("UPDATE OF {}", cols.join(", ")), updates)
+        )
+    }
+
     /// The capture triggers: each write to the table records the old and new row
-    /// images in `_es_capture`, in the same transaction as the write itself.
+    /// images in `_es_capture`, in the same transaction as the write itself; values a
+    /// column's policy cannot hold are refused first ([`Self::check_trigger_sql`]).
     pub fn trigger_sql(&self) -> String {
         let t = &self.name;
         let row = |prefix: &str| {
@@ -246,7 +346,18 @@ impl TableSpec {
                INSERT INTO _es_capture(tbl, op, old, new, hlc) VALUES ('{t}', 'd', {old}, NULL, es_hlc()); END;",
             new = row("NEW"),
             old = row("OLD"),
-        )
+        ) + "\n"
+            + &self.check_trigger_sql("_es_", "es_capture()")
+    }
+
+    /// Drops every capture and check trigger of the table (before creating them for
+    /// a new shape).
+    pub fn drop_triggers_sql(&self) -> String {
+        ["i", "u", "d", "ci", "cu"]
+            .iter()
+            .map(|k| format!("DROP TRIGGER IF EXISTS \"_es_{}_{k}\";", self.name))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// Column names and declared types, to compare with the server's copy.

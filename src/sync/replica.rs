@@ -15,6 +15,7 @@ use rusqlite::functions::FunctionFlags;
 use rusqlite::{params, OptionalExtension};
 use serde_json::Value as Json;
 
+use super::evolve;
 use super::fold::{self, FoldContext};
 use super::policy::{Policy, TableSpec};
 use super::record::{encode_row, Record};
@@ -35,6 +36,8 @@ CREATE TABLE IF NOT EXISTS _es_text (tbl TEXT NOT NULL, pk TEXT NOT NULL, col TE
   render TEXT, rver TEXT, PRIMARY KEY (tbl, pk, col)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS _es_tables (tbl TEXT PRIMARY KEY, pol TEXT NOT NULL, create_sql TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS _es_doubt (id INTEGER PRIMARY KEY, rec TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS _es_intent (lid TEXT PRIMARY KEY, wid INTEGER NOT NULL, rec TEXT NOT NULL, base BLOB);
+CREATE TABLE IF NOT EXISTS _es_rejected (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, code TEXT NOT NULL, message TEXT NOT NULL, rec TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS _es_sync_log (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, event TEXT NOT NULL, details TEXT);
 ";
 
@@ -99,8 +102,12 @@ pub(crate) struct Capture {
 
 pub(crate) struct Inner {
     pub tables: HashMap<String, TableSpec>,
-    pub resolvers: HashMap<(String, String), ConflictResolver>,
+    pub resolvers: HashMap<(String, String), std::rc::Rc<ConflictResolver>>,
     pub schema_ready: bool,
+    /// What the server's schema check read when it last matched this replica (see
+    /// `net::schema`): every pull reads it again, and a difference sends the replica
+    /// back through the schema step.
+    pub server_fingerprint: Option<String>,
 }
 
 /// A local SQLite replica of a libSQL database.
@@ -143,6 +150,7 @@ impl<T: HttpTransport> Replica<T> {
         let conn = store.conn();
         conn.execute_batch(LOCAL_DDL).map_err(sql_error)?;
         conn.execute_batch(rules::STATE_DDL).map_err(sql_error)?;
+        conn.execute_batch(evolve::COLUMNS_DDL).map_err(sql_error)?;
         let site: String = match meta(&store, "site")? {
             Some(Value::Text(s)) => s,
             _ => {
@@ -160,17 +168,36 @@ impl<T: HttpTransport> Replica<T> {
                 |r| r.get(0),
             )
             .map_err(sql_error)?;
-        capture.clock.lock().unwrap_or_else(|e| e.into_inner()).restore(last);
+        {
+            let mut clock = capture.clock.lock().unwrap_or_else(|e| e.into_inner());
+            clock.restore(last);
+            if let Some(Value::Integer(offset)) = meta(&store, "clock_offset")? {
+                clock.set_offset(offset);
+            }
+        }
         let mut tables = HashMap::new();
         {
-            let mut stmt = conn.prepare("SELECT tbl, pol FROM _es_tables").map_err(sql_error)?;
+            let mut stmt = conn
+                .prepare("SELECT tbl, pol, create_sql FROM _es_tables")
+                .map_err(sql_error)?;
             let rows = stmt
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .query_map([], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+                })
                 .map_err(sql_error)?;
             for row in rows {
-                let (tbl, pol) = row.map_err(sql_error)?;
-                let spec = TableSpec::introspect(conn, &tbl, &parse_policies(&pol)?)?;
+                // What was declared, not the live table: an `ALTER` not yet followed
+                // by `replicate()` must not change what the triggers capture.
+                let (tbl, pol, create_sql) = row.map_err(sql_error)?;
+                let spec = evolve::declared_spec(conn, &tbl, &create_sql, &parse_policies(&pol)?)?;
                 tables.insert(tbl, spec);
+            }
+        }
+        // Row state made by an earlier edgesync lacks the NULL flags of counter and set
+        // columns: added before anything reads it.
+        for spec in tables.values() {
+            for sql in rows::add_columns_sql(spec, &evolve::shadow_columns(conn, &spec.name)?) {
+                conn.execute(&sql, []).map_err(sql_error)?;
             }
         }
         Ok(Replica {
@@ -181,6 +208,7 @@ impl<T: HttpTransport> Replica<T> {
                 tables,
                 resolvers: HashMap::new(),
                 schema_ready: false,
+                server_fingerprint: None,
             }),
             monitor: Monitor::default(),
             site,
@@ -224,8 +252,9 @@ impl<T: HttpTransport> Replica<T> {
     /// Declares `table` replicated. `policies` names the columns that do not use
     /// last-writer-wins; `resolvers` supplies the function for each `custom` column.
     /// Rows already in the table are queued as inserts the first time. Calling it again
-    /// with the same policies is a no-op (apps call it at every start); different
-    /// policies for an already replicated table are refused.
+    /// with the same policies is a no-op (apps call it at every start); after `ALTER
+    /// TABLE … ADD COLUMN` it adds the new columns (see [`super::evolve`]); other
+    /// changes (a policy, a type, a dropped column) are refused.
     pub fn replicate(
         &self,
         table: &str,
@@ -233,7 +262,7 @@ impl<T: HttpTransport> Replica<T> {
         resolvers: Vec<(String, ConflictResolver)>,
     ) -> Result<()> {
         let conn = self.store.conn();
-        let spec = TableSpec::introspect(conn, table, policies)?;
+        let mut spec = TableSpec::introspect(conn, table, policies)?;
         // A read-only mirror of the server's table becomes a replicated table.
         self.unmirror(table)?;
         for (col, _) in &resolvers {
@@ -248,19 +277,38 @@ impl<T: HttpTransport> Replica<T> {
             }
         }
         let pol = spec.policies_json().to_string();
-        conn.execute_batch(&rows::ddl(&spec)).map_err(sql_error)?;
-        migrate_legacy_state(conn, &spec)?;
-        let existing: Option<String> = conn
-            .query_row("SELECT pol FROM _es_tables WHERE tbl = ?1", [table], |r| r.get(0))
+        let existing: Option<(String, String)> = conn
+            .query_row("SELECT pol, create_sql FROM _es_tables WHERE tbl = ?1", [table], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()
             .map_err(sql_error)?;
-        match existing {
-            Some(p) if p == pol => {}
-            Some(p) => {
-                return Err(Error::Schema(format!(
-                    "{table} is already replicated with policies {p}; changing them to {pol} is not supported"
-                )))
+        let added = match &existing {
+            Some((p, create_sql)) => {
+                let old = evolve::declared_spec(conn, table, create_sql, &parse_policies(p)?)?;
+                let names: Vec<String> = evolve::added_columns(&old, &spec)?
+                    .iter()
+                    .map(|c| c.name.clone())
+                    .collect();
+                if names.is_empty() {
+                    // Same columns: the declaration stays as it was written.
+                    spec.create_sql = old.create_sql;
+                }
+                names
             }
+            None => Vec::new(),
+        };
+        conn.execute_batch(&rows::ddl(&spec)).map_err(sql_error)?;
+        for sql in rows::add_columns_sql(&spec, &evolve::shadow_columns(conn, table)?) {
+            conn.execute(&sql, []).map_err(sql_error)?;
+        }
+        migrate_legacy_state(conn, &spec)?;
+        match existing {
+            Some(_) if added.is_empty() => {
+                // Tables declared before the value checks existed get them now.
+                conn.execute_batch(&spec.trigger_sql()).map_err(sql_error)?;
+            }
+            Some((_, old_sql)) => self.add_columns(&spec, &old_sql, &added)?,
             None => {
                 conn.execute_batch("SAVEPOINT es_replicate").map_err(sql_error)?;
                 let res = (|| {
@@ -287,11 +335,37 @@ impl<T: HttpTransport> Replica<T> {
         }
         let mut inner = self.inner.borrow_mut();
         for (col, r) in resolvers {
-            inner.resolvers.insert((table.to_string(), col), r);
+            inner.resolvers.insert((table.to_string(), col), std::rc::Rc::new(r));
         }
         inner.tables.insert(table.to_string(), spec);
         inner.schema_ready = false;
         Ok(())
+    }
+
+    /// `replicate()` of a declared table that gained the columns `added`: the queued
+    /// captures are folded with the old declaration, then the triggers, definitions
+    /// and declaration are remade for `spec`, in one local transaction.
+    fn add_columns(&self, spec: &TableSpec, old_sql: &str, added: &[String]) -> Result<()> {
+        let conn = self.store.conn();
+        self.fold_all()?;
+        let added: Vec<&super::policy::Column> = spec.columns.iter().filter(|c| added.contains(&c.name)).collect();
+        let defs = evolve::column_defs(conn, &spec.name, old_sql, &spec.create_sql, &added)?;
+        conn.execute_batch("SAVEPOINT es_alter").map_err(sql_error)?;
+        let res = (|| {
+            conn.execute_batch(&spec.drop_triggers_sql()).map_err(sql_error)?;
+            conn.execute_batch(&spec.trigger_sql()).map_err(sql_error)?;
+            evolve::store_defs(conn, &spec.name, &added, &defs)?;
+            conn.execute(
+                "UPDATE _es_tables SET pol = ?2, create_sql = ?3 WHERE tbl = ?1",
+                params![spec.name, spec.policies_json().to_string(), spec.create_sql],
+            )
+            .map_err(sql_error)?;
+            conn.execute(&evolve::capture_added_sql(spec, &added), [])
+                .map_err(sql_error)?;
+            Ok(())
+        })();
+        finish_savepoint(conn, "es_alter", res.is_ok())?;
+        res
     }
 
     /// The replicated tables.
@@ -343,6 +417,7 @@ impl<T: HttpTransport> Replica<T> {
             tables: &inner.tables,
             site: &self.site,
             text_site: text_site(&self.site),
+            rebuild: Default::default(),
         };
         let mut pending: Vec<fold::Outgoing> = Vec::new();
         let mut touched = std::collections::HashSet::new();
@@ -358,14 +433,14 @@ impl<T: HttpTransport> Replica<T> {
                 .map(|row| (cap.table.clone(), fold::pk_json(spec, row).to_string()))
                 .collect();
             if keys.iter().any(|k| touched.contains(k)) {
-                queued += self.apply_own(&pending)?;
+                queued += self.apply_own_as(&pending, ctx.rebuild.take())?;
                 pending.clear();
                 touched.clear();
             }
             touched.extend(keys);
             pending.extend(ctx.fold(cap)?);
         }
-        queued += self.apply_own(&pending)?;
+        queued += self.apply_own_as(&pending, ctx.rebuild.take())?;
         let last = caps.last().map(|c| c.id).unwrap_or(0);
         conn.execute("DELETE FROM _es_capture WHERE id <= ?1", [last])
             .map_err(sql_error)?;
@@ -374,6 +449,12 @@ impl<T: HttpTransport> Replica<T> {
 
     /// Applies this replica's own new records locally and queues them.
     pub(crate) fn apply_own(&self, out: &[fold::Outgoing]) -> Result<usize> {
+        self.apply_own_as(out, false)
+    }
+
+    /// [`Self::apply_own`]; `rebuild`: the rows must be rebuilt from the merged state
+    /// (see [`fold::FoldContext::rebuild`]) instead of left as written.
+    fn apply_own_as(&self, out: &[fold::Outgoing], rebuild: bool) -> Result<usize> {
         if out.is_empty() {
             return Ok(0);
         }
@@ -386,7 +467,7 @@ impl<T: HttpTransport> Replica<T> {
             &records,
             &chunk_json(rows.iter().map(|r| r.0.as_str())),
             &self.site,
-            Apply::Captured,
+            if rebuild { Apply::Rebuild } else { Apply::Captured },
         )?;
         let args: Vec<&dyn rusqlite::ToSql> = out
             .iter()
@@ -525,19 +606,34 @@ impl<T: HttpTransport> Replica<T> {
                             .map_err(|e| Error::Protocol(format!("bad text update in {}: {e}", r.table)))?;
                         doc.apply_update(&bytes)?;
                         fold::save_text(conn, cell, &doc)?;
+                    } else if let (Some(true), Some(t)) =
+                        (v.get("seed").and_then(Json::as_bool), v.get("t").and_then(Json::as_str))
+                    {
+                        // A text inserted on the server by plain SQL: every replica
+                        // makes the same characters of it (see `server::seed_update`).
+                        doc.apply_update(&super::server::seed_update(&super::record::version(r.hlc, site), t)?)?;
+                        fold::save_text(conn, cell, &doc)?;
                     }
-                    let render = v.get("t").and_then(Json::as_str).unwrap_or_default();
-                    fold::set_render(conn, cell, &super::record::version(r.hlc, site), render)?;
-                    self.text_touched
-                        .borrow_mut()
-                        .insert((cell.0.to_string(), pk.clone(), col.clone()));
-                    conn.prepare_cached(&format!(
-                        "UPDATE {} SET c_{col} = ?2 WHERE pk = json(?1)",
-                        rows::shadow(&r.table)
-                    ))
-                    .map_err(sql_error)?
-                    .execute(params![cell.1, doc.text()])
-                    .map_err(sql_error)?;
+                    let render = v.get("t").and_then(Json::as_str);
+                    fold::set_render_or_null(conn, cell, &super::record::version(r.hlc, site), render)?;
+                    // The merged text is the cell's value — unless the newest write to
+                    // the cell was a NULL (the shadow already holds it: `c_` NULL with
+                    // a version), which stays NULL until a newer edit.
+                    let nulled = conn
+                        .prepare_cached(&format!(
+                            "UPDATE {} SET c_{col} = ?2 WHERE pk = json(?1) AND c_{col} IS NOT NULL",
+                            rows::shadow(&r.table)
+                        ))
+                        .map_err(sql_error)?
+                        .execute(params![cell.1, doc.text()])
+                        .map_err(sql_error)?
+                        == 0;
+                    let key = (cell.0.to_string(), pk.clone(), col.clone());
+                    if nulled {
+                        self.text_touched.borrow_mut().remove(&key);
+                    } else {
+                        self.text_touched.borrow_mut().insert(key);
+                    }
                 }
             }
         }
@@ -690,7 +786,25 @@ fn register_functions(store: &Store, capture: &Arc<Capture>, env: Env) -> Result
         -1,
         FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
         |ctx| {
-            let vals: Vec<Value> = (0..ctx.len()).map(|i| read_value(ctx.get_raw(i))).collect();
+            let mut vals = Vec::with_capacity(ctx.len());
+            for i in 0..ctx.len() {
+                let raw = ctx.get_raw(i);
+                // SQLite does not check that TEXT is UTF-8 (`CAST(x'ff' AS TEXT)`); such a
+                // value cannot be replicated as it is (every reader would see another
+                // text), so the writing statement is refused.
+                if let rusqlite::types::ValueRef::Text(t) = raw {
+                    if std::str::from_utf8(t).is_err() {
+                        return Err(rusqlite::Error::UserFunctionError(
+                            format!(
+                                "{}a TEXT value is not valid UTF-8; store bytes as a BLOB",
+                                crate::error::UNSUPPORTED_VALUE_PREFIX
+                            )
+                            .into(),
+                        ));
+                    }
+                }
+                vals.push(read_value(raw));
+            }
             Ok(encode_row(&vals))
         },
     )

@@ -3,9 +3,14 @@
 //! Every replicated table `t` has a shadow table `_es_row_t`, on the server and in every
 //! replica, keyed by the row's primary key (the JSON array records carry). It holds the
 //! row's presence — `_live` (1 live, 0 deleted) with its version `_pv` — and, for each
-//! last-writer-wins, text and custom column `c`, the merged value `c_c` with its
-//! version `v_c` (`printf('%016x', hlc) || site`). Counters and sets keep their own
-//! tables (per site, per tag: [`super::rules`]).
+//! data column `c`, a value `c_c` with the version `v_c` (`printf('%016x', hlc) ||
+//! site`) of the newest write to the cell. For last-writer-wins, text and custom
+//! columns `c_c` is the merged value. Counters and sets keep their values in tables of
+//! their own (per site, per tag: [`super::rules`]); their `c_c` only says whether the
+//! newest write was a NULL (`c_c` NULL) or a value (1), so a NULL replicates as NULL
+//! while the increments and elements underneath keep merging. A cell no write has
+//! reached (`v_c` NULL: a column added after the row was written) shows the column's
+//! default.
 //!
 //! One row per table row, rather than one per cell, is what makes a push cheap: a
 //! chunk of 2,000 inserted rows is one upsert of 2,000 shadow rows, read straight out of
@@ -24,7 +29,7 @@
 //! c_x = CASE WHEN excluded.v_x > coalesce(v_x, '') THEN excluded.c_x ELSE c_x END
 //! ```
 
-use super::policy::{Policy, TableSpec};
+use super::policy::{Column, Policy, TableSpec};
 
 /// Where a statement reads the chunk and the writer's site from.
 #[derive(Debug, Clone, Copy)]
@@ -35,10 +40,12 @@ pub struct Source {
     pub site: &'static str,
 }
 
-/// On the server: the chunk stored by [`STORE_CHUNK`] at the start of the batch.
+/// On the server: the chunk stored by [`STORE_CHUNK`] at the start of the batch — the
+/// row at rowid 0, which that statement replaces: a row left in `_es_chunk` by
+/// anyone else is never merged instead of the pusher's own chunk.
 pub const SERVER: Source = Source {
-    chunk: "(SELECT j FROM _es_chunk)",
-    site: "(SELECT site FROM _es_chunk)",
+    chunk: "(SELECT j FROM _es_chunk WHERE rowid = 0)",
+    site: "(SELECT site FROM _es_chunk WHERE rowid = 0)",
 };
 
 /// Locally: `?1` the chunk, `?2` the writer's site.
@@ -48,8 +55,8 @@ pub const LOCAL: Source = Source {
 };
 
 /// The first statement of a server push (`?1` the chunk, `?2` the writer's site).
-pub const STORE_CHUNK: &str = "INSERT INTO _es_chunk (j, site) VALUES (?1, ?2)";
-/// The last statement of a server push.
+pub const STORE_CHUNK: &str = "INSERT OR REPLACE INTO _es_chunk (rowid, j, site) VALUES (0, ?1, ?2)";
+/// The last statement of a server push (it clears any row left by others, too).
 pub const DROP_CHUNK: &str = "DELETE FROM _es_chunk";
 
 /// The shadow table's name.
@@ -57,11 +64,65 @@ pub fn shadow(table: &str) -> String {
     format!("\"_es_row_{table}\"")
 }
 
-/// The columns whose merged value lives in the shadow row.
+/// The columns of the shadow row (`c_<col>`, `v_<col>`): every data column.
 pub fn row_columns(spec: &TableSpec) -> impl Iterator<Item = &str> {
-    spec.data_columns()
-        .filter(|(_, c)| matches!(c.policy, Policy::Lww | Policy::Text | Policy::Custom))
-        .map(|(_, c)| c.name.as_str())
+    spec.data_columns().map(|(_, c)| c.name.as_str())
+}
+
+/// The shadow columns `spec` needs that `existing` (the shadow's column names; empty
+/// when there is no shadow yet) lacks, as `ALTER TABLE … ADD COLUMN` statements: for a
+/// table that gained columns, and for a shadow made before counter and set columns
+/// had a NULL flag there.
+pub fn add_columns_sql(spec: &TableSpec, existing: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    if existing.is_empty() {
+        // No shadow yet: [`ddl`] makes it whole.
+        return out;
+    }
+    for c in row_columns(spec) {
+        for (name, ty) in [(format!("c_{c}"), ""), (format!("v_{c}"), " TEXT")] {
+            if !existing.iter().any(|e| e.eq_ignore_ascii_case(&name)) {
+                out.push(format!("ALTER TABLE {} ADD COLUMN {name}{ty}", shadow(&spec.name)));
+            }
+        }
+    }
+    out
+}
+
+/// The shadow's column names, from `SELECT name FROM pragma_table_info(…)`.
+pub fn shadow_info_sql(table: &str) -> String {
+    format!("SELECT name FROM pragma_table_info('_es_row_{table}')")
+}
+
+/// What a record's value of a column (`t` its JSON type, `r` its raw `->>` value,
+/// `col` the column's name in the data object `d`) stores in the shadow's `c_<col>`.
+fn shadow_expr(policy: Policy, col: &str, t: &str, r: &str) -> String {
+    match policy {
+        Policy::Lww | Policy::Text | Policy::Custom => {
+            format!(
+                "CASE {t} WHEN 'object' THEN {} WHEN 'array' THEN NULL ELSE {r} END",
+                tagged(col)
+            )
+        }
+        // A counter record is the writer's totals (an array); NULL is a null write.
+        Policy::Counter => format!("CASE {t} WHEN 'null' THEN NULL ELSE 1 END"),
+        // A set record is an edit (an object); a NULL write is an edit with "null": true.
+        Policy::Set => {
+            format!("CASE WHEN {t} = 'null' OR ({t} = 'object' AND json_extract({r}, '$.null')) THEN NULL ELSE 1 END")
+        }
+    }
+}
+
+/// [`shadow_expr`] done in Rust, for this replica's own records bound straight into
+/// the shadow ([`super::own`]).
+pub fn shadow_value(policy: Policy, v: &serde_json::Value) -> crate::remote::Value {
+    use crate::remote::Value;
+    match policy {
+        Policy::Lww | Policy::Text | Policy::Custom => super::record::decode_value(v),
+        Policy::Counter if v.is_null() => Value::Null,
+        Policy::Set if v.is_null() || v.get("null").is_some_and(|n| n == &serde_json::Value::Bool(true)) => Value::Null,
+        Policy::Counter | Policy::Set => Value::Integer(1),
+    }
 }
 
 fn columns_with(spec: &TableSpec, policies: &[Policy]) -> Vec<String> {
@@ -152,11 +213,17 @@ pub fn merge_set(spec: &TableSpec) -> String {
 /// values the server accepted) into its shadow. On the server custom columns are left
 /// to [`custom_sql`]'s compare-and-set.
 pub fn upsert_sql(spec: &TableSpec, src: Source, server: bool) -> String {
-    let mut policies = vec![Policy::Lww, Policy::Text];
+    let mut policies = vec![Policy::Lww, Policy::Text, Policy::Counter, Policy::Set];
     if !server {
         policies.push(Policy::Custom);
     }
     let cols = columns_with(spec, &policies);
+    let policy_of = |c: &str| {
+        spec.columns
+            .iter()
+            .find(|x| x.name == c)
+            .map_or(Policy::Lww, |x| x.policy)
+    };
     let ops = if server { "'i', 'u', 'd'" } else { "'i', 'u', 'd', 'x'" };
     let names: String = cols.iter().map(|c| format!(", c_{c}, v_{c}")).collect();
     // Each column's JSON type and raw value are read once (`t_c`, `r_c`); only a
@@ -169,9 +236,8 @@ pub fn upsert_sql(spec: &TableSpec, src: Source, server: bool) -> String {
         .iter()
         .map(|c| {
             format!(
-                ", CASE t_{c} WHEN 'object' THEN {} WHEN 'array' THEN NULL ELSE r_{c} END, \
-                 CASE WHEN t_{c} IS NOT NULL THEN ver END",
-                tagged(c)
+                ", {}, CASE WHEN t_{c} IS NOT NULL THEN ver END",
+                shadow_expr(policy_of(c), c, &format!("t_{c}"), &format!("r_{c}"))
             )
         })
         .collect();
@@ -275,14 +341,40 @@ pub fn lost_sql(spec: &TableSpec) -> String {
     )
 }
 
+/// A counter's value from its per-site totals in `_es_ctr` (rows matching `cell`):
+/// `Σ (p − n)`, computed exactly and saturated to ±(2^63 − 1) — never wrapped, and
+/// never the "integer overflow" error `sum()` raises, which made every later sync fail.
+///
+/// Each site's `p − n` fits 64 bits (both totals are 0 … 2^63 − 1); the sum is taken
+/// in two halves, the high 32 bits and the low 32 bits of each, which cannot overflow
+/// for fewer than 2^31 sites, and recombined with a range check.
+pub fn counter_sum_sql(cell: &str) -> String {
+    format!(
+        "(SELECT CASE WHEN h > 2147483647 THEN 9223372036854775807 WHEN h < -2147483648 THEN -9223372036854775807 \
+         ELSE max(h * 4294967296 + l, -9223372036854775807) END \
+         FROM (SELECT hs + (ls >> 32) AS h, ls & 4294967295 AS l \
+         FROM (SELECT coalesce(sum((p - n) >> 32), 0) AS hs, coalesce(sum((p - n) & 4294967295), 0) AS ls \
+         FROM _es_ctr WHERE {cell})))"
+    )
+}
+
 /// The SQL expression for one column's merged value, for the shadow row `s` (key `s.pk`).
-fn merged_value(spec: &TableSpec, col: &str, policy: Policy) -> String {
-    let cell = format!("tbl = '{}' AND pk = s.pk AND col = '{col}'", spec.name);
-    match policy {
-        Policy::Lww | Policy::Text | Policy::Custom => format!("s.c_{col}"),
-        Policy::Counter => format!("(SELECT coalesce(sum(p) - sum(n), 0) FROM _es_ctr WHERE {cell})"),
+pub(crate) fn merged_value(spec: &TableSpec, col: &Column) -> String {
+    let name = &col.name;
+    let cell = format!("tbl = '{}' AND pk = s.pk AND col = '{name}'", spec.name);
+    let (c, v) = (format!("s.c_{name}"), format!("s.v_{name}"));
+    let default = format!("({})", col.default.as_deref().unwrap_or("NULL"));
+    match col.policy {
+        Policy::Lww | Policy::Text | Policy::Custom => format!("CASE WHEN {v} IS NULL THEN {default} ELSE {c} END"),
+        Policy::Counter => format!(
+            "CASE WHEN {v} IS NOT NULL AND {c} IS NULL THEN NULL \
+             WHEN {v} IS NULL AND NOT EXISTS (SELECT 1 FROM _es_ctr WHERE {cell}) THEN {default} ELSE {} END",
+            counter_sum_sql(&cell)
+        ),
         Policy::Set => format!(
-            "(SELECT json_group_array(json(elem)) FROM (SELECT DISTINCT elem FROM _es_set WHERE {cell} AND alive = 1 ORDER BY elem))"
+            "CASE WHEN {v} IS NOT NULL AND {c} IS NULL THEN NULL \
+             WHEN {v} IS NULL AND NOT EXISTS (SELECT 1 FROM _es_set WHERE {cell}) THEN {default} \
+             ELSE (SELECT json_group_array(json(elem)) FROM (SELECT DISTINCT elem FROM _es_set WHERE {cell} AND alive = 1 ORDER BY elem)) END"
         ),
     }
 }
@@ -313,7 +405,7 @@ pub fn rebuild_sql(spec: &TableSpec, keys: &str) -> [String; 2] {
     let mut sets = Vec::new();
     for (_, c) in spec.data_columns() {
         names.push(format!("\"{}\"", c.name));
-        exprs.push(merged_value(spec, &c.name, c.policy));
+        exprs.push(merged_value(spec, c));
         sets.push(format!("\"{0}\" = excluded.\"{0}\"", c.name));
     }
     let action = if sets.is_empty() {

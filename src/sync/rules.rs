@@ -42,11 +42,12 @@ CREATE TABLE IF NOT EXISTS _es_chunk (j TEXT NOT NULL, site TEXT NOT NULL);
 /// the column policies JSON). The local side stages from Rust instead
 /// (`Replica::stage`), with the same rows.
 pub const STAGE: &str = "WITH x AS MATERIALIZED (SELECT r.value ->> 1 AS tbl, json(r.value -> 2) AS pk, \
-     r.value ->> 3 AS op, r.value -> 4 AS data, printf('%016x', r.value ->> 0) || (SELECT site FROM _es_chunk) AS ver \
-     FROM json_each((SELECT j FROM _es_chunk)) r WHERE r.value ->> 3 IN ('i', 'u')) \
+     r.value ->> 3 AS op, r.value -> 4 AS data, \
+     printf('%016x', r.value ->> 0) || (SELECT site FROM _es_chunk WHERE rowid = 0) AS ver \
+     FROM json_each((SELECT j FROM _es_chunk WHERE rowid = 0)) r WHERE r.value ->> 3 IN ('i', 'u')) \
    INSERT INTO _es_cells (tbl, pk, col, pol, jv, ver, site) \
    SELECT * FROM (SELECT x.tbl, x.pk, c.key, json_extract(?1, '$.' || x.tbl || '.' || c.key) AS pol, c.value, x.ver, \
-     (SELECT site FROM _es_chunk) FROM x, json_each(x.data) c WHERE c.type IN ('object', 'array')) \
+     (SELECT site FROM _es_chunk WHERE rowid = 0) FROM x, json_each(x.data) c WHERE c.type IN ('object', 'array')) \
    WHERE pol IN ('counter', 'set')";
 
 /// Empties the stage (the last statement of a chunk that staged).

@@ -31,6 +31,12 @@ pub struct Status {
     pub cursor: i64,
     /// Delay before the next background attempt (ms): the interval, or the backoff.
     pub next_sync_in_ms: u64,
+    /// Write-through writes whose answer was lost and that are not settled yet (see
+    /// `net/doubts.rs`): the next write-through call or sync settles them.
+    pub in_doubt: u64,
+    /// Changes set aside because the server cannot take them (`ROW_TOO_LARGE`; kept
+    /// in `_es_rejected`).
+    pub rejected: u64,
 }
 
 /// Something that happened while syncing.
@@ -239,17 +245,24 @@ pub type Listener = Box<dyn Fn(&Event)>;
 pub struct Monitor {
     pub(crate) status: RefCell<Status>,
     pub(crate) metrics: RefCell<Metrics>,
-    listener: RefCell<Option<Listener>>,
+    /// Shared, so that a listener may replace or remove itself (a JS listener calling
+    /// `close()`) while it runs.
+    listener: RefCell<Option<std::rc::Rc<Listener>>>,
+    /// Changes set aside as too large since the sync in progress began: it reports
+    /// the first once everything else is done.
+    pub(crate) rejected: RefCell<Vec<crate::error::Error>>,
 }
 
 impl Monitor {
     /// Sets the one listener (the JS binding fans out to `on(event, fn)` handlers).
     pub fn set_listener(&self, f: Option<Listener>) {
-        *self.listener.borrow_mut() = f;
+        *self.listener.borrow_mut() = f.map(std::rc::Rc::new);
     }
 
     pub(crate) fn emit(&self, e: &Event) {
-        if let Some(l) = self.listener.borrow().as_ref() {
+        // No borrow is held while the listener runs (it may call set_listener).
+        let l = self.listener.borrow().clone();
+        if let Some(l) = l {
             l(e);
         }
     }

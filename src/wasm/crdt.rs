@@ -8,8 +8,8 @@
 //!   `X.decode(bytes, siteId?)` exchange `Uint8Array`s in the crate's binary format.
 //! - Values cross with the same rules as SQL arguments and results (`convert.rs`);
 //!   integers come back as `number` when safe, else `bigint`.
-//! - LWW writes use `Date.now()`; their `applyUpdate` rejects writes more than one
-//!   minute in the future (`CLOCK_DRIFT`).
+//! - LWW writes use `Date.now()`; their `applyUpdate` and `merge` reject writes more
+//!   than one minute in the future (`CLOCK_DRIFT`).
 //!
 //! Every failure is thrown through [`to_js`], so it has a stable `code`.
 
@@ -22,7 +22,7 @@ use crate::error::Result;
 use crate::sql::Value;
 use crate::wasm::convert::IntMode;
 use crate::wasm::error::{invalid, to_js};
-use crate::wasm::values::{js_to_value, value_to_js};
+use crate::wasm::values::{js_string, js_to_value, value_to_js};
 
 type JsResult<T> = std::result::Result<T, JsValue>;
 
@@ -35,8 +35,8 @@ pub(crate) fn site_from_js(v: &JsValue) -> Result<u64> {
         let half = || (js_sys::Math::random() * 4_294_967_296.0) as u64;
         return Ok(half() << 32 | half());
     }
-    if let Some(s) = v.as_string() {
-        return Ok(site_id_from_str(&s));
+    if let Some(s) = js_string(v, &|| "siteId".into()) {
+        return Ok(site_id_from_str(&s?));
     }
     non_negative(v).ok_or_else(|| invalid("siteId must be a non-negative integer (number or bigint) or a string"))
 }
@@ -77,7 +77,7 @@ fn value_from_js(v: &JsValue) -> Result<Value> {
 }
 
 fn key_from_js(v: &JsValue) -> Result<String> {
-    v.as_string().ok_or_else(|| invalid("a map key must be a string"))
+    js_string(v, &|| "a map key".into()).ok_or_else(|| invalid("a map key must be a string"))?
 }
 
 fn value_out(v: &Value) -> JsValue {
@@ -88,10 +88,15 @@ fn now_ms() -> u64 {
     js_sys::Date::now() as u64
 }
 
-/// How `applyUpdate` applies: LWW types check the clock drift of incoming writes.
-trait Bound: Crdt {
+/// How `applyUpdate` and `merge` apply: LWW types check the clock drift of incoming
+/// writes, the same way for an update and for a whole replica's state.
+trait Bound: Crdt + Sized {
     fn apply_js(&mut self, bytes: &[u8]) -> Result<()> {
         self.apply_update(bytes)
+    }
+    fn merge_js(&mut self, other: &Self) -> Result<()> {
+        self.merge(other);
+        Ok(())
     }
 }
 impl Bound for GCounter {}
@@ -101,10 +106,16 @@ impl Bound for LWWRegister {
     fn apply_js(&mut self, bytes: &[u8]) -> Result<()> {
         self.apply_update_at(bytes, now_ms())
     }
+    fn merge_js(&mut self, other: &Self) -> Result<()> {
+        self.merge_at(other, now_ms())
+    }
 }
 impl Bound for LWWMap {
     fn apply_js(&mut self, bytes: &[u8]) -> Result<()> {
         self.apply_update_at(bytes, now_ms())
+    }
+    fn merge_js(&mut self, other: &Self) -> Result<()> {
+        self.merge_at(other, now_ms())
     }
 }
 
@@ -130,9 +141,10 @@ macro_rules! shared {
                 JsValue::from(self.inner.site())
             }
 
-            /// Joins another replica's whole state into this one.
-            pub fn merge(&mut self, other: &$rs) {
-                self.inner.merge(&other.inner);
+            /// Joins another replica's whole state into this one (LWW types: writes
+            /// more than the max drift ahead are refused with `CLOCK_DRIFT`).
+            pub fn merge(&mut self, other: &$rs) -> JsResult<()> {
+                self.inner.merge_js(&other.inner).map_err(to_js)
             }
 
             /// The operations seen, as an encoded version vector.

@@ -13,7 +13,8 @@ use wasm_bindgen::prelude::*;
 use crate::error::Error;
 use crate::metrics::{Exposition, HealthThresholds, Kind, Registry};
 use crate::router::{self, Failure, Location, Router, RouterOptions};
-use crate::session::{KeyRing, Lookup, SessionOptions, SessionView, Sessions, SqlWrite, StoredRow};
+use crate::session::{KeyRing, Lookup, SessionOptions, SessionView, Sessions, SqlWrite, StoredRow, Validity};
+use crate::wasm::auth::principal_of;
 use crate::wasm::convert::IntMode;
 use crate::wasm::error::{invalid, to_js};
 use crate::wasm::values::value_to_js;
@@ -60,6 +61,19 @@ struct PlanJs<'a> {
     writes_unknown: bool,
 }
 
+fn plan_js(plan: &router::Plan) -> JsValue {
+    to_js_json(&PlanJs {
+        kind: plan.kind,
+        statements: plan.statements,
+        targets: &plan.targets,
+        min_replication_index: plan.min_replication_index,
+        cache_key: plan.cache_key.as_deref(),
+        reads: &plan.reads,
+        writes: &plan.writes,
+        writes_unknown: plan.writes_unknown,
+    })
+}
+
 #[wasm_bindgen(js_class = EdgeRouter)]
 impl JsEdgeRouter {
     /// `regions`: JSON array; `options`: JSON (camelCase) or undefined; `seed`: the
@@ -77,18 +91,27 @@ impl JsEdgeRouter {
         })
     }
 
-    /// The cached answer for this read by this client, or undefined (no classification:
-    /// only cacheable reads are ever stored under a key).
-    pub fn cached(&mut self, sql: &str, args_key: &str, client: Option<String>, now_ms: f64) -> Option<String> {
+    /// The cached answer for this read in `scope` by this client, or undefined (no
+    /// classification: only cacheable reads are ever stored under a key).
+    pub fn cached(
+        &mut self,
+        sql: &str,
+        args_key: &str,
+        scope: &str,
+        client: Option<String>,
+        now_ms: f64,
+    ) -> Option<String> {
         self.inner
-            .cached(sql, args_key, client.as_deref(), now_ms)
+            .cached(sql, args_key, scope, client.as_deref(), now_ms)
             .map(str::to_owned)
     }
 
+    /// The worker's own statement (no authorization).
     pub fn route(
         &mut self,
         sql: &str,
         args_key: &str,
+        scope: &str,
         client: Option<String>,
         location: Option<String>,
         now_ms: f64,
@@ -97,18 +120,47 @@ impl JsEdgeRouter {
         let user = location.as_deref().and_then(|l| Location::parse(l).ok());
         let plan = self
             .inner
-            .route(sql, args_key, client.as_deref(), user, now_ms)
+            .route(sql, args_key, scope, client.as_deref(), user, now_ms)
             .map_err(to_js)?;
-        Ok(to_js_json(&PlanJs {
-            kind: plan.kind,
-            statements: plan.statements,
-            targets: &plan.targets,
-            min_replication_index: plan.min_replication_index,
-            cache_key: plan.cache_key.as_deref(),
-            reads: &plan.reads,
-            writes: &plan.writes,
-            writes_unknown: plan.writes_unknown,
-        }))
+        Ok(plan_js(&plan))
+    }
+
+    /// A client's statement: authorized for the principal, then routed in its scope.
+    #[wasm_bindgen(js_name = routeFor)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn route_for(
+        &mut self,
+        sub: &str,
+        role: &str,
+        access: &str,
+        sql: &str,
+        args_key: &str,
+        location: Option<String>,
+        now_ms: f64,
+    ) -> JsResult<JsValue> {
+        let p = principal_of(sub, role, access)?;
+        let user = location.as_deref().and_then(|l| Location::parse(l).ok());
+        let plan = self.inner.route_for(&p, sql, args_key, user, now_ms).map_err(to_js)?;
+        Ok(plan_js(&plan))
+    }
+
+    /// The cached answer for this principal, or undefined; `FORBIDDEN` for a user.
+    #[wasm_bindgen(js_name = cachedFor)]
+    pub fn cached_for(
+        &mut self,
+        sub: &str,
+        role: &str,
+        access: &str,
+        sql: &str,
+        args_key: &str,
+        now_ms: f64,
+    ) -> JsResult<Option<String>> {
+        let p = principal_of(sub, role, access)?;
+        Ok(self
+            .inner
+            .cached_for(&p, sql, args_key, now_ms)
+            .map_err(to_js)?
+            .map(str::to_owned))
     }
 
     pub fn begin(&mut self, region: usize) {
@@ -220,7 +272,7 @@ fn write_js(w: &SqlWrite) -> JsValue {
     o.into()
 }
 
-fn pair(session: Option<&SessionView>, write: Option<&SqlWrite>, status: Option<&str>) -> JsValue {
+fn pair(session: Option<&SessionView>, write: Option<&SqlWrite>, status: Option<&str>) -> js_sys::Object {
     let o = js_sys::Object::new();
     if let Some(s) = status {
         let _ = js_sys::Reflect::set(&o, &"status".into(), &JsValue::from_str(s));
@@ -231,7 +283,11 @@ fn pair(session: Option<&SessionView>, write: Option<&SqlWrite>, status: Option<
     if let Some(w) = write {
         let _ = js_sys::Reflect::set(&o, &"write".into(), &write_js(w));
     }
-    o.into()
+    o
+}
+
+fn ledger_index(v: Option<f64>) -> Option<u64> {
+    v.filter(|n| n.is_finite() && *n >= 0.0).map(|n| n as u64)
 }
 
 #[wasm_bindgen(js_class = SessionStore)]
@@ -260,18 +316,59 @@ impl JsSessionStore {
         Sessions::SELECT.to_string()
     }
 
-    pub fn create(&mut self, id: &str, data: &str, region: &str, now_ms: f64) -> JsResult<JsValue> {
-        let (s, w) = self.inner.create(id, data, region, now_ms).map_err(to_js)?;
-        Ok(pair(Some(&s), Some(&w), None))
+    /// `SELECT version, revoked FROM es_session_ledger WHERE id = ?`
+    #[wasm_bindgen(js_name = validateSql)]
+    pub fn validate_sql() -> String {
+        Sessions::VALIDATE.to_string()
+    }
+
+    /// A session id from 24 random bytes (`crypto.getRandomValues`).
+    #[wasm_bindgen(js_name = newId)]
+    pub fn new_id(random: &[u8]) -> JsResult<String> {
+        let bytes: [u8; 24] = random
+            .try_into()
+            .map_err(|_| to_js(invalid("a session id takes 24 random bytes".to_string())))?;
+        Ok(Sessions::new_id(bytes))
+    }
+
+    /// Whether `id` has the shape of a generated session id.
+    #[wasm_bindgen(js_name = isId)]
+    pub fn is_id(id: &str) -> bool {
+        Sessions::is_id(id)
+    }
+
+    pub fn create(&mut self, id: &str, owner: &str, data: &str, region: &str, now_ms: f64) -> JsResult<JsValue> {
+        let (s, w) = self.inner.create(id, owner, data, region, now_ms).map_err(to_js)?;
+        Ok(pair(Some(&s), Some(&w), None).into())
     }
 
     #[wasm_bindgen(js_name = getCached)]
     pub fn get_cached(&mut self, id: &str, region: &str, now_ms: f64) -> JsValue {
         match self.inner.get_cached(id, region, now_ms) {
-            Lookup::Hit { session, write } => pair(Some(&session), write.as_ref(), Some("hit")),
-            Lookup::Miss => pair(None, None, Some("miss")),
-            Lookup::Expired { write } => pair(None, Some(&write), Some("expired")),
+            Lookup::Hit {
+                session,
+                write,
+                validate,
+            } => {
+                let o = pair(Some(&session), write.as_ref(), Some("hit"));
+                let _ = js_sys::Reflect::set(&o, &"validate".into(), &JsValue::from_bool(validate));
+                o.into()
+            }
+            Lookup::Miss => pair(None, None, Some("miss")).into(),
+            Lookup::Expired { write } => pair(None, Some(&write), Some("expired")).into(),
         }
+    }
+
+    /// The ledger's answer for a cached copy (`ledgerVersion` undefined: no entry):
+    /// "current", "stale" or "gone".
+    pub fn validated(&mut self, id: &str, ledger_version: Option<f64>, revoked: bool, now_ms: f64) -> String {
+        let ledger = ledger_index(ledger_version).map(|v| (v, revoked));
+        match self.inner.validated(id, ledger, now_ms) {
+            Validity::Current => "current",
+            Validity::Stale => "stale",
+            Validity::Gone => "gone",
+        }
+        .to_string()
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -284,6 +381,8 @@ impl JsSessionStore {
         absolute_ms: f64,
         version: f64,
         body: Vec<u8>,
+        ledger_version: Option<f64>,
+        revoked: bool,
         region: &str,
         now_ms: f64,
     ) -> JsResult<JsValue> {
@@ -294,14 +393,29 @@ impl JsSessionStore {
             absolute_ms,
             version: version.max(0.0) as u64,
             body,
+            ledger_version: ledger_index(ledger_version),
+            revoked,
         };
         let (s, w) = self.inner.load(id, row, region, now_ms).map_err(to_js)?;
-        Ok(pair(Some(&s), w.as_ref(), None))
+        Ok(pair(Some(&s), w.as_ref(), None).into())
     }
 
-    pub fn update(&mut self, id: &str, data: &str, region: &str, now_ms: f64) -> JsResult<JsValue> {
-        let (s, w) = self.inner.update(id, data, region, now_ms).map_err(to_js)?;
-        Ok(pair(Some(&s), Some(&w), None))
+    /// `expected_version`: refuse unless the session is at that version (If-Match).
+    pub fn update(
+        &mut self,
+        id: &str,
+        data: &str,
+        region: &str,
+        expected_version: Option<f64>,
+        now_ms: f64,
+    ) -> JsResult<JsValue> {
+        let expected = match expected_version {
+            None => None,
+            Some(v) if v.is_finite() && v >= 0.0 && v.fract() == 0.0 => Some(v as u64),
+            Some(_) => return Err(to_js(invalid("version must be a whole number ≥ 0".to_string()))),
+        };
+        let (s, w) = self.inner.update(id, data, region, expected, now_ms).map_err(to_js)?;
+        Ok(pair(Some(&s), Some(&w), None).into())
     }
 
     pub fn destroy(&mut self, id: &str) -> JsValue {
@@ -324,10 +438,11 @@ impl JsSessionStore {
     }
 
     pub fn gc(&mut self, now_ms: f64) -> JsValue {
-        let (evicted, w) = self.inner.gc(now_ms);
+        let (evicted, writes) = self.inner.gc(now_ms);
         let o = js_sys::Object::new();
+        let list: Array = writes.iter().map(write_js).collect();
         let _ = js_sys::Reflect::set(&o, &"evicted".into(), &JsValue::from_f64(evicted as f64));
-        let _ = js_sys::Reflect::set(&o, &"write".into(), &write_js(&w));
+        let _ = js_sys::Reflect::set(&o, &"writes".into(), &list);
         o.into()
     }
 

@@ -17,7 +17,20 @@ extern "C" {
     #[wasm_bindgen(js_name = idle)]
     fn glue_idle() -> Promise;
     #[wasm_bindgen(js_name = post)]
-    fn glue_post(fetch: &JsValue, url: &str, body: Vec<u8>, bearer: Option<String>, timeout_ms: u32) -> Promise;
+    fn glue_post(
+        fetch: &JsValue,
+        url: &str,
+        body: Vec<u8>,
+        bearer: Option<String>,
+        timeout_ms: u32,
+        cancelled: &JsValue,
+    ) -> Promise;
+    /// A canceller object that [`glue_cancel`] cancels (plain JS, not an AbortController:
+    /// a Worker binds those to the request that made them).
+    #[wasm_bindgen(js_name = canceller)]
+    fn glue_canceller() -> JsValue;
+    #[wasm_bindgen(js_name = cancel)]
+    fn glue_cancel(c: &JsValue);
 
     type PostResult;
     #[wasm_bindgen(method, getter)]
@@ -28,12 +41,17 @@ extern "C" {
 
 pub(crate) struct FetchTransport {
     /// A user-supplied `fetch`; `None` uses the global one.
-    pub(crate) custom: Option<Function>,
+    custom: Option<Function>,
+    /// Aborted by [`HttpTransport::cancel`]: every request in flight ends at once.
+    cancelled: JsValue,
 }
 
 impl FetchTransport {
     pub(crate) fn new(custom: Option<Function>) -> Self {
-        FetchTransport { custom }
+        FetchTransport {
+            custom,
+            cancelled: glue_canceller(),
+        }
     }
 }
 
@@ -59,6 +77,7 @@ fn classify(failure: JsValue) -> TransportError {
     let stage = get(&failure, "stage").as_string();
     let error = get(&failure, "error");
     match get(&error, "name").as_string().as_deref() {
+        Some("ClientClosed") => TransportError::Cancelled,
         Some("TimeoutError" | "AbortError") => TransportError::Timeout,
         _ => TransportError::Unreachable(match stage.as_deref() {
             Some("read") => format!("connection lost while reading the response: {}", describe(&error)),
@@ -70,7 +89,14 @@ fn classify(failure: JsValue) -> TransportError {
 impl HttpTransport for FetchTransport {
     async fn post(&self, req: HttpRequest<'_>) -> Result<HttpResponse, TransportError> {
         let fetch = self.custom.as_ref().map_or(JsValue::UNDEFINED, |f| f.clone().into());
-        let promise = glue_post(&fetch, req.url, req.body, req.bearer.map(str::to_owned), req.timeout_ms);
+        let promise = glue_post(
+            &fetch,
+            req.url,
+            req.body,
+            req.bearer.map(str::to_owned),
+            req.timeout_ms,
+            &self.cancelled,
+        );
         let result: PostResult = JsFuture::from(promise).await.map_err(classify)?.unchecked_into();
         Ok(HttpResponse {
             status: result.status(),
@@ -80,5 +106,9 @@ impl HttpTransport for FetchTransport {
 
     async fn idle(&self) {
         let _ = JsFuture::from(glue_idle()).await;
+    }
+
+    fn cancel(&self) {
+        glue_cancel(&self.cancelled);
     }
 }

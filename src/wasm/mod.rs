@@ -9,6 +9,8 @@
 //! with `js-replica`, the edge classes with `js-edge` — one wasm flavour per export of
 //! the package.
 
+#[cfg(feature = "js-edge")]
+mod auth;
 #[cfg(feature = "js-client")]
 mod client;
 mod convert;

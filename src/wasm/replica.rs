@@ -98,6 +98,8 @@ fn status_js(s: &Status) -> JsValue {
     set(&o, "online", s.online);
     set(&o, "cursor", s.cursor as f64);
     set(&o, "nextSyncInMs", s.next_sync_in_ms as f64);
+    set(&o, "writesInDoubt", s.in_doubt as f64);
+    set(&o, "rejectedChanges", s.rejected as f64);
     o.into()
 }
 
@@ -328,6 +330,16 @@ impl JsReplica {
         .map_err(to_js)
     }
 
+    /// Adds the columns another replica added to replicated tables on the server;
+    /// resolves to the `ALTER TABLE` statements it ran.
+    pub fn migrate(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let ran = inner.migrate().await.map_err(to_js)?;
+            Ok(ran.into_iter().map(JsValue::from).collect::<Array>().into())
+        })
+    }
+
     /// Push then pull. Resolves to `{ changesPushed, changesApplied, duration }`.
     pub fn sync(&self) -> Promise {
         let inner = self.inner.clone();
@@ -389,6 +401,12 @@ impl JsReplica {
     #[wasm_bindgen(getter, js_name = hasRemote)]
     pub fn has_remote(&self) -> bool {
         self.inner.has_remote()
+    }
+
+    /// Ends the network work of this replica (`close()`): requests in flight fail at
+    /// once with `CLIENT_CLOSED`, later ones are not made.
+    pub fn cancel(&self) {
+        self.inner.cancel_remote();
     }
 
     /// Backoff delay for the next background attempt (0 after a success).

@@ -20,7 +20,7 @@ use crate::sql::Value;
 use crate::wasm::convert::IntMode;
 use crate::wasm::crdt::{bytes_from_js, site_from_js, u64_out};
 use crate::wasm::error::{invalid, to_js};
-use crate::wasm::values::{js_to_value, value_to_js};
+use crate::wasm::values::{js_string, js_to_value, value_to_js};
 
 type JsResult<T> = std::result::Result<T, JsValue>;
 
@@ -35,7 +35,7 @@ fn now_ms() -> u64 {
 }
 
 fn string(v: &JsValue, what: &str) -> Result<String> {
-    v.as_string().ok_or_else(|| invalid(format!("{what} must be a string")))
+    js_string(v, &|| what.into()).ok_or_else(|| invalid(format!("{what} must be a string")))?
 }
 
 /// Sets `obj[key] = value` on a plain object we created (cannot fail).
@@ -58,7 +58,7 @@ fn args_from_js(v: &JsValue) -> Result<Args> {
         .iter()
         .map(|entry| {
             let pair: Array = entry.unchecked_into();
-            let name = pair.get(0).as_string().unwrap_or_default();
+            let name = string(&pair.get(0), "an argument name")?;
             let value = js_to_value(&pair.get(1), &|| format!("argument {name:?}"))?;
             Ok((name, value))
         })
@@ -185,7 +185,7 @@ impl JsResolver {
 
     /// Joins every object of another resolver into this one.
     pub fn merge(&mut self, other: &JsResolver) -> JsResult<()> {
-        self.inner.merge(&other.inner).map_err(to_js)
+        self.inner.merge_at(&other.inner, now_ms()).map_err(to_js)
     }
 
     /// The whole resolver: objects, conflict stats and operation log.

@@ -6,6 +6,7 @@ use wasm_bindgen::prelude::*;
 use crate::crdt::text::seq::Id;
 use crate::crdt::text::{Anchor, Assoc, Text};
 use crate::error::Result;
+use crate::wasm::values::js_string;
 use crate::wasm::crdt::{bytes_from_js, site_from_js, u64_out, version_from_js};
 use crate::wasm::error::{invalid, to_js};
 
@@ -39,7 +40,7 @@ fn index(v: f64, what: &str) -> Result<usize> {
 }
 
 fn string(v: &JsValue) -> Result<String> {
-    v.as_string().ok_or_else(|| invalid("text must be a string"))
+    js_string(v, &|| "text".into()).ok_or_else(|| invalid("text must be a string"))?
 }
 
 fn get(v: &JsValue, k: &str) -> JsValue {
@@ -199,7 +200,7 @@ impl JsText {
 
     /// Checks a loaded document completely now (`DECODE_ERROR` if its structure is
     /// invalid). `decode` checks the checksum, the header and the text, and the run
-    /// structure on first need (an edit, a merge, an update): see the README, "Text".
+    /// structure on first need (an edit, a merge, an update): see docs/crdts.md.
     pub fn validate(&self) -> JsResult<()> {
         self.inner.validate().map_err(to_js)
     }
@@ -251,12 +252,18 @@ impl JsText {
     /// The anchor's current code point index.
     pub fn resolve(&self, #[wasm_bindgen(unchecked_param_type = "TextAnchor")] anchor: JsValue) -> JsResult<usize> {
         let parse = || -> Result<Anchor> {
+            // Every field is required: a missing one is another object (or a typo),
+            // never "the start of the text".
+            let shape = || invalid("an anchor is the object anchor() returned: { site, seq, assoc }");
             if !anchor.is_object() {
-                return Err(invalid("an anchor is the object anchor() returned"));
+                return Err(shape());
             }
-            let assoc = assoc_from(&get(&anchor, "assoc"))?;
-            let (site, seq) = (get(&anchor, "site"), get(&anchor, "seq"));
-            let id = if site.is_null() || site.is_undefined() {
+            let (site, seq, assoc) = (get(&anchor, "site"), get(&anchor, "seq"), get(&anchor, "assoc"));
+            if site.is_undefined() || seq.is_undefined() || assoc.is_undefined() || site.is_null() != seq.is_null() {
+                return Err(shape());
+            }
+            let assoc = assoc_from(&assoc)?;
+            let id = if site.is_null() {
                 None
             } else {
                 let n = |v: &JsValue, what: &str| {

@@ -4,7 +4,8 @@
 //! Argument rule: `null`/`undefined` → NULL; `boolean` → 0/1; a safe-integer `number` →
 //! INTEGER, any other finite `number` → REAL; `bigint` → INTEGER (must fit 64 bits);
 //! `string` → TEXT; `Uint8Array`/`ArrayBuffer`/any typed-array view → BLOB; `Date` →
-//! INTEGER milliseconds since the epoch. Anything else is `INVALID_ARGUMENT`.
+//! INTEGER milliseconds since the epoch; a string with a lone surrogate, and anything
+//! else, is `INVALID_ARGUMENT`.
 
 use js_sys::{ArrayBuffer, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
@@ -17,13 +18,32 @@ use crate::wasm::error::invalid;
 /// 2^53 − 1: the largest integer a JS number holds exactly.
 const MAX_SAFE: i64 = 9_007_199_254_740_991;
 
+/// A JS string as Rust text; `None` when `v` is not a string.
+///
+/// A JS string is UTF-16 and may hold a lone surrogate (half of a pair, e.g.
+/// `"\uD800"`), which no UTF-8 text can: `as_string` would silently store U+FFFD
+/// instead. Such a string is refused (`INVALID_ARGUMENT`). The check only runs when
+/// the converted text holds U+FFFD, so ordinary text costs nothing more. (Statements'
+/// arguments are checked in js/args.ts.)
+#[cfg(any(feature = "js-crdt", feature = "js-replica"))]
+pub(crate) fn js_string(v: &JsValue, what: &dyn Fn() -> String) -> Option<Result<String>> {
+    let s = v.as_string()?;
+    if s.contains('\u{FFFD}') && !v.unchecked_ref::<js_sys::JsString>().is_valid_utf16() {
+        return Some(Err(invalid(format!(
+            "{}: the string holds a lone surrogate (half of a UTF-16 pair), which UTF-8 text cannot store",
+            what()
+        ))));
+    }
+    Some(Ok(s))
+}
+
 #[cfg(any(feature = "js-crdt", feature = "js-replica"))]
 pub(crate) fn js_to_value(v: &JsValue, what: &dyn Fn() -> String) -> Result<Value> {
     if v.is_null() || v.is_undefined() {
         return Ok(Value::Null);
     }
-    if let Some(s) = v.as_string() {
-        return Ok(Value::Text(s));
+    if let Some(s) = js_string(v, what) {
+        return s.map(Value::Text);
     }
     if let Some(n) = v.as_f64() {
         if !n.is_finite() {

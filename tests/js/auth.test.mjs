@@ -6,10 +6,12 @@
 // Worker "both" accepts HS256 (JWT_SECRET) and EdDSA (JWT_PUBLIC_KEY) tokens, with
 // JWT_ISSUER / JWT_AUDIENCE set and MAX_BODY_BYTES=1024; worker "eddsa" has only the
 // Ed25519 key and no issuer/audience. Keys are secrets (--env-file, the PEM multi-line).
-// POST /publish (the hub; no database) is the authenticated route under test.
+// POST /publish (the hub; no database) on the subject's own channel is the
+// authenticated route under test. Requests are written as an attacker sends them.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import http from 'node:http';
 import { freePort } from '../support/sqld.mjs';
 import { startWorker } from '../support/worker-env.mjs';
 import { signJwt, signHs256, base64url } from '../support/jwt.mjs';
@@ -29,6 +31,29 @@ function claims(extra = {}) {
   return c;
 }
 const hs256 = (payload, secret = JWT_SECRET, header = undefined) => signHs256(secret, payload, header);
+const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+/** Segment `i` of a token with its last character's unused low bits set (same bytes when decoded leniently). */
+function malleateSegment(token, i) {
+  const parts = token.split('.');
+  const seg = parts[i];
+  const unused = [0, 0, 4, 2][seg.length % 4]; // bits of the last character that carry nothing
+  assert.ok(unused > 0, `segment ${i} has no unused bits (length ${seg.length})`);
+  const v = B64URL.indexOf(seg.at(-1));
+  const mask = (1 << unused) - 1;
+  parts[i] = seg.slice(0, -1) + B64URL[(v & ~mask) | ((v + 1) & mask || 1)];
+  assert.notEqual(parts[i], seg);
+  assert.deepEqual(Buffer.from(parts[i], 'base64url'), Buffer.from(seg, 'base64url'), 'the same bytes, spelled differently');
+  return parts.join('.');
+}
+const malleate = (token) => malleateSegment(token, 2);
+/** A token from `make(pad)` whose segment `i` has unused bits (length not a multiple of 4). */
+function withUnusedBits(make, i) {
+  for (let n = 0; n < 4; n++) {
+    const t = make('x'.repeat(n));
+    if (t.split('.')[i].length % 4 >= 2) return t;
+  }
+  throw new Error('unreachable');
+}
 const eddsa = (payload, key = ed.privateKey) => signJwt(key, payload);
 
 let both;
@@ -52,7 +77,7 @@ after(async () => {
 });
 
 /** POST /publish with the given Authorization header value (or none) and body. */
-async function publish(w, authorization, body = JSON.stringify({ channel: 'auth:test', data: 1 }), extraHeaders = {}) {
+async function publish(w, authorization, body = JSON.stringify({ channel: 'user:auth-tester:test', data: 1 }), extraHeaders = {}) {
   const headers = { 'content-type': 'application/json', ...extraHeaders };
   if (authorization !== undefined) headers.authorization = authorization;
   const res = await fetch(`${w.base}/publish`, {
@@ -99,7 +124,7 @@ test('valid HS256 and EdDSA tokens pass (and pass again from the cache)', async 
   // The scheme is case-insensitive.
   assert.equal((await publish(both, `bearer ${hs256(claims())}`)).status, 200);
   // The EdDSA-only worker takes EdDSA tokens without iss/aud.
-  const r = await publish(edOnly, `Bearer ${eddsa({ sub: 'x', exp: now() + 60 })}`);
+  const r = await publish(edOnly, `Bearer ${eddsa({ sub: 'auth-tester', exp: now() + 60 })}`);
   assert.equal(r.status, 200, r.text);
 });
 
@@ -110,10 +135,37 @@ test('no token is 401 AUTH_REQUIRED', async () => {
   // access_token in the query is only for WebSocket upgrades.
   const res = await fetch(`${both.base}/publish?access_token=${hs256(claims())}`, {
     method: 'POST',
-    body: JSON.stringify({ channel: 'auth:test', data: 1 }),
+    body: JSON.stringify({ channel: 'user:auth-tester:test', data: 1 }),
   });
   assert.equal(res.status, 401);
   assert.equal((await res.json()).error.code, 'AUTH_REQUIRED');
+});
+
+/** A raw GET with the given headers (undici's fetch will not send `Upgrade`). */
+function rawGet(w, path, headers) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(`${w.base}${path}`, { method: 'GET', headers }, (res) => {
+      let text = '';
+      res.on('data', (d) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode, text }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('?access_token= counts only on the hub upgrade, never on other routes', async () => {
+  const tok = hs256(claims());
+  // With an Upgrade header, a query token used to be accepted on every GET route.
+  for (const path of ['/metrics', '/sessions/stats', `/sessions/${'A'.repeat(32)}`, '/whoami']) {
+    const r = await rawGet(both, `${path}?access_token=${tok}`, { upgrade: 'websocket', connection: 'Upgrade', 'sec-websocket-version': '13', 'sec-websocket-key': crypto.randomBytes(16).toString('base64') });
+    assert.equal(r.status, 401, `${path}: ${r.text}`);
+    assert.equal(JSON.parse(r.text).error.code, 'AUTH_REQUIRED', `${path}: ${r.text}`);
+  }
+  // The same token in the header works.
+  const r = await rawGet(both, '/whoami', { authorization: `Bearer ${tok}` });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(JSON.parse(r.text).sub, 'auth-tester');
 });
 
 test('malformed, forged or refused tokens are 401 AUTH_INVALID', async () => {
@@ -155,9 +207,50 @@ test('malformed, forged or refused tokens are 401 AUTH_INVALID', async () => {
     await expectError(both, `Bearer ${tok}`, 401, 'AUTH_INVALID', `${what} (again)`);
   }
   // The worker without JWT_SECRET refuses HS256 outright, even if signed "correctly".
-  await expectError(edOnly, `Bearer ${hs256({ sub: 'x', exp: now() + 60 })}`, 401, 'AUTH_INVALID', 'HS256 without JWT_SECRET');
+  await expectError(edOnly, `Bearer ${hs256({ sub: 'auth-tester', exp: now() + 60 })}`, 401, 'AUTH_INVALID', 'HS256 without JWT_SECRET');
   // Algorithm confusion: an HS256 token keyed with the public key PEM text.
-  await expectError(edOnly, `Bearer ${hs256({ sub: 'x', exp: now() + 60 }, PUBLIC_PEM)}`, 401, 'AUTH_INVALID', 'HS256 keyed by the PEM');
+  await expectError(edOnly, `Bearer ${hs256({ sub: 'auth-tester', exp: now() + 60 }, PUBLIC_PEM)}`, 401, 'AUTH_INVALID', 'HS256 keyed by the PEM');
+});
+
+test('every token names its subject and expires: no sub, no exp or an unknown access claim is 401 AUTH_INVALID', async () => {
+  for (const [what, tok] of [
+    ['no sub', hs256(claims({ sub: undefined }))],
+    ['empty sub', hs256(claims({ sub: '' }))],
+    ['sub a number', hs256(claims({ sub: 42 }))],
+    ['sub with a control character', eddsa(claims({ sub: 'a\u0000b' }))],
+    ['unknown access claim', hs256(claims({ a: 'admin' }))],
+  ]) {
+    await expectError(both, `Bearer ${tok}`, 401, 'AUTH_INVALID', what);
+  }
+});
+
+test('a token that never expires is refused', async () => {
+  for (const [what, tok] of [
+    ['no exp', hs256(claims({ exp: undefined }))],
+    ['no exp (EdDSA)', eddsa(claims({ exp: undefined }))],
+  ]) {
+    await expectError(both, `Bearer ${tok}`, 401, 'AUTH_INVALID', what);
+    await expectError(both, `Bearer ${tok}`, 401, 'AUTH_INVALID', `${what} (again)`);
+  }
+});
+
+test('a token has one spelling: unused bits set in the last base64url character are refused', async () => {
+  const [h, p, s] = hs256(claims()).split('.');
+  for (const [what, tok] of [
+    // The same signature bytes, spelled differently (HS256: 2 unused bits, EdDSA: 4).
+    ['HS256 signature, unused bits set', malleate(hs256(claims()))],
+    ['EdDSA signature, unused bits set', malleate(eddsa(claims()))],
+    ['payload, unused bits set', malleateSegment(withUnusedBits((pad) => hs256(claims({ pad })), 1), 1)],
+    ['padded signature', `${h}.${p}.${s}=`],
+  ]) {
+    await expectError(both, `Bearer ${tok}`, 401, 'AUTH_INVALID', what);
+  }
+});
+
+test('a valid token reaches only its own channels', async () => {
+  const other = await publish(both, `Bearer ${hs256(claims({ sub: 'someone-else' }))}`);
+  assert.equal(other.status, 403, other.text);
+  assert.equal(other.body.error.code, 'FORBIDDEN');
 });
 
 test('expired or not-yet-valid tokens are 401 AUTH_EXPIRED', async () => {
@@ -174,7 +267,7 @@ test('expired or not-yet-valid tokens are 401 AUTH_EXPIRED', async () => {
 
 test('bodies over MAX_BODY_BYTES are 413 (declared and chunked); bad JSON is 400', async () => {
   const auth = `Bearer ${hs256(claims())}`;
-  const big = JSON.stringify({ channel: 'auth:test', data: 'x'.repeat(MAX_BODY * 2) });
+  const big = JSON.stringify({ channel: 'user:auth-tester:test', data: 'x'.repeat(MAX_BODY * 2) });
 
   let r = await publish(both, auth, big);
   assert.equal(r.status, 413, r.text);
@@ -182,7 +275,7 @@ test('bodies over MAX_BODY_BYTES are 413 (declared and chunked); bad JSON is 400
 
   // No content-length: a chunked stream, cut off once it passes the limit.
   const enc = new TextEncoder();
-  const chunks = [enc.encode('{"channel":"auth:test","data":"'), ...Array(8).fill(enc.encode('y'.repeat(400))), enc.encode('"}')];
+  const chunks = [enc.encode('{"channel":"user:auth-tester:test","data":"'), ...Array(8).fill(enc.encode('y'.repeat(400))), enc.encode('"}')];
   const stream = new ReadableStream({
     pull(controller) {
       const c = chunks.shift();
@@ -195,11 +288,11 @@ test('bodies over MAX_BODY_BYTES are 413 (declared and chunked); bad JSON is 400
   assert.equal(r.body.error.code, 'BODY_TOO_LARGE');
 
   // Just under the limit is fine, chunked too.
-  const small = enc.encode(JSON.stringify({ channel: 'auth:test', data: 'z'.repeat(MAX_BODY - 100) }));
+  const small = enc.encode(JSON.stringify({ channel: 'user:auth-tester:test', data: 'z'.repeat(MAX_BODY - 120) }));
   r = await publish(both, auth, new ReadableStream({ start: (c) => (c.enqueue(small), c.close()) }));
   assert.equal(r.status, 200, r.text);
 
-  r = await publish(both, auth, '{"channel": "auth:test",');
+  r = await publish(both, auth, '{"channel": "user:auth-tester:test",');
   assert.equal(r.status, 400, r.text);
   assert.equal(r.body.error.code, 'BAD_JSON');
 

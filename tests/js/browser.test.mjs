@@ -15,7 +15,7 @@ import { startSqld, REPO_ROOT } from '../support/sqld.mjs';
 import { startStaticServer } from '../support/static-server.mjs';
 import { generateAuth } from '../support/jwt.mjs';
 
-const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM = process.env.EDGESYNC_CHROMIUM || '/usr/bin/chromium'; // docs/testing.md
 const CHROMIUM_ARGS = [
   '--headless',
   '--no-sandbox',

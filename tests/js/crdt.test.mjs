@@ -222,3 +222,43 @@ test("site ids: strings hash stably, absent ones are random", () => {
   const ids = new Set(Array.from({ length: 50 }, () => new ORSet().siteId));
   assert.equal(ids.size, 50);
 });
+
+test("LWW merge refuses a replica an hour ahead, as applyUpdate does (CLOCK_DRIFT)", () => {
+  const realNow = Date.now;
+  const ahead = (fn) => {
+    Date.now = () => realNow() + 3_600_000;
+    try {
+      return fn();
+    } finally {
+      Date.now = realNow;
+    }
+  };
+  const fast = new LWWRegister("fast");
+  ahead(() => fast.set("from the future"));
+  const r = new LWWRegister("r");
+  r.set("now");
+  throwsCode(() => r.applyUpdate(fast.encodeUpdateSince()), "CLOCK_DRIFT");
+  throwsCode(() => r.merge(fast), "CLOCK_DRIFT");
+  assert.equal(r.get(), "now", "nothing merged");
+  const fastMap = new LWWMap("fast");
+  ahead(() => fastMap.set("k", 1));
+  const m = new LWWMap("m");
+  throwsCode(() => m.merge(fastMap), "CLOCK_DRIFT");
+  assert.equal(m.has("k"), false);
+  // Within the drift, merge works as before.
+  const ok = LWWRegister.decode(r.encode(), "ok"); // saw r's write: its own is later
+  ok.set("later");
+  r.merge(ok);
+  assert.equal(r.get(), "later");
+});
+
+test("lone surrogates are refused (INVALID_ARGUMENT), never stored as U+FFFD", () => {
+  const m = new LWWMap("m");
+  throwsCode(() => m.set("k\uD800", 1), "INVALID_ARGUMENT");
+  throwsCode(() => m.set("k", "v\uDFFF"), "INVALID_ARGUMENT");
+  throwsCode(() => new LWWRegister("r").set("\uD83D"), "INVALID_ARGUMENT");
+  throwsCode(() => new ORSet("s").add("\uDC00x"), "INVALID_ARGUMENT");
+  assert.equal(m.size, 0);
+  m.set("\u{1F600}", "\uFFFD"); // a pair and a real U+FFFD are fine
+  assert.equal(m.get("\u{1F600}"), "\uFFFD");
+});

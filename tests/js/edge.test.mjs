@@ -14,7 +14,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createClient } from '@libsql/client';
 import { startSqldCluster, REPO_ROOT } from '../support/sqld.mjs';
-import { startWorker } from '../support/worker-env.mjs';
+import { request, startWorker } from '../support/worker-env.mjs';
 import { hs256Token } from '../support/jwt.mjs';
 
 const JWT_SECRET = crypto.randomBytes(32).toString('hex');
@@ -25,7 +25,8 @@ const K3 = `k3:${key()}`;
 const NEAR_REPLICA = '40.7,-74.0'; // New York: the replica's location
 const NEAR_PRIMARY = '50.1,8.7'; // Frankfurt: the primary's location
 
-const tokenFor = (sub) => hs256Token(JWT_SECRET, sub);
+/** SQL needs a service token; sessions are used with the owner's own (user) token. */
+const tokenFor = (sub, role = 'service') => hs256Token(JWT_SECRET, sub, role === 'service' ? { role } : {});
 
 let cluster;
 let w; // the main worker (SESSION_KEYS = k1)
@@ -50,6 +51,7 @@ function startEdge(name, sessionKeys, extraVars = {}) {
       SESSION_OPTIONS: JSON.stringify({ idleTtlMs: 60_000, absoluteTtlMs: 600_000, compressThreshold: 256 }),
       REGION_TIMEOUT_MS: '1500',
       MAX_BODY_BYTES: '200000',
+      TRUST_REGION_HEADER: 'true', // tests name the serving region (fra, nyc) by header
       ...extraVars,
     },
     secrets: { LIBSQL_AUTH_TOKEN: cluster.tokens.rw, JWT_SECRET, SESSION_KEYS: sessionKeys },
@@ -73,26 +75,12 @@ after(async () => {
   await cluster?.stop();
 });
 
-/** A request to a worker as `sub`, from `location`/`region`; returns {status, body, text, headers}. */
-async function call(worker, method, route, { body, sub = 'alice', location, region } = {}) {
-  const headers = { authorization: `Bearer ${tokenFor(sub)}` };
-  if (body !== undefined) headers['content-type'] = 'application/json';
+/** A request to a worker as `sub` (`role` service or user), from `location`/`region`; returns {status, body, text, headers}. */
+async function call(worker, method, route, { body, sub = 'alice', role = 'service', location, region } = {}) {
+  const headers = {};
   if (location) headers['x-edgesync-location'] = location;
   if (region) headers['x-edgesync-region'] = region;
-  const res = await fetch(worker.base + route, {
-    method,
-    headers,
-    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-    signal: AbortSignal.timeout(20_000),
-  });
-  const text = await res.text();
-  let parsed;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    parsed = undefined;
-  }
-  return { status: res.status, body: parsed, text, headers: res.headers };
+  return request(worker, method, route, { token: tokenFor(sub, role), body, headers });
 }
 
 const query = (sql, args, opts = {}) => call(opts.worker ?? w, 'POST', '/query', { body: { sql, args }, ...opts });
@@ -194,128 +182,140 @@ test('hot reads are cached, and a write to a table they read invalidates them', 
   assert.equal(r.headers.get('x-edgesync-cache'), 'bypass', 'non-deterministic reads are never cached');
 });
 
+/** Session calls are made with the owner's user token. */
+const as = (sub) => ({ sub, role: 'user' });
+
 test('sessions: create, read from the cache, update, migrate home, destroy', async () => {
-  let r = await call(w, 'POST', '/sessions', { body: { id: 's-basic', data: { user: 'alice', cart: [1, 2] } }, region: 'fra' });
+  let r = await call(w, 'POST', '/sessions', { body: { data: { user: 'alice', cart: [1, 2] } }, region: 'fra', ...as('alice') });
   assert.equal(r.status, 201, r.text);
   assert.equal(r.body.home, 'fra');
+  assert.equal(r.body.owner, 'alice');
+  assert.match(r.body.id, /^[A-Za-z0-9_-]{32}$/, 'a generated id');
   assert.deepEqual(r.body.data, { user: 'alice', cart: [1, 2] });
+  const id = r.body.id;
 
-  r = await call(w, 'POST', '/sessions', { body: { id: 's-basic', data: {} }, region: 'fra' });
-  assert.equal(r.status, 409, r.text);
-
-  r = await call(w, 'GET', '/sessions/s-basic', { region: 'fra' });
+  r = await call(w, 'GET', `/sessions/${id}`, { region: 'fra', ...as('alice') });
   assert.equal(r.status, 200, r.text);
   assert.deepEqual(r.body.data, { user: 'alice', cart: [1, 2] });
 
-  r = await call(w, 'PUT', '/sessions/s-basic', { body: { data: { user: 'alice', cart: [3] } }, region: 'fra' });
+  r = await call(w, 'PUT', `/sessions/${id}`, { body: { data: { user: 'alice', cart: [3] } }, region: 'fra', ...as('alice') });
   assert.equal(r.status, 200, r.text);
   assert.equal(r.body.version, 2);
+  // If-Match: a stale version is a conflict.
+  r = await call(w, 'PUT', `/sessions/${id}`, { body: { data: {}, version: 1 }, region: 'fra', ...as('alice') });
+  assert.equal(r.status, 409, r.text);
+  assert.equal(r.body.error.code, 'SESSION_CONFLICT');
 
   // Accessed from another region: the session's home moves there.
-  r = await call(w, 'GET', '/sessions/s-basic', { region: 'nyc' });
+  r = await call(w, 'GET', `/sessions/${id}`, { region: 'nyc', ...as('alice') });
   assert.equal(r.status, 200, r.text);
   assert.equal(r.body.home, 'nyc');
   await waitFor('the migration to be stored', async () => {
-    const rs = await primaryDb.execute({ sql: 'select home from es_sessions where id = ?', args: ['s-basic'] });
+    const rs = await primaryDb.execute({ sql: 'select home from es_sessions where id = ?', args: [id] });
     return rs.rows[0]?.home === 'nyc';
   });
   const stats = (await call(w, 'GET', '/sessions/stats')).body;
   assert.ok(stats.migrations >= 1, JSON.stringify(stats));
   assert.ok(stats.hits >= 1, JSON.stringify(stats));
+  assert.ok(stats.validations >= 1, JSON.stringify(stats));
 
   // Another isolate (another worker) loads it from libSQL.
-  r = await call(rotated, 'GET', '/sessions/s-basic', { region: 'nyc' });
+  r = await call(rotated, 'GET', `/sessions/${id}`, { region: 'nyc', ...as('alice') });
   assert.equal(r.status, 200, r.text);
   assert.deepEqual(r.body.data, { user: 'alice', cart: [3] });
 
-  r = await call(w, 'DELETE', '/sessions/s-basic');
+  r = await call(w, 'DELETE', `/sessions/${id}`, as('alice'));
   assert.equal(r.status, 204, r.text);
-  r = await call(w, 'GET', '/sessions/s-basic');
-  assert.equal(r.status, 404, r.text);
-  assert.equal(r.body.error.code, 'SESSION_NOT_FOUND');
+  for (const worker of [w, rotated]) {
+    r = await call(worker, 'GET', `/sessions/${id}`, as('alice'));
+    assert.equal(r.status, 404, r.text);
+    assert.equal(r.body.error.code, 'SESSION_NOT_FOUND');
+  }
 });
+
+/** Creates a session as `sub` on worker `on`; returns its id. */
+async function newSession(on, data, sub = 'alice') {
+  const r = await call(on, 'POST', '/sessions', { body: { data }, ...as(sub) });
+  assert.equal(r.status, 201, r.text);
+  return r.body.id;
+}
+
+const bodyOf = async (id) =>
+  Buffer.from((await primaryDb.execute({ sql: 'select body from es_sessions where id = ?', args: [id] })).rows[0].body);
 
 test('sessions are sealed (AES-256-GCM), compressed above the threshold, and tampering is detected', async () => {
   const secret = 'card-4111-1111-1111-1111';
   const big = { secret, filler: 'abcdefgh'.repeat(400) };
-  let r = await call(w, 'POST', '/sessions', { body: { id: 's-sealed', data: big } });
-  assert.equal(r.status, 201, r.text);
-  const rs = await primaryDb.execute({ sql: 'select body from es_sessions where id = ?', args: ['s-sealed'] });
-  const body = Buffer.from(rs.rows[0].body);
+  const sealed = await newSession(w, big);
+  const body = await bodyOf(sealed);
   assert.ok(!body.includes(Buffer.from(secret)), 'the stored body shows the plaintext');
   assert.equal(body.subarray(0, 3).toString(), 'ESS');
+  assert.equal(body[3], 2, 'envelope version 2 (owner and expiry sealed)');
   assert.equal(body[4] & 1, 1, 'a large session is stored deflated');
   assert.ok(body.length < JSON.stringify(big).length / 4, `stored ${body.length} bytes`);
 
-  r = await call(w, 'POST', '/sessions', { body: { id: 's-small', data: { a: 1 } } });
-  const small = Buffer.from((await primaryDb.execute({ sql: 'select body from es_sessions where id = ?', args: ['s-small'] })).rows[0].body);
-  assert.equal(small[4] & 1, 0, 'a small session is not deflated');
+  const small = await newSession(w, { a: 1 });
+  assert.equal((await bodyOf(small))[4] & 1, 0, 'a small session is not deflated');
 
   // Flip one byte of the ciphertext: another isolate must refuse it.
   const tampered = Buffer.from(body);
   tampered[tampered.length - 5] ^= 1;
-  await primaryDb.execute({ sql: 'update es_sessions set body = ? where id = ?', args: [tampered, 's-sealed'] });
-  r = await call(rotated, 'GET', '/sessions/s-sealed');
+  await primaryDb.execute({ sql: 'update es_sessions set body = ? where id = ?', args: [tampered, sealed] });
+  let r = await call(rotated, 'GET', `/sessions/${sealed}`, as('alice'));
   assert.equal(r.status, 422, r.text);
   assert.equal(r.body.error.code, 'SESSION_TAMPERED');
   assert.ok(!r.text.includes(secret));
 
   // A sealed body moved onto another session id does not open either.
-  await primaryDb.execute({ sql: 'update es_sessions set body = ? where id = ?', args: [body, 's-small'] });
-  r = await call(onlyK2, 'GET', '/sessions/s-small');
+  await primaryDb.execute({ sql: 'update es_sessions set body = ? where id = ?', args: [body, small] });
+  r = await call(onlyK2, 'GET', `/sessions/${small}`, as('alice'));
   assert.equal(r.status, 422, r.text);
-  r = await call(rotated, 'GET', '/sessions/s-small');
+  r = await call(rotated, 'GET', `/sessions/${small}`, as('alice'));
   assert.equal(r.status, 422, r.text);
   assert.equal(r.body.error.code, 'SESSION_TAMPERED');
 });
 
 test('key rotation: old sessions open under the new key ring and are resealed on update', async () => {
-  let r = await call(w, 'POST', '/sessions', { body: { id: 's-rotate', data: { v: 1 } } });
-  assert.equal(r.status, 201, r.text);
+  const id = await newSession(w, { v: 1 });
   const kid = async () => {
-    const b = Buffer.from((await primaryDb.execute({ sql: 'select body from es_sessions where id = ?', args: ['s-rotate'] })).rows[0].body);
+    const b = await bodyOf(id);
     return b.subarray(6, 6 + b[5]).toString();
   };
   assert.equal(await kid(), 'k1');
 
-  r = await call(onlyK2, 'GET', '/sessions/s-rotate');
+  let r = await call(onlyK2, 'GET', `/sessions/${id}`, as('alice'));
   assert.equal(r.status, 422, r.text);
   assert.equal(r.body.error.code, 'SESSION_KEY_UNKNOWN');
 
-  r = await call(rotated, 'GET', '/sessions/s-rotate');
+  r = await call(rotated, 'GET', `/sessions/${id}`, as('alice'));
   assert.equal(r.status, 200, r.text);
-  r = await call(rotated, 'PUT', '/sessions/s-rotate', { body: { data: { v: 2 } } });
+  r = await call(rotated, 'PUT', `/sessions/${id}`, { body: { data: { v: 2 } }, ...as('alice') });
   assert.equal(r.status, 200, r.text);
   assert.equal(await kid(), 'k2');
 
-  r = await call(onlyK2, 'GET', '/sessions/s-rotate');
+  r = await call(onlyK2, 'GET', `/sessions/${id}`, as('alice'));
   assert.equal(r.status, 200, r.text);
   assert.deepEqual(r.body.data, { v: 2 });
-  r = await call(wrongKey, 'GET', '/sessions/s-rotate');
+  r = await call(wrongKey, 'GET', `/sessions/${id}`, as('alice'));
   assert.equal(r.status, 422, r.text);
   assert.equal(r.body.error.code, 'SESSION_KEY_UNKNOWN');
 
-  // The stale copy cached by the first worker loses the optimistic-concurrency check.
-  r = await call(w, 'PUT', '/sessions/s-rotate', { body: { data: { v: 3 } } });
-  assert.equal(r.status, 409, r.text);
-  assert.equal(r.body.error.code, 'SESSION_CONFLICT');
+  // The copy cached by the first worker is stale: the ledger says version 2, so it
+  // reloads — and version 2 is sealed under k2, a key it does not have.
+  r = await call(w, 'GET', `/sessions/${id}`, as('alice'));
+  assert.equal(r.status, 422, r.text);
+  assert.equal(r.body.error.code, 'SESSION_KEY_UNKNOWN');
 });
 
-test('session TTL: idle expiry, and garbage collection removes expired rows', async () => {
-  // Stored with an idle expiry already in the past (as if written long ago).
-  let r = await call(rotated, 'POST', '/sessions', { body: { id: 's-old', data: { v: 1 } } });
-  assert.equal(r.status, 201, r.text);
-  await primaryDb.execute({ sql: 'update es_sessions set expires_ms = ? where id = ?', args: [Date.now() - 1000, 's-old'] });
-  r = await call(w, 'GET', '/sessions/s-old');
-  assert.equal(r.status, 410, r.text);
-  assert.equal(r.body.error.code, 'SESSION_EXPIRED');
-
-  await call(rotated, 'POST', '/sessions', { body: { id: 's-gc', data: { v: 1 } } });
-  await primaryDb.execute({ sql: 'update es_sessions set absolute_ms = ? where id = ?', args: [Date.now() - 1000, 's-gc'] });
+test('session garbage collection removes expired rows (service tokens only)', async () => {
+  const gone = await newSession(rotated, { v: 1 });
+  await primaryDb.execute({ sql: 'update es_sessions set absolute_ms = ? where id = ?', args: [Date.now() - 1000, gone] });
+  let r = await call(w, 'POST', '/sessions/gc', as('alice'));
+  assert.equal(r.status, 403, r.text);
   r = await call(w, 'POST', '/sessions/gc');
   assert.equal(r.status, 200, r.text);
   assert.ok(r.body.deleted >= 1, r.text);
-  const left = await primaryDb.execute({ sql: "select count(*) as n from es_sessions where id in ('s-old', 's-gc')" });
+  const left = await primaryDb.execute({ sql: 'select count(*) as n from es_sessions where id = ?', args: [gone] });
   assert.equal(left.rows[0].n, 0);
 });
 

@@ -181,6 +181,56 @@ test("duplicate: sqld runs the request twice, the client sees the second answer"
   assert.equal(proxy.stats().duplicate, 1);
 });
 
+test("stall holds a request past the client's timeout, then forwards it on release(): a late commit", async () => {
+  proxy.setFaults({ next: ["stall", "stall"] });
+  proxy.resetStats();
+  await assert.rejects(post(proxy.url, [insert("stall")], { signal: AbortSignal.timeout(200) }), (e) => e.name === "TimeoutError");
+  assert.equal(proxy.stalled(), 1);
+  assert.equal(await countTag("stall"), 0, "held: nothing reached sqld yet");
+  await proxy.release();
+  assert.equal(proxy.stalled(), 0);
+  assert.equal(await countTag("stall"), 1, "committed after the client gave up");
+  // A client still waiting gets the answer once released.
+  const waiting = pipelineTo(proxy.url, [insert("stall-2")]);
+  await proxy.waitStalled(1);
+  await proxy.release();
+  assert.equal((await waiting).results[0].type, "ok");
+  assert.equal(await countTag("stall-2"), 1);
+  // stallMs releases by itself.
+  proxy.setFaults({ next: ["stall"], stallMs: 150 });
+  const t0 = Date.now();
+  await pipelineTo(proxy.url, [insert("stall-3")]);
+  assert.ok(Date.now() - t0 >= 140);
+  assert.deepEqual(proxy.stats().log, ["stall", "stall", "stall"]);
+});
+
+test("error answers 500 without forwarding; garbage forwards and answers 200 with a body that is not JSON", async () => {
+  proxy.setFaults({ next: ["error", "garbage"] });
+  proxy.resetStats();
+  const e500 = await post(proxy.url, [insert("e500")]);
+  assert.equal(e500.status, 500);
+  await e500.text();
+  assert.equal(await countTag("e500"), 0);
+  const junk = await post(proxy.url, [insert("junk")]);
+  assert.equal(junk.status, 200);
+  const text = await junk.text();
+  assert.throws(() => JSON.parse(text), SyntaxError, text);
+  assert.equal(await countTag("junk"), 1, "the server committed");
+  assert.deepEqual(proxy.stats().log, ["error", "garbage"]);
+});
+
+test("matchBody faults only requests whose body matches", async () => {
+  proxy.setFaults({ next: ["offline"], matchBody: (b) => b.includes("mb-hit") });
+  proxy.resetStats();
+  await pipelineTo(proxy.url, [insert("mb-miss")]);
+  await assert.rejects(post(proxy.url, [insert("mb-hit")]), TypeError);
+  await pipelineTo(proxy.url, [insert("mb-hit")]); // queue used up
+  assert.equal(await countTag("mb-miss"), 1);
+  assert.equal(await countTag("mb-hit"), 1);
+  assert.deepEqual(proxy.stats().log, ["pass", "offline", "pass"]);
+  proxy.setFaults("pass");
+});
+
 test("next queue applies kinds in order, then passes", async () => {
   proxy.setFaults({ next: ["cut", "pass", "lose"] });
   proxy.resetStats();

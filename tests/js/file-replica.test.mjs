@@ -37,7 +37,12 @@ const open = (file, sqld, extra = {}) =>
  * `env` and `say(line)` in scope) against the package; `lines` yields its stdout lines.
  */
 function child(body, env) {
+  // stdout blocks when the parent has not read yet: a loop whose awaits all resolve as
+  // microtasks (a replica's local execute) never lets Node flush a queued write, so
+  // with a non-blocking stdout a busy machine could leave the parent waiting for a
+  // line the child never sends while the child writes on forever.
   const code = `import { createClient } from "edgesync";
+    process.stdout._handle?.setBlocking?.(true);
     const env = process.env; const say = (l) => process.stdout.write(l + "\\n");
     try { ${body} } catch (e) { say("error " + (e.code ?? "") + " " + e.message); process.exitCode = 3; }`;
   const p = spawn(process.execPath, ["--input-type=module", "-e", code], {

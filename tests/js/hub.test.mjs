@@ -6,47 +6,35 @@
 //
 // The worker keeps the last HUB_RETENTION_EVENTS=50 events (var), so a test can prune
 // history and see `reset`. Clients are the `ws` package (Node 20 has no global
-// WebSocket). No database is involved: REGIONS points at a closed port.
+// WebSocket). The hub's mechanics are exercised with a service token (it may use any
+// channel); what user tokens may do is hub-acl.test.mjs. The worker's region is a sqld
+// (no auth) that the syncOnHub replicas sync through, so /sync/notify reads its log.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pathToFileURL } from 'node:url';
-import ts from 'typescript';
 import { WebSocket } from 'ws';
-import { createClient } from 'edgesync';
-import { freePort, startSqld, REPO_ROOT } from '../support/sqld.mjs';
+import { connectHub, createClient, syncOnHub } from 'edgesync';
+import { startSqld } from '../support/sqld.mjs';
 import { startWorker } from '../support/worker-env.mjs';
 import { hs256Token } from '../support/jwt.mjs';
+import { hubSocket } from '../support/hub-socket.mjs';
 
 const JWT_SECRET = crypto.randomBytes(32).toString('hex');
 const RETENTION = 50;
 const WAIT_MS = 10_000;
 
-const token = (claims = {}) => hs256Token(JWT_SECRET, 'hub-tester', claims);
+const token = (claims = {}) => hs256Token(JWT_SECRET, 'hub-tester', { role: 'service', ...claims });
 
 let worker;
-let tmp;
-let connectHub;
-let syncOnHub;
+let db;
 
 before(async () => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'edgesync-hub-test-'));
-  // The client under test is the TypeScript source (dependency-free), transpiled as is.
-  const src = fs.readFileSync(path.join(REPO_ROOT, 'js', 'hub.ts'), 'utf8');
-  const out = ts.transpileModule(src, { compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ES2022 } });
-  const file = path.join(tmp, 'hub.mjs');
-  fs.writeFileSync(file, out.outputText);
-  ({ connectHub, syncOnHub } = await import(pathToFileURL(file).href));
-
-  const closed = await freePort(); // nothing listens there: /health probes fail fast
+  db = await startSqld({ auth: false });
   worker = await startWorker({
     name: 'hub',
     vars: {
-      REGIONS: [{ id: 'primary', url: `http://127.0.0.1:${closed}`, role: 'primary' }],
+      REGIONS: [{ id: 'primary', url: db.url, role: 'primary' }],
       HUB_RETENTION_EVENTS: String(RETENTION),
     },
     secrets: { JWT_SECRET },
@@ -55,54 +43,11 @@ before(async () => {
 
 after(async () => {
   await worker?.stop();
-  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  await db?.stop();
 });
 
-/** A raw WebSocket client that records frames; `next(pred)` waits for a matching one. */
-function client(query = {}, { auth = true } = {}) {
-  const q = new URLSearchParams(query);
-  if (auth) q.set('access_token', token());
-  const ws = new WebSocket(`${worker.wsBase}/subscribe?${q}`);
-  const c = { ws, frames: [], waiters: [], closed: false };
-  ws.on('message', (data, isBinary) => {
-    const m = JSON.parse(isBinary ? Buffer.from(data).toString() : data.toString());
-    c.frames.push(m);
-    for (const w of [...c.waiters]) if (w.pred(m)) w.resolve(m);
-  });
-  ws.on('close', () => (c.closed = true));
-  c.opened = new Promise((resolve, reject) => {
-    ws.once('open', resolve);
-    ws.once('error', reject);
-    ws.once('unexpected-response', (_req, res) => {
-      let body = '';
-      res.on('data', (d) => (body += d));
-      res.on('end', () => reject(Object.assign(new Error(`HTTP ${res.statusCode}`), { status: res.statusCode, body })));
-    });
-  });
-  c.opened.catch(() => {});
-  /** The first frame (already received or future, after index `from`) matching pred. */
-  c.next = (pred, from = 0, ms = WAIT_MS) => {
-    const seen = c.frames.slice(from).find(pred);
-    if (seen) return Promise.resolve(seen);
-    return new Promise((resolve, reject) => {
-      const w = { pred, resolve: (m) => (clearTimeout(t), c.waiters.splice(c.waiters.indexOf(w), 1), resolve(m)) };
-      const t = setTimeout(() => {
-        c.waiters.splice(c.waiters.indexOf(w), 1);
-        reject(new Error(`no matching frame within ${ms} ms; frames: ${JSON.stringify(c.frames).slice(0, 2000)}`));
-      }, ms);
-      c.waiters.push(w);
-    });
-  };
-  c.send = (obj) => ws.send(typeof obj === 'string' ? obj : JSON.stringify(obj));
-  c.events = (channel) => c.frames.filter((m) => m.type === 'event' && (channel === undefined || m.channel === channel));
-  c.close = () =>
-    new Promise((resolve) => {
-      if (c.closed || ws.readyState === WebSocket.CLOSED) return resolve();
-      ws.once('close', resolve);
-      ws.close(1000, 'bye');
-    });
-  return c;
-}
+/** A raw WebSocket client (tests/support/hub-socket.mjs) with this test's token. */
+const client = (query = {}, { auth = true } = {}) => hubSocket(worker.wsBase, auth ? token() : undefined, query);
 
 async function publishHttp(channel, data) {
   const res = await fetch(`${worker.base}/publish`, {
@@ -250,14 +195,16 @@ test('a trailing * subscribes to every channel with that prefix', async () => {
   await c.close();
 });
 
-test('clients cannot publish on the reserved table: channels', async () => {
-  const res = await fetch(`${worker.base}/publish`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token()}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ channel: 'table:todos', data: 1 }),
-  });
-  assert.equal(res.status, 403);
-  assert.equal((await res.json()).error.code, 'CHANNEL_RESERVED');
+test('nobody publishes on the reserved table: and sync: channels, service tokens included', async () => {
+  for (const channel of ['table:todos', 'sync:todos']) {
+    const res = await fetch(`${worker.base}/publish`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token()}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ channel, data: 1 }),
+    });
+    assert.equal(res.status, 403);
+    assert.equal((await res.json()).error.code, 'CHANNEL_RESERVED');
+  }
 });
 
 test('bad frames get an error frame and the socket stays usable', async () => {
@@ -431,9 +378,9 @@ test('events survive a worker restart (SQLite-backed Durable Object)', async () 
 });
 
 test('syncOnHub: a replica that pushes wakes the others at once (no sync interval)', { timeout: 120_000 }, async () => {
-  const db = await startSqld({ auth: false });
   const a = createClient({ url: ':memory:', syncUrl: db.url });
   const b = createClient({ url: ':memory:', syncUrl: db.url });
+  const wakesA = [];
   const wakes = [];
   let la;
   let lb;
@@ -443,7 +390,7 @@ test('syncOnHub: a replica that pushes wakes the others at once (no sync interva
       r.replicate('todos');
     }
     const opts = { token: () => token(), tables: ['todos'], WebSocket, minDelayMs: 50 };
-    la = syncOnHub(a, worker.base, opts);
+    la = syncOnHub(a, worker.base, { ...opts, onSync: (r, e) => wakesA.push(e ? String(e) : r) });
     lb = syncOnHub(b, worker.base, { ...opts, onSync: (r, e) => wakes.push(e ? String(e) : r) });
     const until = async (cond, what) => {
       const t0 = Date.now();
@@ -457,6 +404,7 @@ test('syncOnHub: a replica that pushes wakes the others at once (no sync interva
     await lb.sync(); // both bootstrapped; b has no syncInterval and is never synced by hand again
     await sleep(300);
     wakes.length = 0;
+    wakesA.length = 0;
     await a.execute("insert into todos values (1, 'milk')");
     const t0 = Date.now();
     const pushed = await la.sync();
@@ -465,13 +413,35 @@ test('syncOnHub: a replica that pushes wakes the others at once (no sync interva
     const ms = Date.now() - t0;
     assert.ok(wakes.some((w) => w.changesApplied === 1), JSON.stringify(wakes));
     assert.ok(ms < 5000, `b saw the row after ${ms} ms`);
-    // b holds exactly a's row.
+    // b holds exactly a's row; a was not woken by its own announcement (the writer's site).
     assert.deepEqual((await b.execute('select title from todos')).rows.map((r) => r.title), ['milk']);
+    await sleep(300);
+    assert.deepEqual(wakesA, [], 'a woke on its own push');
+
+    // Announcements come from the change log only: asking again announces nothing new.
+    const notify = async () => {
+      const res = await fetch(`${worker.base}/sync/notify`, { method: 'POST', headers: { authorization: `Bearer ${token()}` } });
+      assert.equal(res.status, 200);
+      return (await res.json()).announced;
+    };
+    assert.deepEqual(await notify(), []);
+
+    // The log replaced (a new or restored database, its sequence below the hub's
+    // cursor): the cursor starts again from the log's top, and new records are announced.
+    const server = createClient({ url: db.url });
+    try {
+      await server.batch(["delete from _es_log", "delete from sqlite_sequence where name = '_es_log'"], 'write');
+      assert.deepEqual(await notify(), []);
+      await server.execute({ sql: 'insert into _es_log (id, site, rec) values (?, ?, ?)', args: ['r-new', 'site-z', '[1,"todos",[9],"i",{}]'] });
+      assert.deepEqual(await notify(), ['todos']);
+      assert.deepEqual(await notify(), []);
+    } finally {
+      server.close();
+    }
   } finally {
     la?.close();
     lb?.close();
     a.close();
     b.close();
-    await db.stop();
   }
 });

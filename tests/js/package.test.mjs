@@ -155,3 +155,13 @@ test("Node resolves each export to its node entry, and the API is complete", asy
   assert.equal((await db.execute("select 1 + 1 as two")).rows[0].two, 2);
   db.close();
 });
+
+test("the package ships its own README: usage only, nothing a package user cannot act on", () => {
+  const readme = read("README.md").toString();
+  assert.equal(readme, readFileSync(new URL("../../js/README.md", import.meta.url), "utf8"), "pkg/README.md is js/README.md");
+  assert.ok(readme.length < 8 * 1024, `${readme.length} bytes: usage only`);
+  assert.match(readme, /npm install edgesync/);
+  for (const runtime of ["Node.js", "Browser", "Cloudflare Worker"]) assert.ok(readme.includes(runtime), runtime);
+  // Repo paths and commands mean nothing inside node_modules.
+  assert.doesNotMatch(readme, /scripts\/|src\/|bash |cargo /);
+});

@@ -28,8 +28,8 @@ test('writeMode "remote": writes are on the server before execute resolves; serv
     );
     assert.equal(ins.rowsAffected, 1);
     assert.equal(upd.rowsAffected, 1);
-    // (A set column holds a JSON array: NULL is the empty set.)
-    assert.deepEqual(await dump(e.server, "acct"), [[1, "ann b", 75, '["vip"]'], [2, "bob", 0, "[]"]]);
+    // (A set column left NULL replicates as NULL: issue 13, §3.)
+    assert.deepEqual(await dump(e.server, "acct"), [[1, "ann b", 75, '["vip"]'], [2, "bob", 0, null]]);
     assert.deepEqual(await dump(w, "acct"), await dump(e.server, "acct"));
     assert.equal(w.status().pendingChanges, 0, "nothing left to push");
 
@@ -78,10 +78,12 @@ test('writeMode "remote": a write whose response was lost still converges, count
     w.replicate("acct", { bal: "counter" });
     await w.execute("insert into acct (id, owner, bal) values (1, 'ann', 1)");
     await w.sync();
-    // The server commits; the answer never arrives. The caller sees a retryable error.
-    proxy.setFaults({ next: ["lose"] });
+    // The server commits; the answer never arrives, and neither does the one to the
+    // request that would settle it at once. The caller sees a retryable error.
+    proxy.setFaults({ next: ["lose", "offline"] });
     await rejectsWith(w.execute("insert into acct (id, owner) values (2, 'bob')"), "SERVER_UNREACHABLE");
-    proxy.setFaults({ next: ["lose"] });
+    // (This call first settles the earlier write: that request passes.)
+    proxy.setFaults({ next: ["pass", "lose", "offline"] });
     await rejectsWith(w.execute("update acct set bal = bal + 10 where id = 1"), "SERVER_UNREACHABLE");
     await w.execute("update acct set bal = bal + 5 where id = 1");
     for (let i = 0; i < 2; i++) await w.sync();
@@ -89,6 +91,28 @@ test('writeMode "remote": a write whose response was lost still converges, count
     assert.deepEqual(await dump(w, "acct"), server, "the replica converges with the server");
     // The +10 may or may not count (its outcome was unknown), but the +5 must.
     assert.ok([6, 16].includes(server[0][2]), `bal ${server[0][2]} is 1 + 5 or 1 + 10 + 5`);
+  } finally {
+    await e.stop();
+  }
+});
+
+test('writeMode "remote": a write whose answer is lost is settled within the call when the server can be asked', async () => {
+  const e = await env({ proxies: 1 });
+  try {
+    const proxy = e.proxies[0];
+    const w = e.replica({ writeMode: "remote", syncUrl: proxy.url, timeout: 1000 });
+    await w.execute("create table acct (id integer primary key, owner text, bal integer not null default 0)");
+    w.replicate("acct", { bal: "counter" });
+    await w.execute("insert into acct (id, owner, bal) values (1, 'ann', 1)");
+    // Lost after the commit: the call asks the server and finds it committed.
+    proxy.setFaults({ next: ["lose"] });
+    await w.execute("update acct set bal = bal + 10 where id = 1");
+    // Never forwarded: the call asks, finds it did not commit, and reports the error.
+    proxy.setFaults({ next: ["offline"] });
+    await rejectsWith(w.execute("update acct set bal = bal + 100 where id = 1"), "SERVER_UNREACHABLE");
+    assert.equal(w.status().writesInDoubt, 0, "both settled within their calls");
+    assert.deepEqual(await dump(w, "acct"), [[1, "ann", 11]]);
+    assert.deepEqual(await dump(e.server, "acct"), [[1, "ann", 11]]);
   } finally {
     await e.stop();
   }

@@ -182,3 +182,27 @@ test("decode checks the text now and the structure on first need: a forgery fail
   assert.ok(refused > 0, "some forgeries reach the structure check");
   assert.equal(a.toString(), "he world");
 });
+
+test("wrong arguments are EdgesyncErrors too: merge with another class, anchors of another shape, lone surrogates", async () => {
+  const { PNCounter } = await import("edgesync");
+  const t = new Text(1);
+  t.insert(0, "hello");
+  // wasm-bindgen's own class check threw a plain Error (issue 13, §7).
+  assert.equal(code(() => t.merge(new PNCounter(2))), "INVALID_ARGUMENT");
+  // Any object used to resolve to 0 (the start of the text).
+  assert.equal(code(() => t.resolve({ x: 1 })), "INVALID_ARGUMENT");
+  assert.equal(code(() => t.resolve({ site: 1, seq: 0 })), "INVALID_ARGUMENT", "no assoc");
+  assert.equal(code(() => t.resolve({ site: null, assoc: "after" })), "INVALID_ARGUMENT", "no seq");
+  assert.equal(code(() => t.resolve({ site: 1, seq: null, assoc: "after" })), "INVALID_ARGUMENT");
+  assert.equal(code(() => t.resolve(null)), "INVALID_ARGUMENT");
+  const a = t.anchor(2, "after");
+  assert.equal(t.resolve(a), 2);
+  assert.equal(t.resolve(JSON.parse(JSON.stringify({ ...a, site: Number(a.site) }))), 2, "plain data still resolves");
+  assert.equal(t.resolve(t.anchor(0, "before")), 0);
+  // A lone surrogate used to be stored as U+FFFD.
+  assert.equal(code(() => t.insert(0, "a\uD800b")), "INVALID_ARGUMENT");
+  assert.equal(code(() => t.insertUtf16(0, "\uDC00")), "INVALID_ARGUMENT");
+  assert.equal(t.toString(), "hello");
+  t.insert(5, " \uFFFD \u{1F600}"); // a real U+FFFD and a pair are fine
+  assert.equal(t.toString(), "hello \uFFFD \u{1F600}");
+});

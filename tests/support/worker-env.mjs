@@ -293,3 +293,32 @@ export async function startWorker(opts = {}) {
   };
   return handle;
 }
+
+/**
+ * One raw HTTP request to a worker, as any client (or attacker) sends it: `token` as a
+ * bearer token, `body` a string sent as is or a value sent as JSON. Resolves
+ * {status, body (parsed JSON or undefined), text, headers}.
+ * @param {{base: string}} worker
+ * @param {string} method
+ * @param {string} route
+ * @param {{token?: string, body?: unknown, headers?: Record<string, string>, timeoutMs?: number}} [opts]
+ */
+export async function request(worker, method, route, { token, body, headers = {}, timeoutMs = 20_000 } = {}) {
+  const h = { ...headers };
+  if (token) h.authorization = `Bearer ${token}`;
+  if (body !== undefined) h['content-type'] ??= 'application/json';
+  const res = await fetch(worker.base + route, {
+    method,
+    headers: h,
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  const text = await res.text();
+  let parsed;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = undefined;
+  }
+  return { status: res.status, body: parsed, text, headers: res.headers };
+}

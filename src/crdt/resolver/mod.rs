@@ -207,6 +207,19 @@ impl Resolver {
         )
     }
 
+    /// [`Self::merge`] with LWW writes drift-checked against `wall_ms`, as
+    /// [`Self::apply_updates`] does: on `CLOCK_DRIFT`, nothing changes.
+    pub fn merge_at(&mut self, other: &Resolver, wall_ms: u64) -> Result<()> {
+        for entry in other.objects.values() {
+            match &entry.object {
+                Object::LWWRegister(o) => o.check_drift(&self.hlc, wall_ms)?,
+                Object::LWWMap(o) => o.check_drift(&self.hlc, wall_ms)?,
+                _ => {}
+            }
+        }
+        self.merge(other)
+    }
+
     /// Joins every object of `other` into this resolver (creating missing ones). Type
     /// conflicts are checked first: on one, nothing changes.
     pub fn merge(&mut self, other: &Resolver) -> Result<()> {

@@ -166,6 +166,7 @@ impl Text {
                 }
                 let start = self.b().chars.len() as u32;
                 if let Content::Chars(c) = &content {
+                    super::reserve_chars(&mut self.bm().chars, c.len())?;
                     self.bm().chars.extend(c);
                 }
                 // Characters sent without their text were deleted at the sender; they

@@ -346,6 +346,9 @@ impl Text {
         self.check_range(pos, 0)?;
         self.changed()?;
         let start = self.b().chars.len();
+        // Grown fallibly: a text that would outgrow the memory is an error, not a trap
+        // that leaves the object unusable (wasm32 has 4 GiB in all).
+        reserve_chars(&mut self.bm().chars, s.chars().count())?;
         self.bm().chars.extend(s.chars());
         let n = self.b().chars.len() - start;
         if n == 0 {
@@ -497,3 +500,15 @@ impl std::fmt::Debug for Text {
 
 #[cfg(test)]
 mod tests;
+
+/// Makes room for `n` more characters, or fails with `INVALID_OPERATION` when the memory
+/// cannot hold them (instead of aborting, as an infallible allocation does).
+pub(crate) fn reserve_chars(chars: &mut Vec<char>, n: usize) -> Result<()> {
+    if chars.try_reserve(n).is_ok() || chars.try_reserve_exact(n).is_ok() {
+        return Ok(());
+    }
+    Err(Error::InvalidOperation(format!(
+        "out of memory: the text ({} characters) cannot grow by {n} more",
+        chars.len()
+    )))
+}

@@ -18,7 +18,11 @@ pub struct ErrorBody {
 
 impl ErrorBody {
     /// The error, with the server's code as its code (as in the official client).
+    /// An UNSUPPORTED_VALUE raised by edgesync's triggers on the server keeps its code.
     pub fn into_error(self) -> Error {
+        if let Some(coded) = Error::from_sql_message(&self.message) {
+            return coded;
+        }
         Error::from_server(self.code, self.message)
     }
 }

@@ -5,7 +5,8 @@
 //! - `bootstrap.rs`: loading the server's state for tables not bootstrapped yet
 //! - `push.rs`: the outbox, one atomic Hrana batch per chunk (merge rules in SQL)
 //! - `pull.rs`: the log after the cursor, applied with the same rules
-//! - `write_through.rs`: `writeMode: "remote"` writes and their doubts
+//! - `write_through.rs`: `writeMode: "remote"` writes
+//! - `doubts.rs`: write-through writes whose answer was lost, settled by a ledger
 //! - `mirror.rs`: read-only mirrors of the server's other tables
 //! - `status.rs`: status and metrics accessors
 //!
@@ -20,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::remote::{HttpTransport, RemoteClient, ResultSet, Statement, TransactionMode, Value};
 
 mod bootstrap;
+mod doubts;
 mod mirror;
 mod pull;
 mod push;
@@ -41,6 +43,7 @@ pub struct SyncReport {
 /// An outbox row waiting to be pushed. A push only needs each record's table and
 /// operation; the whole record is parsed only where it is needed (conflicts,
 /// write-through), which keeps JSON parsing off the push path.
+#[derive(Clone)]
 struct Queued {
     id: i64,
     table: String,
@@ -69,6 +72,23 @@ impl Queued {
     }
 }
 
+/// Whether the server refused a request as too large: a value or statement of
+/// 5,000,000 bytes or more (`SQLITE_TOOBIG`, or `ARGS_INVALID` "string or blob too
+/// big" for an argument), or a result over its response limit (`RESPONSE_TOO_LARGE`).
+/// Nothing was committed: the batch failed whole.
+pub(super) fn is_too_large(e: &Error) -> bool {
+    match e {
+        Error::Sql {
+            server_code, message, ..
+        } => {
+            matches!(server_code.as_deref(), Some("SQLITE_TOOBIG" | "RESPONSE_TOO_LARGE"))
+                || message.contains("string or blob too big")
+                || message.contains("Response is too large")
+        }
+        _ => false,
+    }
+}
+
 /// Background sync delay after success, and the backoff bounds after failures.
 pub const BACKOFF_BASE_MS: u64 = 500;
 pub const BACKOFF_MAX_MS: u64 = 60_000;
@@ -78,6 +98,15 @@ impl<T: HttpTransport> Replica<T> {
         self.remote
             .as_ref()
             .ok_or_else(|| Error::InvalidOperation("this replica has no syncUrl to sync with".into()))
+    }
+
+    /// Stops this replica's network work: requests in flight fail at once with
+    /// `CLIENT_CLOSED`, and no new one is made (`close()` in JS). A write-through
+    /// write whose request was in flight stays in doubt (see `doubts.rs`).
+    pub fn cancel_remote(&self) {
+        if let Some(r) = &self.remote {
+            r.cancel();
+        }
     }
 
     async fn remote_batch(&self, stmts: &[Statement], mode: TransactionMode) -> Result<Vec<ResultSet>> {

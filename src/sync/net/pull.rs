@@ -10,10 +10,29 @@ use crate::sync::record::Record;
 use crate::sync::replica::{finish_savepoint, meta, set_meta, Apply, Replica};
 use crate::sync::status::{Event, Outcome};
 
+/// About how many bytes of records one pull page asks for (sqld refuses a result over
+/// 10 MB).
+pub(super) const PAGE_BYTES: i64 = 4_000_000;
+
+/// One page of other writers' records after the cursor `?1`: at most `?2` records, cut
+/// where the bytes before a record pass `?4` (the first one always comes). Columns:
+/// seq, site, rec, and how many records the count alone would have given.
+const PAGE_SQL: &str = "SELECT seq, site, rec, asked FROM \
+     (SELECT seq, site, rec, count(*) OVER () AS asked, \
+     sum(octet_length(rec)) OVER (ORDER BY seq ROWS UNBOUNDED PRECEDING) - octet_length(rec) AS before \
+     FROM (SELECT seq, site, rec FROM _es_log WHERE seq > ?1 AND site <> ?3 ORDER BY seq LIMIT ?2)) \
+     WHERE before <= ?4 ORDER BY seq";
+
 impl<T: HttpTransport> Replica<T> {
-    /// Pulls the server's log after this replica's cursor and applies it.
+    /// Pulls the server's log after this replica's cursor and applies it, page by page.
+    ///
+    /// A page holds at most `pullChunk` records and about [`PAGE_BYTES`] of them (at
+    /// least one record); a page the server still refuses as too large is asked for
+    /// again at half the bytes, down to one record, which always fits (sqld holds no
+    /// value of 5 MB or more, and answers up to 10 MB).
     pub(super) async fn pull_all(&self) -> Result<u64> {
         let mut applied = 0;
+        let mut budget = PAGE_BYTES;
         loop {
             let cursor = match meta(&self.store, "cursor")? {
                 Some(Value::Integer(c)) => c,
@@ -22,27 +41,45 @@ impl<T: HttpTransport> Replica<T> {
             // Only other writers' records cross the network; the log's last sequence
             // number, read in the same transaction, lets the cursor pass this
             // replica's own records without downloading them.
-            let page = Statement::new(
-                "SELECT seq, site, rec FROM _es_log WHERE seq > ?1 AND site <> ?3 ORDER BY seq LIMIT ?2",
-            )
-            .arg(cursor)
-            .arg(self.pull_chunk as i64)
-            .arg(self.site.as_str());
+            let page = Statement::new(PAGE_SQL)
+                .arg(cursor)
+                .arg(self.pull_chunk as i64)
+                .arg(self.site.as_str())
+                .arg(budget);
             let top = Statement::new("SELECT coalesce(max(seq), 0) FROM _es_log");
-            let mut res = self.remote_batch(&[page, top], TransactionMode::Read).await?;
+            let mut res = match self
+                .remote_batch(&[page, top, self.server_check()], TransactionMode::Read)
+                .await
+            {
+                Err(e) if super::is_too_large(&e) && budget > 0 => {
+                    budget /= 2;
+                    continue;
+                }
+                other => other?,
+            };
+            // The server's schema and log as the schema step left them? If not, the
+            // page is not applied: the sync goes through that step again (which says
+            // SCHEMA_MISMATCH, or re-reads the server after a reset) and pulls again.
+            if !self.server_unchanged(&res.pop().unwrap_or_default())? {
+                self.inner.borrow_mut().schema_ready = false;
+                break;
+            }
             let top = res.pop().and_then(|t| t.rows.first().map(|r| int(&r[0]))).unwrap_or(0);
             let rs = res.pop().unwrap_or_default();
-            let full = rs.rows.len() >= self.pull_chunk;
-            // A full page may be followed by more: the cursor stops at its last record.
+            // Cut by bytes, or as many records as asked for: more may follow, and the
+            // cursor stops at the page's last record.
+            let asked = rs.rows.first().map(|r| int(&r[3]) as usize).unwrap_or(0);
+            let more = rs.rows.len() < asked || asked >= self.pull_chunk;
             let to = match rs.rows.last() {
-                Some(row) if full => int(&row[0]),
+                Some(row) if more => int(&row[0]),
                 _ => top.max(cursor),
             };
             if rs.rows.is_empty() && to == cursor {
                 break;
             }
             applied += self.apply_pulled(&rs, to)?;
-            if !full {
+            budget = (budget.saturating_mul(2)).min(PAGE_BYTES);
+            if !more {
                 break;
             }
         }

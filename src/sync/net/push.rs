@@ -5,7 +5,7 @@ use rusqlite::params;
 use serde_json::Value as Json;
 
 use super::{int, poll_once, record_head, text, Queued};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::remote::{HttpTransport, ResultSet, Statement, TransactionMode};
 use crate::store::sql_error;
 use crate::sync::fold::encode_base;
@@ -14,6 +14,24 @@ use crate::sync::record::{decode_row, decode_value, encode_value, Record};
 use crate::sync::replica::{finish_savepoint, Apply, Replica};
 use crate::sync::status::{Event, Outcome};
 use crate::sync::{rows, rules};
+
+/// The most bytes of records (their JSON) one push chunk carries: sqld refuses a value
+/// of 5,000,000 bytes or more, and a chunk travels as one value.
+pub(super) const CHUNK_BYTES: usize = 4_000_000;
+/// A record whose chunk alone (`[record]`) reaches this can never be pushed.
+pub(super) const RECORD_BYTES: usize = 5_000_000;
+
+/// How many of `queued`'s first records fit in `budget` bytes of chunk (at least one).
+fn fit(queued: &[Queued], budget: usize) -> usize {
+    let mut used = 2;
+    for (i, q) in queued.iter().enumerate() {
+        used += q.json.len() + 1;
+        if used > budget {
+            return i.max(1);
+        }
+    }
+    queued.len()
+}
 
 impl<T: HttpTransport> Replica<T> {
     pub(super) fn read_outbox(&self, limit: usize) -> Result<Vec<Queued>> {
@@ -53,21 +71,37 @@ impl<T: HttpTransport> Replica<T> {
     /// Pushes the whole outbox, chunk by chunk. Each chunk is one atomic batch; a chunk
     /// is removed from the outbox only after the server confirmed it, and a retried
     /// chunk is harmless (record ids are unique in the log, every rule idempotent).
+    ///
+    /// Chunks are sized by bytes as well as by count ([`CHUNK_BYTES`]), and one the
+    /// server still refuses as too large is split in halves until it fits. A single
+    /// change the server cannot take is set aside with `ROW_TOO_LARGE` (see
+    /// [`Self::reject`]); the rest of the outbox goes on.
     pub(super) async fn push_all(&self) -> Result<u64> {
         let mut pushed = 0;
-        for _round in 0..10_000 {
-            let queued = self.read_outbox(self.push_chunk)?;
+        // Records per chunk: the configured count, halved while the server refuses
+        // chunks as too large, grown back after each success.
+        let mut cap = self.push_chunk;
+        for _round in 0..100_000 {
+            let mut queued = self.read_outbox(cap)?;
             if queued.is_empty() {
                 if self.fold_batch()?.is_none() {
                     break;
                 }
                 continue;
             }
+            queued.truncate(fit(&queued, CHUNK_BYTES));
+            if queued.len() == 1 && queued[0].json.len() + 2 > RECORD_BYTES {
+                self.reject(
+                    &queued[0],
+                    "its change record is larger than a value the server accepts",
+                )?;
+                continue;
+            }
             // The request is started, then the next captures are folded while the
             // server merges this chunk (a fold failure is reported after the chunk's
             // answer is handled: the chunk may well have been committed).
             let (conflicts, folded) = {
-                let mut push = std::pin::pin!(self.push_records(&queued));
+                let mut push = std::pin::pin!(self.push_records(&queued, &[]));
                 match poll_once(&mut push).await {
                     Some(res) => (res, Ok(None)),
                     None => {
@@ -77,7 +111,21 @@ impl<T: HttpTransport> Replica<T> {
                     }
                 }
             };
-            let conflicts = conflicts?;
+            let conflicts = match conflicts {
+                Err(e) if super::is_too_large(&e) => {
+                    // Refused whole (nothing committed): smaller chunks, or the one
+                    // change that cannot go.
+                    folded?;
+                    if queued.len() > 1 {
+                        cap = queued.len() / 2;
+                    } else {
+                        self.reject(&queued[0], &format!("the server refused it as too large ({e})"))?;
+                    }
+                    continue;
+                }
+                other => other?,
+            };
+            cap = (cap.saturating_mul(2)).min(self.push_chunk);
             if !conflicts.rows.is_empty() {
                 self.fold_all()?;
             }
@@ -103,13 +151,44 @@ impl<T: HttpTransport> Replica<T> {
         Ok(pushed)
     }
 
+    /// Sets aside a change the server can never take: out of the outbox, into
+    /// `_es_rejected` (kept for the application to see), in one local transaction. The
+    /// sync that does it reports `ROW_TOO_LARGE` once everything else is done.
+    fn reject(&self, q: &Queued, why: &str) -> Result<()> {
+        let rec = q.record()?;
+        let err = Error::RowTooLarge(format!(
+            "the change to {}{} ({} bytes) cannot be pushed: {why}; it is set aside (_es_rejected), write a smaller value",
+            q.table,
+            rec.pk,
+            q.json.len()
+        ));
+        let conn = self.store.conn();
+        conn.execute_batch("SAVEPOINT es_reject").map_err(sql_error)?;
+        let res = (|| {
+            conn.execute("DELETE FROM _es_outbox WHERE id = ?1", [q.id])
+                .map_err(sql_error)?;
+            conn.execute(
+                "INSERT INTO _es_rejected (at, code, message, rec) VALUES (?1, ?2, ?3, ?4)",
+                params![self.now() as i64, err.code(), err.to_string(), q.json],
+            )
+            .map_err(sql_error)?;
+            Ok(())
+        })();
+        finish_savepoint(conn, "es_reject", res.is_ok())?;
+        res?;
+        self.monitor.rejected.borrow_mut().push(err);
+        Ok(())
+    }
+
     /// Sends one chunk; returns the custom-column conflicts the server reported.
+    /// `first`: statements that go before the chunk in the same transaction (the
+    /// write-through ledger).
     ///
     /// The batch: the chunk is stored once in `_es_chunk`; counter and set cells are
     /// staged and merged ([`rules`]); custom values go through compare-and-set; every
     /// record is logged once; the row state of each table is merged and its touched
     /// rows rebuilt ([`rows`]); the custom values that lost are read back.
-    pub(super) async fn push_records(&self, queued: &[Queued]) -> Result<ResultSet> {
+    pub(super) async fn push_records(&self, queued: &[Queued], first: &[Statement]) -> Result<ResultSet> {
         let (stmts, conflict_steps) = {
             let inner = self.inner.borrow();
             let json = crate::sync::replica::chunk_json(queued.iter().map(|q| q.json.as_str()));
@@ -117,7 +196,8 @@ impl<T: HttpTransport> Replica<T> {
             names.sort();
             names.dedup();
             let specs: Vec<&TableSpec> = names.iter().filter_map(|n| inner.tables.get(*n)).collect();
-            let mut stmts = vec![Statement::new(rows::STORE_CHUNK).arg(json).arg(self.site.as_str())];
+            let mut stmts = first.to_vec();
+            stmts.push(Statement::new(rows::STORE_CHUNK).arg(json).arg(self.site.as_str()));
             let staged = specs.iter().any(|s| crate::sync::replica::has_cells(s));
             if staged {
                 let pol = Json::Object(specs.iter().map(|s| (s.name.clone(), s.policies_json())).collect());
@@ -188,12 +268,17 @@ impl<T: HttpTransport> Replica<T> {
                 continue;
             };
             let local = decode_value(&record.data[&col]);
-            let resolved = {
-                let inner = self.inner.borrow();
-                match inner.resolvers.get(&(table.clone(), col.clone())) {
-                    Some(f) => f(&local, &remote, q.base.as_ref())?,
-                    None => remote.clone(),
-                }
+            // The resolver is the application's code: it may call back into this
+            // replica (replicate(), status()), so no borrow is held while it runs.
+            let resolver = self
+                .inner
+                .borrow()
+                .resolvers
+                .get(&(table.clone(), col.clone()))
+                .cloned();
+            let resolved = match resolver {
+                Some(f) => f(&local, &remote, q.base.as_ref())?,
+                None => remote.clone(),
             };
             if let Ok(h) = i64::from_str_radix(remote_ver.get(..16).unwrap_or("0"), 16) {
                 let _ = self.observe(h);

@@ -23,6 +23,12 @@ impl<T: HttpTransport> Replica<T> {
             .map_err(sql_error)?;
         let mut st = self.monitor.status.borrow().clone();
         st.pending = pending as u64;
+        st.in_doubt = self.writes_in_doubt()?;
+        st.rejected = self
+            .store
+            .conn()
+            .query_row("SELECT count(*) FROM _es_rejected", [], |r| r.get::<_, i64>(0))
+            .map_err(sql_error)? as u64;
         let now = self.now();
         st.lag_ms = oldest.map(|h| now.saturating_sub((h >> 16) as u64)).unwrap_or(0);
         st.cursor = match meta(&self.store, "cursor")? {

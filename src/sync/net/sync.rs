@@ -16,6 +16,11 @@ impl<T: HttpTransport> Replica<T> {
     pub async fn sync(&self) -> Result<SyncReport> {
         let start = self.now();
         let res = self.sync_inner().await;
+        if let Err(crate::error::Error::Sql { .. }) = &res {
+            // The server's tables may have changed under this replica (an internal
+            // table dropped, say): the next sync goes through the schema step again.
+            self.inner.borrow_mut().schema_ready = false;
+        }
         if res.is_err() {
             // Offline or failed: the captures still become outbox records now (their
             // error, if folding is what failed, is already in `res`).
@@ -90,18 +95,42 @@ impl<T: HttpTransport> Replica<T> {
         self.remote()?;
         // One batch now; the rest is folded while the first chunks are on the wire.
         self.fold_batch()?;
-        if !self.inner.borrow().schema_ready {
-            self.ensure_schema().await?;
+        let (mut pushed, mut applied) = (0, 0);
+        // A pull that finds the server's tables changed since the schema step (see
+        // net/schema.rs) sends the sync through it once more.
+        for attempt in 0..2 {
+            if !self.inner.borrow().schema_ready {
+                self.ensure_schema().await?;
+            }
+            self.bootstrap().await?;
+            if attempt == 0 {
+                // Writes in doubt are settled (the one a running write-through call
+                // owns is left to it); those that cannot be settled now stay for the
+                // next sync.
+                self.settle_writes(self.write_in_flight()?).await?;
+                pushed += self.push_all().await?;
+            }
+            applied += self.pull_all().await?;
+            if self.inner.borrow().schema_ready {
+                break;
+            }
+            if attempt == 1 {
+                return Err(crate::error::Error::SchemaMismatch(
+                    "the server's tables changed during the sync: sync again".into(),
+                ));
+            }
         }
-        self.bootstrap().await?;
-        self.resolve_doubts().await?;
-        let mut pushed = self.push_all().await?;
-        let applied = self.pull_all().await?;
         // Conflict resolutions found while pushing are queued again: push them now.
         if self.fold_all()? > 0 || self.pending_outbox()? > 0 {
             pushed += self.push_all().await?;
         }
         self.refresh_mirrors().await?;
+        // Changes set aside as too large (by this sync, or by a write-through call's
+        // push of earlier changes) are reported now that everything else is done.
+        let rejected = std::mem::take(&mut *self.monitor.rejected.borrow_mut());
+        if let Some(e) = rejected.into_iter().next() {
+            return Err(e);
+        }
         Ok((pushed, applied))
     }
 

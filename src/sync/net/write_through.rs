@@ -1,20 +1,26 @@
-//! Write-through (`writeMode: "remote"`): the server first, then the local database;
-//! records whose answer was lost are kept as doubts until the server's log settles them.
+//! Write-through (`writeMode: "remote"`): the server first, then the local database.
+//! A write whose answer is lost stays an intent until the ledger settles it: see
+//! `doubts.rs` for the protocol.
 
-use serde_json::Value as Json;
-
-use super::{text, Queued};
+use super::doubts::Outcome as Settled;
+use super::push::RECORD_BYTES;
+use super::Queued;
 use crate::error::{Error, Result};
 use crate::remote::{HttpTransport, ResultSet, Statement, TransactionMode, Value};
 use crate::store::sql_error;
 use crate::sync::record::Record;
-use crate::sync::replica::{finish_savepoint, Apply, Replica};
+use crate::sync::replica::{finish_savepoint, meta, Replica};
 use crate::sync::status::Outcome;
 
 impl<T: HttpTransport> Replica<T> {
     /// Write-through: runs `stmts` locally to compute their changes, undoes them, puts
-    /// the changes on the server, and only then applies them locally. When the server
-    /// cannot be reached the call fails and the local database is unchanged.
+    /// the changes on the server, and only then applies them locally.
+    ///
+    /// On `Ok` the write is on the server and applied here. On an error it is not
+    /// applied here; it did not commit unless the error is retryable or a protocol
+    /// error (the answer was lost) and the write could not be settled at once — then it
+    /// may have, and the replica settles it and converges as soon as it can reach the
+    /// server again (see `doubts.rs`).
     pub async fn execute_remote(&self, stmts: &[Statement], mode: TransactionMode) -> Result<Vec<ResultSet>> {
         self.remote()?;
         if self.write_through_busy.replace(true) {
@@ -27,15 +33,31 @@ impl<T: HttpTransport> Replica<T> {
         res
     }
 
+    /// The write that a running write-through call owns (its own settling or its push in
+    /// flight): `sync()` leaves it to that call.
+    pub(super) fn write_in_flight(&self) -> Result<Option<i64>> {
+        if !self.write_through_busy.get() {
+            return Ok(None);
+        }
+        Ok(match meta(&self.store, "wt_n")? {
+            Some(Value::Integer(n)) => Some(n),
+            _ => None,
+        })
+    }
+
     pub(super) async fn execute_remote_inner(
         &self,
         stmts: &[Statement],
         mode: TransactionMode,
     ) -> Result<Vec<ResultSet>> {
+        if mode == TransactionMode::Read {
+            return Err(Error::InvalidArgument("write-through needs a write batch".into()));
+        }
         if !self.inner.borrow().schema_ready {
             self.ensure_schema().await?;
         }
-        self.resolve_doubts().await?;
+        // Rule 4: nothing is computed over an unsettled write.
+        self.settle_writes(None).await?;
         // Earlier changes (rows queued by replicate(), say) go first.
         self.fold_all()?;
         if self.pending_outbox()? > 0 {
@@ -49,9 +71,6 @@ impl<T: HttpTransport> Replica<T> {
         let res = (|| {
             let mut out = Vec::new();
             for (i, s) in stmts.iter().enumerate() {
-                if mode == TransactionMode::Read {
-                    return Err(Error::InvalidArgument("write-through needs a write batch".into()));
-                }
                 out.push(self.store.execute(s).map_err(|e| e.at_statement(i))?);
             }
             self.fold_all()?;
@@ -67,107 +86,60 @@ impl<T: HttpTransport> Replica<T> {
         let keep = matches!(&res, Ok((_, q)) if q.is_empty());
         finish_savepoint(conn, "es_wt", keep)?;
         let (results, queued) = res?;
-        if !queued.is_empty() {
-            let conflicts = match self.push_records(&queued).await {
-                Ok(c) => c,
-                Err(e) => {
-                    // Refused outright (auth, SQL): nothing was committed. Otherwise the
-                    // answer may have been lost after the server committed: remember the
-                    // records, and apply them once the server's log shows them.
-                    if e.is_retryable() || matches!(e, Error::Protocol(_)) {
-                        let mut stmt = self
-                            .store
-                            .conn()
-                            .prepare_cached("INSERT INTO _es_doubt (rec) VALUES (?1)")
-                            .map_err(sql_error)?;
-                        for q in &queued {
-                            stmt.execute([&q.json]).map_err(sql_error)?;
-                        }
-                    }
-                    return Err(e);
-                }
-            };
-            self.note_push_ok();
-            self.fold_all()?;
-            let conn = self.store.conn();
-            conn.execute_batch("SAVEPOINT es_wt2").map_err(sql_error)?;
-            let res = (|| {
-                let recs = queued.iter().map(Queued::record).collect::<Result<Vec<Record>>>()?;
-                let recs: Vec<&Record> = recs.iter().collect();
-                self.apply_records(&recs, &self.site, Apply::Remote)?;
-                self.resolve_conflicts(&queued, &conflicts, true)
-            })();
-            finish_savepoint(conn, "es_wt2", res.is_ok())?;
-            res?;
-            if !conflicts.rows.is_empty() {
-                self.push_all().await?;
+        if queued.is_empty() {
+            return Ok(results);
+        }
+        // One atomic batch, so one chunk: it must fit in a value the server accepts.
+        let bytes = queued.iter().map(|q| q.json.len() + 1).sum::<usize>() + 1;
+        if bytes >= RECORD_BYTES {
+            return Err(too_large(&queued, &format!("its changes are {bytes} bytes")));
+        }
+        let records = queued.iter().map(Queued::record).collect::<Result<Vec<Record>>>()?;
+        let wid = self.record_intent(&queued, &records)?;
+        let conflicts = match self.push_records(&queued, &self.ledger_steps(wid)).await {
+            Ok(c) => c,
+            Err(e) if super::is_too_large(&e) => {
+                self.drop_intent(wid)?;
+                return Err(too_large(&queued, &format!("the server refused it ({e})")));
             }
+            Err(e) if !Self::answer_lost(&e) => {
+                // Refused outright (auth, SQL, too large): nothing was committed.
+                self.drop_intent(wid)?;
+                return Err(e);
+            }
+            Err(e) => {
+                // The answer was lost (or this was a replay the ledger refused): the
+                // server may or may not have committed. Ask it now; if it cannot be
+                // asked, the intent stays and is settled later.
+                return match self.settle_writes(None).await {
+                    Ok(settled) if settled.get(&wid) == Some(&Settled::Committed) => {
+                        self.note_push_ok();
+                        Ok(results)
+                    }
+                    _ => Err(e),
+                };
+            }
+        };
+        self.note_push_ok();
+        // Applied, and the custom values that lost resolved, in one local transaction.
+        let conn = self.store.conn();
+        conn.execute_batch("SAVEPOINT es_wt2").map_err(sql_error)?;
+        let res = self
+            .settle_committed(wid, None, None)
+            .and_then(|_| self.resolve_conflicts(&queued, &conflicts, true));
+        finish_savepoint(conn, "es_wt2", res.is_ok())?;
+        res?;
+        if !conflicts.rows.is_empty() {
+            self.push_all().await?;
         }
         Ok(results)
     }
 
-    /// Settles write-through records whose push failed without an answer: those the
-    /// server's log has were committed and are applied locally now; the others never
-    /// happened. Runs before anything else is written, so a later write never reuses
-    /// what an in-doubt one may have taken (a counter's running total, text ids).
-    pub(super) async fn resolve_doubts(&self) -> Result<()> {
-        let doubts: Vec<Record> = {
-            let mut stmt = self
-                .store
-                .conn()
-                .prepare_cached("SELECT rec FROM _es_doubt ORDER BY id")
-                .map_err(sql_error)?;
-            let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(sql_error)?;
-            let mut out = Vec::new();
-            for row in rows {
-                let json: Json =
-                    serde_json::from_str(&row.map_err(sql_error)?).map_err(|e| Error::Protocol(e.to_string()))?;
-                out.push(Record::from_json(&json)?);
-            }
-            out
-        };
-        if doubts.is_empty() {
-            return Ok(());
-        }
-        let ids: Vec<String> = doubts
-            .iter()
-            .map(|r| {
-                let xcol = match (&r.data, r.op) {
-                    (Json::Object(d), 'x') => d.keys().next().cloned().unwrap_or_default(),
-                    _ => String::new(),
-                };
-                format!("{}{}{}", crate::sync::record::version(r.hlc, &self.site), r.op, xcol)
-            })
-            .collect();
-        let mut found = std::collections::HashSet::new();
-        for chunk in ids.chunks(500) {
-            let mut stmt = Statement::new(format!(
-                "SELECT id FROM _es_log WHERE id IN ({})",
-                vec!["?"; chunk.len()].join(", ")
-            ));
-            stmt.args = chunk.iter().map(|id| Value::Text(id.clone())).collect();
-            for row in self.remote_batch(&[stmt], TransactionMode::Read).await?.remove(0).rows {
-                found.insert(text(&row[0]));
-            }
-        }
-        self.fold_all()?;
-        let conn = self.store.conn();
-        conn.execute_batch("SAVEPOINT es_doubt").map_err(sql_error)?;
-        let res = (|| {
-            let committed: Vec<&Record> = doubts
-                .iter()
-                .zip(&ids)
-                .filter(|(_, id)| found.contains(*id))
-                .map(|(r, _)| r)
-                .collect();
-            if !committed.is_empty() {
-                self.apply_records(&committed, &self.site, Apply::Remote)?;
-            }
-            conn.execute("DELETE FROM _es_doubt", []).map_err(sql_error)?;
-            Ok(())
-        })();
-        finish_savepoint(conn, "es_doubt", res.is_ok())?;
-        res
+    /// Whether a failed push may still have committed: its answer was lost (no answer,
+    /// a 5xx, a garbled one), the client was closed while it was in flight, or the
+    /// ledger refused a replay of it. Anything else is a refusal: nothing committed.
+    fn answer_lost(e: &Error) -> bool {
+        e.is_retryable() || matches!(e, Error::Protocol(_) | Error::ClientClosed) || Self::is_fenced(e)
     }
 
     pub(super) fn note_push_ok(&self) {
@@ -179,4 +151,15 @@ impl<T: HttpTransport> Replica<T> {
             error: None,
         });
     }
+}
+
+/// `ROW_TOO_LARGE` for a write-through write, naming its first row.
+fn too_large(queued: &[Queued], why: &str) -> Error {
+    let row = queued
+        .first()
+        .and_then(|q| q.record().ok().map(|r| format!("{}{}", q.table, r.pk)))
+        .unwrap_or_default();
+    Error::RowTooLarge(format!(
+        "a write-through write (to {row}) is larger than the server accepts: {why}; nothing was changed"
+    ))
 }

@@ -2,14 +2,20 @@
  * Bearer authentication for the edge Worker: every endpoint but /health carries a JWT,
  * verified here with WebCrypto (no libraries).
  *
- * - The token comes from `Authorization: Bearer <jwt>`; on a WebSocket upgrade (browsers
- *   cannot set headers there) also from the `access_token` query parameter (RFC 6750 §2.3).
+ * - The token comes from `Authorization: Bearer <jwt>`; on the hub's WebSocket upgrade
+ *   (`GET /subscribe`: browsers cannot set headers there) also from the `access_token`
+ *   query parameter (RFC 6750 §2.3) — on no other route.
  * - Algorithms, chosen by the token's `alg` header and only if that key is configured:
  *   `HS256` with `JWT_SECRET` (its raw UTF-8 bytes) and `EdDSA` (Ed25519; also the fully
  *   specified name `Ed25519`, RFC 9864) with `JWT_PUBLIC_KEY` (PEM SPKI, or the raw
  *   32-byte key in base64). `none` and every other algorithm are refused.
- * - `exp` / `nbf` are checked with 30 s leeway; `iss` / `aud` against `JWT_ISSUER` /
- *   `JWT_AUDIENCE` when those are set.
+ * - `exp` is required (a token that never expires is refused); `exp` / `nbf` are checked
+ *   with 30 s leeway; `iss` / `aud` against `JWT_ISSUER` / `JWT_AUDIENCE` when those are
+ *   set. Every segment must be canonical base64url (no padding, unused bits zero), so a
+ *   token has exactly one spelling.
+ * - Who the token is and what it may do — `sub` required, service or user, read-only —
+ *   is the authorization model in Rust (`AccessPolicy`, src/auth/; docs/security.md):
+ *   `principalOf`.
  *
  * Failures are `HttpError`s: 401 `AUTH_REQUIRED` (no token), 401 `AUTH_INVALID`
  * (malformed, bad signature, refused algorithm, wrong issuer/audience), 401
@@ -20,6 +26,7 @@
  * they expire), so a busy client does not pay a signature check per request. Failures
  * are never cached.
  */
+import type { AccessPolicy, Principal } from "edgesync";
 import type { Env } from "./env.js";
 import { HttpError } from "./http.js";
 
@@ -40,8 +47,6 @@ const LEEWAY_S = 30;
 const MAX_TOKEN_CHARS = 8192;
 /** Verified tokens kept (oldest evicted first). */
 const CACHE_MAX = 10_000;
-/** A verified token without `exp` is re-verified after this long. */
-const CACHE_TTL_NO_EXP_MS = 10 * 60_000;
 
 const invalid = (message: string) => new HttpError(401, "AUTH_INVALID", message);
 const expired = (message: string) => new HttpError(401, "AUTH_EXPIRED", message);
@@ -57,7 +62,9 @@ const B64_VALUES = (() => {
 
 /**
  * Decodes base64url (`urlSafe`, no padding) or standard base64 (padding optional).
- * Returns null for any character outside the alphabet or an impossible length.
+ * Returns null for any character outside the alphabet, an impossible length, or
+ * non-zero unused bits in the last character (a second spelling of the same bytes:
+ * tokens must not be malleable).
  */
 function decodeBase64(input: string, urlSafe: boolean): Uint8Array | null {
   let s = input;
@@ -82,6 +89,7 @@ function decodeBase64(input: string, urlSafe: boolean): Uint8Array | null {
       out[o++] = (acc >> bits) & 0xff;
     }
   }
+  if ((acc & ((1 << bits) - 1)) !== 0) return null;
   return out;
 }
 
@@ -164,8 +172,8 @@ const verified = new Map<string, { claims: Claims; until: number }>();
 /** The configuration the cache was filled under: a change empties it. */
 let cacheConfig = "";
 
-function remember(token: string, claims: Claims, now: number): void {
-  const until = typeof claims.exp === "number" ? (claims.exp + LEEWAY_S) * 1000 : now + CACHE_TTL_NO_EXP_MS;
+function remember(token: string, claims: Claims & { exp: number }): void {
+  const until = (claims.exp + LEEWAY_S) * 1000;
   if (verified.size >= CACHE_MAX) {
     const oldest = verified.keys().next();
     if (!oldest.done) verified.delete(oldest.value);
@@ -179,14 +187,18 @@ function isUpgrade(request: Request): boolean {
   return (request.headers.get("upgrade") ?? "").toLowerCase() === "websocket";
 }
 
-/** The bearer token of the request, or undefined when it carries none. */
-function bearerToken(request: Request): string | undefined {
+/**
+ * The bearer token of the request, or undefined when it carries none. The query
+ * parameter counts only for `queryToken` routes (the hub's WebSocket upgrade) and only
+ * on an upgrade: elsewhere a token in a URL would end up in logs and caches.
+ */
+function bearerToken(request: Request, queryToken: boolean): string | undefined {
   const header = request.headers.get("authorization");
   if (header !== null) {
     const m = /^\s*Bearer\s+(\S+)\s*$/i.exec(header);
     if (m) return m[1];
   }
-  if (isUpgrade(request)) {
+  if (queryToken && isUpgrade(request)) {
     const q = new URL(request.url).searchParams.get("access_token");
     if (q) return q;
   }
@@ -198,7 +210,8 @@ function checkClaims(claims: Claims, env: Env, nowS: number): void {
     const v = claims[name];
     if (v !== undefined && (typeof v !== "number" || !Number.isFinite(v))) throw invalid(`the ${name} claim must be a number`);
   }
-  if (claims.exp !== undefined && claims.exp + LEEWAY_S <= nowS) throw expired("the token has expired");
+  if (claims.exp === undefined) throw invalid("the token has no exp claim: tokens must expire");
+  if (claims.exp + LEEWAY_S <= nowS) throw expired("the token has expired");
   if (claims.nbf !== undefined && claims.nbf - LEEWAY_S > nowS) throw expired("the token is not valid yet (nbf)");
   if (env.JWT_ISSUER && claims.iss !== env.JWT_ISSUER) throw invalid("the token's issuer (iss) is not accepted");
   if (env.JWT_AUDIENCE) {
@@ -241,13 +254,14 @@ async function verify(token: string, env: Env): Promise<Claims> {
 
 /**
  * Verifies the request's bearer token and returns its claims, or throws an `HttpError`
- * (401 AUTH_REQUIRED / AUTH_INVALID / AUTH_EXPIRED, 500 CONFIG_ERROR).
+ * (401 AUTH_REQUIRED / AUTH_INVALID / AUTH_EXPIRED, 500 CONFIG_ERROR). `queryToken`:
+ * the route accepts `?access_token=` on a WebSocket upgrade.
  */
-export async function authenticate(request: Request, env: Env): Promise<Claims> {
+export async function authenticate(request: Request, env: Env, queryToken = false): Promise<Claims> {
   if (!env.JWT_SECRET && !env.JWT_PUBLIC_KEY) {
     throw new HttpError(500, "CONFIG_ERROR", "no JWT key configured (JWT_SECRET or JWT_PUBLIC_KEY)");
   }
-  const token = bearerToken(request);
+  const token = bearerToken(request, queryToken);
   if (token === undefined) {
     throw new HttpError(401, "AUTH_REQUIRED", "a bearer token is required (Authorization: Bearer <jwt>)");
   }
@@ -265,6 +279,44 @@ export async function authenticate(request: Request, env: Env): Promise<Claims> 
   const claims = await verify(token, env);
   checkClaims(claims, env, Math.floor(now / 1000));
   Object.freeze(claims);
-  remember(token, claims, now);
+  remember(token, claims as Claims & { exp: number });
   return claims;
+}
+
+/** Principals by the (frozen, cached) claims object they were derived from. */
+const principals = new WeakMap<Claims, { policy: AccessPolicy; principal: Principal }>();
+
+/**
+ * Who verified claims are (src/auth/): 401 AUTH_INVALID when `sub` is missing or the
+ * access claim `a` is unknown. Derived once per cached token.
+ */
+export function principalOf(claims: Claims, policy: AccessPolicy): Principal {
+  const hit = principals.get(claims);
+  if (hit?.policy === policy) return hit.principal;
+  let principal: Principal;
+  try {
+    principal = policy.principal(JSON.stringify(claims));
+  } catch (e) {
+    if ((e as { code?: string }).code === "AUTH_INVALID") throw invalid((e as Error).message.replace(/^(AUTH_INVALID: )?the server rejected the auth token: /, ""));
+    throw e;
+  }
+  principals.set(claims, { policy, principal });
+  return principal;
+}
+
+/** The authorization model's configuration (src/auth/ `AuthConfig`) from the worker's vars. */
+export function accessPolicyConfig(env: Env): string {
+  let channels: unknown;
+  if (env.HUB_CHANNELS) {
+    try {
+      channels = JSON.parse(env.HUB_CHANNELS);
+    } catch (e) {
+      throw new HttpError(500, "CONFIG_ERROR", `HUB_CHANNELS is not JSON: ${e instanceof Error ? e.message : e}`);
+    }
+  }
+  return JSON.stringify({
+    serviceRole: env.SERVICE_ROLE || undefined,
+    serviceRoleClaim: env.SERVICE_ROLE_CLAIM || undefined,
+    channels,
+  });
 }

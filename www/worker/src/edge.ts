@@ -4,12 +4,21 @@
  * EWMAs, circuit breakers, read-your-writes floors, the read cache) and one libSQL
  * client per region.
  *
+ * Every client statement is authorized first (`routeFor` / `AccessPolicy.authorizeSql`,
+ * src/auth/): only service tokens run SQL, read-only ones only reads, and nobody
+ * reaches what the guard refuses (host files, raw pages, ATTACH, the worker's tables).
+ * Cached results are kept per principal scope.
+ *
  * A read: cached → answered without I/O. Otherwise the plan's targets are tried in
  * order (power-of-two-choices pick first, then by score, the primary always among
- * them), at most READ_ATTEMPTS of them; a transport failure (timeout, refused, 5xx)
- * is reported to the router (it opens the region's breaker after repeated failures)
- * and the next target is tried; a replica whose answer is older than the client's
- * read-your-writes floor is skipped for the next target. A SQL error is the answer.
+ * them), at most READ_ATTEMPTS of them; a transport failure (timeout, refused, a 5xx
+ * the region also gives a `select 1` probe) is reported to the router (it opens the
+ * region's breaker after repeated failures) and the next target is tried; a replica
+ * whose answer is older than the client's read-your-writes floor is skipped for the
+ * next target. A SQL error is the answer — and so is an HTTP 500 for a statement the
+ * region fails on while it answers the probe (e.g. a result it cannot encode):
+ * `STATEMENT_FAILED` (422), never a region failure, so no client can mark a region or
+ * the cluster unhealthy.
  *
  * A write: the primary only, never retried elsewhere (a replica must not accept it and
  * a timed-out write may have committed): a transport failure is `PRIMARY_UNAVAILABLE`
@@ -17,10 +26,10 @@
  * floor becomes the primary's replication index, cached reads of the written tables
  * are dropped, and the hub is told (channel `table:<name>`).
  */
-import { classify, createClient, EdgeRouter, EdgesyncError } from "edgesync";
-import type { Client, InArgs, ResultSet, RoutePlan } from "edgesync";
+import { createClient, EdgeRouter, EdgesyncError } from "edgesync";
+import type { AccessPolicy, Client, InArgs, Principal, ResultSet, RoutePlan } from "edgesync";
 import type { Env } from "./env.js";
-import { HttpError } from "./http.js";
+import { HttpError, redact } from "./http.js";
 
 /** Reads try at most this many regions (the retry budget). */
 const READ_ATTEMPTS = 3;
@@ -38,10 +47,9 @@ export interface QueryOutcome {
   replicationIndex: number | undefined;
 }
 
-/** Where a request comes from, for locality and read-your-writes. */
+/** Who a request comes from (authorization, cache scope, read-your-writes) and where (locality). */
 export interface Caller {
-  /** The authenticated subject (JWT `sub`): the read-your-writes scope. */
-  client: string | undefined;
+  principal: Principal;
   /** `"lat,lon"` from request.cf or the x-edgesync-location header. */
   location: string | undefined;
 }
@@ -70,8 +78,14 @@ export class Edge {
   readonly primary: number;
   private schemaReady = new Set<string>();
   private lastProbeAll = -Infinity;
+  /** A `select 1` in flight per region, shared by the 500s that wait on it. */
+  private readonly checks = new Map<number, Promise<boolean>>();
 
-  constructor(env: Env, seed: number) {
+  constructor(
+    env: Env,
+    seed: number,
+    private readonly policy: AccessPolicy,
+  ) {
     const regionsJson = regionsConfig(env);
     const timeout = positive(env.REGION_TIMEOUT_MS, DEFAULT_TIMEOUT_MS, "REGION_TIMEOUT_MS");
     this.router = new EdgeRouter(regionsJson, env.ROUTER_OPTIONS || undefined, seed);
@@ -81,21 +95,22 @@ export class Edge {
     this.clients = this.regions.map((r) => createClient({ url: r.url, authToken, timeout }));
   }
 
-  /** Runs one parameterized statement where the router says. */
+  /** Runs one client statement where the router says, once the principal may run it. */
   async query(sql: string, args: InArgs | undefined, caller: Caller): Promise<QueryOutcome> {
     const argsKey = args === undefined ? "" : JSON.stringify(args);
     const now = Date.now();
-    const hit = this.router.cached(sql, argsKey, caller.client, now);
+    const { principal } = caller;
+    const hit = this.router.cachedFor(principal, sql, argsKey, now);
     if (hit !== undefined) {
       return { body: hit, region: undefined, cache: "hit", kind: "read", writes: [], replicationIndex: undefined };
     }
-    const plan = this.router.route(sql, argsKey, caller.client, caller.location, now);
+    const plan = this.router.routeFor(principal, sql, argsKey, caller.location, now);
     if (plan.statements > 1) {
       throw new HttpError(400, "MULTI_STATEMENT", `one statement per query (got ${plan.statements}); use /batch`);
     }
     if (plan.kind === "write") {
       const rs = await this.write({ sql, args });
-      this.router.recordWrite(caller.client, rs.replicationIndex, plan.writes, plan.writesUnknown, Date.now());
+      this.router.recordWrite(principal.sub, rs.replicationIndex, plan.writes, plan.writesUnknown, Date.now());
       return {
         body: JSON.stringify(rs.toJSON()),
         region: this.regions[this.primary].id,
@@ -130,25 +145,34 @@ export class Edge {
   /**
    * Statements in one transaction. A transaction needs one consistent server, so a
    * batch runs on the primary whatever it contains; its writes count for
-   * read-your-writes and cache invalidation like single writes.
+   * read-your-writes and cache invalidation like single writes. Every statement is
+   * authorized first; a read-only principal's batch runs as a read transaction.
    */
   async batch(
     stmts: { sql: string; args?: InArgs }[],
     mode: "write" | "read" | "deferred",
     caller: Caller,
   ): Promise<{ bodies: string[]; writes: string[]; replicationIndex: number | undefined }> {
+    const { principal } = caller;
     const writes = new Set<string>();
     let unknown = false;
-    for (const s of stmts) {
-      const c = classify(s.sql);
+    stmts.forEach((s, step) => {
+      let c;
+      try {
+        c = this.policy.authorizeSql(principal, s.sql);
+      } catch (e) {
+        if (e instanceof EdgesyncError) Object.assign(e, { statementIndex: step });
+        throw e;
+      }
       if (c.kind === "write") {
         for (const t of c.writes) writes.add(t);
         unknown ||= c.writesUnknown;
       }
-    }
+    });
+    if (principal.access === "ro") mode = "read";
     const results = await this.onPrimary("batch", (c) => c.batch(stmts, mode), (r) => r.at(-1)?.replicationIndex);
     const replicationIndex = results.at(-1)?.replicationIndex;
-    this.router.recordWrite(caller.client, replicationIndex, [...writes], unknown, Date.now());
+    this.router.recordWrite(principal.sub, replicationIndex, [...writes], unknown, Date.now());
     return {
       bodies: results.map((rs) => JSON.stringify(rs.toJSON())),
       writes: unknown ? ["*"] : [...writes],
@@ -170,14 +194,24 @@ export class Edge {
       return await this.attempt(this.primary, call, index);
     } catch (e) {
       if (transportFailure(e) === undefined) throw e;
-      const cause = e instanceof EdgesyncError ? `${e.code}: ${e.message}` : String(e);
-      throw new HttpError(503, "PRIMARY_UNAVAILABLE", `the ${what} was not acknowledged: the primary failed (${cause})`);
+      const cause = e instanceof EdgesyncError ? `${e.code}: ${redact(e.message)}` : redact(String(e));
+      throw new HttpError(503, "PRIMARY_UNAVAILABLE", `the ${what} was not acknowledged: the primary (${this.regions[this.primary].id}) failed (${cause})`);
     }
+  }
+
+  /** The worker's own statements in one write transaction on the primary. */
+  writeBatch(stmts: { sql: string; args?: InArgs }[]): Promise<ResultSet[]> {
+    return this.onPrimary("write", (c) => c.batch(stmts, "write"), (r) => r.at(-1)?.replicationIndex);
+  }
+
+  /** One statement on the primary, for the worker's own reads that must be current (sessions). */
+  primaryRead(stmt: { sql: string; args?: InArgs }): Promise<ResultSet> {
+    return this.onPrimary("read", (c) => c.execute(stmt), (rs) => rs.replicationIndex);
   }
 
   /** A read through the plan's targets with failover (also used by sessions). */
   async read(plan: RoutePlan, stmt: { sql: string; args?: InArgs }): Promise<{ rs: ResultSet; region: number }> {
-    let last = "no region was tried";
+    const why: string[] = [];
     let tried = 0;
     for (const target of plan.targets) {
       if (tried >= READ_ATTEMPTS) break;
@@ -187,18 +221,18 @@ export class Edge {
         rs = await this.execute(target, stmt);
       } catch (e) {
         if (transportFailure(e) === undefined) throw e;
-        last = `${this.regions[target].id}: ${e instanceof Error ? e.message : e}`;
+        why.push(`${this.regions[target].id}: ${redact(e instanceof Error ? e.message : String(e))}`);
         continue;
       }
       const floor = plan.minReplicationIndex;
       if (floor !== undefined && target !== this.primary && (rs.replicationIndex ?? 0) < floor) {
-        last = `${this.regions[target].id} is behind the client's last write`;
+        why.push(`${this.regions[target].id} is behind the client's last write`);
         tried--; // a stale answer is not a failure: it does not use up the retry budget
         continue;
       }
       return { rs, region: target };
     }
-    throw new HttpError(503, "NO_HEALTHY_REGION", `no region could serve the read (${last})`);
+    throw new HttpError(503, "NO_HEALTHY_REGION", `no region could serve the read (${why.join("; ") || "no region was tried"})`);
   }
 
   /** One statement on one region, timed and reported to the router. */
@@ -209,6 +243,8 @@ export class Edge {
   /**
    * One request to one region, timed and reported to the router: a transport
    * failure counts against the region; any answer (a SQL error too) is a success.
+   * An HTTP 500 is a failure only if the region also fails a `select 1`: otherwise the
+   * statement caused it, and the caller gets STATEMENT_FAILED (422).
    */
   private async attempt<T>(target: number, call: (c: Client) => Promise<T>, index: (r: T) => number | undefined): Promise<T> {
     this.router.begin(target);
@@ -219,10 +255,36 @@ export class Edge {
       return r;
     } catch (e) {
       const failure = transportFailure(e);
+      if (failure === "server" && e instanceof EdgesyncError && e.code === "SERVER_ERROR" && e.status === 500) {
+        if (await this.answers(target)) {
+          this.router.reportSuccess(target, performance.now() - t0, undefined, Date.now());
+          const why = redact(e.message).replace(/^server error \(HTTP 500\): /, "");
+          throw new EdgesyncError(
+            `region ${this.regions[target].id} failed on this statement (HTTP 500: ${why}) while it answers others; a write may have been applied`,
+            "STATEMENT_FAILED",
+          );
+        }
+      }
       if (failure === undefined) this.router.reportSuccess(target, performance.now() - t0, undefined, Date.now());
       else this.router.reportFailure(target, failure, Date.now());
       throw e;
     }
+  }
+
+  /** Whether `target` answers `select 1` (one probe in flight per region, shared). */
+  private answers(target: number): Promise<boolean> {
+    let check = this.checks.get(target);
+    if (!check) {
+      check = this.clients[target]
+        .execute("select 1")
+        .then(
+          () => true,
+          () => false,
+        )
+        .finally(() => this.checks.delete(target));
+      this.checks.set(target, check);
+    }
+    return check;
   }
 
   /** Statements on the primary in one transaction (schema set-up). */

@@ -27,6 +27,21 @@ export interface Env {
   /** Expected `iss` / `aud` claims of client JWTs, when set. */
   JWT_ISSUER?: string;
   JWT_AUDIENCE?: string;
+  /** The role that makes a token a service token (default "service"); see docs/security.md. */
+  SERVICE_ROLE?: string;
+  /** The claim holding the role: a string or an array of strings (default "role"). */
+  SERVICE_ROLE_CLAIM?: string;
+  /**
+   * Hub channels user tokens may use, as JSON `{"subscribe": [...], "publish": [...]}`;
+   * patterns may hold `{sub}` and end in `*`. Default: `user:{sub}:*` for both.
+   */
+  HUB_CHANNELS?: string;
+  /**
+   * "true" lets a request name its serving region with the `x-edgesync-region` header
+   * (one of the REGIONS ids) — for tests and local development only; otherwise the
+   * region is the Cloudflare colo.
+   */
+  TRUST_REGION_HEADER?: string;
 
   /** Secret: libSQL auth token sent to every region (absent for servers without auth). */
   LIBSQL_AUTH_TOKEN?: string;

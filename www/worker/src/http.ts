@@ -46,6 +46,9 @@ export function statusFor(code: string, upstreamStatus?: number): number {
       return 400;
     case "SQLITE_READONLY":
     case "SQLITE_AUTH":
+    case "FORBIDDEN":
+    case "SQL_NOT_ALLOWED":
+    case "CHANNEL_RESERVED":
       return 403;
     case "SESSION_NOT_FOUND":
       return 404;
@@ -54,8 +57,11 @@ export function statusFor(code: string, upstreamStatus?: number): number {
       return 409;
     case "SESSION_EXPIRED":
       return 410;
+    case "AUTH_EXPIRED":
+      return 401;
     case "SESSION_TAMPERED":
     case "SESSION_KEY_UNKNOWN":
+    case "STATEMENT_FAILED":
       return 422;
     case "PRIMARY_UNAVAILABLE":
     case "NO_HEALTHY_REGION":
@@ -74,6 +80,14 @@ export function statusFor(code: string, upstreamStatus?: number): number {
   }
 }
 
+/**
+ * An error message fit for a client: no upstream URL (region addresses, paths, query
+ * strings) — the region's id is what a caller needs, and the worker adds it.
+ */
+export function redact(message: string): string {
+  return message.replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s"')]*[^\s"'):.,;]/gi, "<upstream>");
+}
+
 export function errorResponse(e: unknown): Response {
   if (e instanceof HttpError) {
     const headers: Record<string, string> = {};
@@ -81,26 +95,30 @@ export function errorResponse(e: unknown): Response {
       headers["www-authenticate"] =
         e.code === "AUTH_REQUIRED" ? 'Bearer realm="edgesync"' : 'Bearer realm="edgesync", error="invalid_token"';
     }
-    return json({ error: { code: e.code, message: e.message } }, e.status, headers);
+    return json({ error: { code: e.code, message: redact(e.message) } }, e.status, headers);
   }
   if (e instanceof EdgesyncError) {
-    const error: { code: string; message: string; step?: number } = { code: e.code, message: e.message };
+    const error: { code: string; message: string; step?: number } = { code: e.code, message: redact(e.message) };
     const index = (e as { statementIndex?: number }).statementIndex;
     if (index !== undefined) error.step = index;
     return json({ error }, statusFor(e.code, e.status));
   }
   console.error("unexpected error", e);
   const message = e instanceof Error ? e.message : String(e);
-  return json({ error: { code: "INTERNAL_ERROR", message } }, 500);
+  return json({ error: { code: "INTERNAL_ERROR", message: redact(message) } }, 500);
 }
 
 /**
- * How much of an oversized body is still read (and dropped) before the 413 goes out.
- * A client that is still sending when the server stops reading may see its connection
- * reset before it reads the answer; draining a little more lets ordinary clients get
- * the 413, while a huge upload is still cut off.
+ * How much of an oversized streamed (chunked) body is still read, and dropped, before
+ * the 413 goes out. A client that is still sending when the server stops reading sees
+ * its connection reset before it reads the answer — and wrangler's dev proxy then failed
+ * the request ("worker restarted mid-request", 503), for that client or another on the
+ * same connection: 256 KiB of draining fixed bodies up to ~320 KiB, not 1 MiB. Dropping
+ * bytes costs no memory and little CPU, and the sender pays the bandwidth, so the worker
+ * drains up to 64 MiB; a larger undeclared body is cut off. (A declared Content-Length
+ * over the limit is answered at once: the runtime discards that body itself.)
  */
-const DRAIN_BYTES = 256 * 1024;
+const DRAIN_BYTES = 64 * 1024 * 1024;
 
 /** Reads and drops up to `max` more bytes of a body, then cancels what is left. */
 async function discardRest(reader: ReadableStreamDefaultReader<Uint8Array>, max: number): Promise<void> {

@@ -1,69 +1,52 @@
 /**
  * The real-time hub: one SQLite-backed Durable Object (`RealtimeHub`, binding `HUB`,
- * instance "global") that stores change events and fans them out over WebSockets.
+ * instance "global") that stores change events and fans them out over WebSockets. The
+ * frames and limits are defined once, in js/hub-protocol.ts (imported through the
+ * package); see there for the protocol.
  *
  * Every event gets a monotonically increasing `seq` (its version) and is kept in
  * `events` for catch-up: the last `HUB_RETENTION_EVENTS` events (default 10,000) no older
  * than `HUB_RETENTION_MS` (default 24 h). Sockets use the Hibernation API, so an idle hub
- * costs nothing; each socket's subscriptions live in its attachment.
+ * costs nothing; each socket's subscriptions and principal live in its attachment.
  *
- * Protocol (JSON text frames, at most 64 KiB):
+ * Access control (src/auth/, docs/security.md) on every path — the upgrade URL, the
+ * subscribe and publish frames, HTTP publish, and history (`since` replays only the
+ * channels the socket was allowed to subscribe to): `table:` and `sync:` channels are
+ * published by the worker alone; a user token uses only the channels HUB_CHANNELS grants
+ * it (default `user:{sub}:*`); `*` and everything else is for service tokens. A socket
+ * lives no longer than its token: past `exp` it gets an AUTH_EXPIRED error and is closed.
  *
- *   client → {"type":"subscribe","channels":["table:todos","room:*"],"since":123?}
- *            adds channels; with `since`, first replays (in seq order) the retained events
- *            on them with seq > since — preceded by {"type":"reset","seq"} instead when
- *            some of those were already pruned (or `since` is ahead of the hub): the
- *            client must resync fully. Always answered by {"type":"ready","seq":<latest>}.
- *   client → {"type":"unsubscribe","channels":[…]}          → {"type":"unsubscribed","channels"}
- *   client → {"type":"publish","channel","data","id"?}      → {"type":"published","seq","id"?}
- *   client → {"type":"ping"}                                → {"type":"pong"}
- *   hub    → {"type":"event","channel","seq","data","ts"}   to every subscriber
- *   hub    → {"type":"error","code","message"}              bad frame; the socket stays open
- *
- * The upgrade URL takes the first subscription too: `/subscribe?channels=a,b&since=5`;
- * every new socket gets `ready` (after its replay) once it is live.
- * Channel names are 1–200 characters without control characters or commas; a
- * subscription may end in `*` to match every channel with that prefix (`table:*`).
+ * The Durable Object is reachable only through this worker's binding: the worker
+ * authenticates the request and hands the principal over in a header it sets itself
+ * (hub-api.ts holds the worker's side).
  */
 import { DurableObject } from "cloudflare:workers";
+import {
+  AccessPolicy,
+  eventFrameText,
+  HUB_MAX_CHANNELS_PER_SOCKET,
+  HUB_MAX_DATA_BYTES,
+  HUB_MAX_FRAME_BYTES,
+  HUB_MAX_FRAME_DEPTH,
+  jsonDeeperThan,
+} from "edgesync";
+import type { HubErrorCode, HubFrame, SyncAnnouncement } from "edgesync";
+import { accessPolicyConfig } from "./auth.js";
 import type { Env } from "./env.js";
+import { checkChannel, PRINCIPAL_HEADER, urlChannels } from "./hub-api.js";
+import type { Holder, HubStats } from "./hub-api.js";
 import { HttpError, errorResponse, json } from "./http.js";
 
-export interface HubStats {
-  /** Connected WebSockets. */
-  sockets: number;
-  /** Events retained for catch-up. */
-  events: number;
-  /** The latest event's seq (0 before the first). */
-  lastSeq: number;
-  /** Events published since the hub was created. */
-  published: number;
-}
-
-const MAX_CHANNEL_CHARS = 200;
-const MAX_FRAME_BYTES = 64 * 1024;
-/** Largest `data` of one event, as JSON text. */
-const MAX_DATA_BYTES = 64 * 1024;
-const MAX_CHANNELS_PER_SOCKET = 100;
 /** serializeAttachment() takes at most 2,048 bytes. */
 const MAX_ATTACHMENT_BYTES = 2000;
 const DEFAULT_RETENTION_EVENTS = 10_000;
 const DEFAULT_RETENTION_MS = 24 * 3600_000;
 /** Channels with their own prune watermark before they collapse into the global one. */
 const MAX_WATERMARKS = 10_000;
-
-/** Why a channel name is unusable, or undefined when it is fine. */
-function channelProblem(channel: unknown, allowWildcard: boolean): string | undefined {
-  if (typeof channel !== "string") return "a channel must be a string";
-  if (channel.length === 0 || channel.length > MAX_CHANNEL_CHARS) return `a channel must be 1–${MAX_CHANNEL_CHARS} characters`;
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f,]/.test(channel)) return "a channel must not contain control characters or commas";
-  const star = channel.indexOf("*");
-  if (star !== -1 && !(allowWildcard && star === channel.length - 1)) {
-    return allowWildcard ? "`*` is only allowed as the last character of a subscription" : "a published channel must not contain `*`";
-  }
-  return undefined;
-}
+/** Clock skew tolerated on a socket's token expiry (as for the token itself). */
+const EXPIRY_LEEWAY_MS = 30_000;
+/** Close code for a socket whose token expired (4000–4999: application codes). */
+const CLOSE_TOKEN_EXPIRED = 4401;
 
 function positiveInt(raw: string | undefined, fallback: number, name: string): number {
   if (raw === undefined || raw === "") return fallback;
@@ -72,66 +55,23 @@ function positiveInt(raw: string | undefined, fallback: number, name: string): n
   return n;
 }
 
-function hubStub(env: Env): DurableObjectStub {
-  return env.HUB.get(env.HUB.idFromName("global"));
-}
-
-/** A non-2xx answer of the hub as the HttpError it stands for. */
-async function hubError(res: Response): Promise<HttpError> {
-  const text = await res.text();
-  try {
-    const { error } = JSON.parse(text) as { error: { code: string; message: string } };
-    return new HttpError(res.status, error.code, error.message);
-  } catch {
-    return new HttpError(res.status >= 500 ? 502 : res.status, "HUB_ERROR", `hub answered ${res.status}: ${text.slice(0, 200)}`);
-  }
-}
-
-/** GET /subscribe: hands the WebSocket upgrade to the hub (426 without `Upgrade: websocket`). */
-export async function subscribe(request: Request, env: Env): Promise<Response> {
-  if ((request.headers.get("upgrade") ?? "").toLowerCase() !== "websocket") {
-    throw new HttpError(426, "UPGRADE_REQUIRED", "GET /subscribe needs a WebSocket upgrade (Upgrade: websocket)");
-  }
-  return hubStub(env).fetch(request);
-}
-
-/** Stores an event on `channel` and sends it to every subscriber; returns its seq. */
-export async function publish(env: Env, channel: string, data: unknown): Promise<{ channel: string; seq: number }> {
-  const problem = channelProblem(channel, false);
-  if (problem) throw new HttpError(400, "BAD_REQUEST", problem);
-  const res = await hubStub(env).fetch("https://hub/publish", {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ channel, data: data === undefined ? null : data }),
-  });
-  if (!res.ok) throw await hubError(res);
-  return (await res.json()) as { channel: string; seq: number };
-}
-
-/** The hub's gauges for /metrics. */
-export async function hubStats(env: Env): Promise<HubStats> {
-  const res = await hubStub(env).fetch("https://hub/stats");
-  if (!res.ok) throw await hubError(res);
-  return (await res.json()) as HubStats;
-}
-
 /** What a socket remembers across hibernation (serializeAttachment). */
-interface Attachment {
+interface Attachment extends Holder {
   id: string;
   channels: string[];
 }
 
 class BadMessage extends Error {
   constructor(
-    readonly code: string,
+    readonly code: HubErrorCode,
     message: string,
   ) {
     super(message);
   }
 }
 
-function errorFrame(code: string, message: string): string {
-  return JSON.stringify({ type: "error", code, message });
+function frame(f: HubFrame): string {
+  return JSON.stringify(f);
 }
 
 function trySend(ws: WebSocket, text: string): void {
@@ -142,8 +82,25 @@ function trySend(ws: WebSocket, text: string): void {
   }
 }
 
+/** A refused policy check (an EdgesyncError from AccessPolicy) as an error frame. */
+function refused(e: unknown): BadMessage {
+  const code = (e as { code?: string }).code;
+  const message = e instanceof Error ? e.message : String(e);
+  switch (code) {
+    case "FORBIDDEN":
+    case "CHANNEL_RESERVED":
+    case "PERMISSION_DENIED":
+      return new BadMessage(code, message);
+    case "INVALID_ARGUMENT":
+      return new BadMessage("BAD_MESSAGE", message.replace(/^invalid argument: /, ""));
+    default:
+      throw e;
+  }
+}
+
 export class RealtimeHub extends DurableObject<Env> {
   private readonly sql: SqlStorage;
+  private readonly policy: AccessPolicy;
   private lastSeq = 0;
   private published = 0;
   /** Every event up to this seq may have been pruned on any channel. */
@@ -152,7 +109,7 @@ export class RealtimeHub extends DurableObject<Env> {
   private readonly retentionEvents: number;
   private readonly retentionMs: number;
   /** Live sockets by id, and the ids subscribed to each exact channel / wildcard prefix. */
-  private readonly sockets = new Map<string, { ws: WebSocket; channels: Set<string> }>();
+  private readonly sockets = new Map<string, { ws: WebSocket; channels: Set<string>; exp: number }>();
   private readonly exact = new Map<string, Set<string>>();
   private readonly prefixes = new Map<string, Set<string>>();
 
@@ -160,6 +117,7 @@ export class RealtimeHub extends DurableObject<Env> {
     super(ctx, env);
     this.retentionEvents = positiveInt(env.HUB_RETENTION_EVENTS, DEFAULT_RETENTION_EVENTS, "HUB_RETENTION_EVENTS");
     this.retentionMs = positiveInt(env.HUB_RETENTION_MS, DEFAULT_RETENTION_MS, "HUB_RETENTION_MS");
+    this.policy = new AccessPolicy(accessPolicyConfig(env));
     this.sql = ctx.storage.sql;
     this.sql.exec(`
       CREATE TABLE IF NOT EXISTS events (
@@ -180,6 +138,11 @@ export class RealtimeHub extends DurableObject<Env> {
         channel TEXT PRIMARY KEY,
         seq INTEGER NOT NULL
       ) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS sync_state (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        log_cursor INTEGER NOT NULL
+      );
+      INSERT OR IGNORE INTO sync_state (id, log_cursor) VALUES (1, 0);
     `);
     const state = this.sql.exec<{ last_seq: number; published: number; pruned_all: number }>(
       "SELECT last_seq, published, pruned_all FROM hub_state WHERE id = 1",
@@ -191,34 +154,34 @@ export class RealtimeHub extends DurableObject<Env> {
     // Sockets that outlived a hibernation: rebuild the fan-out index from their attachments.
     for (const ws of ctx.getWebSockets()) {
       const a = ws.deserializeAttachment() as Attachment | null;
-      if (a?.id) this.index(a.id, ws, a.channels);
+      if (a?.id && a.p) this.index(a, ws);
     }
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair('{"type":"ping"}', '{"type":"pong"}'));
     this.prune(Date.now());
   }
 
-  // ---- HTTP ---------------------------------------------------------------------------
+  // ---- HTTP (from the worker only) ------------------------------------------------------
 
   override async fetch(request: Request): Promise<Response> {
     try {
       const url = new URL(request.url);
       const route = `${request.method} ${url.pathname}`;
       if (url.pathname === "/subscribe" && request.method === "GET") return this.accept(request, url);
-      if (route === "POST /publish") {
-        let body: { channel?: unknown; data?: unknown };
-        try {
-          body = (await request.json()) as typeof body;
-        } catch {
-          throw new HttpError(400, "BAD_JSON", "publish body is not JSON");
+      switch (route) {
+        case "POST /publish": {
+          // Already authorized by the worker (or the worker's own `table:` / `sync:` event).
+          const body = (await request.json()) as { channel: string; data: unknown };
+          const dataText = JSON.stringify(body.data ?? null);
+          if (dataText.length > HUB_MAX_DATA_BYTES) throw new HttpError(413, "EVENT_TOO_LARGE", `event data exceeds ${HUB_MAX_DATA_BYTES} bytes`);
+          return json({ channel: body.channel, seq: this.store(body.channel, dataText) });
         }
-        const problem = channelProblem(body?.channel, false);
-        if (problem) throw new HttpError(400, "BAD_REQUEST", problem);
-        const dataText = JSON.stringify(body.data === undefined ? null : body.data);
-        if (dataText.length > MAX_DATA_BYTES) throw new HttpError(413, "EVENT_TOO_LARGE", `event data exceeds ${MAX_DATA_BYTES} bytes`);
-        const seq = this.store(body.channel as string, dataText);
-        return json({ channel: body.channel, seq });
+        case "GET /stats":
+          return json(this.stats());
+        case "GET /sync-cursor":
+          return json({ cursor: this.logCursor() });
+        case "POST /sync-announce":
+          return json(this.announce((await request.json()) as { upto: number; tables: SyncAnnouncement[]; reset?: boolean }));
       }
-      if (route === "GET /stats") return json(this.stats());
       throw new HttpError(404, "NOT_FOUND", `no hub route for ${route}`);
     } catch (e) {
       return errorResponse(e);
@@ -230,14 +193,11 @@ export class RealtimeHub extends DurableObject<Env> {
     if ((request.headers.get("upgrade") ?? "").toLowerCase() !== "websocket") {
       throw new HttpError(426, "UPGRADE_REQUIRED", "GET /subscribe needs a WebSocket upgrade (Upgrade: websocket)");
     }
-    const channels = url.searchParams
-      .getAll("channels")
-      .flatMap((v) => v.split(","))
-      .filter((c) => c !== "");
-    for (const c of channels) {
-      const problem = channelProblem(c, true);
-      if (problem) throw new HttpError(400, "BAD_REQUEST", `${problem}: ${JSON.stringify(c.slice(0, 60))}`);
-    }
+    const raw = request.headers.get(PRINCIPAL_HEADER);
+    if (raw === null) throw new HttpError(401, "AUTH_REQUIRED", "the hub takes sockets from the worker only");
+    const holder = JSON.parse(raw) as Holder;
+    const channels = urlChannels(url);
+    for (const c of channels) checkChannel(this.policy, holder.p, c, "subscribe"); // checked by the worker too
     const sinceRaw = url.searchParams.get("since");
     let since: number | undefined;
     if (sinceRaw !== null && sinceRaw !== "") {
@@ -245,8 +205,8 @@ export class RealtimeHub extends DurableObject<Env> {
       if (!Number.isSafeInteger(since) || since < 0) throw new HttpError(400, "BAD_REQUEST", "since must be a non-negative integer");
     }
     const unique = [...new Set(channels)];
-    if (unique.length > MAX_CHANNELS_PER_SOCKET) throw new HttpError(400, "BAD_REQUEST", `at most ${MAX_CHANNELS_PER_SOCKET} channels per socket`);
-    const attachment: Attachment = { id: crypto.randomUUID(), channels: unique };
+    if (unique.length > HUB_MAX_CHANNELS_PER_SOCKET) throw new HttpError(400, "BAD_REQUEST", `at most ${HUB_MAX_CHANNELS_PER_SOCKET} channels per socket`);
+    const attachment: Attachment = { id: crypto.randomUUID(), channels: unique, p: holder.p, exp: holder.exp };
     if (JSON.stringify(attachment).length > MAX_ATTACHMENT_BYTES) {
       throw new HttpError(400, "BAD_REQUEST", "the channel names are too long in total for one socket");
     }
@@ -255,7 +215,7 @@ export class RealtimeHub extends DurableObject<Env> {
     const [client, server] = [pair[0], pair[1]];
     this.ctx.acceptWebSocket(server);
     server.serializeAttachment(attachment);
-    this.index(attachment.id, server, unique);
+    this.index(attachment, server);
     this.catchUp(server, unique, since); // always ends with `ready`: the socket is live
     return new Response(null, { status: 101, webSocket: client });
   }
@@ -264,13 +224,16 @@ export class RealtimeHub extends DurableObject<Env> {
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     try {
+      const a = this.attachmentOf(ws);
+      if (a === undefined) return;
       if (typeof message !== "string") throw new BadMessage("BAD_MESSAGE", "binary frames are not supported: send JSON text");
       // UTF-16 length ≤ UTF-8 length ≤ 3 × UTF-16 length: encode only when it matters.
       const tooLarge =
-        message.length > MAX_FRAME_BYTES ||
-        (message.length * 3 > MAX_FRAME_BYTES && new TextEncoder().encode(message).byteLength > MAX_FRAME_BYTES);
-      if (tooLarge) {
-        throw new BadMessage("FRAME_TOO_LARGE", `frames are limited to ${MAX_FRAME_BYTES} bytes`);
+        message.length > HUB_MAX_FRAME_BYTES ||
+        (message.length * 3 > HUB_MAX_FRAME_BYTES && new TextEncoder().encode(message).byteLength > HUB_MAX_FRAME_BYTES);
+      if (tooLarge) throw new BadMessage("FRAME_TOO_LARGE", `frames are limited to ${HUB_MAX_FRAME_BYTES} bytes`);
+      if (jsonDeeperThan(message, HUB_MAX_FRAME_DEPTH)) {
+        throw new BadMessage("BAD_MESSAGE", `frames may nest JSON at most ${HUB_MAX_FRAME_DEPTH} deep`);
       }
       let msg: unknown;
       try {
@@ -282,22 +245,24 @@ export class RealtimeHub extends DurableObject<Env> {
       const m = msg as Record<string, unknown>;
       switch (m.type) {
         case "ping":
-          trySend(ws, '{"type":"pong"}');
+          trySend(ws, frame({ type: "pong" }));
           return;
         case "subscribe":
-          return this.onSubscribe(ws, m);
+          return this.onSubscribe(ws, a, m);
         case "unsubscribe":
-          return this.onUnsubscribe(ws, m);
+          return this.onUnsubscribe(ws, a, m);
         case "publish":
-          return this.onPublish(ws, m);
-        default:
-          throw new BadMessage("BAD_MESSAGE", `unknown message type ${JSON.stringify(m.type)?.slice(0, 40)}`);
+          return this.onPublish(ws, a, m);
+        default: {
+          const shown = typeof m.type === "string" ? JSON.stringify(m.type.slice(0, 40)) : typeof m.type;
+          throw new BadMessage("BAD_MESSAGE", `unknown message type ${shown}`);
+        }
       }
     } catch (e) {
-      if (e instanceof BadMessage) trySend(ws, errorFrame(e.code, e.message));
+      if (e instanceof BadMessage) trySend(ws, frame({ type: "error", code: e.code, message: e.message }));
       else {
         console.error("hub: unexpected error handling a frame", e);
-        trySend(ws, errorFrame("INTERNAL_ERROR", e instanceof Error ? e.message : String(e)));
+        trySend(ws, frame({ type: "error", code: "INTERNAL_ERROR", message: e instanceof Error ? e.message : String(e) }));
       }
     }
   }
@@ -323,31 +288,52 @@ export class RealtimeHub extends DurableObject<Env> {
 
   // ---- protocol -----------------------------------------------------------------------
 
-  private attachmentOf(ws: WebSocket): Attachment {
+  /** The socket's attachment, or undefined after closing a socket whose token expired. */
+  private attachmentOf(ws: WebSocket): Attachment | undefined {
     const a = ws.deserializeAttachment() as Attachment | null;
-    if (a?.id) {
-      if (!this.sockets.has(a.id)) this.index(a.id, ws, a.channels);
-      return a;
+    if (!a?.id || !a.p) {
+      // Accepted before sockets carried their principal: it must reconnect.
+      this.closeExpired(ws, "this socket has no principal: reconnect");
+      return undefined;
     }
-    // Not accepted by this hub (should not happen): adopt it.
-    const fresh: Attachment = { id: crypto.randomUUID(), channels: [] };
-    ws.serializeAttachment(fresh);
-    this.index(fresh.id, ws, []);
-    return fresh;
+    if (Date.now() > a.exp * 1000 + EXPIRY_LEEWAY_MS) {
+      this.closeExpired(ws, "the socket's token has expired: reconnect with a fresh one");
+      return undefined;
+    }
+    if (!this.sockets.has(a.id)) this.index(a, ws);
+    return a;
   }
 
+  private closeExpired(ws: WebSocket, message: string): void {
+    trySend(ws, frame({ type: "error", code: "AUTH_EXPIRED", message }));
+    this.forget(ws);
+    try {
+      ws.close(CLOSE_TOKEN_EXPIRED, "token expired");
+    } catch {
+      /* already closed */
+    }
+  }
+
+  /** The frame's channels: a non-empty array of strings (anything else is refused unread). */
   private channelsOf(m: Record<string, unknown>): string[] {
     const list = m.channels;
     if (!Array.isArray(list) || list.length === 0) throw new BadMessage("BAD_MESSAGE", "channels must be a non-empty array of strings");
+    if (list.length > HUB_MAX_CHANNELS_PER_SOCKET) throw new BadMessage("TOO_MANY_CHANNELS", `at most ${HUB_MAX_CHANNELS_PER_SOCKET} channels per socket`);
     for (const c of list) {
-      const problem = channelProblem(c, true);
-      if (problem) throw new BadMessage("BAD_MESSAGE", `${problem}: ${JSON.stringify(String(c).slice(0, 60))}`);
+      if (typeof c !== "string") throw new BadMessage("BAD_MESSAGE", `channels must be strings, got ${Array.isArray(c) ? "an array" : typeof c}`);
     }
     return [...new Set(list as string[])];
   }
 
-  private onSubscribe(ws: WebSocket, m: Record<string, unknown>): void {
+  private onSubscribe(ws: WebSocket, a: Attachment, m: Record<string, unknown>): void {
     const channels = this.channelsOf(m);
+    for (const c of channels) {
+      try {
+        this.policy.checkChannel(a.p, c, "subscribe");
+      } catch (e) {
+        throw refused(e);
+      }
+    }
     let since: number | undefined;
     if (m.since !== undefined && m.since !== null) {
       if (typeof m.since !== "number" || !Number.isSafeInteger(m.since) || m.since < 0) {
@@ -355,48 +341,50 @@ export class RealtimeHub extends DurableObject<Env> {
       }
       since = m.since;
     }
-    const a = this.attachmentOf(ws);
     const merged = [...new Set([...a.channels, ...channels])];
-    if (merged.length > MAX_CHANNELS_PER_SOCKET) throw new BadMessage("TOO_MANY_CHANNELS", `at most ${MAX_CHANNELS_PER_SOCKET} channels per socket`);
-    const next: Attachment = { id: a.id, channels: merged };
+    if (merged.length > HUB_MAX_CHANNELS_PER_SOCKET) throw new BadMessage("TOO_MANY_CHANNELS", `at most ${HUB_MAX_CHANNELS_PER_SOCKET} channels per socket`);
+    const next: Attachment = { ...a, channels: merged };
     if (JSON.stringify(next).length > MAX_ATTACHMENT_BYTES) {
       throw new BadMessage("TOO_MANY_CHANNELS", "the channel names are too long in total for one socket");
     }
     ws.serializeAttachment(next);
-    this.index(a.id, ws, merged);
+    this.index(next, ws);
     this.catchUp(ws, channels, since);
   }
 
-  private onUnsubscribe(ws: WebSocket, m: Record<string, unknown>): void {
+  private onUnsubscribe(ws: WebSocket, a: Attachment, m: Record<string, unknown>): void {
     const channels = this.channelsOf(m);
-    const a = this.attachmentOf(ws);
     const drop = new Set(channels);
-    const next: Attachment = { id: a.id, channels: a.channels.filter((c) => !drop.has(c)) };
+    const next: Attachment = { ...a, channels: a.channels.filter((c) => !drop.has(c)) };
     ws.serializeAttachment(next);
-    this.index(a.id, ws, next.channels);
-    trySend(ws, JSON.stringify({ type: "unsubscribed", channels }));
+    this.index(next, ws);
+    trySend(ws, frame({ type: "unsubscribed", channels }));
   }
 
-  private onPublish(ws: WebSocket, m: Record<string, unknown>): void {
-    const problem = channelProblem(m.channel, false);
-    if (problem) throw new BadMessage("BAD_MESSAGE", problem);
+  private onPublish(ws: WebSocket, a: Attachment, m: Record<string, unknown>): void {
+    if (typeof m.channel !== "string") throw new BadMessage("BAD_MESSAGE", "channel must be a string");
+    try {
+      this.policy.checkChannel(a.p, m.channel, "publish");
+    } catch (e) {
+      throw refused(e);
+    }
     const dataText = JSON.stringify(m.data === undefined ? null : m.data);
-    if (dataText.length > MAX_DATA_BYTES) throw new BadMessage("EVENT_TOO_LARGE", `event data exceeds ${MAX_DATA_BYTES} bytes`);
+    if (dataText.length > HUB_MAX_DATA_BYTES) throw new BadMessage("EVENT_TOO_LARGE", `event data exceeds ${HUB_MAX_DATA_BYTES} bytes`);
     const id = typeof m.id === "string" || typeof m.id === "number" ? m.id : undefined;
-    this.attachmentOf(ws);
-    const seq = this.store(m.channel as string, dataText);
-    trySend(ws, JSON.stringify(id === undefined ? { type: "published", seq } : { type: "published", seq, id }));
+    const seq = this.store(m.channel, dataText);
+    trySend(ws, frame(id === undefined ? { type: "published", seq } : { type: "published", seq, id }));
   }
 
   /**
    * Replays what a (re)subscribing socket missed on `channels` since `since`, or tells it
    * to resync (`reset`) when that history is gone; then `ready` with the latest seq. Runs
-   * without awaiting, so no publish can slip in between the replay and `ready`.
+   * without awaiting, so no publish can slip in between the replay and `ready`. Only
+   * channels the socket was allowed to subscribe to reach here.
    */
   private catchUp(ws: WebSocket, channels: string[], since: number | undefined): void {
     if (since !== undefined && channels.length > 0) {
       if (since > this.lastSeq || this.prunedSince(channels, since)) {
-        trySend(ws, JSON.stringify({ type: "reset", seq: this.lastSeq }));
+        trySend(ws, frame({ type: "reset", seq: this.lastSeq }));
       } else if (since < this.lastSeq) {
         const { where, args } = this.matchClause(channels);
         const rows = this.sql
@@ -407,11 +395,11 @@ export class RealtimeHub extends DurableObject<Env> {
           )
           .raw();
         for (const [seq, channel, data, ts] of rows as IterableIterator<[number, string, string, number]>) {
-          trySend(ws, eventFrame(channel, seq, data, ts));
+          trySend(ws, eventFrameText(channel, seq, data, ts));
         }
       }
     }
-    trySend(ws, JSON.stringify({ type: "ready", seq: this.lastSeq }));
+    trySend(ws, frame({ type: "ready", seq: this.lastSeq }));
   }
 
   /** SQL matching `channel` against exact names and `prefix*` wildcards. */
@@ -451,20 +439,44 @@ export class RealtimeHub extends DurableObject<Env> {
     this.sql.exec("UPDATE hub_state SET last_seq = ?, published = published + 1 WHERE id = 1", seq);
     this.lastSeq = seq;
     this.published++;
-    this.fanOut(channel, eventFrame(channel, seq, dataText, ts));
+    this.fanOut(channel, eventFrameText(channel, seq, dataText, ts), ts);
     if (++this.sincePrune >= Math.min(100, this.retentionEvents)) this.prune(ts);
     return seq;
   }
 
-  private fanOut(channel: string, frame: string): void {
+  private fanOut(channel: string, text: string, now: number): void {
     const targets = new Set<string>(this.exact.get(channel));
     for (const [prefix, ids] of this.prefixes) {
       if (channel.startsWith(prefix)) for (const id of ids) targets.add(id);
     }
     for (const id of targets) {
       const s = this.sockets.get(id);
-      if (s) trySend(s.ws, frame);
+      if (!s) continue;
+      if (now > s.exp * 1000 + EXPIRY_LEEWAY_MS) this.closeExpired(s.ws, "the socket's token has expired: reconnect with a fresh one");
+      else trySend(s.ws, text);
     }
+  }
+
+  // ---- sync: announcements --------------------------------------------------------------
+
+  private logCursor(): number {
+    return this.sql.exec<{ c: number }>("SELECT log_cursor AS c FROM sync_state WHERE id = 1").one().c;
+  }
+
+  /**
+   * `sync:<table>` for each table whose newest record is past the stored cursor, then the
+   * cursor moves to `upto`: announcements of the same records (concurrent notifies) fold.
+   */
+  private announce(body: { upto: number; tables: SyncAnnouncement[]; reset?: boolean }): { announced: string[] } {
+    const cursor = this.logCursor();
+    const announced: string[] = [];
+    for (const t of body.tables) {
+      if (t.seq <= cursor) continue;
+      this.store(`sync:${t.table}`, JSON.stringify(t));
+      announced.push(t.table);
+    }
+    if (body.upto > cursor || body.reset) this.sql.exec("UPDATE sync_state SET log_cursor = ? WHERE id = 1", body.upto);
+    return { announced };
   }
 
   /** Drops events beyond the retention, remembering per channel what is gone. */
@@ -499,15 +511,15 @@ export class RealtimeHub extends DurableObject<Env> {
 
   // ---- fan-out index ------------------------------------------------------------------
 
-  private index(id: string, ws: WebSocket, channels: string[]): void {
-    this.unindex(id);
-    const set = new Set(channels);
-    this.sockets.set(id, { ws, channels: set });
+  private index(a: Attachment, ws: WebSocket): void {
+    this.unindex(a.id);
+    const set = new Set(a.channels);
+    this.sockets.set(a.id, { ws, channels: set, exp: a.exp });
     for (const c of set) {
       const [map, key] = c.endsWith("*") ? [this.prefixes, c.slice(0, -1)] : [this.exact, c];
       let ids = map.get(key);
       if (!ids) map.set(key, (ids = new Set()));
-      ids.add(id);
+      ids.add(a.id);
     }
   }
 
@@ -527,8 +539,4 @@ export class RealtimeHub extends DurableObject<Env> {
     const a = ws.deserializeAttachment() as Attachment | null;
     if (a?.id) this.unindex(a.id);
   }
-}
-
-function eventFrame(channel: string, seq: number, dataText: string, ts: number): string {
-  return `{"type":"event","channel":${JSON.stringify(channel)},"seq":${seq},"data":${dataText},"ts":${ts}}`;
 }

@@ -3,26 +3,32 @@
  * of a libSQL primary and its replicas.
  *
  *   GET  /health                 cluster health (no auth): 200 healthy/degraded, 503 unhealthy
- *   GET  /metrics                Prometheus text: HTTP, router, cache, sessions, regions, hub
- *   POST /query   {sql, args?}   one parameterized statement, routed (see edge.ts)
- *   POST /batch   {statements}   statements in one transaction on the primary
- *   POST|GET|PUT|DELETE /sessions[/:id]   distributed sessions (see sessions.ts)
- *   GET  /subscribe              WebSocket to the real-time hub (see hub.ts)
- *   POST /publish {channel, data}
+ *   GET  /whoami                 the caller's principal and hub channel grants
+ *   GET  /metrics                Prometheus text (service tokens)
+ *   POST /query   {sql, args?}   one parameterized statement, routed (service tokens; see edge.ts)
+ *   POST /batch   {statements}   statements in one transaction on the primary (service tokens)
+ *   POST|GET|PUT|DELETE /sessions[/:id]   distributed sessions, owned by their subject (sessions.ts)
+ *   GET  /subscribe              WebSocket to the real-time hub (hub.ts; `?access_token=` allowed here only)
+ *   POST /publish {channel, data}   an event on a channel the token may publish on
+ *   POST /sync/notify            announce new change-log records on `sync:<table>` (hub.ts)
  *
- * Every endpoint but /health needs `Authorization: Bearer <JWT>` (auth.ts). Errors are
+ * Every endpoint but /health needs `Authorization: Bearer <JWT>` (auth.ts), with a `sub`.
+ * What a token may do is the authorization model of src/auth/ (docs/security.md): a
+ * service token (role claim SERVICE_ROLE) runs SQL and manages any session; a user
+ * token uses its own sessions and the hub channels HUB_CHANNELS grants it. Errors are
  * `{error: {code, message}}`: 400 BAD_JSON / BAD_REQUEST / QUERY_UNPARSEABLE,
- * 401 AUTH_*, 413 BODY_TOO_LARGE, 503 PRIMARY_UNAVAILABLE / NO_HEALTHY_REGION, …
+ * 401 AUTH_*, 403 FORBIDDEN / SQL_NOT_ALLOWED / PERMISSION_DENIED / CHANNEL_RESERVED,
+ * 413 BODY_TOO_LARGE, 422 STATEMENT_FAILED, 503 PRIMARY_UNAVAILABLE / NO_HEALTHY_REGION, …
  * SQL travels only as parameterized statements: values are never spliced into SQL.
  */
-import { MetricsRegistry } from "edgesync";
-import type { InArgs } from "edgesync";
-import { authenticate } from "./auth.js";
+import { AccessPolicy, EdgesyncError, MetricsRegistry } from "edgesync";
+import type { InArgs, Principal, SyncAnnouncement } from "edgesync";
+import { accessPolicyConfig, authenticate, principalOf } from "./auth.js";
 import { Edge } from "./edge.js";
 import type { Caller } from "./edge.js";
 import type { Env } from "./env.js";
 import { bodyLimit, errorResponse, HttpError, json, jsonText, readJson } from "./http.js";
-import { hubStats, publish, subscribe } from "./hub.js";
+import { announceSync, checkChannel, hubStats, publish, subscribe, syncCursor } from "./hub-api.js";
 import { Sessions, sessionResponse } from "./sessions.js";
 
 export { RealtimeHub } from "./hub.js";
@@ -31,15 +37,28 @@ export type { Env } from "./env.js";
 /** Everything an isolate keeps between requests, rebuilt when the configuration changes. */
 interface Node {
   key: string;
+  policy: AccessPolicy;
   edge: Edge;
   sessions: Sessions | undefined;
   sessionsError: unknown;
   metrics: MetricsRegistry;
+  regionIds: Set<string>;
 }
 let node: Node | undefined;
 
 function configKey(env: Env): string {
-  return [env.REGIONS, env.LIBSQL_URL, env.ROUTER_OPTIONS, env.SESSION_OPTIONS, env.SESSION_KEYS, env.LIBSQL_AUTH_TOKEN, env.REGION_TIMEOUT_MS].join("\u0000");
+  return [
+    env.REGIONS,
+    env.LIBSQL_URL,
+    env.ROUTER_OPTIONS,
+    env.SESSION_OPTIONS,
+    env.SESSION_KEYS,
+    env.LIBSQL_AUTH_TOKEN,
+    env.REGION_TIMEOUT_MS,
+    env.SERVICE_ROLE,
+    env.SERVICE_ROLE_CLAIM,
+    env.HUB_CHANNELS,
+  ].join("\u0000");
 }
 
 /** Built on first use: nothing may do I/O or draw randomness at module top level. */
@@ -47,12 +66,13 @@ function getNode(env: Env): Node {
   const key = configKey(env);
   if (node?.key === key) return node;
   node?.edge.close();
+  const policy = new AccessPolicy(accessPolicyConfig(env));
   const seed = crypto.getRandomValues(new Uint32Array(1))[0];
-  const edge = new Edge(env, seed);
+  const edge = new Edge(env, seed, policy);
   let sessions: Sessions | undefined;
   let sessionsError: unknown;
   try {
-    sessions = new Sessions(env, edge, crypto.getRandomValues(new Uint8Array(16)));
+    sessions = new Sessions(env, edge, policy, crypto.getRandomValues(new Uint8Array(16)));
   } catch (e) {
     sessionsError = e; // only the session endpoints fail without SESSION_KEYS
   }
@@ -63,21 +83,28 @@ function getNode(env: Env): Node {
   metrics.describe("edgesync_hub_sockets", "gauge", "WebSockets connected to the real-time hub.");
   metrics.describe("edgesync_hub_events", "gauge", "Events retained by the hub for catch-up.");
   metrics.describe("edgesync_hub_last_seq", "gauge", "The hub's latest event version.");
-  node = { key, edge, sessions, sessionsError, metrics };
+  const regionIds = new Set(edge.regions.map((r) => r.id));
+  node = { key, policy, edge, sessions, sessionsError, metrics, regionIds };
   return node;
 }
 
-function caller(request: Request, sub: string | undefined): Caller {
+function caller(request: Request, principal: Principal): Caller {
   const cf = request.cf as { latitude?: string; longitude?: string } | undefined;
   const header = request.headers.get("x-edgesync-location") ?? undefined;
   const location = header ?? (cf?.latitude && cf?.longitude ? `${cf.latitude},${cf.longitude}` : undefined);
-  return { client: sub, location };
+  return { principal, location };
 }
 
-/** The region this request is served in: the colo in production, a header in tests. */
-function servingRegion(request: Request): string {
+/**
+ * The region this request is served in: the colo in production. The
+ * `x-edgesync-region` header counts only with TRUST_REGION_HEADER=true (tests, local
+ * development) and only for a configured region id: a client cannot invent regions.
+ */
+function servingRegion(request: Request, env: Env, n: Node): string {
+  const header = request.headers.get("x-edgesync-region");
+  if (header !== null && env.TRUST_REGION_HEADER === "true" && n.regionIds.has(header)) return header;
   const cf = request.cf as { colo?: string } | undefined;
-  return request.headers.get("x-edgesync-region") ?? cf?.colo ?? "local";
+  return cf?.colo ?? "local";
 }
 
 function statementOf(body: Record<string, unknown>, where: string): { sql: string; args?: InArgs } {
@@ -93,6 +120,13 @@ function sessionsOf(n: Node): Sessions {
   return n.sessions;
 }
 
+function requireService(principal: Principal, what: string): void {
+  if (principal.role !== "service") throw new EdgesyncError(`${what} needs a service token`, "FORBIDDEN");
+}
+
+/** `/sessions/:id` ids are generated (base64url): anything else cannot name a session. */
+const SESSION_PATH = /^\/sessions\/([A-Za-z0-9_-]{1,128})$/;
+
 async function handle(request: Request, env: Env, ctx: ExecutionContext, n: Node): Promise<Response> {
   const url = new URL(request.url);
   const { pathname } = url;
@@ -105,11 +139,15 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext, n: Node
     const health = n.edge.router.health(env.HEALTH_THRESHOLDS || undefined, Date.now());
     return json(health, health.status === "unhealthy" ? 503 : 200);
   }
-  const claims = await authenticate(request, env);
+  const claims = await authenticate(request, env, route === "GET /subscribe");
+  const principal = principalOf(claims, n.policy);
   const limit = bodyLimit(env.MAX_BODY_BYTES);
 
   switch (route) {
+    case "GET /whoami":
+      return json({ ...principal, channels: n.policy.channels(principal) });
     case "GET /metrics": {
+      requireService(principal, "GET /metrics");
       const hub = await hubStats(env).catch(() => undefined);
       return new Response(metricsText(n, hub), {
         headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
@@ -117,7 +155,7 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext, n: Node
     }
     case "POST /query": {
       const stmt = statementOf(await readJson(request, limit), "body");
-      const out = await n.edge.query(stmt.sql, stmt.args, caller(request, claims.sub));
+      const out = await n.edge.query(stmt.sql, stmt.args, caller(request, principal));
       n.metrics.inc("edgesync_queries_total", ["kind", out.kind, "cache", out.cache], 1);
       for (const table of out.writes) {
         background(publish(env, `table:${table}`, { table, replicationIndex: out.replicationIndex }).catch(() => undefined));
@@ -127,6 +165,7 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext, n: Node
       return jsonText(out.body, 200, headers);
     }
     case "POST /batch": {
+      requireService(principal, "running SQL through /query and /batch");
       const body = await readJson(request, limit);
       if (!Array.isArray(body.statements) || body.statements.length === 0) {
         throw new HttpError(400, "BAD_REQUEST", "statements must be a non-empty array");
@@ -142,52 +181,94 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext, n: Node
       if (mode !== "write" && mode !== "read" && mode !== "deferred") {
         throw new HttpError(400, "BAD_REQUEST", "mode must be one of write, read, deferred");
       }
-      const results = await n.edge.batch(stmts, mode, caller(request, claims.sub));
+      const results = await n.edge.batch(stmts, mode, caller(request, principal));
       for (const table of results.writes) {
         background(publish(env, `table:${table}`, { table, replicationIndex: results.replicationIndex }).catch(() => undefined));
       }
       return jsonText(`{"results":[${results.bodies.join(",")}]}`);
     }
     case "GET /subscribe":
-      return subscribe(request, env);
+      return subscribe(request, env, n.policy, { p: principal, exp: claims.exp as number });
     case "POST /publish": {
       const body = await readJson(request, limit);
       if (typeof body.channel !== "string") throw new HttpError(400, "BAD_REQUEST", "channel must be a string");
-      // `table:*` channels announce committed writes: only the worker's query path
-      // publishes there, so a client cannot fake a change notification.
-      if (body.channel.startsWith("table:")) {
-        throw new HttpError(403, "CHANNEL_RESERVED", "table: channels are published by the worker after writes");
-      }
+      checkChannel(n.policy, principal, body.channel, "publish");
       return json(await publish(env, body.channel, body.data));
     }
+    case "POST /sync/notify":
+      return json({ announced: await notifySync(env, n) });
     case "POST /sessions": {
       const body = await readJson(request, limit);
-      const id = body.id === undefined ? crypto.randomUUID() : body.id;
-      if (typeof id !== "string") throw new HttpError(400, "BAD_REQUEST", "id must be a string");
-      return sessionsOf(n).create(id, body.data, servingRegion(request));
+      if (body.id !== undefined) {
+        throw new HttpError(400, "BAD_REQUEST", "session ids are generated by the server: do not send one");
+      }
+      if (body.owner !== undefined && typeof body.owner !== "string") throw new HttpError(400, "BAD_REQUEST", "owner must be a string");
+      return sessionsOf(n).create(principal, body.owner as string | undefined, body.data, servingRegion(request, env, n));
     }
     case "POST /sessions/gc":
+      requireService(principal, "POST /sessions/gc");
       return sessionsOf(n).gc();
     case "GET /sessions/stats":
+      requireService(principal, "GET /sessions/stats");
       return json(sessionsOf(n).store.analytics());
   }
-  const m = /^\/sessions\/([^/]+)$/.exec(pathname);
-  if (m) {
-    const id = decodeURIComponent(m[1]);
+  if (pathname.startsWith("/sessions/")) {
+    const m = SESSION_PATH.exec(pathname);
+    if (!m) throw new EdgesyncError("no session has that id", "SESSION_NOT_FOUND");
+    const id = m[1];
     const sessions = sessionsOf(n);
+    const region = servingRegion(request, env, n);
     switch (request.method) {
       case "GET":
-        return sessionResponse(await sessions.get(id, servingRegion(request), background));
+        return sessionResponse(await sessions.get(id, principal, region, background));
       case "PUT": {
         const body = await readJson(request, limit);
-        return sessions.update(id, body.data, servingRegion(request), background);
+        if (body.version !== undefined && typeof body.version !== "number") throw new HttpError(400, "BAD_REQUEST", "version must be a number");
+        return sessions.update(id, principal, body.data, body.version as number | undefined, region, background);
       }
       case "DELETE":
-        return sessions.destroy(id);
+        return sessions.destroy(id, principal, region, background);
     }
     throw new HttpError(405, "METHOD_NOT_ALLOWED", `${request.method} is not allowed on ${pathname}`);
   }
   throw new HttpError(404, "NOT_FOUND", `no route for ${request.method} ${pathname}`);
+}
+
+/**
+ * `POST /sync/notify`: reads the server's change log (`_es_log`, src/sync/rules.rs:
+ * `rec ->> 1` is a record's table) after the hub's cursor and has the hub announce
+ * `sync:<table>` for each table with new records. Anyone may ask — only real records
+ * are ever announced, so nobody can make replicas sync on demand.
+ */
+async function notifySync(env: Env, n: Node): Promise<string[]> {
+  const cursor = await syncCursor(env);
+  let rows: unknown[][];
+  try {
+    // The first row is the log's top: below the cursor, the log was replaced (a new or
+    // restored database), and the cursor starts again from there.
+    const rs = await n.edge.primaryRead({
+      sql:
+        "SELECT NULL, (SELECT coalesce(max(seq), 0) FROM _es_log), 0, NULL UNION ALL " +
+        "SELECT rec ->> 1, max(seq), count(DISTINCT site), min(site) FROM _es_log WHERE seq > ? GROUP BY 1",
+      args: [cursor],
+    });
+    rows = rs.rows.map((r) => [r[0], r[1], r[2], r[3]]);
+  } catch (e) {
+    if (e instanceof EdgesyncError && e.code === "SQL_ERROR") return []; // no replica has pushed yet
+    throw e;
+  }
+  const top = Number(rows[0]?.[1] ?? 0);
+  if (top < cursor) return announceSync(env, top, [], true);
+  const tables: SyncAnnouncement[] = [];
+  let upto = cursor;
+  for (const [table, seq, sites, site] of rows.slice(1)) {
+    const s = Number(seq);
+    upto = Math.max(upto, s);
+    if (typeof table !== "string" || AccessPolicy.channelProblem(`sync:${table}`, false) !== undefined) continue;
+    tables.push(Number(sites) === 1 ? { table, seq: s, site: String(site) } : { table, seq: s });
+  }
+  if (tables.length === 0 && upto === cursor) return [];
+  return announceSync(env, upto, tables);
 }
 
 function metricsText(n: Node, hub: { sockets: number; events: number; lastSeq: number } | undefined): string {
@@ -204,7 +285,10 @@ function metricsText(n: Node, hub: { sockets: number; events: number; lastSeq: n
 /** Route label: the path with ids folded, so labels stay bounded. */
 function routeLabel(request: Request): string {
   const { pathname } = new URL(request.url);
-  return pathname.startsWith("/sessions/") && !/^\/sessions\/(gc|stats)$/.test(pathname) ? "/sessions/:id" : pathname;
+  if (/^\/sessions\/(gc|stats)$/.test(pathname)) return pathname;
+  if (pathname.startsWith("/sessions/")) return "/sessions/:id";
+  const known = ["/health", "/whoami", "/metrics", "/query", "/batch", "/sessions", "/subscribe", "/publish", "/sync/notify"];
+  return known.includes(pathname) ? pathname : "other";
 }
 
 export default {
@@ -232,4 +316,3 @@ export default {
     if (n.sessions) await n.sessions.gc();
   },
 } satisfies ExportedHandler<Env>;
-
