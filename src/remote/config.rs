@@ -116,9 +116,11 @@ impl RemoteConfig {
                     tls = Some(match v.as_str() {
                         "0" => false,
                         "1" => true,
-                        _ => return Err(invalid(format!(
+                        _ => {
+                            return Err(invalid(format!(
                             "Unknown value for the \"tls\" query argument: {v:?}. Supported values are: [\"0\", \"1\"]"
-                        ))),
+                        )))
+                        }
                     })
                 }
                 "authToken" => token_in_url = Some(v),

@@ -6,9 +6,9 @@ use wasm_bindgen::prelude::*;
 use crate::crdt::text::seq::Id;
 use crate::crdt::text::{Anchor, Assoc, Text};
 use crate::error::Result;
-use crate::wasm::values::js_string;
 use crate::wasm::crdt::{bytes_from_js, site_from_js, u64_out, version_from_js};
 use crate::wasm::error::{invalid, to_js};
+use crate::wasm::values::js_string;
 
 /// The type of `anchor()`'s result and `resolve()`'s argument.
 #[wasm_bindgen(typescript_custom_section)]

@@ -299,8 +299,9 @@ impl<T: HttpTransport> Replica<T> {
 /// Triggers that refuse local writes to a mirror.
 fn add_guards(conn: &rusqlite::Connection, table: &str) -> Result<()> {
     let q = quote(table);
-    let message = format!("{table} is a read-only mirror of the server's table: write it on the server, or replicate() it")
-        .replace('\'', "''");
+    let message =
+        format!("{table} is a read-only mirror of the server's table: write it on the server, or replicate() it")
+            .replace('\'', "''");
     for (suffix, op) in [("i", "INSERT"), ("u", "UPDATE"), ("d", "DELETE")] {
         let trigger = quote(&format!("_es_ro_{table}_{suffix}"));
         conn.execute_batch(&format!(
