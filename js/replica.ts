@@ -511,7 +511,10 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
 
   /** What to throw for `e`, thrown by a call into the wasm object: a trap retires this client. */
   #fail(e: unknown): Error {
-    return e instanceof WebAssembly.RuntimeError ? adoptFrom(this, e) : adoptClient(e);
+    if (e instanceof WebAssembly.RuntimeError) return adoptFrom(this, e);
+    // A call that began before close() and reached the freed replica after it.
+    if (this.#closed && !(e instanceof LibsqlError)) return coded("CLIENT_CLOSED", "The client is closed", e);
+    return adoptClient(e);
   }
 
   on<E extends keyof SyncEvents>(event: E, fn: (detail: SyncEvents[E]) => void): () => void {
