@@ -56,6 +56,7 @@ js() {
   ensure_chromium
   ensure_prom_parser
   wrangler_env
+  case " $* " in *consumers.test.mjs*) ensure_consumer_tools ;; esac
   log "node --test (pkg/ in Node, workerd and Chromium; cross-client; size budget): $# file(s)"
   node --test --test-concurrency=1 "$@"
 }

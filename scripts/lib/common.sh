@@ -102,6 +102,25 @@ wrangler_env() {
   mkdir -p "$WRANGLER_LOG_PATH" "$XDG_CONFIG_HOME"
 }
 
+# The bundlers the consumer tests (tests/js/consumers.test.mjs) build fresh projects
+# with, pinned in tests/consumers/tools.json: each set in its own directory under
+# .tools/consumers/ (two Vite versions side by side), installed once per pinned list.
+# TypeScript, @types/node, the Workers types and wrangler are the repo's own devDependencies.
+ensure_consumer_tools() {
+  local list="$REPO/tests/consumers/tools.json" root="$REPO/.tools/consumers" name specs
+  mkdir -p "$root"
+  for name in $(node -e 'console.log(Object.keys(require(process.argv[1])).join(" "))' "$list"); do
+    specs=$(node -e 'console.log(require(process.argv[1])[process.argv[2]].join(" "))' "$list" "$name")
+    if [ "$(cat "$STAMPS/consumers-$name" 2>/dev/null)" = "$specs" ] && [ -d "$root/$name/node_modules" ]; then continue; fi
+    log "installing $specs for the consumer tests (once)"
+    rm -rf "${root:?}/$name" && mkdir -p "$root/$name"
+    echo '{"private":true}' > "$root/$name/package.json"
+    # shellcheck disable=SC2086
+    (cd "$root/$name" && npm install --no-audit --no-fund --loglevel=error $specs >&2)
+    echo "$specs" > "$STAMPS/consumers-$name"
+  done
+}
+
 # The Prometheus text-format parser the worker tests validate /metrics with: the
 # official Python client's parser (prometheus-client from PyPI) in a venv under .tools.
 ensure_prom_parser() {

@@ -3,27 +3,29 @@
 // no skipLibCheck), browser types without @types/node, Vite build and dev (Vite 8, and
 // Vite 6's dev server), webpack 5, esbuild and a wrangler Worker. Each runs a remote
 // query and an embedded replica against a real sqld, and reports what it saw.
-// Tools come from the npm registry (pinned); Chromium and wrangler are the repo's.
+// The bundlers are pinned in tests/consumers/tools.json and installed once under
+// .tools/consumers/ by scripts/test.sh (ensure_consumer_tools); TypeScript, the type
+// packages, wrangler and Chromium are the repo's. A project installs only the tarball.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
-import { cpSync, mkdtempSync, rmSync, writeFileSync, readdirSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, readdirSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { chromium } from "playwright-core";
 import { REPO_ROOT, freePort, startSqld } from "../support/sqld.mjs";
 import { startStaticServer } from "../support/static-server.mjs";
 
-const TOOLS = {
-  typescript: "typescript@5.9.3",
-  typesNode: "@types/node@20.19.25",
-  vite: "vite@8.4.1",
-  vite6: "vite@6.4.6",
-  webpack: ["webpack@5.113.0", "webpack-cli@7.3.1"],
-  esbuild: "esbuild@0.28.2",
-  workersTypes: "@cloudflare/workers-types@4.20260426.1",
-};
+const TOOLS_DIR = join(REPO_ROOT, ".tools", "consumers");
+const repoModules = join(REPO_ROOT, "node_modules");
+/** The executable `bin` of the pinned tool set `set` (tests/consumers/tools.json). */
+function tool(set, bin) {
+  const path = join(TOOLS_DIR, set, "node_modules", ".bin", bin);
+  if (!existsSync(path)) throw new Error(`${path} is missing: run this test with bash scripts/test.sh js tests/js/consumers.test.mjs`);
+  return path;
+}
+const tsc = join(repoModules, ".bin", "tsc");
 const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 const STEP = 600_000;
 
@@ -40,13 +42,20 @@ function run(cmd, args, cwd, env = {}) {
   }
 }
 
-/** A fresh copy of the template `name` with the shared scenario, the tarball and `deps` installed. */
-function project(name, deps, scenarioDir = ".") {
+/**
+ * A fresh copy of the template `name` with the shared scenario and the tarball installed
+ * by npm; `types` (packages of the repo's node_modules, e.g. "@types/node") are linked in.
+ */
+function project(name, types = [], scenarioDir = ".") {
   const dir = mkdtempSync(join(work, `${name}-`));
   dirs.push(dir);
   cpSync(join(REPO_ROOT, "tests", "consumers", name), dir, { recursive: true });
   cpSync(join(REPO_ROOT, "tests", "consumers", "shared", "scenario.js"), join(dir, scenarioDir, "scenario.js"));
-  run("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error", tarball, ...deps.flat()], dir);
+  run("npm", ["install", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error", tarball], dir);
+  for (const t of types) {
+    mkdirSync(dirname(join(dir, "node_modules", t)), { recursive: true });
+    symlinkSync(join(repoModules, t), join(dir, "node_modules", t), "dir");
+  }
   return dir;
 }
 
@@ -126,8 +135,8 @@ after(async () => {
 });
 
 test("Node, TypeScript strict with module nodenext and no skipLibCheck: type-checks and runs", { timeout: STEP }, () => {
-  const dir = project("node-ts", [TOOLS.typescript, TOOLS.typesNode], "src");
-  run(join(dir, "node_modules", ".bin", "tsc"), ["-p", "."], dir);
+  const dir = project("node-ts", ["@types/node"], "src");
+  run(tsc, ["-p", "."], dir);
   cpSync(join(dir, "src", "scenario.js"), join(dir, "dist", "scenario.js"));
   const r = JSON.parse(run("node", ["dist/main.js", sqld.url, sqld.tokens.rw], dir).trim().split("\n").pop());
   checkReport(r, "node_ts");
@@ -136,14 +145,14 @@ test("Node, TypeScript strict with module nodenext and no skipLibCheck: type-che
 });
 
 test("a browser project without @types/node and without skipLibCheck type-checks", { timeout: STEP }, () => {
-  const dir = project("browser-types", [TOOLS.typescript]);
-  run(join(dir, "node_modules", ".bin", "tsc"), ["-p", "."], dir);
+  const dir = project("browser-types");
+  run(tsc, ["-p", "."], dir);
   assert.ok(!readdirSync(join(dir, "node_modules")).includes("@types"), "no @types installed");
 });
 
 test("Vite 8: vite build, served and loaded in Chromium", { timeout: STEP }, async () => {
-  const dir = project("vite", [TOOLS.vite]);
-  run(join(dir, "node_modules", ".bin", "vite"), ["build"], dir);
+  const dir = project("vite");
+  run(tool("vite8", "vite"), ["build"], dir);
   const web = await startStaticServer({ root: join(dir, "dist") });
   try {
     checkReport(await inChromium(`${web.url}/index.html?${query("vite_build")}`), "vite_build");
@@ -152,16 +161,16 @@ test("Vite 8: vite build, served and loaded in Chromium", { timeout: STEP }, asy
   }
 });
 
-for (const [label, tool] of [
-  ["Vite 8", TOOLS.vite],
-  ["Vite 6 (pre-bundled dependencies without their files)", TOOLS.vite6],
+for (const [label, set] of [
+  ["Vite 8", "vite8"],
+  ["Vite 6 (pre-bundled dependencies without their files)", "vite6"],
 ]) {
   test(`${label}: vite dev, loaded in Chromium`, { timeout: STEP }, async () => {
-    const dir = project("vite", [tool]);
+    const dir = project("vite");
     const port = await freePort();
-    const child = await serve(join(dir, "node_modules", ".bin", "vite"), ["--port", String(port), "--strictPort", "--host", "127.0.0.1"], dir, /ready in|Local:/);
+    const child = await serve(tool(set, "vite"), ["--port", String(port), "--strictPort", "--host", "127.0.0.1"], dir, /ready in|Local:/);
     try {
-      const name = tool === TOOLS.vite ? "vite_dev" : "vite6_dev";
+      const name = set === "vite8" ? "vite_dev" : "vite6_dev";
       checkReport(await inChromium(`http://127.0.0.1:${port}/index.html?${query(name)}`), name);
     } finally {
       stop(child);
@@ -170,8 +179,8 @@ for (const [label, tool] of [
 }
 
 test("webpack 5 with no config file, loaded in Chromium", { timeout: STEP }, async () => {
-  const dir = project("webpack", [TOOLS.webpack], "src");
-  run(join(dir, "node_modules", ".bin", "webpack"), [], dir);
+  const dir = project("webpack", [], "src");
+  run(tool("webpack", "webpack"), [], dir);
   const web = await startStaticServer({ root: dir });
   try {
     checkReport(await inChromium(`${web.url}/index.html?${query("webpack")}`), "webpack");
@@ -181,8 +190,8 @@ test("webpack 5 with no config file, loaded in Chromium", { timeout: STEP }, asy
 });
 
 test("esbuild --bundle with no other option, loaded in Chromium", { timeout: STEP }, async () => {
-  const dir = project("esbuild", [TOOLS.esbuild], "src");
-  run(join(dir, "node_modules", ".bin", "esbuild"), ["src/index.js", "--bundle", "--outfile=dist/main.js"], dir);
+  const dir = project("esbuild", [], "src");
+  run(tool("esbuild", "esbuild"), ["src/index.js", "--bundle", "--outfile=dist/main.js"], dir);
   const web = await startStaticServer({ root: dir });
   try {
     checkReport(await inChromium(`${web.url}/index.html?${query("esbuild")}`), "esbuild");
@@ -192,8 +201,8 @@ test("esbuild --bundle with no other option, loaded in Chromium", { timeout: STE
 });
 
 test("a wrangler Worker with the default rules: types check, wrangler dev runs it", { timeout: STEP }, async () => {
-  const dir = project("wrangler", [TOOLS.typescript, TOOLS.workersTypes], "src");
-  run(join(dir, "node_modules", ".bin", "tsc"), ["-p", "."], dir);
+  const dir = project("wrangler", ["@cloudflare/workers-types"], "src");
+  run(tsc, ["-p", "."], dir);
   const state = join(dir, ".state");
   const env = {
     CI: "true",

@@ -58,12 +58,17 @@ async function entrySize(browserEntry, wasmFile) {
 // the embedded replica (SQLite compiled to wasm, ~1.2 MB of it, plus the sync engine);
 // 2,100/860 KiB with the edge subsystems; 2,150/880 KiB with the row-state layout and the
 // host-file VFS; 2,250/920 KiB with interactive transactions, Hrana over WebSocket,
-// the official error codes and read-only mirrors (issue 18).
+// the official error codes and read-only mirrors (issue 18). After merging main's
+// authorization model and issue 13's reliability work (ledger, cancellation, byte-sized
+// pages, value checks, schema evolution, server capture), every budget is the measured
+// size + 1.5 % (2026-12-07: edgesync 1,016,623 B gzip, wasm 2,455,425 B raw; client
+// 143,969; crdt 173,798; replica 688,609). Issue 18's goals: client ≤ 150 KB, CRDTs
+// ≤ 250 KB, browser replica ≤ 700 KB — a budget never goes past its goal.
 const BUDGETS = {
-  ".": { entry: "web.js", wasm: "wasm/edgesync_bg.wasm", gzip: 960 * 1000, wasmRaw: 2250 * 1024 },
-  "./client": { entry: "entries/client.web.js", wasm: "wasm/client/edgesync_bg.wasm", gzip: 150 * 1000 },
-  "./crdt": { entry: "entries/crdt.web.js", wasm: "wasm/crdt/edgesync_bg.wasm", gzip: 250 * 1000 },
-  "./replica": { entry: "entries/replica.web.js", wasm: "wasm/replica/edgesync_bg.wasm", gzip: 700 * 1000 },
+  ".": { entry: "web.js", wasm: "wasm/edgesync_bg.wasm", gzip: 1032 * 1000, wasmRaw: 2434 * 1024 },
+  "./client": { entry: "entries/client.web.js", wasm: "wasm/client/edgesync_bg.wasm", gzip: 147 * 1000 },
+  "./crdt": { entry: "entries/crdt.web.js", wasm: "wasm/crdt/edgesync_bg.wasm", gzip: 177 * 1000 },
+  "./replica": { entry: "entries/replica.web.js", wasm: "wasm/replica/edgesync_bg.wasm", gzip: 699 * 1000 },
 };
 
 for (const [sub, b] of Object.entries(BUDGETS)) {
