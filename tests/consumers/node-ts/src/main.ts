@@ -13,6 +13,7 @@ const [url, authToken] = process.argv.slice(2);
 // A config read from the environment: `url: string` with replica fields is a replica.
 const replicaConfig = { url: process.env.LOCAL_URL ?? ":memory:", syncUrl: url, authToken, syncInterval: 60 };
 const replica = createClient(replicaConfig);
+await replica.execute("create table if not exists typed_notes (id text primary key, body text)");
 replica.replicate("typed_notes", { body: "lww" });
 const status: SyncStatus = replica.status();
 replica.close();
