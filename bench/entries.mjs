@@ -14,10 +14,11 @@ import { startStaticServer } from "../tests/support/static-server.mjs";
 const REPO = fileURLToPath(new URL("..", import.meta.url));
 const RUNS = Number(process.env.RUNS ?? 9);
 const ENTRIES = [
-  { name: "edgesync", entry: "pkg/web.js", wasm: "pkg/wasm/edgesync_bg.wasm", budget: 960_000 },
-  { name: "edgesync/client", entry: "pkg/entries/client.web.js", wasm: "pkg/wasm/client/edgesync_bg.wasm", budget: 150_000 },
-  { name: "edgesync/crdt", entry: "pkg/entries/crdt.web.js", wasm: "pkg/wasm/crdt/edgesync_bg.wasm", budget: 250_000 },
-  { name: "edgesync/replica", entry: "pkg/entries/replica.web.js", wasm: "pkg/wasm/replica/edgesync_bg.wasm", budget: 700_000 },
+  // budget: tests/js/package.test.mjs; goal: issue 18's (none for the whole package).
+  { name: "edgesync", entry: "pkg/web.js", wasm: "pkg/wasm/edgesync_bg.wasm", budget: 1_032_000 },
+  { name: "edgesync/client", entry: "pkg/entries/client.web.js", wasm: "pkg/wasm/client/edgesync_bg.wasm", budget: 147_000, goal: 150_000 },
+  { name: "edgesync/crdt", entry: "pkg/entries/crdt.web.js", wasm: "pkg/wasm/crdt/edgesync_bg.wasm", budget: 177_000, goal: 250_000 },
+  { name: "edgesync/replica", entry: "pkg/entries/replica.web.js", wasm: "pkg/wasm/replica/edgesync_bg.wasm", budget: 699_000, goal: 700_000 },
 ];
 
 const web = await startStaticServer({ root: REPO });
@@ -55,10 +56,10 @@ await web.close();
 const kb = (n) => (n / 1000).toFixed(1);
 const pad = (s, n) => String(s).padEnd(n);
 console.log(`\nEntry points — sizes (wasm + minified JS) and import + instantiate time in Chromium (median of ${RUNS}, loopback, no cache)\n`);
-console.log(`${pad("entry", 18)} ${pad("wasm KB raw/gz", 16)} ${pad("JS KB raw/gz", 14)} ${pad("total gz KB", 12)} ${pad("budget KB", 10)} ${pad("import+init ms", 15)}`);
+console.log(`${pad("entry", 18)} ${pad("wasm KB raw/gz", 16)} ${pad("JS KB raw/gz", 14)} ${pad("total gz KB", 12)} ${pad("budget KB", 13)} ${pad("goal KB", 17)} ${pad("import+init ms", 15)}`);
 for (const r of rows) {
   const total = r.wasmGz + r.jsGz;
   console.log(
-    `${pad(r.name, 18)} ${pad(`${kb(r.wasmRaw)}/${kb(r.wasmGz)}`, 16)} ${pad(`${kb(r.jsRaw)}/${kb(r.jsGz)}`, 14)} ${pad(kb(total), 12)} ${pad(`${kb(r.budget)} ${total <= r.budget ? "met" : "OVER"}`, 10)} ${pad(r.ms.toFixed(1), 15)}`,
+    `${pad(r.name, 18)} ${pad(`${kb(r.wasmRaw)}/${kb(r.wasmGz)}`, 16)} ${pad(`${kb(r.jsRaw)}/${kb(r.jsGz)}`, 14)} ${pad(kb(total), 12)} ${pad(`${kb(r.budget)} ${total <= r.budget ? "met" : "OVER"}`, 13)} ${pad(r.goal ? `${kb(r.goal)} (${kb(r.goal - total)} left)` : "—", 17)} ${pad(r.ms.toFixed(1), 15)}`,
   );
 }
