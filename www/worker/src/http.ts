@@ -46,6 +46,7 @@ export function statusFor(code: string, upstreamStatus?: number): number {
       return 400;
     case "SQLITE_READONLY":
     case "SQLITE_AUTH":
+    case "PERMISSION_DENIED":
     case "FORBIDDEN":
     case "SQL_NOT_ALLOWED":
     case "CHANNEL_RESERVED":
