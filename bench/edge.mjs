@@ -8,10 +8,15 @@
 //      sqld (bench/plain-worker) — same load generator, same sqld, same run, as a ratio;
 //   3. sessions: 100,000 live sessions in one isolate (SessionStore, wasm in Node):
 //      memory per session and get p50/p99 from the cache.
+//   4. the edge replica (issue 17; a replica in a SQLite-backed Durable Object): reads
+//      answered from it vs the read cache vs a plain worker forwarding to sqld (the
+//      harness of part 2); how soon a write elsewhere is visible there; and its two
+//      storage designs side by side — the database in the object's storage (a VFS) vs in
+//      memory, bootstrapped again after a restart.
 //
 //   node --expose-gc bench/edge.mjs [router|http|sessions]…   (scripts/bench.sh edge builds first)
 //   DURATION_MS=5000 CONCURRENCY=32 ROUNDS=3
-import { EdgeRouter, SessionStore, classify } from "edgesync";
+import { EdgeRouter, SessionStore, classify, createClient } from "edgesync";
 import crypto from "node:crypto";
 import http from "node:http";
 import path from "node:path";
@@ -210,6 +215,180 @@ function sessionsBench() {
   store.free();
 }
 
+/**
+ * Where a session read's time goes (docs/decisions.md, "Sessions stay in the primary's
+ * table"): GET /sessions/:id — served from the isolate's cache once the primary's
+ * ledger confirms it — next to a one-row read on the primary and a request the Worker
+ * answers without the primary.
+ */
+async function sessionHomeBench() {
+  const db = await startSqld({ auth: true });
+  const secret = crypto.randomBytes(32).toString("hex");
+  const w = await startWorker({
+    name: "bench-session-home",
+    logLevel: "warn",
+    vars: { REGIONS: JSON.stringify([{ id: "local", url: db.url, role: "primary" }]) },
+    secrets: { LIBSQL_AUTH_TOKEN: db.tokens.rw, JWT_SECRET: secret, SESSION_KEYS: `k1:${crypto.randomBytes(32).toString("base64")}` },
+  });
+  const user = hs256Token(secret, "alice");
+  const svc = hs256Token(secret, "ops", { role: "service" });
+  const time = async (n, f) => {
+    const lat = [];
+    for (let i = 0; i < n; i++) {
+      const t0 = performance.now();
+      await f();
+      lat.push(performance.now() - t0);
+    }
+    lat.sort((a, b) => a - b);
+    return [pct(lat, 0.5), pct(lat, 0.99)];
+  };
+  try {
+    const call = (method, route, token, body) =>
+      fetch(w.base + route, { method, headers: { authorization: `Bearer ${token}` }, body: body === undefined ? undefined : JSON.stringify(body) }).then((r) => r.text());
+    const created = JSON.parse(await call("POST", "/sessions", user, { data: { cart: Array.from({ length: 20 }, (_, i) => ({ sku: `sku-${i}`, n: i })) } }));
+    await call("POST", "/query", svc, { sql: "select 1" });
+    const N = 300;
+    const get = await time(N, () => call("GET", `/sessions/${created.id}`, user));
+    const row = await time(N, () => call("POST", "/query", svc, { sql: "select owner, version from es_sessions where id = ?", args: [created.id] }));
+    const local = await time(N, () => call("GET", "/whoami", user));
+    console.log(`\n5. A session read (loopback, ${N} sequential requests, p50 / p99 ms)`);
+    console.log(`${pad("GET /sessions/:id (cache + ledger check on the primary)", 58)} ${lpad(fmt(get[0]), 7)} ${lpad(fmt(get[1]), 7)}`);
+    console.log(`${pad("a one-row read on the primary through the Worker", 58)} ${lpad(fmt(row[0]), 7)} ${lpad(fmt(row[1]), 7)}`);
+    console.log(`${pad("a request answered by the Worker alone (GET /whoami)", 58)} ${lpad(fmt(local[0]), 7)} ${lpad(fmt(local[1]), 7)}`);
+  } finally {
+    await w.stop();
+    await db.stop();
+  }
+}
+
+/** Part 4: the edge replica. */
+async function replicaBench() {
+  const db = await startSqld({ auth: true });
+  const secret = crypto.randomBytes(32).toString("hex");
+  const token = (sub) => hs256Token(secret, sub, { role: "service" });
+  const reader = token("reader");
+  const admin = createClient({ url: ":memory:", syncUrl: db.url, authToken: db.tokens.rw });
+  await admin.execute("create table products (id integer primary key, name text, cents integer)");
+  admin.replicate("products");
+  const ROWS = 10_000;
+  await admin.batch(Array.from({ length: ROWS }, (_, i) => ({ sql: "insert into products values (?, ?, ?)", args: [i + 1, `item ${i + 1}`, 100 + i] })), "write");
+  await admin.sync();
+  const regions = JSON.stringify([{ id: "local", url: db.url, role: "primary" }]);
+  const start = (name, vars) =>
+    startWorker({
+      name,
+      logLevel: "warn",
+      vars: { REGIONS: regions, ROUTER_OPTIONS: JSON.stringify({ cacheTtlMs: 3_600_000 }), ...vars },
+      secrets: { LIBSQL_AUTH_TOKEN: db.tokens.rw, JWT_SECRET: secret },
+      ...(name === "bench-plain2" ? { config: path.join(REPO_ROOT, "bench", "plain-worker", "wrangler.toml") } : {}),
+    });
+  const replicaVars = { EDGE_REPLICA_TABLES: JSON.stringify(["products"]), EDGE_REPLICA_SYNC_MS: "600000" };
+  const [withReplica, inMemory, cached, plain] = await Promise.all([
+    start("bench-replica", replicaVars),
+    start("bench-replica-memory", { ...replicaVars, EDGE_REPLICA_STORAGE: "memory" }),
+    start("bench-cached", {}),
+    start("bench-plain2", { LIBSQL_URL: db.url }),
+  ]);
+  const post = async (w, route, body, who = reader) => {
+    const res = await fetch(w.base + route, { method: "POST", headers: { authorization: `Bearer ${who}` }, body: body === undefined ? undefined : JSON.stringify(body) });
+    return { status: res.status, region: res.headers.get("x-edgesync-region"), body: await res.json().catch(() => undefined) };
+  };
+  const fromEdge = async (w, sql, args) => {
+    const r = await post(w, "/query", { sql, args });
+    return r.region === "edge" ? r.body : undefined;
+  };
+  const waitFor = async (f, ms = 120_000) => {
+    const t0 = performance.now();
+    for (;;) {
+      const v = await f();
+      if (v) return performance.now() - t0;
+      if (performance.now() - t0 > ms) throw new Error("timed out");
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  };
+  try {
+    const body = { sql: "select id, name, cents from products where id = ?", args: [1] };
+    await waitFor(() => fromEdge(withReplica, body.sql, body.args));
+    await waitFor(() => fromEdge(inMemory, body.sql, body.args));
+    await post(cached, "/query", body);
+    const runs = { replica: [], cached: [], plain: [] };
+    for (let r = 0; r < ROUNDS; r++) {
+      const order = r % 2 ? ["plain", "cached", "replica"] : ["replica", "cached", "plain"];
+      for (const name of order) {
+        const w = { replica: withReplica, cached, plain }[name];
+        runs[name].push(await load(w.base, reader, body));
+      }
+    }
+    const med = (xs, k) => median(xs.map((x) => x[k]));
+    const row = (label, xs) =>
+      console.log(`${pad(label, 46)} ${lpad(fmt(med(xs, "rps"), 0), 10)} ${lpad(fmt(med(xs, "p50")), 8)} ${lpad(fmt(med(xs, "p99")), 8)} ${lpad(xs.reduce((s, x) => s + x.errors, 0), 7)}`);
+    console.log(`\n4. Reads at the edge (wrangler dev / workerd, ${CONCURRENCY} keep-alive connections, ${DURATION_MS} ms × ${ROUNDS} rounds, medians)`);
+    console.log(`${pad("path", 46)} ${lpad("req/s", 10)} ${lpad("p50 ms", 8)} ${lpad("p99 ms", 8)} ${lpad("errors", 7)}`);
+    row("edge replica (Durable Object, no TTL)", runs.replica);
+    row("read cache (router, TTL 1 h)", runs.cached);
+    row("plain worker forwarding to sqld", runs.plain);
+    const [rr, rc] = [med(runs.replica, "rps"), med(runs.cached, "rps")];
+    console.log(`edge replica: ${(rr / rc).toFixed(2)}× the cached path's req/s (goal ≥ 1×: ${rr >= rc ? "✓" : "✗"}), ${(rr / med(runs.plain, "rps")).toFixed(2)}× forwarding`);
+    const edgeRegion = (await (await fetch(withReplica.base + "/health")).json()).regions.find((x) => x.id === "edge");
+    console.log(`(the edge replica's region after the load: ${edgeRegion.status}, error rate ${fmt(edgeRegion.errorRate)}: a read it cannot take in time falls back to sqld)`);
+
+    await waitFor(() => fromEdge(withReplica, body.sql, body.args), 300_000);
+
+    // Freshness: a write elsewhere (a trusted replica straight to sqld, announced with
+    // POST /sync/notify) until the edge replica answers with it.
+    const lat = [];
+    for (let i = 0; i < 20; i++) {
+      const name = `fresh ${i}`;
+      await admin.execute({ sql: "update products set name = ? where id = 2", args: [name] });
+      await admin.sync();
+      const t0 = performance.now();
+      await post(withReplica, "/sync/notify", undefined);
+      await waitFor(async () => (await fromEdge(withReplica, "select name from products where id = 2"))?.rows?.[0]?.[0] === name, 10_000);
+      lat.push(performance.now() - t0);
+    }
+    lat.sort((a, b) => a - b);
+    console.log(`a write elsewhere visible at the edge replica: p50 ${fmt(pct(lat, 0.5))} ms, p99 ${fmt(pct(lat, 0.99))} ms (20 writes; goal ≤ 100 ms: ${pct(lat, 0.5) <= 100 ? "✓" : "✗"} at p50)`);
+
+    // Storage designs: restart to the first answer from the edge replica (10,000 rows),
+    // and a pull of 1,000 changed rows.
+    console.log(`\n   storage design of the edge replica (${ROWS.toLocaleString("en-US")} rows)`);
+    console.log(`${pad("design", 46)} ${lpad("restart→read ms", 16)} ${lpad("1,000-row pull ms", 18)} ${lpad("stored bytes", 13)}`);
+    const designs = [
+      { label: "database in the object's storage (VFS)", w: withReplica, restarts: [], pulls: [] },
+      { label: "in memory, bootstrapped after a restart", w: inMemory, restarts: [], pulls: [] },
+    ];
+    for (let r = 0; r < ROUNDS; r++) {
+      // The same 1,000 changed rows reach both designs.
+      await admin.batch(Array.from({ length: 1000 }, (_, i) => ({ sql: "update products set cents = cents + 1 where id = ?", args: [i + 1 + r * 1000] })), "write");
+      await admin.sync();
+      const probeId = 1 + r * 1000;
+      const want = (await admin.execute({ sql: "select cents from products where id = ?", args: [probeId] })).rows[0][0];
+      for (const d of designs) {
+        const t0 = performance.now();
+        await post(d.w, "/sync/notify", undefined);
+        await waitFor(async () => (await fromEdge(d.w, "select cents from products where id = ?", [probeId]))?.rows?.[0]?.[0] === want);
+        d.pulls.push(performance.now() - t0);
+      }
+      for (const d of designs) {
+        await d.w.restart();
+        const t1 = performance.now();
+        await waitFor(() => fromEdge(d.w, body.sql, body.args));
+        d.restarts.push(performance.now() - t1);
+      }
+    }
+    for (const d of designs) {
+      const h = (await (await fetch(d.w.base + "/health")).json()).edgeReplica;
+      console.log(`${pad(d.label, 46)} ${lpad(fmt(median(d.restarts)), 16)} ${lpad(fmt(median(d.pulls)), 18)} ${lpad(h.storageBytes.toLocaleString("en-US"), 13)}`);
+    }
+  } finally {
+    admin.close();
+    await Promise.all([withReplica, inMemory, cached, plain].map((w) => w.stop()));
+    await db.stop();
+  }
+}
+
 if (parts.includes("router")) routerBench();
 if (parts.includes("sessions")) sessionsBench();
 if (parts.includes("http")) await httpBench();
+if (parts.includes("replica")) await replicaBench();
+if (parts.includes("session-home")) await sessionHomeBench();

@@ -477,3 +477,64 @@ export class MetricsRegistry {
     return this.#m.render();
   }
 }
+
+/** What `SyncGateway.handle` answers: an HTTP status and a JSON body to send as is. */
+export interface GatewayReply {
+  status: number;
+  body: string;
+  /** For 429: when the user may push again. */
+  retryAfterMs?: number;
+  /** Set when the primary failed (not a statement error), for the router's breaker. */
+  upstreamFailure?: "timeout" | "unreachable" | "server";
+}
+
+/** The gateway's counters (per isolate). */
+export interface GatewayStats {
+  pushes: number;
+  recordsAccepted: number;
+  recordsRefused: number;
+  pulls: number;
+  recordsPulled: number;
+  scopeChecks: number;
+  scopeMismatches: number;
+  bootstraps: number;
+  rateLimited: number;
+  tooLarge: number;
+}
+
+/**
+ * The edge sync gateway (`src/gateway/`): untrusted replicas sync through the Worker
+ * with their user's token. It takes the token's verified claims and one request of the
+ * records protocol (`/sync/v1/<step>`), checks it against `SYNC_RULES`, runs the merge
+ * on the primary with the database token it was given, and answers. See docs/gateway.md.
+ */
+export class SyncGateway {
+  readonly #g: wasm.SyncGateway;
+
+  /** Throws `CONFIG_ERROR` for bad rules or limits, `URL_INVALID` for a bad primary URL. */
+  constructor(rules: string, limits: string | undefined, url: string, authToken: string | undefined, timeoutMs?: number) {
+    try {
+      this.#g = new wasm.SyncGateway(rules, limits, url, authToken, timeoutMs);
+    } catch (e) {
+      throw adopt(e);
+    }
+  }
+
+  /** Serves `step` (`schema`, `push`, `pull`, `scope`, `rows`, `bootstrap`) for `claims`. */
+  handle(step: string, claims: Record<string, unknown>, body: Uint8Array, nowMs = Date.now()): Promise<GatewayReply> {
+    return this.#g.handle(step, JSON.stringify(claims), body, nowMs) as Promise<GatewayReply>;
+  }
+
+  /** The audit trail of refused records after id `since` (`{entries: [...]}`). */
+  audit(since: number, limit: number): Promise<GatewayReply> {
+    return this.#g.audit(since, limit) as Promise<GatewayReply>;
+  }
+
+  stats(): GatewayStats {
+    return JSON.parse(this.#g.stats()) as GatewayStats;
+  }
+
+  get maxBodyBytes(): number {
+    return this.#g.maxBodyBytes();
+  }
+}

@@ -12,166 +12,22 @@
  * ```
  */
 import type * as Full from "./wasm/edgesync.js";
-import type { Client, Config, ErrorInfo, InArgs, InStatement, InValue, ResultSet, Transaction, TransactionMode, Value } from "./types.js";
+import type { InArgs, InStatement, ResultSet, Transaction, TransactionMode } from "./types.js";
 import type { ReplicaGlue, Runtime } from "./runtime.js";
 import type { Expanded } from "./url.js";
+import type { EmbeddedReplica, Policy, ReplicaConfig, SyncEvents, SyncLogEntry, SyncMetrics, SyncResult, SyncStatus } from "./replica-types.js";
 import { encodeStatement, encodeStatements } from "./args.js";
 import { KeptStatements } from "./local.js";
+import { LocalTransaction } from "./local-transaction.js";
 import { decodeResult } from "./result.js";
 import { checkMode } from "./remote.js";
-import { adoptClient, adoptFrom, coded, LibsqlBatchError, LibsqlError, retiredError } from "./wasm-errors.js";
+import { checkClientOptions, intervalMs } from "./replica-options.js";
+import { Scheduler } from "./replica-schedule.js";
+import { adoptClient, adoptFrom, coded, LibsqlError, retiredError } from "./wasm-errors.js";
 export { isLocalUrl } from "./url.js";
-
-/** How a replicated column merges concurrent writes. A function makes it `custom`. */
-export type Policy =
-  | "lww"
-  | "counter"
-  | "set"
-  | "text"
-  | "custom"
-  | ((local: Value, remote: Value, base: Value | null) => InValue);
-
-export interface ReplicaConfig extends Config {
-  /**
-   * `":memory:"` (or `"file::memory:"`), or a file: `"file:path"`, `"file:///abs/path"` —
-   * in Node.js a real file (WAL, one owner: a second open fails with
-   * `DATABASE_LOCKED`); in a browser page a database kept in OPFS.
-   */
-  url: string;
-  /** The libSQL server to sync with (`libsql://`, `https://`, `http://`). */
-  syncUrl?: string;
-  /** Background sync period in seconds, as in `@libsql/client` (fractions allowed); none when omitted. */
-  syncInterval?: number;
-  /**
-   * The server's tables that this replica has not declared with `replicate()`: `true`
-   * (default) brings them all down at every `sync()` as read-only mirrors, as libSQL's
-   * embedded replicas see the server's tables; a list brings those only; `false` none.
-   * See docs/compatibility.md.
-   */
-  mirror?: boolean | string[];
-  /**
-   * `local` (default): writes commit locally and sync later (offline-first).
-   * `remote`: write-through — a write is on the server before the call returns, then
-   * applied locally (read-your-writes).
-   */
-  writeMode?: "local" | "remote";
-  /** Largest clock skew accepted from other replicas (ms, default 60000). */
-  maxDriftMs?: number;
-  /** Records per push batch (default 2000) and per pull page (default 5000). */
-  pushChunk?: number;
-  pullChunk?: number;
-}
-
-export interface SyncResult {
-  changesPushed: number;
-  changesApplied: number;
-  /** ms */
-  duration: number;
-  /** `@libsql/client`'s field: the replica's position in the server's change log. */
-  frame_no: number;
-  /** `@libsql/client`'s field: changes applied by this sync. */
-  frames_synced: number;
-}
-
-export interface SyncOutcome {
-  at: number;
-  ok: boolean;
-  error: string | null;
-}
-
-export interface SyncStatus {
-  pendingChanges: number;
-  lastPush: SyncOutcome | null;
-  lastPull: SyncOutcome | null;
-  /** Age of the oldest unpushed change (ms). */
-  lagMs: number;
-  /** Consecutive failed syncs. */
-  retryCount: number;
-  online: boolean;
-  /** Position in the server's change log. */
-  cursor: number;
-  /** When the background sync will retry (ms), after failures. */
-  nextSyncInMs: number;
-  /**
-   * Write-through writes whose answer was lost and whose outcome is not settled yet
-   * (the next write or sync asks the server; see docs/replicas.md).
-   */
-  writesInDoubt: number;
-  /**
-   * Changes set aside because the server cannot take them (`ROW_TOO_LARGE`), kept in
-   * the table `_es_rejected`.
-   */
-  rejectedChanges: number;
-  syncing: boolean;
-}
-
-export interface SyncMetrics {
-  syncs: number;
-  failures: number;
-  successRate: number;
-  /** Sync durations (ms). */
-  p50: number;
-  p95: number;
-  p99: number;
-  changesPushed: number;
-  changesApplied: number;
-  conflicts: number;
-  httpRequests: number;
-  bytesSent: number;
-}
-
-export interface ConflictEvent {
-  table: string;
-  /** The row's primary key as JSON (`["sku-1"]`). */
-  key: string;
-  column: string;
-  local: Value;
-  remote: Value;
-  base: Value | null;
-  resolved: Value;
-}
-
-export interface SyncEvents {
-  "sync:completed": SyncResult;
-  "sync:error": ErrorInfo;
-  conflict: ConflictEvent;
-}
-
-export interface SyncLogEntry {
-  id: number;
-  at: number;
-  event: string;
-  details: unknown;
-}
-
-export interface EmbeddedReplica extends Client {
-  readonly protocol: "file";
-  /** Declares a table replicated, with a policy per column (default `lww`). */
-  replicate(table: string, policies?: Record<string, Policy>): void;
-  /** Push local changes, then pull and apply the server's. */
-  sync(): Promise<SyncResult>;
-  /**
-   * Adds here the columns another replica added to replicated tables (what a
-   * `SCHEMA_MISMATCH` from `sync()` names); resolves to the `ALTER TABLE` statements run.
-   * With statements, `@libsql/client`'s `migrate(stmts)`.
-   */
-  migrate(): Promise<string[]>;
-  migrate(stmts: InStatement[]): Promise<ResultSet[]>;
-  status(): SyncStatus;
-  metrics(): SyncMetrics;
-  /** Prometheus text exposition format. */
-  metricsText(): string;
-  on<E extends keyof SyncEvents>(event: E, fn: (detail: SyncEvents[E]) => void): () => void;
-  /** The most recent entries of the sync log table (`_es_sync_log`), newest first. */
-  syncLog(limit?: number): Promise<SyncLogEntry[]>;
-  /**
-   * Stops background sync, cancels the sync or write-through call in flight (they
-   * reject with `CLIENT_CLOSED`) and closes the local database. The promise (never
-   * rejected) resolves once the database is released; awaiting it is optional.
-   */
-  close(): Promise<void>;
-  readonly siteId: string;
-}
+export type * from "./replica-types.js";
+export { atStatement } from "./local-transaction.js";
+export { checkClientOptions, checkSyncOptions } from "./replica-options.js";
 
 /** The error of every call on a replica whose one connection an open transaction holds. */
 function transactionActive(): LibsqlError {
@@ -179,15 +35,6 @@ function transactionActive(): LibsqlError {
     "TRANSACTION_ACTIVE",
     "This client has a single connection, which an open transaction is holding. In-memory databases and embedded replicas cannot have more than one. Commit or roll back the transaction before using the client again.",
   );
-}
-
-/** `e` as the error of statement `i` of a batch (`LibsqlBatchError`), as from `@libsql/client`. */
-export function atStatement(e: unknown, i: number): unknown {
-  if (!(e instanceof LibsqlError) || e instanceof LibsqlBatchError) return e;
-  const message = e.message.startsWith(`${e.code}: `) ? e.message.slice(e.code.length + 2) : e.message;
-  const b = new LibsqlBatchError(message, i, e.code, e.extendedCode, e.rawCode, e.cause);
-  b.retryable = e.retryable;
-  return b;
 }
 
 export class EmbeddedReplicaClient implements EmbeddedReplica {
@@ -198,8 +45,7 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
   #opening: Promise<void> | undefined;
   #closed = false;
   #writeMode: "local" | "remote";
-  #interval: number | undefined;
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  #sched: Scheduler;
   #running: Promise<SyncResult> | undefined;
   #wtQueue: Promise<unknown> = Promise.resolve();
   /** Write-through calls queued or in flight. */
@@ -216,18 +62,32 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
     this.#rt = rt;
     this.#config = { ...config, url: (expanded.target as { url: string }).url, intMode: expanded.intMode };
     this.#real = config.numberArgs === "real";
-    const { syncInterval, writeMode } = config;
-    if (writeMode !== undefined && writeMode !== "local" && writeMode !== "remote") {
-      throw coded("INVALID_ARGUMENT", `invalid argument: writeMode must be "local" or "remote"`);
-    }
-    if (syncInterval !== undefined && !(typeof syncInterval === "number" && syncInterval > 0 && Number.isFinite(syncInterval))) {
-      throw coded("INVALID_ARGUMENT", "invalid argument: syncInterval must be a number of seconds > 0");
-    }
-    if (writeMode === "remote" && config.syncUrl === undefined) {
-      throw coded("INVALID_ARGUMENT", 'invalid argument: writeMode "remote" needs a syncUrl');
-    }
-    this.#writeMode = writeMode ?? "local";
-    this.#interval = syncInterval === undefined ? undefined : Math.max(1, Math.round(syncInterval * 1000));
+    checkClientOptions(config);
+    this.#writeMode = config.writeMode ?? "local";
+    this.#sched = new Scheduler(
+      {
+        alive: () => !this.#closed && this.#r !== undefined && retiredError(this) === undefined,
+        sync: () => this.sync(),
+        retryDelay: () => {
+          try {
+            return this.#r?.retryDelay() ?? 1;
+          } catch (e) {
+            adoptFrom(this, e); // a trap retires the client: no more background syncs
+            return undefined;
+          }
+        },
+        retryCount: () => {
+          try {
+            return (this.#r?.status() as { retryCount: number } | undefined)?.retryCount ?? 0;
+          } catch (e) {
+            this.#fail(e); // a trap retires the client; any other error: try again later
+            return 0;
+          }
+        },
+        emit: (name, detail) => this.#emit(name, detail),
+      },
+      { intervalMs: intervalMs(config), syncOnOpen: config.syncOnOpen, maxRetries: config.maxRetries, paused: config.paused },
+    );
     // Opened now where the module is ready (Node, Workers), else when it is.
     if (rt.isReady()) this.#open();
     else {
@@ -254,15 +114,19 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
         const d = detail as SyncResult;
         detail = { ...d, frame_no: this.#closed ? 0 : (r.status() as { cursor: number }).cursor, frames_synced: d.changesApplied };
       }
-      for (const fn of this.#listeners.get(name) ?? []) {
-        try {
-          (fn as (d: unknown) => void)(detail);
-        } catch {
-          // A listener's exception must not break syncing.
-        }
-      }
+      this.#emit(name, detail);
     });
-    if (this.#interval !== undefined) this.#schedule(0);
+    this.#sched.start();
+  }
+
+  #emit(name: string, detail: unknown): void {
+    for (const fn of this.#listeners.get(name) ?? []) {
+      try {
+        (fn as (d: unknown) => void)(detail);
+      } catch {
+        // A listener's exception must not break syncing.
+      }
+    }
   }
 
   /** The replica, once open; a call made before (a browser page, the module loading) waits for it. */
@@ -279,32 +143,6 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
       throw coded("INVALID_OPERATION", "invalid operation: the database is still opening (the wasm module is loading): await `ready`, or a query, first");
     }
     return this.#r;
-  }
-
-  /**
-   * The next background sync after `delay` ms, or after the backoff delay when
-   * `delay` is `"retry"`. Nothing here may touch the wasm object once the client is
-   * closed (it is freed), and nothing may throw outside a promise.
-   */
-  #schedule(delay: number | "retry"): void {
-    if (this.#closed || this.#interval === undefined || retiredError(this) !== undefined) return;
-    let ms = delay === "retry" ? 1000 : delay;
-    try {
-      if (delay === "retry") ms = Math.max(1, this.#r?.retryDelay() ?? 1);
-    } catch (e) {
-      adoptFrom(this, e); // a trap retires the client: no more background syncs
-      return;
-    }
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      if (this.#closed) return;
-      this.sync().then(
-        () => this.#schedule(this.#interval!),
-        () => this.#schedule("retry"),
-      );
-    }, ms);
-    // A background sync must never keep a Node process alive on its own.
-    (this.#timer as { unref?: () => void }).unref?.();
   }
 
   #check(): void {
@@ -465,6 +303,7 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
   sync(): Promise<SyncResult> {
     const run = async (): Promise<SyncResult> => {
       try {
+        if (this.#sched.paused) throw coded("INVALID_OPERATION", "invalid operation: sync is paused; call resume() first");
         let r = await this.#ready();
         while (this.#tx !== undefined) {
           await this.#tx.settled;
@@ -472,11 +311,13 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
         }
         const out = (await r.sync()) as Omit<SyncResult, "frame_no" | "frames_synced">;
         const cursor = this.#closed ? 0 : (r.status() as { cursor: number }).cursor;
+        if (!this.#closed) this.#sched.succeeded();
         return { ...out, frame_no: cursor, frames_synced: out.changesApplied };
       } catch (e) {
         throw this.#fail(e);
       }
     };
+    if (this.#sched.paused) return run();
     const prev = this.#running;
     const next: Promise<SyncResult> = (prev ? prev.catch(() => undefined).then(run) : run()).finally(() => {
       if (this.#running === next) this.#running = undefined;
@@ -487,10 +328,42 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
 
   status(): SyncStatus {
     try {
-      return { ...(this.#now().status() as Omit<SyncStatus, "syncing">), syncing: this.#running !== undefined };
+      const s = this.#now().status() as Omit<SyncStatus, "syncing" | "paused" | "gaveUp" | "nextSyncAt">;
+      const { paused, gaveUp, dueAt } = this.#sched;
+      // While a retry is scheduled, the exact time left to it; none while stopped.
+      let nextSyncInMs = s.nextSyncInMs;
+      if (paused || gaveUp) nextSyncInMs = 0;
+      else if (dueAt !== undefined && s.retryCount > 0) nextSyncInMs = Math.max(0, dueAt - Date.now());
+      return { ...s, nextSyncInMs, syncing: this.#running !== undefined, paused, gaveUp, nextSyncAt: dueAt ?? null };
     } catch (e) {
       throw this.#fail(e);
     }
+  }
+
+  async pause(): Promise<void> {
+    this.#check();
+    this.#sched.pause();
+    await this.#running?.catch(() => undefined);
+  }
+
+  async resume(): Promise<void> {
+    this.#check();
+    this.#sched.resume();
+  }
+
+  async pendingKeys(table: string): Promise<string[]> {
+    try {
+      const r = await this.#ready();
+      if (typeof table !== "string") throw coded("INVALID_ARGUMENT", "invalid argument: the table name must be a string");
+      return r.pendingKeys(table) as string[];
+    } catch (e) {
+      throw this.#fail(e);
+    }
+  }
+
+  /** Whether every statement only reads (throws the statement's error if one does not prepare). */
+  readonly(stmts: InStatement[]): boolean {
+    return this.#readonly(this.#now(), stmts);
   }
 
   metrics(): SyncMetrics {
@@ -547,8 +420,7 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
   close(): Promise<void> {
     if (this.#closed) return this.#released;
     this.#closed = true;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#sched.stop();
     this.#tx?.abandon();
     this.#tx = undefined;
     this.#local = undefined;
@@ -600,121 +472,3 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
   }
 }
 
-/**
- * An interactive transaction on an embedded replica's local database. `read` mode
- * refuses statements that write (SQLite has no read-only `BEGIN`).
- */
-type RunLocal = (stmt: InStatement | [string, InArgs?], args?: InArgs) => ResultSet;
-
-class LocalTransaction implements Transaction {
-  #r: Full.Replica;
-  #mode: TransactionMode;
-  #run: RunLocal;
-  #done: () => void;
-  #settled = false;
-  #resolve!: () => void;
-  /** Resolves when the transaction ends (a sync waits for it). */
-  readonly settled: Promise<void>;
-
-  constructor(r: Full.Replica, mode: TransactionMode, run: RunLocal, done: () => void) {
-    this.#r = r;
-    this.#mode = mode;
-    this.#run = run;
-    this.#done = done;
-    this.settled = new Promise((resolve) => (this.#resolve = resolve));
-  }
-
-  #open(): void {
-    if (this.closed) throw coded("TRANSACTION_CLOSED", "The transaction is closed");
-  }
-
-  #one(stmt: InStatement | [string, InArgs?], args?: InArgs): ResultSet {
-    if (this.#mode === "read") {
-      const sql = typeof stmt === "string" ? stmt : Array.isArray(stmt) ? stmt[0] : stmt.sql;
-      if (!this.#r.isReadonly(sql)) {
-        throw coded("SQLITE_READONLY", 'attempt to write a readonly database (a "read" transaction cannot write)');
-      }
-    }
-    return this.#run(stmt, args);
-  }
-
-  async execute(stmt: InStatement, args?: InArgs): Promise<ResultSet> {
-    try {
-      this.#open();
-      return this.#one(stmt, args);
-    } catch (e) {
-      throw adoptClient(e);
-    }
-  }
-
-  async batch(stmts: Array<InStatement | [string, InArgs?]>): Promise<ResultSet[]> {
-    const out: ResultSet[] = [];
-    for (let i = 0; i < stmts.length; i++) {
-      try {
-        this.#open();
-        out.push(this.#one(stmts[i]));
-      } catch (e) {
-        throw atStatement(adoptClient(e), i);
-      }
-    }
-    return out;
-  }
-
-  async executeMultiple(sql: string): Promise<void> {
-    try {
-      this.#open();
-      this.#r.executeMultiple(sql);
-    } catch (e) {
-      throw adoptClient(e);
-    }
-  }
-
-  async commit(): Promise<void> {
-    try {
-      this.#open();
-      this.#r.executeMultiple("COMMIT");
-    } catch (e) {
-      throw adoptClient(e);
-    } finally {
-      this.#settle();
-    }
-  }
-
-  async rollback(): Promise<void> {
-    try {
-      if (!this.closed) this.#r.executeMultiple("ROLLBACK");
-    } catch (e) {
-      throw adoptClient(e);
-    } finally {
-      this.#settle();
-    }
-  }
-
-  close(): void {
-    if (this.#settled) return;
-    try {
-      if (this.#r.inTransaction) this.#r.executeMultiple("ROLLBACK");
-    } finally {
-      this.#settle();
-    }
-  }
-
-  /** The client closed: nothing more may touch the database. */
-  abandon(): void {
-    this.#settled = true;
-    this.#resolve();
-  }
-
-  #settle(): void {
-    if (this.#settled) return;
-    this.#settled = true;
-    this.#done();
-    this.#resolve();
-  }
-
-  /** Closed by commit, rollback or close — or by a COMMIT / ROLLBACK the caller ran. */
-  get closed(): boolean {
-    if (!this.#settled && !this.#r.inTransaction) this.#settle();
-    return this.#settled;
-  }
-}

@@ -24,6 +24,18 @@ export interface ReplicaGlue extends RemoteGlue {
   wasmMemory: typeof Full.wasmMemory;
 }
 
+/**
+ * The exports a browser `file:` replica needs (js/browser/): the OPFS host, the path and
+ * config checks a page makes before its worker opens the store, the compiled module a
+ * page hands to that worker. The full and the replica flavours have them.
+ */
+export interface BrowserGlue extends ReplicaGlue {
+  useOpfs: typeof Full.useOpfs;
+  opfsPath: typeof Full.opfsPath;
+  checkReplicaConfig: typeof Full.checkReplicaConfig;
+  compiledModule: typeof Full.compiledModule;
+}
+
 export interface Runtime<G> {
   glue: G;
   /** Resolves once the module is instantiated (rejects if it cannot be). */

@@ -5,9 +5,11 @@
  */
 import * as glue from "./wasm/edgesync.js";
 import { asyncRuntime } from "./platform.js";
+import { browserReplicas } from "./browser/client.js";
 import { bindRuntime } from "./flavors/full.js";
 
 const rt = asyncRuntime(glue, () => new URL("./wasm/edgesync_bg.wasm", import.meta.url), () => import("./wasm/inline.js"));
-bindRuntime({ remote: rt, replica: rt });
+// `file:` URLs open a replica kept in OPFS, shared by the origin's tabs (js/browser/).
+bindRuntime({ remote: rt, replica: rt, openLocal: browserReplicas(rt, false) });
 
 export * from "./flavors/full.js";

@@ -62,6 +62,9 @@ cp js/package.json pkg/package.json
 # The package's own README (usage only), not the repo's.
 cp js/README.md pkg/README.md
 
+# The dashboard's chart library (uPlot, from npm) next to the page: no CDN.
+node www/dashboard/build.mjs
+
 # Tests, examples and the worker import the package by name, as users do.
 mkdir -p node_modules
 ln -sfn ../pkg node_modules/edgesync

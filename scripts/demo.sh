@@ -1,24 +1,22 @@
 #!/usr/bin/env bash
-# Builds everything, starts a local sqld (libSQL server) on a free loopback port, and
-# runs the TypeScript demo (examples/demo.ts) against it through edgesync.
+# The main job of edgesync in one command: builds, starts a local sqld and the edge
+# Worker's real-time hub (wrangler dev), serves the dashboard, and runs a short headless
+# tour in Chromium — two browser devices, one goes offline, both keep editing (a
+# counter, a set, a text, the never-oversell inventory rule), it comes back, and both
+# converge. Prints what happened and where the screenshots are; exits.
+#
+#   bash scripts/demo.sh            # the tour (under a minute after the build)
+#   bash scripts/demo.sh --serve    # the tour, then keeps everything running for you:
+#                                   # open the printed URL (Ctrl+C stops it all)
+#   bash scripts/demo.sh --serve --no-tour
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 cd "$REPO"
 
 bash scripts/build.sh
 ensure_sqld
-node_modules/.bin/tsc -p examples/tsconfig.json
+ensure_chromium
+apt_ensure fonts-noto-color-emoji # the chat's reactions in the screenshots
+wrangler_env
 
-port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
-data=$(mktemp -d)
-"$SQLD_BIN" --no-welcome --db-path "$data/demo.sqld" --http-listen-addr "127.0.0.1:$port" >"$data/sqld.log" 2>&1 &
-sqld_pid=$!
-trap 'kill "$sqld_pid" 2>/dev/null; wait "$sqld_pid" 2>/dev/null; rm -rf "$data"' EXIT
-for _ in $(seq 200); do
-  curl -sf "http://127.0.0.1:$port/health" >/dev/null && break
-  kill -0 "$sqld_pid" 2>/dev/null || { cat "$data/sqld.log"; die "sqld exited"; }
-  sleep 0.1
-done
-log "$("$SQLD_BIN" --version) on http://127.0.0.1:$port (pid $sqld_pid)"
-
-EDGESYNC_URL="http://127.0.0.1:$port" node target/examples/demo.js
+exec node scripts/demo/tour.mjs "$@"

@@ -28,6 +28,7 @@ pub mod codec;
 #[cfg(feature = "crdt")]
 pub mod crdt;
 pub mod error;
+pub mod gateway;
 pub mod metrics;
 pub mod remote;
 #[cfg(feature = "edge")]

@@ -51,6 +51,26 @@ fn null_replicates_as_null_on_every_policy() {
     assert_eq!(query(&c, ROW), nulls, "a new replica");
 }
 
+/// A replica that bootstrapped a text and then set it to NULL keeps the NULL: its next
+/// pull used to re-render the (empty) document as "" and push that.
+#[test]
+fn a_bootstrapped_text_set_to_null_stays_null() {
+    let s = Sqld::start();
+    let a = replica(&s);
+    setup(&a);
+    exec(&a, "insert into v (id, t) values (1, 'text')");
+    sync(&a);
+    let c = replica(&s);
+    setup(&c);
+    sync(&c);
+    exec(&c, "update v set t = NULL where id = 1");
+    sync(&c);
+    sync(&c);
+    let t = "select t from v where id = 1";
+    assert_eq!(query(&c, t), vec![vec![Value::Null]], "the writer");
+    assert_eq!(server_query(&s, t), vec![vec![Value::Null]], "the server");
+}
+
 #[test]
 fn values_a_policy_cannot_hold_are_refused_at_write_time() {
     let s = Sqld::start();

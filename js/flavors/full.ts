@@ -13,6 +13,7 @@ import { notReady } from "../runtime.js";
 export * from "../client.js";
 export * from "../hub.js";
 export * from "../edge.js";
+export * from "../durable.js";
 export type { SiteId } from "../crdt.js";
 export type { TextAnchor } from "../wasm/edgesync.js";
 

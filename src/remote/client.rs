@@ -24,6 +24,9 @@ pub struct RemoteClient<T> {
     /// Requests sent and their body bytes, for metrics.
     requests: AtomicU64,
     bytes_sent: AtomicU64,
+    /// Set once the server answered Hrana with the edge gateway's hint: this URL is
+    /// an edgesync Worker, synced through its records protocol ([`Self::post_json`]).
+    gateway: AtomicBool,
 }
 
 impl<T: HttpTransport> RemoteClient<T> {
@@ -35,6 +38,7 @@ impl<T: HttpTransport> RemoteClient<T> {
             closed: AtomicBool::new(false),
             requests: AtomicU64::new(0),
             bytes_sent: AtomicU64::new(0),
+            gateway: AtomicBool::new(false),
         }
     }
 
@@ -160,6 +164,57 @@ impl<T: HttpTransport> RemoteClient<T> {
         }
     }
 
+    /// Whether the server turned out to be an edgesync Worker (its sync gateway).
+    pub fn is_gateway(&self) -> bool {
+        self.gateway.load(Ordering::Relaxed)
+    }
+
+    /// POSTs a JSON body to `path` under the base URL (the edge gateway's records
+    /// protocol) and returns the body of a 200 answer; every other outcome becomes a
+    /// typed error (`{"error": {"code", "message"}}` bodies are read for the message).
+    pub async fn post_json(&self, path: &str, body: Vec<u8>) -> Result<Vec<u8>> {
+        self.ensure_open()?;
+        let url = format!("{}{path}", self.config.base_url.trim_end_matches('/'));
+        let resp = self.send(&url, body).await?;
+        let (code, message) = json_error(&resp.body);
+        match resp.status {
+            200 => Ok(resp.body),
+            401 => Err(Error::AuthInvalid { message }),
+            403 => Err(Error::PermissionDenied { message }),
+            400 | 404 => Err(Error::Protocol(format!(
+                "{url} answered {}: {code} {message}",
+                resp.status
+            ))),
+            status => Err(Error::Server {
+                status,
+                message: format!("{code}: {message}"),
+            }),
+        }
+    }
+
+    /// One POST with the client's token, counted; a transport failure as a typed error.
+    async fn send(&self, url: &str, body: Vec<u8>) -> Result<crate::remote::HttpResponse> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.bytes_sent.fetch_add(body.len() as u64, Ordering::Relaxed);
+        let req = HttpRequest {
+            url,
+            bearer: self.config.auth_token.as_deref(),
+            body,
+            timeout_ms: self.config.timeout_ms,
+        };
+        self.transport.post(req).await.map_err(|e| match e {
+            TransportError::Timeout => Error::Timeout {
+                url: url.to_string(),
+                timeout_ms: self.config.timeout_ms,
+            },
+            TransportError::Unreachable(reason) => Error::Unreachable {
+                url: url.to_string(),
+                reason,
+            },
+            TransportError::Cancelled => Error::ClientClosed,
+        })
+    }
+
     /// POSTs a pipeline body (to `base`, a stream's own server, or the configured one)
     /// and returns the body of a 200 response; every other outcome becomes a typed error.
     async fn pipeline(&self, base: Option<&str>, body: Vec<u8>) -> Result<Vec<u8>> {
@@ -170,26 +225,15 @@ impl<T: HttpTransport> RemoteClient<T> {
                 "{}/v{version}/pipeline",
                 base.unwrap_or(&self.config.base_url).trim_end_matches('/')
             );
-            self.requests.fetch_add(1, Ordering::Relaxed);
-            self.bytes_sent.fetch_add(body.len() as u64, Ordering::Relaxed);
-            let req = HttpRequest {
-                url: &url,
-                bearer: self.config.auth_token.as_deref(),
-                body: body.clone(),
-                timeout_ms: self.config.timeout_ms,
-            };
-            let resp = self.transport.post(req).await.map_err(|e| match e {
-                TransportError::Timeout => Error::Timeout {
-                    url: url.clone(),
-                    timeout_ms: self.config.timeout_ms,
-                },
-                TransportError::Unreachable(reason) => Error::Unreachable {
-                    url: url.clone(),
-                    reason,
-                },
-                TransportError::Cancelled => Error::ClientClosed,
-            })?;
+            let resp = self.send(&url, body.clone()).await?;
             let message = || hrana::http_error_message(&resp.body);
+            if gateway_hint(resp.status, &resp.body) {
+                self.gateway.store(true, Ordering::Relaxed);
+                return Err(Error::Protocol(format!(
+                    "{} is an edgesync Worker: replicas sync through its gateway, other SQL is refused",
+                    self.config.base_url
+                )));
+            }
             if resp.status != 200 {
                 // An error the server explains with a code (a stream that expired, a bad
                 // baton) is reported by that code, as the official client does.
@@ -229,6 +273,30 @@ impl<T: HttpTransport> RemoteClient<T> {
                 }),
             };
         }
+    }
+}
+
+/// Whether an answer to a Hrana request is the edge gateway's hint to sync through it
+/// (HTTP 404 with the error code [`crate::gateway::protocol::USE_GATEWAY`]).
+fn gateway_hint(status: u16, body: &[u8]) -> bool {
+    status == 404 && json_error(body).0 == crate::gateway::protocol::USE_GATEWAY
+}
+
+/// The code and message of a `{"error": {"code", "message"}}` body (the edge Worker's
+/// error shape); the body's text otherwise.
+fn json_error(body: &[u8]) -> (String, String) {
+    #[derive(serde::Deserialize)]
+    struct Inner {
+        code: String,
+        message: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Outer {
+        error: Inner,
+    }
+    match serde_json::from_slice::<Outer>(body) {
+        Ok(o) => (o.error.code, o.error.message),
+        Err(_) => (String::new(), hrana::http_error_message(body)),
     }
 }
 
@@ -328,6 +396,41 @@ mod tests {
             ]
         );
         assert_eq!(c.protocol_version(), 2);
+    }
+
+    #[test]
+    fn recognizes_an_edge_gateway_at_once() {
+        let hint = r#"{"error":{"code":"USE_SYNC_GATEWAY","message":"sync through /sync/v1"}}"#;
+        let c = client(
+            Canned::new(vec![
+                resp(404, hint),
+                resp(200, "{}"),
+                resp(403, r#"{"error":{"code":"PERMISSION_DENIED","message":"no"}}"#),
+            ]),
+            Some("t"),
+        );
+        assert!(!c.is_gateway());
+        let e = pollster::block_on(c.execute(&"select 1".into())).unwrap_err();
+        assert_eq!(e.code(), "HRANA_PROTO_ERROR");
+        assert!(c.is_gateway(), "no v2 retry: the hint is the answer");
+        assert_eq!(
+            pollster::block_on(c.post_json("/sync/v1/pull", b"{}".to_vec())).unwrap(),
+            b"{}"
+        );
+        let e = pollster::block_on(c.post_json("/sync/v1/push", b"{}".to_vec())).unwrap_err();
+        assert_eq!(e.to_string(), "permission denied: no");
+        assert_eq!(
+            *c.transport.urls.borrow(),
+            [
+                "http://h:1/v3/pipeline",
+                "http://h:1/sync/v1/pull",
+                "http://h:1/sync/v1/push"
+            ]
+        );
+        // A plain 404 is still a libSQL server without v3.
+        let plain = client(Canned::new(vec![resp(404, "not found"), resp(200, OK)]), None);
+        pollster::block_on(plain.execute(&"select 1".into())).unwrap();
+        assert!(!plain.is_gateway());
     }
 
     #[test]

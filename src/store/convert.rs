@@ -70,6 +70,13 @@ pub(crate) fn bind(stmt: &mut rusqlite::CachedStatement<'_>, s: &Statement) -> R
 /// A local SQLite error as the official client reports one: `code` the primary result
 /// code's name, the extended code in `extended`, and SQLite's own message.
 pub fn sql_error(e: rusqlite::Error) -> Error {
+    // Out of space (the disk, or the browser's quota for the origin): the issue-16 code,
+    // which tells an app the write was rolled back and the database is intact.
+    if let rusqlite::Error::SqliteFailure(f, _) = &e {
+        if f.code == rusqlite::ffi::ErrorCode::DiskFull {
+            return Error::StorageFull(e.to_string());
+        }
+    }
     let (rc, message) = match e {
         rusqlite::Error::SqliteFailure(f, msg) => (f.extended_code, msg.unwrap_or_else(|| f.to_string())),
         rusqlite::Error::SqlInputError { error, msg, .. } => (error.extended_code, msg),

@@ -16,6 +16,7 @@
 //! assert_eq!(rs.rows[0][0], edgesync::Value::Text("ada".into()));
 //! ```
 
+pub mod changes;
 mod codes;
 mod convert;
 mod prepared;
@@ -106,6 +107,8 @@ pub struct Store {
     /// closes (rusqlite cannot close a connection with statements still open).
     prepared: RefCell<prepared::Prepared>,
     conn: Connection,
+    /// The tables changed since the binding last asked ([`changes`]).
+    changes: changes::ChangeLog,
 }
 
 impl Store {
@@ -124,7 +127,7 @@ impl Store {
         let file = file_path(path)?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         vfs::take_open_error();
-        let conn = match (file, vfs) {
+        let mut conn = match (file, vfs) {
             (None, _) => Connection::open_in_memory(),
             (Some(p), None) => Connection::open_with_flags(p, flags),
             (Some(p), Some(v)) => Connection::open_with_flags_and_vfs(p, flags, v),
@@ -150,10 +153,17 @@ impl Store {
             conn.pragma_update(None, "synchronous", "normal").map_err(sql_error)?;
         }
         conn.set_prepared_statement_cache_capacity(256);
+        let changes = changes::ChangeLog::attach(&mut conn)?;
         Ok(Store {
             prepared: RefCell::new(prepared::Prepared::new()),
             conn,
+            changes,
         })
+    }
+
+    /// The tables this database changed since the last [`changes::ChangeLog::take`].
+    pub fn changes(&self) -> &changes::ChangeLog {
+        &self.changes
     }
 
     /// The underlying connection, for the sync engine's own statements.

@@ -28,15 +28,18 @@
 //! # }
 //! ```
 
+mod apply;
+pub mod chunk;
 mod evolve;
 mod fold;
 mod multirow;
 mod net;
 mod own;
-mod policy;
+mod pending;
+pub mod policy;
 pub mod record;
 mod replica;
-mod rows;
+pub mod rows;
 pub mod rules;
 mod server;
 pub mod status;
@@ -47,6 +50,11 @@ mod tests_server;
 #[cfg(all(test, feature = "native"))]
 mod tests_values;
 
+// For the edge gateway's server half (src/gateway/), built with `edge`.
+#[cfg(feature = "edge")]
+pub(crate) use evolve::COLUMNS_DDL;
+#[cfg(feature = "edge")]
+pub(crate) use net::PAGE_BYTES;
 pub use net::{Mirror, SyncReport, BACKOFF_BASE_MS, BACKOFF_MAX_MS};
 pub use policy::{Column, Policy, TableSpec};
 pub use replica::{ConflictResolver, Env, Replica, ReplicaConfig};

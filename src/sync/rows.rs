@@ -171,7 +171,7 @@ fn custom_records(src: Source, table: &str) -> String {
 
 /// A column's value in a record's data object `d`, decoded as [`super::record`] encodes
 /// it: a BLOB is `{"b": hex}`, ±∞ `{"r": "inf"}`, a text edit `{"t": text, …}`.
-fn value(col: &str) -> String {
+pub fn value(col: &str) -> String {
     format!(
         "CASE json_type(d, '$.{col}') WHEN 'object' THEN {} WHEN 'array' THEN NULL ELSE d ->> '{col}' END",
         tagged(col)

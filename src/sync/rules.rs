@@ -38,6 +38,11 @@ CREATE TABLE IF NOT EXISTS _es_tables (tbl TEXT PRIMARY KEY, pol TEXT NOT NULL, 
 CREATE TABLE IF NOT EXISTS _es_chunk (j TEXT NOT NULL, site TEXT NOT NULL);
 ";
 
+/// Creates the change log's epoch (row 0) when the log has none (see `net/schema.rs`).
+pub const EPOCH_INIT: &str =
+    "INSERT INTO _es_log (seq, id, site, rec) SELECT 0, 'epoch:' || lower(hex(randomblob(8))), '', '[]' \
+     WHERE NOT EXISTS (SELECT 1 FROM _es_log WHERE seq = 0)";
+
 /// Server side: stages the counter and set cells of the chunk in `_es_chunk` (`?1`
 /// the column policies JSON). The local side stages from Rust instead
 /// (`Replica::stage`), with the same rows.

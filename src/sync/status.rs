@@ -64,6 +64,16 @@ pub enum Event {
         base: Option<Value>,
         resolved: Value,
     },
+    /// `sync:refused`: the edge gateway refused a pushed record (its rules, or a record
+    /// it cannot take). The record left the outbox and the row is back to the server's
+    /// version (or gone, when the user may not read it).
+    Refused {
+        table: String,
+        pk: String,
+        op: String,
+        code: String,
+        reason: String,
+    },
 }
 
 impl Event {
@@ -72,6 +82,7 @@ impl Event {
             Event::Completed { .. } => "sync:completed",
             Event::Error { .. } => "sync:error",
             Event::Conflict { .. } => "conflict",
+            Event::Refused { .. } => "sync:refused",
         }
     }
 
@@ -101,6 +112,13 @@ impl Event {
                     "base": base.as_ref().map(v), "resolved": v(resolved),
                 })
             }
+            Event::Refused {
+                table,
+                pk,
+                op,
+                code,
+                reason,
+            } => serde_json::json!({"table": table, "key": pk, "op": op, "code": code, "reason": reason}),
         };
         (self.name(), details.to_string())
     }

@@ -23,14 +23,22 @@ mod error;
 mod fast;
 #[cfg(feature = "js-client")]
 mod fetch;
+#[cfg(all(feature = "js-replica", feature = "js-edge"))]
+mod gateway;
+#[cfg(feature = "js-replica")]
+mod hostfs;
 #[cfg(feature = "js-replica")]
 mod nodefs;
+#[cfg(feature = "js-replica")]
+mod opfs;
 #[cfg(feature = "js-replica")]
 mod replica;
 #[cfg(feature = "js-crdt")]
 mod resolver;
 #[cfg(feature = "js-client")]
 mod result;
+#[cfg(all(feature = "js-replica", feature = "opfs-sahpool"))]
+mod sahpool;
 #[cfg(feature = "js-crdt")]
 mod text;
 #[cfg(any(feature = "js-crdt", feature = "js-replica", feature = "js-edge"))]

@@ -45,6 +45,12 @@ fn mirror_option(v: &JsValue) -> Result<Mirror> {
     Err(invalid("`mirror` must be true, false or a list of table names"))
 }
 
+/// A value kept on the one wasm thread, for callbacks the store requires to be `Send`.
+struct OneThread<T>(T);
+
+// SAFETY: this module is built for wasm32 without threads; nothing leaves the thread.
+unsafe impl<T> Send for OneThread<T> {}
+
 fn set(o: &Object, key: &str, v: impl Into<JsValue>) {
     let _ = Reflect::set(o, &JsValue::from_str(key), &v.into());
 }
@@ -145,6 +151,19 @@ fn event_js(e: &Event, mode: IntMode) -> JsValue {
             );
             set(&o, "resolved", sql_value_to_js(resolved, mode));
         }
+        Event::Refused {
+            table,
+            pk,
+            op,
+            code,
+            reason,
+        } => {
+            set(&o, "table", table.as_str());
+            set(&o, "key", pk.as_str());
+            set(&o, "op", op.as_str());
+            set(&o, "code", code.as_str());
+            set(&o, "reason", reason.as_str());
+        }
     }
     o.into()
 }
@@ -185,42 +204,69 @@ fn js_resolver(f: Function, mode: IntMode) -> ConflictResolver {
     })
 }
 
+/// Reads a replica config (`new Replica(config)`). `open`: whether this runtime opens
+/// the database itself — a browser page checks the config of a `file:` replica its
+/// worker will open (`checkReplicaConfig`), and has no file system of its own.
+fn parse_config(config: &JsValue, open: bool) -> Result<(ReplicaConfig, IntMode, Option<Function>)> {
+    if !config.is_object() {
+        return Err(invalid("createClient() takes a config object"));
+    }
+    let url = opt_string(config, "url")?.ok_or_else(|| invalid("`url` is required"))?;
+    // A file needs a host file system: Node's, given by the package's Node entry, or
+    // OPFS in the browser worker that owns the database. Elsewhere SQLite in wasm would
+    // open the name in memory, which would look persistent and lose data on restart:
+    // refused.
+    let vfs = match crate::store::file_path(&url)? {
+        None => None,
+        Some(_) if crate::wasm::hostfs::files_vfs().is_some() => crate::wasm::hostfs::files_vfs().map(String::from),
+        Some(_) if !open => None,
+        Some(_) => {
+            return Err(invalid(format!(
+                "{url:?}: this runtime gives edgesync no file system (Node.js does); use \":memory:\" here"
+            )))
+        }
+    };
+    let int_mode = int_mode(config)?;
+    let custom = custom_fetch(config)?;
+    let cfg = ReplicaConfig {
+        path: url,
+        sync_url: opt_string(config, "syncUrl")?,
+        auth_token: opt_string(config, "authToken")?,
+        timeout_ms: timeout(config)?,
+        max_drift_ms: opt_number(config, "maxDriftMs", 0.0, 9e15)?.map(|n| n as u64),
+        push_chunk: opt_number(config, "pushChunk", 1.0, 1e6)?.map(|n| n as usize),
+        pull_chunk: opt_number(config, "pullChunk", 1.0, 1e6)?.map(|n| n as usize),
+        vfs,
+        mirror: mirror_option(&field(config, "mirror"))?,
+    };
+    Ok((cfg, int_mode, custom))
+}
+
+/// Checks a replica config as `new Replica(config)` would — the same errors — without
+/// opening anything: a browser page's `createClient` for a replica its worker opens.
+#[wasm_bindgen(js_name = checkReplicaConfig)]
+pub fn check_replica_config(config: JsValue) -> std::result::Result<(), JsValue> {
+    (|| -> Result<()> {
+        let (cfg, _, _) = parse_config(&config, false)?;
+        if let Some(url) = &cfg.sync_url {
+            let remote = crate::remote::RemoteConfig::parse(url, cfg.auth_token.as_deref())?;
+            if let Some(ms) = cfg.timeout_ms {
+                remote.with_timeout_ms(ms)?;
+            }
+        }
+        Ok(())
+    })()
+    .map_err(to_js)
+}
+
 #[wasm_bindgen(js_class = Replica)]
 impl JsReplica {
     /// `config`: `{ url, syncUrl?, authToken?, timeout?, intMode?, fetch?, maxDriftMs?,
-    /// pushChunk?, pullChunk? }`.
+    /// pushChunk?, pullChunk?, mirror? }`.
     #[wasm_bindgen(constructor)]
     pub fn new(config: JsValue) -> std::result::Result<JsReplica, JsValue> {
         (|| -> Result<JsReplica> {
-            if !config.is_object() {
-                return Err(invalid("createClient() takes a config object"));
-            }
-            let url = opt_string(&config, "url")?.ok_or_else(|| invalid("`url` is required"))?;
-            // A file needs a host file system: Node's, given by the package's Node entry.
-            // Elsewhere SQLite in wasm would open the name in memory, which would look
-            // persistent and lose data on restart: refused.
-            let vfs = match crate::store::file_path(&url)? {
-                None => None,
-                Some(_) if crate::wasm::nodefs::available() => Some(crate::wasm::nodefs::VFS_NAME.to_string()),
-                Some(_) => {
-                    return Err(invalid(format!(
-                        "{url:?}: this runtime gives edgesync no file system (Node.js does); use \":memory:\" here"
-                    )))
-                }
-            };
-            let int_mode = int_mode(&config)?;
-            let custom = custom_fetch(&config)?;
-            let cfg = ReplicaConfig {
-                path: url,
-                sync_url: opt_string(&config, "syncUrl")?,
-                auth_token: opt_string(&config, "authToken")?,
-                timeout_ms: timeout(&config)?,
-                max_drift_ms: opt_number(&config, "maxDriftMs", 0.0, 9e15)?.map(|n| n as u64),
-                push_chunk: opt_number(&config, "pushChunk", 1.0, 1e6)?.map(|n| n as usize),
-                pull_chunk: opt_number(&config, "pullChunk", 1.0, 1e6)?.map(|n| n as usize),
-                vfs,
-                mirror: mirror_option(&field(&config, "mirror"))?,
-            };
+            let (cfg, int_mode, custom) = parse_config(&config, true)?;
             let replica = Replica::open(cfg, FetchTransport::new(custom), env())?;
             // Opening wrote the replica's own bookkeeping: the connection's last rowid is
             // the app's from here on, starting at 0 as on a fresh connection.
@@ -382,10 +428,28 @@ impl JsReplica {
         o.into()
     }
 
-    /// Sets the one event listener: `(name, detail) => void`.
+    /// Sets the one event listener: `(name, detail) => void`. Besides the sync events
+    /// it gets `change` with `{ tables }`: the tables whose rows changed, once per tick
+    /// of writes, in a microtask after them (src/store/changes.rs).
     #[wasm_bindgen(js_name = setListener)]
     pub fn set_listener(&self, f: Option<Function>) {
         let mode = self.int_mode;
+        let changes = self.inner.store().changes();
+        changes.set_notify(f.clone().map(|f| {
+            let log = OneThread(changes.weak());
+            let f = OneThread(f);
+            Box::new(move || {
+                let (log, f) = (log.0.clone(), f.0.clone());
+                wasm_bindgen_futures::spawn_local(async move {
+                    let tables: Array = log.take().iter().map(|t| JsValue::from_str(t)).collect();
+                    if tables.length() > 0 {
+                        let o = Object::new();
+                        set(&o, "tables", tables);
+                        let _ = f.call2(&JsValue::NULL, &JsValue::from_str("change"), &o);
+                    }
+                });
+            }) as crate::store::changes::Notify
+        }));
         self.inner.set_listener(f.map(|f| {
             Box::new(move |e: &Event| {
                 let _ = f.call2(&JsValue::NULL, &JsValue::from_str(e.name()), &event_js(e, mode));
@@ -403,15 +467,22 @@ impl JsReplica {
         self.inner.has_remote()
     }
 
+    /// The keys (JSON arrays) of `table`'s rows with local changes not yet on the server.
+    #[wasm_bindgen(js_name = pendingKeys)]
+    pub fn pending_keys(&self, table: &str) -> std::result::Result<Vec<String>, JsValue> {
+        self.inner.pending_keys(table).map_err(to_js)
+    }
+
     /// Ends the network work of this replica (`close()`): requests in flight fail at
     /// once with `CLIENT_CLOSED`, later ones are not made.
     pub fn cancel(&self) {
         self.inner.cancel_remote();
     }
 
-    /// Backoff delay for the next background attempt (0 after a success).
+    /// Back-off delay for the next background attempt after a failure (never 0: it
+    /// does not read the database, which may be what fails).
     #[wasm_bindgen(js_name = retryDelay)]
     pub fn retry_delay(&self) -> f64 {
-        self.inner.status().map(|s| s.next_sync_in_ms as f64).unwrap_or(0.0)
+        self.inner.retry_delay_ms() as f64
     }
 }

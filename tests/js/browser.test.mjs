@@ -14,18 +14,8 @@ import { chromium } from 'playwright-core';
 import { startSqld, REPO_ROOT } from '../support/sqld.mjs';
 import { startStaticServer } from '../support/static-server.mjs';
 import { generateAuth } from '../support/jwt.mjs';
+import { CHROMIUM, CHROMIUM_ARGS } from '../support/chromium.mjs';
 
-const CHROMIUM = process.env.EDGESYNC_CHROMIUM || '/usr/bin/chromium'; // docs/testing.md
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const SCREENSHOT = '/tmp/edgesync-dashboard.png';
 const STEP_TIMEOUT = 60_000;
 
@@ -80,7 +70,8 @@ before(async () => {
     if (msg.type() === 'error') consoleErrors.push(msg.text());
   });
   const query = new URLSearchParams({ url: sqld.url, token: sqld.tokens.rw });
-  await page.goto(`${web.url}/www/dashboard/index.html?${query}`);
+  // The dashboard's SQL console (#/data) runs on its local replica, synced with this sqld.
+  await page.goto(`${web.url}/www/dashboard/index.html?${query}#/data`);
   await page.waitForSelector('body[data-ready="1"]', { timeout: 30_000 });
   await page.evaluate(`window.__codec = ${CODEC_SOURCE}`);
 });
@@ -111,16 +102,29 @@ describe('edgesync in headless Chromium against a real sqld', { timeout: 5 * STE
     assert.deepEqual(info, { sameCreateClient: true, protocol: 'http', closed: true, one: 1, secure: true, errorLine: true });
   });
 
-  it('a file: replica is refused in the browser (no file system): an error, not a silent in-memory database', { timeout: STEP_TIMEOUT }, async () => {
+  it('a file: replica opens in OPFS from the page (durable, not a silent in-memory database)', { timeout: STEP_TIMEOUT }, async () => {
+    // More in browser-opfs.test.mjs: restarts, crashes, tabs, quota, no OPFS.
     const got = await inPage(async () => {
-      try {
-        window.edgesync.createClient({ url: 'file:app.db' });
-        return 'opened';
-      } catch (e) {
-        return { code: e.code, name: e.name, noFs: /no file system/.test(e.message) };
-      }
+      // The package asks the browser to keep the origin's storage (navigator.storage.persist()).
+      let asked = 0;
+      const persist = navigator.storage.persist.bind(navigator.storage);
+      navigator.storage.persist = () => (asked++, persist());
+      const persisted = navigator.storage.persisted.bind(navigator.storage);
+      navigator.storage.persisted = async () => false; // as on a first visit
+      const db = window.edgesync.createClient({ url: 'file:dashboard-test.db' });
+      await db.execute('create table if not exists t (x)');
+      await db.execute('insert into t values (1)');
+      const n = (await db.execute('select count(*) as n from t')).rows[0].n;
+      const storage = await new Promise((resolve) => {
+        const s = db.status();
+        if (s.persistent) resolve({ persistent: true });
+        else db.on('storage', resolve);
+      });
+      await db.close();
+      navigator.storage.persisted = persisted;
+      return { n, storage, asked };
     });
-    assert.deepEqual(got, { code: 'INVALID_ARGUMENT', name: 'LibsqlError', noFs: true });
+    assert.deepEqual(got, { n: 1, storage: { persistent: true }, asked: 1 });
   });
 
   it('round-trips every value type exactly', { timeout: STEP_TIMEOUT }, async () => {

@@ -75,3 +75,28 @@ test("a background sync never blocks local reads and writes", async () => {
     await e.stop();
   }
 });
+
+test("a replica whose database keeps erroring retries with the back-off, not every millisecond", async () => {
+  // A loopback port with nothing listening: every sync fails at once.
+  const { createServer } = await import("node:net");
+  const srv = createServer().listen(0, "127.0.0.1");
+  await new Promise((r) => srv.once("listening", r));
+  const { port } = srv.address();
+  await new Promise((r) => srv.close(r));
+  const { createClient } = await import("edgesync");
+  const db = createClient({ url: ":memory:", syncUrl: `http://127.0.0.1:${port}`, syncInterval: 60 });
+  try {
+    await db.execute("create table t (id integer primary key)");
+    db.replicate("t");
+    // Without its internal table status() fails: the retry delay must not depend on it
+    // (it once fell back to 0, a 1 ms timer).
+    await db.execute("drop table _es_rejected");
+    await rejectsWith(Promise.resolve().then(() => db.status()), "SQLITE_ERROR");
+    let errors = 0;
+    db.on("sync:error", () => errors++);
+    await sleep(400);
+    assert.ok(errors <= 2, `${errors} failed syncs in 400 ms (the first back-off step is 250–500 ms)`);
+  } finally {
+    await db.close();
+  }
+});

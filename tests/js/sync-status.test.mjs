@@ -67,7 +67,7 @@ test("status, metrics, metricsText, events and the sync log follow what happened
     let st = a.status();
     assert.deepEqual(
       { ...st },
-      { pendingChanges: 0, lastPush: null, lastPull: null, lagMs: 0, retryCount: 0, online: st.online, cursor: 0, nextSyncInMs: 0, writesInDoubt: 0, rejectedChanges: 0, syncing: false },
+      { pendingChanges: 0, lastPush: null, lastPull: null, lagMs: 0, retryCount: 0, online: st.online, cursor: 0, nextSyncInMs: 0, writesInDoubt: 0, rejectedChanges: 0, syncing: false, paused: false, gaveUp: false, nextSyncAt: null },
     );
     assert.match(a.siteId, /^[0-9a-f]{16}$/);
     assert.notEqual(a.siteId, b.siteId);

@@ -2,6 +2,8 @@
 // after the other in this process until the time is up, printing each seed, its outcome
 // and the process's memory; exits 1 if any run failed (its seed is printed to rerun).
 import { runSoak } from "./soak.mjs";
+// The same module instance the package loaded (node_modules/edgesync links to pkg/).
+import { wasmMemory } from "../../pkg/wasm/edgesync.js";
 
 const minutes = Number(process.argv[2] ?? 10);
 let seed = Number(process.argv[3] ?? Math.floor(Math.random() * 2 ** 31));
@@ -9,7 +11,7 @@ const ops = Number(process.argv[4] ?? 500);
 const mb = (n) => (n / 1048576).toFixed(1);
 const mem = () => {
   const m = process.memoryUsage();
-  return `rss ${mb(m.rss)} MB, heap ${mb(m.heapUsed)} MB, external+wasm ${mb(m.external + m.arrayBuffers)} MB`;
+  return `rss ${mb(m.rss)} MB, heap ${mb(m.heapUsed)} MB, external ${mb(m.external + m.arrayBuffers)} MB, wasm memory ${mb(wasmMemory().buffer.byteLength)} MB`;
 };
 const start = Date.now();
 const end = start + minutes * 60_000;

@@ -13,6 +13,9 @@
 //!   creating and writing it) counts as held; the error names the file to delete.
 //!
 //! Closing the database removes the lock file.
+//!
+//! A host that keeps files to one owner itself ([`HostFs::exclusive`]: OPFS) writes no
+//! lock file; only the second open in this process is refused.
 
 use super::{Host, HostFs, OpenMode};
 use crate::error::Error;
@@ -26,6 +29,10 @@ pub fn acquire<F: HostFs>(host: &Host<F>, db: &str) -> Result<String, Error> {
         return Err(Error::DatabaseLocked(format!(
             "{db} is already open in this process: close the other client first"
         )));
+    }
+    if host.fs.exclusive() {
+        host.held.borrow_mut().insert(db);
+        return Ok(lock);
     }
     let me = host.fs.pid();
     for _ in 0..3 {
@@ -79,7 +86,7 @@ pub fn release<F: HostFs>(host: &Host<F>, lock: &str) {
     if let Some(db) = lock.strip_suffix("-lock") {
         host.held.borrow_mut().remove(db);
     }
-    if owner(host, lock) == Some(host.fs.pid()) {
+    if !host.fs.exclusive() && owner(host, lock) == Some(host.fs.pid()) {
         let _ = host.fs.remove(lock);
     }
 }

@@ -119,6 +119,12 @@ pub trait HostFs: 'static {
     fn pid(&self) -> u32;
     /// Whether a process with this id is running.
     fn alive(&self, pid: u32) -> bool;
+    /// Whether the host itself keeps every database to one owner, so no `<db>-lock`
+    /// file is needed ([`lock`]): OPFS, whose files the browser lets one worker open
+    /// (src/wasm/opfs.rs). A second open in this process is still refused.
+    fn exclusive(&self) -> bool {
+        false
+    }
 }
 
 /// What every open file of one registered VFS shares.

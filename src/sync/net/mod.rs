@@ -22,6 +22,7 @@ use crate::remote::{HttpTransport, RemoteClient, ResultSet, Statement, Transacti
 
 mod bootstrap;
 mod doubts;
+mod gateway;
 mod mirror;
 mod pull;
 mod push;
@@ -31,6 +32,8 @@ mod sync;
 mod write_through;
 
 pub use mirror::Mirror;
+#[cfg(feature = "edge")]
+pub(crate) use pull::PAGE_BYTES;
 
 /// What one `sync()` did.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]

@@ -12,7 +12,7 @@ use crate::sync::status::{Event, Outcome};
 
 /// About how many bytes of records one pull page asks for (sqld refuses a result over
 /// 10 MB).
-pub(super) const PAGE_BYTES: i64 = 4_000_000;
+pub(crate) const PAGE_BYTES: i64 = 4_000_000;
 
 /// One page of other writers' records after the cursor `?1`: at most `?2` records, cut
 /// where the bytes before a record pass `?4` (the first one always comes). Columns:
@@ -154,7 +154,10 @@ impl<T: HttpTransport> Replica<T> {
         for (t, pk, col) in cells {
             let cell = (t.as_str(), pk.as_str(), col.as_str());
             let doc = crate::sync::fold::load_text(conn, cell, 0)?.text();
-            if crate::sync::fold::render_of(conn, cell)?.as_deref() == Some(doc.as_str()) {
+            let render = crate::sync::fold::render_of(conn, cell)?;
+            // A NULL written over the text deleted it: an empty document renders as
+            // that NULL (re-rendering it as "" would undo the write, with a record).
+            if render.as_deref() == Some(doc.as_str()) || (render.is_none() && doc.is_empty()) {
                 continue;
             }
             let hlc = self.tick();

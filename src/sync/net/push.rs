@@ -8,12 +8,12 @@ use super::{int, poll_once, record_head, text, Queued};
 use crate::error::{Error, Result};
 use crate::remote::{HttpTransport, ResultSet, Statement, TransactionMode};
 use crate::store::sql_error;
+use crate::sync::chunk;
 use crate::sync::fold::encode_base;
 use crate::sync::policy::TableSpec;
 use crate::sync::record::{decode_row, decode_value, encode_value, Record};
 use crate::sync::replica::{finish_savepoint, Apply, Replica};
 use crate::sync::status::{Event, Outcome};
-use crate::sync::{rows, rules};
 
 /// The most bytes of records (their JSON) one push chunk carries: sqld refuses a value
 /// of 5,000,000 bytes or more, and a chunk travels as one value.
@@ -22,7 +22,7 @@ pub(super) const CHUNK_BYTES: usize = 4_000_000;
 pub(super) const RECORD_BYTES: usize = 5_000_000;
 
 /// How many of `queued`'s first records fit in `budget` bytes of chunk (at least one).
-fn fit(queued: &[Queued], budget: usize) -> usize {
+pub(super) fn fit(queued: &[Queued], budget: usize) -> usize {
     let mut used = 2;
     for (i, q) in queued.iter().enumerate() {
         used += q.json.len() + 1;
@@ -35,13 +35,18 @@ fn fit(queued: &[Queued], budget: usize) -> usize {
 
 impl<T: HttpTransport> Replica<T> {
     pub(super) fn read_outbox(&self, limit: usize) -> Result<Vec<Queued>> {
+        self.read_outbox_after(0, limit)
+    }
+
+    /// The next `limit` outbox rows after id `after`.
+    pub(super) fn read_outbox_after(&self, after: i64, limit: usize) -> Result<Vec<Queued>> {
         let mut stmt = self
             .store
             .conn()
-            .prepare_cached("SELECT id, rec, base FROM _es_outbox ORDER BY id LIMIT ?1")
+            .prepare_cached("SELECT id, rec, base FROM _es_outbox WHERE id > ?2 ORDER BY id LIMIT ?1")
             .map_err(sql_error)?;
         let rows = stmt
-            .query_map([limit as i64], |r| {
+            .query_map([limit as i64, after], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, String>(1)?,
@@ -183,11 +188,7 @@ impl<T: HttpTransport> Replica<T> {
     /// Sends one chunk; returns the custom-column conflicts the server reported.
     /// `first`: statements that go before the chunk in the same transaction (the
     /// write-through ledger).
-    ///
-    /// The batch: the chunk is stored once in `_es_chunk`; counter and set cells are
-    /// staged and merged ([`rules`]); custom values go through compare-and-set; every
-    /// record is logged once; the row state of each table is merged and its touched
-    /// rows rebuilt ([`rows`]); the custom values that lost are read back.
+    /// The batch is the chunk's server merge ([`chunk::server_merge`]).
     pub(super) async fn push_records(&self, queued: &[Queued], first: &[Statement]) -> Result<ResultSet> {
         let (stmts, conflict_steps) = {
             let inner = self.inner.borrow();
@@ -196,42 +197,16 @@ impl<T: HttpTransport> Replica<T> {
             names.sort();
             names.dedup();
             let specs: Vec<&TableSpec> = names.iter().filter_map(|n| inner.tables.get(*n)).collect();
+            let deletes = |t: &str| queued.iter().any(|q| q.op == 'd' && q.table == t);
+            let m = chunk::server_merge(&specs, json, self.site.as_str(), &deletes);
             let mut stmts = first.to_vec();
-            stmts.push(Statement::new(rows::STORE_CHUNK).arg(json).arg(self.site.as_str()));
-            let staged = specs.iter().any(|s| crate::sync::replica::has_cells(s));
-            if staged {
-                let pol = Json::Object(specs.iter().map(|s| (s.name.clone(), s.policies_json())).collect());
-                stmts.push(Statement::new(rules::STAGE).arg(pol.to_string()));
-                stmts.extend(rules::merge_sql().into_iter().map(Statement::new));
-            }
-            for spec in &specs {
-                stmts.extend(rows::custom_sql(spec).into_iter().map(Statement::new));
-            }
-            stmts.push(Statement::new(rows::log_sql()));
-            for spec in &specs {
-                stmts.push(Statement::new(rows::upsert_sql(spec, rows::SERVER, true)));
-            }
-            for spec in &specs {
-                let [upsert, delete] = rows::materialize_sql(spec, rows::SERVER);
-                stmts.push(Statement::new(upsert));
-                // Only a delete record can remove a row (an insert older than a
-                // tombstone is simply not inserted).
-                if queued.iter().any(|q| q.op == 'd' && q.table == spec.name) {
-                    stmts.push(Statement::new(delete));
-                }
-            }
-            let mut conflict_steps = Vec::new();
-            for spec in &specs {
-                if let Some(sql) = rows::conflicts_sql(spec) {
-                    conflict_steps.push(stmts.len());
-                    stmts.push(Statement::new(sql));
-                }
-            }
-            if staged {
-                stmts.push(Statement::new(rules::UNSTAGE));
-            }
-            stmts.push(Statement::new(rows::DROP_CHUNK));
-            (stmts, conflict_steps)
+            let base = stmts.len() + 1;
+            stmts.push(m.store);
+            stmts.extend(m.merge);
+            (
+                stmts,
+                m.conflict_steps.into_iter().map(|i| i + base).collect::<Vec<_>>(),
+            )
         };
         let mut results = self.remote_batch(&stmts, TransactionMode::Write).await?;
         let mut conflicts = ResultSet::default();

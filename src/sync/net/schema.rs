@@ -34,11 +34,6 @@ use crate::sync::replica::{meta, parse_policies, set_meta, Replica};
 use crate::sync::status::Event;
 use crate::sync::{rows, rules, server};
 
-/// Creates the change log's epoch (row 0) when the log has none.
-const EPOCH_INIT: &str =
-    "INSERT INTO _es_log (seq, id, site, rec) SELECT 0, 'epoch:' || lower(hex(randomblob(8))), '', '[]' \
-     WHERE NOT EXISTS (SELECT 1 FROM _es_log WHERE seq = 0)";
-
 /// What the server has of one replicated table (phase one's reads).
 struct ServerTable {
     /// (name, TYPE, pk) in table order; empty when the table does not exist.
@@ -83,7 +78,7 @@ impl<T: HttpTransport> Replica<T> {
         .flat_map(|ddl| ddl.split(';'))
         .filter(|s| !s.trim().is_empty())
         .map(Statement::new)
-        .chain([Statement::new(EPOCH_INIT)])
+        .chain([Statement::new(rules::EPOCH_INIT)])
         .collect();
         let first_read = stmts.len();
         for spec in &specs {
@@ -292,7 +287,7 @@ impl<T: HttpTransport> Replica<T> {
     /// Compares the change log's epoch with the one this replica synced with: another
     /// means the server's state was reset (its log dropped, or restored from an older
     /// copy), so the replica re-reads it (the next bootstrap), and says so.
-    fn check_epoch(&self, epoch: &str) -> Result<()> {
+    pub(super) fn check_epoch(&self, epoch: &str) -> Result<()> {
         let mine = match meta(&self.store, "epoch")? {
             Some(Value::Text(e)) => Some(e),
             _ => None,
@@ -460,41 +455,57 @@ impl<T: HttpTransport> Replica<T> {
         for t in &names {
             stmts.extend(read_table(t));
         }
-        let results = self.remote_batch(&stmts, TransactionMode::Read).await?;
+        let results = match self.remote_batch(&stmts, TransactionMode::Read).await {
+            // The syncUrl is an edgesync Worker: its schema step says what to add.
+            Err(_) if self.via_gateway() => return self.gateway_migrate().await,
+            r => r?,
+        };
         let mut ran = Vec::new();
         for (t, rs) in names.iter().zip(results.chunks(READS)) {
             let server = ServerTable::from_results(rs);
-            let spec = self.inner.borrow().tables.get(t).cloned();
-            let Some(spec) = spec else { continue };
-            let missing: Vec<&(String, String, usize)> = server
-                .columns
-                .iter()
-                .filter(|c| !spec.columns.iter().any(|l| l.name == c.0))
-                .collect();
-            if missing.is_empty() {
-                continue;
-            }
-            let mut policies = parse_policies(&spec.policies_json().to_string())?;
-            for (col, pol) in parse_policies(server.policies.as_deref().unwrap_or("{}"))? {
-                if missing.iter().any(|m| m.0 == col) {
-                    policies.push((col, pol));
-                }
-            }
-            let conn = self.store.conn();
-            for c in &missing {
-                let def = server
-                    .defs
-                    .iter()
-                    .find(|d| d.0 == c.0)
-                    .map(|d| d.1.clone())
-                    .unwrap_or_else(|| format!("\"{}\" {}", c.0, c.1));
-                let sql = format!("ALTER TABLE \"{t}\" ADD COLUMN {def}");
-                conn.execute_batch(&sql).map_err(crate::store::sql_error)?;
-                crate::sync::evolve::store_def(conn, t, &c.0, &def)?;
-                ran.push(sql);
-            }
-            self.replicate(t, &policies, Vec::new())?;
+            ran.extend(self.migrate_table(t, &server.columns, server.policies.as_deref(), &server.defs)?);
         }
+        Ok(ran)
+    }
+
+    /// [`Self::migrate`] for one table, from what the server has of it: its columns
+    /// (`name, TYPE, pk`), policies (stored JSON) and added columns' definitions.
+    pub(super) fn migrate_table(
+        &self,
+        t: &str,
+        columns: &[(String, String, usize)],
+        policies: Option<&str>,
+        defs: &[(String, String)],
+    ) -> Result<Vec<String>> {
+        let mut ran = Vec::new();
+        let spec = self.inner.borrow().tables.get(t).cloned();
+        let Some(spec) = spec else { return Ok(ran) };
+        let missing: Vec<&(String, String, usize)> = columns
+            .iter()
+            .filter(|c| !spec.columns.iter().any(|l| l.name == c.0))
+            .collect();
+        if missing.is_empty() {
+            return Ok(ran);
+        }
+        let mut local = parse_policies(&spec.policies_json().to_string())?;
+        for (col, pol) in parse_policies(policies.unwrap_or("{}"))? {
+            if missing.iter().any(|m| m.0 == col) {
+                local.push((col, pol));
+            }
+        }
+        let conn = self.store.conn();
+        for c in &missing {
+            let def = defs
+                .iter()
+                .find(|d| d.0 == c.0)
+                .map(|d| d.1.clone())
+                .unwrap_or_else(|| format!("\"{}\" {}", c.0, c.1));
+            let sql = format!("ALTER TABLE \"{t}\" ADD COLUMN {def}");
+            conn.execute_batch(&sql).map_err(crate::store::sql_error)?;
+            crate::sync::evolve::store_def(conn, t, &c.0, &def)?;
+            ran.push(sql);
+        }
+        self.replicate(t, &local, Vec::new())?;
         Ok(ran)
     }
 

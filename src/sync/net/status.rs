@@ -35,17 +35,22 @@ impl<T: HttpTransport> Replica<T> {
             Some(Value::Integer(c)) => c,
             _ => 0,
         };
-        st.next_sync_in_ms = if st.retries == 0 {
-            0
-        } else {
-            backoff_ms(
-                st.retries - 1,
-                BACKOFF_BASE_MS,
-                BACKOFF_MAX_MS,
-                ((self.env.random)() % 1000) as f64 / 1000.0,
-            )
-        };
+        st.next_sync_in_ms = if st.retries == 0 { 0 } else { self.retry_delay_ms() };
         Ok(st)
+    }
+
+    /// The back-off before the next background attempt after a failed sync: read from
+    /// memory only, so a database that keeps erroring (where `status()` fails) still
+    /// gets the normal back-off, never a zero delay that would retry in a tight loop.
+    /// With no failure recorded it is the first step's (a retry always waits).
+    pub fn retry_delay_ms(&self) -> u64 {
+        let retries = self.monitor.status.borrow().retries;
+        backoff_ms(
+            retries.saturating_sub(1),
+            BACKOFF_BASE_MS,
+            BACKOFF_MAX_MS,
+            ((self.env.random)() % 1000) as f64 / 1000.0,
+        )
     }
 
     /// Metrics in the Prometheus text format.

@@ -93,6 +93,9 @@ impl<T: HttpTransport> Replica<T> {
 
     pub(super) async fn sync_inner(&self) -> Result<(u64, u64)> {
         self.remote()?;
+        if self.via_gateway() {
+            return self.gateway_sync().await;
+        }
         // One batch now; the rest is folded while the first chunks are on the wire.
         self.fold_batch()?;
         let (mut pushed, mut applied) = (0, 0);
@@ -100,7 +103,11 @@ impl<T: HttpTransport> Replica<T> {
         // net/schema.rs) sends the sync through it once more.
         for attempt in 0..2 {
             if !self.inner.borrow().schema_ready {
-                self.ensure_schema().await?;
+                match self.ensure_schema().await {
+                    // The syncUrl is an edgesync Worker: sync through its gateway.
+                    Err(_) if self.via_gateway() => return self.gateway_sync().await,
+                    r => r?,
+                }
             }
             self.bootstrap().await?;
             if attempt == 0 {

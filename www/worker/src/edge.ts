@@ -27,7 +27,7 @@
  * are dropped, and the hub is told (channel `table:<name>`).
  */
 import { createClient, EdgeRouter, EdgesyncError } from "edgesync";
-import type { AccessPolicy, Client, InArgs, Principal, ResultSet, RoutePlan } from "edgesync";
+import type { AccessPolicy, Client, ErrorCode, InArgs, Principal, ResultSet, RoutePlan } from "edgesync";
 import type { Env } from "./env.js";
 import { HttpError, redact } from "./http.js";
 
@@ -81,18 +81,27 @@ export class Edge {
   /** A `select 1` in flight per region, shared by the 500s that wait on it. */
   private readonly checks = new Map<number, Promise<boolean>>();
 
+  /** The edge replica (a Durable Object in this colo), when one is bound. */
+  readonly edge: EdgeReplicaRegion | undefined;
+
   constructor(
     env: Env,
     seed: number,
     private readonly policy: AccessPolicy,
   ) {
-    const regionsJson = regionsConfig(env);
+    let regionsJson = regionsConfig(env);
     const timeout = positive(env.REGION_TIMEOUT_MS, DEFAULT_TIMEOUT_MS, "REGION_TIMEOUT_MS");
+    const withEdge = env.EDGE_REPLICA !== undefined && !!env.EDGE_REPLICA_TABLES;
+    if (withEdge) regionsJson = withEdgeRegion(regionsJson);
     this.router = new EdgeRouter(regionsJson, env.ROUTER_OPTIONS || undefined, seed);
     this.regions = this.router.regions();
     this.primary = this.regions.findIndex((r) => r.role === "primary");
     const authToken = env.LIBSQL_AUTH_TOKEN || undefined;
-    this.clients = this.regions.map((r) => createClient({ url: r.url, authToken, timeout }));
+    const edgeIndex = this.regions.findIndex((r) => r.id === EDGE_REGION_ID);
+    this.edge = withEdge && edgeIndex >= 0 ? new EdgeReplicaRegion(env, edgeIndex) : undefined;
+    this.clients = this.regions.map((r, i) =>
+      i === edgeIndex && this.edge ? this.edge.client : createClient({ url: r.url, authToken, timeout }),
+    );
   }
 
   /** Runs one client statement where the router says, once the principal may run it. */
@@ -100,7 +109,9 @@ export class Edge {
     const argsKey = args === undefined ? "" : JSON.stringify(args);
     const now = Date.now();
     const { principal } = caller;
-    const hit = this.router.cachedFor(principal, sql, argsKey, now);
+    // With an edge replica, the reads it holds are answered from it (never from the
+    // cache: no TTL staleness), so every statement is routed first.
+    const hit = this.edge ? undefined : this.router.cachedFor(principal, sql, argsKey, now);
     if (hit !== undefined) {
       return { body: hit, region: undefined, cache: "hit", kind: "read", writes: [], replicationIndex: undefined };
     }
@@ -119,6 +130,22 @@ export class Edge {
         writes: plan.writesUnknown ? ["*"] : plan.writes,
         replicationIndex: rs.replicationIndex,
       };
+    }
+    if (this.edge) {
+      if (this.edge.serves(plan)) {
+        // The edge replica first; the router's own targets if it cannot answer.
+        plan.targets = [this.edge.index, ...plan.targets.filter((t) => t !== this.edge!.index)];
+        const { rs, region } = await this.read(plan, { sql, args });
+        return {
+          body: JSON.stringify(rs.toJSON()),
+          region: this.regions[region].id,
+          cache: "bypass",
+          kind: "read",
+          writes: [],
+          replicationIndex: rs.replicationIndex,
+        };
+      }
+      plan.targets = plan.targets.filter((t) => t !== this.edge!.index);
     }
     if (plan.cacheKey !== undefined) {
       // Stored since the lookup above, or held back only by this client's floor.
@@ -314,6 +341,87 @@ export class Edge {
 
   close(): void {
     for (const c of this.clients) c.close();
+  }
+}
+
+/** The router's name for the edge replica's region. */
+export const EDGE_REGION_ID = "edge";
+
+/**
+ * The regions with the edge replica added as a replica region. Its URL is never
+ * fetched: requests to it go to the Durable Object (`EdgeReplicaRegion.client`).
+ */
+function withEdgeRegion(regionsJson: string): string {
+  const regions = JSON.parse(regionsJson) as { id: string }[];
+  if (regions.some((r) => r.id === EDGE_REGION_ID)) throw new HttpError(500, "CONFIG_ERROR", `region id "${EDGE_REGION_ID}" is reserved for the edge replica`);
+  return JSON.stringify([...regions, { id: EDGE_REGION_ID, url: "http://edge-replica.invalid", role: "replica" }]);
+}
+
+/**
+ * The edge replica as the router sees it: a replica region whose "client" asks the
+ * Durable Object of this colo. It serves a read when it holds every table the read
+ * names, it has synced, and the caller has no read-your-writes floor (its answers carry
+ * no replication index: a client that just wrote reads elsewhere until it is current).
+ */
+export class EdgeReplicaRegion {
+  readonly client: Client;
+  #tables: Set<string> | undefined;
+  #ready = false;
+  #checkedAt = -Infinity;
+  #colo = "local";
+
+  constructor(
+    private readonly env: Env,
+    readonly index: number,
+  ) {
+    const edge = this;
+    const execute = async (stmt: { sql: string; args?: InArgs } | string): Promise<ResultSet> => {
+      const { sql, args } = typeof stmt === "string" ? { sql: stmt, args: undefined } : stmt;
+      const out = (await edge.stub().query(sql, args)) as { ok: boolean; result?: unknown; code?: string; message?: string };
+      if (out.ok) return { toJSON: () => out.result, replicationIndex: undefined } as unknown as ResultSet;
+      // Not open or not synced yet: a failure for the router (the next target answers).
+      const message = out.message ?? "the edge replica failed";
+      console.warn("edge replica:", out.code, message);
+      if (out.code === "NOT_READY" || out.code === "NOT_A_READ") throw new EdgesyncError(message, "SERVER_UNREACHABLE");
+      throw new EdgesyncError(message, (out.code ?? "INTERNAL_ERROR") as ErrorCode);
+    };
+    this.client = { execute } as unknown as Client;
+  }
+
+  /** The colo this isolate serves (the object is named by it). */
+  setColo(colo: string): void {
+    this.#colo = colo;
+  }
+
+  stub(): DurableObjectStub<import("./edge-replica.js").EdgeReplica> {
+    const ns = this.env.EDGE_REPLICA!;
+    return ns.get(ns.idFromName(this.#colo));
+  }
+
+  /** Whether this read can be answered from the edge replica. */
+  serves(plan: RoutePlan): boolean {
+    if (plan.kind !== "read" || plan.minReplicationIndex !== undefined || plan.reads.length === 0 || !this.#ready) return false;
+    return plan.reads.every((t) => this.#tables?.has(t));
+  }
+
+  /** Refreshes what the replica holds (at most every 2 s), in the background. */
+  refresh(waitUntil: (p: Promise<unknown>) => void): void {
+    const now = Date.now();
+    if (now - this.#checkedAt < 2_000) return;
+    this.#checkedAt = now;
+    waitUntil(this.status().catch(() => undefined));
+  }
+
+  async status(): Promise<import("./edge-replica.js").EdgeReplicaStatus> {
+    const s = await this.stub().status();
+    this.#tables = new Set(s.tables.map((t) => t.toLowerCase()));
+    this.#ready = s.ready;
+    return s;
+  }
+
+  /** After a write: the replica syncs now. */
+  wake(waitUntil: (p: Promise<unknown>) => void): void {
+    waitUntil(this.stub().wake().catch(() => undefined));
   }
 }
 

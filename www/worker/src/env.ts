@@ -43,6 +43,15 @@ export interface Env {
    */
   TRUST_REGION_HEADER?: string;
 
+  /**
+   * The sync gateway's rules (JSON): per replicated table, `read` / `write` / `insert` /
+   * `update` / `delete` predicates over the row's columns with token claims as `:name`
+   * parameters, and optionally `columns`. Unset: no replica syncs through this Worker.
+   */
+  SYNC_RULES?: string;
+  /** Sync gateway limits (JSON, camelCase): maxBodyBytes, maxRecords, recordsPerMinute, maxPage, maxDriftMs. */
+  SYNC_LIMITS?: string;
+
   /** Secret: libSQL auth token sent to every region (absent for servers without auth). */
   LIBSQL_AUTH_TOKEN?: string;
   /** Secret: HS256 key for client JWTs. */
@@ -51,6 +60,22 @@ export interface Env {
   JWT_PUBLIC_KEY?: string;
   /** Secret: session sealing keys `kid:base64(32 bytes)[,kid:…]`, current key first. */
   SESSION_KEYS?: string;
+
+  /**
+   * The edge replicas (SQLite-backed Durable Objects, one per colo): when bound, reads
+   * of the tables they hold are answered from the one in the Worker's colo
+   * (edge-replica.ts). Optional.
+   */
+  EDGE_REPLICA?: DurableObjectNamespace<import("./edge-replica.js").EdgeReplica>;
+  /** The tables the edge replicas hold: a JSON array of names, or "*". Unset: no edge replica reads. */
+  EDGE_REPLICA_TABLES?: string;
+  /**
+   * Where an edge replica keeps its database: "durable" (default: the object's storage,
+   * kept across restarts) or "memory" (bootstrapped again after every restart).
+   */
+  EDGE_REPLICA_STORAGE?: string;
+  /** Background sync period of the edge replicas, ms (default 5000); writes wake them sooner. */
+  EDGE_REPLICA_SYNC_MS?: string;
 
   /** The real-time hub (a SQLite-backed Durable Object). */
   HUB: DurableObjectNamespace;

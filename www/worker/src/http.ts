@@ -133,12 +133,26 @@ async function discardRest(reader: ReadableStreamDefaultReader<Uint8Array>, max:
 }
 
 /**
- * Reads the body as a JSON object, at most `limit` bytes: a declared or actual larger
- * body is 413 BODY_TOO_LARGE (a declared one unread; an undeclared one after draining at
- * most DRAIN_BYTES more), bad JSON is 400 BAD_JSON, and anything
- * but an object is 400 BAD_REQUEST.
+ * Reads and drops what is left of a request body an answer did not need (a refused
+ * token, an unknown route): answering before the body is read makes wrangler's proxy
+ * fail a later request on the same connection ("Request body length does not match
+ * content-length header"). At most DRAIN_BYTES, as for a 413.
  */
-export async function readJson(request: Request, limit: number): Promise<Record<string, unknown>> {
+export async function drainUnread(request: Request): Promise<void> {
+  if (request.bodyUsed || !request.body) return;
+  try {
+    await discardRest(request.body.getReader(), DRAIN_BYTES);
+  } catch {
+    // already locked or errored: nothing left to drain
+  }
+}
+
+/**
+ * Reads the body as bytes, at most `limit`: a declared or actual larger body is 413
+ * BODY_TOO_LARGE (a declared one unread; an undeclared one after draining at most
+ * DRAIN_BYTES more).
+ */
+export async function readBytes(request: Request, limit: number): Promise<Uint8Array> {
   const declared = Number(request.headers.get("content-length") ?? "NaN");
   if (Number.isFinite(declared) && declared > limit) {
     throw new HttpError(413, "BODY_TOO_LARGE", `request body of ${declared} bytes exceeds the limit of ${limit}`);
@@ -164,6 +178,17 @@ export async function readJson(request: Request, limit: number): Promise<Record<
     bytes.set(c, at);
     at += c.byteLength;
   }
+  return bytes;
+}
+
+/**
+ * Reads the body as a JSON object, at most `limit` bytes: a declared or actual larger
+ * body is 413 BODY_TOO_LARGE (a declared one unread; an undeclared one after draining at
+ * most DRAIN_BYTES more), bad JSON is 400 BAD_JSON, and anything
+ * but an object is 400 BAD_REQUEST.
+ */
+export async function readJson(request: Request, limit: number): Promise<Record<string, unknown>> {
+  const bytes = await readBytes(request, limit);
   let body: unknown;
   try {
     body = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes));

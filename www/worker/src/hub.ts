@@ -138,6 +138,7 @@ export class RealtimeHub extends DurableObject<Env> {
         channel TEXT PRIMARY KEY,
         seq INTEGER NOT NULL
       ) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS edge_replicas (id TEXT PRIMARY KEY);
       CREATE TABLE IF NOT EXISTS sync_state (
         id INTEGER PRIMARY KEY CHECK (id = 1),
         log_cursor INTEGER NOT NULL
@@ -173,14 +174,25 @@ export class RealtimeHub extends DurableObject<Env> {
           const body = (await request.json()) as { channel: string; data: unknown };
           const dataText = JSON.stringify(body.data ?? null);
           if (dataText.length > HUB_MAX_DATA_BYTES) throw new HttpError(413, "EVENT_TOO_LARGE", `event data exceeds ${HUB_MAX_DATA_BYTES} bytes`);
-          return json({ channel: body.channel, seq: this.store(body.channel, dataText) });
+          const seq = this.store(body.channel, dataText);
+          if (body.channel.startsWith("table:")) this.wakeEdgeReplicas();
+          return json({ channel: body.channel, seq });
+        }
+        case "POST /edge-register": {
+          // An edge replica (edge-replica.ts) asks to be woken after writes.
+          const { id } = (await request.json()) as { id: string };
+          if (typeof id !== "string" || !/^[0-9a-f]{64}$/.test(id)) throw new HttpError(400, "BAD_REQUEST", "id must be a Durable Object id");
+          this.sql.exec("INSERT OR IGNORE INTO edge_replicas (id) VALUES (?)", id);
+          return json({ registered: id });
         }
         case "GET /stats":
           return json(this.stats());
         case "GET /sync-cursor":
           return json({ cursor: this.logCursor() });
         case "POST /sync-announce":
-          return json(this.announce((await request.json()) as { upto: number; tables: SyncAnnouncement[]; reset?: boolean }));
+          const out = this.announce((await request.json()) as { upto: number; tables: SyncAnnouncement[]; reset?: boolean });
+          if (out.announced.length > 0) this.wakeEdgeReplicas();
+          return json(out);
       }
       throw new HttpError(404, "NOT_FOUND", `no hub route for ${route}`);
     } catch (e) {
@@ -477,6 +489,19 @@ export class RealtimeHub extends DurableObject<Env> {
     }
     if (body.upto > cursor || body.reset) this.sql.exec("UPDATE sync_state SET log_cursor = ? WHERE id = 1", body.upto);
     return { announced };
+  }
+
+  /**
+   * Tells every registered edge replica that the primary has new writes, so it syncs
+   * now rather than at its next alarm (fire and forget: a replica that is down syncs on
+   * its alarm when it is back).
+   */
+  private wakeEdgeReplicas(): void {
+    const ns = this.env.EDGE_REPLICA;
+    if (!ns) return;
+    for (const row of this.sql.exec<{ id: string }>("SELECT id FROM edge_replicas").toArray()) {
+      this.ctx.waitUntil(ns.get(ns.idFromString(row.id)).wake().catch(() => undefined));
+    }
   }
 
   /** Drops events beyond the retention, remembering per channel what is gone. */

@@ -11,6 +11,10 @@
  *   GET  /subscribe              WebSocket to the real-time hub (hub.ts; `?access_token=` allowed here only)
  *   POST /publish {channel, data}   an event on a channel the token may publish on
  *   POST /sync/notify            announce new change-log records on `sync:<table>` (hub.ts)
+ *   POST /sync/v1/<step>         the sync gateway for user replicas (sync.ts, docs/gateway.md)
+ *   GET  /sync/v1/audit          refused pushes (service tokens)
+ *   POST /edge/execute {sql, args?}   a statement on this colo's edge replica (service tokens)
+ *   POST /v2/pipeline, /v3/pipeline   404 USE_SYNC_GATEWAY: replicas sync through /sync/v1
  *
  * Every endpoint but /health needs `Authorization: Bearer <JWT>` (auth.ts), with a `sub`.
  * What a token may do is the authorization model of src/auth/ (docs/security.md): a
@@ -22,16 +26,19 @@
  * SQL travels only as parameterized statements: values are never spliced into SQL.
  */
 import { AccessPolicy, EdgesyncError, MetricsRegistry } from "edgesync";
-import type { InArgs, Principal, SyncAnnouncement } from "edgesync";
+import type { ErrorCode, InArgs, Principal, SyncAnnouncement } from "edgesync";
 import { accessPolicyConfig, authenticate, principalOf } from "./auth.js";
 import { Edge } from "./edge.js";
 import type { Caller } from "./edge.js";
 import type { Env } from "./env.js";
-import { bodyLimit, errorResponse, HttpError, json, jsonText, readJson } from "./http.js";
+import { bodyLimit, drainUnread, errorResponse, HttpError, json, jsonText, readJson } from "./http.js";
 import { announceSync, checkChannel, hubStats, publish, subscribe, syncCursor } from "./hub-api.js";
 import { Sessions, sessionResponse } from "./sessions.js";
+import { gatewayStats, handleAudit, handleSync, pipelineHint, SYNC_PREFIX } from "./sync.js";
+import type { EdgeReplicaStatus } from "./edge-replica.js";
 
 export { RealtimeHub } from "./hub.js";
+export { EdgeReplica } from "./edge-replica.js";
 export type { Env } from "./env.js";
 
 /** Everything an isolate keeps between requests, rebuilt when the configuration changes. */
@@ -133,15 +140,35 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext, n: Node
   const route = `${request.method} ${pathname}`;
   const background = (p: Promise<unknown>) => ctx.waitUntil(p);
   n.edge.probe(background);
+  if (n.edge.edge) {
+    n.edge.edge.setColo(servingRegion(request, env, n));
+    n.edge.edge.refresh(background);
+  }
 
   if (route === "GET /health") {
     await n.edge.probeAll();
     const health = n.edge.router.health(env.HEALTH_THRESHOLDS || undefined, Date.now());
-    return json(health, health.status === "unhealthy" ? 503 : 200);
+    const edgeReplica = n.edge.edge ? await n.edge.edge.status().catch((e) => ({ error: String(e) })) : undefined;
+    return json(edgeReplica ? { ...health, edgeReplica } : health, health.status === "unhealthy" ? 503 : 200);
   }
+  if (route === "POST /v2/pipeline" || route === "POST /v3/pipeline") return pipelineHint(request);
   const claims = await authenticate(request, env, route === "GET /subscribe");
   const principal = principalOf(claims, n.policy);
   const limit = bodyLimit(env.MAX_BODY_BYTES);
+  if (route === `GET ${SYNC_PREFIX}audit`) {
+    requireService(principal, "the sync gateway's audit trail");
+    return handleAudit(request, env, n.edge);
+  }
+  if (pathname.startsWith(SYNC_PREFIX)) {
+    const step = pathname.slice(SYNC_PREFIX.length);
+    if (step === "push" && principal.access === "ro") {
+      throw new EdgesyncError("a read-only token cannot push changes", "FORBIDDEN");
+    }
+    // Pushed records are in the change log: announce them on `sync:<table>` as
+    // POST /sync/notify does (edge replicas and syncOnHub replicas wake up).
+    const notify = () => background(notifySync(env, n).catch(() => undefined));
+    return handleSync(request, env, n.edge, { ...claims, sub: principal.sub }, step, notify);
+  }
 
   switch (route) {
     case "GET /whoami":
@@ -149,7 +176,8 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext, n: Node
     case "GET /metrics": {
       requireService(principal, "GET /metrics");
       const hub = await hubStats(env).catch(() => undefined);
-      return new Response(metricsText(n, hub), {
+      const edgeReplica = n.edge.edge ? await n.edge.edge.status().catch(() => undefined) : undefined;
+      return new Response(metricsText(n, hub) + edgeReplicaMetrics(edgeReplica), {
         headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
       });
     }
@@ -197,6 +225,18 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext, n: Node
     }
     case "POST /sync/notify":
       return json({ announced: await notifySync(env, n) });
+    case "POST /edge/execute": {
+      // A statement on this colo's edge replica (service tokens): a write is
+      // acknowledged once committed in the replica's storage, and pushed from there.
+      requireService(principal, "POST /edge/execute");
+      if (!n.edge.edge) throw new HttpError(404, "NOT_FOUND", "this Worker has no edge replica (EDGE_REPLICA_TABLES)");
+      const stmt = statementOf(await readJson(request, limit), "body");
+      n.policy.authorizeSql(principal, stmt.sql);
+      const out = (await n.edge.edge.stub().execute(stmt.sql, stmt.args)) as { ok: boolean; result?: unknown; code?: string; message?: string };
+      if (!out.ok && out.code === "NOT_READY") throw new HttpError(503, "EDGE_REPLICA_NOT_READY", out.message ?? "the edge replica is not open");
+      if (!out.ok) throw new EdgesyncError(out.message ?? "the edge replica failed", (out.code ?? "INTERNAL_ERROR") as ErrorCode);
+      return json(out.result);
+    }
     case "POST /sessions": {
       const body = await readJson(request, limit);
       if (body.id !== undefined) {
@@ -279,8 +319,48 @@ function metricsText(n: Node, hub: { sockets: number; events: number; lastSeq: n
     n.metrics.set("edgesync_hub_last_seq", [], hub.lastSeq);
   }
   let text = n.metrics.render() + n.edge.router.metricsText(Date.now());
+  text += gatewayMetricsText(gatewayStats());
   if (n.sessions) text += n.sessions.store.metricsText();
   return text;
+}
+
+/** The edge replica of this colo: lag, pending changes, storage size. */
+function edgeReplicaMetrics(s: EdgeReplicaStatus | undefined): string {
+  if (!s) return "";
+  return familiesText("gauge", [
+    ["edgesync_edge_replica_ready", s.ready ? 1 : 0, "Whether the edge replica of this colo has synced and answers reads."],
+    ["edgesync_edge_replica_lag_ms", s.lagMs, "Milliseconds since the edge replica's last successful sync (-1 before the first)."],
+    ["edgesync_edge_replica_pending_changes", s.pendingChanges, "Changes the edge replica has not pushed yet."],
+    ["edgesync_edge_replica_storage_bytes", s.storageBytes, "Bytes of the edge replica's database in its Durable Object's storage."],
+    ["edgesync_edge_replica_syncs", s.syncs, "Syncs since the edge replica's object started."],
+    ["edgesync_edge_replica_sync_failures", s.failures, "Failed syncs since the edge replica's object started."],
+  ]);
+}
+
+/** Unlabelled families of one kind, rendered: `[name, value, help]` each. */
+function familiesText(kind: "counter" | "gauge", families: [string, number, string][]): string {
+  const m = new MetricsRegistry();
+  for (const [name, value, help] of families) {
+    m.describe(name, kind, help);
+    if (kind === "counter") m.inc(name, [], value);
+    else m.set(name, [], value);
+  }
+  return m.render();
+}
+
+/** The sync gateway's counters, when it has served this isolate. */
+function gatewayMetricsText(stats: ReturnType<typeof gatewayStats>): string {
+  if (!stats) return "";
+  return familiesText("counter", [
+    ["edgesync_gateway_pushes_total", stats.pushes, "Pushes served by the sync gateway."],
+    ["edgesync_gateway_records_accepted_total", stats.recordsAccepted, "Pushed records merged."],
+    ["edgesync_gateway_records_refused_total", stats.recordsRefused, "Pushed records refused (rules, validation)."],
+    ["edgesync_gateway_pulls_total", stats.pulls, "Pull pages served."],
+    ["edgesync_gateway_records_pulled_total", stats.recordsPulled, "Log records sent to replicas."],
+    ["edgesync_gateway_scope_checks_total", stats.scopeChecks, "Scope checks served."],
+    ["edgesync_gateway_scope_mismatches_total", stats.scopeMismatches, "Tables whose replica held other rows than readable."],
+    ["edgesync_gateway_rate_limited_total", stats.rateLimited, "Pushes refused with 429."],
+  ]);
 }
 
 /** Route label: the path with ids folded, so labels stay bounded. */
@@ -288,7 +368,8 @@ function routeLabel(request: Request): string {
   const { pathname } = new URL(request.url);
   if (/^\/sessions\/(gc|stats)$/.test(pathname)) return pathname;
   if (pathname.startsWith("/sessions/")) return "/sessions/:id";
-  const known = ["/health", "/whoami", "/metrics", "/query", "/batch", "/sessions", "/subscribe", "/publish", "/sync/notify"];
+  if (/^\/sync\/v1\/(schema|push|pull|scope|rows|bootstrap|audit)$/.test(pathname)) return pathname;
+  const known = ["/health", "/whoami", "/metrics", "/query", "/batch", "/sessions", "/subscribe", "/publish", "/sync/notify", "/edge/execute"];
   return known.includes(pathname) ? pathname : "other";
 }
 
@@ -303,6 +384,7 @@ export default {
     } catch (e) {
       response = errorResponse(e);
     }
+    await drainUnread(request);
     if (n) {
       const labels = ["route", routeLabel(request), "status", String(response.status)];
       n.metrics.inc("edgesync_http_requests_total", labels, 1);

@@ -1,0 +1,792 @@
+/**
+ * One store shared by every tab of an origin: the part of a browser replica that runs
+ * in a dedicated worker (the package's own, started by a page, or the application's,
+ * when `createClient` is called inside one).
+ *
+ * Every worker that opens database NAME asks for the Web Lock `edgesync:NAME`. The one
+ * holding it is the *owner*: it takes the OPFS files (js/browser/opfs.ts), opens the
+ * replica — an ordinary `EmbeddedReplicaClient` on the OPFS VFS — and runs every tab's
+ * calls. The others are *followers*: they forward their client's calls on the
+ * `BroadcastChannel` `edgesync:NAME` and relay the answers, events and state. When the
+ * owner's tab closes, reloads or crashes, the browser releases its lock and the next
+ * worker in the lock's queue becomes the owner; it announces itself, and every
+ * follower sends the calls still unanswered again.
+ *
+ * A call sent again must not run twice: a write the old owner committed just before
+ * dying has no answer yet. So a forwarded write runs in one transaction with a row of
+ * `_es_requests` (origin worker, call id, answer); the new owner finds that row and
+ * answers from it instead of writing again. Reads and `sync()` are safe to repeat.
+ *
+ * Where OPFS, Web Locks or BroadcastChannel are missing (an insecure context, some
+ * private modes, a page with an opaque origin), the replica lives in memory in this
+ * worker alone, and says so: `status().persistent === false` and a `storage` event.
+ */
+import type { InStatement, ResultSet } from "../client.js";
+import { atStatement, EmbeddedReplicaClient } from "../replica.js";
+import type { Policy, ReplicaConfig } from "../replica.js";
+import type { BrowserGlue, Runtime } from "../runtime.js";
+import { expandConfig } from "../url.js";
+import { adopt, EdgesyncError, retiredError } from "../wasm-errors.js";
+import { opfsFiles, opfsSupported } from "./opfs.js";
+import { coded, errorData, fromJson, isTransactionControl, rawResult, toJson } from "./protocol.js";
+import type { Call, Forwarded, OnChannel, Out, Reply, State } from "./protocol.js";
+
+/** Where a host sends what its own client gets: answers, events and state, together. */
+export type HostSink = (out: Out) => void;
+
+/** Events every owner relays (other names are relayed once a client listens to them). */
+const EVENTS = ["change", "sync:completed", "sync:error", "conflict", "sync:gaveup", "sync:paused", "sync:resumed"];
+/** Least time between two state pushes (each counts the outbox). */
+const STATE_EVERY_MS = 50;
+/** Answers kept for calls sent again, at most this long. */
+const KEEP_ANSWERS_MS = 24 * 3600 * 1000;
+/** How long a closing follower waits for the answers to writes it forwarded. */
+const CLOSE_WAIT_MS = 3000;
+/** Calls safe to give up when closing (they may be made again): not writes. */
+const REPEATABLE = new Set(["sync", "migrate", "syncLog", "state", "listen"]);
+
+/** A resolver sent as its source text (functions cannot be posted), made a function again. */
+function revive(policies: Record<string, unknown>): Record<string, Policy> {
+  const out: Record<string, Policy> = {};
+  for (const [col, p] of Object.entries(policies ?? {})) {
+    const fn = p as { $fn?: string; name?: string };
+    if (p === null || typeof p !== "object" || typeof fn.$fn !== "string") {
+      out[col] = p as Policy;
+      continue;
+    }
+    let made: unknown;
+    for (const src of [`return (${fn.$fn});`, `return ({${fn.$fn}})[${JSON.stringify(fn.name ?? "")}];`]) {
+      try {
+        made = new Function(src)();
+        if (typeof made === "function") break;
+      } catch {
+        made = undefined;
+      }
+    }
+    if (typeof made !== "function") {
+      throw coded(
+        "INVALID_ARGUMENT",
+        `invalid argument: the resolver for ${col} cannot be sent to the database worker: in the browser a resolver runs there, rebuilt from its source, so it must be a self-contained function`,
+      );
+    }
+    out[col] = made as Policy;
+  }
+  return out;
+}
+
+function statementsOf(c: Call): InStatement[] {
+  if (c.m === "execute") {
+    const [stmt, args] = c.a as [InStatement, unknown];
+    return [typeof stmt === "string" && args !== undefined ? ({ sql: stmt, args } as InStatement) : stmt];
+  }
+  return Array.isArray(c.a[0]) ? (c.a[0] as InStatement[]) : [];
+}
+
+function sqlOf(s: InStatement): unknown {
+  return typeof s === "string" ? s : Array.isArray(s) ? s[0] : (s as { sql?: unknown } | null)?.sql;
+}
+
+export class ReplicaHost {
+  /** This worker, as an origin of forwarded calls (random; `randomUUID` needs a secure context). */
+  readonly origin: string = Array.from(crypto.getRandomValues(new Uint8Array(12)), (b) => b.toString(16).padStart(2, "0")).join("");
+  #path: string;
+  #config: Omit<ReplicaConfig, "url">;
+  #sink: HostSink;
+  #role: "starting" | "follower" | "opening" | "owner" | "failed" | "closed" = "starting";
+  #persistent = false;
+  #fallback: string | undefined;
+  #channel: BroadcastChannel | undefined;
+  /** Whether this host took OPFS handles (released on close). */
+  #hasFiles = false;
+  #client: EmbeddedReplicaClient | undefined;
+  #failure: Error | undefined;
+  /** Own calls not answered yet; `forwarded` once another worker may have run them. */
+  #pending = new Map<number, Call & { forwarded?: boolean }>();
+  /** Own `replicate` calls that succeeded, replayed when this worker takes over. */
+  #replicated = new Map<string, Record<string, unknown>>();
+  #listening = new Set(EVENTS);
+  #stopLock = new AbortController();
+  #unlock: (() => void) | undefined;
+  #replies: Reply[] = [];
+  /** Events and state for this worker's own client, sent with the next flush. */
+  #events: [string, unknown][] = [];
+  #stateOut: State | undefined;
+  /** Followers this owner heard from: events and state go on the channel only for them. */
+  #followers = new Set<string>();
+  #forwardQueue: Forwarded[] = [];
+  #flushing = false;
+  #stateDirty = false;
+  #stateAt = 0;
+  #stateTimer: ReturnType<typeof setTimeout> | undefined;
+  #storageAnnounced = false;
+  /** A follower: whether the owner's last state said paused (kept when taking over). */
+  #ownerPaused: boolean | undefined;
+  /** The owner's call queue (see #enqueue). */
+  #queue: { c: Call; from: { origin: string; low: number } | null; answer: (r: Reply) => void }[] = [];
+  #pumping = false;
+  /** Answers to followers, by origin, sent at the next flush. */
+  #answers = new Map<string, Reply[]>();
+  /** close()'s promise, once called. */
+  #closing: Promise<void> | undefined;
+  readonly #rt: Runtime<BrowserGlue>;
+  /** Called on each reply to this worker's client (a closing follower waits on them). */
+  #onReply: (() => void) | undefined;
+
+  /** `path`: the database's OPFS path (`opfsPath`). */
+  /** `rt`: the module this context runs the store in (a worker's replica flavour, or the page's). */
+  constructor(path: string, config: Omit<ReplicaConfig, "url">, sink: HostSink, rt: Runtime<BrowserGlue>) {
+    this.#rt = rt;
+    this.#path = path;
+    this.#config = config;
+    this.#sink = sink;
+  }
+
+  /** Chooses shared OPFS or private memory, then takes the store or follows its owner. */
+  async start(): Promise<void> {
+    this.#fallback = await this.#whyNoOpfs();
+    if (this.#role === "closed") return;
+    if (this.#fallback !== undefined) {
+      await this.#becomeOwner();
+      return;
+    }
+    const channel = new BroadcastChannel(`edgesync:${this.#path}`);
+    channel.onmessage = (ev: MessageEvent<OnChannel>) => this.#onChannel(ev.data);
+    this.#channel = channel;
+    this.#role = "follower";
+    channel.postMessage({ t: "hello", origin: this.origin } satisfies OnChannel);
+    for (const c of [...this.#pending.values()].sort((a, b) => a.id - b.id)) this.#forward(c);
+    // Followers stay in the lock's queue: the first in it takes over when the owner goes.
+    navigator.locks
+      .request(`edgesync:${this.#path}`, { signal: this.#stopLock.signal }, async () => {
+        if (this.#role === "closed") return;
+        await new Promise<void>((release) => {
+          this.#unlock = release;
+          void this.#becomeOwner();
+        });
+      })
+      .catch(() => {
+        // Aborted by close() while waiting.
+      });
+    this.#flushForward();
+  }
+
+  /** Why this worker cannot share a store in OPFS, or undefined when it can. */
+  async #whyNoOpfs(): Promise<string | undefined> {
+    if (!opfsSupported()) return "OPFS sync access handles are not available here (an insecure context, an old browser, or not a dedicated worker)";
+    if (typeof navigator.locks?.request !== "function") return "Web Locks are not available here";
+    if (typeof BroadcastChannel !== "function") return "BroadcastChannel is not available here";
+    try {
+      await navigator.storage.getDirectory();
+    } catch (e) {
+      return `the browser refuses OPFS to this page: ${(e as Error)?.message ?? e}`;
+    }
+    return undefined;
+  }
+
+  // ---- calls of this worker's own client -----------------------------------------
+
+  submit(calls: Call[]): void {
+    for (const c of calls) {
+      if (this.#role === "closed") {
+        this.#reply({ id: c.id, ok: false, e: errorData(coded("CLIENT_CLOSED", "the client is closed")) });
+        continue;
+      }
+      if (c.m === "listen") {
+        this.#listen(String(c.a[0]));
+        this.#reply({ id: c.id, ok: true, v: undefined });
+        continue;
+      }
+      const refused = this.#refuse(c);
+      if (refused) {
+        this.#reply({ id: c.id, ok: false, e: errorData(refused) });
+        continue;
+      }
+      if (this.#role === "owner") {
+        this.#runOwn(c, false);
+      } else if (this.#role === "failed") {
+        this.#reply({ id: c.id, ok: false, e: errorData(this.#failure) });
+      } else {
+        this.#pending.set(c.id, c);
+        if (this.#role === "follower") this.#forward(c);
+      }
+    }
+  }
+
+  /**
+   * The in-place client's shortcut: an execute run at once on the owned replica,
+   * returning its ResultSet — when nothing is queued or unanswered before it, so the
+   * order of calls and answers is the one the queue would give. Undefined otherwise.
+   */
+  direct(stmt: InStatement, args: unknown): Promise<ResultSet> | undefined {
+    if (this.#role !== "owner" || this.#pumping || this.#queue.length > 0 || this.#replies.length > 0 || this.#config.writeMode === "remote") {
+      return undefined;
+    }
+    const sql = sqlOf(stmt);
+    if (typeof sql !== "string" || isTransactionControl(sql)) return undefined;
+    return this.#client!.execute(stmt as string, args as undefined).catch((e: unknown) => {
+      this.#retireOnTrap();
+      throw e;
+    });
+  }
+
+  /** Calls a shared store refuses wherever they would run. */
+  #refuse(c: Call): Error | undefined {
+    if (c.m !== "execute" && c.m !== "batch") return undefined;
+    for (const s of statementsOf(c)) {
+      const sql = sqlOf(s);
+      if (typeof sql === "string" && isTransactionControl(sql)) {
+        return coded(
+          "INVALID_OPERATION",
+          "invalid operation: BEGIN/COMMIT/ROLLBACK/SAVEPOINT cannot be run by hand on a browser replica (one connection shared by every tab): use batch(), which runs its statements in one transaction",
+        );
+      }
+    }
+    return undefined;
+  }
+
+  #runOwn(c: Call & { forwarded?: boolean }, dedupe: boolean): void {
+    this.#enqueue(c, dedupe ? { origin: this.origin, low: this.#low() } : null, (r) => {
+      if (r.ok && c.m === "replicate") this.#replicated.set(c.a[0] as string, c.a[1] as Record<string, unknown>);
+      this.#reply(r);
+    });
+  }
+
+  #listen(name: string): void {
+    if (this.#listening.has(name)) return;
+    this.#listening.add(name);
+    if (this.#client) this.#subscribe(name);
+    else if (this.#role === "follower") this.#forward({ id: 0, m: "listen", a: [name] });
+  }
+
+  /** The lowest own call id still unanswered: the owner may forget answers below it. */
+  #low(): number {
+    let low = Number.MAX_SAFE_INTEGER;
+    for (const id of this.#pending.keys()) if (id < low) low = id;
+    return low;
+  }
+
+  #forward(c: Call): void {
+    this.#forwardQueue.push({ ...c, origin: this.origin, low: 0 });
+    this.#scheduleFlush();
+  }
+
+  // ---- the owner ------------------------------------------------------------------
+
+  /**
+   * Takes the files and opens the replica. If that fails (the files held by code other
+   * than edgesync's for 10 s, a database that is not SQLite…), this worker keeps the
+   * lock and answers every call with the error: the other tabs would fail the same way.
+   */
+  async #becomeOwner(): Promise<void> {
+    if (this.#role === "closed") return;
+    this.#role = "opening";
+    try {
+      await this.#open();
+    } catch (e) {
+      this.#failure = adopt(e);
+      this.#role = "failed";
+      for (const c of this.#pending.values()) this.#reply({ id: c.id, ok: false, e: errorData(this.#failure) });
+      this.#pending.clear();
+      this.#scheduleFlush();
+      return;
+    }
+    if (this.#role !== "opening") return; // closed meanwhile
+    this.#role = "owner";
+    this.#channel?.postMessage({ t: "owner", origin: this.origin } satisfies OnChannel);
+    for (const [table, pol] of this.#replicated) {
+      try {
+        this.#client!.replicate(table, revive(pol));
+      } catch {
+        // It succeeded where it first ran; an error now would have no caller.
+      }
+    }
+    // Own calls that waited, in order; those another owner may have run are deduplicated.
+    const waiting = [...this.#pending.values()].sort((a, b) => a.id - b.id);
+    for (const c of waiting) {
+      this.#pending.delete(c.id);
+      this.#runOwn(c, c.forwarded === true);
+    }
+    this.#announceStorage();
+    this.#markDirty();
+  }
+
+  async #open(): Promise<void> {
+    let url = ":memory:";
+    if (this.#fallback === undefined) {
+      await opfsFiles.prepare(this.#path);
+      this.#hasFiles = true;
+      this.#rt.glue.useOpfs(opfsFiles);
+      url = `file:${this.#path}`;
+    }
+    if (this.#role !== "opening") {
+      this.#releaseFiles();
+      return;
+    }
+    let client: EmbeddedReplicaClient;
+    try {
+      // The store stays paused when its owner changes (pause() is the store's, not a tab's).
+      const paused = this.#ownerPaused ?? this.#config.paused;
+      const config = { ...this.#config, url, paused };
+      client = new EmbeddedReplicaClient(this.#rt, config, expandConfig(config));
+    } catch (e) {
+      this.#releaseFiles();
+      throw e;
+    }
+    this.#client = client;
+    this.#persistent = this.#fallback === undefined;
+    if (this.#persistent) {
+      await client.execute(
+        "CREATE TABLE IF NOT EXISTS _es_requests (origin TEXT NOT NULL, seq INTEGER NOT NULL, at INTEGER NOT NULL, result TEXT NOT NULL, PRIMARY KEY (origin, seq)) WITHOUT ROWID",
+      );
+      await client.execute("DELETE FROM _es_requests WHERE at < ?", [Date.now() - KEEP_ANSWERS_MS]);
+    }
+    for (const name of this.#listening) this.#subscribe(name);
+  }
+
+  #subscribe(name: string): void {
+    this.#client!.on(name as "change", (detail) => {
+      this.#emit(name, detail);
+      this.#markDirty();
+    });
+  }
+
+  #emit(name: string, detail: unknown): void {
+    this.#event(name, detail);
+    if (this.#followers.size > 0) this.#channel?.postMessage({ t: "event", name, detail } satisfies OnChannel);
+  }
+
+  /** An event for this worker's own client, sent with the next flush. */
+  #event(name: string, detail: unknown): void {
+    this.#events.push([name, detail]);
+    this.#scheduleFlush();
+  }
+
+  /**
+   * Runs the owner's calls one after the other, in the order they came (from this
+   * worker's client and from the followers). A deduplicated write is one transaction
+   * from BEGIN to COMMIT across several `await`s, and nothing may run inside it: the
+   * next call starts when the previous one has finished — or, for `sync()` and other
+   * methods that wait on the network, when it has started (its local steps run at its
+   * start and in later tasks, never inside another call's transaction, which ends
+   * within the task it began in). Answers are sent when the queue is drained: the calls
+   * of one message are answered in one message.
+   */
+  #enqueue(c: Call, from: { origin: string; low: number } | null, answer: (r: Reply) => void): void {
+    this.#queue.push({ c, from, answer });
+    if (!this.#pumping) void this.#pump();
+  }
+
+  async #pump(): Promise<void> {
+    this.#pumping = true;
+    try {
+      for (let item = this.#queue.shift(); item !== undefined; item = this.#queue.shift()) {
+        const { c, from, answer } = item;
+        const ok = (v: unknown) => answer({ id: c.id, ok: true, v });
+        const fail = (e: unknown) => {
+          answer({ id: c.id, ok: false, e: errorData(e) });
+          this.#retireOnTrap();
+        };
+        let started: Promise<unknown>;
+        try {
+          started = this.#run(c, from);
+        } catch (e) {
+          fail(e);
+          continue;
+        }
+        if (c.m === "execute" || c.m === "batch" || c.m === "replicate" || c.m === "state") {
+          // A write-through call waits on the server: what is answered goes out first.
+          if (this.#config.writeMode === "remote") this.#flush();
+          try {
+            ok(await started);
+          } catch (e) {
+            fail(e);
+          }
+        } else {
+          // sync() and the like: their callers read status() next, so the new state
+          // goes out first.
+          const fresh = () => {
+            this.#stateDirty = true;
+            this.#flushState(true);
+          };
+          started.then(
+            (v) => (fresh(), ok(v)),
+            (e) => (fresh(), fail(e)),
+          );
+        }
+      }
+    } finally {
+      this.#pumping = false;
+    }
+    this.#flush();
+  }
+
+  /**
+   * Runs one call on the owned replica. `from`: the worker that sent it, for calls that
+   * may arrive twice (forwarded); their writes are deduplicated.
+   */
+  async #run(c: Call, from: { origin: string; low: number } | null): Promise<unknown> {
+    const client = this.#client!;
+    switch (c.m) {
+      case "execute": {
+        const [stmt, args] = c.a as [InStatement, undefined];
+        if (from && this.#dedupes(c)) return this.#deduped(from, c.id, statementsOf(c), false);
+        return rawResult(await client.execute(stmt as string, args));
+      }
+      case "batch": {
+        const [stmts, mode] = c.a as [InStatement[], "write" | "read" | "deferred" | undefined];
+        if (from && mode !== "read" && this.#dedupes(c)) return this.#deduped(from, c.id, stmts, true);
+        return (await client.batch(stmts, mode)).map(rawResult);
+      }
+      case "replicate": {
+        const [table, pol] = c.a as [string, Record<string, unknown>];
+        await client.replicate(table, revive(pol));
+        this.#markDirty();
+        return undefined;
+      }
+      case "state":
+        return this.#state();
+      case "close":
+      case "on":
+      case "constructor":
+        throw coded("INVALID_OPERATION", `invalid operation: ${c.m} cannot be forwarded`);
+      default: {
+        const f = (client as unknown as Record<string, unknown>)[c.m];
+        if (typeof f !== "function" || c.m.startsWith("_")) throw coded("INVALID_OPERATION", `invalid operation: no method ${c.m}`);
+        const v = await (f as (...a: unknown[]) => unknown).apply(client, c.a);
+        this.#markDirty();
+        return v;
+      }
+    }
+  }
+
+  /** Whether a forwarded execute/batch writes (reads are safe to run twice). */
+  #dedupes(c: Call): boolean {
+    if (!this.#persistent || this.#config.writeMode === "remote") return false;
+    const stmts = statementsOf(c);
+    try {
+      return !this.#client!.readonly(stmts);
+    } catch {
+      return false; // it fails to prepare: it will fail the same way when run
+    }
+  }
+
+  /**
+   * Runs forwarded write `seq` of `from` once: a second arrival gets the first answer.
+   * A statement SQLite refuses inside a transaction (VACUUM, ATTACH…) runs as it is.
+   */
+  async #deduped(from: { origin: string; low: number }, seq: number, stmts: InStatement[], batch: boolean): Promise<unknown> {
+    try {
+      return await this.#once(from, seq, stmts, batch);
+    } catch (e) {
+      if (!(e instanceof EdgesyncError && /within (a )?transaction/i.test(e.message) && !batch)) throw e;
+      return rawResult(await this.#client!.execute(stmts[0]));
+    }
+  }
+
+  async #once(from: { origin: string; low: number }, seq: number, stmts: InStatement[], batch: boolean): Promise<unknown> {
+    const client = this.#client!;
+    await client.execute("BEGIN IMMEDIATE");
+    let open = true;
+    try {
+      const hit = await client.execute("SELECT result FROM _es_requests WHERE origin = ? AND seq = ?", [from.origin, seq]);
+      if (hit.rows.length > 0) return fromJson(String(hit.rows[0][0]));
+      const out = [];
+      for (let i = 0; i < stmts.length; i++) {
+        try {
+          out.push(rawResult(await client.execute(stmts[i])));
+        } catch (e) {
+          throw batch ? withStep(e, i) : e;
+        }
+      }
+      const value = batch ? out : out[0];
+      await client.execute("INSERT INTO _es_requests (origin, seq, at, result) VALUES (?, ?, ?, ?)", [from.origin, seq, Date.now(), toJson(value)]);
+      await client.execute("DELETE FROM _es_requests WHERE origin = ? AND seq < ?", [from.origin, from.low]);
+      await client.execute("COMMIT");
+      open = false;
+      return value;
+    } finally {
+      if (open) await client.execute("ROLLBACK").catch(() => undefined);
+    }
+  }
+
+  // ---- the channel ----------------------------------------------------------------
+
+  #onChannel(m: OnChannel): void {
+    switch (m.t) {
+      case "req":
+        if (this.#role === "owner") this.#serve(m.calls);
+        else if (this.#role === "failed") {
+          for (const c of m.calls) this.#answer(c.origin, { id: c.id, ok: false, e: errorData(this.#failure) });
+        }
+        // Other roles ignore it: the caller sends it again to the next owner.
+        break;
+      case "res":
+        if (m.to !== this.origin) break;
+        for (const r of m.replies) {
+          const c = this.#pending.get(r.id);
+          if (c === undefined) continue; // answered already (a call sent twice)
+          this.#pending.delete(r.id);
+          if (r.ok && c.m === "replicate") this.#replicated.set(c.a[0] as string, c.a[1] as Record<string, unknown>);
+          this.#reply(r);
+        }
+        break;
+      case "owner":
+        // A new owner: everything unanswered goes again, in order, and the events this
+        // client listens to.
+        if (this.#role !== "follower") break;
+        this.#channel!.postMessage({ t: "hello", origin: this.origin } satisfies OnChannel);
+        for (const name of this.#listening) if (!EVENTS.includes(name)) this.#forward({ id: 0, m: "listen", a: [name] });
+        for (const c of [...this.#pending.values()].sort((a, b) => a.id - b.id)) this.#forward(c);
+        break;
+      case "hello":
+        // A new follower (or one that saw this owner take over) wants the state now,
+        // and the events from now on.
+        this.#followers.add(m.origin);
+        if (this.#role === "owner") {
+          this.#stateDirty = true;
+          this.#stateAt = 0;
+          this.#flushState();
+        }
+        break;
+      case "event":
+        if (this.#role === "follower" || this.#role === "opening") this.#event(m.name, m.detail);
+        break;
+      case "state":
+        if (this.#role === "follower") {
+          this.#persistent = m.state.persistent;
+          this.#ownerPaused = m.state.status.paused === true;
+          this.#stateOut = { ...m.state, owner: false };
+          this.#scheduleFlush();
+          this.#announceStorage();
+        }
+        break;
+    }
+  }
+
+  /** Runs calls forwarded by another worker; the answers go back on the channel. */
+  #serve(calls: Forwarded[]): void {
+    for (const c of calls) {
+      this.#followers.add(c.origin);
+      if (c.m === "listen") {
+        this.#listen(String(c.a[0]));
+        continue;
+      }
+      const answer = (r: Reply) => this.#answer(c.origin, r);
+      const refused = this.#refuse(c);
+      if (refused) answer({ id: c.id, ok: false, e: errorData(refused) });
+      else this.#enqueue(c, { origin: c.origin, low: c.low }, answer);
+    }
+  }
+
+  #answer(to: string, r: Reply): void {
+    // An owner that gave the store up (closed, or retired by a trap) answers no more: the
+    // follower sends the call again to the next owner (a write that committed here is
+    // answered there from _es_requests).
+    if (this.#role === "closed" || this.#channel === undefined) return;
+    let list = this.#answers.get(to);
+    if (!list) this.#answers.set(to, (list = []));
+    list.push(r);
+    this.#scheduleFlush();
+  }
+
+  // ---- state and flushing ---------------------------------------------------------
+
+  #state(): State {
+    const client = this.#client!;
+    return {
+      status: client.status() as unknown as Record<string, unknown>,
+      metrics: client.metrics() as unknown as Record<string, unknown>,
+      metricsText: client.metricsText(),
+      siteId: client.siteId,
+      persistent: this.#persistent,
+      owner: this.#fallback === undefined,
+    };
+  }
+
+  #markDirty(): void {
+    this.#stateDirty = true;
+    if (this.#stateTimer === undefined) {
+      const wait = Math.max(0, this.#stateAt + STATE_EVERY_MS - performance.now());
+      this.#stateTimer = setTimeout(() => {
+        this.#stateTimer = undefined;
+        this.#flushState(true);
+      }, wait);
+    }
+  }
+
+  /** Pushes the state if it changed and the last push is old enough (else the timer will). */
+  #flushState(force = false): void {
+    if (!this.#stateDirty || this.#role !== "owner") return;
+    if (!force && performance.now() - this.#stateAt < STATE_EVERY_MS) return;
+    this.#stateDirty = false;
+    this.#stateAt = performance.now();
+    let state: State;
+    try {
+      state = this.#state();
+    } catch {
+      return; // closed meanwhile
+    }
+    this.#stateOut = state;
+    this.#scheduleFlush();
+    if (this.#followers.size > 0) {
+      const { owner: _owner, ...shared } = state;
+      this.#channel?.postMessage({ t: "state", state: shared } satisfies OnChannel);
+    }
+  }
+
+  #announceStorage(): void {
+    if (this.#storageAnnounced) return;
+    this.#storageAnnounced = true;
+    const detail = this.#fallback === undefined ? { persistent: this.#persistent } : { persistent: false, reason: this.#fallback };
+    this.#event("storage", detail);
+  }
+
+  #reply(r: Reply): void {
+    this.#replies.push(r);
+    this.#scheduleFlush();
+    this.#onReply?.();
+  }
+
+  /** Flushes in a microtask, unless the queue is being pumped (it flushes when drained). */
+  #scheduleFlush(): void {
+    if (this.#flushing || this.#pumping) return;
+    this.#flushing = true;
+    queueMicrotask(() => {
+      this.#flushing = false;
+      if (!this.#pumping) this.#flush();
+    });
+  }
+
+  /** One message to this worker's client: the state (computed by its timer, at most
+   *  every 50 ms: it counts the outbox), answers, events. */
+  #flush(): void {
+    const out: Out = {};
+    if (this.#stateOut) out.state = this.#stateOut;
+    if (this.#replies.length > 0) out.replies = this.#replies;
+    if (this.#events.length > 0) out.events = this.#events;
+    this.#stateOut = undefined;
+    this.#replies = [];
+    this.#events = [];
+    if (out.state || out.replies || out.events) this.#sink(out);
+    for (const [to, replies] of this.#answers) this.#send(to, replies);
+    this.#answers.clear();
+    this.#flushForward();
+  }
+
+  /** Answers to a follower; an answer that cannot be cloned becomes an error. */
+  #send(to: string, replies: Reply[]): void {
+    if (this.#channel === undefined) return;
+    try {
+      this.#channel!.postMessage({ t: "res", to, replies } satisfies OnChannel);
+    } catch {
+      for (const r of replies) {
+        try {
+          this.#channel!.postMessage({ t: "res", to, replies: [r] } satisfies OnChannel);
+        } catch (e) {
+          this.#channel!.postMessage({ t: "res", to, replies: [{ id: r.id, ok: false, e: errorData(cloneError(e)) }] } satisfies OnChannel);
+        }
+      }
+    }
+  }
+
+  #flushForward(): void {
+    if (this.#forwardQueue.length === 0 || this.#role !== "follower") return;
+    const low = this.#low();
+    const calls = this.#forwardQueue.map((c) => ({ ...c, low }));
+    this.#forwardQueue = [];
+    for (const c of calls) {
+      const own = this.#pending.get(c.id);
+      if (own && c.m !== "listen") own.forwarded = true;
+    }
+    this.#channel!.postMessage({ t: "req", calls } satisfies OnChannel);
+  }
+
+  // ---- closing --------------------------------------------------------------------
+
+  /**
+   * Closes the replica, as `close()` does in Node: what this worker's client already
+   * called is finished — a follower waits (up to 3 s) for the answers to the writes it
+   * forwarded, so a write is not reported CLIENT_CLOSED while the owner commits it —
+   * and a sync or write-through call in flight is cancelled (CLIENT_CLOSED). An owner
+   * then checkpoints and gives the files and the lock up. Resolves once they are
+   * released, every call of this worker's client answered.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#shutdown();
+    return this.#closing;
+  }
+
+  async #shutdown(): Promise<void> {
+    if (this.#role === "follower" || this.#role === "starting" || this.#role === "opening") await this.#settleForwarded();
+    const wasOwner = this.#role === "owner";
+    this.#role = "closed";
+    for (const c of this.#pending.values()) this.#reply({ id: c.id, ok: false, e: errorData(coded("CLIENT_CLOSED", "the client is closed")) });
+    this.#pending.clear();
+    if (this.#stateTimer !== undefined) clearTimeout(this.#stateTimer);
+    try {
+      // Cancels a sync or write-through call in flight; resolves when they ended.
+      if (this.#client && retiredError(this.#client) === undefined) await this.#client.close();
+    } finally {
+      this.#releaseFiles();
+      this.#stopLock.abort();
+      this.#unlock?.();
+      this.#flush(); // the last answers, to this worker's client and to followers
+      if (wasOwner || this.#channel) this.#channel?.close();
+      this.#channel = undefined;
+    }
+  }
+
+  /** Waits until no write of this worker's client is waiting on another worker (3 s at most). */
+  async #settleForwarded(): Promise<void> {
+    const writing = () => [...this.#pending.values()].some((c) => !REPEATABLE.has(c.m));
+    if (!writing()) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, CLOSE_WAIT_MS);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#onReply = () => {
+        if (!writing()) done();
+      };
+    });
+    this.#onReply = undefined;
+  }
+
+  /**
+   * A trap in the owned replica (out of memory, a bug) retired its client
+   * (js/wasm-errors.ts): its state may be half-changed, so nothing more runs on it. The
+   * store is handed on as if this tab had crashed — the OPFS handles closed (SQLite's
+   * uncommitted frames are ignored by the next open), the lock released, the channel
+   * left — and this worker's client gets INTERNAL_ERROR naming the first from now on.
+   * Other tabs go on: the next worker in the lock's queue takes the store over.
+   */
+  #retireOnTrap(): void {
+    if (this.#role !== "owner" || this.#client === undefined) return;
+    const err = retiredError(this.#client);
+    if (err === undefined) return;
+    this.#failure = err;
+    this.#flush(); // answers already made go out before the channel is left
+    this.#role = "failed";
+    if (this.#stateTimer !== undefined) clearTimeout(this.#stateTimer);
+    this.#channel?.close();
+    this.#channel = undefined;
+    this.#releaseFiles();
+    this.#stopLock.abort();
+    this.#unlock?.();
+  }
+
+  #releaseFiles(): void {
+    if (this.#hasFiles) opfsFiles.release(this.#path);
+    this.#hasFiles = false;
+  }
+}
+
+/** `e` as the failure of a batch's statement `i` (`LibsqlBatchError`), as from `@libsql/client`. */
+function withStep(e: unknown, i: number): unknown {
+  return atStatement(e, i);
+}
+
+function cloneError(e: unknown): Error {
+  return coded("INVALID_ARGUMENT", `invalid argument: the result cannot be sent between tabs: ${(e as Error)?.message ?? e}`);
+}

@@ -1,0 +1,87 @@
+/**
+ * The dedicated module worker a page's `createClient({ url: "file:…" })` starts
+ * (js/browser/client.ts): it instantiates the `edgesync/replica` flavour of the wasm
+ * module — the page's own compiled module when the page runs that flavour too, else
+ * fetched next to the package — and runs one
+ * {@link ReplicaHost} for the page's client.
+ */
+import * as glue from "../wasm/replica/edgesync.js";
+import { LibsqlBatchError, LibsqlError } from "../wasm-errors.js";
+import { readyRuntime } from "../runtime.js";
+import type { WebSocketConstructor } from "../types.js";
+import { ReplicaHost } from "./host.js";
+import { coded, errorData } from "./protocol.js";
+import type { Call, Out, ToPage, ToWorker } from "./protocol.js";
+
+interface WorkerScope {
+  onmessage: ((ev: MessageEvent<ToWorker>) => void) | null;
+  postMessage(m: ToPage): void;
+  close(): void;
+}
+const scope = globalThis as unknown as WorkerScope;
+const post = (m: ToPage) => scope.postMessage(m);
+
+let host: ReplicaHost | undefined;
+/** Calls that came before the module was ready. */
+let early: Call[] = [];
+let closing = false;
+
+function send(out: Out): void {
+  try {
+    post({ t: "out", ...out });
+  } catch {
+    // Something the page cannot receive (a method result that is not cloneable): the
+    // rest goes out, and each answer alone — that one as an error.
+    post({ t: "out", state: out.state, events: out.events });
+    for (const r of out.replies ?? []) {
+      try {
+        post({ t: "out", replies: [r] });
+      } catch (e) {
+        const err = coded("INVALID_ARGUMENT", `invalid argument: the result cannot be sent to the page: ${(e as Error)?.message ?? e}`);
+        post({ t: "out", replies: [{ id: r.id, ok: false, e: errorData(err) }] });
+      }
+    }
+  }
+}
+
+async function open(m: Extract<ToWorker, { t: "open" }>): Promise<void> {
+  try {
+    await glue.default({ module_or_path: m.module ?? new URL(m.wasmUrl ?? "../wasm/replica/edgesync_bg.wasm", import.meta.url) });
+    glue.registerErrorClasses(LibsqlError, LibsqlBatchError);
+  } catch (e) {
+    const err = coded("INTERNAL_ERROR", `internal error: the database worker cannot load edgesync's wasm module: ${(e as Error)?.message ?? e}`);
+    send({ replies: early.map((c) => ({ id: c.id, ok: false, e: errorData(err) })) });
+    early = [];
+    return;
+  }
+  const rt = readyRuntime(glue, "browser", (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket);
+  host = new ReplicaHost(m.name, m.config, send, rt);
+  host.submit(early);
+  early = [];
+  if (closing) return close();
+  await host.start();
+}
+
+/** Closes the host; `closed` goes out after its last answers (flushed in a microtask). */
+async function close(): Promise<void> {
+  await host?.close().catch(() => undefined);
+  setTimeout(() => post({ t: "closed" }), 0);
+}
+
+scope.onmessage = (ev) => {
+  const m = ev.data;
+  switch (m.t) {
+    case "open":
+      void open(m);
+      break;
+    case "calls":
+      if (host) host.submit(m.calls);
+      else early.push(...m.calls);
+      break;
+    case "close":
+      closing = true;
+      if (host) void close();
+      else if (early.length === 0) post({ t: "closed" });
+      break;
+  }
+};
