@@ -303,6 +303,7 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
   sync(): Promise<SyncResult> {
     const run = async (): Promise<SyncResult> => {
       try {
+        this.#check();
         if (this.#sched.paused) throw coded("INVALID_OPERATION", "invalid operation: sync is paused; call resume() first");
         let r = await this.#ready();
         while (this.#tx !== undefined) {
