@@ -91,6 +91,8 @@ export interface ErrorData {
   /** A batch's failed statement (`LibsqlBatchError.statementIndex`). */
   statementIndex?: number;
   status?: number;
+  /** A `RangeError` or `TypeError` (a bad argument, as the official client throws it). */
+  jsError?: "RangeError" | "TypeError";
 }
 
 /** An error as data, for a message. Anything that is not a LibsqlError is a bug here. */
@@ -107,12 +109,14 @@ export function errorData(e: unknown): ErrorData {
     if (x.status !== undefined) d.status = x.status;
     return d;
   }
+  if (e instanceof RangeError || e instanceof TypeError) return { message: e.message, code: "", jsError: e instanceof RangeError ? "RangeError" : "TypeError" };
   const message = e instanceof Error ? e.message : String(e);
   return { message: `internal error: ${message}`, code: "INTERNAL_ERROR" };
 }
 
-/** The LibsqlError (LibsqlBatchError for a batch's statement) a message carried. */
-export function errorFrom(d: ErrorData): LibsqlError {
+/** The LibsqlError (LibsqlBatchError for a batch's statement; a RangeError or TypeError as such) a message carried. */
+export function errorFrom(d: ErrorData): Error {
+  if (d.jsError !== undefined) return d.jsError === "RangeError" ? new RangeError(d.message) : new TypeError(d.message);
   const code = d.code as ErrorCode;
   const e =
     d.statementIndex !== undefined
