@@ -522,7 +522,8 @@ describe('browser replicas in OPFS (Chromium, real sqld)', { timeout: 10 * STEP 
     assert.deepEqual(out.nan, { code: undefined, step: undefined, isEdgesyncError: false });
     assert.equal(out.schema.code, 'SCHEMA_ERROR');
     assert.deepEqual(out.badUrl, { code: 'INVALID_ARGUMENT', isEdgesyncError: true });
-    assert.equal(out.badSync.code, 'URL_INVALID');
+    // An unsupported scheme, in @libsql/client's words.
+    assert.equal(out.badSync.code, 'URL_SCHEME_NOT_SUPPORTED');
     assert.equal(out.badFetch.code, 'INVALID_ARGUMENT');
     assert.equal(out.closed.code, 'CLIENT_CLOSED');
     await browser.close();
