@@ -5,7 +5,7 @@
  *
  *   EDGESYNC_URL=libsql://my-db-me.turso.io EDGESYNC_AUTH_TOKEN=... node target/examples/demo.js
  */
-import { createClient, EdgesyncError, type ResultSet } from "edgesync";
+import { createClient, LibsqlBatchError, type ResultSet } from "edgesync";
 
 const url = process.env.EDGESYNC_URL;
 if (!url) throw new Error("set EDGESYNC_URL (scripts/demo.sh does this for you)");
@@ -65,11 +65,11 @@ try {
     "write",
   );
 } catch (e) {
-  if (!(e instanceof EdgesyncError)) throw e;
-  console.log(`\nRejected as expected: ${e.code} at statement ${e.step}: ${e.message}`);
+  if (!(e instanceof LibsqlBatchError)) throw e;
+  console.log(`\nRejected as expected: ${e.code} at statement ${e.statementIndex}: ${e.message}`);
 }
 const count = (await db.execute("select count(*) from readings")).rows[0][0];
 console.log(`Rows after the failed batch: ${count} (unchanged: 31)`);
 
-console.log(`\nDone in ${(performance.now() - t0).toFixed(1)} ms against ${db.baseUrl}`);
+console.log(`\nDone in ${(performance.now() - t0).toFixed(1)} ms over ${db.protocol}`);
 db.close();

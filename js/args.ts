@@ -1,14 +1,15 @@
 /**
- * Statements for the embedded replica, encoded for one crossing into wasm.
- *
- * The remote client converts arguments in Rust, value by value (each a call across
- * the boundary — noise next to a network round trip). A local point read takes a few
- * microseconds, so here the arguments are packed into bytes in JS and decoded once in
- * Rust (src/store/packed.rs). The value rules are the same as everywhere (docs/client.md,
- * "Values"). `encodeStatement` packs into a JS buffer; `encodeArgs` writes straight
- * into a buffer inside wasm memory (the kept-statement path, local.ts).
+ * Statements encoded for one crossing into wasm, for every client (remote over HTTP or
+ * WebSocket, embedded replica): the arguments are packed into bytes here and decoded
+ * once in Rust (src/store/packed.rs), so one module checks every argument, with the
+ * official client's errors — `RangeError` for NaN, ±Infinity or a bigint beyond 64 bits,
+ * `TypeError` for `undefined` or a value of another type; and `INVALID_ARGUMENT` for a
+ * string holding a lone surrogate, which UTF-8 cannot store (never replaced by U+FFFD). `encodeStatement` packs one
+ * statement into a JS buffer, `encodeStatements` several; `encodeArgs` writes straight
+ * into a buffer inside wasm memory (the kept-statement path of a replica, local.ts).
  */
-import type { InArgs, InStatement, InValue } from "./client.js";
+import type { InArgs, InStatement, InValue } from "./types.js";
+import { coded } from "./wasm-errors.js";
 
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
 const encoder = new TextEncoder();
@@ -35,6 +36,8 @@ let base = 0;
 let at = 0;
 let limit = buf.length;
 let target: ArgsTarget | undefined;
+/** Bind every number as REAL (`numberArgs: "real"`), as `@libsql/client` does. */
+let realNumbers = false;
 
 function room(n: number): void {
   if (at + n <= limit) return;
@@ -81,7 +84,7 @@ function str(s: string): void {
       return;
     }
   }
-  if (!wellFormed(s)) throw new ArgumentError(LONE_SURROGATE);
+  if (!wellFormed(s)) throw loneSurrogate("");
   const { written } = encoder.encodeInto(s, buf.subarray(at + 4, limit));
   view.setUint32(at, written, true);
   at += 4 + written;
@@ -96,8 +99,10 @@ function wellFormed(s: string): boolean {
   return !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(s);
 }
 
-/** Thrown for a value that cannot be stored; the caller turns it into INVALID_ARGUMENT. */
-export class ArgumentError extends Error {}
+/** A string that UTF-8 cannot store (edgesync's rule; the official client has none). */
+function loneSurrogate(what: string): Error {
+  return coded("INVALID_ARGUMENT", `invalid argument: ${what}${LONE_SURROGATE}`);
+}
 
 /** How an argument is named in errors: its position (from 0) or its name. */
 function what(key: number | string): string {
@@ -106,11 +111,11 @@ function what(key: number | string): string {
 
 function value(v: InValue, key: number | string): void {
   room(9);
-  if (v === null || v === undefined) {
+  if (v === null) {
     buf[at++] = 0;
   } else if (typeof v === "number") {
-    if (!Number.isFinite(v)) throw new ArgumentError(`${what(key)}: ${v} cannot be stored (SQLite has no NaN or infinity)`);
-    buf[at++] = Number.isInteger(v) && Math.abs(v) <= MAX_SAFE ? 1 : 2;
+    if (!Number.isFinite(v)) throw new RangeError(`Only finite numbers (not Infinity or NaN) can be passed as arguments (${what(key)} is ${v})`);
+    buf[at++] = !realNumbers && Number.isInteger(v) && Math.abs(v) <= MAX_SAFE ? 1 : 2;
     view.setFloat64(at, v, true);
     at += 8;
   } else if (typeof v === "string") {
@@ -121,7 +126,9 @@ function value(v: InValue, key: number | string): void {
     view.setFloat64(at, v ? 1 : 0, true);
     at += 8;
   } else if (typeof v === "bigint") {
-    if (BigInt.asIntN(64, v) !== v) throw new ArgumentError(`${what(key)}: bigint does not fit in 64 bits`);
+    if (BigInt.asIntN(64, v) !== v) {
+      throw new RangeError(`This bigint value is too large to be represented as a 64-bit integer and passed as argument (${what(key)})`);
+    }
     buf[at++] = 5;
     view.setBigInt64(at, v, true);
     at += 8;
@@ -136,19 +143,21 @@ function value(v: InValue, key: number | string): void {
     bytes(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
   } else if (v instanceof Date) {
     const ms = v.getTime();
-    if (!Number.isFinite(ms)) throw new ArgumentError(`${what(key)}: invalid Date`);
-    buf[at++] = 1;
+    if (!Number.isFinite(ms)) throw new RangeError(`Only finite numbers (not Infinity or NaN) can be passed as arguments (${what(key)} is an invalid Date)`);
+    buf[at++] = realNumbers ? 2 : 1;
     view.setFloat64(at, ms, true);
     at += 8;
+  } else if (v === undefined) {
+    throw new TypeError(`undefined cannot be passed as argument to the database (${what(key)}); use null for NULL`);
   } else {
-    throw new ArgumentError(
-      `${what(key)}: unsupported type ${typeof v}; use null, boolean, number, bigint, string, Uint8Array, ArrayBuffer or Date`,
+    throw new TypeError(
+      `Unsupported type of value: ${typeof v} (${what(key)}); use null, boolean, number, bigint, string, ArrayBuffer, Uint8Array or Date`,
     );
   }
 }
 
 /** A statement's SQL and arguments, whichever form it was given in. */
-export function statementParts(stmt: InStatement, extra?: InArgs): [string, unknown] {
+export function statementParts(stmt: InStatement | [string, InArgs?], extra?: InArgs): [string, unknown] {
   let sql: unknown;
   let args: unknown;
   if (typeof stmt === "string") {
@@ -160,10 +169,10 @@ export function statementParts(stmt: InStatement, extra?: InArgs): [string, unkn
     sql = (stmt as { sql: unknown }).sql;
     args = (stmt as { args?: unknown }).args;
   } else {
-    throw new ArgumentError("a statement must be a string, { sql, args } or [sql, args]");
+    throw new TypeError("a statement must be a string, { sql, args } or [sql, args]");
   }
-  if (typeof sql !== "string") throw new ArgumentError("the statement's `sql` must be a string");
-  if (!wellFormed(sql)) throw new ArgumentError(`the statement's SQL: ${LONE_SURROGATE}`);
+  if (typeof sql !== "string") throw new TypeError("the statement's `sql` must be a string");
+  if (!wellFormed(sql)) throw loneSurrogate("the statement's SQL: ");
   return [sql, args];
 }
 
@@ -194,24 +203,51 @@ function writeArgs(args: unknown): void {
       value(v, name);
     }
   } else {
-    throw new ArgumentError("`args` must be an array (positional) or an object (named)");
+    throw new TypeError("`args` must be an array (positional) or an object (named)");
   }
 }
 
-/** `[sql, packed arguments]` (the layout of `writeArgs`), in a JS buffer reused by the next call. */
-export function encodeStatement(stmt: InStatement, extra?: InArgs): [string, Uint8Array] {
-  const [sql, args] = statementParts(stmt, extra);
+function ownBuffer(real: boolean): void {
   target = undefined;
+  realNumbers = real;
   buf = own.buf;
   view = own.view;
   base = at = 0;
   limit = buf.length;
+}
+
+/**
+ * `[sql, packed arguments]` (the layout of `writeArgs`), in a JS buffer reused by the
+ * next call. `real`: bind every number as REAL.
+ */
+export function encodeStatement(stmt: InStatement | [string, InArgs?], extra?: InArgs, real = false): [string, Uint8Array] {
+  const [sql, args] = statementParts(stmt, extra);
+  ownBuffer(real);
   writeArgs(args);
   return [sql, buf.subarray(0, at)];
 }
 
+/**
+ * Several statements in one buffer (a fresh copy): `u32` count, then per statement its
+ * SQL (`u32` length + UTF-8) and its arguments as `writeArgs` packs them.
+ */
+export function encodeStatements(stmts: ReadonlyArray<InStatement | [string, InArgs?]>, real = false): Uint8Array {
+  if (!Array.isArray(stmts)) throw new TypeError("expected an array of statements");
+  ownBuffer(real);
+  room(4);
+  view.setUint32(at, stmts.length, true);
+  at += 4;
+  for (const s of stmts) {
+    const [sql, args] = statementParts(s);
+    str(sql);
+    writeArgs(args);
+  }
+  return buf.slice(0, at);
+}
+
 /** Packs `args` into `t`'s buffer (growing it as needed); returns the length. */
-export function encodeArgs(args: unknown, t: ArgsTarget): number {
+export function encodeArgs(args: unknown, t: ArgsTarget, real = false): number {
+  realNumbers = real;
   target = t;
   buf = t.u8;
   view = t.dv;

@@ -1,5 +1,6 @@
 /**
- * The public TypeScript API of edgesync, over the Rust core compiled to wasm.
+ * The public client API of edgesync, over the Rust core compiled to wasm: a drop-in
+ * for `@libsql/client` (docs/compatibility.md lists what still differs).
  *
  * ```ts
  * import { createClient } from "edgesync";
@@ -8,148 +9,81 @@
  * console.log(rs.rows[0].name, rs.rows[0][1]);
  * ```
  *
- * This module is runtime-neutral: the entry points (node.ts, web.ts, workerd.ts)
- * instantiate the wasm module their own way and then re-export everything here.
+ * This module is runtime-neutral: each entry point (node.ts, web.ts, workerd.ts and
+ * those of the subpath exports, js/entries/) instantiates its wasm module flavour its
+ * own way and binds `createClient` to it with `clientFactory`.
  */
-import { RemoteClient } from "./wasm/edgesync.js";
-import { EmbeddedReplicaClient, isLocalUrl } from "./replica.js";
+import type { Client, Config } from "./types.js";
 import type { EmbeddedReplica, ReplicaConfig } from "./replica.js";
-import { decodeResult } from "./result.js";
-import { adopt } from "./wasm-errors.js";
-export { EdgesyncError } from "./wasm-errors.js";
+import type { RemoteGlue, ReplicaGlue, Runtime } from "./runtime.js";
+import { EmbeddedReplicaClient } from "./replica.js";
+import { remoteClient } from "./remote.js";
+import { expandConfig } from "./url.js";
+import { coded } from "./wasm-errors.js";
+
+export type * from "./types.js";
+export { LibsqlError, LibsqlBatchError, EdgesyncError } from "./wasm-errors.js";
 export type { ErrorCode } from "./wasm-errors.js";
-import { localReplicaHooks } from "./hooks.js";
-export * from "./hub.js";
-
-/** A value as read from the database. */
-export type Value = null | string | number | bigint | Uint8Array;
-
-/**
- * A value accepted as an argument. `boolean` is stored as 0/1, `Date` as integer
- * milliseconds, a safe-integer `number` as INTEGER and any other `number` as REAL.
- */
-export type InValue = Value | boolean | ArrayBuffer | ArrayBufferView | Date | undefined;
-
-/** Positional (`?`) or named (`:name`, `@name`, `$name`; prefix optional) arguments. */
-export type InArgs = InValue[] | Record<string, InValue>;
-
-export type InStatement = string | { sql: string; args?: InArgs } | [string, InArgs?];
-
-/** `write`: BEGIN IMMEDIATE; `read`: BEGIN TRANSACTION READONLY; `deferred`: BEGIN DEFERRED. */
-export type TransactionMode = "write" | "read" | "deferred";
+export { isLocalUrl } from "./url.js";
+export type {
+  ConflictEvent,
+  EmbeddedReplica,
+  Policy,
+  ReplicaConfig,
+  SyncEvents,
+  SyncLogEntry,
+  SyncMetrics,
+  SyncOutcome,
+  SyncResult,
+  SyncStatus,
+} from "./replica.js";
 
 /**
- * How INTEGER results are returned. `auto` (default): a `number` when it is a safe
- * integer, else a `bigint` — never a silently rounded number. `bigint`: always.
- * `string`: always a decimal string.
+ * `createClient`: a local URL (`:memory:`, `file:…`) gives an embedded replica — a
+ * local SQLite database that syncs with `syncUrl`; a remote URL a client for that libSQL
+ * database (sqld or Turso), over HTTP or, for `ws://` and `wss://`, a WebSocket. Throws
+ * at once for a bad config, with `@libsql/client`'s errors.
  */
-export type IntMode = "auto" | "bigint" | "string";
-
-export interface Config {
-  /** `libsql://…`, `https://…`, `http://…` (`ws(s)://` is accepted and uses HTTP(S)). */
-  url: string;
-  /** A JWT for the server (Turso database token, or sqld's `--auth-jwt-key-file` key). */
-  authToken?: string;
-  /** Per-request timeout in ms (default 30000). */
-  timeout?: number;
-  intMode?: IntMode;
-  /** A `fetch` to use instead of the global one (e.g. a Worker service binding). */
-  fetch?: (input: string, init: RequestInit) => Promise<Response>;
+export interface CreateClient {
+  (config: ReplicaConfig & { url: ":memory:" | `file:${string}` }): EmbeddedReplica;
+  /** A config with `syncUrl` is an embedded replica's (its `url` is local). */
+  (config: ReplicaConfig & { syncUrl: string }): EmbeddedReplica;
+  (config: Config): Client;
 }
 
-/** One row: by index (`row[0]`) and by column name (`row.id`), like @libsql/client. */
-export interface Row {
-  length: number;
-  [index: number]: Value;
-  [name: string]: Value;
+/** How an entry point opens a local URL, when it has its own way (a browser's OPFS worker). */
+export type OpenLocal = (config: ReplicaConfig) => EmbeddedReplica | undefined;
+
+/** What an entry point's `createClient` can open. */
+export interface Runtimes {
+  remote: Runtime<RemoteGlue>;
+  /** Absent in entries without embedded replicas (`edgesync/client`). */
+  replica?: Runtime<ReplicaGlue>;
+  openLocal?: OpenLocal;
 }
 
-export interface ResultSet {
-  columns: string[];
-  /** Declared types, `""` for expressions. */
-  columnTypes: string[];
-  rows: Row[];
-  rowsAffected: number;
-  /** The rowid of the last inserted row, when the statement inserted one. */
-  lastInsertRowid: bigint | undefined;
-  /**
-   * The libSQL server's replication index (frame number) after the statement, for
-   * remote results from servers that report it; `undefined` for local results. On a
-   * replica it shows how far the replica has caught up with its primary.
-   */
-  replicationIndex: number | undefined;
-  toJSON(): unknown;
-}
-
-export interface Client {
-  execute(stmt: InStatement): Promise<ResultSet>;
-  execute(sql: string, args?: InArgs): Promise<ResultSet>;
-  /** All statements in one transaction and one round trip: all commit or none do. */
-  batch(stmts: InStatement[], mode?: TransactionMode): Promise<ResultSet[]>;
-  /** Later calls reject with `CLIENT_CLOSED`. */
-  close(): void;
-  readonly closed: boolean;
-  readonly protocol: "http";
-  /** The HTTP(S) base URL after `libsql://` mapping. */
-  readonly baseUrl: string;
-}
-
-class HttpClient implements Client {
-  readonly protocol = "http" as const;
-  #inner: RemoteClient;
-
-  constructor(inner: RemoteClient) {
-    this.#inner = inner;
-  }
-
-  async execute(stmt: InStatement, args?: InArgs): Promise<ResultSet> {
-    const input = typeof stmt === "string" && args !== undefined ? { sql: stmt, args } : stmt;
-    try {
-      return decodeResult((await this.#inner.execute(input)) as Uint8Array);
-    } catch (e) {
-      throw adopt(e);
+/** `createClient` and `createEmbeddedReplica` bound to an entry point's runtimes. */
+export function clientFactory(r: Runtimes): { createClient: CreateClient; createEmbeddedReplica: (config: ReplicaConfig) => EmbeddedReplica } {
+  const open = (config: Config | ReplicaConfig): Client | EmbeddedReplica => {
+    const expanded = expandConfig(config);
+    if (expanded.target.kind === "remote") return remoteClient(r.remote, config, expanded);
+    if (r.replica === undefined) {
+      throw coded(
+        "URL_SCHEME_NOT_SUPPORTED",
+        `This entry point has no embedded replicas: import "edgesync" or "edgesync/replica" for a local URL (got ${JSON.stringify(config.url)})`,
+      );
     }
-  }
-
-  async batch(stmts: InStatement[], mode: TransactionMode = "deferred"): Promise<ResultSet[]> {
-    try {
-      const raw = (await this.#inner.batch(stmts, mode)) as Uint8Array[];
-      return raw.map(decodeResult);
-    } catch (e) {
-      throw adopt(e);
+    const replicaConfig = config as ReplicaConfig;
+    if (replicaConfig.syncUrl !== undefined) expandConfig({ ...config, url: replicaConfig.syncUrl });
+    return r.openLocal?.(replicaConfig) ?? new EmbeddedReplicaClient(r.replica, replicaConfig, expanded);
+  };
+  const createEmbeddedReplica = (config: ReplicaConfig): EmbeddedReplica => {
+    const c = open(config);
+    if (c.protocol !== "file") {
+      c.close();
+      throw coded("URL_INVALID", `an embedded replica needs a local url (":memory:" or "file:…"), not ${JSON.stringify(config.url)}`);
     }
-  }
-
-  close(): void {
-    this.#inner.close();
-  }
-
-  get closed(): boolean {
-    return this.#inner.closed;
-  }
-
-  get baseUrl(): string {
-    return this.#inner.baseUrl;
-  }
-}
-
-/**
- * Creates a client. A remote URL (`libsql://`, `https://`, `http://`) gives a client
- * for that libSQL database (sqld or Turso); `":memory:"` or `"file:…"` gives an
- * embedded replica — a local SQLite database that syncs with `syncUrl`. Throws
- * `EdgesyncError` (`URL_INVALID`, `INVALID_ARGUMENT`) at once for a bad config.
- */
-export function createClient(config: ReplicaConfig & { url: ":memory:" | `file:${string}` }): EmbeddedReplica;
-export function createClient(config: Config): Client;
-export function createClient(config: Config | ReplicaConfig): Client | EmbeddedReplica {
-  if (isLocalUrl((config as { url?: unknown } | undefined)?.url)) {
-    const opened = localReplicaHooks.open?.(config as ReplicaConfig);
-    if (opened !== undefined) return opened;
-    return new EmbeddedReplicaClient(config as ReplicaConfig, adopt, decodeResult as (raw: unknown) => ResultSet);
-  }
-  try {
-    return new HttpClient(new RemoteClient(config as Config));
-  } catch (e) {
-    throw adopt(e);
-  }
+    return c as EmbeddedReplica;
+  };
+  return { createClient: open as CreateClient, createEmbeddedReplica };
 }

@@ -41,8 +41,19 @@
  * - `LWWMap`: `set(key, v)`, `get(key)`, `has(key)`, `delete(key): boolean`, `keys()`,
  *   `entries()`, `size`. A delete is a timestamped write: a later set revives the key.
  */
-import * as wasm from "./wasm/edgesync.js";
+import type * as Full from "./wasm/edgesync.js";
 import { adopt, adoptFrom, retiredError } from "./wasm-errors.js";
+
+/** The CRDT classes of a wasm module flavour (the full one, or edgesync/crdt's). */
+export interface CrdtGlue {
+  GCounter: typeof Full.GCounter;
+  PNCounter: typeof Full.PNCounter;
+  ORSet: typeof Full.ORSet;
+  LWWRegister: typeof Full.LWWRegister;
+  LWWMap: typeof Full.LWWMap;
+  Text: typeof Full.Text;
+  Resolver: typeof Full.Resolver;
+}
 
 type Fn = (...args: unknown[]) => unknown;
 
@@ -71,96 +82,100 @@ function guardMethod(owner: object, key: string): void {
   else if (typeof d.get === "function") Object.defineProperty(owner, key, { ...d, get: wrap(d.get as Fn) });
 }
 
-/** The class itself (instances, `instanceof` and statics unchanged), with errors adopted. */
-function guard<C extends abstract new (...args: never[]) => unknown>(cls: C): C {
-  for (const key of Object.getOwnPropertyNames(cls.prototype)) guardMethod(cls.prototype, key);
-  guardMethod(cls, "decode");
+/**
+ * The class itself (instances, `instanceof` and statics unchanged), with errors adopted
+ * (`adopting`), and `ready()` checked before a constructor or `decode` reaches the
+ * module (which a browser may still be loading).
+ */
+function guard<C extends abstract new (...args: never[]) => unknown>(cls: C, ready: () => unknown, adopting = true): C {
+  if (adopting) {
+    for (const key of Object.getOwnPropertyNames(cls.prototype)) guardMethod(cls.prototype, key);
+    guardMethod(cls, "decode");
+  }
+  const decode = (cls as unknown as { decode?: Fn }).decode;
   return new Proxy(cls, {
     construct(target, args, newTarget) {
       try {
+        ready();
         return Reflect.construct(target, args, newTarget);
       } catch (e) {
         throw adopt(e);
       }
     },
+    get(target, key, receiver) {
+      if (key === "decode" && decode !== undefined) {
+        return function (this: unknown, ...args: unknown[]): unknown {
+          ready();
+          return decode.apply(target, args);
+        };
+      }
+      return Reflect.get(target, key, receiver);
+    },
   });
 }
 
-/** A grow-only counter. */
-export const GCounter = guard(wasm.GCounter);
-export type GCounter = wasm.GCounter;
-/** A counter that goes up and down. */
-export const PNCounter = guard(wasm.PNCounter);
-export type PNCounter = wasm.PNCounter;
-/** An add-wins observed-remove set. */
-export const ORSet = guard(wasm.ORSet);
-export type ORSet = wasm.ORSet;
-/** A last-writer-wins register. */
-export const LWWRegister = guard(wasm.LWWRegister);
-export type LWWRegister = wasm.LWWRegister;
-/** A map of last-writer-wins registers. */
-export const LWWMap = guard(wasm.LWWMap);
-export type LWWMap = wasm.LWWMap;
+/**
+ * The package's `Text`: the class itself. The per-keystroke methods return their error
+ * instead of throwing it (a `Result` return would cost a JavaScript array per call; see
+ * `status` in src/wasm/text.rs): they are wrapped to throw it, keeping their fast path
+ * (a try/catch costs nothing until something throws). The other methods and getters
+ * adopt their errors; a trap in any of them retires the object (`INTERNAL_ERROR`, see
+ * js/wasm-errors.ts).
+ */
+function textClass(Text: typeof Full.Text): typeof Full.Text {
+  const keystroke = ["insert", "delete", "insertUtf16", "deleteUtf16"] as const;
+  for (const name of keystroke) {
+    const raw = Text.prototype[name] as (this: Full.Text, a: number, b: never) => unknown;
+    Object.defineProperty(Text.prototype, name, {
+      value: function (this: Full.Text, a: number, b: never): void {
+        let error;
+        try {
+          error = raw.call(this, a, b);
+        } catch (e) {
+          throw retiredError(this) ?? adoptFrom(this, e);
+        }
+        if (error !== undefined) throw error;
+      },
+      writable: true,
+      configurable: true,
+    });
+  }
+  for (const key of Object.getOwnPropertyNames(Text.prototype)) {
+    if (!(keystroke as readonly string[]).includes(key)) guardMethod(Text.prototype, key);
+  }
+  guardMethod(Text, "decode");
+  return Text;
+}
+
+/**
+ * The exported CRDT classes for a flavour's classes (each entry point binds its own).
+ * - `GCounter`, `PNCounter`, `ORSet`, `LWWRegister`, `LWWMap` (see above);
+ * - `Text`: collaborative plain text: `new Text(siteId?)`, `insert(index, str)`,
+ *   `delete(index, length)`, `toString()`, `length`; `insertUtf16` / `deleteUtf16` /
+ *   `lengthUtf16` take JavaScript string offsets; `encode(options?)` /
+ *   `Text.decode(bytes, siteId?)` — `encode()` leaves out the text of deleted characters,
+ *   `encode({ history: true })` keeps it; `version()`, `encodeUpdateSince(version?)`,
+ *   `applyUpdate(bytes)`, `merge(other)`, `pendingOps`; `anchor(index, "before" |
+ *   "after")` / `resolve(anchor)` for cursors (`TextAnchor`); `textAt(version)` /
+ *   `restore(version)` for history; `free()`.
+ * - `Resolver`: one replica's named CRDT objects: `new Resolver(siteId?)`;
+ *   `getCRDT(id, type)` creates or returns the object `id` (`"gcounter" | "pncounter" |
+ *   "orset" | "lwwregister" | "lwwmap" | "text"`) and returns `{ id, type, value }`;
+ *   `applyOperation(id, op, args?)`; `version()`, `encodeUpdatesSince(version?)`,
+ *   `applyUpdates(bytes)`, `merge(other)`; `encode()` / `Resolver.decode(bytes,
+ *   siteId?)`; `operationLog()`; `getConflictStats()`; `ids()`; `siteId`; `free()`.
+ */
+export function crdtClasses<G extends CrdtGlue>(g: G, ready: () => unknown): CrdtGlue {
+  return {
+    GCounter: guard(g.GCounter, ready),
+    PNCounter: guard(g.PNCounter, ready),
+    ORSet: guard(g.ORSet, ready),
+    LWWRegister: guard(g.LWWRegister, ready),
+    LWWMap: guard(g.LWWMap, ready),
+    Text: guard(textClass(g.Text), ready, false),
+    Resolver: guard(g.Resolver, ready),
+  };
+}
 
 /** A site id as `new X(siteId)` accepts it. */
 export type SiteId = number | bigint | string;
-
-/**
- * Collaborative plain text (see `src/crdt/text/`). Errors are `EdgesyncError`s; a trap
- * in the wasm module retires the object (`INTERNAL_ERROR`, see js/wasm-errors.ts). The
- * per-keystroke calls keep their fast path (a try/catch costs nothing until a throw).
- *
- * `new Text(siteId?)`, `insert(index, str)`, `delete(index, length)`, `toString()`,
- * `length`; `insertUtf16` / `deleteUtf16` / `lengthUtf16` take JavaScript string
- * offsets; `encode(options?)` / `Text.decode(bytes, siteId?)` — `encode()` leaves out
- * the text of deleted characters (`textAt` / `restore` of older versions is then an
- * `INVALID_OPERATION` error on a replica loaded from it), `encode({ history: true })`
- * keeps it; `version()`, `encodeUpdateSince(version?)`, `applyUpdate(bytes)`,
- * `merge(other)`, `pendingOps`; `anchor(index, "before" | "after")` /
- * `resolve(anchor)` for cursors; `textAt(version)` / `restore(version)` for history;
- * `free()`.
- */
-export const Text = wasm.Text;
-// The per-keystroke methods return their error instead of throwing it (a `Result`
-// return would cost a JavaScript array per call; see `status` in src/wasm/text.rs); a
-// try/catch costs nothing until something throws.
-const keystroke = ["insert", "delete", "insertUtf16", "deleteUtf16"] as const;
-for (const name of keystroke) {
-  const raw = wasm.Text.prototype[name] as (this: wasm.Text, a: number, b: never) => unknown;
-  Object.defineProperty(wasm.Text.prototype, name, {
-    value: function (this: wasm.Text, a: number, b: never): void {
-      let error;
-      try {
-        error = raw.call(this, a, b);
-      } catch (e) {
-        throw retiredError(this) ?? adoptFrom(this, e);
-      }
-      if (error !== undefined) throw error;
-    },
-    writable: true,
-    configurable: true,
-  });
-}
-// The other methods and getters: errors adopted, a trap retires the object.
-for (const key of Object.getOwnPropertyNames(wasm.Text.prototype)) {
-  if (!(keystroke as readonly string[]).includes(key)) guardMethod(wasm.Text.prototype, key);
-}
-guardMethod(wasm.Text, "decode");
-export type Text = wasm.Text;
-
-/**
- * One replica's named CRDT objects (see `src/crdt/resolver.rs`), with the same error
- * adoption as the CRDT classes.
- *
- * `new Resolver(siteId?)`; `getCRDT(id, type)` creates or returns the object `id`
- * (`"gcounter" | "pncounter" | "orset" | "lwwregister" | "lwwmap" | "text"`) and returns
- * `{ id, type, value }` (a snapshot); `applyOperation(id, op, args?)` — `increment` /
- * `decrement` (`{ amount?, nodeId? }`), `add` / `remove` (`{ value }`), `set`
- * (`{ value }` or `{ key, value }`), `delete` (`{ key }`), `insert` (`{ index, text }`),
- * `deleteText` (`{ index, length }`); `version()`, `encodeUpdatesSince(version?)`,
- * `applyUpdates(bytes)`, `merge(other)`; `encode()` / `Resolver.decode(bytes, siteId?)`
- * (objects, conflict stats and the operation log); `operationLog()`;
- * `getConflictStats()`; `ids()`; `siteId`; `free()`.
- */
-export const Resolver = guard(wasm.Resolver);
-export type Resolver = wasm.Resolver;

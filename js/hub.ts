@@ -309,7 +309,7 @@ export interface SyncOnHub {
  * time; announcements that arrive meanwhile fold into one more).
  *
  * ```ts
- * const db = createClient({ url: ":memory:", syncUrl, authToken, syncInterval: 60_000 });
+ * const db = createClient({ url: ":memory:", syncUrl, authToken, syncInterval: 60 });
  * db.replicate("todos");
  * const live = syncOnHub(db, "https://edge.example.com", { token, tables: ["todos"] });
  * await db.execute("insert into todos (id, title) values (1, 'milk')");

@@ -7,8 +7,8 @@
  * header changed (first run, or SQLite re-prepared the statement after a schema
  * change). Results are read by the same reader as the generic path's (result.ts).
  */
-import { Replica, wasmMemory } from "./wasm/edgesync.js";
-import type { InArgs, InStatement, ResultSet } from "./client.js";
+import type { Replica } from "./wasm/edgesync.js";
+import type { InArgs, InStatement, ResultSet } from "./types.js";
 import { encodeArgs, statementParts } from "./args.js";
 import type { ArgsTarget } from "./args.js";
 import { emptyHeader, readResult } from "./result.js";
@@ -33,13 +33,16 @@ export class KeptStatements implements ArgsTarget {
   #r: Replica;
   #memory: WebAssembly.Memory;
   #kept = new Map<string, Kept>();
-  /** 0 auto, 1 bigint, 2 string. */
+  /** 0 auto, 1 bigint, 2 string, 3 number. */
   #intMode: number;
+  /** Bind every number as REAL (`numberArgs: "real"`). */
+  #real: boolean;
 
-  constructor(r: Replica, intMode: string | undefined) {
+  constructor(r: Replica, memory: WebAssembly.Memory, intMode: string | undefined, real: boolean) {
     this.#r = r;
-    this.#intMode = intMode === "bigint" ? 1 : intMode === "string" ? 2 : 0;
-    this.#memory = wasmMemory() as WebAssembly.Memory;
+    this.#intMode = intMode === "bigint" ? 1 : intMode === "string" ? 2 : intMode === "number" ? 3 : 0;
+    this.#real = real;
+    this.#memory = memory;
     this.ptr = r.argsReserve(this.cap);
     this.u8 = new Uint8Array(this.#memory.buffer);
     this.dv = new DataView(this.#memory.buffer);
@@ -69,14 +72,14 @@ export class KeptStatements implements ArgsTarget {
 
   /**
    * Runs a statement; `undefined` when it has to go through the generic path. Throws
-   * `ArgumentError` for bad arguments and the module's errors as they are.
+   * `RangeError` / `TypeError` for bad arguments and the module's errors as they are.
    */
-  execute(stmt: InStatement, extra?: InArgs): ResultSet | undefined {
+  execute(stmt: InStatement | [string, InArgs?], extra?: InArgs): ResultSet | undefined {
     const [sql, args] = statementParts(stmt, extra);
     if (this.u8.byteLength === 0) this.#views();
     // Arguments first: a bad argument is reported before anything about the SQL, as
     // on the generic path. Preparing does not touch the argument buffer.
-    const len = encodeArgs(args, this);
+    const len = encodeArgs(args, this, this.#real);
     let k = this.#kept.get(sql) ?? this.#prepare(sql);
     if (k.handle === 0) return undefined;
     let at = this.#r.run(k.handle, len);

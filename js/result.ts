@@ -7,11 +7,12 @@
  * - the generic path (the remote client, batches, write-through, SQL that is not one
  *   statement) returns a copy, which `decodeResult` reads, headers kept by id.
  *
- * Value rules: NULL → `null`, REAL → `number`, TEXT → `string`, BLOB → a fresh
- * `Uint8Array`, INTEGER by int mode: 0 `auto` (a `number` when it is a safe integer,
- * else a `bigint`), 1 `bigint`, 2 `string` (decimal).
+ * Value rules: NULL → `null`, REAL → `number`, TEXT → `string`, BLOB → an `ArrayBuffer`
+ * of its own (as from `@libsql/client`), INTEGER by int mode: 0 `auto` (a `number` when
+ * it is a safe integer, else a `bigint`), 1 `bigint`, 2 `string` (decimal), 3 `number`
+ * (a `RangeError` when it is not a safe integer, as from `@libsql/client`).
  */
-import type { ResultSet, Row, Value } from "./client.js";
+import type { ResultSet, Row, Value } from "./types.js";
 import { ResultSetImpl, rowMaker } from "./resultset.js";
 
 /** Field offsets of the fixed part (src/wasm/result.rs). */
@@ -73,7 +74,7 @@ function readStr(bytes: Uint8Array, at: number, len: number): string {
 /**
  * Reads the result at `p`. `header` holds the statement's columns from an earlier
  * result; when this result includes a header, `header` is updated in place.
- * `intMode`: 0 auto, 1 bigint, 2 string.
+ * `intMode`: 0 auto, 1 bigint, 2 string, 3 number.
  */
 export function readResult(bytes: Uint8Array, dv: DataView, p: number, intMode: number, header: Header): ResultSet {
   const nrows = dv.getUint32(p, true);
@@ -106,10 +107,11 @@ export function readResult(bytes: Uint8Array, dv: DataView, p: number, intMode: 
       } else if (tag === 1) {
         const lo = dv.getUint32(at, true);
         const hi = dv.getInt32(at + 4, true);
-        if (intMode === 0 && hi >= -2097152 && hi < 2097152 && (hi !== -2097152 || lo !== 0)) {
+        if ((intMode === 0 || intMode === 3) && hi >= -2097152 && hi < 2097152 && (hi !== -2097152 || lo !== 0)) {
           row[c] = hi * TWO32 + lo;
         } else {
           const big = dv.getBigInt64(at, true);
+          if (intMode === 3) throw new RangeError("Received integer which is too large to be safely represented as a JavaScript number");
           row[c] = intMode === 2 ? big.toString() : intMode === 0 && big >= -9007199254740991n && big <= 9007199254740991n ? Number(big) : big;
         }
         at += 8;
@@ -119,7 +121,7 @@ export function readResult(bytes: Uint8Array, dv: DataView, p: number, intMode: 
       } else {
         const len = dv.getUint32(at, true);
         // Blobs are copied out: a view would change with the next call.
-        row[c] = tag === 3 ? readStr(bytes, at + 4, len) : bytes.slice(at + 4, at + 4 + len);
+        row[c] = tag === 3 ? readStr(bytes, at + 4, len) : bytes.slice(at + 4, at + 4 + len).buffer;
         at += 4 + len;
       }
     }

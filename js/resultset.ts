@@ -2,7 +2,7 @@
  * Result sets and their rows, built by the one result reader (result.ts) for the
  * remote client and the embedded replica alike.
  */
-import type { ResultSet, Row, Value } from "./client.js";
+import type { ResultSet, ResultSetJson, Row, Value } from "./types.js";
 
 /**
  * One row class per result set: indices and `length` are getters on its prototype
@@ -63,9 +63,26 @@ function newRowMaker(columns: string[]): (values: Value[]) => Row {
   return (values: Value[]): Row => new RowImpl(values) as unknown as Row;
 }
 
-function jsonValue(v: Value): unknown {
+const B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/** Standard base64 with padding, as `@libsql/client`'s `toJSON()` writes BLOBs. */
+export function base64(b: Uint8Array): string {
+  let s = "";
+  let i = 0;
+  for (; i + 2 < b.length; i += 3) {
+    const n = (b[i] << 16) | (b[i + 1] << 8) | b[i + 2];
+    s += B64[n >> 18] + B64[(n >> 12) & 63] + B64[(n >> 6) & 63] + B64[n & 63];
+  }
+  if (i < b.length) {
+    const n = (b[i] << 16) | ((i + 1 < b.length ? b[i + 1] : 0) << 8);
+    s += B64[n >> 18] + B64[(n >> 12) & 63] + (i + 1 < b.length ? B64[(n >> 6) & 63] : "=") + "=";
+  }
+  return s;
+}
+
+function jsonValue(v: Value): null | string | number {
   if (typeof v === "bigint") return v.toString();
-  if (v instanceof Uint8Array) return Array.from(v);
+  if (v instanceof ArrayBuffer) return base64(new Uint8Array(v));
   return v;
 }
 
@@ -93,8 +110,8 @@ export class ResultSetImpl implements ResultSet {
     this.replicationIndex = replicationIndex;
   }
 
-  /** JSON-safe: bigints as strings, blobs as byte arrays, rows as arrays. */
-  toJSON(): unknown {
+  /** JSON-safe: bigints as strings, BLOBs as base64 strings, rows as arrays. */
+  toJSON(): ResultSetJson {
     return {
       columns: this.columns,
       columnTypes: this.columnTypes,

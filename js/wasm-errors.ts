@@ -1,32 +1,58 @@
 /**
- * Errors: the `EdgesyncError` class every failure is an instance of, the `ErrorCode`
- * union (generated from the Rust enum into the wasm module's type declarations:
- * src/error.rs), and `adopt`, the one place where what a wasm export throws becomes an
- * `EdgesyncError` — for the remote client, embedded replicas, the CRDT classes and the
- * edge classes alike.
+ * Errors: `LibsqlError` and `LibsqlBatchError`, shaped as `@libsql/client`'s (`name`,
+ * `code`, `extendedCode`, `rawCode`, `statementIndex`, a message starting `CODE: `), with
+ * edgesync's additions (`retryable`, `serverCode`, `status`); `EdgesyncError` is
+ * `LibsqlError` under edgesync's name. The `ErrorCode` union is generated from the Rust
+ * enum into the wasm module's type declarations (src/error.rs). `adopt` is the one place
+ * where what a wasm export throws becomes one of these errors.
  */
 import type { ErrorCode } from "./wasm/edgesync.js";
 
 export type { ErrorCode };
 
-/** Every error edgesync raises. Branch on `code`, never on `message`. */
-export class EdgesyncError extends Error {
-  declare code: ErrorCode;
-  /** Whether the same call may succeed later (server unreachable, timeout, 5xx). */
-  declare retryable: boolean;
-  /** The server's own code, e.g. `SQLITE_CONSTRAINT`. */
-  declare serverCode?: string;
-  /** Index of the failing statement in a `batch`. */
-  declare step?: number;
-  /** HTTP status for `SERVER_ERROR`. */
-  declare status?: number;
+/** Every error edgesync raises (besides `RangeError` / `TypeError` for bad values). Branch on `code`. */
+export class LibsqlError extends Error {
+  /** What failed, in `@libsql/client`'s words (docs/errors.md). */
+  code: ErrorCode;
+  /** A local database's extended SQLite code, e.g. `SQLITE_CONSTRAINT_PRIMARYKEY`. */
+  extendedCode?: string;
+  /** A local database's numeric SQLite code, e.g. 1555. */
+  rawCode?: number;
+  /** edgesync: whether the same call may succeed later (server unreachable, timeout, 5xx). */
+  retryable: boolean;
+  /** edgesync: the server's code as it sent it (`code` is `UNKNOWN` when edgesync does not know it). */
+  serverCode?: string;
+  /** edgesync: the HTTP status, for `SERVER_ERROR`. */
+  status?: number;
 
-  constructor(message: string, code: ErrorCode, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "EdgesyncError";
+  constructor(message: string, code: ErrorCode, extendedCode?: string, rawCode?: number, cause?: unknown) {
+    super(code === undefined ? message : `${code}: ${message}`, cause === undefined ? undefined : { cause });
     this.code = code;
+    this.extendedCode = extendedCode;
+    this.rawCode = rawCode;
     this.retryable = false;
+    this.name = "LibsqlError";
   }
+}
+
+/** The error of a batch's statement: `statementIndex` is its index (from 0). */
+export class LibsqlBatchError extends LibsqlError {
+  statementIndex: number;
+
+  constructor(message: string, statementIndex: number, code: ErrorCode, extendedCode?: string, rawCode?: number, cause?: unknown) {
+    super(message, code, extendedCode, rawCode, cause);
+    this.statementIndex = statementIndex;
+    this.name = "LibsqlBatchError";
+  }
+}
+
+/** edgesync's name for `LibsqlError`: the same class. */
+export const EdgesyncError = LibsqlError;
+export type EdgesyncError = LibsqlError;
+
+/** A `LibsqlError` raised by the TS layer itself. */
+export function coded(code: ErrorCode, message: string, cause?: unknown): LibsqlError {
+  return new LibsqlError(message, code, undefined, undefined, cause);
 }
 
 /**
@@ -42,28 +68,36 @@ const BINDING_ARGUMENT_ERRORS = [
 ];
 
 /**
- * Turns anything a call into the wasm module threw into an `EdgesyncError`:
- * - an `EdgesyncError` (the core's errors are constructed as one) stays as it is; an
- *   error the core built before the class was registered gets its prototype;
+ * Turns anything a call into the wasm module threw into a `LibsqlError` (the CRDT and
+ * edge classes):
+ * - a `LibsqlError` stays as it is; an error the core built before the classes were
+ *   registered gets their prototype;
  * - a wasm trap (`WebAssembly.RuntimeError`) is a bug in edgesync: `INTERNAL_ERROR`;
  * - the glue's refusal of an argument — the messages above, or a `TypeError` from
  *   converting a value of the wrong type — is the caller's: `INVALID_ARGUMENT`;
  * - anything else is unexpected: `INTERNAL_ERROR`.
  * The original error is the `cause`.
  */
-export function adopt(e: unknown): EdgesyncError {
-  if (e instanceof EdgesyncError) return e;
-  if (e instanceof Error && e.name === "EdgesyncError" && typeof (e as { code?: unknown }).code === "string") {
-    return Object.setPrototypeOf(e, EdgesyncError.prototype) as EdgesyncError;
+export function adopt(e: unknown): LibsqlError {
+  if (e instanceof LibsqlError) return e;
+  if (e instanceof Error && (e.name === "LibsqlError" || e.name === "LibsqlBatchError") && typeof (e as { code?: unknown }).code === "string") {
+    return Object.setPrototypeOf(e, e.name === "LibsqlBatchError" ? LibsqlBatchError.prototype : LibsqlError.prototype) as LibsqlError;
   }
   const message = e instanceof Error ? e.message : String(e);
   const badArgument =
     e instanceof Error &&
     !(e instanceof WebAssembly.RuntimeError) &&
     (e instanceof TypeError || BINDING_ARGUMENT_ERRORS.some((re) => re.test(message)));
-  return badArgument
-    ? new EdgesyncError(`invalid argument: ${message}`, "INVALID_ARGUMENT", { cause: e })
-    : new EdgesyncError(`internal error: ${message}`, "INTERNAL_ERROR", { cause: e });
+  return badArgument ? coded("INVALID_ARGUMENT", `invalid argument: ${message}`, e) : coded("INTERNAL_ERROR", `internal error: ${message}`, e);
+}
+
+/**
+ * `adopt` for the clients: a `RangeError` or `TypeError` stays as it is, as the official
+ * client throws them for values that cannot be bound or read (js/args.ts, js/result.ts).
+ */
+export function adoptClient(e: unknown): Error {
+  if ((e instanceof RangeError || e instanceof TypeError) && !BINDING_ARGUMENT_ERRORS.some((re) => re.test(e.message))) return e;
+  return adopt(e);
 }
 
 /**
@@ -89,9 +123,9 @@ export function adoptFrom(obj: unknown, e: unknown): EdgesyncError {
 export function retiredError(obj: unknown): EdgesyncError | undefined {
   const first = obj !== null && typeof obj === "object" ? retired.get(obj) : undefined;
   if (first === undefined) return undefined;
-  return new EdgesyncError(
-    `internal error: this object was left unusable by an earlier internal error (${first.message}); create it again (a CRDT from its last encode())`,
+  return coded(
     "INTERNAL_ERROR",
-    { cause: first },
+    `internal error: this object was left unusable by an earlier internal error (${first.message}); create it again (a CRDT from its last encode())`,
+    first,
   );
 }

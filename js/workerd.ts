@@ -5,14 +5,11 @@
  */
 // wrangler/esbuild's CompiledWasm rule makes this default import a WebAssembly.Module.
 import wasmModule from "./wasm/edgesync_bg.wasm";
-import { initSync, registerErrorClass } from "./wasm/edgesync.js";
-import { EdgesyncError } from "./client.js";
+import * as glue from "./wasm/edgesync.js";
+import { syncRuntime } from "./platform.js";
+import { bindRuntime } from "./flavors/full.js";
 
-initSync({ module: wasmModule as unknown as WebAssembly.Module });
-registerErrorClass(EdgesyncError);
+const rt = syncRuntime(glue, wasmModule, "workerd");
+bindRuntime({ remote: rt, replica: rt });
 
-export * from "./client.js";
-export * from "./crdt.js";
-export * from "./edge.js";
-export * from "./durable.js";
-export type * from "./replica.js";
+export * from "./flavors/full.js";

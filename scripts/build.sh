@@ -10,22 +10,53 @@ ensure_node_modules
 ensure_wasm_toolchain
 ensure_wasm_bindgen
 
-log "cargo build (wasm32, release, $WASM_MODE)"
-"${WASM_CARGO[@]}" build --quiet --lib --release --target wasm32-unknown-unknown \
-  --no-default-features --features wasm --target-dir "$WASM_TARGET_DIR" "${WASM_BUILD_STD[@]}"
-WASM="$WASM_TARGET_DIR/wasm32-unknown-unknown/release/edgesync.wasm"
-
+# One wasm module per export of the package, each with only the Rust features it needs
+# (Cargo.toml): `edgesync` (everything), `edgesync/client` (the remote client alone),
+# `edgesync/crdt` (the CRDTs alone), `edgesync/replica` (embedded replicas without the
+# edge subsystems and the CRDT classes, and SQLite without FTS5 and R*Tree, to stay
+# within its size budget: docs/compatibility.md). Directory under pkg/wasm/ : features.
+FLAVORS=(".:js-all" "client:js-client" "crdt:js-crdt" "replica:js-replica")
+# SQLite features a flavour leaves out; such a flavour builds in a target dir of its own
+# (its C library differs, and must not be rebuilt each time the flavours alternate).
+flavor_sqlite_flags() {
+  case $1 in
+    replica) echo "-USQLITE_ENABLE_FTS5 -USQLITE_ENABLE_RTREE -USQLITE_ENABLE_COLUMN_METADATA -USQLITE_ENABLE_OFFSET_SQL_FUNC" ;;
+    *) echo "" ;;
+  esac
+}
+# The flavours a page downloads for one job are optimized for size (opt-level "z":
+# edgesync/replica 699 → 627 KB gzip, measured); `edgesync` and `edgesync/crdt` keep the
+# profile's "s" (the benchmarks' figures are theirs).
+flavor_opt_level() {
+  case $1 in
+    client | replica) echo z ;;
+    *) echo s ;;
+  esac
+}
 stage="$REPO/target/pkg-stage"
 rm -rf "$stage" && mkdir -p "$stage/wasm"
 # Release builds ship without the name section (142 KB of function names) and the
 # producers section; `EDGESYNC_WASM_NAMES=1` keeps names for profiling.
 strip_flags=(--remove-producers-section)
 [ "${EDGESYNC_WASM_NAMES:-0}" = 1 ] || strip_flags+=(--remove-name-section)
-wasm-bindgen --target web "${strip_flags[@]}" --out-dir "$stage/wasm" --out-name edgesync "$WASM"
+for flavor in "${FLAVORS[@]}"; do
+  dir=${flavor%%:*} features=${flavor#*:}
+  SQLITE_FLAVOR_FLAGS=$(flavor_sqlite_flags "$dir")
+  ensure_wasm_toolchain
+  opt=$(flavor_opt_level "$dir")
+  target_dir=$WASM_TARGET_DIR${SQLITE_FLAVOR_FLAGS:+-$dir}
+  log "cargo build (wasm32, release, $WASM_MODE, features $features, opt-level $opt)"
+  "${WASM_CARGO[@]}" build --quiet --lib --release --target wasm32-unknown-unknown \
+    --config "profile.release.opt-level=\"$opt\"" \
+    --no-default-features --features "$features" --target-dir "$target_dir" "${WASM_BUILD_STD[@]}"
+  wasm-bindgen --target web "${strip_flags[@]}" --out-dir "$stage/wasm/$dir" --out-name edgesync \
+    "$target_dir/wasm32-unknown-unknown/release/edgesync.wasm"
+  node scripts/lib/fix-glue.mjs "$stage/wasm/$dir"
+done
 
 log "compiling the TypeScript API"
-mkdir -p pkg
-rm -rf pkg/wasm && mv "$stage/wasm" pkg/wasm
+rm -rf pkg && mkdir -p pkg
+mv "$stage/wasm" pkg/wasm
 node_modules/.bin/tsc -p js/tsconfig.json
 cp js/package.json pkg/package.json
 # The package's own README (usage only), not the repo's.
@@ -38,6 +69,7 @@ node www/dashboard/build.mjs
 mkdir -p node_modules
 ln -sfn ../pkg node_modules/edgesync
 
-raw=$(stat -c %s pkg/wasm/edgesync_bg.wasm)
-gz=$(gzip -9 -c pkg/wasm/edgesync_bg.wasm | wc -c)
-log "pkg/ ready: edgesync_bg.wasm $raw bytes raw, $gz bytes gzip"
+for flavor in "${FLAVORS[@]}"; do
+  f="pkg/wasm/${flavor%%:*}/edgesync_bg.wasm"
+  log "pkg/ ready: $f $(stat -c %s "$f") bytes raw, $(gzip -9 -c "$f" | wc -c) bytes gzip"
+done

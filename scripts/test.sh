@@ -27,10 +27,13 @@ lint() {
   log "cargo clippy (native, all targets)"
   cargo clippy --quiet --all-targets -- -D warnings
 
-  log "cargo clippy (wasm32, feature wasm)"
   ensure_wasm_toolchain
-  "${WASM_CARGO[@]}" clippy --quiet --lib --target wasm32-unknown-unknown --no-default-features --features wasm \
-    --target-dir "$WASM_TARGET_DIR" "${WASM_BUILD_STD[@]}" -- -D warnings
+  # Each wasm flavour's features (scripts/build.sh): every one must be clean on its own.
+  for features in js-all js-client js-crdt js-replica; do
+    log "cargo clippy (wasm32, features $features)"
+    "${WASM_CARGO[@]}" clippy --quiet --lib --target wasm32-unknown-unknown --no-default-features --features "$features" \
+      --target-dir "$WASM_TARGET_DIR" "${WASM_BUILD_STD[@]}" -- -D warnings
+  done
 
   log "tsc --noEmit (package API, example, worker)"
   node_modules/.bin/tsc --noEmit -p js/tsconfig.json
@@ -54,6 +57,7 @@ js() {
   ensure_chromium
   ensure_prom_parser
   wrangler_env
+  case " $* " in *consumers.test.mjs*) ensure_consumer_tools ;; esac
   log "node --test (pkg/ in Node, workerd and Chromium; cross-client; size budget): $# file(s)"
   node --test --test-concurrency=1 "$@"
 }

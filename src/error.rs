@@ -11,47 +11,103 @@
 //! assert_eq!(err.code(), "INVALID_ARGUMENT");
 //! ```
 
-/// What kind of failure a SQL statement reported, as classified from the server's
-/// error code and message.
+impl SqlCode {
+    /// The code for SQLite's primary result code `rc` (the low byte of an extended code).
+    pub fn from_sqlite(rc: i32) -> SqlCode {
+        use SqlCode::*;
+        const BY_RC: [SqlCode; 29] = [
+            Unknown,
+            SqliteError,
+            SqliteInternal,
+            SqlitePerm,
+            SqliteAbort,
+            SqliteBusy,
+            SqliteLocked,
+            SqliteNomem,
+            SqliteReadonly,
+            SqliteInterrupt,
+            SqliteIoerr,
+            SqliteCorrupt,
+            SqliteNotfound,
+            SqliteFull,
+            SqliteCantopen,
+            SqliteProtocol,
+            SqliteEmpty,
+            SqliteSchema,
+            SqliteToobig,
+            SqliteConstraint,
+            SqliteMismatch,
+            SqliteMisuse,
+            SqliteNolfs,
+            SqliteAuth,
+            SqliteFormat,
+            SqliteRange,
+            SqliteNotadb,
+            SqliteNotice,
+            SqliteWarning,
+        ];
+        BY_RC.get((rc & 0xff) as usize).copied().unwrap_or(Unknown)
+    }
+
+    /// Whether the statement broke a PRIMARY KEY, UNIQUE, NOT NULL, CHECK or FOREIGN KEY
+    /// constraint (the server's and the local database's code alike).
+    pub fn is_constraint(self) -> bool {
+        self == SqlCode::SqliteConstraint
+    }
+}
+
+/// SQLite's extended result code of a local failure, as the official client reports it
+/// (`extendedCode: "SQLITE_CONSTRAINT_PRIMARYKEY"`, `rawCode: 1555`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SqlErrorKind {
-    /// The statement does not parse (`near "selec": syntax error`).
-    Syntax,
-    /// A PRIMARY KEY, UNIQUE, NOT NULL, CHECK or FOREIGN KEY constraint failed.
-    Constraint,
-    /// Anything else SQLite reported (unknown table, type mismatch, busy, ...).
-    Other,
+pub struct Extended {
+    pub name: &'static str,
+    pub raw: i32,
 }
 
 /// Errors returned by every edgesync operation.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The database URL cannot be used.
-    #[error("invalid database URL {url:?}: {reason}")]
+    /// The database URL cannot be used. `reason` is the whole message.
+    #[error("{reason}")]
     UrlInvalid { url: String, reason: String },
 
-    /// The server demands an auth token and none was given.
-    #[error("the server requires an auth token (pass `authToken`): {message}")]
-    AuthRequired { message: String },
+    /// The URL's scheme is not one this client speaks.
+    #[error("{reason}")]
+    UrlSchemeNotSupported { url: String, reason: String },
 
-    /// The server rejected the auth token (malformed, expired or signed by another key).
+    /// The config asks for encryption (`encryptionKey`, `remoteEncryptionKey`), which
+    /// edgesync does not implement.
+    #[error("{0}")]
+    EncryptionKeyNotSupported(String),
+
+    /// The URL has a query parameter this client does not know.
+    #[error("Unsupported URL query parameter {param:?}")]
+    UrlParamNotSupported { url: String, param: String },
+
+    /// The edge rejected a verified token's claims (no `sub`, an unknown access claim).
+    /// A libSQL server's own 401 is [`Error::Server`] with status 401 (`SERVER_ERROR`,
+    /// as from the official client).
     #[error("the server rejected the auth token: {message}")]
     AuthInvalid { message: String },
 
-    /// The token is valid but does not allow this operation (e.g. a read-only token
-    /// writing).
+    /// The edge's principal may not do this (a read-only token writing or publishing).
+    /// A libSQL server's own 403 is [`Error::Server`] with status 403.
     #[error("permission denied: {message}")]
     PermissionDenied { message: String },
 
-    /// SQLite rejected a statement. `step` is the statement's index inside a batch.
-    #[error("{}{message}", step.map(|s| format!("batch step {s}: ")).unwrap_or_default())]
+    /// The database refused a statement or request: a libSQL server's error response, or
+    /// a local SQLite error. `statement_index` is the statement's index inside a batch.
+    #[error("{message}")]
     Sql {
-        kind: SqlErrorKind,
+        code: SqlCode,
         message: String,
-        /// The server's own code, e.g. `SQLITE_CONSTRAINT_PRIMARYKEY`.
+        /// The server's code as it sent it (`code` is [`SqlCode::Unknown`] when it is not
+        /// one of ours).
         server_code: Option<String>,
-        step: Option<usize>,
+        /// A local SQLite error's extended result code.
+        extended: Option<Extended>,
+        statement_index: Option<usize>,
     },
 
     /// No connection could be made (refused, DNS failure, TLS failure, reset).
@@ -69,6 +125,26 @@ pub enum Error {
     /// The server's answer is not valid Hrana (wrong endpoint, proxy page, truncated body).
     #[error("protocol error: {0}")]
     Protocol(String),
+
+    /// The WebSocket failed: it could not connect, or it closed while requests were in
+    /// flight.
+    #[error("{0}")]
+    WebSocket(String),
+
+    /// This runtime has no `WebSocket` for a `ws://` or `wss://` URL.
+    #[error("{0}")]
+    WebSocketsNotSupported(String),
+
+    /// A number that cannot be stored (NaN, ±infinity, a bigint beyond 64 bits), or an
+    /// integer result that a `number` cannot hold exactly: a JS `RangeError`, as from the
+    /// official client.
+    #[error("{0}")]
+    Range(String),
+
+    /// A value of a type that cannot be bound (`undefined`, a function, a symbol), or a
+    /// config that is not an object: a JS `TypeError`, as from the official client.
+    #[error("{0}")]
+    Type(String),
 
     /// The caller passed a value or option that cannot be used.
     #[error("invalid argument: {0}")]
@@ -102,8 +178,24 @@ pub enum Error {
     InvalidOperation(String),
 
     /// The client was closed with `close()`.
-    #[error("the client is closed")]
+    #[error("The client is closed")]
     ClientClosed,
+
+    /// The interactive transaction was committed, rolled back or closed; or a batch's
+    /// statement did not run because the transaction was rolled back inside the batch.
+    #[error("{message}")]
+    TransactionClosed {
+        message: String,
+        statement_index: Option<usize>,
+    },
+
+    /// The local database's one connection is held by an open interactive transaction.
+    #[error("{0}")]
+    TransactionActive(String),
+
+    /// `sync()` on a client that is not an embedded replica.
+    #[error("sync not supported in {0} mode")]
+    SyncNotSupported(&'static str),
 
     /// The local database file is open elsewhere: in another client of this process,
     /// or in another process (its lock file names it).
@@ -209,21 +301,56 @@ pub enum Error {
     StatementFailed(String),
 }
 
-/// Defines [`Error::code`] and [`Error::CODES`] from one table, and the TypeScript
-/// `ErrorCode` union from the same table ([`TS_ERROR_CODE`]), so the codes JS sees can
-/// never differ from the codes Rust returns.
+/// Defines [`Error::code`], [`Error::CODES`] and [`SqlCode`] from one table, and the
+/// TypeScript `ErrorCode` union from the same table ([`TS_ERROR_CODE`]), so the codes JS
+/// sees can never differ from the codes Rust returns.
+///
+/// `sql` lists the codes a database reports for a failed statement or request, as the
+/// official `@libsql/client` reports them in `code`: a libSQL server's own code (Hrana
+/// `Error.code`, e.g. `SQL_PARSE_ERROR`) or, for a local database, SQLite's primary
+/// result code (`SQLITE_CONSTRAINT`).
 macro_rules! error_codes {
-    ($($variant:pat => $code:literal,)+) => {
+    (errors { $($variant:pat => $code:literal,)+ } sql { $($sql:ident => $sql_code:literal,)+ }) => {
+        /// The code of an [`Error::Sql`]: what the database said, in the official client's
+        /// words. A server code this table does not know is [`SqlCode::Unknown`] (its text
+        /// stays in `server_code`).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[non_exhaustive]
+        pub enum SqlCode {
+            $(#[doc = $sql_code] $sql,)+
+        }
+
+        impl SqlCode {
+            /// Every code, in declaration order.
+            pub const ALL: &'static [SqlCode] = &[$(SqlCode::$sql),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(SqlCode::$sql => $sql_code,)+
+                }
+            }
+
+            /// A server's code as it sent it; `None` when it is not one of ours.
+            pub fn parse(code: &str) -> Option<SqlCode> {
+                match code {
+                    $($sql_code => Some(SqlCode::$sql),)+
+                    _ => None,
+                }
+            }
+        }
+
         impl Error {
-            /// The stable code for this error, e.g. `"SQL_CONSTRAINT"`.
+            /// The stable code for this error, e.g. `"SQLITE_CONSTRAINT"`.
             pub fn code(&self) -> &'static str {
                 match self {
+                    Error::Sql { code, .. } => code.as_str(),
                     $($variant => $code,)+
                 }
             }
 
-            /// Every code [`Error::code`] returns, in declaration order.
-            pub const CODES: &'static [&'static str] = &[$($code),+];
+            /// Every code [`Error::code`] returns, in declaration order (the codes of
+            /// [`SqlCode`] last).
+            pub const CODES: &'static [&'static str] = &[$($code,)+ $($sql_code),+];
         }
 
         /// The TypeScript declaration of every code: those of [`Error::CODES`], and
@@ -234,49 +361,117 @@ macro_rules! error_codes {
             "/** Stable error codes (docs/errors.md): generated from the Rust `Error` enum. */\n",
             "export type ErrorCode =",
             $("\n  | \"", $code, "\"",)+
+            $("\n  | \"", $sql_code, "\"",)+
             "\n  | \"INTERNAL_ERROR\";\n"
         );
     };
 }
 
 error_codes! {
-    Error::UrlInvalid { .. } => "URL_INVALID",
-    Error::AuthRequired { .. } => "AUTH_REQUIRED",
-    Error::AuthInvalid { .. } => "AUTH_INVALID",
-    Error::PermissionDenied { .. } => "PERMISSION_DENIED",
-    Error::Sql { kind: SqlErrorKind::Syntax, .. } => "SQL_SYNTAX_ERROR",
-    Error::Sql { kind: SqlErrorKind::Constraint, .. } => "SQL_CONSTRAINT",
-    Error::Sql { kind: SqlErrorKind::Other, .. } => "SQL_ERROR",
-    Error::Unreachable { .. } => "SERVER_UNREACHABLE",
-    Error::Timeout { .. } => "TIMEOUT",
-    Error::Server { .. } => "SERVER_ERROR",
-    Error::Protocol(_) => "PROTOCOL_ERROR",
-    Error::InvalidArgument(_) => "INVALID_ARGUMENT",
-    Error::Decode { .. } => "DECODE_ERROR",
-    Error::ClockDrift { .. } | Error::LocalClockSkew { .. } => "CLOCK_DRIFT",
-    Error::InvalidOperation(_) => "INVALID_OPERATION",
-    Error::ClientClosed => "CLIENT_CLOSED",
-    Error::DatabaseLocked(_) => "DATABASE_LOCKED",
-    Error::StorageFull(_) => "STORAGE_FULL",
-    Error::Schema(_) => "SCHEMA_ERROR",
-    Error::SchemaMismatch(_) => "SCHEMA_MISMATCH",
-    Error::UnsupportedValue(_) => "UNSUPPORTED_VALUE",
-    Error::ServerReset(_) => "SERVER_RESET",
-    Error::Resolver(_) => "RESOLVER_ERROR",
-    Error::RowTooLarge(_) => "ROW_TOO_LARGE",
-    Error::QueryUnparseable(_) => "QUERY_UNPARSEABLE",
-    Error::Config(_) => "CONFIG_ERROR",
-    Error::PrimaryUnavailable(_) => "PRIMARY_UNAVAILABLE",
-    Error::NoHealthyRegion(_) => "NO_HEALTHY_REGION",
-    Error::SessionNotFound(_) => "SESSION_NOT_FOUND",
-    Error::SessionExpired(_) => "SESSION_EXPIRED",
-    Error::SessionTampered(_) => "SESSION_TAMPERED",
-    Error::SessionKeyUnknown(_) => "SESSION_KEY_UNKNOWN",
-    Error::SessionConflict(_) => "SESSION_CONFLICT",
-    Error::Forbidden(_) => "FORBIDDEN",
-    Error::SqlNotAllowed(_) => "SQL_NOT_ALLOWED",
-    Error::ChannelReserved(_) => "CHANNEL_RESERVED",
-    Error::StatementFailed(_) => "STATEMENT_FAILED",
+    errors {
+        Error::UrlInvalid { .. } => "URL_INVALID",
+        Error::UrlSchemeNotSupported { .. } => "URL_SCHEME_NOT_SUPPORTED",
+        Error::UrlParamNotSupported { .. } => "URL_PARAM_NOT_SUPPORTED",
+        Error::EncryptionKeyNotSupported(_) => "ENCRYPTION_KEY_NOT_SUPPORTED",
+        Error::AuthInvalid { .. } => "AUTH_INVALID",
+        Error::PermissionDenied { .. } => "PERMISSION_DENIED",
+        Error::Server { .. } => "SERVER_ERROR",
+        Error::Unreachable { .. } => "SERVER_UNREACHABLE",
+        Error::Timeout { .. } => "TIMEOUT",
+        Error::Protocol(_) => "HRANA_PROTO_ERROR",
+        Error::WebSocket(_) => "HRANA_WEBSOCKET_ERROR",
+        Error::WebSocketsNotSupported(_) => "WEBSOCKETS_NOT_SUPPORTED",
+        Error::InvalidArgument(_) | Error::Range(_) | Error::Type(_) => "INVALID_ARGUMENT",
+        Error::Decode { .. } => "DECODE_ERROR",
+        Error::ClockDrift { .. } | Error::LocalClockSkew { .. } => "CLOCK_DRIFT",
+        Error::InvalidOperation(_) => "INVALID_OPERATION",
+        Error::ClientClosed => "CLIENT_CLOSED",
+        Error::TransactionClosed { .. } => "TRANSACTION_CLOSED",
+        Error::TransactionActive(_) => "TRANSACTION_ACTIVE",
+        Error::SyncNotSupported(_) => "SYNC_NOT_SUPPORTED",
+        Error::DatabaseLocked(_) => "DATABASE_LOCKED",
+        Error::StorageFull(_) => "STORAGE_FULL",
+        Error::Schema(_) => "SCHEMA_ERROR",
+        Error::SchemaMismatch(_) => "SCHEMA_MISMATCH",
+        Error::UnsupportedValue(_) => "UNSUPPORTED_VALUE",
+        Error::ServerReset(_) => "SERVER_RESET",
+        Error::Resolver(_) => "RESOLVER_ERROR",
+        Error::RowTooLarge(_) => "ROW_TOO_LARGE",
+        Error::QueryUnparseable(_) => "QUERY_UNPARSEABLE",
+        Error::Config(_) => "CONFIG_ERROR",
+        Error::PrimaryUnavailable(_) => "PRIMARY_UNAVAILABLE",
+        Error::NoHealthyRegion(_) => "NO_HEALTHY_REGION",
+        Error::SessionNotFound(_) => "SESSION_NOT_FOUND",
+        Error::SessionExpired(_) => "SESSION_EXPIRED",
+        Error::SessionTampered(_) => "SESSION_TAMPERED",
+        Error::SessionKeyUnknown(_) => "SESSION_KEY_UNKNOWN",
+        Error::SessionConflict(_) => "SESSION_CONFLICT",
+        Error::Forbidden(_) => "FORBIDDEN",
+        Error::SqlNotAllowed(_) => "SQL_NOT_ALLOWED",
+        Error::ChannelReserved(_) => "CHANNEL_RESERVED",
+        Error::StatementFailed(_) => "STATEMENT_FAILED",
+    }
+    sql {
+        // Statement errors of a libSQL server (sqld's `StmtError::code`).
+        SqlParseError => "SQL_PARSE_ERROR",
+        SqlNoStatement => "SQL_NO_STATEMENT",
+        SqlManyStatements => "SQL_MANY_STATEMENTS",
+        ArgsInvalid => "ARGS_INVALID",
+        ArgsBothPositionalAndNamed => "ARGS_BOTH_POSITIONAL_AND_NAMED",
+        TransactionTimeout => "TRANSACTION_TIMEOUT",
+        TransactionBusy => "TRANSACTION_BUSY",
+        SqlInputError => "SQL_INPUT_ERROR",
+        Blocked => "BLOCKED",
+        ResponseTooLarge => "RESPONSE_TOO_LARGE",
+        ProxyError => "PROXY_ERROR",
+        // Request errors of a libSQL server (streams, stored SQL, cursors, auth).
+        SqlStoreTooMany => "SQL_STORE_TOO_MANY",
+        StreamNotOpen => "STREAM_NOT_OPEN",
+        CursorNotOpen => "CURSOR_NOT_OPEN",
+        StreamExpired => "STREAM_EXPIRED",
+        StreamTooMany => "STREAM_TOO_MANY",
+        StreamUnknown => "STREAM_UNKNOWN",
+        AuthJwtInvalid => "AUTH_JWT_INVALID",
+        AuthJwtExpired => "AUTH_JWT_EXPIRED",
+        AuthJwtRequired => "AUTH_JWT_REQUIRED",
+        AuthHeaderNotFound => "AUTH_HEADER_NOT_FOUND",
+        AuthHeaderMalformed => "AUTH_HEADER_MALFORMED",
+        AuthUnauthorized => "AUTH_UNAUTHORIZED",
+        // SQLite's primary result codes: the server's names for a SQLite failure, and the
+        // official client's `code` for a local database (its `extendedCode` has the detail).
+        SqliteError => "SQLITE_ERROR",
+        SqliteInternal => "SQLITE_INTERNAL",
+        SqlitePerm => "SQLITE_PERM",
+        SqliteAbort => "SQLITE_ABORT",
+        SqliteBusy => "SQLITE_BUSY",
+        SqliteLocked => "SQLITE_LOCKED",
+        SqliteNomem => "SQLITE_NOMEM",
+        SqliteReadonly => "SQLITE_READONLY",
+        SqliteInterrupt => "SQLITE_INTERRUPT",
+        SqliteIoerr => "SQLITE_IOERR",
+        SqliteCorrupt => "SQLITE_CORRUPT",
+        SqliteNotfound => "SQLITE_NOTFOUND",
+        SqliteFull => "SQLITE_FULL",
+        SqliteCantopen => "SQLITE_CANTOPEN",
+        SqliteProtocol => "SQLITE_PROTOCOL",
+        SqliteEmpty => "SQLITE_EMPTY",
+        SqliteSchema => "SQLITE_SCHEMA",
+        SqliteToobig => "SQLITE_TOOBIG",
+        SqliteConstraint => "SQLITE_CONSTRAINT",
+        SqliteMismatch => "SQLITE_MISMATCH",
+        SqliteMisuse => "SQLITE_MISUSE",
+        SqliteNolfs => "SQLITE_NOLFS",
+        SqliteAuth => "SQLITE_AUTH",
+        SqliteFormat => "SQLITE_FORMAT",
+        SqliteRange => "SQLITE_RANGE",
+        SqliteNotadb => "SQLITE_NOTADB",
+        SqliteNotice => "SQLITE_NOTICE",
+        SqliteWarning => "SQLITE_WARNING",
+        // A libSQL server's name for SQLITE_ERROR (and any code it has no name for).
+        SqliteUnknown => "SQLITE_UNKNOWN",
+        // A server code this version of edgesync does not know (see `server_code`).
+        Unknown => "UNKNOWN",
+    }
 }
 
 impl Error {
@@ -284,7 +479,7 @@ impl Error {
     /// or was temporarily failing). SQL and auth errors are never retryable.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Unreachable { .. } | Error::Timeout { .. } => true,
+            Error::Unreachable { .. } | Error::Timeout { .. } | Error::WebSocket(_) => true,
             Error::Server { status, .. } => *status >= 500 || *status == 429,
             _ => false,
         }
@@ -296,6 +491,62 @@ impl Error {
 pub const UNSUPPORTED_VALUE_PREFIX: &str = "edgesync UNSUPPORTED_VALUE: ";
 
 impl Error {
+    /// An [`Error::Sql`] a server reported: `code` is its code if we know it.
+    pub fn from_server(code: Option<String>, message: String) -> Error {
+        let parsed = code.as_deref().map(|c| SqlCode::parse(c).unwrap_or(SqlCode::Unknown));
+        Error::Sql {
+            code: parsed.unwrap_or(SqlCode::Unknown),
+            message,
+            server_code: code,
+            extended: None,
+            statement_index: None,
+        }
+    }
+
+    /// The same error, as the failure of statement `i` of a batch (an error that already
+    /// names its statement, or is not about a statement, is kept as it is).
+    pub fn at_statement(self, i: usize) -> Error {
+        match self {
+            Error::Sql {
+                code,
+                message,
+                server_code,
+                extended,
+                statement_index: None,
+            } => Error::Sql {
+                code,
+                message,
+                server_code,
+                extended,
+                statement_index: Some(i),
+            },
+            Error::TransactionClosed {
+                message,
+                statement_index: None,
+            } => Error::TransactionClosed {
+                message,
+                statement_index: Some(i),
+            },
+            e => e,
+        }
+    }
+
+    /// The index of the batch statement that failed, if this error is about one.
+    pub fn statement_index(&self) -> Option<usize> {
+        match self {
+            Error::Sql { statement_index, .. } | Error::TransactionClosed { statement_index, .. } => *statement_index,
+            _ => None,
+        }
+    }
+
+    /// The HTTP status this error came with, if any (`SERVER_ERROR`).
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Server { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
     /// The coded error a SQL error message stands for, when it was raised by one of
     /// edgesync's own triggers or SQL functions (locally, or on the server for another
     /// client's write) rather than by SQLite.
@@ -311,67 +562,5 @@ impl Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn codes_are_stable() {
-        let sql = |kind| Error::Sql {
-            kind,
-            message: "m".into(),
-            server_code: None,
-            step: None,
-        };
-        assert_eq!(sql(SqlErrorKind::Syntax).code(), "SQL_SYNTAX_ERROR");
-        assert_eq!(sql(SqlErrorKind::Constraint).code(), "SQL_CONSTRAINT");
-        assert_eq!(sql(SqlErrorKind::Other).code(), "SQL_ERROR");
-        assert_eq!(Error::ClientClosed.code(), "CLIENT_CLOSED");
-        let t = Error::Timeout {
-            url: "u".into(),
-            timeout_ms: 5,
-        };
-        assert_eq!(t.code(), "TIMEOUT");
-        assert!(t.is_retryable());
-    }
-
-    #[test]
-    fn every_code_is_listed_once_and_declared_for_typescript() {
-        let mut seen = std::collections::BTreeSet::new();
-        for code in Error::CODES {
-            assert!(seen.insert(code), "{code} twice");
-            assert!(code.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'), "{code}");
-            assert!(
-                TS_ERROR_CODE.contains(&format!("| \"{code}\"")),
-                "{code} not in the TypeScript union"
-            );
-        }
-        assert!(TS_ERROR_CODE.contains("| \"INTERNAL_ERROR\";"));
-        assert!(
-            !Error::CODES.contains(&"INTERNAL_ERROR"),
-            "INTERNAL_ERROR is the JS layer's own"
-        );
-    }
-
-    /// docs/errors.md documents every code (a row `| `CODE` | …` of its tables).
-    #[test]
-    fn every_code_is_documented() {
-        let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/errors.md")).unwrap();
-        for code in Error::CODES.iter().chain(&["INTERNAL_ERROR"]) {
-            assert!(
-                docs.contains(&format!("| `{code}` |")),
-                "docs/errors.md has no row for {code}"
-            );
-        }
-    }
-
-    #[test]
-    fn batch_step_is_in_the_message() {
-        let e = Error::Sql {
-            kind: SqlErrorKind::Constraint,
-            message: "UNIQUE constraint failed: t.id".into(),
-            server_code: None,
-            step: Some(2),
-        };
-        assert_eq!(e.to_string(), "batch step 2: UNIQUE constraint failed: t.id");
-    }
-}
+#[path = "error_tests.rs"]
+mod tests;

@@ -5,7 +5,8 @@
 //! binding lives in `src/wasm/` behind the `wasm` feature and is the only code that
 //! touches wasm-bindgen.
 //!
-//! Subsystems (one folder each):
+//! Subsystems (one folder each; `crdt`, `store`, `sync`, `router` and `session` behind
+//! the features of those names, all in the default `full`):
 //! - [`sql`]: the SQL types every layer shares (values, statements, result sets).
 //! - [`remote`]: the libSQL remote client (Hrana over HTTP) behind a transport trait.
 //! - [`codec`]: the checked, versioned binary format every encoding uses.
@@ -20,22 +21,28 @@
 //! - [`auth`]: the edge's authorization model — principals from verified token
 //!   claims, who may run which SQL, hub channel grants, session ownership.
 
+#[cfg(feature = "edge")]
 pub mod auth;
 pub mod clock;
 pub mod codec;
+#[cfg(feature = "crdt")]
 pub mod crdt;
 pub mod error;
 pub mod gateway;
 pub mod metrics;
 pub mod remote;
+#[cfg(feature = "edge")]
 pub mod router;
+#[cfg(feature = "edge")]
 pub mod session;
 pub mod sql;
+#[cfg(feature = "store")]
 pub mod store;
+#[cfg(feature = "sync")]
 pub mod sync;
 
 #[cfg(all(feature = "wasm", target_arch = "wasm32"))]
 mod wasm;
 
-pub use error::{Error, Result, SqlErrorKind};
+pub use error::{Error, Extended, Result, SqlCode};
 pub use sql::{ResultSet, Statement, TransactionMode, Value};

@@ -95,8 +95,17 @@ fn batch_is_atomic() {
         TransactionMode::Write,
     ))
     .unwrap_err();
-    assert_eq!(e.code(), "SQL_CONSTRAINT");
-    assert!(matches!(e, Error::Sql { step: Some(1), .. }), "{e:?}");
+    assert_eq!(e.code(), "SQLITE_CONSTRAINT");
+    assert!(
+        matches!(
+            e,
+            Error::Sql {
+                statement_index: Some(1),
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     assert_eq!(exec(&c, "select count(*) from t").rows[0][0], Value::Integer(2));
 
     // A read batch sees a consistent snapshot.
@@ -119,7 +128,8 @@ fn sql_errors_have_codes() {
         "create table t(id integer primary key, u unique, n not null, k check (k > 0))",
     );
     exec(&c, "insert into t values (1, 1, 1, 1)");
-    assert_eq!(err(&c, "selec 1").code(), "SQL_SYNTAX_ERROR");
+    // The server's own codes, as the official client reports them.
+    assert_eq!(err(&c, "selec 1").code(), "SQL_PARSE_ERROR");
     for bad in [
         "insert into t values (1, 2, 1, 1)",
         "insert into t values (2, 1, 1, 1)",
@@ -127,33 +137,98 @@ fn sql_errors_have_codes() {
         "insert into t values (4, 4, 1, -1)",
     ] {
         let e = err(&c, bad);
-        assert_eq!(e.code(), "SQL_CONSTRAINT", "{bad}: {e}");
+        assert_eq!(e.code(), "SQLITE_CONSTRAINT", "{bad}: {e}");
         assert!(e.to_string().contains("constraint failed"), "{e}");
     }
     let e = err(&c, "select * from missing_table");
-    assert_eq!(e.code(), "SQL_ERROR");
+    assert_eq!(e.code(), "SQLITE_UNKNOWN");
     assert!(e.to_string().contains("missing_table"), "{e}");
     let e = err(&c, Statement::new("select ?").arg(f64::NAN));
     assert_eq!(e.code(), "INVALID_ARGUMENT");
+    assert_eq!(err(&c, "create table t(x)").code(), "SQL_INPUT_ERROR");
+    assert_eq!(err(&c, Statement::new("select ?").arg(1).arg(2)).code(), "ARGS_INVALID");
+    assert_eq!(err(&c, "select 1; select 2").code(), "SQL_MANY_STATEMENTS");
+}
+
+#[test]
+fn interactive_transactions_and_sequences_on_streams() {
+    use edgesync::remote::hrana::{Batch, Request};
+    use edgesync::remote::HttpStream;
+    let s = Sqld::start();
+    let c = s.client();
+    block(c.sequence("create table t(x); insert into t values (1); insert into t values (2);")).unwrap();
+    assert_eq!(exec(&c, "select count(*) from t").rows[0][0], Value::Integer(2));
+    assert_eq!(
+        block(c.sequence("insert into t values (3); insert into nope values (1);"))
+            .unwrap_err()
+            .code(),
+        "SQLITE_UNKNOWN"
+    );
+
+    // A transaction over several pipelines, kept by its baton, invisible until committed.
+    let mut st = HttpStream::default();
+    let stmts = [Statement::new("insert into t values (10)")];
+    let batch = Batch::in_transaction(&stmts, Some(TransactionMode::Write)).unwrap();
+    let res = block(c.on_stream(
+        &mut st,
+        &[Request::Batch {
+            stream_id: None,
+            batch: &batch,
+        }],
+    ))
+    .unwrap();
+    assert!(res.into_iter().next().unwrap().is_ok());
+    assert!(st.is_open_on_server());
+    assert_eq!(
+        exec(&c, "select count(*) from t where x = 10").rows[0][0],
+        Value::Integer(0)
+    );
+    block(c.on_stream(&mut st, &[Request::run(None, "COMMIT"), Request::Close])).unwrap();
+    assert!(st.is_closed());
+    assert_eq!(
+        exec(&c, "select count(*) from t where x = 10").rows[0][0],
+        Value::Integer(1)
+    );
+
+    // migrate: foreign keys off inside, all or nothing.
+    block(c.migrate(&[
+        "create table p(id integer primary key)".into(),
+        "create table ch(id integer primary key, p references p(id))".into(),
+    ]))
+    .unwrap();
+    let e = block(c.migrate(&["insert into p values (1)".into(), "insert into p values (1)".into()])).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Sql {
+                statement_index: Some(1),
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(exec(&c, "select count(*) from p").rows[0][0], Value::Integer(0));
 }
 
 #[test]
 fn auth_failures_have_codes() {
     let s = Sqld::start();
-    assert_eq!(err(&s.client_with(None), "select 1").code(), "AUTH_REQUIRED");
-    assert_eq!(
-        err(&s.client_with(Some("not.a.jwt")), "select 1").code(),
-        "AUTH_INVALID"
-    );
+    // As the official client: SERVER_ERROR with the HTTP status (the message says more).
+    let e = err(&s.client_with(None), "select 1");
+    assert_eq!((e.code(), e.status()), ("SERVER_ERROR", Some(401)));
+    assert!(e.to_string().contains("requires an auth token"), "{e}");
+    let e = err(&s.client_with(Some("not.a.jwt")), "select 1");
+    assert_eq!((e.code(), e.status()), ("SERVER_ERROR", Some(401)));
+    assert!(e.to_string().contains("rejected the auth token"), "{e}");
     let other_key = common::Auth::new().token(&serde_json::json!({"a": "rw"}));
-    assert_eq!(err(&s.client_with(Some(&other_key)), "select 1").code(), "AUTH_INVALID");
+    assert_eq!(err(&s.client_with(Some(&other_key)), "select 1").status(), Some(401));
     let expired = s.auth.token(&serde_json::json!({"a": "rw", "exp": 1_000_000}));
-    assert_eq!(err(&s.client_with(Some(&expired)), "select 1").code(), "AUTH_INVALID");
+    assert_eq!(err(&s.client_with(Some(&expired)), "select 1").status(), Some(401));
 
     let ro = s.client_with(Some(&s.ro));
     assert_eq!(exec(&ro, "select 41 + 1").rows[0][0], Value::Integer(42));
     let e = err(&ro, "create table nope(x)");
-    assert_eq!(e.code(), "PERMISSION_DENIED");
+    assert_eq!((e.code(), e.status()), ("SERVER_ERROR", Some(403)));
     assert!(e.to_string().contains("Write permission"), "{e}");
 }
 
@@ -188,7 +263,7 @@ fn network_failures_have_codes() {
         RemoteConfig::parse(&format!("http://127.0.0.1:{port}"), None).unwrap(),
         UreqTransport::default(),
     );
-    assert_eq!(err(&c, "select 1").code(), "PROTOCOL_ERROR");
+    assert_eq!(err(&c, "select 1").code(), "HRANA_PROTO_ERROR");
 
     // A proxy's 502.
     let port = fake_server(Some(

@@ -70,7 +70,8 @@ fn an_added_column_reaches_the_server_and_every_replica_even_one_offline() {
     );
     // The server kept the definition as written: its CHECK holds there too.
     assert!(
-        common::replicas::server_exec(&s, "update items set color = '' where id = 'x'").starts_with("SQL_CONSTRAINT")
+        common::replicas::server_exec(&s, "update items set color = '' where id = 'x'")
+            .starts_with("SQLITE_CONSTRAINT")
     );
 
     // b, on the old schema, is told — and changes nothing — until it migrates.

@@ -23,10 +23,11 @@
  */
 import { checkClientOptions } from "../replica.js";
 import type { EmbeddedReplica, Policy, ReplicaConfig, SyncEvents, SyncLogEntry, SyncMetrics, SyncResult, SyncStatus } from "../replica.js";
-import type { InArgs, InStatement, ResultSet, TransactionMode } from "../client.js";
+import type { InArgs, InStatement, ResultSet, Transaction, TransactionMode } from "../client.js";
 import { adopt } from "../wasm-errors.js";
-import { checkReplicaConfig, compiledModule, opfsPath, Replica } from "../wasm/edgesync.js";
-import { ReplicaHost } from "./host.js";
+import type { BrowserGlue, Runtime } from "../runtime.js";
+import type { OpenLocal } from "../client.js";
+import type { ReplicaHost } from "./host.js";
 import { coded, errorFrom, fromRaw } from "./protocol.js";
 import type { RawResult } from "./protocol.js";
 import type { Call, State, ToPage, ToWorker } from "./protocol.js";
@@ -63,7 +64,7 @@ const EMPTY_STATUS: Omit<SyncStatus, "persistent"> = {
 const RELAYED = new Set(["change", "sync:completed", "sync:error", "conflict", "storage", "sync:gaveup", "sync:paused", "sync:resumed"]);
 
 class BrowserReplica implements EmbeddedReplica {
-  readonly protocol = "http" as const;
+  readonly protocol = "file" as const;
   #link: Link;
   #next = 1;
   #waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
@@ -170,8 +171,35 @@ class BrowserReplica implements EmbeddedReplica {
     return this.#call("sync", []) as Promise<SyncResult>;
   }
 
-  migrate(): Promise<string[]> {
-    return this.#call("migrate", []) as Promise<string[]>;
+  /** Adds the columns other replicas added; with statements, a deferred batch with foreign keys off (as `@libsql/client`'s). */
+  migrate(): Promise<string[]>;
+  migrate(stmts: InStatement[]): Promise<ResultSet[]>;
+  async migrate(stmts?: InStatement[]): Promise<string[] | ResultSet[]> {
+    if (stmts === undefined) return (await this.#call("migrate", [])) as string[];
+    await this.execute("PRAGMA foreign_keys=off");
+    try {
+      return await this.batch(stmts, "deferred");
+    } finally {
+      if (!this.#closed) await this.execute("PRAGMA foreign_keys=on");
+    }
+  }
+
+  /** SQL statements separated by semicolons, run one after the other in the store's worker. */
+  async executeMultiple(sql: string): Promise<void> {
+    await this.#call("executeMultiple", [sql]);
+  }
+
+  /**
+   * Not on a browser store: the origin's tabs share its one connection, which a
+   * transaction held across messages would block (use `batch()`, atomic, instead).
+   */
+  async transaction(_mode?: TransactionMode): Promise<Transaction> {
+    throw coded("INVALID_OPERATION", "invalid operation: interactive transactions are not available on a browser file: replica (the origin's tabs share its store): use batch()");
+  }
+
+  /** A browser store cannot be reopened by the same client: create a new one (`createClient`). */
+  reconnect(): void {
+    if (this.#closed) throw coded("INVALID_OPERATION", "invalid operation: a closed browser replica cannot be reopened: call createClient again");
   }
 
   /**
@@ -257,7 +285,7 @@ class BrowserReplica implements EmbeddedReplica {
 }
 
 /** A worker started for the client, from a page. */
-function workerLink(path: string, config: Record<string, unknown>): MakeLink {
+function workerLink(path: string, config: Record<string, unknown>, module: () => WebAssembly.Module | undefined): MakeLink {
   return (receive, fail) => {
     const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module", name: `edgesync ${path}` });
     const post = (m: ToWorker) => worker.postMessage(m);
@@ -276,13 +304,7 @@ function workerLink(path: string, config: Record<string, unknown>): MakeLink {
       ev.preventDefault?.();
       fail(coded("INTERNAL_ERROR", `internal error: the database worker failed: ${ev.message || "it could not be loaded"}`));
     };
-    let module: WebAssembly.Module | undefined;
-    try {
-      module = compiledModule() as WebAssembly.Module;
-    } catch {
-      module = undefined;
-    }
-    post({ t: "open", name: path, config, module });
+    post({ t: "open", name: path, config, module: module() });
     return {
       send: (calls) => post({ t: "calls", calls }),
       close: () =>
@@ -297,12 +319,18 @@ function workerLink(path: string, config: Record<string, unknown>): MakeLink {
 }
 
 /** The store run in this context (a dedicated worker; or a page without workers). */
-function inPlaceLink(path: string, config: Omit<ReplicaConfig, "url">): MakeLink {
-  return (receive) => {
-    const host = new ReplicaHost(path, config, (out) => receive({ t: "out", ...out }));
+function inPlaceLink(path: string, config: Omit<ReplicaConfig, "url">, rt: Runtime<BrowserGlue>): MakeLink {
+  // The host (host.ts) is loaded only here — in a worker, or a page without workers —
+  // so that a page's bundle does not carry the code its worker runs.
+  let Host: typeof ReplicaHost;
+  const loaded = import("./host.js").then((m) => {
+    Host = m.ReplicaHost;
+  });
+  return laterLink(loaded, () => (receive) => {
+    const host = new Host(path, config, (out) => receive({ t: "out", ...out }), rt);
     void host.start();
     return { send: (calls) => host.submit(calls), close: () => host.close(), direct: (stmt, args) => host.direct(stmt, args) };
-  };
+  });
 }
 
 let warmed = false;
@@ -314,12 +342,12 @@ let warmed = false;
  * the worker's first open then takes ~10 ms instead of ~100 ms (measured in Chromium
  * 156 on a busy 2-CPU machine; bench/browser, part 5).
  */
-function warmUp(): void {
+function warmUp(rt: Runtime<BrowserGlue>): void {
   if (warmed) return;
   warmed = true;
   const run = () => {
     try {
-      new Replica({ url: ":memory:" }).free();
+      new rt.glue.Replica({ url: ":memory:" }).free();
     } catch {
       // Only a speed-up.
     }
@@ -333,43 +361,93 @@ const isPage = () => typeof window !== "undefined" && typeof document !== "undef
 const isWorker = () => typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope === "function";
 
 /**
- * The browser's `file:` replica, or undefined where this is not a browser (the caller
- * then refuses the URL). Config errors are thrown here, as in Node: the config is
- * checked here as opening it would (`checkReplicaConfig`, `checkClientOptions`).
+ * A link made once the page's module is ready (a page's `createClient` made while it
+ * still loads): calls wait for it, and a failure to make the link (a config the module
+ * refuses) fails them.
  */
-export function openBrowserReplica(config: ReplicaConfig): EmbeddedReplica | undefined {
+function laterLink(ready: Promise<void>, make: () => MakeLink): MakeLink {
+  return (receive, fail) => {
+    let link: Link | undefined;
+    let queued: Call[] = [];
+    const made = ready.then(() => {
+      link = make()(receive, fail);
+      if (queued.length > 0) link.send(queued);
+      queued = [];
+    });
+    made.catch((e: unknown) => fail(adopt(e)));
+    return {
+      send: (calls) => (link !== undefined ? link.send(calls) : queued.push(...calls)),
+      close: () => made.then(() => link!.close(), () => undefined),
+      direct: (stmt, args) => link?.direct?.(stmt, args),
+    };
+  };
+}
+
+/**
+ * How a browser entry opens `file:` URLs: a replica kept in OPFS, run by a dedicated
+ * worker on the `edgesync/replica` flavour of the module. `rt` is the page's own
+ * module (the full or the replica flavour); `sameFlavour`, whether it is the replica
+ * flavour — then the page hands its compiled module to the worker, which neither
+ * fetches nor compiles it again, and warms SQLite's open path in it.
+ */
+export function browserReplicas(rt: Runtime<BrowserGlue>, sameFlavour: boolean): OpenLocal {
+  return (config) => openBrowserReplica(rt, sameFlavour, config);
+}
+
+/**
+ * The browser's `file:` replica, or undefined where this is not a browser (the caller
+ * then opens the in-process one). Config errors are thrown here, as in Node, when the
+ * page's module is ready: the config is checked as opening it would
+ * (`checkReplicaConfig`, `checkClientOptions`); while it loads, they fail the calls.
+ */
+function openBrowserReplica(rt: Runtime<BrowserGlue>, sameFlavour: boolean, config: ReplicaConfig): EmbeddedReplica | undefined {
   if (!(isPage() || isWorker())) return undefined;
-  let path: string | undefined;
-  try {
-    path = opfsPath(config.url);
-  } catch (e) {
-    throw adopt(e);
-  }
-  if (path === undefined) return undefined; // :memory:
+  if (config.url === ":memory:" || config.url === "file::memory:") return undefined;
+  checkClientOptions(config);
   const { url: _url, ...rest } = config;
-  // The same checks as opening it, without SQLite in the page.
-  checkClientOptions(config, adopt);
-  try {
-    checkReplicaConfig(config);
-  } catch (e) {
-    throw adopt(e);
-  }
   const inPage = isPage() && typeof Worker === "function";
   if (inPage && rest.fetch !== undefined) {
     throw coded("INVALID_ARGUMENT", "invalid argument: a custom `fetch` cannot be passed to the database worker a page starts; create the client inside your own worker to use one");
   }
+  /** The checks that need the module, and the store's OPFS path. */
+  const checked = (): string => {
+    let path: string | undefined;
+    try {
+      path = rt.glue.opfsPath(config.url);
+      rt.glue.checkReplicaConfig(config);
+    } catch (e) {
+      throw adopt(e);
+    }
+    // `file:` URLs that still mean memory (opfsPath gives undefined) were returned above.
+    return path ?? "";
+  };
   if (isPage()) {
     // Ask the browser not to evict the origin's storage under pressure (it may say no).
     void navigator.storage?.persisted?.().then((p) => p || navigator.storage.persist?.()).catch(() => undefined);
   }
-  if (inPage) {
+  const module = () => {
+    if (!sameFlavour) return undefined;
     try {
-      const client = new BrowserReplica(workerLink(path, rest as Record<string, unknown>), rest.paused);
-      warmUp();
-      return client;
+      return rt.glue.compiledModule() as WebAssembly.Module;
     } catch {
-      // No module workers here (or a policy forbids them): run in the page, in memory.
+      return undefined;
     }
+  };
+  const make = (path: string): MakeLink => {
+    if (inPage) {
+      try {
+        const link = workerLink(path, rest as Record<string, unknown>, module);
+        if (sameFlavour) warmUp(rt);
+        return link;
+      } catch {
+        // No module workers here (or a policy forbids them): run in the page, in memory.
+      }
+    }
+    return inPlaceLink(path, rest, rt);
+  };
+  if (rt.isReady()) {
+    const path = checked();
+    return path === "" ? undefined : new BrowserReplica(make(path), rest.paused);
   }
-  return new BrowserReplica(inPlaceLink(path, rest), rest.paused);
+  return new BrowserReplica(laterLink(rt.ready, () => make(checked())), rest.paused);
 }

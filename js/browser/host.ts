@@ -22,9 +22,9 @@
 import type { InStatement, ResultSet } from "../client.js";
 import { EmbeddedReplicaClient } from "../replica.js";
 import type { ReplicaConfig } from "../replica.js";
-import { decodeResult } from "../result.js";
+import type { BrowserGlue, Runtime } from "../runtime.js";
+import { expandConfig } from "../url.js";
 import { adopt, retiredError } from "../wasm-errors.js";
-import { useOpfs } from "../wasm/edgesync.js";
 import { opfsFiles, opfsSupported } from "./opfs.js";
 import { coded, errorData, isTransactionControl } from "./protocol.js";
 import type { Call, Forwarded, OnChannel, Out, Reply, State } from "./protocol.js";
@@ -82,9 +82,12 @@ export class ReplicaHost {
   #answers = new Map<string, Reply[]>();
   /** close()'s promise, once called. */
   #closing: Promise<void> | undefined;
+  readonly #rt: Runtime<BrowserGlue>;
 
   /** `path`: the database's OPFS path (`opfsPath`). */
-  constructor(path: string, config: Omit<ReplicaConfig, "url">, sink: HostSink) {
+  /** `rt`: the module this context runs the store in (a worker's replica flavour, or the page's). */
+  constructor(path: string, config: Omit<ReplicaConfig, "url">, sink: HostSink, rt: Runtime<BrowserGlue>) {
+    this.#rt = rt;
     this.#path = path;
     this.#config = config;
     this.#sink = sink;
@@ -240,7 +243,7 @@ export class ReplicaHost {
     if (this.#fallback === undefined) {
       await opfsFiles.prepare(this.#path);
       this.#hasFiles = true;
-      useOpfs(opfsFiles);
+      this.#rt.glue.useOpfs(opfsFiles);
       url = `file:${this.#path}`;
     }
     if (this.#role !== "opening") {
@@ -251,7 +254,8 @@ export class ReplicaHost {
     try {
       // The store stays paused when its owner changes (pause() is the store's, not a tab's).
       const paused = this.#ownerPaused ?? this.#config.paused;
-      client = new EmbeddedReplicaClient({ ...this.#config, url, paused }, adopt, decodeResult as (raw: unknown) => ResultSet);
+      const config = { ...this.#config, url, paused };
+      client = new EmbeddedReplicaClient(this.#rt, config, expandConfig(config));
     } catch (e) {
       this.#releaseFiles();
       throw e;

@@ -7,7 +7,7 @@
  */
 import type { ResultSet, Value } from "../client.js";
 import { ResultSetImpl, rowMaker } from "../resultset.js";
-import { EdgesyncError } from "../wasm-errors.js";
+import { LibsqlBatchError, LibsqlError } from "../wasm-errors.js";
 import type { ErrorCode } from "../wasm-errors.js";
 
 /** A result set as plain data (rows as arrays of values), for a message. */
@@ -86,36 +86,50 @@ export interface ErrorData {
   code: string;
   retryable?: boolean;
   serverCode?: string;
-  step?: number;
+  extendedCode?: string;
+  rawCode?: number;
+  /** A batch's failed statement (`LibsqlBatchError.statementIndex`). */
+  statementIndex?: number;
   status?: number;
+  /** A `RangeError` or `TypeError` (a bad argument, as the official client throws it). */
+  jsError?: "RangeError" | "TypeError";
 }
 
-/** An error as data, for a message. Anything that is not an EdgesyncError is a bug here. */
+/** An error as data, for a message. Anything that is not a LibsqlError is a bug here. */
 export function errorData(e: unknown): ErrorData {
-  const x = e as Partial<EdgesyncError> | undefined;
+  const x = e as Partial<LibsqlBatchError> | undefined;
   if (x && typeof x === "object" && typeof x.code === "string" && typeof x.message === "string") {
-    const d: ErrorData = { message: x.message, code: x.code, retryable: x.retryable === true };
+    // The message without the `CODE: ` prefix the error's constructor adds again.
+    const message = x.message.startsWith(`${x.code}: `) ? x.message.slice(x.code.length + 2) : x.message;
+    const d: ErrorData = { message, code: x.code, retryable: x.retryable === true };
     if (x.serverCode !== undefined) d.serverCode = x.serverCode;
-    if (x.step !== undefined) d.step = x.step;
+    if (x.extendedCode !== undefined) d.extendedCode = x.extendedCode;
+    if (x.rawCode !== undefined) d.rawCode = x.rawCode;
+    if (x.statementIndex !== undefined) d.statementIndex = x.statementIndex;
     if (x.status !== undefined) d.status = x.status;
     return d;
   }
+  if (e instanceof RangeError || e instanceof TypeError) return { message: e.message, code: "", jsError: e instanceof RangeError ? "RangeError" : "TypeError" };
   const message = e instanceof Error ? e.message : String(e);
   return { message: `internal error: ${message}`, code: "INTERNAL_ERROR" };
 }
 
-/** The EdgesyncError a message carried. */
-export function errorFrom(d: ErrorData): EdgesyncError {
-  const e = new EdgesyncError(d.message, d.code as ErrorCode);
+/** The LibsqlError (LibsqlBatchError for a batch's statement; a RangeError or TypeError as such) a message carried. */
+export function errorFrom(d: ErrorData): Error {
+  if (d.jsError !== undefined) return d.jsError === "RangeError" ? new RangeError(d.message) : new TypeError(d.message);
+  const code = d.code as ErrorCode;
+  const e =
+    d.statementIndex !== undefined
+      ? new LibsqlBatchError(d.message, d.statementIndex, code, d.extendedCode, d.rawCode)
+      : new LibsqlError(d.message, code, d.extendedCode, d.rawCode);
   e.retryable = d.retryable === true;
   if (d.serverCode !== undefined) e.serverCode = d.serverCode;
-  if (d.step !== undefined) e.step = d.step;
   if (d.status !== undefined) e.status = d.status;
   return e;
 }
 
-export function coded(code: ErrorCode, message: string, retryable = false): EdgesyncError {
-  const e = new EdgesyncError(message, code);
+export function coded(code: ErrorCode, message: string, retryable = false): LibsqlError {
+  const e = new LibsqlError(message, code);
   e.retryable = retryable;
   return e;
 }
@@ -142,6 +156,8 @@ export function toJson(v: unknown): string {
   return JSON.stringify(v, (_k, x) => {
     if (typeof x === "bigint") return { $b: x.toString() };
     if (x instanceof Uint8Array) return { $u: Array.from(x) };
+    // BLOBs read from the database are ArrayBuffers (as from @libsql/client).
+    if (x instanceof ArrayBuffer) return { $a: Array.from(new Uint8Array(x)) };
     return x;
   });
 }
@@ -151,6 +167,7 @@ export function fromJson(s: string): unknown {
     if (x !== null && typeof x === "object" && !Array.isArray(x)) {
       if (typeof x.$b === "string" && Object.keys(x).length === 1) return BigInt(x.$b);
       if (Array.isArray(x.$u) && Object.keys(x).length === 1) return Uint8Array.from(x.$u);
+      if (Array.isArray(x.$a) && Object.keys(x).length === 1) return Uint8Array.from(x.$a).buffer;
     }
     return x;
   });

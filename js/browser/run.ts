@@ -13,6 +13,7 @@
  * the ledger fenced it. Reads and `sync()` are safe to repeat.
  */
 import type { InStatement } from "../client.js";
+import { atStatement } from "../replica.js";
 import type { EmbeddedReplicaClient, Policy } from "../replica.js";
 import { EdgesyncError } from "../wasm-errors.js";
 import { coded, fromJson, isTransactionControl, rawResult, toJson } from "./protocol.js";
@@ -200,11 +201,7 @@ async function once(client: EmbeddedReplicaClient, from: From, seq: number, stmt
   }
 }
 
+/** `e` as the failure of a batch's statement `i` (`LibsqlBatchError`), as from `@libsql/client`. */
 function withStep(e: unknown, i: number): unknown {
-  const x = e as EdgesyncError;
-  if (x instanceof EdgesyncError && x.code.startsWith("SQL_") && x.step === undefined) {
-    x.step = i;
-    x.message = `batch step ${i}: ${x.message}`;
-  }
-  return x;
+  return atStatement(e, i);
 }

@@ -1,11 +1,14 @@
 /**
  * The dedicated module worker a page's `createClient({ url: "file:…" })` starts
- * (js/browser/client.ts): it instantiates the wasm module — the page's own compiled
- * module when the page passes it, else fetched next to the package — and runs one
+ * (js/browser/client.ts): it instantiates the `edgesync/replica` flavour of the wasm
+ * module — the page's own compiled module when the page runs that flavour too, else
+ * fetched next to the package — and runs one
  * {@link ReplicaHost} for the page's client.
  */
-import init, { registerErrorClass } from "../wasm/edgesync.js";
-import { EdgesyncError } from "../wasm-errors.js";
+import * as glue from "../wasm/replica/edgesync.js";
+import { LibsqlBatchError, LibsqlError } from "../wasm-errors.js";
+import { readyRuntime } from "../runtime.js";
+import type { WebSocketConstructor } from "../types.js";
 import { ReplicaHost } from "./host.js";
 import { coded, errorData } from "./protocol.js";
 import type { Call, Out, ToPage, ToWorker } from "./protocol.js";
@@ -43,15 +46,16 @@ function send(out: Out): void {
 
 async function open(m: Extract<ToWorker, { t: "open" }>): Promise<void> {
   try {
-    await init({ module_or_path: m.module ?? new URL(m.wasmUrl ?? "../wasm/edgesync_bg.wasm", import.meta.url) });
-    registerErrorClass(EdgesyncError);
+    await glue.default({ module_or_path: m.module ?? new URL(m.wasmUrl ?? "../wasm/replica/edgesync_bg.wasm", import.meta.url) });
+    glue.registerErrorClasses(LibsqlError, LibsqlBatchError);
   } catch (e) {
     const err = coded("INTERNAL_ERROR", `internal error: the database worker cannot load edgesync's wasm module: ${(e as Error)?.message ?? e}`);
     send({ replies: early.map((c) => ({ id: c.id, ok: false, e: errorData(err) })) });
     early = [];
     return;
   }
-  host = new ReplicaHost(m.name, m.config, send);
+  const rt = readyRuntime(glue, "browser", (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket);
+  host = new ReplicaHost(m.name, m.config, send, rt);
   host.submit(early);
   early = [];
   if (closing) return close();

@@ -33,7 +33,8 @@ apt_ensure() {
 ensure_wasm_toolchain() {
   # SQLite in wasm without the extensions edgesync never uses (the session extension
   # and the introspection virtual tables): measured in docs/decisions.md, "Release profile".
-  SQLITE_WASM_FLAGS="-DSQLITE_DEFAULT_MEMSTATUS=0 -USQLITE_ENABLE_SESSION -USQLITE_ENABLE_DBPAGE_VTAB -USQLITE_ENABLE_DBSTAT_VTAB -USQLITE_ENABLE_BYTECODE_VTAB -USQLITE_ENABLE_STMTVTAB"
+  # SQLITE_FLAVOR_FLAGS: what one wasm flavour leaves out besides (scripts/build.sh).
+  SQLITE_WASM_FLAGS="-DSQLITE_DEFAULT_MEMSTATUS=0 -USQLITE_ENABLE_SESSION -USQLITE_ENABLE_DBPAGE_VTAB -USQLITE_ENABLE_DBSTAT_VTAB -USQLITE_ENABLE_BYTECODE_VTAB -USQLITE_ENABLE_STMTVTAB${SQLITE_FLAVOR_FLAGS:+ $SQLITE_FLAVOR_FLAGS}"
   export SQLITE_WASM_RS_FLAGS="$SQLITE_WASM_FLAGS"
   if command -v rustup >/dev/null && rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
     WASM_MODE=rustup
@@ -99,6 +100,25 @@ wrangler_env() {
     WRANGLER_HIDE_BANNER=true CLOUDFLARE_CF_FETCH_ENABLED=false
   export WRANGLER_LOG_PATH="$REPO/.tools/wrangler-logs" XDG_CONFIG_HOME="$REPO/.tools/xdg"
   mkdir -p "$WRANGLER_LOG_PATH" "$XDG_CONFIG_HOME"
+}
+
+# The bundlers the consumer tests (tests/js/consumers.test.mjs) build fresh projects
+# with, pinned in tests/consumers/tools.json: each set in its own directory under
+# .tools/consumers/ (two Vite versions side by side), installed once per pinned list.
+# TypeScript, @types/node, the Workers types and wrangler are the repo's own devDependencies.
+ensure_consumer_tools() {
+  local list="$REPO/tests/consumers/tools.json" root="$REPO/.tools/consumers" name specs
+  mkdir -p "$root"
+  for name in $(node -e 'console.log(Object.keys(require(process.argv[1])).join(" "))' "$list"); do
+    specs=$(node -e 'console.log(require(process.argv[1])[process.argv[2]].join(" "))' "$list" "$name")
+    if [ "$(cat "$STAMPS/consumers-$name" 2>/dev/null)" = "$specs" ] && [ -d "$root/$name/node_modules" ]; then continue; fi
+    log "installing $specs for the consumer tests (once)"
+    rm -rf "${root:?}/$name" && mkdir -p "$root/$name"
+    echo '{"private":true}' > "$root/$name/package.json"
+    # shellcheck disable=SC2086
+    (cd "$root/$name" && npm install --no-audit --no-fund --loglevel=error $specs >&2)
+    echo "$specs" > "$STAMPS/consumers-$name"
+  done
 }
 
 # The Prometheus text-format parser the worker tests validate /metrics with: the

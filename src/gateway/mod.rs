@@ -18,21 +18,40 @@
 //!
 //! Everything but [`service`] is pure: statements out, result sets in.
 
+//! Features: [`protocol`] (the wire types, and the Hrana hint every remote client
+//! recognises) is always built; [`digest`] with `sync` (a replica checks its pulls with
+//! it); the server half — everything else, which needs the sync engine's merge and the
+//! router's SQL lexer — only with `sync` and `edge` together, so the `edgesync/replica`
+//! flavour carries the replica's half alone and the full flavour (the Worker) both.
+
+#[cfg(feature = "sync")]
 pub mod digest;
+#[cfg(all(feature = "sync", feature = "edge"))]
 pub mod limits;
 pub mod protocol;
+#[cfg(all(feature = "sync", feature = "edge"))]
 pub mod pull;
+#[cfg(all(feature = "sync", feature = "edge"))]
 pub mod push;
+#[cfg(all(feature = "sync", feature = "edge"))]
 pub mod rules;
+#[cfg(all(feature = "sync", feature = "edge"))]
 pub mod schema;
+#[cfg(all(feature = "sync", feature = "edge"))]
 mod service;
+#[cfg(all(feature = "sync", feature = "edge"))]
 pub mod state;
+#[cfg(all(feature = "sync", feature = "edge"))]
 pub mod validate;
+#[cfg(all(feature = "sync", feature = "edge"))]
 pub mod view;
 
-#[cfg(all(test, feature = "native"))]
+#[cfg(all(test, feature = "native", feature = "sync", feature = "edge"))]
 mod tests;
 
+#[cfg(all(feature = "sync", feature = "edge"))]
 pub use limits::Limits;
+#[cfg(all(feature = "sync", feature = "edge"))]
 pub use rules::SyncRules;
+#[cfg(all(feature = "sync", feature = "edge"))]
 pub use service::{Failure, Gateway, GatewayStats, Reply};

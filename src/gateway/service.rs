@@ -77,7 +77,7 @@ fn upstream(e: Error) -> Failure {
         Error::Timeout { .. } => Some("timeout"),
         Error::Unreachable { .. } => Some("unreachable"),
         Error::Server { .. } | Error::Protocol(_) => Some("server"),
-        Error::AuthRequired { .. } | Error::AuthInvalid { .. } | Error::PermissionDenied { .. } => Some("server"),
+        Error::AuthInvalid { .. } | Error::PermissionDenied { .. } => Some("server"),
         _ => None,
     };
     match kind {
@@ -259,7 +259,10 @@ impl<T: HttpTransport> Gateway<T> {
             let stmts: Vec<Statement> = checks.iter().map(|(_, s)| s.clone()).collect();
             if let Err(e) = self.batch(&stmts, TransactionMode::Read).await {
                 let which = match &e {
-                    Error::Sql { step: Some(i), .. } => checks.get(*i).map(|c| c.0.clone()),
+                    Error::Sql {
+                        statement_index: Some(i),
+                        ..
+                    } => checks.get(*i).map(|c| c.0.clone()),
                     _ => None,
                 };
                 return Err(match which {
@@ -355,7 +358,9 @@ impl<T: HttpTransport> Gateway<T> {
         let site_step = plan.site_step;
         let results = match self.batch(&plan.stmts, TransactionMode::Write).await {
             Ok(r) => r,
-            Err(Error::Sql { step, .. }) if step.is_some() && step == site_step => {
+            Err(Error::Sql {
+                statement_index: step, ..
+            }) if step.is_some() && step == site_step => {
                 return Err(Failure::new(
                     403,
                     "PERMISSION_DENIED",

@@ -1,10 +1,12 @@
-//! [`RemoteClient`]: `execute` and `batch` against a libSQL server.
+//! [`RemoteClient`]: a libSQL server over HTTP — `execute`, `batch`, `migrate` and
+//! `sequence` each in one pipeline on a fresh stream, and interactive transactions on a
+//! stream kept open by its baton ([`HttpStream`]).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 
 use crate::error::{Error, Result};
 use crate::remote::config::RemoteConfig;
-use crate::remote::hrana;
+use crate::remote::hrana::{self, Batch, Request, Response};
 use crate::remote::transport::{HttpRequest, HttpTransport, TransportError};
 use crate::sql::{ResultSet, Statement, TransactionMode};
 
@@ -65,20 +67,76 @@ impl<T: HttpTransport> RemoteClient<T> {
     /// Runs one statement in its own implicit transaction.
     pub async fn execute(&self, stmt: &Statement) -> Result<ResultSet> {
         let body = hrana::encode_execute(stmt)?;
-        let resp = self.pipeline(body).await?;
+        let resp = self.pipeline(None, body).await?;
         hrana::decode_execute(&resp)
     }
 
     /// Runs `stmts` in one transaction and one round trip: all of them commit, or none.
-    /// On failure the error's `step` is the failing statement's index.
+    /// On failure the error's `statement_index` is the failing statement's index.
     pub async fn batch(&self, stmts: &[Statement], mode: TransactionMode) -> Result<Vec<ResultSet>> {
-        if stmts.is_empty() {
-            self.ensure_open()?;
-            return Ok(Vec::new());
+        self.atomic(&Batch::transaction(stmts, mode)?).await
+    }
+
+    /// [`RemoteClient::batch`] (deferred) with foreign keys off: schema migrations that
+    /// rebuild tables other tables refer to.
+    pub async fn migrate(&self, stmts: &[Statement]) -> Result<Vec<ResultSet>> {
+        self.atomic(&Batch::migration(stmts)?).await
+    }
+
+    async fn atomic(&self, batch: &Batch<'_>) -> Result<Vec<ResultSet>> {
+        let requests = [Request::Batch { stream_id: None, batch }, Request::Close];
+        let mut results = self.fresh_stream(&requests).await?;
+        results.swap_remove(0)?.into_batch(batch.plan())
+    }
+
+    /// Runs SQL statements separated by semicolons one after the other, outside any
+    /// transaction unless the SQL begins one; the first failure stops it.
+    pub async fn sequence(&self, sql: &str) -> Result<()> {
+        let requests = [Request::Sequence { stream_id: None, sql }, Request::Close];
+        self.fresh_stream(&requests).await?.swap_remove(0).map(|_| ())
+    }
+
+    async fn fresh_stream(&self, requests: &[Request<'_>]) -> Result<Vec<Result<Response>>> {
+        let body = hrana::pipeline(None, requests)?;
+        let resp = self.pipeline(None, body).await?;
+        Ok(hrana::decode_pipeline(&resp, requests.len())?.results)
+    }
+
+    /// Sends `requests` on `stream` (opening it on first use) and returns each one's
+    /// outcome. A failed exchange, or one that ends with `Request::Close`, leaves the
+    /// stream closed; later calls on it fail with `TRANSACTION_CLOSED`.
+    pub async fn on_stream(&self, stream: &mut HttpStream, requests: &[Request<'_>]) -> Result<Vec<Result<Response>>> {
+        let body = stream.body(requests)?;
+        self.send_on_stream(stream, body, requests.len()).await
+    }
+
+    /// The second half of [`RemoteClient::on_stream`]: sends a body made by
+    /// [`HttpStream::body`] (of `count` requests) and reads the answer.
+    pub async fn send_on_stream(
+        &self,
+        stream: &mut HttpStream,
+        body: Vec<u8>,
+        count: usize,
+    ) -> Result<Vec<Result<Response>>> {
+        let sent = async {
+            let resp = self.pipeline(stream.base_url.as_deref(), body).await?;
+            hrana::decode_pipeline(&resp, count)
         }
-        let body = hrana::encode_batch(stmts, mode)?;
-        let resp = self.pipeline(body).await?;
-        hrana::decode_batch(&resp, stmts.len())
+        .await;
+        match sent {
+            Ok(p) => {
+                stream.closed = p.baton.is_none();
+                stream.baton = p.baton;
+                if p.base_url.is_some() {
+                    stream.base_url = p.base_url;
+                }
+                Ok(p.results)
+            }
+            Err(e) => {
+                stream.closed = true;
+                Err(e)
+            }
+        }
     }
 
     /// Marks the client closed; later calls fail with `CLIENT_CLOSED`. Requests
@@ -116,12 +174,11 @@ impl<T: HttpTransport> RemoteClient<T> {
     /// typed error (`{"error": {"code", "message"}}` bodies are read for the message).
     pub async fn post_json(&self, path: &str, body: Vec<u8>) -> Result<Vec<u8>> {
         self.ensure_open()?;
-        let url = format!("{}{path}", self.config.base_url);
+        let url = format!("{}{path}", self.config.base_url.trim_end_matches('/'));
         let resp = self.send(&url, body).await?;
         let (code, message) = json_error(&resp.body);
         match resp.status {
             200 => Ok(resp.body),
-            401 if self.config.auth_token.is_none() => Err(Error::AuthRequired { message }),
             401 => Err(Error::AuthInvalid { message }),
             403 => Err(Error::PermissionDenied { message }),
             400 | 404 => Err(Error::Protocol(format!(
@@ -158,13 +215,16 @@ impl<T: HttpTransport> RemoteClient<T> {
         })
     }
 
-    /// POSTs a pipeline body and returns the body of a 200 response; every other
-    /// outcome becomes a typed error.
-    async fn pipeline(&self, body: Vec<u8>) -> Result<Vec<u8>> {
+    /// POSTs a pipeline body (to `base`, a stream's own server, or the configured one)
+    /// and returns the body of a 200 response; every other outcome becomes a typed error.
+    async fn pipeline(&self, base: Option<&str>, body: Vec<u8>) -> Result<Vec<u8>> {
         self.ensure_open()?;
         loop {
             let version = self.version.load(Ordering::Relaxed);
-            let url = format!("{}/v{version}/pipeline", self.config.base_url);
+            let url = format!(
+                "{}/v{version}/pipeline",
+                base.unwrap_or(&self.config.base_url).trim_end_matches('/')
+            );
             let resp = self.send(&url, body.clone()).await?;
             let message = || hrana::http_error_message(&resp.body);
             if gateway_hint(resp.status, &resp.body) {
@@ -174,28 +234,39 @@ impl<T: HttpTransport> RemoteClient<T> {
                     self.config.base_url
                 )));
             }
+            if resp.status != 200 {
+                // An error the server explains with a code (a stream that expired, a bad
+                // baton) is reported by that code, as the official client does.
+                if let Ok(e) = serde_json::from_slice::<hrana::ErrorBody>(&resp.body) {
+                    if e.code.is_some() && resp.status != 404 {
+                        return Err(e.into_error());
+                    }
+                }
+            }
             return match resp.status {
                 200 => Ok(resp.body),
                 404 if version == V3 => {
                     self.version.store(V2, Ordering::Relaxed);
                     continue;
                 }
-                401 if self.config.auth_token.is_none() => Err(Error::AuthRequired { message: message() }),
-                401 => Err(Error::AuthInvalid { message: message() }),
-                403 => Err(Error::PermissionDenied { message: message() }),
+                // SERVER_ERROR with the status, as from the official client; the message
+                // says what to do.
+                401 if self.config.auth_token.is_none() => Err(Error::Server {
+                    status: 401,
+                    message: format!("the server requires an auth token (pass `authToken`): {}", message()),
+                }),
+                401 => Err(Error::Server {
+                    status: 401,
+                    message: format!("the server rejected the auth token: {}", message()),
+                }),
+                403 => Err(Error::Server {
+                    status: 403,
+                    message: format!("permission denied: {}", message()),
+                }),
                 404 => Err(Error::Protocol(format!(
                     "{url} answered 404: is this a libSQL server? ({})",
                     message()
                 ))),
-                // sqld answers 400 with a JSON error for statement-level failures in
-                // some versions; anything it explains is reported as it explained it.
-                status @ 400..=499 => match serde_json::from_slice::<hrana::ErrorBody>(&resp.body) {
-                    Ok(e) if e.code.is_some() => Err(hrana::classify_error(e, None)),
-                    _ => Err(Error::Server {
-                        status,
-                        message: message(),
-                    }),
-                },
                 status => Err(Error::Server {
                     status,
                     message: message(),
@@ -226,6 +297,44 @@ fn json_error(body: &[u8]) -> (String, String) {
     match serde_json::from_slice::<Outer>(body) {
         Ok(o) => (o.error.code, o.error.message),
         Err(_) => (String::new(), hrana::http_error_message(body)),
+    }
+}
+
+/// An interactive transaction's stream over HTTP: the baton of its last pipeline and the
+/// server it lives on. Requests on one stream must not overlap.
+#[derive(Debug, Default)]
+pub struct HttpStream {
+    baton: Option<String>,
+    base_url: Option<String>,
+    closed: bool,
+}
+
+impl HttpStream {
+    /// The pipeline body that sends `requests` on this stream (with its current baton).
+    pub fn body(&self, requests: &[Request<'_>]) -> Result<Vec<u8>> {
+        if self.closed {
+            return Err(Error::TransactionClosed {
+                message: "Cannot execute statements because the transaction is closed".into(),
+                statement_index: None,
+            });
+        }
+        hrana::pipeline(self.baton.as_deref(), requests)
+    }
+
+    /// Marks the stream closed without telling the server (nothing was sent on it, or
+    /// its closing was sent already).
+    pub fn close_locally(&mut self) {
+        self.closed = true;
+    }
+
+    /// Whether the stream was closed (by `close`, a failure, or the server).
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Whether the stream exists on the server (a pipeline was sent and it is open).
+    pub fn is_open_on_server(&self) -> bool {
+        self.baton.is_some()
     }
 }
 
@@ -268,7 +377,7 @@ mod tests {
         RemoteClient::new(RemoteConfig::parse("http://h:1", token).unwrap(), t)
     }
 
-    const OK: &str = r#"{"results":[{"type":"ok","response":{"type":"execute","result":{"cols":[],"rows":[],"affected_row_count":0,"last_insert_rowid":null}}}]}"#;
+    const OK: &str = r#"{"results":[{"type":"ok","response":{"type":"execute","result":{"cols":[],"rows":[],"affected_row_count":0,"last_insert_rowid":null}}},{"type":"ok","response":{"type":"close"}}]}"#;
 
     #[test]
     fn falls_back_to_v2_once() {
@@ -302,7 +411,7 @@ mod tests {
         );
         assert!(!c.is_gateway());
         let e = pollster::block_on(c.execute(&"select 1".into())).unwrap_err();
-        assert_eq!(e.code(), "PROTOCOL_ERROR");
+        assert_eq!(e.code(), "HRANA_PROTO_ERROR");
         assert!(c.is_gateway(), "no v2 retry: the hint is the answer");
         assert_eq!(
             pollster::block_on(c.post_json("/sync/v1/pull", b"{}".to_vec())).unwrap(),
@@ -330,9 +439,9 @@ mod tests {
             let c = client(Canned::new(vec![resp(status, r#"{"error":"x"}"#)]), token);
             pollster::block_on(c.execute(&"select 1".into())).unwrap_err().code()
         };
-        assert_eq!(code(401, None), "AUTH_REQUIRED");
-        assert_eq!(code(401, Some("t")), "AUTH_INVALID");
-        assert_eq!(code(403, Some("t")), "PERMISSION_DENIED");
+        assert_eq!(code(401, None), "SERVER_ERROR");
+        assert_eq!(code(401, Some("t")), "SERVER_ERROR");
+        assert_eq!(code(403, Some("t")), "SERVER_ERROR");
         assert_eq!(code(500, None), "SERVER_ERROR");
         assert_eq!(code(502, None), "SERVER_ERROR");
     }
@@ -354,5 +463,33 @@ mod tests {
         c.close();
         let e = pollster::block_on(c.batch(&[], TransactionMode::Write)).unwrap_err();
         assert_eq!(e.code(), "CLIENT_CLOSED");
+    }
+
+    #[test]
+    fn a_stream_keeps_its_baton_and_server() {
+        let first = r#"{"baton":"b1","base_url":"http://other:2","results":[{"type":"ok","response":{"type":"execute","result":{"cols":[],"rows":[],"affected_row_count":0,"last_insert_rowid":null}}}]}"#;
+        let last = r#"{"baton":null,"base_url":null,"results":[{"type":"ok","response":{"type":"execute","result":{"cols":[],"rows":[],"affected_row_count":0,"last_insert_rowid":null}}},{"type":"ok","response":{"type":"close"}}]}"#;
+        let c = client(Canned::new(vec![resp(200, first), resp(200, last)]), None);
+        let mut st = HttpStream::default();
+        let begin = Request::run(None, "BEGIN");
+        pollster::block_on(c.on_stream(&mut st, &[begin])).unwrap();
+        assert!(st.is_open_on_server() && !st.is_closed());
+        let commit = [Request::run(None, "COMMIT"), Request::Close];
+        pollster::block_on(c.on_stream(&mut st, &commit)).unwrap();
+        assert!(st.is_closed());
+        assert_eq!(
+            *c.transport.urls.borrow(),
+            ["http://h:1/v3/pipeline", "http://other:2/v3/pipeline"]
+        );
+        let e = pollster::block_on(c.on_stream(&mut st, &[Request::run(None, "select 1")])).unwrap_err();
+        assert_eq!(e.code(), "TRANSACTION_CLOSED");
+    }
+
+    #[test]
+    fn an_explained_http_error_has_the_servers_code() {
+        let expired = r#"{"message":"The stream has expired due to inactivity","code":"STREAM_EXPIRED"}"#;
+        let c = client(Canned::new(vec![resp(500, expired)]), None);
+        let e = pollster::block_on(c.execute(&"select 1".into())).unwrap_err();
+        assert_eq!(e.code(), "STREAM_EXPIRED");
     }
 }

@@ -1,8 +1,10 @@
 //! The libSQL remote: a client for a stock libSQL server (sqld, Turso) speaking
-//! Hrana over HTTP.
+//! Hrana over HTTP, and the sans-I/O core of Hrana over WebSocket ([`ws::WsSession`]).
 //!
-//! [`RemoteClient`] holds the protocol logic and is generic over an
+//! [`RemoteClient`] holds the HTTP protocol logic and is generic over an
 //! [`HttpTransport`], so the same code runs natively (ureq) and in wasm (JS `fetch`).
+//! The WebSocket session only turns calls into messages and messages into results; the
+//! wasm binding runs it over the JS `WebSocket`.
 //!
 //! ```no_run
 //! # #[cfg(feature = "native")] {
@@ -22,8 +24,9 @@ pub mod hrana;
 mod native;
 mod transport;
 mod value;
+pub mod ws;
 
-pub use client::RemoteClient;
+pub use client::{HttpStream, RemoteClient};
 pub use config::{RemoteConfig, DEFAULT_TIMEOUT_MS};
 #[cfg(feature = "native")]
 pub use native::UreqTransport;

@@ -141,7 +141,7 @@ impl Sessions {
 
     /// Creates a session owned by `owner` (a token subject), homed in `region`. The
     /// returned INSERT fails on the primary key if the id exists in the table (the
-    /// worker maps that SQL_CONSTRAINT to 409 and should call [`Sessions::evict`]).
+    /// worker maps that SQLITE_CONSTRAINT to 409 and should call [`Sessions::evict`]).
     /// An id live in this cache is refused with `SESSION_CONFLICT` without a round
     /// trip.
     pub fn create(

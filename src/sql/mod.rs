@@ -12,8 +12,9 @@
 //! assert_eq!(rs.get(0, "n"), Some(&Value::Integer(42)));
 //! ```
 
+pub mod packed;
 mod statement;
 mod value;
 
 pub use statement::{ResultSet, Statement, TransactionMode};
-pub use value::Value;
+pub use value::{Value, ValueRef};

@@ -80,7 +80,7 @@ impl TransactionMode {
         }
     }
 
-    pub(crate) fn begin_sql(self) -> &'static str {
+    pub fn begin_sql(self) -> &'static str {
         match self {
             TransactionMode::Write => "BEGIN IMMEDIATE",
             TransactionMode::Read => "BEGIN TRANSACTION READONLY",

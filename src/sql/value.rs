@@ -15,6 +15,42 @@ pub enum Value {
     Blob(Vec<u8>),
 }
 
+/// A value borrowed from where it is stored (a row, a packed argument buffer).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ValueRef<'a> {
+    Null,
+    Integer(i64),
+    Real(f64),
+    /// UTF-8 as SQLite stores it (not checked: SQLite does not check it either).
+    Text(&'a [u8]),
+    Blob(&'a [u8]),
+}
+
+impl From<ValueRef<'_>> for Value {
+    /// A copy; text that is not UTF-8 is read lossily (never fail a read over it).
+    fn from(v: ValueRef<'_>) -> Value {
+        match v {
+            ValueRef::Null => Value::Null,
+            ValueRef::Integer(i) => Value::Integer(i),
+            ValueRef::Real(f) => Value::Real(f),
+            ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+            ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+        }
+    }
+}
+
+impl<'a> From<&'a Value> for ValueRef<'a> {
+    fn from(v: &'a Value) -> ValueRef<'a> {
+        match v {
+            Value::Null => ValueRef::Null,
+            Value::Integer(i) => ValueRef::Integer(*i),
+            Value::Real(f) => ValueRef::Real(*f),
+            Value::Text(t) => ValueRef::Text(t.as_bytes()),
+            Value::Blob(b) => ValueRef::Blob(b),
+        }
+    }
+}
+
 impl Value {
     /// Rejects values that cannot be sent exactly: SQLite and JSON have no NaN, and
     /// Hrana's JSON encoding cannot carry infinities.

@@ -3,7 +3,7 @@
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::ToSql;
 
-use crate::error::{Error, Result, SqlErrorKind};
+use crate::error::{Error, Extended, Result, SqlCode};
 use crate::sql::{Statement, Value};
 
 impl ToSql for Value {
@@ -18,16 +18,20 @@ impl ToSql for Value {
     }
 }
 
+/// rusqlite's borrowed value as the crate's.
+pub fn value_ref(v: ValueRef<'_>) -> crate::sql::ValueRef<'_> {
+    match v {
+        ValueRef::Null => crate::sql::ValueRef::Null,
+        ValueRef::Integer(i) => crate::sql::ValueRef::Integer(i),
+        ValueRef::Real(f) => crate::sql::ValueRef::Real(f),
+        ValueRef::Text(t) => crate::sql::ValueRef::Text(t),
+        ValueRef::Blob(b) => crate::sql::ValueRef::Blob(b),
+    }
+}
+
 /// Copies one column of a row out of SQLite.
 pub fn read_value(v: ValueRef<'_>) -> Value {
-    match v {
-        ValueRef::Null => Value::Null,
-        ValueRef::Integer(i) => Value::Integer(i),
-        ValueRef::Real(f) => Value::Real(f),
-        // SQLite does not check that TEXT is UTF-8; never fail a read over it.
-        ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
-        ValueRef::Blob(b) => Value::Blob(b.to_vec()),
-    }
+    Value::from(value_ref(v))
 }
 
 /// Binds positional and named arguments, with the same rules as the server: names
@@ -63,35 +67,38 @@ pub(crate) fn bind(stmt: &mut rusqlite::CachedStatement<'_>, s: &Statement) -> R
     Ok(())
 }
 
-/// Classifies a local SQLite error exactly like the server's errors are classified.
+/// A local SQLite error as the official client reports one: `code` the primary result
+/// code's name, the extended code in `extended`, and SQLite's own message.
 pub fn sql_error(e: rusqlite::Error) -> Error {
-    use rusqlite::ffi::ErrorCode;
+    // Out of space (the disk, or the browser's quota for the origin): the issue-16 code,
+    // which tells an app the write was rolled back and the database is intact.
     if let rusqlite::Error::SqliteFailure(f, _) = &e {
-        if f.code == ErrorCode::DiskFull {
+        if f.code == rusqlite::ffi::ErrorCode::DiskFull {
             return Error::StorageFull(e.to_string());
         }
     }
-    let (kind, code) = match &e {
-        rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::ConstraintViolation => {
-            (SqlErrorKind::Constraint, Some("SQLITE_CONSTRAINT".to_string()))
+    let (rc, message) = match e {
+        rusqlite::Error::SqliteFailure(f, msg) => (f.extended_code, msg.unwrap_or_else(|| f.to_string())),
+        rusqlite::Error::SqlInputError { error, msg, .. } => (error.extended_code, msg),
+        rusqlite::Error::MultipleStatement => {
+            return Error::Sql {
+                code: SqlCode::SqlManyStatements,
+                message: "SQL string contains more than one statement".into(),
+                server_code: None,
+                extended: None,
+                statement_index: None,
+            }
         }
-        rusqlite::Error::SqliteFailure(f, _) => (SqlErrorKind::Other, Some(format!("SQLITE_{:?}", f.code))),
-        _ => (SqlErrorKind::Other, None),
+        other => (1, other.to_string()),
     };
-    let message = e.to_string();
     if let Some(coded) = Error::from_sql_message(&message) {
         return coded;
-    }
-    let lower = message.to_ascii_lowercase();
-    let kind = if lower.contains("syntax error") || lower.contains("incomplete input") {
-        SqlErrorKind::Syntax
-    } else {
-        kind
     };
     Error::Sql {
-        kind,
+        code: SqlCode::from_sqlite(rc),
         message,
-        server_code: code,
-        step: None,
+        server_code: None,
+        extended: super::codes::name(rc).map(|name| Extended { name, raw: rc }),
+        statement_index: None,
     }
 }

@@ -17,19 +17,22 @@
 //! ```
 
 pub mod changes;
+mod codes;
 mod convert;
-pub mod packed;
 mod prepared;
+
+/// The packed argument layout moved to [`crate::sql::packed`] (the remote client reads it too).
+pub use crate::sql::packed;
 pub mod vfs;
 
 use std::cell::RefCell;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::error::{Error, Result, SqlErrorKind};
+use crate::error::{Error, Result, SqlCode};
 use crate::sql::{ResultSet, Statement, TransactionMode};
 
-pub use convert::{read_value, sql_error};
+pub use convert::{read_value, sql_error, value_ref};
 pub use prepared::{Run, CAPACITY as PREPARED_CAPACITY};
 
 /// Receives a statement's result as SQLite produces it: the columns, then each row's
@@ -182,7 +185,7 @@ impl Store {
         stmt.check()?;
         let mut prepared = self.conn.prepare_cached(&stmt.sql).map_err(sql_error)?;
         convert::bind(&mut prepared, stmt)?;
-        let readonly = prepared.readonly();
+        let before = self.total_changes();
         // The columns are read after the first step: that step re-prepares a statement
         // whose tables changed since it was cached (`ALTER TABLE`, drop and re-create),
         // and only then does the statement have its new columns.
@@ -209,13 +212,13 @@ impl Store {
                 sink.column(c.name(), c.decl_type().unwrap_or(""));
             }
         }
-        let (rows_affected, last_insert_rowid) = if readonly {
-            (0, None)
-        } else {
-            let changes = self.conn.changes();
-            let rowid = (changes > 0 && is_insert(&stmt.sql)).then(|| self.conn.last_insert_rowid());
-            (changes, rowid)
-        };
+        let (rows_affected, last_insert_rowid) = summary(
+            self.total_changes() != before,
+            self.conn.changes(),
+            self.conn.last_insert_rowid(),
+            prepared.column_count(),
+            is_insert(&stmt.sql),
+        );
         sink.finish(rows_affected, last_insert_rowid);
         Ok(())
     }
@@ -260,10 +263,11 @@ impl Store {
         for (i, s) in stmts.iter().enumerate() {
             let res = if mode == TransactionMode::Read && !self.is_readonly(&s.sql)? {
                 Err(Error::Sql {
-                    kind: SqlErrorKind::Other,
-                    message: "a read batch cannot write".into(),
+                    code: SqlCode::SqliteReadonly,
+                    message: "attempt to write a readonly database (a \"read\" batch cannot write)".into(),
                     server_code: None,
-                    step: None,
+                    extended: None,
+                    statement_index: None,
                 })
             } else {
                 self.execute(s)
@@ -272,7 +276,7 @@ impl Store {
                 Ok(rs) => out.push(rs),
                 Err(e) => {
                     let _ = self.conn.execute_batch("ROLLBACK");
-                    return Err(with_step(e, i));
+                    return Err(e.at_statement(i));
                 }
             }
         }
@@ -282,6 +286,11 @@ impl Store {
 
     fn is_readonly(&self, sql: &str) -> Result<bool> {
         Ok(self.conn.prepare_cached(sql).map_err(sql_error)?.readonly())
+    }
+
+    fn total_changes(&self) -> i64 {
+        // SAFETY: the connection is open for as long as `self` lives.
+        unsafe { rusqlite::ffi::sqlite3_total_changes64(self.conn.handle()) }
     }
 
     /// Whether a transaction is open (autocommit is off).
@@ -295,22 +304,16 @@ fn busy() -> Error {
     Error::InvalidOperation("the local database is busy running another statement".into())
 }
 
-/// Puts the batch step on a SQL error.
-pub(crate) fn with_step(e: Error, i: usize) -> Error {
-    match e {
-        Error::Sql {
-            kind,
-            message,
-            server_code,
-            step: None,
-        } => Error::Sql {
-            kind,
-            message,
-            server_code,
-            step: Some(i),
-        },
-        e => e,
-    }
+/// What a statement reports after it ran, as the official client's local databases
+/// report it: `rowsAffected` is the rows it changed — 0 when it changed none (SQLite's
+/// own count is that of the last statement that wrote: a `CREATE TABLE` after an
+/// `INSERT` would report the insert's) — and `lastInsertRowid` the connection's last
+/// rowid for a statement without result columns, or for an `INSERT … RETURNING` that
+/// inserted.
+pub(crate) fn summary(wrote: bool, changes: u64, last_rowid: i64, width: usize, insert: bool) -> (u64, Option<i64>) {
+    let rows = if wrote { changes } else { 0 };
+    let rowid = (width == 0 || (insert && rows > 0)).then_some(last_rowid);
+    (rows, rowid)
 }
 
 /// `INSERT`/`REPLACE` statements report `lastInsertRowid`, like the remote.
@@ -384,14 +387,26 @@ mod tests {
                 TransactionMode::Write,
             )
             .unwrap_err();
-        assert_eq!(err.code(), "SQL_CONSTRAINT");
-        assert!(matches!(err, Error::Sql { step: Some(1), .. }));
+        assert_eq!(err.code(), "SQLITE_CONSTRAINT");
+        assert!(matches!(
+            err,
+            Error::Sql {
+                statement_index: Some(1),
+                ..
+            }
+        ));
         let rs = db.execute(&Statement::new("select count(*) from t")).unwrap();
         assert_eq!(rs.rows[0][0], Value::Integer(0));
         let err = db
             .batch(&[Statement::new("insert into t values (2)")], TransactionMode::Read)
             .unwrap_err();
-        assert!(matches!(err, Error::Sql { step: Some(0), .. }));
+        assert!(matches!(
+            err,
+            Error::Sql {
+                statement_index: Some(0),
+                ..
+            }
+        ));
         assert!(!db.in_transaction());
     }
 
@@ -422,11 +437,11 @@ mod tests {
         let db = Store::open(":memory:").unwrap();
         assert_eq!(
             db.execute(&Statement::new("selec 1")).unwrap_err().code(),
-            "SQL_SYNTAX_ERROR"
+            "SQLITE_ERROR"
         );
         assert_eq!(
             db.execute(&Statement::new("select * from nope")).unwrap_err().code(),
-            "SQL_ERROR"
+            "SQLITE_ERROR"
         );
         let nan = Statement::new("select ?").arg(f64::NAN);
         assert_eq!(db.execute(&nan).unwrap_err().code(), "INVALID_ARGUMENT");

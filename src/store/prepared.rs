@@ -20,8 +20,10 @@ use std::ptr;
 use rusqlite::ffi;
 use rusqlite::types::ValueRef;
 
+use crate::sql::ValueRef as Arg;
+
 use super::packed::{ArgsKind, Packed};
-use super::{is_insert, sql_error, RowSink};
+use super::{is_insert, sql_error, summary, RowSink};
 use crate::error::{Error, Result};
 
 /// Statements kept per store. A new one past this replaces the oldest (FIFO); its
@@ -48,7 +50,6 @@ struct Slot {
     handle: u32,
     stmt: *mut ffi::sqlite3_stmt,
     params: usize,
-    readonly: bool,
     insert: bool,
     /// SQLite's re-prepare counter when the header was last reported (None: never).
     shown: Option<c_int>,
@@ -170,12 +171,7 @@ impl Prepared {
             self.seq = 1;
         }
         // SAFETY: `stmt` is a valid prepared statement.
-        let (params, readonly) = unsafe {
-            (
-                ffi::sqlite3_bind_parameter_count(stmt),
-                ffi::sqlite3_stmt_readonly(stmt) != 0,
-            )
-        };
+        let params = unsafe { ffi::sqlite3_bind_parameter_count(stmt) };
         let index = if self.slots.len() < CAPACITY {
             self.slots.len()
         } else {
@@ -187,7 +183,6 @@ impl Prepared {
             handle: (self.seq << SLOT_BITS) | index as u32,
             stmt,
             params: params.max(0) as usize,
-            readonly,
             insert: is_insert(sql),
             shown: None,
         };
@@ -259,14 +254,14 @@ fn bind(
         // (no destructor): `args` outlives the run, which clears the bindings at its end.
         let rc = unsafe {
             match v {
-                ValueRef::Null => ffi::sqlite3_bind_null(stmt, idx),
-                ValueRef::Integer(n) => ffi::sqlite3_bind_int64(stmt, idx, n),
-                ValueRef::Real(f) => ffi::sqlite3_bind_double(stmt, idx, f),
-                ValueRef::Text(t) => match c_int::try_from(t.len()) {
+                Arg::Null => ffi::sqlite3_bind_null(stmt, idx),
+                Arg::Integer(n) => ffi::sqlite3_bind_int64(stmt, idx, n),
+                Arg::Real(f) => ffi::sqlite3_bind_double(stmt, idx, f),
+                Arg::Text(t) => match c_int::try_from(t.len()) {
                     Ok(n) => ffi::sqlite3_bind_text(stmt, idx, t.as_ptr().cast(), n, None),
                     Err(_) => ffi::SQLITE_TOOBIG,
                 },
-                ValueRef::Blob(b) => match c_int::try_from(b.len()) {
+                Arg::Blob(b) => match c_int::try_from(b.len()) {
                     Ok(n) => ffi::sqlite3_bind_blob(stmt, idx, b.as_ptr().cast(), n, None),
                     Err(_) => ffi::SQLITE_TOOBIG,
                 },
@@ -307,6 +302,7 @@ fn step_all(db: *mut ffi::sqlite3, slot: &mut Slot, sink: &mut impl RowSink) -> 
     let stmt = slot.stmt;
     // SAFETY (this whole function): `stmt` is a valid statement with its arguments
     // bound; column accessors are used only while a row is current.
+    let before = unsafe { ffi::sqlite3_total_changes64(db) };
     let mut rc = unsafe { ffi::sqlite3_step(stmt) };
     // A re-prepare (schema change) happens inside the first step: only now is the
     // column list the one this run's rows have.
@@ -339,13 +335,14 @@ fn step_all(db: *mut ffi::sqlite3, slot: &mut Slot, sink: &mut impl RowSink) -> 
     if rc != ffi::SQLITE_DONE {
         return Err(failure(db, rc));
     }
-    let (rows_affected, rowid) = if slot.readonly {
-        (0, None)
-    } else {
-        let changes = unsafe { ffi::sqlite3_changes64(db) }.max(0) as u64;
-        (
-            changes,
-            (changes > 0 && slot.insert).then(|| unsafe { ffi::sqlite3_last_insert_rowid(db) }),
+    // SAFETY: `db` is the open connection.
+    let (rows_affected, rowid) = unsafe {
+        summary(
+            ffi::sqlite3_total_changes64(db) != before,
+            ffi::sqlite3_changes64(db).max(0) as u64,
+            ffi::sqlite3_last_insert_rowid(db),
+            width as usize,
+            slot.insert,
         )
     };
     sink.finish(rows_affected, rowid);

@@ -50,9 +50,12 @@ mod tests_server;
 #[cfg(all(test, feature = "native"))]
 mod tests_values;
 
+// For the edge gateway's server half (src/gateway/), built with `edge`.
+#[cfg(feature = "edge")]
 pub(crate) use evolve::COLUMNS_DDL;
+#[cfg(feature = "edge")]
 pub(crate) use net::PAGE_BYTES;
-pub use net::{SyncReport, BACKOFF_BASE_MS, BACKOFF_MAX_MS};
+pub use net::{Mirror, SyncReport, BACKOFF_BASE_MS, BACKOFF_MAX_MS};
 pub use policy::{Column, Policy, TableSpec};
 pub use replica::{ConflictResolver, Env, Replica, ReplicaConfig};
 pub use status::{backoff_ms, Event, Metrics, Outcome, Status};

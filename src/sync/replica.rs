@@ -87,6 +87,8 @@ pub struct ReplicaConfig {
     /// The SQLite VFS for a file `path`: a host file system registered with
     /// [`crate::store::vfs::register`] (wasm in Node); `None` = SQLite's own.
     pub vfs: Option<String>,
+    /// Which of the server's other tables `sync()` brings down as read-only mirrors.
+    pub mirror: super::net::Mirror,
 }
 
 /// An application resolver for a custom column: `(local, remote, base) -> value`.
@@ -119,6 +121,7 @@ pub struct Replica<T: HttpTransport> {
     pub(crate) env: Env,
     pub(crate) push_chunk: usize,
     pub(crate) pull_chunk: usize,
+    pub(crate) mirror: super::net::Mirror,
     /// Set while a write-through call runs (calls must not overlap).
     pub(crate) write_through_busy: std::cell::Cell<bool>,
     /// Text cells merged since the last render check (see `net/pull.rs`, `render_back`).
@@ -212,6 +215,7 @@ impl<T: HttpTransport> Replica<T> {
             env,
             text_touched: RefCell::new(Default::default()),
             write_through_busy: Default::default(),
+            mirror: config.mirror.clone(),
             push_chunk: config.push_chunk.unwrap_or(2_000).max(1),
             pull_chunk: config.pull_chunk.unwrap_or(5_000).max(1),
         })
@@ -259,6 +263,8 @@ impl<T: HttpTransport> Replica<T> {
     ) -> Result<()> {
         let conn = self.store.conn();
         let mut spec = TableSpec::introspect(conn, table, policies)?;
+        // A read-only mirror of the server's table becomes a replicated table.
+        self.unmirror(table)?;
         for (col, _) in &resolvers {
             if !spec
                 .columns

@@ -20,8 +20,9 @@ use crate::clock::{site_id_from_str, VersionVector};
 use crate::crdt::{Crdt, GCounter, LWWMap, LWWRegister, ORSet, PNCounter};
 use crate::error::Result;
 use crate::sql::Value;
-use crate::wasm::convert::{js_string, js_to_value, value_to_js, IntMode};
+use crate::wasm::convert::IntMode;
 use crate::wasm::error::{invalid, to_js};
+use crate::wasm::values::{js_string, js_to_value, value_to_js};
 
 type JsResult<T> = std::result::Result<T, JsValue>;
 

@@ -15,8 +15,9 @@ use crate::metrics::{Exposition, HealthThresholds, Kind, Registry};
 use crate::router::{self, Failure, Location, Router, RouterOptions};
 use crate::session::{KeyRing, Lookup, SessionOptions, SessionView, Sessions, SqlWrite, StoredRow, Validity};
 use crate::wasm::auth::principal_of;
-use crate::wasm::convert::{value_to_js, IntMode};
+use crate::wasm::convert::IntMode;
 use crate::wasm::error::{invalid, to_js};
+use crate::wasm::values::value_to_js;
 
 type JsResult<T> = std::result::Result<T, JsValue>;
 

@@ -1,8 +1,11 @@
 //! The one place where [`crate::Error`] becomes a JS `Error`.
 //!
-//! The object carries `code` (the stable string from [`crate::Error::code`]) and, where
-//! known, `serverCode`, `step` (failing batch statement) and `status` (HTTP status).
-//! The TS layer gives it the `EdgesyncError` prototype.
+//! As in the official `@libsql/client`: a `LibsqlError` (`code`, and for a local SQLite
+//! failure `extendedCode` and `rawCode`), a `LibsqlBatchError` with `statementIndex` for
+//! the failing statement of a batch, and a plain `RangeError` / `TypeError` for a value
+//! that cannot be bound or read. edgesync's additions: `retryable`, `serverCode` (the
+//! server's code as sent) and `status` (an HTTP status). The classes are the TS layer's
+//! (js/errors.ts), registered by each entry point once the module is instantiated.
 
 use std::cell::RefCell;
 
@@ -17,32 +20,56 @@ use crate::Error;
 const ERROR_CODE: &'static str = crate::error::TS_ERROR_CODE;
 
 thread_local! {
-    /// The TS layer's `EdgesyncError` class, registered by each entry point after
-    /// instantiating the module, so errors are real instances of it.
-    static ERROR_CLASS: RefCell<Option<Function>> = const { RefCell::new(None) };
+    /// `LibsqlError` and `LibsqlBatchError` of the TS layer.
+    static CLASSES: RefCell<Option<(Function, Function)>> = const { RefCell::new(None) };
+    /// What JS code called from Rust last threw (a custom conflict resolver): the `cause`
+    /// of the `RESOLVER_ERROR` it becomes.
+    static THROWN: RefCell<Option<JsValue>> = const { RefCell::new(None) };
 }
 
-/// Registers the class errors are constructed with: `new cls(message, code)`.
-#[wasm_bindgen(js_name = registerErrorClass)]
-pub fn register_error_class(cls: Function) {
-    ERROR_CLASS.with(|c| *c.borrow_mut() = Some(cls));
+/// Keeps `e`, thrown by a JS callback, as the cause of the error it turns into.
+#[cfg(feature = "js-replica")]
+pub(crate) fn remember_thrown(e: JsValue) {
+    THROWN.with(|t| *t.borrow_mut() = Some(e));
 }
 
-fn new_error(message: &str, code: &str) -> JsValue {
-    let registered = ERROR_CLASS.with(|c| c.borrow().clone());
-    if let Some(cls) = registered {
-        let args = Array::of2(&JsValue::from_str(message), &JsValue::from_str(code));
-        if let Ok(e) = Reflect::construct(&cls, &args) {
+/// Registers the classes errors are constructed with: `new LibsqlError(message, code)`
+/// and `new LibsqlBatchError(message, statementIndex, code)`.
+#[wasm_bindgen(js_name = registerErrorClasses)]
+pub fn register_error_classes(error: Function, batch_error: Function) {
+    CLASSES.with(|c| *c.borrow_mut() = Some((error, batch_error)));
+}
+
+fn new_error(message: &str, code: &str, statement_index: Option<usize>) -> JsValue {
+    let registered = CLASSES.with(|c| c.borrow().clone());
+    let (message_js, code_js) = (JsValue::from_str(message), JsValue::from_str(code));
+    if let Some((error, batch)) = registered {
+        let made = match statement_index {
+            Some(i) => Reflect::construct(&batch, &Array::of3(&message_js, &JsValue::from_f64(i as f64), &code_js)),
+            None => Reflect::construct(&error, &Array::of2(&message_js, &code_js)),
+        };
+        if let Ok(e) = made {
             return e;
         }
     }
-    let js = js_sys::Error::new(message);
-    js.set_name("EdgesyncError");
+    // Before the classes are registered: an Error the TS layer adopts (js/errors.ts).
+    let js = js_sys::Error::new(&format!("{code}: {message}"));
+    js.set_name(if statement_index.is_some() {
+        "LibsqlBatchError"
+    } else {
+        "LibsqlError"
+    });
     js.into()
 }
 
 pub(crate) fn to_js(err: Error) -> JsValue {
-    let js = new_error(&err.to_string(), err.code());
+    match &err {
+        Error::Range(m) => return js_sys::RangeError::new(m).into(),
+        Error::Type(m) => return js_sys::TypeError::new(m).into(),
+        _ => {}
+    }
+    let index = err.statement_index();
+    let js = new_error(&err.to_string(), err.code(), index);
     let obj: &JsValue = &js;
     let set = |k: &str, v: JsValue| {
         // Setting a property on a fresh Error object cannot fail.
@@ -50,17 +77,28 @@ pub(crate) fn to_js(err: Error) -> JsValue {
     };
     set("code", JsValue::from_str(err.code()));
     set("retryable", JsValue::from_bool(err.is_retryable()));
-    match &err {
-        Error::Sql { server_code, step, .. } => {
-            if let Some(c) = server_code {
-                set("serverCode", JsValue::from_str(c));
-            }
-            if let Some(s) = step {
-                set("step", JsValue::from_f64(*s as f64));
-            }
+    if let Some(i) = index {
+        set("statementIndex", JsValue::from_f64(i as f64));
+    }
+    if let Some(s) = err.status() {
+        set("status", JsValue::from_f64(f64::from(s)));
+    }
+    if let Error::Resolver(_) = &err {
+        if let Some(cause) = THROWN.with(|t| t.borrow_mut().take()) {
+            set("cause", cause);
         }
-        Error::Server { status, .. } => set("status", JsValue::from_f64(f64::from(*status))),
-        _ => {}
+    }
+    if let Error::Sql {
+        server_code, extended, ..
+    } = &err
+    {
+        if let Some(c) = server_code {
+            set("serverCode", JsValue::from_str(c));
+        }
+        if let Some(x) = extended {
+            set("extendedCode", JsValue::from_str(x.name));
+            set("rawCode", JsValue::from_f64(f64::from(x.raw)));
+        }
     }
     js
 }

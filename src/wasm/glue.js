@@ -74,7 +74,10 @@ export async function post(fetchFn, url, body, bearer, timeoutMs, cancelled) {
     }
   });
   try {
-    const response = await race(() => (fetchFn ?? fetch)(url, { method: "POST", headers, body, signal: controller.signal }), stop);
+    // One `Request`, as the official client passes it: a custom fetch that forwards only
+    // its first argument still sends the method, headers and body.
+    const send = () => (fetchFn ?? fetch)(new Request(url, { method: "POST", headers, body, signal: controller.signal }));
+    const response = await race(send, stop);
     stage = "read";
     const bytes = new Uint8Array(await race(() => response.arrayBuffer(), stop));
     return { status: response.status, body: bytes };

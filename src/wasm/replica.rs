@@ -9,12 +9,13 @@ use wasm_bindgen_futures::future_to_promise;
 
 use crate::error::{Error, Result};
 use crate::sql::Value;
-use crate::sync::{ConflictResolver, Env, Event, Outcome, Policy, Replica, ReplicaConfig, Status};
-use crate::wasm::client::{field, optional_string as opt_string, parse_mode};
-use crate::wasm::convert::{decode_args, js_to_statement, js_to_statements, js_to_value, value_to_js, IntMode};
+use crate::sync::{ConflictResolver, Env, Event, Mirror, Outcome, Policy, Replica, ReplicaConfig, Status};
+use crate::wasm::client::{custom_fetch, field, int_mode, optional_string as opt_string, parse_mode, timeout};
+use crate::wasm::convert::{decode_args, decode_statements, IntMode};
 use crate::wasm::error::{invalid, to_js};
 use crate::wasm::fetch::FetchTransport;
 use crate::wasm::result::{result_sets_to_js, ResultWriter};
+use crate::wasm::values::{js_to_value, sql_value_to_js};
 
 fn opt_number(o: &JsValue, key: &str, min: f64, max: f64) -> Result<Option<f64>> {
     let v = field(o, key);
@@ -25,6 +26,23 @@ fn opt_number(o: &JsValue, key: &str, min: f64, max: f64) -> Result<Option<f64>>
         .filter(|n| n.fract() == 0.0 && *n >= min && *n <= max)
         .map(Some)
         .ok_or_else(|| invalid(format!("`{key}` must be a whole number from {min} to {max}")))
+}
+
+/// `mirror`: `true`/absent (every table), `false` (none), or a list of table names.
+fn mirror_option(v: &JsValue) -> Result<Mirror> {
+    if v.is_undefined() || v.is_null() || v.as_bool() == Some(true) {
+        return Ok(Mirror::All);
+    }
+    if v.as_bool() == Some(false) {
+        return Ok(Mirror::Off);
+    }
+    if Array::is_array(v) {
+        let names: Option<Vec<String>> = Array::from(v).iter().map(|n| n.as_string()).collect();
+        return names
+            .map(Mirror::Only)
+            .ok_or_else(|| invalid("`mirror` lists table names (strings)"));
+    }
+    Err(invalid("`mirror` must be true, false or a list of table names"))
 }
 
 /// A value kept on the one wasm thread, for callbacks the store requires to be `Send`.
@@ -124,14 +142,14 @@ fn event_js(e: &Event, mode: IntMode) -> JsValue {
             set(&o, "table", table.as_str());
             set(&o, "key", pk.as_str());
             set(&o, "column", column.as_str());
-            set(&o, "local", value_to_js(local, mode));
-            set(&o, "remote", value_to_js(remote, mode));
+            set(&o, "local", sql_value_to_js(local, mode));
+            set(&o, "remote", sql_value_to_js(remote, mode));
             set(
                 &o,
                 "base",
-                base.as_ref().map(|b| value_to_js(b, mode)).unwrap_or(JsValue::NULL),
+                base.as_ref().map(|b| sql_value_to_js(b, mode)).unwrap_or(JsValue::NULL),
             );
-            set(&o, "resolved", value_to_js(resolved, mode));
+            set(&o, "resolved", sql_value_to_js(resolved, mode));
         }
         Event::Refused {
             table,
@@ -150,18 +168,38 @@ fn event_js(e: &Event, mode: IntMode) -> JsValue {
     o.into()
 }
 
-/// Wraps a JS `(local, remote, base) => value` function as a resolver.
+/// The message of a thrown value: an `Error`'s own `message` (never its stack), or the
+/// value as a string.
+fn thrown_message(e: &JsValue) -> String {
+    if let Some(m) = e
+        .dyn_ref::<js_sys::Error>()
+        .and_then(|e| Reflect::get(e, &JsValue::from_str("message")).ok())
+        .and_then(|m| m.as_string())
+    {
+        return m;
+    }
+    e.as_string()
+        .or_else(|| js_sys::JSON::stringify(e).ok().and_then(|s| s.as_string()))
+        .unwrap_or_else(|| "a value that is not an Error".into())
+}
+
+/// Wraps a JS `(local, remote, base) => value` function as a resolver. What it throws
+/// becomes a `RESOLVER_ERROR` with its message, and is kept as the error's `cause`.
 fn js_resolver(f: Function, mode: IntMode) -> ConflictResolver {
     Box::new(move |local: &Value, remote: &Value, base: Option<&Value>| {
-        let b = base.map(|b| value_to_js(b, mode)).unwrap_or(JsValue::NULL);
+        let b = base.map(|b| sql_value_to_js(b, mode)).unwrap_or(JsValue::NULL);
         let out = f
             .call3(
                 &JsValue::NULL,
-                &value_to_js(local, mode),
-                &value_to_js(remote, mode),
+                &sql_value_to_js(local, mode),
+                &sql_value_to_js(remote, mode),
                 &b,
             )
-            .map_err(|e| Error::Resolver(e.as_string().unwrap_or_else(|| format!("{e:?}"))))?;
+            .map_err(|e| {
+                let message = thrown_message(&e);
+                crate::wasm::error::remember_thrown(e);
+                Error::Resolver(message)
+            })?;
         js_to_value(&out, &|| "the resolver's result".into()).map_err(|e| Error::Resolver(e.to_string()))
     })
 }
@@ -188,29 +226,18 @@ fn parse_config(config: &JsValue, open: bool) -> Result<(ReplicaConfig, IntMode,
             )))
         }
     };
-    let int_mode = match opt_string(config, "intMode")? {
-        Some(m) => IntMode::parse(&m)?,
-        None => IntMode::Auto,
-    };
-    let fetch = field(config, "fetch");
-    let custom = if fetch.is_undefined() || fetch.is_null() {
-        None
-    } else {
-        Some(
-            fetch
-                .dyn_into::<Function>()
-                .map_err(|_| invalid("`fetch` must be a function"))?,
-        )
-    };
+    let int_mode = int_mode(config)?;
+    let custom = custom_fetch(config)?;
     let cfg = ReplicaConfig {
         path: url,
         sync_url: opt_string(config, "syncUrl")?,
         auth_token: opt_string(config, "authToken")?,
-        timeout_ms: opt_number(config, "timeout", 1.0, u32::MAX as f64)?.map(|n| n as u32),
+        timeout_ms: timeout(config)?,
         max_drift_ms: opt_number(config, "maxDriftMs", 0.0, 9e15)?.map(|n| n as u64),
         push_chunk: opt_number(config, "pushChunk", 1.0, 1e6)?.map(|n| n as usize),
         pull_chunk: opt_number(config, "pullChunk", 1.0, 1e6)?.map(|n| n as usize),
         vfs,
+        mirror: mirror_option(&field(config, "mirror"))?,
     };
     Ok((cfg, int_mode, custom))
 }
@@ -235,12 +262,16 @@ pub fn check_replica_config(config: JsValue) -> std::result::Result<(), JsValue>
 #[wasm_bindgen(js_class = Replica)]
 impl JsReplica {
     /// `config`: `{ url, syncUrl?, authToken?, timeout?, intMode?, fetch?, maxDriftMs?,
-    /// pushChunk?, pullChunk? }`.
+    /// pushChunk?, pullChunk?, mirror? }`.
     #[wasm_bindgen(constructor)]
     pub fn new(config: JsValue) -> std::result::Result<JsReplica, JsValue> {
         (|| -> Result<JsReplica> {
             let (cfg, int_mode, custom) = parse_config(&config, true)?;
             let replica = Replica::open(cfg, FetchTransport::new(custom), env())?;
+            // Opening wrote the replica's own bookkeeping: the connection's last rowid is
+            // the app's from here on, starting at 0 as on a fresh connection.
+            // SAFETY: the connection is open; this only resets a counter.
+            unsafe { rusqlite::ffi::sqlite3_set_last_insert_rowid(replica.store().conn().handle(), 0) };
             Ok(JsReplica {
                 inner: Rc::new(replica),
                 int_mode,
@@ -248,14 +279,6 @@ impl JsReplica {
             })
         })()
         .map_err(to_js)
-    }
-
-    /// Runs one statement locally (synchronously).
-    pub fn execute(&self, stmt: JsValue) -> std::result::Result<JsValue, JsValue> {
-        let stmt = js_to_statement(&stmt).map_err(to_js)?;
-        let mut out = ResultWriter::generic(self.int_mode);
-        self.inner.store().execute_into(&stmt, &mut out).map_err(to_js)?;
-        Ok(out.to_js())
     }
 
     /// Runs one statement locally, its arguments packed by `encodeStatement`
@@ -268,12 +291,30 @@ impl JsReplica {
         Ok(out.to_js())
     }
 
-    /// Runs statements locally in one transaction.
-    pub fn batch(&self, stmts: JsValue, mode: Option<String>) -> std::result::Result<JsValue, JsValue> {
-        let stmts = js_to_statements(&stmts).map_err(to_js)?;
+    /// Runs statements (packed by `encodeStatements`, js/args.ts) locally in one
+    /// transaction.
+    pub fn batch(&self, stmts: &[u8], mode: Option<String>) -> std::result::Result<JsValue, JsValue> {
+        let stmts = decode_statements(stmts).map_err(to_js)?;
         let mode = parse_mode(mode).map_err(to_js)?;
         let out = self.inner.batch(&stmts, mode).map_err(to_js)?;
         Ok(result_sets_to_js(&out, self.int_mode))
+    }
+
+    /// Runs SQL statements separated by semicolons locally, one after the other
+    /// (`executeMultiple`); the first failure stops them.
+    #[wasm_bindgen(js_name = executeMultiple)]
+    pub fn execute_multiple(&self, sql: &str) -> std::result::Result<(), JsValue> {
+        self.inner
+            .store()
+            .conn()
+            .execute_batch(sql)
+            .map_err(|e| to_js(crate::store::sql_error(e)))
+    }
+
+    /// Whether a transaction is open on the local database.
+    #[wasm_bindgen(getter, js_name = inTransaction)]
+    pub fn in_transaction(&self) -> bool {
+        self.inner.store().in_transaction()
     }
 
     /// Write-through: the statements' changes are on the server before this resolves.
@@ -281,8 +322,8 @@ impl JsReplica {
     /// sent again to the next owner of the store); a second arrival gets the first
     /// answer if the first attempt committed, instead of writing twice.
     #[wasm_bindgen(js_name = executeRemote)]
-    pub fn execute_remote(&self, stmts: JsValue, mode: Option<String>, request: Option<String>) -> Promise {
-        let parsed = js_to_statements(&stmts).and_then(|s| Ok((s, parse_mode(mode)?)));
+    pub fn execute_remote(&self, stmts: &[u8], mode: Option<String>, request: Option<String>) -> Promise {
+        let parsed = decode_statements(stmts).and_then(|s| Ok((s, parse_mode(mode)?)));
         let (stmts, mode) = match parsed {
             Ok(p) => p,
             Err(e) => return Promise::reject(&to_js(e)),

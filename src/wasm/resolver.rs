@@ -17,9 +17,10 @@ use wasm_bindgen::prelude::*;
 use crate::crdt::resolver::{Args, CrdtType, Object, Resolver, ResolverVersion};
 use crate::error::Result;
 use crate::sql::Value;
-use crate::wasm::convert::{js_string, js_to_value, value_to_js, IntMode};
+use crate::wasm::convert::IntMode;
 use crate::wasm::crdt::{bytes_from_js, site_from_js, u64_out};
 use crate::wasm::error::{invalid, to_js};
+use crate::wasm::values::{js_string, js_to_value, value_to_js};
 
 type JsResult<T> = std::result::Result<T, JsValue>;
 

@@ -21,7 +21,7 @@
 //! | 4 | 1 | u8 1 = the column header follows this fixed part |
 //! | 5 | 1 | u8 1 = there is a last insert rowid |
 //! | 6 | 1 | u8 1 = there is a replication index |
-//! | 7 | 1 | u8 int mode of the generic path: 0 `auto`, 1 `bigint`, 2 `string` (the kept path's reader knows its own) |
+//! | 7 | 1 | u8 int mode of the generic path: 0 `auto`, 1 `bigint`, 2 `string`, 3 `number` (the kept path's reader knows its own) |
 //! | 8 | 8 | f64 rows affected |
 //! | 16 | 8 | i64 last insert rowid |
 //! | 24 | 4 | u32 number of columns |
@@ -34,11 +34,9 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use js_sys::{Array, Uint8Array};
-use rusqlite::types::ValueRef;
 use wasm_bindgen::prelude::*;
 
-use crate::sql::{ResultSet, Value};
-use crate::store::RowSink;
+use crate::sql::{ResultSet, ValueRef};
 use crate::wasm::convert::IntMode;
 
 const HEADER_INCLUDED: usize = 4;
@@ -114,12 +112,14 @@ impl ResultWriter {
             IntMode::Auto => 0,
             IntMode::BigInt => 1,
             IntMode::String => 2,
+            IntMode::Number => 3,
         };
         w
     }
 
     /// Starts the next result of the kept path in the same buffer (no allocation once
     /// warm).
+    #[cfg(feature = "js-replica")]
     pub(crate) fn start_kept(&mut self) {
         self.buf.clear();
         self.buf.resize(VALUES_AT, 0);
@@ -130,6 +130,7 @@ impl ResultWriter {
 
     /// Kept path: whether the header was written (the store reports the columns only
     /// when they changed).
+    #[cfg(feature = "js-replica")]
     pub(crate) fn set_header_included(&mut self, included: bool) {
         self.buf[HEADER_INCLUDED] = u8::from(included);
     }
@@ -141,6 +142,7 @@ impl ResultWriter {
     }
 
     /// Where the result is in wasm memory (valid until the writer is used again).
+    #[cfg(feature = "js-replica")]
     pub(crate) fn address(&self) -> u32 {
         self.buf.as_ptr() as u32
     }
@@ -176,24 +178,24 @@ impl ResultWriter {
     }
 }
 
-impl RowSink for ResultWriter {
-    fn column(&mut self, name: &str, decl_type: &str) {
+impl ResultWriter {
+    pub(crate) fn column(&mut self, name: &str, decl_type: &str) {
         self.ncols += 1;
         let out = self.held_header.as_mut().unwrap_or(&mut self.buf);
         write_str(out, name.as_bytes());
         write_str(out, decl_type.as_bytes());
     }
 
-    fn begin_row(&mut self, _width: usize) {
+    pub(crate) fn begin_row(&mut self) {
         self.close_header();
         self.nrows += 1;
     }
 
-    fn value(&mut self, v: ValueRef<'_>) {
+    pub(crate) fn value(&mut self, v: ValueRef<'_>) {
         write_value(&mut self.buf, v);
     }
 
-    fn finish(&mut self, rows_affected: u64, last_insert_rowid: Option<i64>) {
+    pub(crate) fn finish(&mut self, rows_affected: u64, last_insert_rowid: Option<i64>) {
         self.close_header();
         let b = &mut self.buf;
         b[0..4].copy_from_slice(&self.nrows.to_le_bytes());
@@ -211,15 +213,9 @@ pub(crate) fn result_set_to_js(rs: &ResultSet, mode: IntMode) -> JsValue {
         w.column(name, ty);
     }
     for row in &rs.rows {
-        w.begin_row(row.len());
+        w.begin_row();
         for v in row {
-            w.value(match v {
-                Value::Null => ValueRef::Null,
-                Value::Integer(i) => ValueRef::Integer(*i),
-                Value::Real(f) => ValueRef::Real(*f),
-                Value::Text(t) => ValueRef::Text(t.as_bytes()),
-                Value::Blob(b) => ValueRef::Blob(b),
-            });
+            w.value(v.into());
         }
     }
     w.finish(rs.rows_affected, rs.last_insert_rowid);
@@ -234,4 +230,24 @@ pub(crate) fn result_sets_to_js(results: &[ResultSet], mode: IntMode) -> JsValue
         .map(|rs| result_set_to_js(rs, mode))
         .collect::<Array>()
         .into()
+}
+
+/// The local database writes its rows straight into the result (no `ResultSet` first).
+#[cfg(feature = "js-replica")]
+impl crate::store::RowSink for ResultWriter {
+    fn column(&mut self, name: &str, decl_type: &str) {
+        ResultWriter::column(self, name, decl_type);
+    }
+
+    fn begin_row(&mut self, _width: usize) {
+        ResultWriter::begin_row(self);
+    }
+
+    fn value(&mut self, v: rusqlite::types::ValueRef<'_>) {
+        ResultWriter::value(self, crate::store::value_ref(v));
+    }
+
+    fn finish(&mut self, rows_affected: u64, last_insert_rowid: Option<i64>) {
+        ResultWriter::finish(self, rows_affected, last_insert_rowid);
+    }
 }

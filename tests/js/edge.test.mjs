@@ -142,7 +142,7 @@ test('statements are classified and routed: writes to the primary, reads to the 
   assert.equal(r.body.error.code, 'MULTI_STATEMENT');
   r = await query('selec 1', undefined, bob);
   assert.equal(r.status, 400, r.text);
-  assert.equal(r.body.error.code, 'SQL_SYNTAX_ERROR', 'an unknown verb is routed as a write and fails there');
+  assert.equal(r.body.error.code, 'SQL_PARSE_ERROR', 'an unknown verb is routed as a write and fails there');
   assert.equal(r.headers.get('x-edgesync-region'), null);
 });
 

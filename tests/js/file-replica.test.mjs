@@ -225,7 +225,7 @@ test("one owner per file: another process is refused with DATABASE_LOCKED until 
   const pid = (await nextLine(c)).split(" ")[1];
   assert.throws(
     () => createClient({ url: `file:${file}` }),
-    (e) => e.code === "DATABASE_LOCKED" && e.message.includes(`process ${pid}`) && e.name === "EdgesyncError",
+    (e) => e.code === "DATABASE_LOCKED" && e.message.includes(`process ${pid}`) && e.name === "LibsqlError",
   );
   c.p.stdin.end();
   assert.equal(await nextLine(c), "closed");
@@ -252,17 +252,17 @@ test("bad file URLs and paths are clear errors", () => {
       createClient({ url }).close();
       return "opened";
     } catch (e) {
-      assert.equal(e.name, "EdgesyncError");
+      assert.equal(e.name, "LibsqlError");
       return e.code;
     }
   };
-  assert.equal(code("file://other-host/app.db"), "INVALID_ARGUMENT");
-  assert.equal(code(`file:${dir}/app.db?mode=ro`), "INVALID_ARGUMENT");
+  assert.equal(code("file://other-host/app.db"), "URL_INVALID");
+  assert.equal(code(`file:${dir}/app.db?mode=ro`), "URL_PARAM_NOT_SUPPORTED");
   assert.equal(code(`file:${dir}/missing-dir/app.db`), "INVALID_ARGUMENT");
   assert.throws(() => createClient({ url: `file:${dir}/missing-dir/app.db` }), /its directory does not exist/);
   assert.equal(code(`file:${dir}`), "INVALID_ARGUMENT"); // a directory (EISDIR)
   writeFileSync(join(dir, "junk.db"), Buffer.alloc(8192, 7));
-  assert.equal(code(`file:${dir}/junk.db`), "SQL_ERROR"); // not a database
+  assert.equal(code(`file:${dir}/junk.db`), "SQLITE_NOTADB"); // not a database
   assert.ok(!existsSync(join(dir, "junk.db-lock")), "a failed open releases its lock");
   assert.equal(code(`file://localhost${dir}/ok.db`), "opened");
   assert.equal(code(`file:///${dir.slice(1)}/ok.db`), "opened");

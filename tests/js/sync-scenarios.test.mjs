@@ -49,7 +49,7 @@ test("IoT: 4 devices with background sync; server analytics match what was writt
 
     const devices = [];
     for (let i = 0; i < DEVICES; i++) {
-      const db = e.replica({ syncInterval: 40 + 15 * i });
+      const db = e.replica({ syncInterval: (40 + 15 * i) / 1000 });
       await schema(db);
       const errors = [];
       db.on("sync:error", (d) => errors.push(d));
@@ -134,7 +134,7 @@ test("offline-first transactions: record offline, back off while offline, sync o
   const e = await env({ proxies: 1 });
   const proxy = e.proxies[0];
   try {
-    const app = e.replica({ syncUrl: proxy.url, syncInterval: 100, timeout: 1000 });
+    const app = e.replica({ syncUrl: proxy.url, syncInterval: 0.1, timeout: 1000 });
     await app.execute("create table transactions (id text primary key, amount integer not null, note text, status text not null default 'pending')");
     app.replicate("transactions");
     const errors = [];

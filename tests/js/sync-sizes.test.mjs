@@ -159,7 +159,8 @@ test("a server with smaller limits: chunks and pages refused as too large are sp
     await fill(b, 50, 100, 5000);
     const refuse = (code, message) => ({
       errorStatus: 200,
-      errorBody: JSON.stringify({ baton: null, base_url: null, results: [{ type: "error", error: { message, code } }] }),
+      // As sqld answers a one-shot pipeline (the request, then its close).
+      errorBody: JSON.stringify({ baton: null, base_url: null, results: [{ type: "error", error: { message, code } }, { type: "ok", response: { type: "close" } }] }),
     });
     // Pushes: refused twice as too large (as a server refuses a value), then accepted.
     proxy.setFaults({ next: ["error", "error"], matchBody: (body) => body.includes("_es_chunk"), ...refuse("SQLITE_TOOBIG", "SQLite error: string or blob too big") });

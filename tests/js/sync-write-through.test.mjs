@@ -41,7 +41,7 @@ test('writeMode "remote": writes are on the server before execute resolves; serv
     assert.equal(w.metrics().httpRequests, before, "reads make no request");
 
     // SQL errors come back with their codes; nothing changes.
-    await rejectsWith(w.execute("insert into acct (id, owner) values (1, 'dup')"), "SQL_CONSTRAINT");
+    await rejectsWith(w.execute("insert into acct (id, owner) values (1, 'dup')"), "SQLITE_CONSTRAINT");
 
     // Server down.
     await e.sqld.kill();

@@ -45,7 +45,7 @@ async function setup({ timeout = 800 } = {}) {
     } catch (err) {
       assert.ok(err instanceof EdgesyncError, String(err));
       // A lost or garbled answer: retryable, or a protocol error (never a SQL error).
-      assert.ok(err.retryable || err.code === "PROTOCOL_ERROR", `a lost answer: ${err.code} ${err.message}`);
+      assert.ok(err.retryable || err.code === "HRANA_PROTO_ERROR", `a lost answer: ${err.code} ${err.message}`);
       return false;
     }
   }

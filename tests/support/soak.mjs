@@ -125,7 +125,7 @@ export async function runSoak({ seed, ops = 400, replicas = KINDS, faultRate = 0
           (e) => {
             stats.syncErrors++;
             count(e.code);
-            if (!e.retryable && !["PROTOCOL_ERROR", "CLIENT_CLOSED"].includes(e.code)) unexpected.push(`sync r${r.i}: ${e.code} ${e.message}`);
+            if (!e.retryable && !["HRANA_PROTO_ERROR", "CLIENT_CLOSED"].includes(e.code)) unexpected.push(`sync r${r.i}: ${e.code} ${e.message}`);
           },
         );
         r.syncing.add(s);
@@ -142,7 +142,7 @@ export async function runSoak({ seed, ops = 400, replicas = KINDS, faultRate = 0
             await setup(r);
             break;
           } catch (e) {
-            if (!(e.retryable || e.code === "PROTOCOL_ERROR") || attempt > 50) throw e;
+            if (!(e.retryable || e.code === "HRANA_PROTO_ERROR") || attempt > 50) throw e;
             count(e.code);
           }
         }
@@ -160,7 +160,7 @@ export async function runSoak({ seed, ops = 400, replicas = KINDS, faultRate = 0
         (e) => {
           stats.failed++;
           count(e.code);
-          if (r.kind.writeMode === "local" || !(e.retryable || e.code === "PROTOCOL_ERROR")) {
+          if (r.kind.writeMode === "local" || !(e.retryable || e.code === "HRANA_PROTO_ERROR")) {
             unexpected.push(`op ${op.id} on r${r.i} (${r.kind.writeMode}): ${e.code} ${e.message}`);
           }
         },

@@ -25,13 +25,14 @@ export function seedFor(t) {
 }
 
 /** Rejects with an EdgesyncError carrying `code` (one of `code` when it is an array). */
-export async function rejectsWith(promise, code) {
+export async function rejectsWith(promise, code, extra = {}) {
   let err;
   await assert.rejects(promise, (e) => {
     err = e;
     assert.ok(e instanceof EdgesyncError, `an EdgesyncError, got ${e?.constructor?.name}: ${e}`);
     if (Array.isArray(code)) assert.ok(code.includes(e.code), `${e.code} in ${code}: ${e.message}`);
     else assert.equal(e.code, code, e.message);
+    for (const [k, v] of Object.entries(extra)) assert.equal(e[k], v, k);
     return true;
   });
   return err;

@@ -271,7 +271,7 @@ fn unusable_paths_are_clear_errors() {
     let junk = dir.path("junk.db");
     std::fs::write(&junk, vec![7u8; 8192]).unwrap();
     let err = Store::open_on(&junk, Some(&vfs)).err().unwrap();
-    assert_eq!(err.code(), "SQL_ERROR", "{err}");
+    assert_eq!(err.code(), "SQLITE_NOTADB", "{err}");
     assert!(
         !Path::new(&format!("{junk}-lock")).exists(),
         "a failed open releases its lock"

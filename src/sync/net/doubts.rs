@@ -51,7 +51,7 @@ use rusqlite::params;
 use serde_json::Value as Json;
 
 use super::{int, text, Queued};
-use crate::error::{Error, Result, SqlErrorKind};
+use crate::error::{Error, Result};
 use crate::remote::{HttpTransport, ResultSet, Statement, TransactionMode, Value};
 use crate::store::sql_error;
 use crate::sync::fold::encode_base;
@@ -105,10 +105,10 @@ impl<T: HttpTransport> Replica<T> {
         matches!(
             e,
             Error::Sql {
-                kind: SqlErrorKind::Constraint,
-                step: Some(LEDGER_STEP),
+                code,
+                statement_index: Some(LEDGER_STEP),
                 ..
-            }
+            } if code.is_constraint()
         )
     }
 

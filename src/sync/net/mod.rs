@@ -8,6 +8,7 @@
 //! - `write_through.rs`: `writeMode: "remote"` writes
 //! - `doubts.rs`: write-through writes whose answer was lost, settled by a ledger
 //! - `requests.rs`: write-through calls sent again (a browser tab's), answered once
+//! - `mirror.rs`: read-only mirrors of the server's other tables
 //! - `status.rs`: status and metrics accessors
 //!
 //! Every `await` happens with no local transaction open and no borrow held, so local
@@ -23,6 +24,7 @@ use crate::remote::{HttpTransport, RemoteClient, ResultSet, Statement, Transacti
 mod bootstrap;
 mod doubts;
 mod gateway;
+mod mirror;
 mod pull;
 mod push;
 mod requests;
@@ -31,6 +33,8 @@ mod status;
 mod sync;
 mod write_through;
 
+pub use mirror::Mirror;
+#[cfg(feature = "edge")]
 pub(crate) use pull::PAGE_BYTES;
 
 /// What one `sync()` did.

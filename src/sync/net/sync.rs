@@ -131,6 +131,7 @@ impl<T: HttpTransport> Replica<T> {
         if self.fold_all()? > 0 || self.pending_outbox()? > 0 {
             pushed += self.push_all().await?;
         }
+        self.refresh_mirrors().await?;
         // Changes set aside as too large (by this sync, or by a write-through call's
         // push of earlier changes) are reported now that everything else is done.
         let rejected = std::mem::take(&mut *self.monitor.rejected.borrow_mut());

@@ -88,7 +88,7 @@ impl<T: HttpTransport> Replica<T> {
         let res = (|| {
             let mut out = Vec::new();
             for (i, s) in stmts.iter().enumerate() {
-                out.push(self.store.execute(s).map_err(|e| crate::store::with_step(e, i))?);
+                out.push(self.store.execute(s).map_err(|e| e.at_statement(i))?);
             }
             self.fold_all()?;
             let queued: Vec<Queued> = self

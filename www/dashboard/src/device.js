@@ -50,7 +50,8 @@ export class Device {
     const common = {
       syncUrl: config.sync || undefined,
       authToken: config.token || undefined,
-      syncInterval: config.sync ? config.interval : undefined,
+      // `interval` is in ms; `syncInterval` in seconds, as in @libsql/client.
+      syncInterval: config.sync ? config.interval / 1000 : undefined,
       maxRetries: Number.isInteger(config.maxRetries) ? config.maxRetries : undefined,
       syncOnOpen: Boolean(config.sync),
       // The user's offline switch holds across reloads: not even the open sync runs.

@@ -139,6 +139,8 @@ export function renderValue(value) {
   if (value === null || value === undefined) return { text: "NULL", cls: "null" };
   if (typeof value === "bigint") return { text: value.toString(), cls: "num" };
   if (typeof value === "number") return { text: Object.is(value, -0) ? "-0" : String(value), cls: "num" };
+  // BLOBs come back as ArrayBuffers (as from @libsql/client).
+  if (value instanceof ArrayBuffer) value = new Uint8Array(value);
   if (value instanceof Uint8Array) {
     if (value.length <= BLOB_PREVIEW_BYTES) return { text: hex(value), cls: "blob" };
     return { text: `${hex(value.subarray(0, BLOB_HEAD_BYTES))}…`, suffix: ` (${value.length} bytes)`, cls: "blob" };

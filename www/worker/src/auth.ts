@@ -297,7 +297,7 @@ export function principalOf(claims: Claims, policy: AccessPolicy): Principal {
   try {
     principal = policy.principal(JSON.stringify(claims));
   } catch (e) {
-    if ((e as { code?: string }).code === "AUTH_INVALID") throw invalid((e as Error).message.replace(/^the server rejected the auth token: /, ""));
+    if ((e as { code?: string }).code === "AUTH_INVALID") throw invalid((e as Error).message.replace(/^(AUTH_INVALID: )?the server rejected the auth token: /, ""));
     throw e;
   }
   principals.set(claims, { policy, principal });

@@ -61,11 +61,10 @@ function transportFailure(e: unknown): "timeout" | "unreachable" | "server" | un
       return "timeout";
     case "SERVER_UNREACHABLE":
       return "unreachable";
-    case "SERVER_ERROR":
-    case "PROTOCOL_ERROR":
-    case "AUTH_REQUIRED": // the region refuses the worker's libSQL token: unusable for now
-    case "AUTH_INVALID":
-      return "server";
+    case "SERVER_ERROR": // 5xx, or the region refuses the worker's libSQL token: unusable for now
+    case "HRANA_PROTO_ERROR":
+    case "HRANA_WEBSOCKET_ERROR":
+      return e.status === 403 ? undefined : "server";
     default:
       return undefined; // SQL and auth errors: the region answered
   }
@@ -189,7 +188,7 @@ export class Edge {
       try {
         c = this.policy.authorizeSql(principal, s.sql);
       } catch (e) {
-        if (e instanceof EdgesyncError) e.step = step;
+        if (e instanceof EdgesyncError) Object.assign(e, { statementIndex: step });
         throw e;
       }
       if (c.kind === "write") {

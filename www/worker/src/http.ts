@@ -27,14 +27,25 @@ export function jsonText(text: string, status = 200, headers?: Record<string, st
   return new Response(text, { status, headers: { ...JSON_HEADERS, ...headers } });
 }
 
-/** The HTTP status for an edgesync error code. */
-export function statusFor(code: string): number {
+/** The HTTP status for an edgesync error code (and the upstream's HTTP status, if any). */
+export function statusFor(code: string, upstreamStatus?: number): number {
   switch (code) {
-    case "SQL_SYNTAX_ERROR":
-    case "SQL_ERROR":
+    case "SQL_PARSE_ERROR":
+    case "SQL_INPUT_ERROR":
+    case "SQL_NO_STATEMENT":
+    case "SQL_MANY_STATEMENTS":
+    case "ARGS_INVALID":
+    case "ARGS_BOTH_POSITIONAL_AND_NAMED":
+    case "SQLITE_ERROR":
+    case "SQLITE_UNKNOWN":
+    case "SQLITE_MISMATCH":
+    case "SQLITE_RANGE":
+    case "SQLITE_TOOBIG":
     case "INVALID_ARGUMENT":
     case "QUERY_UNPARSEABLE":
       return 400;
+    case "SQLITE_READONLY":
+    case "SQLITE_AUTH":
     case "PERMISSION_DENIED":
     case "FORBIDDEN":
     case "SQL_NOT_ALLOWED":
@@ -42,7 +53,7 @@ export function statusFor(code: string): number {
       return 403;
     case "SESSION_NOT_FOUND":
       return 404;
-    case "SQL_CONSTRAINT":
+    case "SQLITE_CONSTRAINT":
     case "SESSION_CONFLICT":
       return 409;
     case "SESSION_EXPIRED":
@@ -56,14 +67,14 @@ export function statusFor(code: string): number {
     case "PRIMARY_UNAVAILABLE":
     case "NO_HEALTHY_REGION":
       return 503;
-    // The worker's own auth failures are HttpErrors (401); an edgesync AUTH_* error means
-    // a libSQL server refused the worker's token: a misconfigured upstream.
-    case "AUTH_REQUIRED":
-    case "AUTH_INVALID":
-    case "SERVER_UNREACHABLE":
+    // A libSQL server refused the worker's own token to do this (403): the caller may
+    // not; its other answers (401: a misconfigured upstream token, 5xx) are a bad gateway.
     case "SERVER_ERROR":
+      return upstreamStatus === 403 ? 403 : 502;
+    case "SERVER_UNREACHABLE":
     case "TIMEOUT":
-    case "PROTOCOL_ERROR":
+    case "HRANA_PROTO_ERROR":
+    case "HRANA_WEBSOCKET_ERROR":
       return 502;
     default: // URL_INVALID, CONFIG_ERROR (misconfigured), CLIENT_CLOSED, INTERNAL_ERROR
       return 500;
@@ -89,8 +100,9 @@ export function errorResponse(e: unknown): Response {
   }
   if (e instanceof EdgesyncError) {
     const error: { code: string; message: string; step?: number } = { code: e.code, message: redact(e.message) };
-    if (e.step !== undefined) error.step = e.step;
-    return json({ error }, statusFor(e.code));
+    const index = (e as { statementIndex?: number }).statementIndex;
+    if (index !== undefined) error.step = index;
+    return json({ error }, statusFor(e.code, e.status));
   }
   console.error("unexpected error", e);
   const message = e instanceof Error ? e.message : String(e);

@@ -295,7 +295,8 @@ async function notifySync(env: Env, n: Node): Promise<string[]> {
     });
     rows = rs.rows.map((r) => [r[0], r[1], r[2], r[3]]);
   } catch (e) {
-    if (e instanceof EdgesyncError && e.code === "SQL_ERROR") return []; // no replica has pushed yet
+    // No replica has pushed yet: no such table (SQLite's SQLITE_ERROR, named SQLITE_UNKNOWN by sqld).
+    if (e instanceof EdgesyncError && e.code === "SQLITE_UNKNOWN") return [];
     throw e;
   }
   const top = Number(rows[0]?.[1] ?? 0);

@@ -65,7 +65,7 @@ export class Sessions {
       await this.run(write);
     } catch (e) {
       this.store.evict(id); // nothing was stored: drop the cached copy
-      if (e instanceof EdgesyncError && e.code === "SQL_CONSTRAINT") {
+      if (e instanceof EdgesyncError && e.code === "SQLITE_CONSTRAINT") {
         // 192 random bits collided, or the id was stored before: never reuse an id.
         throw new HttpError(409, "SESSION_CONFLICT", "session id collision; retry");
       }
@@ -121,7 +121,7 @@ export class Sessions {
       expiresMs: Number(r[2]),
       absoluteMs: Number(r[3]),
       version: Number(r[4]),
-      body: r[5] as Uint8Array,
+      body: new Uint8Array(r[5] as ArrayBuffer), // BLOBs are ArrayBuffers (as from @libsql/client)
       ledgerVersion: r[6] === null ? undefined : Number(r[6]),
       revoked: r[7] !== null && Number(r[7]) !== 0,
     };

@@ -32,11 +32,19 @@ const PRESENCE_TTL_MS = 12_000;
 const histories = new Map();
 let chain = Promise.resolve();
 
+/**
+ * A BLOB read from the database as bytes: rows give BLOBs as ArrayBuffers (as
+ * @libsql/client does); the Text CRDT takes a Uint8Array.
+ * @param {unknown} v
+ * @returns {Uint8Array}
+ */
+const bytes = (v) => (v instanceof ArrayBuffer ? new Uint8Array(v) : /** @type {Uint8Array} */ (v));
+
 async function historyOf(db, doc) {
   let t = histories.get(doc);
   if (t) return t;
   const rs = await db.execute({ sql: "select snapshot from doc_history where doc = ?", args: [doc] });
-  t = rs.rows.length ? Text.decode(/** @type {Uint8Array} */ (rs.rows[0].snapshot)) : new Text(crypto.randomUUID());
+  t = rs.rows.length ? Text.decode(bytes(rs.rows[0].snapshot)) : new Text(crypto.randomUUID());
   histories.set(doc, t);
   return t;
 }
@@ -203,12 +211,12 @@ export function mount(el, device) {
 
   async function paintVersions() {
     const rs = await db.execute({ sql: "select id, at, source, version, chars from doc_versions where doc = ? order by id desc limit 60", args: [doc] });
-    fill($("versions"), rs.rows.length ? rs.rows.map((v, i) => h(`button${selectedVersion && sameBytes(selectedVersion, /** @type {Uint8Array} */ (v.version)) ? ".active" : ""}`, {
+    fill($("versions"), rs.rows.length ? rs.rows.map((v, i) => h(`button${selectedVersion && sameBytes(selectedVersion, bytes(v.version)) ? ".active" : ""}`, {
       type: "button",
       dataset: { version: String(v.id) },
       onclick: async () => {
         await chain;
-        selectedVersion = /** @type {Uint8Array} */ (v.version);
+        selectedVersion = bytes(v.version);
         const t = await historyOf(db, doc);
         $("version-preview").textContent = t.textAt(selectedVersion) || "(empty)";
         $("version-view").hidden = false;

@@ -71,7 +71,11 @@ export function mount(el, device) {
       const err = /** @type {any} */ (e);
       results.hidden = true;
       statusLine.textContent = "";
-      errorLine.textContent = `${typeof err?.code === "string" ? err.code : "ERROR"}: ${err instanceof Error ? err.message : String(err)}`;
+      const code = typeof err?.code === "string" ? err.code : "ERROR";
+      let message = err instanceof Error ? err.message : String(err);
+      // Errors' messages start with their code already (as @libsql/client's).
+      if (message.startsWith(`${code}: `)) message = message.slice(code.length + 2);
+      errorLine.textContent = `${code}: ${message}`;
       errorLine.hidden = false;
     } finally {
       runButton.disabled = false;

@@ -7,9 +7,8 @@
 //! 0 NULL, 1 INTEGER from a float64, 2 REAL (float64), 3 TEXT (`u32 length + UTF-8`),
 //! 4 BLOB (`u32 length + bytes`), 5 INTEGER (int64).
 
-use rusqlite::types::ValueRef;
-
 use crate::error::{Error, Result};
+use crate::sql::ValueRef;
 
 /// Whether the arguments are positional or named (a statement has one kind or none).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +56,11 @@ impl<'a> Packed<'a> {
         p.count = if p.kind == ArgsKind::None { 0 } else { n };
         p.left = p.count;
         Ok(p)
+    }
+
+    /// How many bytes have been read: after the last argument, where the arguments end.
+    pub fn position(&self) -> usize {
+        self.at
     }
 
     pub fn kind(&self) -> ArgsKind {
