@@ -47,6 +47,10 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
   #writeMode: "local" | "remote";
   #sched: Scheduler;
   #running: Promise<SyncResult> | undefined;
+  /** A schema `migrate()` in flight (`close()` waits for it). */
+  #migrating: Promise<unknown> | undefined;
+  /** Syncs and schema migrations run one after another, in call order, on this chain. */
+  #exclusive: Promise<unknown> = Promise.resolve();
   #wtQueue: Promise<unknown> = Promise.resolve();
   /** Write-through calls queued or in flight. */
   #wtPending = 0;
@@ -199,20 +203,35 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
    */
   migrate(): Promise<string[]>;
   migrate(stmts: InStatement[]): Promise<ResultSet[]>;
-  async migrate(stmts?: InStatement[]): Promise<string[] | ResultSet[]> {
+  migrate(stmts?: InStatement[]): Promise<string[] | ResultSet[]> {
+    if (stmts === undefined) {
+      // Never under a running sync, nor a sync under it: it changes the tables the sync
+      // reads. Syncs and migrations take turns in call order on one chain (#exclusive),
+      // entered now, before any await; close() waits for a migration in flight.
+      const run = async (): Promise<string[]> => {
+        try {
+          await this.#ready();
+          if (this.#tx !== undefined) throw transactionActive();
+          return (await this.#now().migrate()) as string[];
+        } catch (e) {
+          throw this.#fail(e);
+        }
+      };
+      const p = this.#exclusive.then(run);
+      const slot = p.catch(() => undefined).finally(() => {
+        if (this.#migrating === slot) this.#migrating = undefined;
+      });
+      this.#exclusive = this.#migrating = slot;
+      return p;
+    }
+    return this.#migrateStatements(stmts);
+  }
+
+  async #migrateStatements(stmts: InStatement[]): Promise<ResultSet[]> {
     const r = await this.#ready().catch((e) => {
       throw this.#fail(e);
     });
     if (this.#tx !== undefined) throw transactionActive();
-    if (stmts === undefined) {
-      // Never under a running sync: it changes the tables the sync reads.
-      await this.#running?.catch(() => undefined);
-      try {
-        return (await this.#now().migrate()) as string[];
-      } catch (e) {
-        throw this.#fail(e);
-      }
-    }
     this.#runLocal(r, "PRAGMA foreign_keys=off");
     try {
       return await this.batch(stmts, "deferred");
@@ -336,11 +355,11 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
       }
     };
     if (this.#sched.paused) return run();
-    const prev = this.#running;
-    const next: Promise<SyncResult> = (prev ? prev.catch(() => undefined).then(run) : run()).finally(() => {
+    const next: Promise<SyncResult> = this.#exclusive.then(run).finally(() => {
       if (this.#running === next) this.#running = undefined;
     });
     this.#running = next;
+    this.#exclusive = next.catch(() => undefined);
     return next;
   }
 
@@ -456,7 +475,7 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
         adoptFrom(this, e);
       }
     }
-    const inFlight = [this.#running, this.#wtQueue].map((p) => p?.then(
+    const inFlight = [this.#running, this.#wtQueue, this.#migrating].map((p) => p?.then(
       () => undefined,
       () => undefined,
     ));
@@ -471,7 +490,7 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
   reconnect(): void {
     if (!this.#closed) return;
     this.#closed = false;
-    if (this.#rt.isReady() && this.#running === undefined && this.#wtPending === 0) {
+    if (this.#rt.isReady() && this.#running === undefined && this.#migrating === undefined && this.#wtPending === 0) {
       this.#open();
       return;
     }

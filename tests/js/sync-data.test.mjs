@@ -3,6 +3,9 @@
 // migrate()), writes by @libsql/client on the server, and lone surrogates.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createClient } from "edgesync";
 import { dump, env, scalar } from "../support/sync-env.mjs";
 import { guardUnhandledRejections, rejectsWith } from "../support/sync-helpers.mjs";
@@ -85,6 +88,45 @@ test("an added column: replicate() again, the server follows, another replica mi
     assert.throws(() => a.replicate("v", { ...POLICIES, c: "lww" }), (x) => x.code === "SCHEMA_ERROR");
   } finally {
     await e.stop();
+  }
+});
+
+test("migrate() runs in turn with syncs, and close() waits for it: the file is free once close() resolves", async () => {
+  const e = await env();
+  const dir = mkdtempSync(join(tmpdir(), "edgesync-migrate-"));
+  try {
+    const a = await replicaOf(e);
+    const file = join(dir, "b.db");
+    const b = e.replica({ url: `file:${file}` });
+    await b.execute(SCHEMA);
+    b.replicate("v", POLICIES);
+    await b.sync();
+    await a.execute("alter table v add column color text default 'none'");
+    a.replicate("v", POLICIES);
+    await a.execute("insert into v (id, l, color) values (1, 'x', 'red')");
+    await a.sync();
+    // A sync queued before migrate() fails (the mismatch); one queued after it works.
+    const order = [];
+    const before = b.sync().then(() => order.push("sync before: ok"), (x) => order.push(`sync before: ${x.code}`));
+    const migrated = b.migrate().then((ran) => order.push(`migrate: ${ran.length}`));
+    const after = b.sync().then(() => order.push("sync after: ok"), (x) => order.push(`sync after: ${x.code}`));
+    await Promise.all([before, migrated, after]);
+    assert.deepEqual(order, ["sync before: SCHEMA_MISMATCH", "migrate: 1", "sync after: ok"]);
+    assert.equal(await scalar(b, "select color from v where id = 1"), "red");
+    // close() while a migrate() is in flight: resolves once it is over and the file is free.
+    await a.execute("alter table v add column size integer");
+    a.replicate("v", POLICIES);
+    await a.sync();
+    const pending = b.migrate().catch((x) => x.code);
+    await b.close();
+    const again = e.replica({ url: `file:${file}` });
+    assert.equal(await scalar(again, "select count(*) from v"), 1);
+    await pending;
+    await again.close();
+    a.close();
+  } finally {
+    await e.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 
