@@ -49,8 +49,18 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
   #running: Promise<SyncResult> | undefined;
   /** A schema `migrate()` in flight (`close()` waits for it). */
   #migrating: Promise<unknown> | undefined;
-  /** Syncs and schema migrations run one after another, in call order, on this chain. */
-  #exclusive: Promise<unknown> = Promise.resolve();
+  /** The last sync or schema migration queued, until it settles: they run one after another, in call order. */
+  #tail: Promise<unknown> | undefined;
+
+  /** Runs `run` after the syncs and migrations queued before it (at once when none is). */
+  #inTurn<T>(run: () => Promise<T>): Promise<T> {
+    const p = this.#tail ? this.#tail.then(run) : run();
+    const tail: Promise<unknown> = p.catch(() => undefined).finally(() => {
+      if (this.#tail === tail) this.#tail = undefined;
+    });
+    this.#tail = tail;
+    return p;
+  }
   #wtQueue: Promise<unknown> = Promise.resolve();
   /** Write-through calls queued or in flight. */
   #wtPending = 0;
@@ -206,7 +216,7 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
   migrate(stmts?: InStatement[]): Promise<string[] | ResultSet[]> {
     if (stmts === undefined) {
       // Never under a running sync, nor a sync under it: it changes the tables the sync
-      // reads. Syncs and migrations take turns in call order on one chain (#exclusive),
+      // reads. Syncs and migrations take turns in call order (#inTurn),
       // entered now, before any await; close() waits for a migration in flight.
       const run = async (): Promise<string[]> => {
         try {
@@ -217,11 +227,11 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
           throw this.#fail(e);
         }
       };
-      const p = this.#exclusive.then(run);
+      const p = this.#inTurn(run);
       const slot = p.catch(() => undefined).finally(() => {
         if (this.#migrating === slot) this.#migrating = undefined;
       });
-      this.#exclusive = this.#migrating = slot;
+      this.#migrating = slot;
       return p;
     }
     return this.#migrateStatements(stmts);
@@ -355,11 +365,10 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
       }
     };
     if (this.#sched.paused) return run();
-    const next: Promise<SyncResult> = this.#exclusive.then(run).finally(() => {
+    const next: Promise<SyncResult> = this.#inTurn(run).finally(() => {
       if (this.#running === next) this.#running = undefined;
     });
     this.#running = next;
-    this.#exclusive = next.catch(() => undefined);
     return next;
   }
 
