@@ -26,6 +26,9 @@ import { launchProfile, profileDir } from "../../tests/support/chromium.mjs";
 
 const parts = process.argv.slice(2).length ? process.argv.slice(2) : ["vfs", "insert", "reads", "open", "handoff"];
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
+// The package entry the page imports: a page with a browser replica imports `edgesync/replica`
+// (the replica flavour, which its worker shares); ENTRY=/pkg/web.js measures the full entry.
+const ENTRY = process.env.ENTRY ?? "/pkg/entries/replica.web.js";
 const N_INSERTS = Number(process.env.N_INSERTS ?? 300);
 const N_READS_PAGE = Number(process.env.N_READS_PAGE ?? 2000);
 const N_READS_WORKER = Number(process.env.N_READS_WORKER ?? 100_000);
@@ -68,7 +71,7 @@ window.timeInserts = async (db, n, payload) => {
 };
 const q = new URLSearchParams(location.search);
 const t0 = performance.now();
-const edgesync = await import("/pkg/web.js");
+const edgesync = await import("${ENTRY}");
 window.edgesync = edgesync;
 if (q.get("open")) {
   const t1 = performance.now();
@@ -178,6 +181,7 @@ async function tab(which, query = "") {
 const pkgVersion = (name) => JSON.parse(fs.readFileSync(path.join(REPO_ROOT, "node_modules", name, "package.json"))).version;
 const chromiumVersion = browser.browser()?.version() ?? "?";
 console.log(`edgesync browser benchmark — Chromium ${chromiumVersion}, peer @sqlite.org/sqlite-wasm ${pkgVersion("@sqlite.org/sqlite-wasm")} (opfs-sahpool)`);
+console.log(`page entry: ${ENTRY}`);
 console.log(`${availableParallelism()} CPUs, load ${loadavg().map((x) => x.toFixed(1)).join(" ")}, ${new Date().toISOString()}, ${ROUNDS} rounds\n`);
 console.log(`${"metric".padEnd(58)} ${"edgesync".padStart(16)} ${"peer".padStart(16)} ${"ratio".padStart(7)}  goal`);
 
