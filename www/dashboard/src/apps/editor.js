@@ -30,6 +30,14 @@ const PRESENCE_TTL_MS = 12_000;
 
 /** @type {Map<string, Text>} */
 const histories = new Map();
+/**
+ * Each document's body as this device last wrote it. A version is "local" when the
+ * document holds exactly that, "remote" otherwise (a pull, another tab): decided by
+ * content, since a store's `change` event and the sync's completion arrive in either
+ * order and both name the table.
+ * @type {Map<string, string>}
+ */
+const written = new Map();
 let chain = Promise.resolve();
 
 /**
@@ -68,12 +76,12 @@ const isHigh = (c) => c >= 0xd800 && c <= 0xdbff;
 const isLow = (c) => c >= 0xdc00 && c <= 0xdfff;
 
 /** Records every document whose text moved on since its last version. */
-function observe(device, source) {
-  chain = chain.then(() => observeNow(device, source)).catch((e) => console.error("editor history", e));
+function observe(device) {
+  chain = chain.then(() => observeNow(device)).catch((e) => console.error("editor history", e));
   return chain;
 }
 
-async function observeNow(device, source) {
+async function observeNow(device) {
   const db = device.db;
   const docs = await db.execute("select id, body from docs");
   for (const d of docs.rows) {
@@ -83,7 +91,7 @@ async function observeNow(device, source) {
     const next = String(d.body ?? "");
     if (prev === next) continue;
     applyDiff(t, prev, next);
-    await saveVersion(db, doc, t, source);
+    await saveVersion(db, doc, t, written.get(doc) === next ? "local" : "remote");
   }
 }
 
@@ -106,15 +114,16 @@ export async function restore(device, doc, version) {
   const db = device.db;
   const t = await historyOf(db, doc);
   t.restore(version);
+  written.set(doc, t.toString());
   await db.execute({ sql: "update docs set body = ?, updated_at = ? where id = ?", args: [t.toString(), Date.now(), doc] });
   await saveVersion(db, doc, t, "restore");
   device.changed("docs");
 }
 
 export function init(device) {
-  void device.db.execute("insert or ignore into docs (id, title, body) values ('notes', 'Team notes', '')").then(() => observe(device, "local"));
+  void device.db.execute("insert or ignore into docs (id, title, body) values ('notes', 'Team notes', '')").then(() => observe(device));
   device.on("changed", (e) => {
-    if (e.tables === null || e.tables.includes("docs")) void observe(device, e.tables === null ? "remote" : "local");
+    if (e.tables === null || e.tables.includes("docs")) void observe(device);
   });
 }
 
@@ -174,6 +183,7 @@ export function mount(el, device) {
     clearTimeout(flushTimer);
     if (!dirty) return;
     dirty = false;
+    written.set(doc, area.value);
     await db.execute({ sql: "update docs set body = ?, updated_at = ? where id = ?", args: [area.value, Date.now(), doc] });
     device.changed("docs");
   }
