@@ -22,17 +22,9 @@ import { startStaticServer } from './static-server.mjs';
 import { startWorker } from './worker-env.mjs';
 import { signHs256, timeClaims } from './jwt.mjs';
 
-export const CHROMIUM = '/usr/bin/chromium';
-export const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
+// One Chromium setting for every browser test (EDGESYNC_CHROMIUM, docs/testing.md).
+import { CHROMIUM, CHROMIUM_ARGS } from './chromium.mjs';
+export { CHROMIUM, CHROMIUM_ARGS };
 
 /** The sync rules the dashboard's Worker runs with (docs/dashboard.md explains them). */
 export const SYNC_RULES = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'www', 'dashboard', 'sync-rules.json'), 'utf8'));
