@@ -157,6 +157,32 @@ describe('the seed apps on two devices, one offline', { timeout: 12 * STEP }, ()
     });
   });
 
+  it('chat: text typed while the room\'s draft is being read is sent, not erased by the stored draft', { timeout: STEP }, async () => {
+    await a.app('chat');
+    // The draft's answer is slow to come back (a loaded device): the user types meanwhile.
+    await a.page.evaluate(() => {
+      const db = window.dashboard.db;
+      const execute = db.execute.bind(db);
+      db.execute = async (stmt) => {
+        const rs = await execute(stmt);
+        if (String(stmt?.sql ?? stmt).startsWith('select body from chat_drafts')) await new Promise((r) => setTimeout(r, 400));
+        return rs;
+      };
+    });
+    try {
+      await a.page.click('#rooms button[data-room="random"]');
+      await a.page.fill('#chat-input', 'typed during the draft read');
+      await new Promise((r) => setTimeout(r, 800)); // the answer arrives before Send is clicked
+      await a.page.click('#chat-send');
+      await until('the message sent', async () => (await a.scalar('select count(*) from chat_messages where body = ?', ['typed during the draft read'])) > 0, 10_000);
+      await new Promise((r) => setTimeout(r, 800)); // past the draft timer
+      assert.equal(await a.scalar("select count(*) from chat_drafts where body = 'typed during the draft read'"), 0, 'not left behind as a draft');
+    } finally {
+      await a.page.evaluate(() => { delete window.dashboard.db.execute; });
+      await a.page.click('#rooms button[data-room="general"]');
+    }
+  });
+
   it('inventory: the custom rule never oversells; transfers; low-stock alerts; the audit trail', { timeout: STEP }, async () => {
     await a.loadSampleStock();
     await a.syncOk();

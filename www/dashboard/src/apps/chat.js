@@ -105,8 +105,12 @@ export function mount(el, device) {
   let draftTimer = /** @type {any} */ (undefined);
   /** The draft of the room shown, into the composer (unless the user is typing there). */
   const loadDraft = async () => {
-    if (document.activeElement === input && input.value) return;
-    const r = await db.execute({ sql: "select body from chat_drafts where id = ?", args: [`${room}:${me}`] });
+    const [forRoom, before] = [room, input.value];
+    if (document.activeElement === input && before) return;
+    const r = await db.execute({ sql: "select body from chat_drafts where id = ?", args: [`${forRoom}:${me}`] });
+    // What the user typed (or a room switch) while the draft was read wins: writing the
+    // stored draft over it would erase a message about to be sent.
+    if (room !== forRoom || input.value !== before) return;
     input.value = String(r.rows[0]?.body ?? "");
   };
   input.addEventListener("input", () => {
