@@ -55,7 +55,7 @@ function fromBase64(b64: string): Uint8Array {
 export type Locate = () => URL;
 
 /** The module's source: the file (streamed when served as wasm), else the inline copy. */
-async function wasmSource(locate: Locate | undefined, inline: Inline): Promise<unknown> {
+export async function wasmSource(locate: Locate | undefined, inline: Inline): Promise<unknown> {
   let url: URL | undefined;
   try {
     url = locate?.();

@@ -284,10 +284,17 @@ class BrowserReplica implements EmbeddedReplica {
   }
 }
 
-/** A worker started for the client, from a page. */
-function workerLink(path: string, config: Record<string, unknown>, module: () => WebAssembly.Module | undefined): MakeLink {
+/**
+ * A worker started for the client, from a page. If its script cannot be loaded (a
+ * bundler that did not ship `worker.js`) before it answered anything, `unloaded` makes
+ * the link the calls sent so far are replayed on — nothing was run by the worker.
+ */
+function workerLink(path: string, config: Record<string, unknown>, module: () => WebAssembly.Module | undefined, unloaded?: (why: string) => MakeLink): MakeLink {
   return (receive, fail) => {
     const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module", name: `edgesync ${path}` });
+    /** Calls sent while the worker has not said anything yet (undefined once it has). */
+    let unanswered: Call[] | undefined = [];
+    let instead: Link | undefined;
     const post = (m: ToWorker) => worker.postMessage(m);
     let killTimer: ReturnType<typeof setTimeout> | undefined;
     let closed: (() => void) | undefined;
@@ -297,29 +304,49 @@ function workerLink(path: string, config: Record<string, unknown>, module: () =>
       closed?.();
     };
     worker.onmessage = (ev: MessageEvent<ToPage>) => {
+      unanswered = undefined;
       receive(ev.data);
       if (ev.data.t === "closed") stop();
     };
     worker.onerror = (ev) => {
       ev.preventDefault?.();
+      if (unanswered !== undefined && unloaded !== undefined && !ev.message) {
+        // The script never ran (its file is not where the bundle says): run the store
+        // here instead, in memory, and say why (status() and the `storage` event).
+        const calls = unanswered;
+        unanswered = undefined;
+        worker.terminate();
+        instead = unloaded(`edgesync's database worker could not be loaded from this page (its file browser/worker.js is not where the bundle looks for it); OPFS needs it — see docs/bundlers.md`)(receive, fail);
+        if (calls.length > 0) instead.send(calls);
+        return;
+      }
       fail(coded("INTERNAL_ERROR", `internal error: the database worker failed: ${ev.message || "it could not be loaded"}`));
+      if (closed !== undefined) stop();
     };
     post({ t: "open", name: path, config, module: module() });
     return {
-      send: (calls) => post({ t: "calls", calls }),
-      close: () =>
-        new Promise<void>((resolve) => {
+      send: (calls) => {
+        if (instead !== undefined) return instead.send(calls);
+        unanswered?.push(...calls);
+        post({ t: "calls", calls });
+      },
+      direct: (stmt, args) => instead?.direct?.(stmt, args),
+      close: () => {
+        if (instead !== undefined) return instead.close();
+        unloaded = undefined; // closing: a worker that fails to load now just stops
+        return new Promise<void>((resolve) => {
           closed = resolve;
           post({ t: "close" });
           // A worker that does not answer (busy in a long statement) is stopped anyway.
           killTimer = setTimeout(stop, 10_000);
-        }),
+        });
+      },
     };
   };
 }
 
 /** The store run in this context (a dedicated worker; or a page without workers). */
-function inPlaceLink(path: string, config: Omit<ReplicaConfig, "url">, rt: Runtime<BrowserGlue>): MakeLink {
+function inPlaceLink(path: string, config: Omit<ReplicaConfig, "url">, rt: Runtime<BrowserGlue>, noOpfs?: string): MakeLink {
   // The host (host.ts) is loaded only here — in a worker, or a page without workers —
   // so that a page's bundle does not carry the code its worker runs.
   let Host: typeof ReplicaHost;
@@ -327,7 +354,7 @@ function inPlaceLink(path: string, config: Omit<ReplicaConfig, "url">, rt: Runti
     Host = m.ReplicaHost;
   });
   return laterLink(loaded, () => (receive) => {
-    const host = new Host(path, config, (out) => receive({ t: "out", ...out }), rt);
+    const host = new Host(path, config, (out) => receive({ t: "out", ...out }), rt, noOpfs);
     void host.start();
     return { send: (calls) => host.submit(calls), close: () => host.close(), direct: (stmt, args) => host.direct(stmt, args) };
   });
@@ -434,16 +461,20 @@ function openBrowserReplica(rt: Runtime<BrowserGlue>, sameFlavour: boolean, conf
     }
   };
   const make = (path: string): MakeLink => {
+    let noOpfs: string | undefined;
     if (inPage) {
       try {
-        const link = workerLink(path, rest as Record<string, unknown>, module);
+        const link = workerLink(path, rest as Record<string, unknown>, module, (why) => inPlaceLink(path, rest, rt, why));
         if (sameFlavour) warmUp(rt);
         return link;
-      } catch {
-        // No module workers here (or a policy forbids them): run in the page, in memory.
+      } catch (e) {
+        // No module workers here, a policy forbids them, or the bundle has no
+        // `import.meta.url` to find the worker's file by (an IIFE bundle): the store runs
+        // in the page, in memory, and the `storage` event and status() say so.
+        noOpfs = `edgesync's database worker could not be started from this page (${(e as Error)?.message ?? e}); OPFS needs it — see docs/bundlers.md`;
       }
     }
-    return inPlaceLink(path, rest, rt);
+    return inPlaceLink(path, rest, rt, noOpfs);
   };
   if (rt.isReady()) {
     const path = checked();

@@ -83,10 +83,13 @@ export class ReplicaHost {
   /** close()'s promise, once called. */
   #closing: Promise<void> | undefined;
   readonly #rt: Runtime<BrowserGlue>;
+  readonly #noOpfs: string | undefined;
 
   /** `path`: the database's OPFS path (`opfsPath`). */
   /** `rt`: the module this context runs the store in (a worker's replica flavour, or the page's). */
-  constructor(path: string, config: Omit<ReplicaConfig, "url">, sink: HostSink, rt: Runtime<BrowserGlue>) {
+  /** `noOpfs`: why the store cannot be in OPFS here, known before looking (a page whose worker could not start). */
+  constructor(path: string, config: Omit<ReplicaConfig, "url">, sink: HostSink, rt: Runtime<BrowserGlue>, noOpfs?: string) {
+    this.#noOpfs = noOpfs;
     this.#rt = rt;
     this.#path = path;
     this.#config = config;
@@ -124,6 +127,7 @@ export class ReplicaHost {
 
   /** Why this worker cannot share a store in OPFS, or undefined when it can. */
   async #whyNoOpfs(): Promise<string | undefined> {
+    if (this.#noOpfs !== undefined) return this.#noOpfs;
     if (!opfsSupported()) return "OPFS sync access handles are not available here (an insecure context, an old browser, or not a dedicated worker)";
     if (typeof navigator.locks?.request !== "function") return "Web Locks are not available here";
     if (typeof BroadcastChannel !== "function") return "BroadcastChannel is not available here";

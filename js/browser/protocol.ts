@@ -48,7 +48,7 @@ export interface State {
 
 /** Page → worker. */
 export type ToWorker =
-  | { t: "open"; name: string; config: Record<string, unknown>; module?: WebAssembly.Module; wasmUrl?: string }
+  | { t: "open"; name: string; config: Record<string, unknown>; module?: WebAssembly.Module }
   | { t: "calls"; calls: Call[] }
   | { t: "close" };
 

@@ -8,6 +8,7 @@
 import * as glue from "../wasm/replica/edgesync.js";
 import { LibsqlBatchError, LibsqlError } from "../wasm-errors.js";
 import { readyRuntime } from "../runtime.js";
+import { wasmSource } from "../platform.js";
 import type { WebSocketConstructor } from "../types.js";
 import { ReplicaHost } from "./host.js";
 import { coded, errorData } from "./protocol.js";
@@ -46,7 +47,15 @@ function send(out: Out): void {
 
 async function open(m: Extract<ToWorker, { t: "open" }>): Promise<void> {
   try {
-    await glue.default({ module_or_path: m.module ?? new URL(m.wasmUrl ?? "../wasm/replica/edgesync_bg.wasm", import.meta.url) });
+    // The URL is written out literally so that bundlers (Vite, webpack) see it and ship
+    // the file with the worker; where none is there, the inline copy (as in a page).
+    const source =
+      m.module ??
+      (await wasmSource(
+        () => new URL("../wasm/replica/edgesync_bg.wasm", import.meta.url),
+        () => import("../wasm/replica/inline.js"),
+      ));
+    await glue.default({ module_or_path: source });
     glue.registerErrorClasses(LibsqlError, LibsqlBatchError);
   } catch (e) {
     const err = coded("INTERNAL_ERROR", `internal error: the database worker cannot load edgesync's wasm module: ${(e as Error)?.message ?? e}`);

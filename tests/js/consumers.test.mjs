@@ -1,7 +1,7 @@
 // The packed package (`npm pack` of pkg/) in fresh projects, each with its tool's
 // default configuration (tests/consumers/README.md): Node TypeScript (strict, nodenext,
 // no skipLibCheck), browser types without @types/node, Vite build and dev (Vite 8, and
-// Vite 6's dev server), webpack 5, esbuild and a wrangler Worker. Each runs a remote
+// Vite 6's dev server), webpack 5, esbuild, Rollup and a wrangler Worker. Each runs a remote
 // query and an embedded replica against a real sqld, and reports what it saw.
 // The bundlers are pinned in tests/consumers/tools.json and installed once under
 // .tools/consumers/ by scripts/test.sh (ensure_consumer_tools); TypeScript, the type
@@ -50,7 +50,7 @@ function project(name, types = [], scenarioDir = ".") {
   const dir = mkdtempSync(join(work, `${name}-`));
   dirs.push(dir);
   cpSync(join(REPO_ROOT, "tests", "consumers", name), dir, { recursive: true });
-  cpSync(join(REPO_ROOT, "tests", "consumers", "shared", "scenario.js"), join(dir, scenarioDir, "scenario.js"));
+  for (const f of ["scenario.js", "durable.js"]) cpSync(join(REPO_ROOT, "tests", "consumers", "shared", f), join(dir, scenarioDir, f));
   run("npm", ["install", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error", tarball], dir);
   for (const t of types) {
     mkdirSync(dirname(join(dir, "node_modules", t)), { recursive: true });
@@ -119,6 +119,26 @@ function checkReport(r, name) {
   assert.deepEqual(r.notes, [`note from ${name}`]);
 }
 
+/**
+ * What a browser page's `file:` replica must have done: kept in OPFS by the worker the
+ * bundler shipped; or, where the bundle cannot start it (`inMemory`: why, as a pattern),
+ * kept in the page's memory and said so — never silently.
+ */
+function checkDurable(r, name, inMemory) {
+  const d = r.durable;
+  assert.equal(d.pushed, 1, JSON.stringify(d));
+  if (inMemory) {
+    assert.deepEqual(d.persistent, [false, false], JSON.stringify(d));
+    assert.equal(d.kept, "SQLITE_ERROR", "a store in memory is gone with its client");
+    assert.equal(d.storage?.persistent, false, JSON.stringify(d));
+    assert.match(d.storage.reason, inMemory);
+  } else {
+    assert.deepEqual(d.persistent, [true, true], JSON.stringify(d));
+    assert.equal(d.kept, `kept by ${name}`);
+    assert.deepEqual(d.storage, { persistent: true });
+  }
+}
+
 before(async () => {
   work = mkdtempSync(join(tmpdir(), "edgesync-consumers-"));
   const out = run("npm", ["pack", "--pack-destination", work, "--json"], join(REPO_ROOT, "pkg"));
@@ -155,7 +175,9 @@ test("Vite 8: vite build, served and loaded in Chromium", { timeout: STEP }, asy
   run(tool("vite8", "vite"), ["build"], dir);
   const web = await startStaticServer({ root: join(dir, "dist") });
   try {
-    checkReport(await inChromium(`${web.url}/index.html?${query("vite_build")}`), "vite_build");
+    const report = await inChromium(`${web.url}/index.html?${query("vite_build")}`);
+    checkReport(report, "vite_build");
+    checkDurable(report, "vite_build");
   } finally {
     await web.close();
   }
@@ -171,7 +193,9 @@ for (const [label, set] of [
     const child = await serve(tool(set, "vite"), ["--port", String(port), "--strictPort", "--host", "127.0.0.1"], dir, /ready in|Local:/);
     try {
       const name = set === "vite8" ? "vite_dev" : "vite6_dev";
-      checkReport(await inChromium(`http://127.0.0.1:${port}/index.html?${query(name)}`), name);
+      const report = await inChromium(`http://127.0.0.1:${port}/index.html?${query(name)}`);
+      checkReport(report, name);
+      checkDurable(report, name);
     } finally {
       stop(child);
     }
@@ -183,7 +207,9 @@ test("webpack 5 with no config file, loaded in Chromium", { timeout: STEP }, asy
   run(tool("webpack", "webpack"), [], dir);
   const web = await startStaticServer({ root: dir });
   try {
-    checkReport(await inChromium(`${web.url}/index.html?${query("webpack")}`), "webpack");
+    const report = await inChromium(`${web.url}/index.html?${query("webpack")}`);
+    checkReport(report, "webpack");
+    checkDurable(report, "webpack");
   } finally {
     await web.close();
   }
@@ -194,7 +220,28 @@ test("esbuild --bundle with no other option, loaded in Chromium", { timeout: STE
   run(tool("esbuild", "esbuild"), ["src/index.js", "--bundle", "--outfile=dist/main.js"], dir);
   const web = await startStaticServer({ root: dir });
   try {
-    checkReport(await inChromium(`${web.url}/index.html?${query("esbuild")}`), "esbuild");
+    const report = await inChromium(`${web.url}/index.html?${query("esbuild")}`);
+    checkReport(report, "esbuild");
+    // An IIFE bundle has no import.meta.url to find the worker's file by.
+    checkDurable(report, "esbuild", /database worker could not be started from this page/);
+  } finally {
+    await web.close();
+  }
+});
+
+test("Rollup with node-resolve and no asset or worker plugin, loaded in Chromium", { timeout: STEP }, async () => {
+  const dir = project("rollup", [], "src");
+  // The config imports the plugin: it is found next to the project, as if installed there.
+  const plugin = join(TOOLS_DIR, "rollup", "node_modules", "@rollup");
+  mkdirSync(join(dir, "node_modules"), { recursive: true });
+  symlinkSync(plugin, join(dir, "node_modules", "@rollup"), "dir");
+  run(tool("rollup", "rollup"), ["-c"], dir);
+  const web = await startStaticServer({ root: dir });
+  try {
+    const report = await inChromium(`${web.url}/index.html?${query("rollup")}`);
+    checkReport(report, "rollup");
+    // Rollup ships neither the wasm (the inline copy is used) nor the worker's file.
+    checkDurable(report, "rollup", /database worker could not be loaded from this page/);
   } finally {
     await web.close();
   }
