@@ -809,7 +809,7 @@ fn push_profile() {
             args: &args,
             check_site: true,
         };
-        let plan = push::plan(checked.valid, &[], &rules, &specs, &who);
+        let plan = push::plan(checked.valid, &[], &rules, &specs, &who, None);
         println!(
             "round {round}: validate + plan {:.1} ms",
             t0.elapsed().as_secs_f64() * 1000.0
