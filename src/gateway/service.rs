@@ -372,7 +372,13 @@ impl<T: HttpTransport> Gateway<T> {
                     .batch(&text::reads(&cells), TransactionMode::Read)
                     .await
                     .map_err(upstream)?;
-                let (valid, refused, m) = text::merge(checked.valid.clone(), &cells, &rs).map_err(upstream)?;
+                let (valid, refused, m) = text::merge(checked.valid.clone(), &cells, &rs).map_err(|e| {
+                    Failure::new(
+                        500,
+                        "GATEWAY_ERROR",
+                        format!("the server's text state did not merge: {e}"),
+                    )
+                })?;
                 (valid, Some((m, refused)))
             };
             let mut all_early = early.clone();
@@ -405,8 +411,15 @@ impl<T: HttpTransport> Gateway<T> {
                 // A text cell changed between the read and the batch: read it again.
                 Err(Error::Sql {
                     statement_index: step, ..
-                }) if step.is_some() && step == text_step && attempt < TEXT_ATTEMPTS => {
+                }) if step.is_some() && step == text_step => {
                     self.stats.borrow_mut().text_retries += 1;
+                    if attempt >= TEXT_ATTEMPTS {
+                        return Err(Failure::new(
+                            503,
+                            "TRANSACTION_BUSY",
+                            "the text cells this push edits kept changing meanwhile: nothing was applied; retry",
+                        ));
+                    }
                 }
                 Err(e) => {
                     if let Error::Sql { .. } = &e {

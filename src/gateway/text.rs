@@ -79,22 +79,42 @@ fn cells_json(cells: &[Cell]) -> String {
     format!("[{}]", parts.join(","))
 }
 
-/// The cells (`?1`) with their snapshot's log position (`after`, 0 without one) and
-/// document. A snapshot of another epoch of the log (a reset server) is ignored.
-const CELLS: &str = "_es_c AS MATERIALIZED (SELECT c.key AS i, c.value ->> 0 AS tbl, json(c.value -> 1) AS pk, \
-     c.value ->> 2 AS col, coalesce(g.seq, 0) AS after, g.doc AS doc FROM json_each(?1) c \
-     LEFT JOIN _es_gw_text g ON g.tbl = c.value ->> 0 AND g.pk = json(c.value -> 1) AND g.col = c.value ->> 2 \
-     AND g.epoch IS (SELECT id FROM _es_log WHERE seq = 0))";
+/// The cells (`?1`) with their snapshot's log position (`after`) and document. A
+/// snapshot of another epoch of the log (a reset server) is ignored. A cell without one
+/// is read from the log's start (`after` 0) — unless its row has no shadow row: no record
+/// of it was ever merged, so the log holds none (`after` NULL: a new row reads nothing).
+fn cells_cte(cells: &[Cell]) -> String {
+    let mut tables: Vec<&str> = cells.iter().map(|c| c.0.as_str()).collect();
+    tables.dedup();
+    let known: String = tables
+        .iter()
+        .map(|t| {
+            format!(
+                " WHEN {} THEN EXISTS (SELECT 1 FROM {} s WHERE s.pk = json(c.value -> 1))",
+                quote(t),
+                rows::shadow(t)
+            )
+        })
+        .collect();
+    format!(
+        "_es_c AS MATERIALIZED (SELECT c.key AS i, c.value ->> 0 AS tbl, json(c.value -> 1) AS pk, \
+         c.value ->> 2 AS col, CASE WHEN g.seq IS NOT NULL THEN g.seq \
+         WHEN CASE c.value ->> 0{known} ELSE 1 END THEN 0 END AS after, g.doc AS doc FROM json_each(?1) c \
+         LEFT JOIN _es_gw_text g ON g.tbl = c.value ->> 0 AND g.pk = json(c.value -> 1) AND g.col = c.value ->> 2 \
+         AND g.epoch IS (SELECT id FROM _es_log WHERE seq = 0))"
+    )
+}
 
 /// The statements reading the cells' documents (one read transaction): the log's top,
 /// the snapshots, and the cells' text records logged after their snapshot.
 pub fn reads(cells: &[Cell]) -> Vec<Statement> {
     let list = cells_json(cells);
+    let with = cells_cte(cells);
     vec![
         Statement::new("SELECT coalesce(max(seq), 0) FROM _es_log"),
-        Statement::new(format!("WITH {CELLS} SELECT i, doc FROM _es_c WHERE doc IS NOT NULL")).arg(list.clone()),
+        Statement::new(format!("WITH {with} SELECT i, doc FROM _es_c WHERE doc IS NOT NULL")).arg(list.clone()),
         Statement::new(format!(
-            "WITH {CELLS} SELECT c.i, l.site, l.rec FROM _es_log l JOIN _es_c c ON c.tbl = l.rec ->> 1 \
+            "WITH {with} SELECT c.i, l.site, l.rec FROM _es_log l JOIN _es_c c ON c.tbl = l.rec ->> 1 \
              AND c.pk = json(l.rec -> 2) AND l.seq > c.after \
              WHERE l.seq > (SELECT min(after) FROM _es_c) AND l.rec LIKE '%\"u\":%' ORDER BY l.seq"
         ))

@@ -215,6 +215,9 @@ enum Step {
     Delete(usize, usize),
     Push(usize, Option<String>),
     Pull(usize),
+    /// The gateway's snapshots lost (a server from before them, or a reset): the
+    /// documents are read from the whole log.
+    Forget,
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -223,6 +226,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (0..3usize, any::<usize>()).prop_map(|(w, p)| Step::Delete(w, p)),
         3 => (0..3usize, prop::option::of("[a-z!]{0,4}")).prop_map(|(w, t)| Step::Push(w, t)),
         1 => (0..3usize).prop_map(Step::Pull),
+        1 => Just(Step::Forget),
     ]
 }
 
@@ -256,6 +260,9 @@ proptest! {
                 }
                 Step::Pull(w) => {
                     ws[w].doc.merge(&merged).unwrap();
+                }
+                Step::Forget => {
+                    db.execute(&Statement::new("DELETE FROM _es_gw_text")).unwrap();
                 }
                 Step::Push(w, crafted) => {
                     let honest = ws[w].doc.text();
