@@ -152,3 +152,34 @@ test("concurrent text edits through the gateway converge, and the server's colum
   await admin.sync();
   assert.equal(await bodyOf(admin, "d2"), await bodyOf(primary, "d2"));
 });
+
+test("a text inserted on the server by plain SQL (seeded) edits through the Worker like any other", async () => {
+  await primary.execute("insert into docs values ('d3', 'seeded by SQL')");
+  const [alice, bob] = [await userReplica("alice"), await userReplica("bob")];
+  assert.equal(await bodyOf(alice, "d3"), "seeded by SQL");
+  await alice.execute("update docs set body = body || ', edited' where id = 'd3'");
+  await bob.execute("update docs set body = 'Re: ' || body where id = 'd3'");
+  await Promise.all([alice.sync(), bob.sync()]);
+  assert.equal(await converged("d3", [alice, bob, admin]), "Re: seeded by SQL, edited");
+});
+
+test("eight pushes racing for one cell through the Worker: every edit is kept, the server's column is the merged text", async (t) => {
+  const [alice, bob] = [await userReplica("alice"), await userReplica("bob")];
+  const words = Array.from({ length: 8 }, (_, i) => `<w${i}>`);
+  const results = await Promise.all(
+    words.map((word) =>
+      push(`user-${word}`, crypto.randomBytes(8).toString("hex"), [
+        [Date.now() * 65536, "docs", ["d2"], "u", { body: { t: word, u: insertion(word) } }],
+      ]),
+    ),
+  );
+  for (const r of results) assert.equal(r.accepted, 1, JSON.stringify(r));
+  const server = await bodyOf(primary, "d2");
+  for (const word of words) assert.ok(server.includes(word), `${word} missing from ${server}`);
+  assert.equal(await converged("d2", [alice, bob, admin]), server);
+  const metrics = await fetch(`${w.base}/metrics`, { headers: { authorization: `Bearer ${hs256Token(JWT_SECRET, "ops", { role: "service" })}` } });
+  const retries = /edgesync_gateway_text_retries_total (\d+)/.exec(await metrics.text());
+  assert.ok(retries, "the metric edgesync_gateway_text_retries_total");
+  t.diagnostic(`pushes read again after a concurrent edit: ${retries[1]}`);
+});
+
