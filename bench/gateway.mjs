@@ -9,10 +9,15 @@
 //      through the Worker vs a direct replica pulling a log of just those 1,000 records.
 //      Goal ≤ 1.5×. Peer: a @libsql/client embedded replica (frame sync) of the 10,000,
 //      which cannot leave out the 90 % that are not the user's.
-//   3. reads answered at the edge (edge replica in a Durable Object vs the read cache vs
+//   3. text columns: the Worker merges each text edit into the cell's document (one more
+//      read of the primary per push, the documents saved). Push of 2,000 new rows with a
+//      text column, and 40 edit-then-sync() cycles of one 5,000-character document:
+//      through the Worker vs straight to sqld, and (rows) vs the same column as `lww`
+//      through the Worker, which has no document to merge.
+//   4. reads answered at the edge (edge replica in a Durable Object vs the read cache vs
 //      forwarding to sqld): see bench/edge.mjs, part `replica`.
 //
-//   node bench/gateway.mjs [push|pull]…     (scripts/bench.sh gateway builds first)
+//   node bench/gateway.mjs [push|pull|text]…     (scripts/bench.sh gateway builds first)
 //   ROUNDS=3
 import { createClient as edgesyncClient } from "edgesync";
 import { createClient as libsqlClient } from "@libsql/client";
@@ -26,11 +31,18 @@ import { hs256Token } from "../tests/support/jwt.mjs";
 
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const N = 10_000;
-const parts = process.argv.slice(2).length ? process.argv.slice(2) : ["push", "pull"];
+const parts = process.argv.slice(2).length ? process.argv.slice(2) : ["push", "pull", "text"];
 const JWT_SECRET = crypto.randomBytes(32).toString("hex");
 const SCHEMA = "(id integer primary key, owner text, device text, ts integer, temp real, note text)";
 const TABLES = Array.from({ length: 4 * ROUNDS }, (_, i) => `t${i}`);
-const RULES = Object.fromEntries(TABLES.map((t) => [t, { read: "owner = :sub", write: "owner = :sub" }]));
+// Part 3's tables: per round, text rows (gateway, direct), lww rows (gateway), and a
+// document (gateway, direct).
+const TEXT_SCHEMA = "(id integer primary key, owner text, note text)";
+const TEXT_TABLES = Array.from({ length: 5 * ROUNDS }, (_, i) => `x${i}`);
+const textPolicy = (t) => (Number(t.slice(1)) % 5 === 2 ? {} : { note: "text" });
+const RULES = Object.fromEntries(
+  [...TABLES, ...TEXT_TABLES].map((t) => [t, { read: "owner = :sub", write: "owner = :sub" }]),
+);
 
 const pkgVersion = (name) => JSON.parse(readFileSync(new URL(`../node_modules/${name}/package.json`, import.meta.url))).version;
 const row = (i, owner) => [i, owner, `dev-${String(i % 1000).padStart(4, "0")}`, 1_763_780_000_000 + i * 1000, 15 + ((i * 37) % 200) / 10 + 0.05, `reading ${i} ok`];
@@ -77,6 +89,10 @@ async function setup() {
   for (const t of TABLES) {
     await admin.execute(`create table ${t} ${SCHEMA}`);
     admin.replicate(t);
+  }
+  for (const t of TEXT_TABLES) {
+    await admin.execute(`create table ${t} ${TEXT_SCHEMA}`);
+    admin.replicate(t, textPolicy(t));
   }
   await admin.sync();
 }
@@ -171,10 +187,76 @@ async function pullBench() {
   ]);
 }
 
+/** A replica of text table `t`. */
+async function textReplica(t, how) {
+  const cfg = how === "direct" ? { syncUrl: db.url, authToken: db.tokens.rw } : { syncUrl: worker.base, authToken: hs256Token(JWT_SECRET, "alice") };
+  const r = edgesyncClient({ url: ":memory:", ...cfg });
+  await r.execute(`create table ${t} ${TEXT_SCHEMA}`);
+  r.replicate(t, textPolicy(t));
+  await r.sync();
+  return r;
+}
+
+async function textBench() {
+  const ROWS = 2000;
+  const EDITS = 40;
+  const rows = { gateway: [], direct: [], lww: [] };
+  const edits = { gateway: [], direct: [] };
+  let x = 0;
+  for (let round = 0; round < ROUNDS; round++) {
+    const [tg, td, tl, dg, dd] = TEXT_TABLES.slice(x, x + 5);
+    x += 5;
+    for (const [how, t, out] of [["gateway", tg, rows.gateway], ["direct", td, rows.direct], ["gateway", tl, rows.lww]]) {
+      const r = await textReplica(t, how);
+      await r.batch(Array.from({ length: ROWS }, (_, i) => ({ sql: `insert into ${t} values (?, 'alice', ?)`, args: [i, `note ${i}: all is well`] })), "write");
+      const t0 = now();
+      const res = await r.sync();
+      out.push(now() - t0);
+      if (res.changesPushed !== ROWS) throw new Error(`${how} ${t}: pushed ${res.changesPushed} of ${ROWS}`);
+      r.close();
+    }
+    for (const [how, t, out] of [["gateway", dg, edits.gateway], ["direct", dd, edits.direct]]) {
+      const r = await textReplica(t, how);
+      await r.execute(`insert into ${t} values (1, 'alice', ?)`, ["lorem ipsum ".repeat(417)]);
+      await r.sync();
+      const per = [];
+      for (let e = 0; e < EDITS; e++) {
+        await r.execute(`update ${t} set note = substr(note, 1, ?) || ? || substr(note, ? + 1) where id = 1`, [e * 97, `edit ${e} `, e * 97]);
+        const t0 = now();
+        await r.sync();
+        per.push(now() - t0);
+      }
+      out.push(median(per));
+      if (how === "gateway") {
+        const c = libsqlClient({ url: db.url, authToken: db.tokens.rw });
+        const [[server]] = (await c.execute(`select note from ${t} where id = 1`)).rows.map((x) => [x[0]]);
+        const [[mine]] = (await r.execute(`select note from ${t} where id = 1`)).rows.map((x) => [x[0]]);
+        c.close();
+        if (server !== mine) throw new Error("the server's text differs from the replica's");
+      }
+      r.close();
+    }
+  }
+  const d = median(rows.direct);
+  const l = median(rows.lww);
+  table(`3a. Push of 2,000 new rows with a text column (sync(), ms, median of ${ROUNDS})`, [
+    { label: "edgesync replica → Worker, text (documents merged)", value: median(rows.gateway), base: d },
+    { label: "edgesync replica → sqld, text", value: d },
+    { label: "edgesync replica → Worker, same column as lww", value: l, base: d },
+    { label: "  text through the Worker vs lww through the Worker", value: median(rows.gateway), base: l },
+  ]);
+  const ed = median(edits.direct);
+  table(`3b. Edit one 5,000-character text, then sync() (ms per sync, median of ${EDITS} × ${ROUNDS})`, [
+    { label: "edgesync replica → Worker (document read, merged, saved)", value: median(edits.gateway), base: ed },
+    { label: "edgesync replica → sqld", value: ed },
+  ]);
+}
+
 await setup();
 try {
   if (parts.includes("push")) await pushBench();
   if (parts.includes("pull")) await pullBench();
+  if (parts.includes("text")) await textBench();
 } finally {
   admin.close();
   admin2.close();

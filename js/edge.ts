@@ -500,6 +500,8 @@ export interface GatewayStats {
   bootstraps: number;
   rateLimited: number;
   tooLarge: number;
+  /** Pushes read again because a text cell changed meanwhile (concurrent edits). */
+  textRetries: number;
 }
 
 /**

@@ -7,7 +7,8 @@
 //! - checks every pushed record against its table's schema ([`validate`]) and the
 //!   user's rules ([`rules`], the `SYNC_RULES` var), in the same transaction as the
 //!   merge, which is the sync engine's own ([`crate::sync::chunk::server_merge`]):
-//!   refused records are never applied, the rest are ([`push`]);
+//!   refused records are never applied, the rest are ([`push`]); a text edit's
+//!   rendering is the server's merged document's text, never the writer's ([`text`]);
 //! - answers pulls, scope checks and bootstraps with only the rows the user may read
 //!   ([`pull`], [`state`]);
 //! - binds each replica's site id to its user, keeps an audit trail of refusals, and
@@ -42,12 +43,16 @@ mod service;
 #[cfg(all(feature = "sync", feature = "edge"))]
 pub mod state;
 #[cfg(all(feature = "sync", feature = "edge"))]
+pub mod text;
+#[cfg(all(feature = "sync", feature = "edge"))]
 pub mod validate;
 #[cfg(all(feature = "sync", feature = "edge"))]
 pub mod view;
 
 #[cfg(all(test, feature = "native", feature = "sync", feature = "edge"))]
 mod tests;
+#[cfg(all(test, feature = "native", feature = "sync", feature = "edge"))]
+mod text_tests;
 
 #[cfg(all(feature = "sync", feature = "edge"))]
 pub use limits::Limits;

@@ -6,12 +6,15 @@
 //!    bound to them; a site another user or a direct replica writes under fails the
 //!    batch before anything is written (a forged site id could shadow another writer's
 //!    log entries).
-//! 2. per table, one statement checks every touched row against the rules and records
+//! 2. (a chunk editing text cells) the text guard: the cells' documents the gateway
+//!    merged the chunk's updates into are still the server's ([`super::text`]);
+//! 3. per table, one statement checks every touched row against the rules and records
 //!    the refused ones in `_es_gw_refused` ([`check_sql`]);
-//! 3. the accepted records are stored as the chunk, and the sync engine's own merge
+//! 4. the accepted records are stored as the chunk, and the sync engine's own merge
 //!    of that chunk runs ([`crate::sync::chunk::server_merge`]) — the same statements
-//!    a replica syncing straight to sqld sends;
-//! 4. the refusals are read back and written to the audit trail; the server's state of
+//!    a replica syncing straight to sqld sends (with, for text cells, the merged texts
+//!    set in the shadow before the rows are rebuilt, and the documents saved);
+//! 5. the refusals are read back and written to the audit trail; the server's state of
 //!    the refused rows the user may read is read for the replica to restore.
 //!
 //! Rules see a row's *net* change: a row written several times in one chunk (inserted
@@ -25,6 +28,7 @@ use serde_json::{json, Map, Value as Json};
 use super::protocol::{PushResponse, Refusal};
 use super::rules::{Op, SyncRules, TableRules};
 use super::state;
+use super::text::TextMerge;
 use super::validate::{Valid, PERMISSION_DENIED};
 use super::view::{bind, quote};
 use crate::error::{Error, Result};
@@ -305,6 +309,8 @@ pub struct PushPlan {
     pub stmts: Vec<Statement>,
     /// The index of the site check, if the batch has one.
     pub site_step: Option<usize>,
+    /// The index of the text guard ([`super::text::GUARD`]), if the batch has one.
+    pub text_step: Option<usize>,
     rows: Vec<NetRow>,
     row_of: Vec<usize>,
     valid: Vec<Valid>,
@@ -333,6 +339,7 @@ pub fn plan(
     rules: &SyncRules,
     specs: &HashMap<String, TableSpec>,
     who: &Pusher,
+    text: Option<&TextMerge>,
 ) -> PushPlan {
     let (rows, row_of) = net_rows(&valid);
     let mut args: Vec<(String, Value)> = who.args.to_vec();
@@ -366,6 +373,10 @@ pub fn plan(
         site_step = Some(stmts.len());
         stmts.push(bind(CHECK_SITE.into(), &args));
     }
+    let text_step = text.map(|m| {
+        stmts.push(super::text::guard(m));
+        stmts.len() - 1
+    });
     let mut names: Vec<&str> = rows.iter().map(|r| r.table.as_str()).collect();
     names.sort();
     names.dedup();
@@ -388,8 +399,19 @@ pub fn plan(
     )));
     stmts.push(Statement::new(DROP_REFUSED));
     let base = stmts.len();
-    stmts.extend(merge.merge);
-    let conflict_steps = merge.conflict_steps.iter().map(|i| i + base).collect();
+    // The merged texts go into the shadow between its merge and the rows' rebuild.
+    let text_writes = text.map(|m| super::text::writes(m, specs)).unwrap_or_default();
+    let extra = text_writes.len();
+    let mut merge_stmts = merge.merge;
+    let after = merge_stmts.split_off(merge.rebuild_at);
+    stmts.extend(merge_stmts);
+    stmts.extend(text_writes);
+    stmts.extend(after);
+    let conflict_steps = merge
+        .conflict_steps
+        .iter()
+        .map(|&i| i + base + if i >= merge.rebuild_at { extra } else { 0 })
+        .collect();
     let refused_step = stmts.len();
     stmts.push(Statement::new(READ_REFUSED));
     let mut restore = Vec::new();
@@ -416,6 +438,7 @@ pub fn plan(
     PushPlan {
         stmts,
         site_step,
+        text_step,
         rows,
         row_of,
         valid,

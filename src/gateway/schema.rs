@@ -19,8 +19,10 @@ use crate::sql::{ResultSet, Statement, Value};
 use crate::sync::{rules as sync_rules, Policy, TableSpec};
 
 /// The gateway's tables on the server: refused rows of the push in progress (emptied
-/// before it commits), the site ids bound to users, and the audit trail of refusals.
-pub const GATEWAY_DDL: [&str; 4] = [
+/// before it commits), the site ids bound to users, the audit trail of refusals, and the
+/// text cells' merged documents ([`super::text`]).
+pub const GATEWAY_DDL: [&str; 5] = [
+    super::text::DDL,
     "CREATE TABLE IF NOT EXISTS _es_gw_refused (ri INTEGER PRIMARY KEY, tbl TEXT NOT NULL, pk TEXT NOT NULL, why TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS _es_gw_refused_row ON _es_gw_refused (tbl, pk)",
     "CREATE TABLE IF NOT EXISTS _es_gw_site (site TEXT PRIMARY KEY, sub TEXT NOT NULL, at INTEGER NOT NULL) WITHOUT ROWID",

@@ -15,13 +15,15 @@ use super::limits::{Limits, RateLimiter};
 use super::protocol::*;
 use super::rules::SyncRules;
 use super::schema::{self, Loaded};
-use super::{pull, push, validate};
+use super::{pull, push, text, validate};
 use crate::error::Error;
 use crate::remote::{HttpTransport, RemoteClient};
 use crate::sql::{ResultSet, Statement, TransactionMode, Value};
 
 /// How long a failed or partial schema load is reused before the server is asked again.
 const RELOAD_MS: u64 = 2_000;
+/// How many times a push is tried when its text cells keep changing meanwhile.
+const TEXT_ATTEMPTS: u32 = 8;
 
 /// An HTTP answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -107,6 +109,9 @@ pub struct GatewayStats {
     pub bootstraps: u64,
     pub rate_limited: u64,
     pub too_large: u64,
+    /// Pushes read again because a text cell changed between the gateway's read of its
+    /// document and the push's batch (a concurrent edit).
+    pub text_retries: u64,
 }
 
 /// The last schema load (or its failure) and when it happened.
@@ -353,21 +358,76 @@ impl<T: HttpTransport> Gateway<T> {
             args: &args,
             check_site,
         };
-        let early = checked.refused;
-        let plan = push::plan(checked.valid, &early, &self.rules, &loaded.specs, &who);
-        let site_step = plan.site_step;
-        let results = match self.batch(&plan.stmts, TransactionMode::Write).await {
-            Ok(r) => r,
-            Err(Error::Sql {
-                statement_index: step, ..
-            }) if step.is_some() && step == site_step => {
-                return Err(Failure::new(
-                    403,
-                    "PERMISSION_DENIED",
-                    "this site id belongs to another writer: a replica pushes under its own site id only",
-                ))
+        let mut early = checked.refused;
+        let cells = text::cells(&checked.valid, &loaded.specs);
+        let mut attempt = 0;
+        let (plan, results) = loop {
+            attempt += 1;
+            // Text cells: the chunk's updates merged into the server's documents first
+            // (a read), the texts written in the batch if no cell changed meanwhile.
+            let (valid, merged) = if cells.is_empty() {
+                (checked.valid.clone(), None)
+            } else {
+                let rs = self
+                    .batch(&text::reads(&cells), TransactionMode::Read)
+                    .await
+                    .map_err(upstream)?;
+                let (valid, refused, m) = text::merge(checked.valid.clone(), &cells, &rs).map_err(|e| {
+                    Failure::new(
+                        500,
+                        "GATEWAY_ERROR",
+                        format!("the server's text state did not merge: {e}"),
+                    )
+                })?;
+                (valid, Some((m, refused)))
+            };
+            let mut all_early = early.clone();
+            if let Some((_, r)) = &merged {
+                all_early.extend(r.iter().cloned());
             }
-            Err(e) => return Err(upstream(e)),
+            let plan = push::plan(
+                valid,
+                &all_early,
+                &self.rules,
+                &loaded.specs,
+                &who,
+                merged.as_ref().map(|(m, _)| m),
+            );
+            let (site_step, text_step) = (plan.site_step, plan.text_step);
+            match self.remote.batch(&plan.stmts, TransactionMode::Write).await {
+                Ok(r) => {
+                    early = all_early;
+                    break (plan, r);
+                }
+                Err(Error::Sql {
+                    statement_index: step, ..
+                }) if step.is_some() && step == site_step => {
+                    return Err(Failure::new(
+                        403,
+                        "PERMISSION_DENIED",
+                        "this site id belongs to another writer: a replica pushes under its own site id only",
+                    ))
+                }
+                // A text cell changed between the read and the batch: read it again.
+                Err(Error::Sql {
+                    statement_index: step, ..
+                }) if step.is_some() && step == text_step => {
+                    self.stats.borrow_mut().text_retries += 1;
+                    if attempt >= TEXT_ATTEMPTS {
+                        return Err(Failure::new(
+                            503,
+                            "TRANSACTION_BUSY",
+                            "the text cells this push edits kept changing meanwhile: nothing was applied; retry",
+                        ));
+                    }
+                }
+                Err(e) => {
+                    if let Error::Sql { .. } = &e {
+                        self.forget_schema(true);
+                    }
+                    return Err(upstream(e));
+                }
+            }
         };
         self.sites.borrow_mut().insert(key);
         let resp = push::finish(plan, &results, early).map_err(upstream)?;

@@ -146,7 +146,7 @@ fn push_through(
         check_site: true,
     };
     let early = checked.refused;
-    let plan = push::plan(checked.valid, &early, rules, specs, &who);
+    let plan = push::plan(checked.valid, &early, rules, specs, &who, None);
     let results = db.batch(&plan.stmts, TransactionMode::Write).unwrap();
     push::finish(plan, &results, early).unwrap()
 }

@@ -180,20 +180,6 @@ fn check_one(
                 return Err(invalid(format!("column {col} of {table} is {}", c.policy.as_str())));
             }
             check_value(c.policy, v).map_err(|m| invalid(format!("{table}.{col}: {m}")))?;
-            // The rules see a text edit's rendered text (`t`) while replicas apply its
-            // update (`u`), which the gateway cannot check against `t` without the
-            // cell's document: a predicate naming a text column could be passed with
-            // the right `t` and any `u`. Such edits are refused (`columns` is enforced
-            // in the rules' check: an existing row's text outside it may not be named).
-            if c.policy == Policy::Text
-                && rules
-                    .table(&table)
-                    .is_some_and(|tr| tr.write_names().contains(&c.name.to_ascii_lowercase()))
-            {
-                return Err(denied(format!(
-                    "{table}.{col} is a text column a write rule names: the gateway cannot check text edits against rules"
-                )));
-            }
             if i > 0 {
                 clean.push(',');
             }

@@ -28,6 +28,9 @@ pub struct ChunkMerge {
     /// Indexes into `merge` of the statements that read back lost custom values
     /// (`hlc, tbl, pk, col, val, ver`).
     pub conflict_steps: Vec<usize>,
+    /// The index into `merge` of the first statement rebuilding the tables' rows (the
+    /// shadow is merged before it: the gateway sets merged texts there).
+    pub rebuild_at: usize,
 }
 
 /// The merge of `chunk` (a JSON array of records, see [`super::record`]) written by
@@ -50,6 +53,7 @@ pub fn server_merge(specs: &[&TableSpec], chunk: String, site: &str, deletes: &d
     for spec in specs {
         merge.push(Statement::new(rows::upsert_sql(spec, rows::SERVER, true)));
     }
+    let rebuild_at = merge.len();
     for spec in specs {
         let [upsert, delete] = rows::materialize_sql(spec, rows::SERVER);
         merge.push(Statement::new(upsert));
@@ -74,5 +78,6 @@ pub fn server_merge(specs: &[&TableSpec], chunk: String, site: &str, deletes: &d
         store,
         merge,
         conflict_steps,
+        rebuild_at,
     }
 }

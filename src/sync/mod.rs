@@ -41,7 +41,7 @@ pub mod record;
 mod replica;
 pub mod rows;
 pub mod rules;
-mod server;
+pub(crate) mod server;
 pub mod status;
 #[cfg(all(test, feature = "native"))]
 mod tests;

@@ -361,6 +361,7 @@ function gatewayMetricsText(stats: ReturnType<typeof gatewayStats>): string {
     ["edgesync_gateway_scope_checks_total", stats.scopeChecks, "Scope checks served."],
     ["edgesync_gateway_scope_mismatches_total", stats.scopeMismatches, "Tables whose replica held other rows than readable."],
     ["edgesync_gateway_rate_limited_total", stats.rateLimited, "Pushes refused with 429."],
+    ["edgesync_gateway_text_retries_total", stats.textRetries, "Pushes read again: a text cell changed meanwhile."],
   ]);
 }
 
