@@ -284,13 +284,29 @@ class BrowserReplica implements EmbeddedReplica {
   }
 }
 
-/** A worker started for the client, from a page. */
-function workerLink(path: string, config: Record<string, unknown>, module: () => WebAssembly.Module | undefined): MakeLink {
+/** What a page's worker needs to open the store, known once the page's module is ready. */
+interface Opening {
+  path: string;
+  /** The page's compiled module when it is the worker's flavour (else the worker fetches its own). */
+  module?: WebAssembly.Module;
+}
+
+/**
+ * A worker started for the client, from a page — at once, also while the page's module
+ * still loads: the worker loads its scripts (and, when the page will not hand it a
+ * module, fetches and compiles its own) meanwhile, and gets `open` when `opening`
+ * resolves. If `opening` rejects (a config the module refuses), the calls fail with
+ * its error and the worker is stopped.
+ */
+function workerLink(name: string, config: Record<string, unknown>, sendsModule: boolean, opening: Promise<Opening>): MakeLink {
+  // Made here, so that a page where it cannot be made (no module workers, a policy)
+  // runs the store in place instead.
+  const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module", name: `edgesync ${name}` });
   return (receive, fail) => {
-    const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module", name: `edgesync ${path}` });
     const post = (m: ToWorker) => worker.postMessage(m);
     let killTimer: ReturnType<typeof setTimeout> | undefined;
     let closed: (() => void) | undefined;
+    let failed: Error | undefined;
     const stop = () => {
       clearTimeout(killTimer);
       worker.terminate();
@@ -304,11 +320,20 @@ function workerLink(path: string, config: Record<string, unknown>, module: () =>
       ev.preventDefault?.();
       fail(coded("INTERNAL_ERROR", `internal error: the database worker failed: ${ev.message || "it could not be loaded"}`));
     };
-    post({ t: "open", name: path, config, module: module() });
+    if (!sendsModule) post({ t: "load" });
+    opening.then(
+      (o) => post({ t: "open", name: o.path, config, module: o.module }),
+      (e: unknown) => {
+        failed = adopt(e);
+        fail(failed);
+        stop();
+      },
+    );
     return {
-      send: (calls) => post({ t: "calls", calls }),
+      send: (calls) => (failed !== undefined ? fail(failed) : post({ t: "calls", calls })),
       close: () =>
         new Promise<void>((resolve) => {
+          if (failed !== undefined) return resolve();
           closed = resolve;
           post({ t: "close" });
           // A worker that does not answer (busy in a long statement) is stopped anyway.
@@ -425,7 +450,7 @@ function openBrowserReplica(rt: Runtime<BrowserGlue>, sameFlavour: boolean, conf
     // Ask the browser not to evict the origin's storage under pressure (it may say no).
     void navigator.storage?.persisted?.().then((p) => p || navigator.storage.persist?.()).catch(() => undefined);
   }
-  const module = () => {
+  const module = (): WebAssembly.Module | undefined => {
     if (!sameFlavour) return undefined;
     try {
       return rt.glue.compiledModule() as WebAssembly.Module;
@@ -433,21 +458,30 @@ function openBrowserReplica(rt: Runtime<BrowserGlue>, sameFlavour: boolean, conf
       return undefined;
     }
   };
-  const make = (path: string): MakeLink => {
-    if (inPage) {
-      try {
-        const link = workerLink(path, rest as Record<string, unknown>, module);
-        if (sameFlavour) warmUp(rt);
-        return link;
-      } catch {
-        // No module workers here (or a policy forbids them): run in the page, in memory.
-      }
+  /**
+   * A page starts its worker now, even while its own module loads (the worker's
+   * scripts load meanwhile instead of after): it gets the path and the module once the
+   * page's module is ready and the config is checked.
+   */
+  const inWorker = (opening: Promise<Opening>): MakeLink | undefined => {
+    if (!inPage) return undefined;
+    try {
+      const link = workerLink(config.url, rest as Record<string, unknown>, sameFlavour, opening);
+      if (sameFlavour) void opening.then(() => warmUp(rt), () => undefined);
+      return link;
+    } catch {
+      // No module workers here (or a policy forbids them): run in the page, in memory.
+      return undefined;
     }
-    return inPlaceLink(path, rest, rt);
   };
   if (rt.isReady()) {
     const path = checked();
-    return path === "" ? undefined : new BrowserReplica(make(path), rest.paused);
+    if (path === "") return undefined;
+    const opening = Promise.resolve({ path, module: module() });
+    return new BrowserReplica(inWorker(opening) ?? inPlaceLink(path, rest, rt), rest.paused);
   }
-  return new BrowserReplica(laterLink(rt.ready, () => make(checked())), rest.paused);
+  const opening = rt.ready.then(() => ({ path: checked(), module: module() }));
+  opening.catch(() => undefined);
+  const link = inWorker(opening) ?? laterLink(rt.ready, () => inPlaceLink(checked(), rest, rt));
+  return new BrowserReplica(link, rest.paused);
 }

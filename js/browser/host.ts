@@ -30,7 +30,7 @@ import { coded, errorData, isTransactionControl } from "./protocol.js";
 import type { Call, Forwarded, OnChannel, Out, Reply, State } from "./protocol.js";
 import { Forwarder } from "./follower.js";
 import type { Kept } from "./follower.js";
-import { keepAnswers, refuse, revive, runCall, sqlOf } from "./run.js";
+import { forgetAnswers, keepAnswers, refuse, revive, runCall, sqlOf } from "./run.js";
 import type { From, Owned } from "./run.js";
 
 /** Where a host sends what its own client gets: answers, events and state, together. */
@@ -234,6 +234,12 @@ export class ReplicaHost {
     }
     // Own calls that waited, in order; those another owner may have run are deduplicated.
     for (let c = this.#own.next(); c !== undefined; c = this.#own.next()) this.#runOwn(c, c.forwarded === true);
+    // Old answers are forgotten once the first calls are answered, not on the way to them.
+    if (this.#persistent) {
+      setTimeout(() => {
+        if (this.#role === "owner") this.#enqueue(forgetAnswers(), null, () => undefined);
+      }, 0);
+    }
     this.#announceStorage();
     this.#markDirty();
   }

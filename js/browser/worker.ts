@@ -2,7 +2,8 @@
  * The dedicated module worker a page's `createClient({ url: "file:…" })` starts
  * (js/browser/client.ts): it instantiates the `edgesync/replica` flavour of the wasm
  * module — the page's own compiled module when the page runs that flavour too, else
- * fetched next to the package — and runs one
+ * fetched next to the package as soon as the page says none comes (`load`, sent when
+ * the worker starts, while the page's own module may still load) — and runs one
  * {@link ReplicaHost} for the page's client.
  */
 import * as glue from "../wasm/replica/edgesync.js";
@@ -10,6 +11,7 @@ import { LibsqlBatchError, LibsqlError } from "../wasm-errors.js";
 import { readyRuntime } from "../runtime.js";
 import type { WebSocketConstructor } from "../types.js";
 import { ReplicaHost } from "./host.js";
+import { opfsSupported } from "./opfs.js";
 import { coded, errorData } from "./protocol.js";
 import type { Call, Out, ToPage, ToWorker } from "./protocol.js";
 
@@ -20,6 +22,10 @@ interface WorkerScope {
 }
 const scope = globalThis as unknown as WorkerScope;
 const post = (m: ToPage) => scope.postMessage(m);
+
+// Asked for now, while the module and the `open` message come: the first call in a
+// worker starts the origin's storage (tens of ms), and the host asks for it again.
+if (opfsSupported()) navigator.storage.getDirectory().catch(() => undefined);
 
 let host: ReplicaHost | undefined;
 /** Calls that came before the module was ready. */
@@ -44,9 +50,15 @@ function send(out: Out): void {
   }
 }
 
+/** The module being fetched and compiled here, when the page said it sends none (`load`). */
+let loading: Promise<unknown> | undefined;
+const wasmFile = () => new URL("../wasm/replica/edgesync_bg.wasm", import.meta.url);
+
 async function open(m: Extract<ToWorker, { t: "open" }>): Promise<void> {
   try {
-    await glue.default({ module_or_path: m.module ?? new URL(m.wasmUrl ?? "../wasm/replica/edgesync_bg.wasm", import.meta.url) });
+    if (m.module !== undefined) await glue.default({ module_or_path: m.module });
+    else if (m.wasmUrl !== undefined) await glue.default({ module_or_path: new URL(m.wasmUrl, import.meta.url) });
+    else await (loading ?? glue.default({ module_or_path: wasmFile() }));
     glue.registerErrorClasses(LibsqlError, LibsqlBatchError);
   } catch (e) {
     const err = coded("INTERNAL_ERROR", `internal error: the database worker cannot load edgesync's wasm module: ${(e as Error)?.message ?? e}`);
@@ -71,6 +83,12 @@ async function close(): Promise<void> {
 scope.onmessage = (ev) => {
   const m = ev.data;
   switch (m.t) {
+    case "load":
+      if (loading === undefined) {
+        loading = glue.default({ module_or_path: wasmFile() });
+        loading.catch(() => undefined); // reported by open()
+      }
+      break;
     case "open":
       void open(m);
       break;
