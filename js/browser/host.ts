@@ -174,10 +174,13 @@ export class ReplicaHost {
     }
     const sql = sqlOf(stmt);
     if (typeof sql !== "string" || isTransactionControl(sql)) return undefined;
-    return this.#client!.execute(stmt as string, args as undefined).catch((e: unknown) => {
+    // Run now, answered with a settled promise: no promise chained per call.
+    try {
+      return Promise.resolve(this.#client!.executeNow(stmt as string, args as undefined));
+    } catch (e) {
       this.#retireOnTrap();
-      throw e;
-    });
+      return Promise.reject(e);
+    }
   }
 
   #runOwn(c: Kept, dedupe: boolean): void {
