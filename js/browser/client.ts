@@ -284,20 +284,34 @@ class BrowserReplica implements EmbeddedReplica {
   }
 }
 
+/** What a page's worker needs to open the store, known once the page's module is ready. */
+interface Opening {
+  path: string;
+  /** The page's compiled module when it is the worker's flavour (else the worker fetches its own). */
+  module?: WebAssembly.Module;
+}
+
 /**
- * A worker started for the client, from a page. If its script cannot be loaded (a
- * bundler that did not ship `worker.js`) before it answered anything, `unloaded` makes
- * the link the calls sent so far are replayed on — nothing was run by the worker.
+ * A worker started for the client, from a page — at once, also while the page's module
+ * still loads: the worker loads its scripts (and, when the page will not hand it a
+ * module, fetches and compiles its own) meanwhile, and gets `open` when `opening`
+ * resolves. If `opening` rejects (a config the module refuses), the calls fail with
+ * its error and the worker is stopped. If its script cannot be loaded (a bundler that
+ * did not ship `worker.js`) before it said anything, `unloaded` makes the link that
+ * the calls sent so far are replayed on: the worker ran none of them.
  */
-function workerLink(path: string, config: Record<string, unknown>, module: () => WebAssembly.Module | undefined, unloaded?: (why: string) => MakeLink): MakeLink {
+function workerLink(name: string, config: Record<string, unknown>, sendsModule: boolean, opening: Promise<Opening>, unloaded?: (why: string) => MakeLink): MakeLink {
+  // Made here, so that a page where it cannot be made (no module workers, a policy)
+  // runs the store in place instead.
+  const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module", name: `edgesync ${name}` });
   return (receive, fail) => {
-    const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module", name: `edgesync ${path}` });
-    /** Calls sent while the worker has not said anything yet (undefined once it has). */
-    let unanswered: Call[] | undefined = [];
-    let instead: Link | undefined;
     const post = (m: ToWorker) => worker.postMessage(m);
     let killTimer: ReturnType<typeof setTimeout> | undefined;
     let closed: (() => void) | undefined;
+    let failed: Error | undefined;
+    /** Calls sent while the worker has not said anything yet (undefined once it has). */
+    let unanswered: Call[] | undefined = [];
+    let instead: Link | undefined;
     const stop = () => {
       clearTimeout(killTimer);
       worker.terminate();
@@ -310,7 +324,7 @@ function workerLink(path: string, config: Record<string, unknown>, module: () =>
     };
     worker.onerror = (ev) => {
       ev.preventDefault?.();
-      if (unanswered !== undefined && unloaded !== undefined && !ev.message) {
+      if (unanswered !== undefined && unloaded !== undefined && failed === undefined && !ev.message) {
         // The script never ran (its file is not where the bundle says): run the store
         // here instead, in memory, and say why (status() and the `storage` event).
         const calls = unanswered;
@@ -323,10 +337,19 @@ function workerLink(path: string, config: Record<string, unknown>, module: () =>
       fail(coded("INTERNAL_ERROR", `internal error: the database worker failed: ${ev.message || "it could not be loaded"}`));
       if (closed !== undefined) stop();
     };
-    post({ t: "open", name: path, config, module: module() });
+    if (!sendsModule) post({ t: "load" });
+    opening.then(
+      (o) => post({ t: "open", name: o.path, config, module: o.module }),
+      (e: unknown) => {
+        failed = adopt(e);
+        fail(failed);
+        stop();
+      },
+    );
     return {
       send: (calls) => {
         if (instead !== undefined) return instead.send(calls);
+        if (failed !== undefined) return fail(failed);
         unanswered?.push(...calls);
         post({ t: "calls", calls });
       },
@@ -335,6 +358,7 @@ function workerLink(path: string, config: Record<string, unknown>, module: () =>
         if (instead !== undefined) return instead.close();
         unloaded = undefined; // closing: a worker that fails to load now just stops
         return new Promise<void>((resolve) => {
+          if (failed !== undefined) return resolve();
           closed = resolve;
           post({ t: "close" });
           // A worker that does not answer (busy in a long statement) is stopped anyway.
@@ -452,7 +476,7 @@ function openBrowserReplica(rt: Runtime<BrowserGlue>, sameFlavour: boolean, conf
     // Ask the browser not to evict the origin's storage under pressure (it may say no).
     void navigator.storage?.persisted?.().then((p) => p || navigator.storage.persist?.()).catch(() => undefined);
   }
-  const module = () => {
+  const module = (): WebAssembly.Module | undefined => {
     if (!sameFlavour) return undefined;
     try {
       return rt.glue.compiledModule() as WebAssembly.Module;
@@ -460,25 +484,40 @@ function openBrowserReplica(rt: Runtime<BrowserGlue>, sameFlavour: boolean, conf
       return undefined;
     }
   };
-  const make = (path: string): MakeLink => {
-    let noOpfs: string | undefined;
-    if (inPage) {
-      try {
-        const link = workerLink(path, rest as Record<string, unknown>, module, (why) => inPlaceLink(path, rest, rt, why));
-        if (sameFlavour) warmUp(rt);
-        return link;
-      } catch (e) {
-        // No module workers here, a policy forbids them, or the bundle has no
-        // `import.meta.url` to find the worker's file by (an IIFE bundle): the store runs
-        // in the page, in memory, and the `storage` event and status() say so.
-        noOpfs = `edgesync's database worker could not be started from this page (${(e as Error)?.message ?? e}); OPFS needs it — see docs/bundlers.md`;
-      }
+  /**
+   * A page starts its worker now, even while its own module loads (the worker's
+   * scripts load meanwhile instead of after): it gets the path and the module once the
+   * page's module is ready and the config is checked.
+   */
+  /** Why the store runs in the page (in memory) although this is a page with workers. */
+  let noOpfs: string | undefined;
+  /** The store in the page, once `opening` gives its path: a worker that could not load. */
+  const inMemory = (opening: Promise<Opening>) => (why: string): MakeLink => {
+    let path = "";
+    return laterLink(opening.then((o) => void (path = o.path)), () => inPlaceLink(path, rest, rt, why));
+  };
+  const inWorker = (opening: Promise<Opening>): MakeLink | undefined => {
+    if (!inPage) return undefined;
+    try {
+      const link = workerLink(config.url, rest as Record<string, unknown>, sameFlavour, opening, inMemory(opening));
+      if (sameFlavour) void opening.then(() => warmUp(rt), () => undefined);
+      return link;
+    } catch (e) {
+      // No module workers here, a policy forbids them, or the bundle has no
+      // `import.meta.url` to find the worker's file by (an IIFE bundle): the store runs
+      // in the page, in memory, and the `storage` event and status() say so.
+      noOpfs = `edgesync's database worker could not be started from this page (${(e as Error)?.message ?? e}); OPFS needs it — see docs/bundlers.md`;
+      return undefined;
     }
-    return inPlaceLink(path, rest, rt, noOpfs);
   };
   if (rt.isReady()) {
     const path = checked();
-    return path === "" ? undefined : new BrowserReplica(make(path), rest.paused);
+    if (path === "") return undefined;
+    const opening = Promise.resolve({ path, module: module() });
+    return new BrowserReplica(inWorker(opening) ?? inPlaceLink(path, rest, rt, noOpfs), rest.paused);
   }
-  return new BrowserReplica(laterLink(rt.ready, () => make(checked())), rest.paused);
+  const opening = rt.ready.then(() => ({ path: checked(), module: module() }));
+  opening.catch(() => undefined);
+  const link = inWorker(opening) ?? laterLink(rt.ready, () => inPlaceLink(checked(), rest, rt, noOpfs));
+  return new BrowserReplica(link, rest.paused);
 }

@@ -30,7 +30,7 @@ import { coded, errorData, isTransactionControl } from "./protocol.js";
 import type { Call, Forwarded, OnChannel, Out, Reply, State } from "./protocol.js";
 import { Forwarder } from "./follower.js";
 import type { Kept } from "./follower.js";
-import { keepAnswers, refuse, revive, runCall, sqlOf } from "./run.js";
+import { forgetAnswers, keepAnswers, refuse, revive, runCall, sqlOf } from "./run.js";
 import type { From, Owned } from "./run.js";
 
 /** Where a host sends what its own client gets: answers, events and state, together. */
@@ -178,10 +178,13 @@ export class ReplicaHost {
     }
     const sql = sqlOf(stmt);
     if (typeof sql !== "string" || isTransactionControl(sql)) return undefined;
-    return this.#client!.execute(stmt as string, args as undefined).catch((e: unknown) => {
+    // Run now, answered with a settled promise: no promise chained per call.
+    try {
+      return Promise.resolve(this.#client!.executeNow(stmt as string, args as undefined));
+    } catch (e) {
       this.#retireOnTrap();
-      throw e;
-    });
+      return Promise.reject(e);
+    }
   }
 
   #runOwn(c: Kept, dedupe: boolean): void {
@@ -238,6 +241,12 @@ export class ReplicaHost {
     }
     // Own calls that waited, in order; those another owner may have run are deduplicated.
     for (let c = this.#own.next(); c !== undefined; c = this.#own.next()) this.#runOwn(c, c.forwarded === true);
+    // Old answers are forgotten once the first calls are answered, not on the way to them.
+    if (this.#persistent) {
+      setTimeout(() => {
+        if (this.#role === "owner") this.#enqueue(forgetAnswers(), null, () => undefined);
+      }, 0);
+    }
     this.#announceStorage();
     this.#markDirty();
   }

@@ -48,6 +48,8 @@ export interface State {
 
 /** Page → worker. */
 export type ToWorker =
+  /** No module will come with `open`: the worker fetches and compiles its own now. */
+  | { t: "load" }
   | { t: "open"; name: string; config: Record<string, unknown>; module?: WebAssembly.Module }
   | { t: "calls"; calls: Call[] }
   | { t: "close" };

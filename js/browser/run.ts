@@ -36,12 +36,16 @@ export interface Owned {
   state(): State;
 }
 
-/** Makes the table of forwarded writes' answers, and forgets those older than a day. */
+/** Makes the table of forwarded writes' answers (`forgetAnswers` empties it of old ones). */
 export async function keepAnswers(client: EmbeddedReplicaClient): Promise<void> {
   await client.execute(
     "CREATE TABLE IF NOT EXISTS _es_requests (origin TEXT NOT NULL, seq INTEGER NOT NULL, at INTEGER NOT NULL, result TEXT NOT NULL, PRIMARY KEY (origin, seq)) WITHOUT ROWID",
   );
-  await client.execute("DELETE FROM _es_requests WHERE at < ?", [Date.now() - KEEP_ANSWERS_MS]);
+}
+
+/** The call that forgets answers older than a day (the owner runs it once its first calls are answered). */
+export function forgetAnswers(): Call {
+  return { id: 0, m: "execute", a: ["DELETE FROM _es_requests WHERE at < ?", [Date.now() - KEEP_ANSWERS_MS]] };
 }
 
 /** A resolver sent as its source text (functions cannot be posted), made a function again. */

@@ -2,7 +2,8 @@
  * The dedicated module worker a page's `createClient({ url: "file:…" })` starts
  * (js/browser/client.ts): it instantiates the `edgesync/replica` flavour of the wasm
  * module — the page's own compiled module when the page runs that flavour too, else
- * fetched next to the package — and runs one
+ * fetched next to the package as soon as the page says none comes (`load`, sent when
+ * the worker starts, while the page's own module may still load) — and runs one
  * {@link ReplicaHost} for the page's client.
  */
 import * as glue from "../wasm/replica/edgesync.js";
@@ -11,6 +12,7 @@ import { readyRuntime } from "../runtime.js";
 import { wasmSource } from "../platform.js";
 import type { WebSocketConstructor } from "../types.js";
 import { ReplicaHost } from "./host.js";
+import { opfsSupported } from "./opfs.js";
 import { coded, errorData } from "./protocol.js";
 import type { Call, Out, ToPage, ToWorker } from "./protocol.js";
 
@@ -21,6 +23,10 @@ interface WorkerScope {
 }
 const scope = globalThis as unknown as WorkerScope;
 const post = (m: ToPage) => scope.postMessage(m);
+
+// Asked for now, while the module and the `open` message come: the first call in a
+// worker starts the origin's storage (tens of ms), and the host asks for it again.
+if (opfsSupported()) navigator.storage.getDirectory().catch(() => undefined);
 
 let host: ReplicaHost | undefined;
 /** Calls that came before the module was ready. */
@@ -45,17 +51,25 @@ function send(out: Out): void {
   }
 }
 
+/** The module being fetched and compiled here, when the page said it sends none (`load`). */
+let loading: Promise<unknown> | undefined;
+/**
+ * The replica flavour's module: its file, named by a literal `new URL(…, import.meta.url)`
+ * so that bundlers (Vite, webpack) ship it with the worker; where none is there, the
+ * inline copy (a separate file, fetched only then), as in a page.
+ */
+const loadWasm = async () =>
+  glue.default({
+    module_or_path: await wasmSource(
+      () => new URL("../wasm/replica/edgesync_bg.wasm", import.meta.url),
+      () => import("../wasm/replica/inline.js"),
+    ),
+  });
+
 async function open(m: Extract<ToWorker, { t: "open" }>): Promise<void> {
   try {
-    // The URL is written out literally so that bundlers (Vite, webpack) see it and ship
-    // the file with the worker; where none is there, the inline copy (as in a page).
-    const source =
-      m.module ??
-      (await wasmSource(
-        () => new URL("../wasm/replica/edgesync_bg.wasm", import.meta.url),
-        () => import("../wasm/replica/inline.js"),
-      ));
-    await glue.default({ module_or_path: source });
+    if (m.module !== undefined) await glue.default({ module_or_path: m.module });
+    else await (loading ?? loadWasm());
     glue.registerErrorClasses(LibsqlError, LibsqlBatchError);
   } catch (e) {
     const err = coded("INTERNAL_ERROR", `internal error: the database worker cannot load edgesync's wasm module: ${(e as Error)?.message ?? e}`);
@@ -80,6 +94,12 @@ async function close(): Promise<void> {
 scope.onmessage = (ev) => {
   const m = ev.data;
   switch (m.t) {
+    case "load":
+      if (loading === undefined) {
+        loading = loadWasm();
+        loading.catch(() => undefined); // reported by open()
+      }
+      break;
     case "open":
       void open(m);
       break;

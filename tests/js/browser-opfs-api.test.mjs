@@ -3,6 +3,7 @@
 //   - change events for a local write, another tab's write and a pull;
 //   - a client made inside the application's own worker runs the store in place;
 //   - the API and errors are the Node ones;
+//   - edgesync/replica: clients made while the page's module loads (its worker starts at once);
 //   - storage full (a small quota via CDP): STORAGE_FULL, the database intact;
 //   - no OPFS (an insecure origin): memory, said so (status().persistent, an event).
 //
@@ -219,6 +220,36 @@ describe('browser replicas in OPFS: the API (Chromium, real sqld)', { timeout: 6
     assert.equal(out.badSync.code, 'URL_SCHEME_NOT_SUPPORTED');
     assert.equal(out.badFetch.code, 'INVALID_ARGUMENT');
     assert.equal(out.closed.code, 'CLIENT_CLOSED');
+    await browser.close();
+  });
+
+  it('edgesync/replica in a page: clients made while its module loads work, or fail their calls with the config error', { timeout: STEP }, async () => {
+    // The page starts the worker at once and hands it the compiled module (or the
+    // config's error) once loaded: both paths, from createClient made right after import.
+    const browser = await launch();
+    const tab = await openTab(browser, pageUrl(), problems);
+    const out = await tab.evaluate(async () => {
+      const m = await import('/pkg/entries/replica.web.js');
+      const code = async (fn) => {
+        try {
+          await fn();
+          return 'no error';
+        } catch (e) {
+          return e.code;
+        }
+      };
+      const good = m.createClient({ url: 'file:loading.db' });
+      const badUrl = await code(() => m.createClient({ url: 'file:../up.db' }).execute('select 1'));
+      const badSync = await code(() => m.createClient({ url: 'file:x.db', syncUrl: 'ftp://nope' }).execute('select 1'));
+      await good.execute('create table if not exists t (id integer primary key, v text)');
+      await good.execute("insert into t (v) values ('a')");
+      const rows = (await good.execute('select v from t')).rows.map((r) => r.v);
+      await good.close();
+      return { badUrl, badSync, rows };
+    });
+    assert.equal(out.badUrl, 'INVALID_ARGUMENT');
+    assert.equal(out.badSync, 'URL_SCHEME_NOT_SUPPORTED');
+    assert.deepEqual(out.rows, ['a']);
     await browser.close();
   });
 
