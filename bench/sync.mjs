@@ -14,7 +14,7 @@
 //      Peer: @libsql/client embedded replicas (file: url + syncUrl) on the same sqld.
 //
 //   node bench/sync.mjs                  (scripts/bench.sh sync builds first)
-//   ROUNDS=3 R2R_ROUNDS=5 ONE_BY_ONE=10000|1000 node bench/sync.mjs [local|push|r2r|split]…
+//   ROUNDS=3 R2R_ROUNDS=5 ONE_BY_ONE=10000|1000 [CHANGE_LISTENER=1] node bench/sync.mjs [local|push|r2r|split]…
 //   (no part named: local, push and r2r; `split` = where a wasm point read's time goes)
 import { createClient as edgesyncClient } from "edgesync";
 import { createClient as libsqlClient } from "@libsql/client";
@@ -93,6 +93,9 @@ async function localTarget(kind) {
     await c.execute(`create table ${t} ${SCHEMA}`);
     if (kind !== "edgesync-local") c.replicate(t);
   }
+  // CHANGE_LISTENER=1: a `change` listener on each edgesync client (each write then
+  // fires one event); without it nobody listens and writes note no changes.
+  if (process.env.CHANGE_LISTENER === "1") c.on("change", () => undefined);
   if (dir) {
     const close = c.close.bind(c);
     c.close = () => {

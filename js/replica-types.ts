@@ -171,7 +171,8 @@ export interface SyncEvents {
   /**
    * Rows of these tables changed — by a local write, a pull, or (browser) another tab —
    * just after the writes, once for those made in one tick. For live queries: re-run
-   * what reads them.
+   * what reads them. Changes are noted only while a `change` listener exists: a
+   * listener gets those made from the moment it is added.
    */
   change: { tables: string[] };
   /** Browser `file:` replicas: where the store lives, once known (`reason` when in memory). */

@@ -66,6 +66,27 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
   #wtPending = 0;
   #released: Promise<void> = Promise.resolve();
   #listeners = new Map<string, Set<(d: never) => void>>();
+  /**
+   * Whether the replica notes which tables writes change: only while a `change`
+   * listener exists (the browser store's owner always has one), so that a write pays
+   * for `change` events only when someone listens (docs/decisions.md).
+   */
+  #watching = false;
+  /** Called by the module, inside SQLite, on the first row change after a drain: one microtask per burst. */
+  readonly #scheduleChanges = (): void => queueMicrotask(this.#flushChanges);
+  /** Drains the changed tables (always, listened to or not, so nothing stays behind) and emits `change`. */
+  readonly #flushChanges = (): void => {
+    const r = this.#r;
+    if (r === undefined || retiredError(this) !== undefined) return;
+    let tables: string[];
+    try {
+      tables = r.takeChanges() as string[];
+    } catch (e) {
+      this.#fail(e);
+      return;
+    }
+    if (tables.length > 0) this.#emit("change", { tables });
+  };
   #local: KeptStatements | undefined;
   #siteId = "";
   #real: boolean;
@@ -130,6 +151,7 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
       }
       this.#emit(name, detail);
     });
+    this.#watchChanges();
     this.#sched.start();
   }
 
@@ -204,7 +226,8 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
 
   async #executeLater(stmt: InStatement, args?: InArgs): Promise<ResultSet> {
     try {
-      const r = await this.#ready();
+      // Open: no await before the statement runs (it is the hot path of local reads and writes).
+      const r = this.#r === undefined ? await this.#ready() : this.#now();
       if (this.#tx !== undefined) throw transactionActive();
       if (this.#writeMode === "remote") {
         const input = typeof stmt === "string" && args !== undefined ? { sql: stmt, args } : stmt;
@@ -222,7 +245,7 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
   async batch(stmts: Array<InStatement | [string, InArgs?]>, mode: TransactionMode = "deferred"): Promise<ResultSet[]> {
     try {
       checkMode(mode);
-      const r = await this.#ready();
+      const r = this.#r === undefined ? await this.#ready() : this.#now();
       if (this.#tx !== undefined) throw transactionActive();
       if (this.#writeMode === "remote" && mode !== "read" && !this.#readonly(r, stmts)) {
         return (await this.#writeThrough(r, stmts)).map((b) => decodeResult(b as Uint8Array));
@@ -468,7 +491,23 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
     let set = this.#listeners.get(event);
     if (!set) this.#listeners.set(event, (set = new Set()));
     set.add(fn as (d: never) => void);
-    return () => set!.delete(fn as (d: never) => void);
+    if (event === "change") this.#watchChanges();
+    return () => {
+      if (set!.delete(fn as (d: never) => void) && event === "change") this.#watchChanges();
+    };
+  }
+
+  /** Has the replica note changed tables while a `change` listener exists, and only then. */
+  #watchChanges(): void {
+    const want = (this.#listeners.get("change")?.size ?? 0) > 0;
+    const r = this.#r; // opening: #open() calls this again
+    if (want === this.#watching || r === undefined || this.#closed || retiredError(this) !== undefined) return;
+    try {
+      r.watchChanges(want ? this.#scheduleChanges : undefined);
+      this.#watching = want;
+    } catch (e) {
+      this.#fail(e);
+    }
   }
 
   async syncLog(limit = 100): Promise<SyncLogEntry[]> {
@@ -506,6 +545,7 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
     if (r !== undefined && retiredError(this) === undefined) {
       try {
         r.setListener(undefined);
+        r.watchChanges(undefined);
         r.cancel();
         r.free();
       } catch (e) {

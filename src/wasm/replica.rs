@@ -51,6 +51,13 @@ struct OneThread<T>(T);
 // SAFETY: this module is built for wasm32 without threads; nothing leaves the thread.
 unsafe impl<T> Send for OneThread<T> {}
 
+impl<T> OneThread<T> {
+    /// The value (a method, so that a closure captures the wrapper, not its field).
+    fn get(&self) -> &T {
+        &self.0
+    }
+}
+
 fn set(o: &Object, key: &str, v: impl Into<JsValue>) {
     let _ = Reflect::set(o, &JsValue::from_str(key), &v.into());
 }
@@ -434,33 +441,41 @@ impl JsReplica {
         o.into()
     }
 
-    /// Sets the one event listener: `(name, detail) => void`. Besides the sync events
-    /// it gets `change` with `{ tables }`: the tables whose rows changed, once per tick
-    /// of writes, in a microtask after them (src/store/changes.rs).
+    /// Sets the one event listener for the sync events: `(name, detail) => void`.
+    /// (`change` events come through `watchChanges` and `takeChanges`.)
     #[wasm_bindgen(js_name = setListener)]
     pub fn set_listener(&self, f: Option<Function>) {
         let mode = self.int_mode;
-        let changes = self.inner.store().changes();
-        changes.set_notify(f.clone().map(|f| {
-            let log = OneThread(changes.weak());
-            let f = OneThread(f);
-            Box::new(move || {
-                let (log, f) = (log.0.clone(), f.0.clone());
-                wasm_bindgen_futures::spawn_local(async move {
-                    let tables: Array = log.take().iter().map(|t| JsValue::from_str(t)).collect();
-                    if tables.length() > 0 {
-                        let o = Object::new();
-                        set(&o, "tables", tables);
-                        let _ = f.call2(&JsValue::NULL, &JsValue::from_str("change"), &o);
-                    }
-                });
-            }) as crate::store::changes::Notify
-        }));
         self.inner.set_listener(f.map(|f| {
             Box::new(move |e: &Event| {
                 let _ = f.call2(&JsValue::NULL, &JsValue::from_str(e.name()), &event_js(e, mode));
             }) as Box<dyn Fn(&Event)>
         }));
+    }
+
+    /// Watches which tables writes change, for `change` events (src/store/changes.rs):
+    /// while `schedule` is set, the first row change after a `takeChanges()` calls it,
+    /// inside SQLite — it must only schedule the drain (a microtask), never use the
+    /// database. Unset, a write notes nothing and calls nothing; what was noted stays
+    /// for the drain already scheduled.
+    #[wasm_bindgen(js_name = watchChanges)]
+    pub fn watch_changes(&self, schedule: Option<Function>) {
+        self.inner.store().changes().set_notify(schedule.map(|f| {
+            let f = OneThread(f);
+            Box::new(move || {
+                let _ = f.get().call0(&JsValue::NULL);
+            }) as crate::store::changes::Notify
+        }));
+    }
+
+    /// The tables whose rows changed since the last call, sorted; forgets them.
+    #[wasm_bindgen(js_name = takeChanges)]
+    pub fn take_changes(&self) -> Array {
+        let out = Array::new();
+        self.inner.store().changes().take_with(|t| {
+            out.push(&JsValue::from_str(t));
+        });
+        out
     }
 
     #[wasm_bindgen(getter, js_name = siteId)]

@@ -57,3 +57,75 @@ test("the engine's own tables are never named (replicate() writes only those)", 
   assert.deepEqual(await changesDuring(db, () => db.execute("update t set v = 'y'")), [["t"]]);
   db.close();
 });
+
+test("a listener added after writes began, removed and added again gets every event; none is lost across add/remove", async () => {
+  const db = createClient({ url: ":memory:" });
+  await db.execute("create table t (id integer primary key, x)");
+  await db.execute("create table u (id integer primary key, x)");
+  // Writes with nobody listening (nothing is noted then).
+  for (let i = 0; i < 5; i++) await db.execute("insert into t (x) values (?)", [i]);
+
+  const a = [];
+  let offA = db.on("change", (d) => a.push(d.tables));
+  await db.execute("insert into t (x) values (1)");
+  await sleep(0);
+  assert.deepEqual(a, [["t"]], "added after writes began: the next write's event");
+
+  offA();
+  await db.execute("insert into u (x) values (1)");
+  await sleep(0);
+  assert.deepEqual(a, [["t"]], "removed: no event");
+
+  offA = db.on("change", (d) => a.push(d.tables));
+  for (let i = 0; i < 3; i++) await db.execute("insert into u (x) values (?)", [i]);
+  await sleep(0);
+  assert.deepEqual(a, [["t"], ["u"], ["u"], ["u"]], "added again: an event after each write");
+
+  // The last listener removed and a new one added in the same tick as a write: the
+  // new one gets that write's event (it is emitted after the tick).
+  const b = [];
+  const w = db.execute("insert into t (x) values (2)");
+  offA();
+  const offB = db.on("change", (d) => b.push(d.tables));
+  await w;
+  await sleep(0);
+  assert.deepEqual(b, [["t"]], "write, remove, add in one tick: not lost");
+  assert.equal(a.length, 4, "the removed listener got nothing more");
+
+  // Removed right after a write (its event then goes to nobody), then added again:
+  // the log is not left holding that write, and later writes are reported.
+  const c = [];
+  let offC = db.on("change", (d) => c.push(d.tables));
+  offB();
+  const w2 = db.execute("insert into u (x) values (3)");
+  offC();
+  await w2;
+  await sleep(0);
+  assert.deepEqual(c, [], "removed before the event: nothing");
+  offC = db.on("change", (d) => c.push(d.tables));
+  await db.execute("update t set x = 0 where id = 1");
+  await sleep(0);
+  assert.deepEqual(c, [["t"]], "only what changed after it came back");
+
+  // Two listeners: removing one does not stop the other's events.
+  const d1 = [];
+  const offD = db.on("change", (d) => d1.push(d.tables));
+  for (let i = 0; i < 4; i++) {
+    await db.execute("insert into t (x) values (?)", [i]);
+    if (i === 1) offD();
+  }
+  await sleep(0);
+  assert.equal(c.length, 5, "the remaining listener saw all four writes");
+  assert.equal(d1.length, 2, "the removed one saw the two before");
+
+  // A pull and the engine's writes still reach a listener added late (the sync
+  // engine's own tables are never named): a batch and a transaction.
+  const tx = await db.transaction("write");
+  await tx.execute("insert into u (x) values (9)");
+  await tx.commit();
+  await db.batch(["insert into t (x) values (10)", "insert into u (x) values (10)"], "write");
+  await sleep(0);
+  assert.deepEqual(c.slice(5), [["u"], ["t", "u"]]);
+  offC();
+  db.close();
+});
