@@ -16,8 +16,7 @@ ensure_wasm_bindgen
 # edge subsystems and the CRDT classes, and SQLite without FTS5 and R*Tree, to stay
 # within its size budget: docs/compatibility.md). Directory under pkg/wasm/ : features.
 FLAVORS=(".:js-all" "client:js-client" "crdt:js-crdt" "replica:js-replica")
-# SQLite features a flavour leaves out; such a flavour builds in a target dir of its own
-# (its C library differs, and must not be rebuilt each time the flavours alternate).
+# SQLite features a flavour leaves out.
 flavor_sqlite_flags() {
   case $1 in
     replica) echo "-USQLITE_ENABLE_FTS5 -USQLITE_ENABLE_RTREE -USQLITE_ENABLE_COLUMN_METADATA -USQLITE_ENABLE_OFFSET_SQL_FUNC" ;;
@@ -44,7 +43,10 @@ for flavor in "${FLAVORS[@]}"; do
   SQLITE_FLAVOR_FLAGS=$(flavor_sqlite_flags "$dir")
   ensure_wasm_toolchain
   opt=$(flavor_opt_level "$dir")
-  target_dir=$WASM_TARGET_DIR${SQLITE_FLAVOR_FLAGS:+-$dir}
+  # Each flavour its own target dir: flavours differ in opt-level and SQLite flags, and
+  # sharing one made every build recompile the crate (and std) for each in turn.
+  target_dir=$WASM_TARGET_DIR
+  [ "$dir" = . ] || target_dir+="-$dir"
   log "cargo build (wasm32, release, $WASM_MODE, features $features, opt-level $opt)"
   "${WASM_CARGO[@]}" build --quiet --lib --release --target wasm32-unknown-unknown \
     --config "profile.release.opt-level=\"$opt\"" \
