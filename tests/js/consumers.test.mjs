@@ -1,7 +1,7 @@
 // The packed package (`npm pack` of pkg/) in fresh projects, each with its tool's
 // default configuration (tests/consumers/README.md): Node TypeScript (strict, nodenext,
 // no skipLibCheck), browser types without @types/node, Vite build and dev (Vite 8, and
-// Vite 6's dev server), webpack 5, esbuild and a wrangler Worker. Each runs a remote
+// Vite 6's dev server), webpack 5, esbuild, Rollup and a wrangler Worker. Each runs a remote
 // query and an embedded replica against a real sqld, and reports what it saw.
 // The bundlers are pinned in tests/consumers/tools.json and installed once under
 // .tools/consumers/ by scripts/test.sh (ensure_consumer_tools); TypeScript, the type
@@ -195,6 +195,20 @@ test("esbuild --bundle with no other option, loaded in Chromium", { timeout: STE
   const web = await startStaticServer({ root: dir });
   try {
     checkReport(await inChromium(`${web.url}/index.html?${query("esbuild")}`), "esbuild");
+  } finally {
+    await web.close();
+  }
+});
+
+test("Rollup alone with @rollup/plugin-node-resolve and no other option, loaded in Chromium", { timeout: STEP }, async () => {
+  const dir = project("rollup", [], "src");
+  // Rollup resolves no npm package by itself: node-resolve is the plugin every Rollup
+  // project adds for that, with its defaults (the "default" export condition: the web entry).
+  const nodeResolve = join(TOOLS_DIR, "rollup", "node_modules", "@rollup", "plugin-node-resolve", "dist", "es", "index.js");
+  run(tool("rollup", "rollup"), ["src/index.js", "--dir", "dist", "--format", "es", "--plugin", nodeResolve], dir);
+  const web = await startStaticServer({ root: dir });
+  try {
+    checkReport(await inChromium(`${web.url}/index.html?${query("rollup")}`), "rollup");
   } finally {
     await web.close();
   }
