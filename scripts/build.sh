@@ -32,6 +32,28 @@ flavor_opt_level() {
     *) echo s ;;
   esac
 }
+# `edgesync/replica` is also built with `-C panic=immediate-abort` (std built from source
+# only: WASM_MODE build-std) and passed through binaryen's wasm-opt (npm `binaryen`,
+# pinned in package.json) at -O2 without inlining functions that have one caller, toward
+# its 700 KB goal: 747 → 707 KB gzip, measured in docs/decisions.md ("Size of
+# edgesync/replica"). A panic is a bug and already aborted (panic = "abort"); on wasm32
+# its message went nowhere, so nothing observable is lost. wasm-opt's inlining of
+# functions with one caller makes the module smaller raw but larger gzip (measured),
+# hence -ocimfs=0.
+flavor_rustflags() {
+  case $1 in
+    replica) [ "$WASM_MODE" = build-std ] && echo "-Zunstable-options -Cpanic=immediate-abort" ;;
+  esac
+  return 0
+}
+flavor_wasm_opt() {
+  case $1 in
+    replica) echo "-O2 -ocimfs=0" ;;
+  esac
+}
+# The features rustc 1.96 emits for wasm32-unknown-unknown, for wasm-opt.
+WASM_OPT_FEATURES=(--enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int
+  --enable-mutable-globals --enable-reference-types --enable-multivalue)
 stage="$REPO/target/pkg-stage"
 rm -rf "$stage" && mkdir -p "$stage/wasm"
 # Release builds ship without the name section (142 KB of function names) and the
@@ -43,16 +65,26 @@ for flavor in "${FLAVORS[@]}"; do
   SQLITE_FLAVOR_FLAGS=$(flavor_sqlite_flags "$dir")
   ensure_wasm_toolchain
   opt=$(flavor_opt_level "$dir")
-  # Each flavour its own target dir: flavours differ in opt-level and SQLite flags, and
-  # sharing one made every build recompile the crate (and std) for each in turn.
+  # Each flavour its own target dir: flavours differ in opt-level, rustflags and SQLite
+  # flags, and sharing one made every build recompile the crate (and std) for each in turn.
   target_dir=$WASM_TARGET_DIR
   [ "$dir" = . ] || target_dir+="-$dir"
-  log "cargo build (wasm32, release, $WASM_MODE, features $features, opt-level $opt)"
-  "${WASM_CARGO[@]}" build --quiet --lib --release --target wasm32-unknown-unknown \
+  rustflags=$(flavor_rustflags "$dir")
+  log "cargo build (wasm32, release, $WASM_MODE, features $features, opt-level $opt${rustflags:+, $rustflags})"
+  env ${rustflags:+"RUSTFLAGS=$rustflags"} "${WASM_CARGO[@]}" build --quiet --lib --release --target wasm32-unknown-unknown \
     --config "profile.release.opt-level=\"$opt\"" \
     --no-default-features --features "$features" --target-dir "$target_dir" "${WASM_BUILD_STD[@]}"
   wasm-bindgen --target web "${strip_flags[@]}" --out-dir "$stage/wasm/$dir" --out-name edgesync \
     "$target_dir/wasm32-unknown-unknown/release/edgesync.wasm"
+  wopt=$(flavor_wasm_opt "$dir")
+  if [ -n "$wopt" ]; then
+    log "wasm-opt $wopt ($dir)"
+    keep_names=()
+    [ "${EDGESYNC_WASM_NAMES:-0}" = 1 ] && keep_names=(-g)
+    # shellcheck disable=SC2086 # $wopt is a list of flags
+    node_modules/.bin/wasm-opt $wopt "${WASM_OPT_FEATURES[@]}" "${keep_names[@]}" \
+      "$stage/wasm/$dir/edgesync_bg.wasm" -o "$stage/wasm/$dir/edgesync_bg.wasm"
+  fi
   node scripts/lib/fix-glue.mjs "$stage/wasm/$dir"
 done
 

@@ -70,11 +70,16 @@ async function entrySize(browserEntry, wasmFile) {
 // features, measured 2026-12-07: edgesync 1,141,779 B gzip (wasm 2,810,320 B raw);
 // replica 743,882 (wasm 717,382 + JS 26,500) — past its 700 KB goal by 44 KB: the
 // budget is measured + 1.5 % until the savings listed in docs/compatibility.md land.
+// Then the replica flavour built with `panic = "immediate-abort"` and binaryen's wasm-opt
+// (docs/decisions.md, "Size of edgesync/replica"), measured 2026-12-07: replica 709,026
+// (wasm 682,002 + JS 27,024; before 748,314), still 9 KB past its goal: budget measured
+// + 1.5 %. The others measured the same day: edgesync 1,149,121 B gzip (wasm 2,827,743 B
+// raw), client 145,920, crdt 173,830 — within their budgets, left as they were.
 const BUDGETS = {
   ".": { entry: "web.js", wasm: "wasm/edgesync_bg.wasm", gzip: 1159 * 1000, wasmRaw: 2786 * 1024 },
   "./client": { entry: "entries/client.web.js", wasm: "wasm/client/edgesync_bg.wasm", gzip: 147 * 1000 },
   "./crdt": { entry: "entries/crdt.web.js", wasm: "wasm/crdt/edgesync_bg.wasm", gzip: 177 * 1000 },
-  "./replica": { entry: "entries/replica.web.js", wasm: "wasm/replica/edgesync_bg.wasm", gzip: 755 * 1000 },
+  "./replica": { entry: "entries/replica.web.js", wasm: "wasm/replica/edgesync_bg.wasm", gzip: 720 * 1000 },
 };
 
 for (const [sub, b] of Object.entries(BUDGETS)) {
