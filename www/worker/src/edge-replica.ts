@@ -36,12 +36,13 @@ import type { Env } from "./env.js";
 const openReplicas = new Map<string, EmbeddedReplica>();
 
 /**
- * Read answers kept by the object (`#answers`): exact, not a TTL cache. An answer is kept
- * only when no sync or write ran while it was read (`#gen` did not move), is used only
- * while no sync runs, and all are dropped when a sync ends or a statement is executed —
- * the only ways the database changes — so a kept answer is always what the database
- * would answer now. Bounded by entries and bytes; an answer larger than ANSWER_MAX_BYTES
- * is not kept.
+ * Read answers kept by the object (`#answers`): exact, not a TTL cache. Only reads the
+ * router would cache are kept (one deterministic statement: no random(), no clock); an
+ * answer is kept only when no sync or write ran while it was read (`#gen` did not move),
+ * is used only while no sync runs, and all are dropped when a sync starts or ends and
+ * around every executed statement — the only ways the database changes — so a kept answer
+ * is always what the database would answer now. Bounded by entries and bytes; an answer
+ * larger than ANSWER_MAX_BYTES is not kept.
  */
 const ANSWERS_MAX = 1_000;
 const ANSWERS_MAX_BYTES = 8 * 1024 * 1024;
@@ -254,21 +255,19 @@ export class EdgeReplica extends DurableObject<Env> {
 
   /** A read, answered from the replica. Writes are refused (the router sends them to the primary). */
   async query(sql: string, args?: InArgs): Promise<QueryAnswer> {
-    return this.#read(sql, args);
-  }
-
-  async #read(sql: string, args?: InArgs): Promise<QueryAnswer> {
     const db = this.#db;
     if (!db) return { ok: false, code: "NOT_READY", message: this.#error ?? "the edge replica is not open" };
     const key = args === undefined ? sql : `${sql}\u0000${JSON.stringify(args)}`;
     const kept = this.#syncing ? undefined : this.#answers.get(key);
     if (kept !== undefined) return { ok: true, body: kept };
     try {
-      if (classify(sql).kind !== "read") return { ok: false, code: "NOT_A_READ", message: "the edge replica answers reads only" };
+      const c = classify(sql);
+      if (c.kind !== "read") return { ok: false, code: "NOT_A_READ", message: "the edge replica answers reads only" };
       const gen = this.#gen;
       const rs = await db.execute(args === undefined ? sql : { sql, args });
       const body = JSON.stringify(rs.toJSON());
-      if (gen === this.#gen && !this.#syncing && body.length <= ANSWER_MAX_BYTES) this.#keep(key, body);
+      // Only what the router would cache: one deterministic read (no random(), no clock).
+      if (c.cacheable && gen === this.#gen && !this.#syncing && body.length <= ANSWER_MAX_BYTES) this.#keep(key, body);
       return { ok: true, body };
     } catch (e) {
       const code = (e as { code?: string }).code ?? "INTERNAL_ERROR";
