@@ -16,7 +16,7 @@ use super::protocol::*;
 use super::rules::SyncRules;
 use super::schema::{self, Loaded};
 use super::{pull, push, text, validate};
-use crate::error::Error;
+use crate::error::{Error, SqlCode};
 use crate::remote::{HttpTransport, RemoteClient};
 use crate::sql::{ResultSet, Statement, TransactionMode, Value};
 
@@ -202,12 +202,25 @@ impl<T: HttpTransport> Gateway<T> {
     /// A batch on the primary. A statement error may mean the server's tables changed
     /// under the gateway (the change log dropped, say): the next request sets them up
     /// and reads the schema again.
+    ///
+    /// A write batch the primary refused as busy ("database is locked": another write
+    /// held the lock past the server's busy timeout, e.g. the replica's other chunk in
+    /// flight on a loaded machine) is sent again, up to [`BUSY_RETRIES`] times: it was
+    /// rolled back whole, and every write batch of the gateway is idempotent.
     async fn batch(&self, stmts: &[Statement], mode: TransactionMode) -> crate::Result<Vec<ResultSet>> {
-        let res = self.remote.batch(stmts, mode).await;
-        if let Err(Error::Sql { .. }) = &res {
-            self.forget_schema(true);
+        let mut tries = 0;
+        loop {
+            let res = self.remote.batch(stmts, mode).await;
+            match &res {
+                Err(e) if matches!(mode, TransactionMode::Write) && busy(e) && tries < BUSY_RETRIES => {
+                    tries += 1;
+                    continue;
+                }
+                Err(Error::Sql { .. }) => self.forget_schema(true),
+                _ => {}
+            }
+            return res;
         }
-        res
     }
 
     /// Drops the loaded schema (and, with `setup`, the setup) so the next request
@@ -590,6 +603,19 @@ impl<T: HttpTransport> Gateway<T> {
             }
             Err(f) => f.reply(),
         }
+    }
+}
+
+/// How many times a write batch refused as busy is sent again.
+const BUSY_RETRIES: u32 = 3;
+
+/// Whether the primary refused a statement because another write held the database.
+fn busy(e: &Error) -> bool {
+    match e {
+        Error::Sql { code, message, .. } => {
+            matches!(code, SqlCode::SqliteBusy | SqlCode::SqliteLocked) || message.contains("database is locked")
+        }
+        _ => false,
     }
 }
 

@@ -107,6 +107,14 @@ test("reads of the tables it holds are answered by the edge replica", async () =
   assert.equal(r.status, 200, r.text);
   assert.equal(r.headers.get("x-edgesync-region"), "edge");
   assert.deepEqual(r.body.rows, [[1, "one", 10], [2, "two", 20]]);
+  // Many reads at once, of three statements (the object keeps answers per statement and
+  // arguments): each gets its own statement's answer.
+  const many = await Promise.all(Array.from({ length: 24 }, (_, i) => query("select id, qty from items where id = ?", [1 + (i % 3)])));
+  many.forEach((m, i) => {
+    assert.equal(m.status, 200, m.text);
+    assert.equal(m.headers.get("x-edgesync-region"), "edge");
+    assert.deepEqual(m.body.rows, i % 3 === 2 ? [] : [[1 + (i % 3), 10 * (1 + (i % 3))]]);
+  });
   // A table it does not hold goes to the libSQL regions.
   await admin.execute("create table other (id integer primary key)");
   await primary.execute("create table if not exists other (id integer primary key)");

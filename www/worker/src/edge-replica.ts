@@ -15,7 +15,8 @@
  * must not leave the object mirroring nothing for its whole life.
  *
  * RPC (from this Worker only, through the binding):
- *   query(sql, args)  → {columns, rows, …} (ResultSet.toJSON()) — reads only
+ *   query(sql, args)  → {columns, rows, …} (ResultSet.toJSON()) as JSON text — reads only;
+ *                       answers are kept while the database cannot have changed (below)
  *   execute(sql, args) → the same for any statement: a write is committed in the
  *                       object's storage before it is answered, and pushed at once
  *   wake()            → a sync soon (coalesced with one in flight)
@@ -34,8 +35,24 @@ import type { Env } from "./env.js";
  */
 const openReplicas = new Map<string, EmbeddedReplica>();
 
+/**
+ * Read answers kept by the object (`#answers`): exact, not a TTL cache. Only reads the
+ * router would cache are kept (one deterministic statement: no random(), no clock); an
+ * answer is kept only when no sync or write ran while it was read (`#gen` did not move),
+ * is used only while no sync runs, and all are dropped when a sync starts or ends and
+ * around every executed statement — the only ways the database changes — so a kept answer
+ * is always what the database would answer now. Bounded by entries and bytes; an answer
+ * larger than ANSWER_MAX_BYTES is not kept.
+ */
+const ANSWERS_MAX = 1_000;
+const ANSWERS_MAX_BYTES = 8 * 1024 * 1024;
+const ANSWER_MAX_BYTES = 64 * 1024;
+
 /** Background sync period when nothing wakes the replica earlier. */
 const DEFAULT_SYNC_MS = 5_000;
+
+/** A read's answer: the result set's JSON text, or why not. */
+export type QueryAnswer = { ok: true; body: string } | { ok: false; code: string; message: string };
 
 export interface EdgeReplicaStatus {
   ready: boolean;
@@ -94,6 +111,11 @@ export class EdgeReplica extends DurableObject<Env> {
   #mirrorError: string | undefined;
   /** A table was declared since the last successful sync: its rows are not here yet. */
   #unsynced = false;
+  /** Kept read answers (see ANSWERS_MAX): key → JSON text. */
+  #answers = new Map<string, string>();
+  #answerBytes = 0;
+  /** Moves whenever the database may change (a sync starts or ends, a statement runs). */
+  #gen = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -115,9 +137,11 @@ export class EdgeReplica extends DurableObject<Env> {
         syncUrl: primaryUrl(this.env),
         authToken: this.env.LIBSQL_AUTH_TOKEN || undefined,
       });
+      this.#changed();
       this.#db = db;
       openReplicas.set(id, db);
       await this.#mirror(db);
+      this.#changed();
       // Even unmirrored: the tables an earlier life held are served, and syncs retry it.
       await this.#scheduleNext(0);
       // Woken by the hub after writes elsewhere.
@@ -185,6 +209,7 @@ export class EdgeReplica extends DurableObject<Env> {
       return this.#syncing;
     }
     const run = async () => {
+      this.#changed();
       do {
         this.#again = false;
         const db = this.#db;
@@ -203,8 +228,18 @@ export class EdgeReplica extends DurableObject<Env> {
         }
       } while (this.#again);
     };
-    this.#syncing = run().finally(() => (this.#syncing = undefined));
+    this.#syncing = run().finally(() => {
+      this.#syncing = undefined;
+      this.#changed();
+    });
     return this.#syncing;
+  }
+
+  /** The database may have changed: kept answers are dropped. */
+  #changed(): void {
+    this.#gen++;
+    this.#answers.clear();
+    this.#answerBytes = 0;
   }
 
   override async alarm(): Promise<void> {
@@ -219,17 +254,35 @@ export class EdgeReplica extends DurableObject<Env> {
   }
 
   /** A read, answered from the replica. Writes are refused (the router sends them to the primary). */
-  async query(sql: string, args?: InArgs): Promise<{ ok: true; result: unknown } | { ok: false; code: string; message: string }> {
+  async query(sql: string, args?: InArgs): Promise<QueryAnswer> {
     const db = this.#db;
     if (!db) return { ok: false, code: "NOT_READY", message: this.#error ?? "the edge replica is not open" };
+    const key = args === undefined ? sql : `${sql}\u0000${JSON.stringify(args)}`;
+    const kept = this.#syncing ? undefined : this.#answers.get(key);
+    if (kept !== undefined) return { ok: true, body: kept };
     try {
-      if (classify(sql).kind !== "read") return { ok: false, code: "NOT_A_READ", message: "the edge replica answers reads only" };
+      const c = classify(sql);
+      if (c.kind !== "read") return { ok: false, code: "NOT_A_READ", message: "the edge replica answers reads only" };
+      const gen = this.#gen;
       const rs = await db.execute(args === undefined ? sql : { sql, args });
-      return { ok: true, result: rs.toJSON() };
+      const body = JSON.stringify(rs.toJSON());
+      // Only what the router would cache: one deterministic read (no random(), no clock).
+      if (c.cacheable && gen === this.#gen && !this.#syncing && body.length <= ANSWER_MAX_BYTES) this.#keep(key, body);
+      return { ok: true, body };
     } catch (e) {
       const code = (e as { code?: string }).code ?? "INTERNAL_ERROR";
       return { ok: false, code, message: e instanceof Error ? e.message : String(e) };
     }
+  }
+
+  #keep(key: string, body: string): void {
+    while (this.#answers.size >= ANSWERS_MAX || (this.#answers.size > 0 && this.#answerBytes + body.length > ANSWERS_MAX_BYTES)) {
+      const [k, v] = this.#answers.entries().next().value as [string, string];
+      this.#answers.delete(k);
+      this.#answerBytes -= v.length;
+    }
+    this.#answers.set(key, body);
+    this.#answerBytes += body.length;
   }
 
   /**
@@ -240,6 +293,7 @@ export class EdgeReplica extends DurableObject<Env> {
   async execute(sql: string, args?: InArgs): Promise<{ ok: true; result: unknown } | { ok: false; code: string; message: string }> {
     const db = this.#db;
     if (!db) return { ok: false, code: "NOT_READY", message: this.#error ?? "the edge replica is not open" };
+    this.#changed();
     try {
       const rs = await db.execute(args === undefined ? sql : { sql, args });
       if (classify(sql).kind === "write") this.ctx.waitUntil(this.#sync());
@@ -247,6 +301,8 @@ export class EdgeReplica extends DurableObject<Env> {
     } catch (e) {
       const code = (e as { code?: string }).code ?? "INTERNAL_ERROR";
       return { ok: false, code, message: e instanceof Error ? e.message : String(e) };
+    } finally {
+      this.#changed();
     }
   }
 

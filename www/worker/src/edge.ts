@@ -28,6 +28,7 @@
  */
 import { createClient, EdgeRouter, EdgesyncError } from "edgesync";
 import type { AccessPolicy, Client, ErrorCode, InArgs, Principal, ResultSet, RoutePlan } from "edgesync";
+import type { QueryAnswer } from "./edge-replica.js";
 import type { Env } from "./env.js";
 import { HttpError, redact } from "./http.js";
 
@@ -137,7 +138,8 @@ export class Edge {
         plan.targets = [this.edge.index, ...plan.targets.filter((t) => t !== this.edge!.index)];
         const { rs, region } = await this.read(plan, { sql, args });
         return {
-          body: JSON.stringify(rs.toJSON()),
+          // The edge replica's answer comes as JSON text (a region's as a result set).
+          body: (rs as { body?: string }).body ?? JSON.stringify(rs.toJSON()),
           region: this.regions[region].id,
           cache: "bypass",
           kind: "read",
@@ -374,11 +376,13 @@ export class EdgeReplicaRegion {
     private readonly env: Env,
     readonly index: number,
   ) {
-    const edge = this;
     const execute = async (stmt: { sql: string; args?: InArgs } | string): Promise<ResultSet> => {
       const { sql, args } = typeof stmt === "string" ? { sql: stmt, args: undefined } : stmt;
-      const out = (await edge.stub().query(sql, args)) as { ok: boolean; result?: unknown; code?: string; message?: string };
-      if (out.ok) return { toJSON: () => out.result, replicationIndex: undefined } as unknown as ResultSet;
+      const out = (await this.stub().query(sql, args)) as QueryAnswer;
+      if (out.ok) {
+        const body = out.body;
+        return { toJSON: () => JSON.parse(body), body, replicationIndex: undefined } as unknown as ResultSet;
+      }
       // Not open or not synced yet: a failure for the router (the next target answers).
       const message = out.message ?? "the edge replica failed";
       console.warn("edge replica:", out.code, message);

@@ -167,7 +167,10 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext, n: Node
     }
     // Pushed records are in the change log: announce them on `sync:<table>` as
     // POST /sync/notify does (edge replicas and syncOnHub replicas wake up).
-    const notify = () => background(notifySync(env, n).catch(() => undefined));
+    const notify = () => {
+      const p = notifyCoalesced(env, n);
+      if (p) background(p);
+    };
     return handleSync(request, env, n.edge, { ...claims, sub: principal.sub }, step, notify);
   }
 
@@ -273,6 +276,39 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext, n: Node
     throw new HttpError(405, "METHOD_NOT_ALLOWED", `${request.method} is not allowed on ${pathname}`);
   }
   throw new HttpError(404, "NOT_FOUND", `no route for ${request.method} ${pathname}`);
+}
+
+/** The gateway's announcement after a push, per isolate: one at a time (see notifyCoalesced). */
+let notifying: Promise<void> | undefined;
+let notifyingSince = 0;
+let notifyAgain = false;
+/** A run older than this is not waited for (its request may have been cancelled with it). */
+const NOTIFY_STUCK_MS = 10_000;
+
+/**
+ * After a push through the gateway: the log is read and announced as by
+ * `POST /sync/notify`, but one read at a time per isolate — a push answered while one is
+ * running has one more run after it (which sees its records too), instead of a read of
+ * the log per chunk competing with the next chunk's merge. Returns the promise to keep
+ * the request alive for, or undefined when the running one will cover this push.
+ */
+function notifyCoalesced(env: Env, n: Node): Promise<void> | undefined {
+  if (notifying && Date.now() - notifyingSince < NOTIFY_STUCK_MS) {
+    notifyAgain = true;
+    return undefined;
+  }
+  notifyingSince = Date.now();
+  const run = async () => {
+    do {
+      notifyAgain = false;
+      await notifySync(env, n).catch(() => undefined);
+    } while (notifyAgain);
+  };
+  const p: Promise<void> = run().finally(() => {
+    if (notifying === p) notifying = undefined;
+  });
+  notifying = p;
+  return p;
 }
 
 /**

@@ -52,24 +52,27 @@ impl<T: HttpTransport> Replica<T> {
                 }
             };
             let last = queued.last().map(|q| q.id).unwrap_or(0);
-            let mut following = self.read_outbox_after(last, chunk)?;
-            following.truncate(fit(&following, CHUNK_BYTES));
             let mut started = poll_once(&mut call).await;
-            if !following.is_empty() && started.is_none() {
-                let mut call2 = self.start_push(&following);
-                if let Some(done) = poll_once(&mut call2).await {
-                    call2 = Box::pin(std::future::ready(done));
-                }
-                next = Some((following, call2));
-            }
-            // As for a direct push: the next captures are folded while the chunks are
-            // at the Worker (a fold failure is reported after the answer is handled).
+            // As for a direct push: the next captures are folded while the chunk is at
+            // the Worker (a fold failure is reported after the answer is handled) —
+            // before the next chunk is read, so that it can be one of them.
             let folded = if started.is_none() {
                 self.remote()?.transport().idle().await;
                 self.fold_batch()
             } else {
                 Ok(None)
             };
+            if started.is_none() && folded.is_ok() {
+                let mut following = self.read_outbox_after(last, chunk)?;
+                following.truncate(fit(&following, CHUNK_BYTES));
+                if !following.is_empty() {
+                    let mut call2 = self.start_push(&following);
+                    if let Some(done) = poll_once(&mut call2).await {
+                        call2 = Box::pin(std::future::ready(done));
+                    }
+                    next = Some((following, call2));
+                }
+            }
             let answer = match started.take() {
                 Some(a) => a,
                 None => call.await,
@@ -161,8 +164,12 @@ impl<T: HttpTransport> Replica<T> {
     /// and then given back this replica's later, still queued records; `sync:refused`.
     fn gateway_pushed(&self, queued: &[Queued], resp: PushResponse) -> Result<()> {
         // Writes not folded yet are in the table but not in the state: fold them
-        // first, or restoring a row from the state would overwrite them.
-        self.fold_all()?;
+        // first, or restoring a row from the state would overwrite them (and, as for
+        // a direct push, before conflicts are resolved). Only then: folding the whole
+        // outbox after every chunk held the next chunk back for as long.
+        if !resp.refused.is_empty() || !resp.conflicts.is_empty() {
+            self.fold_all()?;
+        }
         let conflicts = ResultSet {
             columns: ["hlc", "tbl", "pk", "col", "val", "ver"].map(String::from).to_vec(),
             rows: resp
