@@ -195,7 +195,9 @@ for (const [label, set] of [
       const name = set === "vite8" ? "vite_dev" : "vite6_dev";
       const report = await inChromium(`http://127.0.0.1:${port}/index.html?${query(name)}`);
       checkReport(report, name);
-      checkDurable(report, name);
+      // Vite 6's dev server pre-bundles the package away from its files: the worker's
+      // file is not found, and the replica says it is in memory (Vite 8 keeps them).
+      checkDurable(report, name, set === "vite6" ? /database worker could not be loaded from this page/ : undefined);
     } finally {
       stop(child);
     }

@@ -75,8 +75,12 @@ async function entrySize(browserEntry, wasmFile) {
 // (wasm 682,002 + JS 27,024; before 748,314), still 9 KB past its goal: budget measured
 // + 1.5 %. The others measured the same day: edgesync 1,149,121 B gzip (wasm 2,827,743 B
 // raw), client 145,920, crdt 173,830 — within their budgets, left as they were.
+// Then the gateway's text merge (the Worker builds each text cell's document: the server
+// half, in `edgesync` only) and the merges of that evening, measured 2026-12-07: edgesync
+// 1,158,483 B gzip (wasm 2,857,440 B raw) — budget measured + 1.5 %; replica 709,848
+// (wasm 682,138 + JS 27,710), within its budget, still 10 KB past its goal.
 const BUDGETS = {
-  ".": { entry: "web.js", wasm: "wasm/edgesync_bg.wasm", gzip: 1159 * 1000, wasmRaw: 2786 * 1024 },
+  ".": { entry: "web.js", wasm: "wasm/edgesync_bg.wasm", gzip: 1176 * 1000, wasmRaw: 2833 * 1024 },
   "./client": { entry: "entries/client.web.js", wasm: "wasm/client/edgesync_bg.wasm", gzip: 147 * 1000 },
   "./crdt": { entry: "entries/crdt.web.js", wasm: "wasm/crdt/edgesync_bg.wasm", gzip: 177 * 1000 },
   "./replica": { entry: "entries/replica.web.js", wasm: "wasm/replica/edgesync_bg.wasm", gzip: 720 * 1000 },
