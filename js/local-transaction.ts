@@ -26,13 +26,14 @@ export class LocalTransaction implements Transaction {
   #r: Full.Replica;
   #mode: TransactionMode;
   #run: RunLocal;
-  #done: () => void;
+  #done: (kept: boolean) => void;
   #settled = false;
   #resolve!: () => void;
   /** Resolves when the transaction ends (a sync waits for it). */
   readonly settled: Promise<void>;
 
-  constructor(r: Full.Replica, mode: TransactionMode, run: RunLocal, done: () => void) {
+  /** `done(kept)`: it ended — `kept` false when rolled back (its writes are gone). */
+  constructor(r: Full.Replica, mode: TransactionMode, run: RunLocal, done: (kept: boolean) => void) {
     this.#r = r;
     this.#mode = mode;
     this.#run = run;
@@ -102,7 +103,7 @@ export class LocalTransaction implements Transaction {
     } catch (e) {
       throw adoptClient(e);
     } finally {
-      this.#settle();
+      this.#settle(false);
     }
   }
 
@@ -111,7 +112,7 @@ export class LocalTransaction implements Transaction {
     try {
       if (this.#r.inTransaction) this.#r.executeMultiple("ROLLBACK");
     } finally {
-      this.#settle();
+      this.#settle(false);
     }
   }
 
@@ -121,10 +122,10 @@ export class LocalTransaction implements Transaction {
     this.#resolve();
   }
 
-  #settle(): void {
+  #settle(kept = true): void {
     if (this.#settled) return;
     this.#settled = true;
-    this.#done();
+    this.#done(kept);
     this.#resolve();
   }
 

@@ -74,10 +74,14 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
   #watching = false;
   /** Called by the module, inside SQLite, on the first row change after a drain: one microtask per burst. */
   readonly #scheduleChanges = (): void => queueMicrotask(this.#flushChanges);
-  /** Drains the changed tables (always, listened to or not, so nothing stays behind) and emits `change`. */
+  /**
+   * Drains the changed tables (always, listened to or not, so nothing stays behind) and
+   * emits `change` — except while a transaction is open: its writes are not committed,
+   * and a listener that reads would get TRANSACTION_ACTIVE; its end drains them.
+   */
   readonly #flushChanges = (): void => {
     const r = this.#r;
-    if (r === undefined || retiredError(this) !== undefined) return;
+    if (r === undefined || retiredError(this) !== undefined || this.#tx !== undefined) return;
     let tables: string[];
     try {
       tables = r.takeChanges() as string[];
@@ -339,8 +343,11 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
         r,
         mode,
         (stmt, args) => this.#runLocal(r, stmt, args),
-        () => {
+        (kept) => {
           if (this.#tx === tx) this.#tx = undefined;
+          // Its tables' `change` event comes now, once; none for a rolled-back one.
+          if (!kept && !this.#closed && retiredError(this) === undefined) r.takeChanges();
+          this.#flushChanges();
         },
       );
       this.#tx = tx;

@@ -15,7 +15,7 @@
  *   worker sent — after each write burst and sync, at most every 50 ms — and
  *   `status().persistent` is false until the store is open in OPFS;
  * - a custom resolver runs in the worker, rebuilt from its source text;
- * - BEGIN/COMMIT by hand are refused (use `batch()`); a custom `fetch` works only when
+ * - BEGIN/COMMIT by hand are refused (use `batch()` or `transaction()`); a custom `fetch` works only when
  *   the client is created inside a worker;
  * - syncing is the store's, not the tab's: the owner's worker runs it with the options
  *   (`syncInterval`, `syncOnOpen`, `maxRetries`) of the tab that opened the store, and
@@ -29,6 +29,8 @@ import type { BrowserGlue, Runtime } from "../runtime.js";
 import type { OpenLocal } from "../client.js";
 import type { ReplicaHost } from "./host.js";
 import { coded, errorFrom, fromRaw } from "./protocol.js";
+import { BrowserTransaction } from "./transaction.js";
+import { checkMode } from "../remote.js";
 import type { RawResult } from "./protocol.js";
 import type { Call, State, ToPage, ToWorker } from "./protocol.js";
 
@@ -74,6 +76,8 @@ class BrowserReplica implements EmbeddedReplica {
   #listeners = new Map<string, Set<(d: never) => void>>();
   #closed = false;
   #released: Promise<void> | undefined;
+  /** Transactions of this client still open (rolled back by close()). */
+  #txs = new Set<BrowserTransaction>();
   /** `status().paused` until the worker's first state (the `paused` option). */
   #openPaused: boolean;
 
@@ -190,11 +194,17 @@ class BrowserReplica implements EmbeddedReplica {
   }
 
   /**
-   * Not on a browser store: the origin's tabs share its one connection, which a
-   * transaction held across messages would block (use `batch()`, atomic, instead).
+   * An interactive transaction (default mode `"write"`), run by the store's owner
+   * (js/browser/transaction.ts): other tabs' calls wait until it ends; this client's
+   * calls outside it fail with `TRANSACTION_ACTIVE`, as on Node. Rolled back if idle
+   * for 10 s, or if this client is closed first.
    */
-  async transaction(_mode?: TransactionMode): Promise<Transaction> {
-    throw coded("INVALID_OPERATION", "invalid operation: interactive transactions are not available on a browser file: replica (the origin's tabs share its store): use batch()");
+  async transaction(mode: TransactionMode = "write"): Promise<Transaction> {
+    checkMode(mode); // a RangeError, as in Node and the official client
+    const token = (await this.#call("txBegin", [mode])) as string;
+    const tx: BrowserTransaction = new BrowserTransaction(mode, (op, args) => this.#call("tx", [token, op, ...args]), () => this.#txs.delete(tx));
+    this.#txs.add(tx);
+    return tx;
   }
 
   /** A browser store cannot be reopened by the same client: create a new one (`createClient`). */
@@ -263,6 +273,8 @@ class BrowserReplica implements EmbeddedReplica {
    */
   close(): Promise<void> {
     if (this.#released) return this.#released;
+    // A transaction still open is rolled back first, so the store is not held for others.
+    for (const tx of this.#txs) tx.close();
     this.#flush();
     this.#closed = true;
     const end = () => this.#fail(coded("CLIENT_CLOSED", "the client is closed"));

@@ -32,6 +32,8 @@ import { Forwarder } from "./follower.js";
 import type { Kept } from "./follower.js";
 import { forgetAnswers, keepAnswers, refuse, revive, runCall, sqlOf } from "./run.js";
 import type { From, Owned } from "./run.js";
+import { callerOf, TxSlot } from "./tx-slot.js";
+import type { TransactionMode } from "../client.js";
 
 /** Where a host sends what its own client gets: answers, events and state, together. */
 export type HostSink = (out: Out) => void;
@@ -76,7 +78,11 @@ export class ReplicaHost {
   /** A follower: whether the owner's last state said paused (kept when taking over). */
   #ownerPaused: boolean | undefined;
   /** The owner's call queue (see #enqueue). */
-  #queue: { c: Call; from: From | null; answer: (r: Reply) => void }[] = [];
+  #queue: Queued[] = [];
+  /** The interactive transaction open on the store, if any (js/browser/tx-slot.ts). */
+  #txs = new TxSlot(this.origin, () => this.#release());
+  /** Calls of other clients that came while a transaction was open: they run when it ends. */
+  #held: Queued[] = [];
   #pumping = false;
   /** Answers to followers, by origin, sent at the next flush. */
   #answers = new Map<string, Reply[]>();
@@ -173,7 +179,7 @@ export class ReplicaHost {
    * order of calls and answers is the one the queue would give. Undefined otherwise.
    */
   direct(stmt: InStatement, args: unknown): Promise<ResultSet> | undefined {
-    if (this.#role !== "owner" || this.#pumping || this.#queue.length > 0 || this.#replies.length > 0 || this.#config.writeMode === "remote") {
+    if (this.#role !== "owner" || this.#pumping || this.#queue.length > 0 || this.#replies.length > 0 || this.#config.writeMode === "remote" || this.#txs.active) {
       return undefined;
     }
     const sql = sqlOf(stmt);
@@ -324,6 +330,28 @@ export class ReplicaHost {
           answer({ id: c.id, ok: false, e: errorData(e) });
           this.#retireOnTrap();
         };
+        // While a transaction holds the store, other clients' calls wait for its end.
+        const caller = callerOf(from, this.origin);
+        const admitted = this.#role === "owner" ? this.#txs.admits(c, caller) : "run";
+        if (admitted === "hold") {
+          this.#held.push(item);
+          continue;
+        }
+        if (admitted === "refuse") {
+          fail(coded("TRANSACTION_ACTIVE", "A transaction is active on this client: commit, roll back or close it first"));
+          continue;
+        }
+        if (c.m === "txBegin" || c.m === "tx") {
+          try {
+            if (this.#role !== "owner") throw (this.#role === "failed" && this.#failure) || coded("CLIENT_CLOSED", "the client is closed");
+            const client = this.#client!;
+            ok(c.m === "txBegin" ? await this.#txs.begin(client, c.a[0] as TransactionMode, caller) : await this.#txs.run(client, c, from, this.#persistent && from !== null));
+          } catch (e) {
+            fail(e);
+          }
+          this.#markDirty();
+          continue;
+        }
         let started: Promise<unknown>;
         try {
           started = runCall(this.#owned(), c, from);
@@ -356,6 +384,14 @@ export class ReplicaHost {
       this.#pumping = false;
     }
     this.#flush();
+  }
+
+  /** The transaction ended: the calls held meanwhile run first, in the order they came. */
+  #release(): void {
+    if (this.#held.length === 0) return;
+    this.#queue.unshift(...this.#held);
+    this.#held = [];
+    if (!this.#pumping) void this.#pump();
   }
 
   // ---- the channel ----------------------------------------------------------------
@@ -571,6 +607,9 @@ export class ReplicaHost {
     if (this.#role === "follower" || this.#role === "starting" || this.#role === "opening") await this.#own.settle();
     const wasOwner = this.#role === "owner";
     this.#role = "closed";
+    // A transaction goes with the store (the client rolls it back); held calls are answered.
+    this.#txs.drop();
+    this.#release();
     for (const c of this.#own.drain()) this.#reply({ id: c.id, ok: false, e: errorData(coded("CLIENT_CLOSED", "the client is closed")) });
     if (this.#stateTimer !== undefined) clearTimeout(this.#stateTimer);
     try {
@@ -601,6 +640,8 @@ export class ReplicaHost {
     this.#failure = err;
     this.#flush(); // answers already made go out before the channel is left
     this.#role = "failed";
+    this.#txs.drop();
+    this.#release();
     if (this.#stateTimer !== undefined) clearTimeout(this.#stateTimer);
     this.#channel?.close();
     this.#channel = undefined;
@@ -613,6 +654,13 @@ export class ReplicaHost {
     if (this.#hasFiles) opfsFiles.release(this.#path);
     this.#hasFiles = false;
   }
+}
+
+/** A call waiting in the owner's queue, and where its answer goes. */
+interface Queued {
+  c: Call;
+  from: From | null;
+  answer: (r: Reply) => void;
 }
 
 function cloneError(e: unknown): Error {

@@ -129,3 +129,35 @@ test("a listener added after writes began, removed and added again gets every ev
   offC();
   db.close();
 });
+
+test("a transaction's writes fire one event at its commit, none before, none after a rollback", async () => {
+  const db = createClient({ url: ":memory:" });
+  await db.execute("create table a (id integer primary key, x)");
+  await db.execute("create table b (x)");
+  const seen = [];
+  const off = db.on("change", (d) => seen.push(d.tables));
+  const tx = await db.transaction("write");
+  await tx.execute("insert into a (x) values (1)");
+  await sleep(0);
+  await tx.execute("insert into b (x) values (1)");
+  await sleep(0);
+  assert.deepEqual(seen, [], "nothing while it is open (a listener that reads would get TRANSACTION_ACTIVE)");
+  await tx.commit();
+  await sleep(0);
+  assert.deepEqual(seen, [["a", "b"]], "one event at the commit, naming both tables");
+  const tx2 = await db.transaction("write");
+  await tx2.execute("insert into a (x) values (2)");
+  await sleep(0);
+  await tx2.rollback();
+  await sleep(0);
+  const tx3 = await db.transaction("write");
+  await tx3.execute("insert into b (x) values (3)");
+  tx3.close();
+  await sleep(0);
+  assert.deepEqual(seen, [["a", "b"]], "rolled back or closed: no event");
+  await db.execute("insert into a (x) values (4)");
+  await sleep(0);
+  assert.deepEqual(seen, [["a", "b"], ["a"]], "and later writes fire as before");
+  off();
+  db.close();
+});

@@ -1,0 +1,252 @@
+// Interactive transactions on a browser `file:` replica (js/browser/transaction.ts,
+// js/browser/tx-slot.ts), in headless Chromium against a real sqld (auth on):
+//   - the API as on Node: commit, rollback, close, a "read" transaction refusing a
+//     write, a failed batch statement (statementIndex) leaving it open, BEGIN by hand
+//     refused, TRANSACTION_ACTIVE for the client's calls outside it, TRANSACTION_CLOSED
+//     after it ended, a bad mode a RangeError; the committed rows sync to the server;
+//     close() with one open rolls it back;
+//   - two tabs: the other tab's calls wait until the transaction ends (no dirty read);
+//   - the owner tab closes while the follower's transaction is open: the transaction is
+//     gone (TRANSACTION_CLOSED, nothing of it committed), the store goes on;
+//   - a tab crashes holding a transaction: the others wait at most the idle expiry (10 s).
+//
+//   node --test tests/js/browser-transactions.test.mjs
+import { describe, before, after, afterEach, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createClient as libsql } from '@libsql/client';
+import { startSqld, REPO_ROOT } from '../support/sqld.mjs';
+import { startStaticServer } from '../support/static-server.mjs';
+import { PAGES, crash, launchProfile, openTab, profileDir } from '../support/chromium.mjs';
+import { replicaHelpers } from '../support/browser-replica.mjs';
+
+const STEP = 120_000;
+let sqld;
+let server;
+let web;
+/** Uncaught errors and console errors of every tab; must stay empty. */
+const problems = [];
+
+before(async () => {
+  sqld = await startSqld({ auth: true });
+  server = libsql({ url: sqld.url, authToken: sqld.tokens.rw });
+  web = await startStaticServer({ root: REPO_ROOT, routes: PAGES });
+});
+
+after(async () => {
+  server?.close();
+  await web?.close().catch((e) => console.error('static server close:', e));
+  await sqld?.stop().catch((e) => console.error('sqld.stop:', e));
+});
+
+const pageUrl = () => `${web.url}/edgesync-test.html`;
+
+const browsers = new Set();
+async function launch() {
+  const b = await launchProfile(profileDir());
+  browsers.add(b);
+  return b;
+}
+afterEach(async () => {
+  for (const b of browsers) await b.close().catch(() => {});
+  browsers.clear();
+});
+const { openDb, rowsIn, waitFor, ownerOf, syncAll } = replicaHelpers(() => ({ sqld, server }));
+
+/** In the tab: `window.err(fn)` gives the code (and statementIndex, name) fn's promise failed with. */
+const withErr = (tab) =>
+  tab.evaluate(() => {
+    window.err = async (fn) => {
+      try {
+        await fn();
+        return 'no error';
+      } catch (e) {
+        return { code: e.code, name: e.name, index: e.statementIndex };
+      }
+    };
+  });
+
+/** Starts `label`'s insert in the tab; `window.done[label]` is set once it resolves. */
+const startInsert = (tab, label) =>
+  tab.evaluate((label) => {
+    window.done ??= {};
+    window.db.execute(`insert into ${window.table} (label, n) values (?, 0)`, [label]).then(
+      () => (window.done[label] = 'ok'),
+      (e) => (window.done[label] = e.code),
+    );
+  }, label);
+const doneIn = (tab, label) => tab.evaluate((label) => window.done?.[label], label);
+
+describe('interactive transactions on a browser replica (Chromium, real sqld)', { timeout: 6 * STEP }, () => {
+  it('the API as on Node: commit, rollback, close, read mode, errors; committed rows sync', { timeout: STEP }, async () => {
+    const browser = await launch();
+    const tab = await openTab(browser, pageUrl(), problems);
+    await openDb(tab, 'tx-api.db');
+    await withErr(tab);
+    const out = await tab.evaluate(async () => {
+      const db = window.db;
+      const t = window.table;
+      const labels = async () => (await db.execute(`select label from ${t} order by id`)).rows.map((r) => r.label);
+      const o = {};
+      window.changes = [];
+      const tx = await db.transaction();
+      await tx.execute(`insert into ${t} (label, n) values ('a', 1)`);
+      o.inside = (await tx.execute(`select count(*) as n from ${t}`)).rows[0].n;
+      o.outside = await window.err(() => db.execute('select 1'));
+      o.manual = await window.err(() => tx.execute('COMMIT'));
+      o.failedStep = await window.err(() => tx.batch([`insert into ${t} (label, n) values ('b', 2)`, `insert into ${t} (id, label, n) values (1, 'dup', 0)`]));
+      o.openAfterFailure = tx.closed === false;
+      o.changesBeforeCommit = window.changes.length;
+      await tx.commit();
+      o.closedAfterCommit = tx.closed;
+      o.afterCommit = await window.err(() => tx.execute('select 1'));
+      o.rollbackAfterCommit = await window.err(() => tx.rollback());
+      o.committed = await labels();
+
+      const tx2 = await db.transaction('write');
+      await tx2.execute(`insert into ${t} (label, n) values ('rolled back', 3)`);
+      await tx2.rollback();
+      const tx3 = await db.transaction('read');
+      o.readWrite = await window.err(() => tx3.execute(`insert into ${t} (label, n) values ('r', 4)`));
+      o.readRead = (await tx3.execute(`select count(*) as n from ${t}`)).rows[0].n;
+      tx3.close();
+      const tx4 = await db.transaction('deferred');
+      await tx4.executeMultiple(`insert into ${t} (label, n) values ('closed', 5); insert into ${t} (label, n) values ('closed', 6)`);
+      tx4.close();
+      o.badMode = await window.err(() => db.transaction('exclusive'));
+      o.afterAll = await labels();
+      o.changed = window.changes.some((c) => c.includes(t));
+      return o;
+    });
+    assert.equal(out.inside, 1, 'the transaction reads its own write');
+    assert.equal(out.outside.code, 'TRANSACTION_ACTIVE', "the client's own call outside it, as on Node");
+    assert.equal(out.manual.code, 'INVALID_OPERATION');
+    assert.deepEqual(out.failedStep, { code: 'SQLITE_CONSTRAINT', name: 'LibsqlBatchError', index: 1 });
+    assert.ok(out.openAfterFailure, 'a failed statement leaves the transaction open');
+    assert.equal(out.changesBeforeCommit, 0, 'no change event before the commit');
+    assert.ok(out.closedAfterCommit);
+    assert.equal(out.afterCommit.code, 'TRANSACTION_CLOSED');
+    assert.equal(out.rollbackAfterCommit, 'no error', 'rollback of a closed transaction does nothing, as on Node');
+    assert.deepEqual(out.committed, ['a', 'b'], 'the batch statement before the failed one stays in the transaction');
+    assert.equal(out.readWrite.code, 'SQLITE_READONLY');
+    assert.equal(out.readRead, 2);
+    assert.deepEqual(out.badMode, { code: undefined, name: 'RangeError', index: undefined });
+    assert.deepEqual(out.afterAll, ['a', 'b'], 'rolled back and closed transactions left nothing');
+    assert.ok(out.changed, 'the commit fired a change event');
+
+    // What the transaction committed is captured like any write, and reaches the server.
+    const onServer = await syncAll(tab);
+    assert.deepEqual(onServer, ['a:1', 'b:2']);
+
+    // close() with a transaction open rolls it back; the next client finds the store free.
+    const reopened = await tab.evaluate(async () => {
+      const t = window.table;
+      const tx = await window.db.transaction();
+      await tx.execute(`insert into ${t} (label, n) values ('never', 7)`);
+      await window.db.close();
+      window.db = window.edgesync.createClient({ url: 'file:tx-api.db' });
+      return (await window.db.execute(`select label from ${t} order by id`)).rows.map((r) => r.label);
+    });
+    assert.deepEqual(reopened, ['a', 'b']);
+    await browser.close();
+  });
+
+  it("another tab's calls wait until the transaction ends", { timeout: STEP }, async () => {
+    const browser = await launch();
+    const a = await openTab(browser, pageUrl(), problems);
+    await openDb(a, 'tx-tabs.db');
+    const b = await openTab(browser, pageUrl(), problems);
+    await openDb(b, 'tx-tabs.db');
+    assert.equal(await ownerOf([a, b]), a);
+    // The follower's transaction, run by the owner's worker; then the owner tab's write.
+    await b.evaluate(async () => {
+      window.tx = await window.db.transaction();
+      await window.tx.execute(`insert into ${window.table} (label, n) values ('in tx', 1)`);
+    });
+    await startInsert(a, 'waits');
+    await a.evaluate(() => {
+      window.db.execute(`select count(*) as n from ${window.table}`).then((rs) => (window.seen = rs.rows[0].n));
+    });
+    await sleep(500);
+    assert.equal(await doneIn(a, 'waits'), undefined, "the owner tab's write waits for the follower's transaction");
+    assert.equal(await a.evaluate(() => window.seen), undefined, 'and so does its read (no dirty read)');
+    await b.evaluate(() => window.tx.commit());
+    await waitFor('the waiting write', async () => (await doneIn(a, 'waits')) === 'ok');
+    assert.equal(await a.evaluate(() => window.seen), 2, 'the read ran after the commit, in its turn (after the write called before it)');
+    assert.deepEqual(await rowsIn(a), ['in tx:1', 'waits:0']);
+    assert.deepEqual(await rowsIn(b), ['in tx:1', 'waits:0']);
+
+    // The owner's own transaction: the follower waits in turn.
+    await a.evaluate(async () => {
+      window.tx = await window.db.transaction();
+      await window.tx.execute(`insert into ${window.table} (label, n) values ('owner tx', 2)`);
+    });
+    await startInsert(b, 'follower');
+    await sleep(300);
+    assert.equal(await doneIn(b, 'follower'), undefined);
+    await a.evaluate(() => window.tx.rollback());
+    await waitFor("the follower's write", async () => (await doneIn(b, 'follower')) === 'ok');
+    assert.deepEqual(await rowsIn(b), ['in tx:1', 'waits:0', 'follower:0']);
+    await browser.close();
+  });
+
+  it("the owner tab closes during a follower's transaction: it is gone, nothing of it committed", { timeout: STEP }, async () => {
+    const browser = await launch();
+    const a = await openTab(browser, pageUrl(), problems);
+    await openDb(a, 'tx-handoff.db');
+    const b = await openTab(browser, pageUrl(), problems);
+    await openDb(b, 'tx-handoff.db');
+    await withErr(b);
+    assert.equal(await ownerOf([a, b]), a);
+    await b.evaluate(async () => {
+      window.tx = await window.db.transaction();
+      await window.tx.execute(`insert into ${window.table} (label, n) values ('lost', 1)`);
+    });
+    await a.close();
+    assert.equal(await ownerOf([b]), b);
+    const out = await b.evaluate(async () => {
+      const t = window.table;
+      const next = await window.err(() => window.tx.execute(`insert into ${t} (label, n) values ('lost too', 2)`));
+      const commit = await window.err(() => window.tx.commit());
+      const closed = window.tx.closed;
+      const tx = await window.db.transaction();
+      await tx.execute(`insert into ${t} (label, n) values ('kept', 3)`);
+      await tx.commit();
+      return { next, commit, closed };
+    });
+    assert.equal(out.next.code, 'TRANSACTION_CLOSED');
+    assert.equal(out.commit.code, 'TRANSACTION_CLOSED');
+    assert.ok(out.closed);
+    assert.deepEqual(await rowsIn(b), ['kept:3']);
+    assert.deepEqual(await syncAll(b), ['kept:3']);
+    await browser.close();
+  });
+
+  it('a tab that crashed holding a transaction blocks the others at most the idle expiry (10 s)', { timeout: STEP }, async () => {
+    const browser = await launch();
+    const a = await openTab(browser, pageUrl(), problems);
+    await openDb(a, 'tx-crash.db');
+    const b = await openTab(browser, pageUrl(), problems);
+    await openDb(b, 'tx-crash.db');
+    assert.equal(await ownerOf([a, b]), a);
+    await b.evaluate(async () => {
+      window.tx = await window.db.transaction();
+      await window.tx.execute(`insert into ${window.table} (label, n) values ('crashed', 1)`);
+    });
+    const t0 = Date.now();
+    await startInsert(a, 'after');
+    await crash(b);
+    await sleep(2000);
+    assert.equal(await doneIn(a, 'after'), undefined, 'held while the transaction may still be used');
+    await waitFor('the held write', async () => (await doneIn(a, 'after')) === 'ok', 30_000);
+    const waited = Date.now() - t0;
+    assert.ok(waited >= 9_000 && waited < 20_000, `held ${waited} ms: until the 10 s idle expiry`);
+    assert.deepEqual(await rowsIn(a), ['after:0'], "the crashed tab's transaction was rolled back");
+    await browser.close();
+  });
+
+  it('no tab saw an uncaught error or a console error', () => {
+    // The crashed tab's renderer is gone on purpose; anything else is a defect.
+    assert.deepEqual(problems.filter((p) => !/crash|Target closed|Page crashed/i.test(p)), []);
+  });
+});
