@@ -18,7 +18,7 @@ cd "$REPO"
 
 WORKER_TESTS=(tests/js/worker.test.mjs tests/js/edge.test.mjs tests/js/auth.test.mjs tests/js/hub.test.mjs)
 BROWSER_TESTS=(tests/js/browser.test.mjs tests/js/browser-opfs.test.mjs tests/js/browser-opfs-api.test.mjs
-  tests/js/browser-reliability.test.mjs tests/js/browser-sync-control.test.mjs)
+  tests/js/browser-reliability.test.mjs tests/js/browser-sync-control.test.mjs tests/js/browser-transactions.test.mjs)
 
 lint() {
   log "cargo fmt --check"
