@@ -607,15 +607,16 @@ export class ReplicaHost {
     if (this.#role === "follower" || this.#role === "starting" || this.#role === "opening") await this.#own.settle();
     const wasOwner = this.#role === "owner";
     this.#role = "closed";
-    // A transaction goes with the store (the client rolls it back); held calls are answered.
-    this.#txs.drop();
-    this.#release();
     for (const c of this.#own.drain()) this.#reply({ id: c.id, ok: false, e: errorData(coded("CLIENT_CLOSED", "the client is closed")) });
     if (this.#stateTimer !== undefined) clearTimeout(this.#stateTimer);
     try {
       // Cancels a sync or write-through call in flight; resolves when they ended.
       if (this.#client && retiredError(this.#client) === undefined) await this.#client.close();
     } finally {
+      // A transaction went with the store (the client rolled it back); the calls held
+      // for it are answered now (CLIENT_CLOSED; a follower's go to the next owner).
+      this.#txs.drop();
+      this.#release();
       this.#releaseFiles();
       this.#stopLock.abort();
       this.#unlock?.();
