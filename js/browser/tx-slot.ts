@@ -3,8 +3,8 @@
  * js/browser/transaction.ts). One transaction at a time holds the store's connection —
  * the origin's tabs share it — so js/browser/host.ts asks this slot, for every call it
  * would run, whether it may run now (`admits`): a call of the open transaction does;
- * another call of the client that holds it fails with `TRANSACTION_ACTIVE`, as on Node;
- * any other client's call is held until the transaction ends.
+ * the holder's SQL outside it fails with `TRANSACTION_ACTIVE` and its other calls run,
+ * as on Node; any other client's call is held until the transaction ends.
  *
  * A transaction ends by commit, rollback or close, by a statement SQLite rolls it back
  * with, when the store is closed, or after `TX_IDLE_MS` without a call (as sqld expires an
@@ -23,6 +23,9 @@ import { refuse, type From } from "./run.js";
 
 /** A transaction with no call for this long is rolled back (sqld's idle stream expiry). */
 export const TX_IDLE_MS = 10_000;
+
+/** The calls a client holding a transaction gets TRANSACTION_ACTIVE for, as on Node. */
+const REFUSED_WHILE_OPEN = new Set(["execute", "batch", "executeMultiple", "migrate", "txBegin"]);
 
 /** Who made a call: the worker that sent it (its client, one per worker). */
 export const callerOf = (from: From | null, self: string): string => from?.origin ?? self;
@@ -59,8 +62,11 @@ export class TxSlot {
   admits(c: Call, caller: string): "run" | "hold" | "refuse" {
     const open = this.#open;
     if (open === undefined || c.m === "tx" || c.m === "state") return "run";
-    // The owner's own housekeeping (id 0) waits too.
-    return caller === open.holder && c.id !== 0 ? "refuse" : "hold";
+    // The holder's other calls behave as on Node: its SQL outside the transaction is
+    // refused, the rest runs (a sync waits for the transaction by itself). The owner's
+    // own housekeeping (id 0) waits.
+    if (caller === open.holder && c.id !== 0) return REFUSED_WHILE_OPEN.has(c.m) ? "refuse" : "run";
+    return "hold";
   }
 
   /** Begins a transaction for `caller`; resolves with its token. */

@@ -93,11 +93,15 @@ describe('interactive transactions on a browser replica (Chromium, real sqld)', 
       await tx.execute(`insert into ${t} (label, n) values ('a', 1)`);
       o.inside = (await tx.execute(`select count(*) as n from ${t}`)).rows[0].n;
       o.outside = await window.err(() => db.execute('select 1'));
+      // Its other calls run as on Node: pendingKeys reads inside it; a sync waits for its end.
+      o.pendingInside = (await db.pendingKeys(t)).length;
+      const syncing = db.sync().then(() => 'synced', (e) => e.code);
       o.manual = await window.err(() => tx.execute('COMMIT'));
       o.failedStep = await window.err(() => tx.batch([`insert into ${t} (label, n) values ('b', 2)`, `insert into ${t} (id, label, n) values (1, 'dup', 0)`]));
       o.openAfterFailure = tx.closed === false;
       o.changesBeforeCommit = window.changes.length;
       await tx.commit();
+      o.sync = await syncing;
       o.closedAfterCommit = tx.closed;
       o.afterCommit = await window.err(() => tx.execute('select 1'));
       o.rollbackAfterCommit = await window.err(() => tx.rollback());
@@ -120,6 +124,8 @@ describe('interactive transactions on a browser replica (Chromium, real sqld)', 
     });
     assert.equal(out.inside, 1, 'the transaction reads its own write');
     assert.equal(out.outside.code, 'TRANSACTION_ACTIVE', "the client's own call outside it, as on Node");
+    assert.equal(out.pendingInside, 1, "pendingKeys runs inside it and sees its write");
+    assert.equal(out.sync, 'synced', 'a sync called inside it ran after its end');
     assert.equal(out.manual.code, 'INVALID_OPERATION');
     assert.deepEqual(out.failedStep, { code: 'SQLITE_CONSTRAINT', name: 'LibsqlBatchError', index: 1 });
     assert.ok(out.openAfterFailure, 'a failed statement leaves the transaction open');
@@ -134,7 +140,8 @@ describe('interactive transactions on a browser replica (Chromium, real sqld)', 
     assert.deepEqual(out.afterAll, ['a', 'b'], 'rolled back and closed transactions left nothing');
     assert.ok(out.changed, 'the commit fired a change event');
 
-    // What the transaction committed is captured like any write, and reaches the server.
+    // What the transaction committed is captured like any write, and reaches the server
+    // (the sync above ran after the commit and pushed it).
     const onServer = await syncAll(tab);
     assert.deepEqual(onServer, ['a:1', 'b:2']);
 
