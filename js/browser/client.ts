@@ -81,8 +81,12 @@ class BrowserReplica implements EmbeddedReplica {
   /** `status().paused` until the worker's first state (the `paused` option). */
   #openPaused: boolean;
 
-  constructor(link: MakeLink, paused = false) {
+  /** Makes the link again, for reconnect() after close(). */
+  #reopen: (() => MakeLink) | undefined;
+
+  constructor(link: MakeLink, paused = false, reopen?: () => MakeLink) {
     this.#openPaused = paused;
+    this.#reopen = reopen;
     this.#link = link(
       (m) => this.#receive(m),
       (e) => this.#fail(e),
@@ -111,9 +115,12 @@ class BrowserReplica implements EmbeddedReplica {
   }
 
   /** Fails every call still waiting (the worker could not start or died). */
-  #fail(e: Error): void {
-    for (const w of this.#waiting.values()) w.reject(e);
-    this.#waiting.clear();
+  #fail(e: Error, below = Infinity): void {
+    for (const [id, w] of this.#waiting) {
+      if (id >= below) continue;
+      w.reject(e);
+      this.#waiting.delete(id);
+    }
   }
 
   #call(m: string, a: unknown[]): Promise<unknown> {
@@ -207,9 +214,24 @@ class BrowserReplica implements EmbeddedReplica {
     return tx;
   }
 
-  /** A browser store cannot be reopened by the same client: create a new one (`createClient`). */
+  /**
+   * Opens the store again after `close()`, as in Node (nothing to do while open): a new
+   * worker takes it once the old one released it; calls made meanwhile wait for it.
+   */
   reconnect(): void {
-    if (this.#closed) throw coded("INVALID_OPERATION", "invalid operation: a closed browser replica cannot be reopened: call createClient again");
+    if (!this.#closed) return;
+    const reopen = this.#reopen;
+    if (reopen === undefined) throw coded("INVALID_OPERATION", "invalid operation: this browser replica cannot be reopened: call createClient again");
+    const released = this.#released ?? Promise.resolve();
+    this.#closed = false;
+    this.#released = undefined;
+    this.#state = undefined;
+    this.#link = laterLink(released, reopen)(
+      (m) => this.#receive(m),
+      (e) => this.#fail(e),
+    );
+    // Events the new worker relays only when asked.
+    for (const name of this.#listeners.keys()) if (!RELAYED.has(name)) void this.#call("listen", [name]).catch(() => undefined);
   }
 
   /**
@@ -277,7 +299,9 @@ class BrowserReplica implements EmbeddedReplica {
     for (const tx of this.#txs) tx.close();
     this.#flush();
     this.#closed = true;
-    const end = () => this.#fail(coded("CLIENT_CLOSED", "the client is closed"));
+    // The calls made before close() (not those after a reconnect() meanwhile).
+    const below = this.#next;
+    const end = () => this.#fail(coded("CLIENT_CLOSED", "the client is closed"), below);
     this.#released = this.#link.close().then(end, end);
     return this.#released;
   }
@@ -522,14 +546,20 @@ function openBrowserReplica(rt: Runtime<BrowserGlue>, sameFlavour: boolean, conf
       return undefined;
     }
   };
+  /** The link again, for reconnect() (the module is ready by then, the config checked). */
+  const reopen = (): MakeLink => {
+    const opening = rt.ready.then(() => ({ path: checked(), module: module() }));
+    opening.catch(() => undefined);
+    return inWorker(opening) ?? laterLink(rt.ready, () => inPlaceLink(checked(), rest, rt, noOpfs));
+  };
   if (rt.isReady()) {
     const path = checked();
     if (path === "") return undefined;
     const opening = Promise.resolve({ path, module: module() });
-    return new BrowserReplica(inWorker(opening) ?? inPlaceLink(path, rest, rt, noOpfs), rest.paused);
+    return new BrowserReplica(inWorker(opening) ?? inPlaceLink(path, rest, rt, noOpfs), rest.paused, reopen);
   }
   const opening = rt.ready.then(() => ({ path: checked(), module: module() }));
   opening.catch(() => undefined);
   const link = inWorker(opening) ?? laterLink(rt.ready, () => inPlaceLink(checked(), rest, rt, noOpfs));
-  return new BrowserReplica(link, rest.paused);
+  return new BrowserReplica(link, rest.paused, reopen);
 }

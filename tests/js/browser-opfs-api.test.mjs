@@ -77,7 +77,7 @@ afterEach(async () => {
   for (const b of browsers) await b.close().catch(() => {});
   browsers.clear();
 });
-const { openDb, waitFor } = replicaHelpers(() => ({ sqld, server }));
+const { openDb, waitFor, syncAll } = replicaHelpers(() => ({ sqld, server }));
 
 describe('browser replicas in OPFS: the API (Chromium, real sqld)', { timeout: 6 * STEP }, () => {
   it('change events reach every tab for a local write, another tab\'s write and a pull', { timeout: STEP }, async () => {
@@ -323,6 +323,48 @@ describe('browser replicas in OPFS: the API (Chromium, real sqld)', { timeout: 6
       return (await db.execute("select count(*) as n from sqlite_master where name = 't'")).rows[0].n;
     });
     assert.equal(after, 0, 'a memory replica starts empty after a reload, as documented');
+    await browser.close();
+  });
+
+  it('reconnect() after close() opens the store again, as in Node; calls made meanwhile wait for it', { timeout: STEP }, async () => {
+    const browser = await launch();
+    const tab = await openTab(browser, pageUrl(), problems);
+    await openDb(tab, 'reconnect.db');
+    const out = await tab.evaluate(async () => {
+      const db = window.db;
+      const t = window.table;
+      const labels = async () => (await db.execute(`select label from ${t} order by id`)).rows.map((r) => r.label);
+      const code = async (fn) => {
+        try {
+          await fn();
+          return 'no error';
+        } catch (e) {
+          return e.code;
+        }
+      };
+      await db.execute(`insert into ${t} (label, n) values ('before', 1)`);
+      db.reconnect(); // open: nothing to do
+      const closing = db.close(); // not awaited: the worker still releases the store
+      const whileClosed = await code(() => db.execute('select 1'));
+      db.reconnect();
+      const reopened = await labels(); // waits for the release and the new worker
+      await closing;
+      await db.execute(`insert into ${t} (label, n) values ('after', 2)`);
+      await db.close();
+      const afterClose = await code(() => db.execute('select 1'));
+      db.reconnect();
+      const again = await labels();
+      for (let i = 0; i < 100 && !db.status().persistent; i++) await new Promise((r) => setTimeout(r, 20));
+      return { whileClosed, reopened, afterClose, again, closed: db.closed, persistent: db.status().persistent, owner: db.status().owner };
+    });
+    assert.equal(out.whileClosed, 'CLIENT_CLOSED');
+    assert.deepEqual(out.reopened, ['before']);
+    assert.equal(out.afterClose, 'CLIENT_CLOSED');
+    assert.deepEqual(out.again, ['before', 'after'], 'the store in OPFS, opened again');
+    assert.equal(out.closed, false);
+    assert.ok(out.persistent && out.owner, 'in OPFS, owned by this tab again');
+    // And it syncs as before.
+    assert.deepEqual(await syncAll(tab), ['before:1', 'after:2']);
     await browser.close();
   });
 
