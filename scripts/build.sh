@@ -99,6 +99,15 @@ node_modules/.bin/tsc -p js/tsconfig.json
 node_modules/.bin/esbuild pkg/browser/worker.js --bundle --format=esm --platform=browser --target=es2022 \
   --external:../wasm/replica/inline.js \
   --log-level=warning --log-override:duplicate-object-key=silent --allow-overwrite --outfile=pkg/browser/worker.js
+# The browser replica's entry (`edgesync/replica`, pkg/entries/replica.web.js)
+# pre-bundled into one file too, for the same reason: served as it is (no bundler), its
+# 22 modules in 6 levels took 100–300 ms before createClient could run (bench/browser,
+# part 5; docs/decisions.md, "Browser replicas on OPFS"). It stays where it was, so the
+# `new URL("…", import.meta.url)` literals in it name the same files (browser/client.ts
+# names its worker "../browser/worker.js" for this); its lazy part (browser/host.js)
+# and the error classes stay shared (scripts/lib/bundle-entry.mjs). `edgesync`
+# (pkg/web.js), the other subpaths and the Node and workerd entries stay unbundled.
+node scripts/lib/bundle-entry.mjs pkg/entries/replica.web.js
 cp js/package.json pkg/package.json
 # The package's own README (usage only), not the repo's.
 cp js/README.md pkg/README.md

@@ -339,7 +339,10 @@ interface Opening {
 function workerLink(name: string, config: Record<string, unknown>, sendsModule: boolean, opening: Promise<Opening>, unloaded?: (why: string) => MakeLink): MakeLink {
   // Made here, so that a page where it cannot be made (no module workers, a policy)
   // runs the store in place instead.
-  const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module", name: `edgesync ${name}` });
+  // "../browser/worker.js", not "./worker.js": the same file from this module (pkg/browser/,
+  // as `edgesync` loads it) and from the pre-bundled entries in pkg/entries/ that carry a
+  // copy of this code (scripts/build.sh).
+  const worker = new Worker(new URL("../browser/worker.js", import.meta.url), { type: "module", name: `edgesync ${name}` });
   return (receive, fail) => {
     const post = (m: ToWorker) => worker.postMessage(m);
     let killTimer: ReturnType<typeof setTimeout> | undefined;

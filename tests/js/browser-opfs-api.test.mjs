@@ -4,6 +4,7 @@
 //   - a client made inside the application's own worker runs the store in place;
 //   - the API and errors are the Node ones;
 //   - edgesync/replica: clients made while the page's module loads (its worker starts at once);
+//   - edgesync/replica, pre-bundled: in place in a worker (its lazy chunk), one LibsqlError class;
 //   - storage full (a small quota via CDP): STORAGE_FULL, the database intact;
 //   - no OPFS (an insecure origin): memory, said so (status().persistent, an event).
 //
@@ -250,6 +251,64 @@ describe('browser replicas in OPFS: the API (Chromium, real sqld)', { timeout: 6
     assert.equal(out.badUrl, 'INVALID_ARGUMENT');
     assert.equal(out.badSync, 'URL_SCHEME_NOT_SUPPORTED');
     assert.deepEqual(out.rows, ['a']);
+    await browser.close();
+  });
+
+  it('edgesync/replica, pre-bundled: in-place in an application worker (its lazy host chunk), and one LibsqlError class with edgesync', { timeout: STEP }, async () => {
+    // The entry is one file plus chunks (scripts/lib/bundle-entry.mjs): the host a
+    // worker runs in place is a lazy chunk sharing the entry's modules, and the error
+    // classes stay the package's wasm-errors.js, shared with the unbundled `edgesync`.
+    const browser = await launch();
+    const tab = await openTab(browser, pageUrl(), problems);
+    const out = await tab.evaluate(async () => {
+      const src = `const loading = import("${location.origin}/pkg/entries/replica.web.js");
+onmessage = async () => {
+  const m = await loading;
+  const db = m.createClient({ url: "file:bundled-inplace.db" });
+  try {
+    await db.execute("create table if not exists t (id integer primary key, v text)");
+    await db.execute("insert into t (v) values ('w')");
+    const rows = (await db.execute("select v from t")).rows.map((r) => r.v);
+    let code;
+    try { await db.execute("select * from missing_table"); } catch (e) { code = e.code; }
+    // status() is the last state the host sent (at most every 50 ms).
+    for (let i = 0; i < 100 && !db.status().owner; i++) await new Promise((r) => setTimeout(r, 50));
+    const s = db.status();
+    postMessage({ rows, code, persistent: s.persistent, owner: s.owner });
+  } catch (e) {
+    postMessage({ error: String(e && e.stack || e) });
+  }
+  db.close();
+};`;
+      const w = new Worker(URL.createObjectURL(new Blob([src], { type: 'text/javascript' })), { type: 'module' });
+      const inWorker = await new Promise((resolve) => {
+        setTimeout(() => resolve({ error: 'no answer from the worker in 30 s' }), 30_000);
+        w.onmessage = (ev) => resolve(ev.data);
+        w.onerror = (ev) => resolve({ error: ev.message });
+        w.postMessage('go');
+      });
+      w.terminate();
+      const replica = await import('/pkg/entries/replica.web.js');
+      const full = await import('/pkg/web.js');
+      const db = replica.createClient({ url: 'file:bundled-page.db' });
+      let err;
+      try {
+        await db.execute('select * from missing_table');
+      } catch (e) {
+        err = e;
+      }
+      await db.close();
+      return {
+        inWorker,
+        sameClass: replica.LibsqlError === full.LibsqlError,
+        instance: err instanceof full.LibsqlError,
+        code: err?.code,
+      };
+    });
+    assert.deepEqual(out.inWorker, { rows: ['w'], code: 'SQLITE_ERROR', persistent: true, owner: true });
+    assert.equal(out.sameClass, true, 'edgesync/replica and edgesync export one LibsqlError');
+    assert.equal(out.instance, true, "a browser replica's error is an edgesync LibsqlError");
+    assert.equal(out.code, 'SQLITE_ERROR');
     await browser.close();
   });
 

@@ -125,7 +125,12 @@ function checkReport(r, name) {
  * kept in the page's memory and said so — never silently.
  */
 function checkDurable(r, name, inMemory) {
-  const d = r.durable;
+  checkStore(r.durable, name, inMemory);
+  // The same from `edgesync/replica`, whose entry the package ships pre-bundled.
+  checkStore(r.durable.replica, name, inMemory);
+}
+
+function checkStore(d, name, inMemory) {
   assert.equal(d.pushed, 1, JSON.stringify(d));
   if (inMemory) {
     assert.deepEqual(d.persistent, [false, false], JSON.stringify(d));

@@ -1,10 +1,18 @@
 // What every browser consumer page runs besides the scenario: a `file:` replica, kept in
 // OPFS by the package's own worker (where the bundler shipped it), written, closed and
-// opened again. Returns what it saw, and the `storage` event's word on where it was kept.
+// opened again — from `edgesync`, then from `edgesync/replica` (pre-bundled in the
+// package: its own file, its worker named from there). Returns what each saw, and the
+// `storage` event's word on where it was kept.
 import { createClient } from "edgesync";
+import { createClient as createReplica } from "edgesync/replica";
 
 export async function durable(url, authToken, name) {
-  const path = `file:consumer-${name}.db`;
+  const full = await durableWith(createClient, `file:consumer-${name}.db`, url, authToken, name);
+  const replica = await durableWith(createReplica, `file:consumer-${name}-replica.db`, url, authToken, name);
+  return { ...full, replica };
+}
+
+async function durableWith(createClient, path, url, authToken, name) {
   // The `storage` event says where the store is kept, once it is open.
   const opened = (db) => new Promise((resolve) => db.on("storage", resolve));
   // status() is the last state the worker sent (at most every 50 ms): give it a moment.
