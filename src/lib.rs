@@ -35,6 +35,7 @@ pub mod remote;
 pub mod router;
 #[cfg(feature = "edge")]
 pub mod session;
+mod sort;
 pub mod sql;
 #[cfg(feature = "store")]
 pub mod store;

@@ -26,7 +26,7 @@ impl Histogram {
     /// non-finite values dropped (`+Inf` is always implied), so any slice works.
     pub fn new(bounds: &[f64]) -> Self {
         let mut b: Vec<f64> = bounds.iter().copied().filter(|v| v.is_finite()).collect();
-        b.sort_by(f64::total_cmp);
+        crate::sort::sort_by(&mut b, f64::total_cmp);
         b.dedup();
         let n = b.len() + 1;
         Histogram {

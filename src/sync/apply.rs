@@ -140,7 +140,7 @@ impl<T: HttpTransport> Replica<T> {
         let inner = self.inner.borrow();
         let _off = CaptureOff::new(&self.capture);
         let mut names: Vec<&str> = records.iter().map(|r| r.table.as_str()).collect();
-        names.sort();
+        crate::sort::sort(&mut names);
         names.dedup();
         let specs: Vec<&TableSpec> = names.iter().filter_map(|n| inner.tables.get(*n)).collect();
         let run = |sql: &str, args: &[&dyn rusqlite::ToSql]| -> Result<()> {

@@ -42,7 +42,12 @@ pub fn server_merge(specs: &[&TableSpec], chunk: String, site: &str, deletes: &d
     let mut merge = Vec::new();
     let staged = specs.iter().any(|s| super::replica::has_cells(s));
     if staged {
-        let pol = Json::Object(specs.iter().map(|s| (s.name.clone(), s.policies_json())).collect());
+        // Inserted one by one: `collect()` would compile a sort of its own (src/sort.rs).
+        let mut pol = serde_json::Map::new();
+        for s in specs {
+            pol.insert(s.name.clone(), s.policies_json());
+        }
+        let pol = Json::Object(pol);
         merge.push(Statement::new(rules::STAGE).arg(pol.to_string()));
         merge.extend(rules::merge_sql().into_iter().map(Statement::new));
     }

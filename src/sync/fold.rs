@@ -343,7 +343,7 @@ impl FoldContext<'_> {
         }
         let mut removes = Vec::new();
         let mut gone: Vec<_> = alive.into_iter().filter(|(e, _)| !seen.contains(e)).collect();
-        gone.sort();
+        crate::sort::sort(&mut gone);
         for (elem, tags) in gone {
             let e: Json = serde_json::from_str(&elem).unwrap_or(Json::String(elem));
             for tag in tags {

@@ -197,7 +197,7 @@ impl TableSpec {
             });
         }
         let mut pk: Vec<usize> = (0..columns.len()).filter(|&i| columns[i].pk > 0).collect();
-        pk.sort_by_key(|&i| columns[i].pk);
+        crate::sort::sort_by_key(&mut pk, |&i| columns[i].pk);
         if pk.is_empty() {
             return Err(Error::Schema(format!(
                 "table {table:?} has no PRIMARY KEY: rows of a replicated table need a stable identity"
@@ -258,10 +258,11 @@ impl TableSpec {
 
     /// `{"a":"lww","b":"counter"}`: the policies as the merge SQL reads them.
     pub fn policies_json(&self) -> serde_json::Value {
-        let map = self
-            .data_columns()
-            .map(|(_, c)| (c.name.clone(), serde_json::Value::from(c.policy.as_str())))
-            .collect::<serde_json::Map<_, _>>();
+        // Inserted one by one: `collect()` would compile a sort of its own (src/sort.rs).
+        let mut map = serde_json::Map::new();
+        for (_, c) in self.data_columns() {
+            map.insert(c.name.clone(), serde_json::Value::from(c.policy.as_str()));
+        }
         serde_json::Value::Object(map)
     }
 

@@ -371,7 +371,7 @@ impl<T: HttpTransport> Replica<T> {
     /// The replicated tables.
     pub fn tables(&self) -> Vec<String> {
         let mut t: Vec<String> = self.inner.borrow().tables.keys().cloned().collect();
-        t.sort();
+        crate::sort::sort(&mut t);
         t
     }
 

@@ -154,7 +154,7 @@ impl Metrics {
             return 0.0;
         }
         let mut d = self.durations_ms.clone();
-        d.sort_by(f64::total_cmp);
+        crate::sort::sort_by(&mut d, f64::total_cmp);
         let rank = ((q * d.len() as f64).ceil() as usize).clamp(1, d.len());
         d[rank - 1]
     }

@@ -22,7 +22,7 @@ impl Text {
             };
             gone.push(part.target_range());
         }
-        gone.sort_unstable();
+        crate::sort::sort(&mut gone);
         gone
     }
 

@@ -108,7 +108,7 @@ impl Text {
     pub(crate) fn apply_ops(&mut self, mut ops: Vec<Op>) -> Result<()> {
         self.changed()?;
         ops.append(&mut self.pending);
-        ops.sort_by_key(|o| (o.lamport(), o.id()));
+        crate::sort::sort_by_key(&mut ops, |o| (o.lamport(), o.id()));
         loop {
             let mut progress = false;
             let mut waiting = Vec::new();

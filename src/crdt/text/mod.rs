@@ -442,7 +442,14 @@ impl Text {
     /// Runs `f` on the delete-log index, building it first if needed.
     pub(crate) fn with_delete_index<R>(&self, f: impl FnOnce(&BTreeMap<Id, usize>) -> R) -> R {
         let mut slot = self.delete_index.borrow_mut();
-        let idx = slot.get_or_insert_with(|| self.b().deletes.iter().enumerate().map(|(i, d)| (d.id, i)).collect());
+        // Inserted one by one: `collect()` would compile a sort of its own (src/sort.rs).
+        let idx = slot.get_or_insert_with(|| {
+            let mut idx = BTreeMap::new();
+            for (i, d) in self.b().deletes.iter().enumerate() {
+                idx.insert(d.id, i);
+            }
+            idx
+        });
         f(idx)
     }
 

@@ -194,7 +194,7 @@ impl<T: HttpTransport> Replica<T> {
             let inner = self.inner.borrow();
             let json = crate::sync::replica::chunk_json(queued.iter().map(|q| q.json.as_str()));
             let mut names: Vec<&str> = queued.iter().map(|q| q.table.as_str()).collect();
-            names.sort();
+            crate::sort::sort(&mut names);
             names.dedup();
             let specs: Vec<&TableSpec> = names.iter().filter_map(|n| inner.tables.get(*n)).collect();
             let deletes = |t: &str| queued.iter().any(|q| q.op == 'd' && q.table == t);

@@ -62,7 +62,7 @@ impl<T: HttpTransport> Replica<T> {
         let specs: Vec<TableSpec> = {
             let inner = self.inner.borrow();
             let mut s: Vec<TableSpec> = inner.tables.values().cloned().collect();
-            s.sort_by(|a, b| a.name.cmp(&b.name));
+            crate::sort::sort_by(&mut s, |a, b| a.name.cmp(&b.name));
             s
         };
         for spec in &specs {
@@ -239,9 +239,9 @@ impl<T: HttpTransport> Replica<T> {
             );
         }
         let mut have = server.triggers.clone();
-        have.sort();
+        crate::sort::sort(&mut have);
         let mut want = names;
-        want.sort();
+        crate::sort::sort(&mut want);
         if have != want || !added.is_empty() {
             out.extend(
                 have.iter()
@@ -321,7 +321,7 @@ impl<T: HttpTransport> Replica<T> {
     pub(super) fn server_check(&self) -> Statement {
         let inner = self.inner.borrow();
         let mut specs: Vec<&TableSpec> = inner.tables.values().collect();
-        specs.sort_by(|a, b| a.name.cmp(&b.name));
+        crate::sort::sort_by(&mut specs, |a, b| a.name.cmp(&b.name));
         fingerprint_sql_of(&specs)
     }
 
@@ -525,7 +525,7 @@ impl<T: HttpTransport> Replica<T> {
         let stmts: Vec<Statement> = {
             let inner = self.inner.borrow();
             let mut names: Vec<&String> = inner.tables.keys().collect();
-            names.sort();
+            crate::sort::sort(&mut names);
             names
                 .into_iter()
                 .flat_map(|n| rows::migrate_sql(&inner.tables[n]))

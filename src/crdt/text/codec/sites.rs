@@ -14,7 +14,7 @@ pub(super) struct Sites(pub(super) Vec<u64>);
 impl Sites {
     pub(super) fn collect(ids: impl Iterator<Item = u64>) -> Self {
         let mut v: Vec<u64> = ids.collect();
-        v.sort_unstable();
+        crate::sort::sort(&mut v);
         v.dedup();
         Sites(v)
     }

@@ -120,7 +120,7 @@ impl Text {
                 }
             }
         }
-        ops.sort_by_key(|o| (o.lamport(), o.id()));
+        crate::sort::sort_by_key(&mut ops, |o| (o.lamport(), o.id()));
         let sites = Sites::collect(
             ops.iter()
                 .flat_map(|o| match o {

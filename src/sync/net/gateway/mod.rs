@@ -95,7 +95,7 @@ impl<T: HttpTransport> Replica<T> {
         {
             let inner = self.inner.borrow();
             let mut names: Vec<&String> = inner.tables.keys().collect();
-            names.sort();
+            crate::sort::sort(&mut names);
             for name in names {
                 let server = resp.tables.iter().find(|t| &t.name == name).ok_or_else(|| Error::PermissionDenied {
                     message: format!(
@@ -279,9 +279,9 @@ fn compare_table(spec: &TableSpec, server: &[(String, String, usize)], pol: &str
         )));
     }
     let mut server_pol = parse_policies(pol)?;
-    server_pol.sort_by(|a, b| a.0.cmp(&b.0));
+    crate::sort::sort_by(&mut server_pol, |a, b| a.0.cmp(&b.0));
     let mut local_pol = parse_policies(&spec.policies_json().to_string())?;
-    local_pol.sort_by(|a, b| a.0.cmp(&b.0));
+    crate::sort::sort_by(&mut local_pol, |a, b| a.0.cmp(&b.0));
     if server_pol != local_pol {
         return Err(Error::SchemaMismatch(format!(
             "table {name} is replicated with policies {pol} on the server but {} here",

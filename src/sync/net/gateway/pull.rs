@@ -128,8 +128,12 @@ impl<T: HttpTransport> Replica<T> {
                 rows::shadow(table)
             ))
             .map_err(sql_error)?;
-        let rows = stmt.query_map([table], |r| r.get::<_, String>(0)).map_err(sql_error)?;
-        rows.collect::<rusqlite::Result<_>>().map_err(sql_error)
+        // Inserted one by one: `collect()` would compile a sort of its own (src/sort.rs).
+        let mut keys = BTreeSet::new();
+        for row in stmt.query_map([table], |r| r.get::<_, String>(0)).map_err(sql_error)? {
+            keys.insert(row.map_err(sql_error)?);
+        }
+        Ok(keys)
     }
 
     /// Asks whether this replica holds exactly the rows the user may read; where not,
@@ -167,7 +171,12 @@ impl<T: HttpTransport> Replica<T> {
             self.fold_all()?;
             let now_held = self.held_keys(&table)?;
             let was_held = held.remove(&table).unwrap_or_default();
-            let readable: BTreeSet<String> = readable.into_iter().collect();
+            // Inserted one by one: `collect()` would compile a sort of its own (src/sort.rs).
+            let mut readable_set = BTreeSet::new();
+            for k in readable {
+                readable_set.insert(k);
+            }
+            let readable = readable_set;
             let gone: Vec<String> = now_held
                 .iter()
                 .filter(|k| was_held.contains(*k) && !readable.contains(*k))

@@ -217,7 +217,7 @@ impl<T: HttpTransport> Replica<T> {
         }
         for (table, mut pks) in by_table {
             let Some(spec) = self.spec_of(table) else { continue };
-            pks.sort();
+            crate::sort::sort(&mut pks);
             pks.dedup();
             {
                 let _off = CaptureOff::new(&self.capture);
