@@ -91,10 +91,25 @@ export class LocalTransaction implements Transaction {
       this.#open();
       this.#r.executeMultiple("COMMIT");
     } catch (e) {
+      // A COMMIT SQLite refuses (a deferred foreign key still violated) leaves the
+      // transaction open: it is rolled back, as by @libsql/client — else the client
+      // would think it ended while the connection stays in it, every later write
+      // uncommitted and every later transaction refused.
+      this.#rollbackAfterFailedCommit();
       throw adoptClient(e);
     } finally {
       this.#settle();
     }
+  }
+
+  #rollbackAfterFailedCommit(): void {
+    if (this.#settled) return;
+    try {
+      if (this.#r.inTransaction) this.#r.executeMultiple("ROLLBACK");
+    } catch {
+      // A replica retired by a trap: nothing more runs on it.
+    }
+    this.#settle(false);
   }
 
   async rollback(): Promise<void> {

@@ -99,6 +99,30 @@ const scenarios = [
       return [tx.closed, await c.execute("select count(*) n from t where id = 24")];
     },
   ],
+  [
+    "transaction: a COMMIT refused by a deferred foreign key rolls it back",
+    async (c) => {
+      await c.execute("pragma foreign_keys=on");
+      await c.execute("create table fp(id integer primary key)");
+      await c.execute("create table fc(id integer primary key, p integer references fp(id) deferrable initially deferred)");
+      const tx = await c.transaction("write");
+      await tx.execute("insert into fc values (1, 42)");
+      let err;
+      try {
+        await tx.commit();
+      } catch (e) {
+        err = [e.code, e.extendedCode];
+      }
+      const closed = tx.closed;
+      tx.close();
+      // The connection is free: nothing of it kept, a new transaction can begin.
+      const left = await c.execute("select count(*) n from fc");
+      const tx2 = await c.transaction("write");
+      await tx2.execute("insert into fp values (42)");
+      await tx2.commit();
+      return [err, closed, left, await c.execute("select count(*) n from fp")];
+    },
+  ],
   ["transaction with a bad mode", (c) => c.transaction("nope"), { message: false }],
   ["protocol", (c) => c.protocol],
 ];
