@@ -432,6 +432,18 @@ export class ReplicaHost {
           this.#flushState();
         }
         break;
+      case "bye": {
+        // A follower closed. Its calls not run yet were answered CLIENT_CLOSED in its
+        // tab (after its close() waited 3 s for them): they must not run now — held
+        // behind a transaction, they would commit after that answer. A transaction it
+        // still holds (begun while it closed) is rolled back now, not after 10 s idle.
+        this.#followers.delete(m.origin);
+        const theirs = (q: Queued) => q.from?.origin === m.origin;
+        this.#held = this.#held.filter((q) => !theirs(q));
+        this.#queue = this.#queue.filter((q) => !theirs(q));
+        if (this.#role === "owner") this.#txs.endHeldBy(m.origin);
+        break;
+      }
       case "event":
         if (this.#role === "follower" || this.#role === "opening") this.#event(m.name, m.detail);
         break;
@@ -608,6 +620,8 @@ export class ReplicaHost {
     const wasOwner = this.#role === "owner";
     this.#role = "closed";
     for (const c of this.#own.drain()) this.#reply({ id: c.id, ok: false, e: errorData(coded("CLIENT_CLOSED", "the client is closed")) });
+    // The owner drops what of ours it has not run (answered CLIENT_CLOSED just now).
+    if (!wasOwner) this.#channel?.postMessage({ t: "bye", origin: this.origin } satisfies OnChannel);
     if (this.#stateTimer !== undefined) clearTimeout(this.#stateTimer);
     try {
       // Cancels a sync or write-through call in flight; resolves when they ended.

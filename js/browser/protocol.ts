@@ -80,6 +80,9 @@ export type OnChannel =
   /** A worker joined as a follower (or saw a new owner): the owner sends its state,
    *  and from then on its events. */
   | { t: "hello"; origin: string }
+  /** A follower closed: the owner drops its calls not run yet (it answered them
+   *  CLIENT_CLOSED) and rolls back a transaction it still holds. */
+  | { t: "bye"; origin: string }
   | { t: "event"; name: string; detail: unknown }
   | { t: "state"; state: Omit<State, "owner"> };
 

@@ -161,6 +161,18 @@ export class TxSlot {
     this.#ended();
   }
 
+  /** Rolls back the transaction `holder` holds, if any (its worker closed). */
+  endHeldBy(holder: string): void {
+    const open = this.#open;
+    if (open === undefined || open.holder !== holder) return;
+    try {
+      open.tx.close();
+    } catch {
+      // The store was closed meanwhile: nothing left to roll back.
+    }
+    this.#end(open);
+  }
+
   /** The store closes: the transaction goes with it (its client rolls it back). */
   drop(): void {
     if (this.#open) clearTimeout(this.#open.idle);

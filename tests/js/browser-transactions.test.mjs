@@ -252,6 +252,115 @@ describe('interactive transactions on a browser replica (Chromium, real sqld)', 
     await browser.close();
   });
 
+  it("a closing tab's write held behind another tab's transaction, reported CLIENT_CLOSED, is not committed after it", { timeout: STEP }, async () => {
+    const browser = await launch();
+    const a = await openTab(browser, pageUrl(), problems);
+    await openDb(a, 'tx-bye.db');
+    const b = await openTab(browser, pageUrl(), problems);
+    await openDb(b, 'tx-bye.db');
+    const c = await openTab(browser, pageUrl(), problems);
+    await openDb(c, 'tx-bye.db');
+    assert.equal(await ownerOf([a, b, c]), a);
+    await b.evaluate(async () => {
+      window.tx = await window.db.transaction();
+      await window.tx.execute(`insert into ${window.table} (label, n) values ('in tx', 1)`);
+    });
+    // c's write is held by the owner behind b's transaction; c closes meanwhile.
+    await startInsert(c, 'held');
+    await sleep(200);
+    await c.evaluate(() => window.db.close());
+    await waitFor("c's held write to be answered", async () => (await doneIn(c, 'held')) !== undefined, 8_000);
+    const answered = await doneIn(c, 'held');
+    await b.evaluate(() => window.tx.commit());
+    await sleep(500);
+    const rows = await rowsIn(a);
+    if (answered === 'ok') assert.deepEqual(rows, ['in tx:1', 'held:0']);
+    else assert.deepEqual(rows, ['in tx:1'], `reported ${answered} to its tab, so it must not be committed`);
+    await browser.close();
+  });
+
+  it('transaction() racing close() in a follower leaves no transaction holding the store', { timeout: STEP }, async () => {
+    const browser = await launch();
+    const a = await openTab(browser, pageUrl(), problems);
+    await openDb(a, 'tx-race.db');
+    const b = await openTab(browser, pageUrl(), problems);
+    await openDb(b, 'tx-race.db');
+    assert.equal(await ownerOf([a, b]), a);
+    const begun = await b.evaluate(async () => {
+      const p = window.db.transaction();
+      const closing = window.db.close();
+      const out = await p.then(
+        () => 'resolved',
+        (e) => e.code,
+      );
+      await closing;
+      return out;
+    });
+    const t0 = Date.now();
+    await startInsert(a, 'after');
+    await waitFor("the owner tab's write", async () => (await doneIn(a, 'after')) !== undefined, 15_000);
+    const waited = Date.now() - t0;
+    assert.equal(await doneIn(a, 'after'), 'ok');
+    assert.ok(waited < 3_000, `the store was held ${waited} ms by a transaction begun for a closed client`);
+    assert.equal(begun, 'CLIENT_CLOSED', 'transaction() of a client closed meanwhile rejects, as on Node');
+    await browser.close();
+  });
+
+  it("a follower's commit whose answer was lost with the owner is answered as committed by the next owner", { timeout: STEP }, async () => {
+    const browser = await launch();
+    const a = await openTab(browser, pageUrl(), problems);
+    await openDb(a, 'tx-lost.db');
+    const b = await openTab(browser, pageUrl(), problems);
+    await openDb(b, 'tx-lost.db');
+    assert.equal(await ownerOf([a, b]), a);
+    // A follower speaking the store's protocol on its channel (as js/browser/follower.ts
+    // does): it begins, writes and commits, then sends its calls again to the next owner,
+    // as a follower does whose answers were lost with the owner.
+    await b.evaluate(() => {
+      const ch = new BroadcastChannel('edgesync:tx-lost.db');
+      window.fake = { ch, answers: new Map() };
+      ch.onmessage = (ev) => {
+        if (ev.data.t !== 'res' || ev.data.to !== 'fake-follower') return;
+        for (const r of ev.data.replies) window.fake.answers.set(r.id, r);
+      };
+      window.fake.send = (id, m, a) => ch.postMessage({ t: 'req', calls: [{ id, m, a, origin: 'fake-follower', low: id }] });
+      window.fake.answer = async (id) => {
+        for (let i = 0; i < 200; i++) {
+          const r = window.fake.answers.get(id);
+          if (r) return r;
+          await new Promise((res) => setTimeout(res, 25));
+        }
+        return 'no answer';
+      };
+    });
+    const first = await b.evaluate(async () => {
+      const f = window.fake;
+      f.send(1, 'txBegin', ['write']);
+      const begin = await f.answer(1);
+      window.token = begin.v;
+      f.send(2, 'tx', [window.token, 'execute', `insert into ${window.table} (label, n) values ('committed', 1)`]);
+      const write = await f.answer(2);
+      f.send(3, 'tx', [window.token, 'commit']);
+      const commit = await f.answer(3);
+      return { begin: begin.ok, write: write.ok, commit };
+    });
+    assert.deepEqual(first, { begin: true, write: true, commit: { id: 3, ok: true, v: [undefined, false] } });
+    await a.close();
+    assert.equal(await ownerOf([b]), b);
+    const again = await b.evaluate(async () => {
+      const f = window.fake;
+      f.answers.clear();
+      f.send(3, 'tx', [window.token, 'commit']); // the same call again
+      f.send(4, 'tx', [window.token, 'commit']); // a commit that never ran
+      const [c3, c4] = [await f.answer(3), await f.answer(4)];
+      f.ch.close();
+      return { c3: c3.ok, c4: c4.ok ? 'ok' : c4.e.code };
+    });
+    assert.deepEqual(again, { c3: true, c4: 'TRANSACTION_CLOSED' });
+    assert.deepEqual(await rowsIn(b), ['committed:1'], 'committed once');
+    await browser.close();
+  });
+
   it('no tab saw an uncaught error or a console error', () => {
     // The crashed tab's renderer is gone on purpose; anything else is a defect.
     assert.deepEqual(problems.filter((p) => !/crash|Target closed|Page crashed/i.test(p)), []);
