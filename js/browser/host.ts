@@ -80,7 +80,10 @@ export class ReplicaHost {
   /** The owner's call queue (see #enqueue). */
   #queue: Queued[] = [];
   /** The interactive transaction open on the store, if any (js/browser/tx-slot.ts). */
-  #txs = new TxSlot(this.origin, () => this.#release());
+  #txs = new TxSlot(this.origin, () => {
+    this.#markDirty(); // the state deferred while it was open
+    this.#release();
+  });
   /** Calls of other clients that came while a transaction was open: they run when it ends. */
   #held: Queued[] = [];
   #pumping = false;
@@ -521,9 +524,13 @@ export class ReplicaHost {
     }
   }
 
-  /** Pushes the state if it changed and the last push is old enough (else the timer will). */
+  /**
+   * Pushes the state if it changed and the last push is old enough (else the timer will).
+   * Not while a transaction is open: the store's counts (`pendingChanges`…) would include
+   * its uncommitted writes, for every tab; its end pushes the state.
+   */
   #flushState(force = false): void {
-    if (!this.#stateDirty || this.#role !== "owner") return;
+    if (!this.#stateDirty || this.#role !== "owner" || this.#txs.active) return;
     if (!force && performance.now() - this.#stateAt < STATE_EVERY_MS) return;
     this.#stateDirty = false;
     this.#stateAt = performance.now();

@@ -361,6 +361,32 @@ describe('interactive transactions on a browser replica (Chromium, real sqld)', 
     await browser.close();
   });
 
+  it("another tab's status() does not count a transaction's uncommitted writes", { timeout: STEP }, async () => {
+    const browser = await launch();
+    const a = await openTab(browser, pageUrl(), problems);
+    await openDb(a, 'tx-status.db', { paused: true });
+    const b = await openTab(browser, pageUrl(), problems);
+    await openDb(b, 'tx-status.db', { paused: true });
+    assert.equal(await ownerOf([a, b]), a);
+    const pending = (tab) => tab.evaluate(() => window.db.status().pendingChanges);
+    await sleep(300);
+    assert.equal(await pending(a), 0);
+    await b.evaluate(async () => {
+      window.tx = await window.db.transaction();
+      for (let i = 0; i < 3; i++) await window.tx.execute(`insert into ${window.table} (label, n) values ('uncommitted', ?)`, [i]);
+    });
+    await sleep(500); // several state pushes' time (at most every 50 ms)
+    assert.equal(await pending(a), 0, "the owner tab's status() counted rows not committed");
+    await b.evaluate(() => window.tx.rollback());
+    await b.evaluate(async () => {
+      window.tx = await window.db.transaction();
+      await window.tx.execute(`insert into ${window.table} (label, n) values ('committed', 1)`);
+      await window.tx.commit();
+    });
+    await waitFor('the committed write counted in every tab', async () => (await pending(a)) === 1 && (await pending(b)) === 1, 5_000);
+    await browser.close();
+  });
+
   it('no tab saw an uncaught error or a console error', () => {
     // The crashed tab's renderer is gone on purpose; anything else is a defect.
     assert.deepEqual(problems.filter((p) => !/crash|Target closed|Page crashed/i.test(p)), []);
