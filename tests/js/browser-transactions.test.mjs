@@ -387,6 +387,29 @@ describe('interactive transactions on a browser replica (Chromium, real sqld)', 
     await browser.close();
   });
 
+  it('a transaction used after its client closed fails as on Node (TRANSACTION_CLOSED; rollback does nothing)', { timeout: STEP }, async () => {
+    const browser = await launch();
+    const tab = await openTab(browser, pageUrl(), problems);
+    await openDb(tab, 'tx-after-close.db');
+    const out = await tab.evaluate(async () => {
+      const tx = await window.db.transaction();
+      await tx.execute(`insert into ${window.table} (label, n) values ('never', 1)`);
+      await window.db.close();
+      const code = async (fn) => {
+        try {
+          await fn();
+          return 'ok';
+        } catch (e) {
+          return e.code;
+        }
+      };
+      return [await code(() => tx.execute('select 1')), await code(() => tx.commit()), await code(() => tx.rollback()), tx.closed];
+    });
+    // What @libsql/client and a Node replica give (tests/js/compat-local.test.mjs).
+    assert.deepEqual(out, ['TRANSACTION_CLOSED', 'TRANSACTION_CLOSED', 'ok', true]);
+    await browser.close();
+  });
+
   it('no tab saw an uncaught error or a console error', () => {
     // The crashed tab's renderer is gone on purpose; anything else is a defect.
     assert.deepEqual(problems.filter((p) => !/crash|Target closed|Page crashed/i.test(p)), []);

@@ -147,3 +147,20 @@ test("file::memory:?cache=shared and ?cache=private open a replica; other cache 
   assert.throws(() => createClient({ url: "file::memory:?cache=nope" }), (e) => e.code === "URL_INVALID");
   assert.throws(() => createClient({ url: "file::memory:?mode=ro" }), (e) => e.code === "URL_PARAM_NOT_SUPPORTED");
 });
+
+test("a transaction used after its client closed: the same outcomes as @libsql/client's", async () => {
+  const o = official({ url: ":memory:", intMode: "number" });
+  const e = createClient({ url: ":memory:", intMode: "number", numberArgs: "real" });
+  await compare(o, e, [
+    [
+      "transaction: used after the client closed",
+      async (c) => {
+        const tx = await c.transaction("write");
+        await tx.execute("select 1");
+        c.close();
+        const code = (p) => p.then(() => "ok", (e) => e.code);
+        return [await code(tx.execute("select 1")), await code(tx.commit()), await code(tx.rollback()), tx.closed];
+      },
+    ],
+  ]);
+});
