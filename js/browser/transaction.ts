@@ -10,7 +10,7 @@
  * stream: a tab that crashed holding one does not block the others for long.
  */
 import type { InArgs, InStatement, ResultSet, Transaction, TransactionMode } from "../client.js";
-import { coded, fromRaw } from "./protocol.js";
+import { coded, fromRaw, TX_ENDED } from "./protocol.js";
 import type { RawResult } from "./protocol.js";
 
 /**
@@ -42,7 +42,7 @@ export class BrowserTransaction implements Transaction {
       if (!open) this.#end();
       return value;
     } catch (e) {
-      if ((e as { code?: string })?.code === "TRANSACTION_CLOSED") this.#end();
+      if ((e as { code?: string })?.code === "TRANSACTION_CLOSED" || (e as { [TX_ENDED]?: boolean })?.[TX_ENDED] === true) this.#end();
       throw e;
     }
   }

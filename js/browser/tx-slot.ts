@@ -17,7 +17,7 @@
  */
 import type { Transaction, TransactionMode } from "../client.js";
 import type { EmbeddedReplicaClient } from "../replica.js";
-import { coded, rawResult } from "./protocol.js";
+import { coded, rawResult, TX_ENDED } from "./protocol.js";
 import type { Call } from "./protocol.js";
 import { refuse, type From } from "./run.js";
 
@@ -90,6 +90,10 @@ export class TxSlot {
     try {
       const value = await this.#op(open, op, args, c, from, dedupe);
       return [value, this.#stillOpen(open)];
+    } catch (e) {
+      // A statement SQLite rolled the transaction back with: the page's `closed` says so.
+      if (!this.#stillOpen(open) && e !== null && typeof e === "object" && !(TX_ENDED in e)) Object.defineProperty(e, TX_ENDED, { value: true });
+      throw e;
     } finally {
       if (this.#open === open) {
         if (open.tx.closed) this.#end(open);

@@ -410,6 +410,30 @@ describe('interactive transactions on a browser replica (Chromium, real sqld)', 
     await browser.close();
   });
 
+  it('a statement SQLite rolls the transaction back with ends it, as on Node: closed, no change event, the client free', { timeout: STEP }, async () => {
+    const browser = await launch();
+    const tab = await openTab(browser, pageUrl(), problems);
+    await openDb(tab, 'tx-or-rollback.db');
+    const out = await tab.evaluate(async () => {
+      const t = window.table;
+      await window.db.execute(`insert into ${t} (id, label, n) values (1, 'kept', 0)`);
+      await new Promise((r) => setTimeout(r, 200));
+      window.changes = [];
+      const tx = await window.db.transaction();
+      await tx.execute(`update ${t} set n = 5`);
+      const failed = await tx.execute(`insert or rollback into ${t} (id, label, n) values (1, 'dup', 0)`).then(
+        () => 'ok',
+        (e) => e.code,
+      );
+      const closed = tx.closed;
+      const outside = (await window.db.execute(`select label, n from ${t}`)).rows.map((r) => `${r.label}:${r.n}`);
+      await new Promise((r) => setTimeout(r, 300));
+      return { failed, closed, outside, changes: window.changes.length };
+    });
+    assert.deepEqual(out, { failed: 'SQLITE_CONSTRAINT', closed: true, outside: ['kept:0'], changes: 0 });
+    await browser.close();
+  });
+
   it('no tab saw an uncaught error or a console error', () => {
     // The crashed tab's renderer is gone on purpose; anything else is a defect.
     assert.deepEqual(problems.filter((p) => !/crash|Target closed|Page crashed/i.test(p)), []);
