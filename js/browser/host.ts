@@ -344,6 +344,18 @@ export class ReplicaHost {
           fail(coded("TRANSACTION_ACTIVE", "A transaction is active on this client: commit, roll back or close it first"));
           continue;
         }
+        if (c.m === "txBegin" && this.#role === "owner") {
+          // A transaction begins after the sync in flight (as on Node); meanwhile the
+          // queue goes on — awaited here, every tab's calls would wait on the network.
+          const syncing = this.#client!.syncInFlight();
+          if (syncing !== undefined) {
+            void syncing.then(() => {
+              this.#queue.unshift(item);
+              if (!this.#pumping) void this.#pump();
+            });
+            continue;
+          }
+        }
         if (c.m === "txBegin" || c.m === "tx") {
           try {
             if (this.#role !== "owner") throw (this.#role === "failed" && this.#failure) || coded("CLIENT_CLOSED", "the client is closed");

@@ -19,6 +19,7 @@ import { startSqld, REPO_ROOT } from '../support/sqld.mjs';
 import { startStaticServer } from '../support/static-server.mjs';
 import { PAGES, crash, launchProfile, openTab, profileDir } from '../support/chromium.mjs';
 import { replicaHelpers } from '../support/browser-replica.mjs';
+import { startFaultProxy } from '../support/fault-proxy.mjs';
 
 const STEP = 120_000;
 let sqld;
@@ -432,6 +433,48 @@ describe('interactive transactions on a browser replica (Chromium, real sqld)', 
     });
     assert.deepEqual(out, { failed: 'SQLITE_CONSTRAINT', closed: true, outside: ['kept:0'], changes: 0 });
     await browser.close();
+  });
+
+  it("a transaction() begun during a sync waits for it without holding every tab's calls", { timeout: STEP }, async () => {
+    const proxy = await startFaultProxy({ target: sqld.url });
+    try {
+      const browser = await launch();
+      const a = await openTab(browser, pageUrl(), problems);
+      await openDb(a, 'tx-during-sync.db', { syncUrl: proxy.url, timeout: 20_000 });
+      const b = await openTab(browser, pageUrl(), problems);
+      await openDb(b, 'tx-during-sync.db', { syncUrl: proxy.url, timeout: 20_000 });
+      assert.equal(await ownerOf([a, b]), a);
+      await a.evaluate(() => window.db.execute(`insert into ${window.table} (label, n) values ('pushed', 1)`));
+      // The server does not answer (a stalled network): the sync waits on it.
+      proxy.setFaults('stall');
+      await a.evaluate(() => {
+        window.syncing = window.db.sync().then(() => 'synced', (e) => e.code);
+      });
+      await proxy.waitStalled(1);
+      await b.evaluate(() => {
+        window.begun = window.db.transaction().then((tx) => (window.tx = tx, 'begun'), (e) => e.code);
+      });
+      await sleep(200);
+      // As on Node, the transaction begins after the sync; meanwhile the store is not
+      // held: a local read in any tab runs at once.
+      const t0 = Date.now();
+      const read = await a.evaluate(async () => (await window.db.execute(`select count(*) as n from ${window.table}`)).rows[0].n);
+      const took = Date.now() - t0;
+      assert.equal(read, 1);
+      assert.ok(took < 2_000, `a local read waited ${took} ms for another tab's transaction() behind a stalled sync`);
+      proxy.setFaults('pass');
+      await proxy.release();
+      assert.equal(await a.evaluate(() => window.syncing), 'synced');
+      assert.equal(await b.evaluate(() => window.begun), 'begun');
+      await b.evaluate(async () => {
+        await window.tx.execute(`insert into ${window.table} (label, n) values ('in tx', 2)`);
+        await window.tx.commit();
+      });
+      assert.deepEqual(await rowsIn(a), ['pushed:1', 'in tx:2']);
+      await browser.close();
+    } finally {
+      await proxy.stop();
+    }
   });
 
   it('no tab saw an uncaught error or a console error', () => {
