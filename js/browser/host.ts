@@ -86,6 +86,8 @@ export class ReplicaHost {
   });
   /** Calls of other clients that came while a transaction was open: they run when it ends. */
   #held: Queued[] = [];
+  /** `txBegin` calls that came during a sync: they run when it ends. */
+  #parked: Queued[] = [];
   #pumping = false;
   /** Answers to followers, by origin, sent at the next flush. */
   #answers = new Map<string, Reply[]>();
@@ -349,10 +351,15 @@ export class ReplicaHost {
           // queue goes on — awaited here, every tab's calls would wait on the network.
           const syncing = this.#client!.syncInFlight();
           if (syncing !== undefined) {
-            void syncing.then(() => {
-              this.#queue.unshift(item);
-              if (!this.#pumping) void this.#pump();
-            });
+            if (this.#parked.length === 0) {
+              void syncing.then(() => {
+                // Back at the head of the queue, in the order they came.
+                this.#queue.unshift(...this.#parked);
+                this.#parked = [];
+                if (!this.#pumping) void this.#pump();
+              });
+            }
+            this.#parked.push(item);
             continue;
           }
         }
@@ -455,6 +462,7 @@ export class ReplicaHost {
         this.#followers.delete(m.origin);
         const theirs = (q: Queued) => q.from?.origin === m.origin;
         this.#held = this.#held.filter((q) => !theirs(q));
+        this.#parked = this.#parked.filter((q) => !theirs(q));
         this.#queue = this.#queue.filter((q) => !theirs(q));
         if (this.#role === "owner") this.#txs.endHeldBy(m.origin);
         break;

@@ -453,6 +453,8 @@ describe('interactive transactions on a browser replica (Chromium, real sqld)', 
       await proxy.waitStalled(1);
       await b.evaluate(() => {
         window.begun = window.db.transaction().then((tx) => (window.tx = tx, 'begun'), (e) => e.code);
+        // A second one of the same client: as on Node, the first begins, this one is refused.
+        window.begun2 = window.db.transaction().then(() => 'begun', (e) => e.code);
       });
       await sleep(200);
       // As on Node, the transaction begins after the sync; meanwhile the store is not
@@ -466,6 +468,7 @@ describe('interactive transactions on a browser replica (Chromium, real sqld)', 
       await proxy.release();
       assert.equal(await a.evaluate(() => window.syncing), 'synced');
       assert.equal(await b.evaluate(() => window.begun), 'begun');
+      assert.equal(await b.evaluate(() => window.begun2), 'TRANSACTION_ACTIVE');
       await b.evaluate(async () => {
         await window.tx.execute(`insert into ${window.table} (label, n) values ('in tx', 2)`);
         await window.tx.commit();
