@@ -132,7 +132,10 @@ export class TxSlot {
   async #notHeld(client: EmbeddedReplicaClient, op: string, c: Call, from: From | null, dedupe: boolean): Promise<[unknown, boolean]> {
     if (op === "rollback" || op === "close") return [undefined, false];
     if (op === "commit" && dedupe && from) {
-      const hit = await client.execute("SELECT 1 FROM _es_requests WHERE origin = ? AND seq = ?", [from.origin, c.id]);
+      // Another transaction may hold the store now (the new owner's own, begun first):
+      // the committed row is read through it — the client would refuse (TRANSACTION_ACTIVE).
+      const reader: Pick<Transaction, "execute"> = this.#open?.tx ?? client;
+      const hit = await reader.execute({ sql: "SELECT 1 FROM _es_requests WHERE origin = ? AND seq = ?", args: [from.origin, c.id] });
       if (hit.rows.length > 0) return [undefined, false];
     }
     throw coded(
