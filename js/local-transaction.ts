@@ -60,6 +60,7 @@ export class LocalTransaction implements Transaction {
       this.#open();
       return this.#one(stmt, args);
     } catch (e) {
+      this.#rolledBack();
       throw adoptClient(e);
     }
   }
@@ -71,6 +72,7 @@ export class LocalTransaction implements Transaction {
         this.#open();
         out.push(this.#one(stmts[i]));
       } catch (e) {
+        this.#rolledBack();
         throw atStatement(adoptClient(e), i);
       }
     }
@@ -82,7 +84,20 @@ export class LocalTransaction implements Transaction {
       this.#open();
       this.#r.executeMultiple(sql);
     } catch (e) {
+      this.#rolledBack();
       throw adoptClient(e);
+    }
+  }
+
+  /**
+   * A statement failed: if the transaction is gone, SQLite rolled it back (`INSERT OR
+   * ROLLBACK`, a full disk…): it ends, with no `change` event for its writes.
+   */
+  #rolledBack(): void {
+    try {
+      if (!this.#settled && !this.#r.inTransaction) this.#settle(false);
+    } catch {
+      // A replica retired by a trap: the client reports it.
     }
   }
 
@@ -91,10 +106,25 @@ export class LocalTransaction implements Transaction {
       this.#open();
       this.#r.executeMultiple("COMMIT");
     } catch (e) {
+      // A COMMIT SQLite refuses (a deferred foreign key still violated) leaves the
+      // transaction open: it is rolled back, as by @libsql/client — else the client
+      // would think it ended while the connection stays in it, every later write
+      // uncommitted and every later transaction refused.
+      this.#rollbackAfterFailedCommit();
       throw adoptClient(e);
     } finally {
       this.#settle();
     }
+  }
+
+  #rollbackAfterFailedCommit(): void {
+    if (this.#settled) return;
+    try {
+      if (this.#r.inTransaction) this.#r.executeMultiple("ROLLBACK");
+    } catch {
+      // A replica retired by a trap: nothing more runs on it.
+    }
+    this.#settle(false);
   }
 
   async rollback(): Promise<void> {

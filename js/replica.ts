@@ -358,6 +358,18 @@ export class EmbeddedReplicaClient implements EmbeddedReplica {
   }
 
   /**
+   * @internal The sync in flight, as a promise that settles (never rejects) when it has
+   * ended; undefined when none runs. `transaction()` begins after it: the browser host
+   * (js/browser/host.ts) waits for it beside its queue, not in it.
+   */
+  syncInFlight(): Promise<void> | undefined {
+    return this.#running?.then(
+      () => undefined,
+      () => undefined,
+    );
+  }
+
+  /**
    * A write-through write that may be made again under the same `request` key: the
    * browser host (js/browser/host.ts) runs it for another tab, which sends it again to
    * the next owner of the store if this one dies first. If an earlier attempt committed,

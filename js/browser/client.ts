@@ -208,7 +208,10 @@ class BrowserReplica implements EmbeddedReplica {
    */
   async transaction(mode: TransactionMode = "write"): Promise<Transaction> {
     checkMode(mode); // a RangeError, as in Node and the official client
+    const link = this.#link;
     const token = (await this.#call("txBegin", [mode])) as string;
+    // Closed meanwhile (its worker rolled the transaction back when it said goodbye).
+    if (this.#closed || this.#link !== link) throw coded("CLIENT_CLOSED", "the client is closed");
     const tx: BrowserTransaction = new BrowserTransaction(mode, (op, args) => this.#call("tx", [token, op, ...args]), () => this.#txs.delete(tx));
     this.#txs.add(tx);
     return tx;

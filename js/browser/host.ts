@@ -80,9 +80,14 @@ export class ReplicaHost {
   /** The owner's call queue (see #enqueue). */
   #queue: Queued[] = [];
   /** The interactive transaction open on the store, if any (js/browser/tx-slot.ts). */
-  #txs = new TxSlot(this.origin, () => this.#release());
+  #txs = new TxSlot(this.origin, () => {
+    this.#markDirty(); // the state deferred while it was open
+    this.#release();
+  });
   /** Calls of other clients that came while a transaction was open: they run when it ends. */
   #held: Queued[] = [];
+  /** `txBegin` calls that came during a sync: they run when it ends. */
+  #parked: Queued[] = [];
   #pumping = false;
   /** Answers to followers, by origin, sent at the next flush. */
   #answers = new Map<string, Reply[]>();
@@ -341,6 +346,23 @@ export class ReplicaHost {
           fail(coded("TRANSACTION_ACTIVE", "A transaction is active on this client: commit, roll back or close it first"));
           continue;
         }
+        if (c.m === "txBegin" && this.#role === "owner") {
+          // A transaction begins after the sync in flight (as on Node); meanwhile the
+          // queue goes on — awaited here, every tab's calls would wait on the network.
+          const syncing = this.#client!.syncInFlight();
+          if (syncing !== undefined) {
+            if (this.#parked.length === 0) {
+              void syncing.then(() => {
+                // Back at the head of the queue, in the order they came.
+                this.#queue.unshift(...this.#parked);
+                this.#parked = [];
+                if (!this.#pumping) void this.#pump();
+              });
+            }
+            this.#parked.push(item);
+            continue;
+          }
+        }
         if (c.m === "txBegin" || c.m === "tx") {
           try {
             if (this.#role !== "owner") throw (this.#role === "failed" && this.#failure) || coded("CLIENT_CLOSED", "the client is closed");
@@ -432,6 +454,19 @@ export class ReplicaHost {
           this.#flushState();
         }
         break;
+      case "bye": {
+        // A follower closed. Its calls not run yet were answered CLIENT_CLOSED in its
+        // tab (after its close() waited 3 s for them): they must not run now — held
+        // behind a transaction, they would commit after that answer. A transaction it
+        // still holds (begun while it closed) is rolled back now, not after 10 s idle.
+        this.#followers.delete(m.origin);
+        const theirs = (q: Queued) => q.from?.origin === m.origin;
+        this.#held = this.#held.filter((q) => !theirs(q));
+        this.#parked = this.#parked.filter((q) => !theirs(q));
+        this.#queue = this.#queue.filter((q) => !theirs(q));
+        if (this.#role === "owner") this.#txs.endHeldBy(m.origin);
+        break;
+      }
       case "event":
         if (this.#role === "follower" || this.#role === "opening") this.#event(m.name, m.detail);
         break;
@@ -509,9 +544,13 @@ export class ReplicaHost {
     }
   }
 
-  /** Pushes the state if it changed and the last push is old enough (else the timer will). */
+  /**
+   * Pushes the state if it changed and the last push is old enough (else the timer will).
+   * Not while a transaction is open: the store's counts (`pendingChanges`…) would include
+   * its uncommitted writes, for every tab; its end pushes the state.
+   */
   #flushState(force = false): void {
-    if (!this.#stateDirty || this.#role !== "owner") return;
+    if (!this.#stateDirty || this.#role !== "owner" || this.#txs.active) return;
     if (!force && performance.now() - this.#stateAt < STATE_EVERY_MS) return;
     this.#stateDirty = false;
     this.#stateAt = performance.now();
@@ -608,6 +647,8 @@ export class ReplicaHost {
     const wasOwner = this.#role === "owner";
     this.#role = "closed";
     for (const c of this.#own.drain()) this.#reply({ id: c.id, ok: false, e: errorData(coded("CLIENT_CLOSED", "the client is closed")) });
+    // The owner drops what of ours it has not run (answered CLIENT_CLOSED just now).
+    if (!wasOwner) this.#channel?.postMessage({ t: "bye", origin: this.origin } satisfies OnChannel);
     if (this.#stateTimer !== undefined) clearTimeout(this.#stateTimer);
     try {
       // Cancels a sync or write-through call in flight; resolves when they ended.

@@ -80,6 +80,9 @@ export type OnChannel =
   /** A worker joined as a follower (or saw a new owner): the owner sends its state,
    *  and from then on its events. */
   | { t: "hello"; origin: string }
+  /** A follower closed: the owner drops its calls not run yet (it answered them
+   *  CLIENT_CLOSED) and rolls back a transaction it still holds. */
+  | { t: "bye"; origin: string }
   | { t: "event"; name: string; detail: unknown }
   | { t: "state"; state: Omit<State, "owner"> };
 
@@ -95,7 +98,12 @@ export interface ErrorData {
   status?: number;
   /** A `RangeError` or `TypeError` (a bad argument, as the official client throws it). */
   jsError?: "RangeError" | "TypeError";
+  /** A transaction's call that failed and ended it (SQLite rolled it back): its `closed` turns true. */
+  txEnded?: true;
 }
+
+/** On an error: the transaction call that failed with it ended the transaction (not enumerable). */
+export const TX_ENDED: unique symbol = Symbol("edgesync.txEnded");
 
 /** An error as data, for a message. Anything that is not a LibsqlError is a bug here. */
 export function errorData(e: unknown): ErrorData {
@@ -109,6 +117,7 @@ export function errorData(e: unknown): ErrorData {
     if (x.rawCode !== undefined) d.rawCode = x.rawCode;
     if (x.statementIndex !== undefined) d.statementIndex = x.statementIndex;
     if (x.status !== undefined) d.status = x.status;
+    if ((x as { [TX_ENDED]?: boolean })[TX_ENDED] === true) d.txEnded = true;
     return d;
   }
   if (e instanceof RangeError || e instanceof TypeError) return { message: e.message, code: "", jsError: e instanceof RangeError ? "RangeError" : "TypeError" };
@@ -127,6 +136,7 @@ export function errorFrom(d: ErrorData): Error {
   e.retryable = d.retryable === true;
   if (d.serverCode !== undefined) e.serverCode = d.serverCode;
   if (d.status !== undefined) e.status = d.status;
+  if (d.txEnded) Object.defineProperty(e, TX_ENDED, { value: true });
   return e;
 }
 

@@ -10,7 +10,7 @@
  * stream: a tab that crashed holding one does not block the others for long.
  */
 import type { InArgs, InStatement, ResultSet, Transaction, TransactionMode } from "../client.js";
-import { fromRaw } from "./protocol.js";
+import { coded, fromRaw, TX_ENDED } from "./protocol.js";
 import type { RawResult } from "./protocol.js";
 
 /**
@@ -34,12 +34,15 @@ export class BrowserTransaction implements Transaction {
   }
 
   async #send(op: string, args: unknown[]): Promise<unknown> {
+    // Ended (committed, rolled back, closed — also by its client's close()): answered
+    // here, as on Node, not with the closed client's CLIENT_CLOSED.
+    if (this.#closed) throw coded("TRANSACTION_CLOSED", "The transaction is closed");
     try {
       const [value, open] = (await this.#call(op, args)) as [unknown, boolean];
       if (!open) this.#end();
       return value;
     } catch (e) {
-      if ((e as { code?: string })?.code === "TRANSACTION_CLOSED") this.#end();
+      if ((e as { code?: string })?.code === "TRANSACTION_CLOSED" || (e as { [TX_ENDED]?: boolean })?.[TX_ENDED] === true) this.#end();
       throw e;
     }
   }
@@ -65,6 +68,7 @@ export class BrowserTransaction implements Transaction {
   }
 
   async rollback(): Promise<void> {
+    if (this.#closed) return; // nothing to roll back, as on Node
     try {
       await this.#send("rollback", []);
     } finally {

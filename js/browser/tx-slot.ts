@@ -17,7 +17,7 @@
  */
 import type { Transaction, TransactionMode } from "../client.js";
 import type { EmbeddedReplicaClient } from "../replica.js";
-import { coded, rawResult } from "./protocol.js";
+import { coded, rawResult, TX_ENDED } from "./protocol.js";
 import type { Call } from "./protocol.js";
 import { refuse, type From } from "./run.js";
 
@@ -90,6 +90,10 @@ export class TxSlot {
     try {
       const value = await this.#op(open, op, args, c, from, dedupe);
       return [value, this.#stillOpen(open)];
+    } catch (e) {
+      // A statement SQLite rolled the transaction back with: the page's `closed` says so.
+      if (!this.#stillOpen(open) && e !== null && typeof e === "object" && !(TX_ENDED in e)) Object.defineProperty(e, TX_ENDED, { value: true });
+      throw e;
     } finally {
       if (this.#open === open) {
         if (open.tx.closed) this.#end(open);
@@ -128,7 +132,10 @@ export class TxSlot {
   async #notHeld(client: EmbeddedReplicaClient, op: string, c: Call, from: From | null, dedupe: boolean): Promise<[unknown, boolean]> {
     if (op === "rollback" || op === "close") return [undefined, false];
     if (op === "commit" && dedupe && from) {
-      const hit = await client.execute("SELECT 1 FROM _es_requests WHERE origin = ? AND seq = ?", [from.origin, c.id]);
+      // Another transaction may hold the store now (the new owner's own, begun first):
+      // the committed row is read through it — the client would refuse (TRANSACTION_ACTIVE).
+      const reader: Pick<Transaction, "execute"> = this.#open?.tx ?? client;
+      const hit = await reader.execute({ sql: "SELECT 1 FROM _es_requests WHERE origin = ? AND seq = ?", args: [from.origin, c.id] });
       if (hit.rows.length > 0) return [undefined, false];
     }
     throw coded(
@@ -159,6 +166,18 @@ export class TxSlot {
     clearTimeout(open.idle);
     this.#open = undefined;
     this.#ended();
+  }
+
+  /** Rolls back the transaction `holder` holds, if any (its worker closed). */
+  endHeldBy(holder: string): void {
+    const open = this.#open;
+    if (open === undefined || open.holder !== holder) return;
+    try {
+      open.tx.close();
+    } catch {
+      // The store was closed meanwhile: nothing left to roll back.
+    }
+    this.#end(open);
   }
 
   /** The store closes: the transaction goes with it (its client rolls it back). */

@@ -19,6 +19,7 @@ import { startSqld, REPO_ROOT } from '../support/sqld.mjs';
 import { startStaticServer } from '../support/static-server.mjs';
 import { PAGES, crash, launchProfile, openTab, profileDir } from '../support/chromium.mjs';
 import { replicaHelpers } from '../support/browser-replica.mjs';
+import { startFaultProxy } from '../support/fault-proxy.mjs';
 
 const STEP = 120_000;
 let sqld;
@@ -250,6 +251,237 @@ describe('interactive transactions on a browser replica (Chromium, real sqld)', 
     assert.ok(waited >= 9_000 && waited < 20_000, `held ${waited} ms: until the 10 s idle expiry`);
     assert.deepEqual(await rowsIn(a), ['after:0'], "the crashed tab's transaction was rolled back");
     await browser.close();
+  });
+
+  it("a closing tab's write held behind another tab's transaction, reported CLIENT_CLOSED, is not committed after it", { timeout: STEP }, async () => {
+    const browser = await launch();
+    const a = await openTab(browser, pageUrl(), problems);
+    await openDb(a, 'tx-bye.db');
+    const b = await openTab(browser, pageUrl(), problems);
+    await openDb(b, 'tx-bye.db');
+    const c = await openTab(browser, pageUrl(), problems);
+    await openDb(c, 'tx-bye.db');
+    assert.equal(await ownerOf([a, b, c]), a);
+    await b.evaluate(async () => {
+      window.tx = await window.db.transaction();
+      await window.tx.execute(`insert into ${window.table} (label, n) values ('in tx', 1)`);
+    });
+    // c's write is held by the owner behind b's transaction; c closes meanwhile.
+    await startInsert(c, 'held');
+    await sleep(200);
+    await c.evaluate(() => window.db.close());
+    await waitFor("c's held write to be answered", async () => (await doneIn(c, 'held')) !== undefined, 8_000);
+    const answered = await doneIn(c, 'held');
+    await b.evaluate(() => window.tx.commit());
+    await sleep(500);
+    const rows = await rowsIn(a);
+    if (answered === 'ok') assert.deepEqual(rows, ['in tx:1', 'held:0']);
+    else assert.deepEqual(rows, ['in tx:1'], `reported ${answered} to its tab, so it must not be committed`);
+    await browser.close();
+  });
+
+  it('transaction() racing close() in a follower leaves no transaction holding the store', { timeout: STEP }, async () => {
+    const browser = await launch();
+    const a = await openTab(browser, pageUrl(), problems);
+    await openDb(a, 'tx-race.db');
+    const b = await openTab(browser, pageUrl(), problems);
+    await openDb(b, 'tx-race.db');
+    assert.equal(await ownerOf([a, b]), a);
+    const begun = await b.evaluate(async () => {
+      const p = window.db.transaction();
+      const closing = window.db.close();
+      const out = await p.then(
+        () => 'resolved',
+        (e) => e.code,
+      );
+      await closing;
+      return out;
+    });
+    const t0 = Date.now();
+    await startInsert(a, 'after');
+    await waitFor("the owner tab's write", async () => (await doneIn(a, 'after')) !== undefined, 15_000);
+    const waited = Date.now() - t0;
+    assert.equal(await doneIn(a, 'after'), 'ok');
+    assert.ok(waited < 3_000, `the store was held ${waited} ms by a transaction begun for a closed client`);
+    assert.equal(begun, 'CLIENT_CLOSED', 'transaction() of a client closed meanwhile rejects, as on Node');
+    await browser.close();
+  });
+
+  it("a follower's commit whose answer was lost with the owner is answered as committed by the next owner", { timeout: STEP }, async () => {
+    const browser = await launch();
+    const a = await openTab(browser, pageUrl(), problems);
+    await openDb(a, 'tx-lost.db');
+    const b = await openTab(browser, pageUrl(), problems);
+    await openDb(b, 'tx-lost.db');
+    assert.equal(await ownerOf([a, b]), a);
+    // A follower speaking the store's protocol on its channel (as js/browser/follower.ts
+    // does): it begins, writes and commits, then sends its calls again to the next owner,
+    // as a follower does whose answers were lost with the owner.
+    await b.evaluate(() => {
+      const ch = new BroadcastChannel('edgesync:tx-lost.db');
+      window.fake = { ch, answers: new Map() };
+      ch.onmessage = (ev) => {
+        if (ev.data.t !== 'res' || ev.data.to !== 'fake-follower') return;
+        for (const r of ev.data.replies) window.fake.answers.set(r.id, r);
+      };
+      window.fake.send = (id, m, a) => ch.postMessage({ t: 'req', calls: [{ id, m, a, origin: 'fake-follower', low: id }] });
+      window.fake.answer = async (id) => {
+        for (let i = 0; i < 200; i++) {
+          const r = window.fake.answers.get(id);
+          if (r) return r;
+          await new Promise((res) => setTimeout(res, 25));
+        }
+        return 'no answer';
+      };
+    });
+    const first = await b.evaluate(async () => {
+      const f = window.fake;
+      f.send(1, 'txBegin', ['write']);
+      const begin = await f.answer(1);
+      window.token = begin.v;
+      f.send(2, 'tx', [window.token, 'execute', `insert into ${window.table} (label, n) values ('committed', 1)`]);
+      const write = await f.answer(2);
+      f.send(3, 'tx', [window.token, 'commit']);
+      const commit = await f.answer(3);
+      return { begin: begin.ok, write: write.ok, commit };
+    });
+    assert.deepEqual(first, { begin: true, write: true, commit: { id: 3, ok: true, v: [undefined, false] } });
+    await a.close();
+    assert.equal(await ownerOf([b]), b);
+    const again = await b.evaluate(async () => {
+      const f = window.fake;
+      f.answers.clear();
+      // The new owner's own tab holds a transaction when the call comes again (its own
+      // calls, held by the old owner, run first when it takes over).
+      const mine = await window.db.transaction();
+      f.send(3, 'tx', [window.token, 'commit']); // the same call again
+      f.send(4, 'tx', [window.token, 'commit']); // a commit that never ran
+      const [c3, c4] = [await f.answer(3), await f.answer(4)];
+      await mine.commit();
+      f.ch.close();
+      return { c3: c3.ok ? 'ok' : c3.e.code, c4: c4.ok ? 'ok' : c4.e.code };
+    });
+    assert.deepEqual(again, { c3: 'ok', c4: 'TRANSACTION_CLOSED' });
+    assert.deepEqual(await rowsIn(b), ['committed:1'], 'committed once');
+    await browser.close();
+  });
+
+  it("another tab's status() does not count a transaction's uncommitted writes", { timeout: STEP }, async () => {
+    const browser = await launch();
+    const a = await openTab(browser, pageUrl(), problems);
+    await openDb(a, 'tx-status.db', { paused: true });
+    const b = await openTab(browser, pageUrl(), problems);
+    await openDb(b, 'tx-status.db', { paused: true });
+    assert.equal(await ownerOf([a, b]), a);
+    const pending = (tab) => tab.evaluate(() => window.db.status().pendingChanges);
+    await sleep(300);
+    assert.equal(await pending(a), 0);
+    await b.evaluate(async () => {
+      window.tx = await window.db.transaction();
+      for (let i = 0; i < 3; i++) await window.tx.execute(`insert into ${window.table} (label, n) values ('uncommitted', ?)`, [i]);
+    });
+    await sleep(500); // several state pushes' time (at most every 50 ms)
+    assert.equal(await pending(a), 0, "the owner tab's status() counted rows not committed");
+    await b.evaluate(() => window.tx.rollback());
+    await b.evaluate(async () => {
+      window.tx = await window.db.transaction();
+      await window.tx.execute(`insert into ${window.table} (label, n) values ('committed', 1)`);
+      await window.tx.commit();
+    });
+    await waitFor('the committed write counted in every tab', async () => (await pending(a)) === 1 && (await pending(b)) === 1, 5_000);
+    await browser.close();
+  });
+
+  it('a transaction used after its client closed fails as on Node (TRANSACTION_CLOSED; rollback does nothing)', { timeout: STEP }, async () => {
+    const browser = await launch();
+    const tab = await openTab(browser, pageUrl(), problems);
+    await openDb(tab, 'tx-after-close.db');
+    const out = await tab.evaluate(async () => {
+      const tx = await window.db.transaction();
+      await tx.execute(`insert into ${window.table} (label, n) values ('never', 1)`);
+      await window.db.close();
+      const code = async (fn) => {
+        try {
+          await fn();
+          return 'ok';
+        } catch (e) {
+          return e.code;
+        }
+      };
+      return [await code(() => tx.execute('select 1')), await code(() => tx.commit()), await code(() => tx.rollback()), tx.closed];
+    });
+    // What @libsql/client and a Node replica give (tests/js/compat-local.test.mjs).
+    assert.deepEqual(out, ['TRANSACTION_CLOSED', 'TRANSACTION_CLOSED', 'ok', true]);
+    await browser.close();
+  });
+
+  it('a statement SQLite rolls the transaction back with ends it, as on Node: closed, no change event, the client free', { timeout: STEP }, async () => {
+    const browser = await launch();
+    const tab = await openTab(browser, pageUrl(), problems);
+    await openDb(tab, 'tx-or-rollback.db');
+    const out = await tab.evaluate(async () => {
+      const t = window.table;
+      await window.db.execute(`insert into ${t} (id, label, n) values (1, 'kept', 0)`);
+      await new Promise((r) => setTimeout(r, 200));
+      window.changes = [];
+      const tx = await window.db.transaction();
+      await tx.execute(`update ${t} set n = 5`);
+      const failed = await tx.execute(`insert or rollback into ${t} (id, label, n) values (1, 'dup', 0)`).then(
+        () => 'ok',
+        (e) => e.code,
+      );
+      const closed = tx.closed;
+      const outside = (await window.db.execute(`select label, n from ${t}`)).rows.map((r) => `${r.label}:${r.n}`);
+      await new Promise((r) => setTimeout(r, 300));
+      return { failed, closed, outside, changes: window.changes.length };
+    });
+    assert.deepEqual(out, { failed: 'SQLITE_CONSTRAINT', closed: true, outside: ['kept:0'], changes: 0 });
+    await browser.close();
+  });
+
+  it("a transaction() begun during a sync waits for it without holding every tab's calls", { timeout: STEP }, async () => {
+    const proxy = await startFaultProxy({ target: sqld.url });
+    try {
+      const browser = await launch();
+      const a = await openTab(browser, pageUrl(), problems);
+      await openDb(a, 'tx-during-sync.db', { syncUrl: proxy.url, timeout: 20_000 });
+      const b = await openTab(browser, pageUrl(), problems);
+      await openDb(b, 'tx-during-sync.db', { syncUrl: proxy.url, timeout: 20_000 });
+      assert.equal(await ownerOf([a, b]), a);
+      await a.evaluate(() => window.db.execute(`insert into ${window.table} (label, n) values ('pushed', 1)`));
+      // The server does not answer (a stalled network): the sync waits on it.
+      proxy.setFaults('stall');
+      await a.evaluate(() => {
+        window.syncing = window.db.sync().then(() => 'synced', (e) => e.code);
+      });
+      await proxy.waitStalled(1);
+      await b.evaluate(() => {
+        window.begun = window.db.transaction().then((tx) => (window.tx = tx, 'begun'), (e) => e.code);
+        // A second one of the same client: as on Node, the first begins, this one is refused.
+        window.begun2 = window.db.transaction().then(() => 'begun', (e) => e.code);
+      });
+      await sleep(200);
+      // As on Node, the transaction begins after the sync; meanwhile the store is not
+      // held: a local read in any tab runs at once.
+      const t0 = Date.now();
+      const read = await a.evaluate(async () => (await window.db.execute(`select count(*) as n from ${window.table}`)).rows[0].n);
+      const took = Date.now() - t0;
+      assert.equal(read, 1);
+      assert.ok(took < 2_000, `a local read waited ${took} ms for another tab's transaction() behind a stalled sync`);
+      proxy.setFaults('pass');
+      await proxy.release();
+      assert.equal(await a.evaluate(() => window.syncing), 'synced');
+      assert.equal(await b.evaluate(() => window.begun), 'begun');
+      assert.equal(await b.evaluate(() => window.begun2), 'TRANSACTION_ACTIVE');
+      await b.evaluate(async () => {
+        await window.tx.execute(`insert into ${window.table} (label, n) values ('in tx', 2)`);
+        await window.tx.commit();
+      });
+      assert.deepEqual(await rowsIn(a), ['pushed:1', 'in tx:2']);
+      await browser.close();
+    } finally {
+      await proxy.stop();
+    }
   });
 
   it('no tab saw an uncaught error or a console error', () => {

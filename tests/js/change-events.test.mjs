@@ -161,3 +161,23 @@ test("a transaction's writes fire one event at its commit, none before, none aft
   off();
   db.close();
 });
+
+test("a transaction SQLite rolls back on a failed statement (INSERT OR ROLLBACK) fires no event", async () => {
+  const db = createClient({ url: ":memory:" });
+  await db.execute("create table a (id integer primary key, x)");
+  await db.execute("insert into a values (1, 'x')");
+  const seen = [];
+  const off = db.on("change", (d) => seen.push(d.tables));
+  const tx = await db.transaction("write");
+  await tx.execute("update a set x = 'y'");
+  await assert.rejects(tx.execute("insert or rollback into a values (1, 'dup')"), (e) => e.code === "SQLITE_CONSTRAINT");
+  assert.equal(tx.closed, true, "SQLite rolled it back");
+  await sleep(0);
+  assert.equal((await db.execute("select x from a")).rows[0].x, "x");
+  assert.deepEqual(seen, [], "its writes are gone: no change event");
+  await db.execute("update a set x = 'z'");
+  await sleep(0);
+  assert.deepEqual(seen, [["a"]], "and later writes fire as before");
+  off();
+  db.close();
+});

@@ -99,6 +99,30 @@ const scenarios = [
       return [tx.closed, await c.execute("select count(*) n from t where id = 24")];
     },
   ],
+  [
+    "transaction: a COMMIT refused by a deferred foreign key rolls it back",
+    async (c) => {
+      await c.execute("pragma foreign_keys=on");
+      await c.execute("create table fp(id integer primary key)");
+      await c.execute("create table fc(id integer primary key, p integer references fp(id) deferrable initially deferred)");
+      const tx = await c.transaction("write");
+      await tx.execute("insert into fc values (1, 42)");
+      let err;
+      try {
+        await tx.commit();
+      } catch (e) {
+        err = [e.code, e.extendedCode];
+      }
+      const closed = tx.closed;
+      tx.close();
+      // The connection is free: nothing of it kept, a new transaction can begin.
+      const left = await c.execute("select count(*) n from fc");
+      const tx2 = await c.transaction("write");
+      await tx2.execute("insert into fp values (42)");
+      await tx2.commit();
+      return [err, closed, left, await c.execute("select count(*) n from fp")];
+    },
+  ],
   ["transaction with a bad mode", (c) => c.transaction("nope"), { message: false }],
   ["protocol", (c) => c.protocol],
 ];
@@ -122,4 +146,21 @@ test("file::memory:?cache=shared and ?cache=private open a replica; other cache 
   }
   assert.throws(() => createClient({ url: "file::memory:?cache=nope" }), (e) => e.code === "URL_INVALID");
   assert.throws(() => createClient({ url: "file::memory:?mode=ro" }), (e) => e.code === "URL_PARAM_NOT_SUPPORTED");
+});
+
+test("a transaction used after its client closed: the same outcomes as @libsql/client's", async () => {
+  const o = official({ url: ":memory:", intMode: "number" });
+  const e = createClient({ url: ":memory:", intMode: "number", numberArgs: "real" });
+  await compare(o, e, [
+    [
+      "transaction: used after the client closed",
+      async (c) => {
+        const tx = await c.transaction("write");
+        await tx.execute("select 1");
+        c.close();
+        const code = (p) => p.then(() => "ok", (e) => e.code);
+        return [await code(tx.execute("select 1")), await code(tx.commit()), await code(tx.rollback()), tx.closed];
+      },
+    ],
+  ]);
 });
