@@ -81,20 +81,35 @@ class BrowserReplica implements EmbeddedReplica {
   /** `status().paused` until the worker's first state (the `paused` option). */
   #openPaused: boolean;
 
+  /** Which link is the current one (see #bind), and the first call id made on it. */
+  #generation = 0;
+  #linkStart = 1;
   /** Makes the link again, for reconnect() after close(). */
   #reopen: (() => MakeLink) | undefined;
 
   constructor(link: MakeLink, paused = false, reopen?: () => MakeLink) {
     this.#openPaused = paused;
     this.#reopen = reopen;
-    this.#link = link(
-      (m) => this.#receive(m),
-      (e) => this.#fail(e),
+    this.#link = this.#bind(link);
+  }
+
+  /**
+   * Makes a link whose messages reach this client. After reconnect() an old link may
+   * still speak: its answers count (they are for calls made before), its state and
+   * events do not, and its failure fails only the calls made before the new link.
+   */
+  #bind(make: MakeLink): Link {
+    const gen = ++this.#generation;
+    this.#linkStart = this.#next;
+    return make(
+      (m) => this.#receive(m, gen === this.#generation),
+      (e) => this.#fail(e, gen === this.#generation ? Infinity : this.#linkStart),
     );
   }
 
-  #receive(m: ToPage): void {
+  #receive(m: ToPage, current: boolean): void {
     if (m.t !== "out") return;
+    if (!current) m = { t: "out", replies: m.replies };
     if (m.state) this.#state = m.state;
     for (const r of m.replies ?? []) {
       const w = this.#waiting.get(r.id);
@@ -229,10 +244,7 @@ class BrowserReplica implements EmbeddedReplica {
     this.#closed = false;
     this.#released = undefined;
     this.#state = undefined;
-    this.#link = laterLink(released, reopen)(
-      (m) => this.#receive(m),
-      (e) => this.#fail(e),
-    );
+    this.#link = this.#bind(laterLink(released, reopen));
     // Events the new worker relays only when asked.
     for (const name of this.#listeners.keys()) if (!RELAYED.has(name)) void this.#call("listen", [name]).catch(() => undefined);
   }
