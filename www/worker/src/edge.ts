@@ -397,9 +397,14 @@ export class EdgeReplicaRegion {
     this.#colo = colo;
   }
 
+  /** The object's id, by colo: `idFromName` hashes the name, once per colo, not per read. */
+  #ids = new Map<string, DurableObjectId>();
+
   stub(): DurableObjectStub<import("./edge-replica.js").EdgeReplica> {
     const ns = this.env.EDGE_REPLICA!;
-    return ns.get(ns.idFromName(this.#colo));
+    let id = this.#ids.get(this.#colo);
+    if (id === undefined) this.#ids.set(this.#colo, (id = ns.idFromName(this.#colo)));
+    return ns.get(id);
   }
 
   /** Whether this read can be answered from the edge replica. */
