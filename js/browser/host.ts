@@ -25,15 +25,15 @@ import type { ReplicaConfig } from "../replica.js";
 import type { BrowserGlue, Runtime } from "../runtime.js";
 import { expandConfig } from "../url.js";
 import { adopt, retiredError } from "../wasm-errors.js";
-import { opfsFiles, opfsSupported } from "./opfs.js";
-import { coded, errorData, isTransactionControl } from "./protocol.js";
+import { opfsFiles, whyNoOpfs } from "./opfs.js";
+import { coded, errorData, isTransactionControl, postReplies } from "./protocol.js";
 import type { Call, Forwarded, OnChannel, Out, Reply, State } from "./protocol.js";
 import { Forwarder } from "./follower.js";
 import type { Kept } from "./follower.js";
-import { forgetAnswers, keepAnswers, refuse, revive, runCall, sqlOf } from "./run.js";
+import { forgetAnswers, keepAnswers, refuse, revive, runCall, sqlOf, stateOf } from "./run.js";
 import type { From, Owned } from "./run.js";
 import { callerOf, TxSlot } from "./tx-slot.js";
-import type { TransactionMode } from "../client.js";
+import { SetAside } from "./set-aside.js";
 
 /** Where a host sends what its own client gets: answers, events and state, together. */
 export type HostSink = (out: Out) => void;
@@ -82,12 +82,13 @@ export class ReplicaHost {
   /** The interactive transaction open on the store, if any (js/browser/tx-slot.ts). */
   #txs = new TxSlot(this.origin, () => {
     this.#markDirty(); // the state deferred while it was open
-    this.#release();
+    this.#aside.release();
   });
-  /** Calls of other clients that came while a transaction was open: they run when it ends. */
-  #held: Queued[] = [];
-  /** `txBegin` calls that came during a sync: they run when it ends. */
-  #parked: Queued[] = [];
+  /** Calls held behind a transaction, or a transaction() waiting for a sync (set-aside.ts). */
+  #aside = new SetAside<Queued>((items) => {
+    this.#queue.unshift(...items);
+    if (!this.#pumping) void this.#pump();
+  });
   #pumping = false;
   /** Answers to followers, by origin, sent at the next flush. */
   #answers = new Map<string, Reply[]>();
@@ -96,20 +97,18 @@ export class ReplicaHost {
   readonly #rt: Runtime<BrowserGlue>;
   readonly #noOpfs: string | undefined;
 
-  /** `path`: the database's OPFS path (`opfsPath`). */
-  /** `rt`: the module this context runs the store in (a worker's replica flavour, or the page's). */
-  /** `noOpfs`: why the store cannot be in OPFS here, known before looking (a page whose worker could not start). */
+  /**
+   * `path`: the database's OPFS path (`opfsPath`); `rt`: the module this context runs the
+   * store in (a worker's replica flavour, or the page's); `noOpfs`: why the store cannot
+   * be in OPFS here, known before looking (a page whose worker could not start).
+   */
   constructor(path: string, config: Omit<ReplicaConfig, "url">, sink: HostSink, rt: Runtime<BrowserGlue>, noOpfs?: string) {
-    this.#noOpfs = noOpfs;
-    this.#rt = rt;
-    this.#path = path;
-    this.#config = config;
-    this.#sink = sink;
+    [this.#path, this.#config, this.#sink, this.#rt, this.#noOpfs] = [path, config, sink, rt, noOpfs];
   }
 
   /** Chooses shared OPFS or private memory, then takes the store or follows its owner. */
   async start(): Promise<void> {
-    this.#fallback = await this.#whyNoOpfs();
+    this.#fallback = this.#noOpfs ?? (await whyNoOpfs());
     if (this.#role === "closed") return;
     if (this.#fallback !== undefined) {
       await this.#becomeOwner();
@@ -136,19 +135,6 @@ export class ReplicaHost {
     this.#flushForward();
   }
 
-  /** Why this worker cannot share a store in OPFS, or undefined when it can. */
-  async #whyNoOpfs(): Promise<string | undefined> {
-    if (this.#noOpfs !== undefined) return this.#noOpfs;
-    if (!opfsSupported()) return "OPFS sync access handles are not available here (an insecure context, an old browser, or not a dedicated worker)";
-    if (typeof navigator.locks?.request !== "function") return "Web Locks are not available here";
-    if (typeof BroadcastChannel !== "function") return "BroadcastChannel is not available here";
-    try {
-      await navigator.storage.getDirectory();
-    } catch (e) {
-      return `the browser refuses OPFS to this page: ${(e as Error)?.message ?? e}`;
-    }
-    return undefined;
-  }
 
   // ---- calls of this worker's own client -----------------------------------------
 
@@ -339,35 +325,22 @@ export class ReplicaHost {
         const caller = callerOf(from, this.origin);
         const admitted = this.#role === "owner" ? this.#txs.admits(c, caller) : "run";
         if (admitted === "hold") {
-          this.#held.push(item);
+          this.#aside.hold(item);
           continue;
         }
         if (admitted === "refuse") {
           fail(coded("TRANSACTION_ACTIVE", "A transaction is active on this client: commit, roll back or close it first"));
           continue;
         }
-        if (c.m === "txBegin" && this.#role === "owner") {
-          // A transaction begins after the sync in flight (as on Node); meanwhile the
-          // queue goes on — awaited here, every tab's calls would wait on the network.
-          const syncing = this.#client!.syncInFlight();
-          if (syncing !== undefined) {
-            if (this.#parked.length === 0) {
-              void syncing.then(() => {
-                // Back at the head of the queue, in the order they came.
-                this.#queue.unshift(...this.#parked);
-                this.#parked = [];
-                if (!this.#pumping) void this.#pump();
-              });
-            }
-            this.#parked.push(item);
-            continue;
-          }
+        const syncing = c.m === "txBegin" && this.#role === "owner" ? this.#client!.syncInFlight() : undefined;
+        if (syncing !== undefined) {
+          this.#aside.park(item, syncing); // begins after the sync, the queue going on
+          continue;
         }
         if (c.m === "txBegin" || c.m === "tx") {
           try {
             if (this.#role !== "owner") throw (this.#role === "failed" && this.#failure) || coded("CLIENT_CLOSED", "the client is closed");
-            const client = this.#client!;
-            ok(c.m === "txBegin" ? await this.#txs.begin(client, c.a[0] as TransactionMode, caller) : await this.#txs.run(client, c, from, this.#persistent && from !== null));
+            ok(await this.#txs.call(this.#client!, c, from, caller, this.#persistent && from !== null));
           } catch (e) {
             fail(e);
           }
@@ -406,14 +379,6 @@ export class ReplicaHost {
       this.#pumping = false;
     }
     this.#flush();
-  }
-
-  /** The transaction ended: the calls held meanwhile run first, in the order they came. */
-  #release(): void {
-    if (this.#held.length === 0) return;
-    this.#queue.unshift(...this.#held);
-    this.#held = [];
-    if (!this.#pumping) void this.#pump();
   }
 
   // ---- the channel ----------------------------------------------------------------
@@ -460,10 +425,8 @@ export class ReplicaHost {
         // behind a transaction, they would commit after that answer. A transaction it
         // still holds (begun while it closed) is rolled back now, not after 10 s idle.
         this.#followers.delete(m.origin);
-        const theirs = (q: Queued) => q.from?.origin === m.origin;
-        this.#held = this.#held.filter((q) => !theirs(q));
-        this.#parked = this.#parked.filter((q) => !theirs(q));
-        this.#queue = this.#queue.filter((q) => !theirs(q));
+        this.#aside.dropFrom(m.origin);
+        this.#queue = this.#queue.filter((q) => q.from?.origin !== m.origin);
         if (this.#role === "owner") this.#txs.endHeldBy(m.origin);
         break;
       }
@@ -522,15 +485,7 @@ export class ReplicaHost {
   }
 
   #state(): State {
-    const client = this.#client!;
-    return {
-      status: client.status() as unknown as Record<string, unknown>,
-      metrics: client.metrics() as unknown as Record<string, unknown>,
-      metricsText: client.metricsText(),
-      siteId: client.siteId,
-      persistent: this.#persistent,
-      owner: this.#fallback === undefined,
-    };
+    return stateOf(this.#client!, this.#persistent, this.#fallback === undefined);
   }
 
   #markDirty(): void {
@@ -602,26 +557,11 @@ export class ReplicaHost {
     this.#replies = [];
     this.#events = [];
     if (out.state || out.replies || out.events) this.#sink(out);
-    for (const [to, replies] of this.#answers) this.#send(to, replies);
+    for (const [to, replies] of this.#answers) if (this.#channel !== undefined) postReplies(this.#channel, to, replies);
     this.#answers.clear();
     this.#flushForward();
   }
 
-  /** Answers to a follower; an answer that cannot be cloned becomes an error. */
-  #send(to: string, replies: Reply[]): void {
-    if (this.#channel === undefined) return;
-    try {
-      this.#channel!.postMessage({ t: "res", to, replies } satisfies OnChannel);
-    } catch {
-      for (const r of replies) {
-        try {
-          this.#channel!.postMessage({ t: "res", to, replies: [r] } satisfies OnChannel);
-        } catch (e) {
-          this.#channel!.postMessage({ t: "res", to, replies: [{ id: r.id, ok: false, e: errorData(cloneError(e)) }] } satisfies OnChannel);
-        }
-      }
-    }
-  }
 
   #flushForward(): void {
     if (this.#role === "follower") this.#own.flush(this.#channel!);
@@ -657,7 +597,7 @@ export class ReplicaHost {
       // A transaction went with the store (the client rolled it back); the calls held
       // for it are answered now (CLIENT_CLOSED; a follower's go to the next owner).
       this.#txs.drop();
-      this.#release();
+      this.#aside.release();
       this.#releaseFiles();
       this.#stopLock.abort();
       this.#unlock?.();
@@ -683,7 +623,7 @@ export class ReplicaHost {
     this.#flush(); // answers already made go out before the channel is left
     this.#role = "failed";
     this.#txs.drop();
-    this.#release();
+    this.#aside.release();
     if (this.#stateTimer !== undefined) clearTimeout(this.#stateTimer);
     this.#channel?.close();
     this.#channel = undefined;
@@ -705,6 +645,3 @@ interface Queued {
   answer: (r: Reply) => void;
 }
 
-function cloneError(e: unknown): Error {
-  return coded("INVALID_ARGUMENT", `invalid argument: the result cannot be sent between tabs: ${(e as Error)?.message ?? e}`);
-}

@@ -241,3 +241,16 @@ async function acquire(fh: FileSystemFileHandle, deadline: number): Promise<Sync
 
 /** The host of this wasm instance (every replica opened in this worker shares it). */
 export const opfsFiles = new OpfsFiles();
+
+/** Why this worker cannot share a store in OPFS, or undefined when it can. */
+export async function whyNoOpfs(): Promise<string | undefined> {
+  if (!opfsSupported()) return "OPFS sync access handles are not available here (an insecure context, an old browser, or not a dedicated worker)";
+  if (typeof navigator.locks?.request !== "function") return "Web Locks are not available here";
+  if (typeof BroadcastChannel !== "function") return "BroadcastChannel is not available here";
+  try {
+    await navigator.storage.getDirectory();
+  } catch (e) {
+    return `the browser refuses OPFS to this page: ${(e as Error)?.message ?? e}`;
+  }
+  return undefined;
+}

@@ -203,3 +203,19 @@ export function isTransactionControl(sql: string): boolean {
 
 /** Answers of isTransactionControl by SQL text: statements repeat. */
 const txControl = new Map<string, boolean>();
+
+/** Answers to follower `to` on the store's channel; an answer that cannot be cloned becomes an error. */
+export function postReplies(channel: BroadcastChannel, to: string, replies: Reply[]): void {
+  try {
+    channel.postMessage({ t: "res", to, replies } satisfies OnChannel);
+  } catch {
+    for (const r of replies) {
+      try {
+        channel.postMessage({ t: "res", to, replies: [r] } satisfies OnChannel);
+      } catch (e) {
+        const err = coded("INVALID_ARGUMENT", `invalid argument: the result cannot be sent between tabs: ${(e as Error)?.message ?? e}`);
+        channel.postMessage({ t: "res", to, replies: [{ id: r.id, ok: false, e: errorData(err) }] } satisfies OnChannel);
+      }
+    }
+  }
+}

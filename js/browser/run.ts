@@ -209,3 +209,15 @@ async function once(client: EmbeddedReplicaClient, from: From, seq: number, stmt
 function withStep(e: unknown, i: number): unknown {
   return atStatement(e, i);
 }
+
+/** What the owner tells every tab about the store (status, metrics, site id). */
+export function stateOf(client: EmbeddedReplicaClient, persistent: boolean, owner: boolean): State {
+  return {
+    status: client.status() as unknown as Record<string, unknown>,
+    metrics: client.metrics() as unknown as Record<string, unknown>,
+    metricsText: client.metricsText(),
+    siteId: client.siteId,
+    persistent,
+    owner,
+  };
+}

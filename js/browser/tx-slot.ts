@@ -69,6 +69,11 @@ export class TxSlot {
     return "hold";
   }
 
+  /** Runs a `txBegin` (resolves with the token) or a `tx` call (with `[value, open]`). */
+  call(client: EmbeddedReplicaClient, c: Call, from: From | null, caller: string, dedupe: boolean): Promise<unknown> {
+    return c.m === "txBegin" ? this.begin(client, c.a[0] as TransactionMode, caller) : this.run(client, c, from, dedupe);
+  }
+
   /** Begins a transaction for `caller`; resolves with its token. */
   async begin(client: EmbeddedReplicaClient, mode: TransactionMode, caller: string): Promise<string> {
     const tx = await client.transaction(mode);

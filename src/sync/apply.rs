@@ -4,7 +4,7 @@
 //! transaction. Split from `replica.rs`, which opens the replica and declares tables.
 
 use base64::Engine;
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 use serde_json::Value as Json;
 
 use super::fold::{self, FoldContext};
@@ -167,11 +167,17 @@ impl<T: HttpTransport> Replica<T> {
             }
             return Ok(());
         }
+        // Read before the rows move: which rows a seeded text re-inserts.
+        let dead = if mode == Apply::Remote {
+            self.deleted_rows_seeded(records, &inner)?
+        } else {
+            Vec::new()
+        };
         for spec in &specs {
             run(&rows::upsert_sql(spec, rows::LOCAL, false), &[&chunk, &site])?;
         }
         if mode == Apply::Remote {
-            self.merge_text(records, site, &inner)?;
+            self.merge_text(records, site, &inner, dead)?;
         }
         for spec in &specs {
             // A local write already left its row as the rules would — unless a set
@@ -230,14 +236,67 @@ impl<T: HttpTransport> Replica<T> {
         Ok(any)
     }
 
-    /// Merges pulled text updates into the local documents; the merged text replaces
-    /// whatever rendering the record carried.
-    fn merge_text(&self, records: &[&Record], site: &str, inner: &Inner) -> Result<()> {
+    /// The rows (table, key) of `records`' seeded texts that are deleted here before
+    /// the chunk applies: a seed is a plain-SQL `INSERT` on the server, so for such a row
+    /// it starts a new row whose text has nothing to do with the deleted one's.
+    fn deleted_rows_seeded(&self, records: &[&Record], inner: &Inner) -> Result<Vec<(String, String)>> {
         let conn = self.store.conn();
-        for r in records {
+        let mut out = Vec::new();
+        for r in records.iter().filter(|r| r.op == 'i') {
             let (Some(spec), Json::Object(data)) = (inner.tables.get(&r.table), &r.data) else {
                 continue;
             };
+            let seeded = data.iter().any(|(col, v)| {
+                v.get("seed").and_then(Json::as_bool) == Some(true)
+                    && spec.columns.iter().any(|c| &c.name == col && c.policy == Policy::Text)
+            });
+            if !seeded {
+                continue;
+            }
+            let pk = r.pk.to_string();
+            let live: Option<i64> = conn
+                .prepare_cached(&format!(
+                    "SELECT _live FROM {} WHERE pk = json(?1)",
+                    rows::shadow(&r.table)
+                ))
+                .map_err(sql_error)?
+                .query_row(params![pk], |row| row.get(0))
+                .optional()
+                .map_err(sql_error)?;
+            if live == Some(0) {
+                out.push((r.table.clone(), pk));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Merges pulled text updates into the local documents; the merged text replaces
+    /// whatever rendering the record carried. `dead`: rows deleted here before the chunk
+    /// (see [`Self::deleted_rows_seeded`]); a delete in the chunk adds its row. A seeded
+    /// text for a deleted row starts from an empty document — on every replica alike,
+    /// since each applies the same log in order — instead of being merged with the
+    /// deleted row's (which showed the text twice: a proptest seed, kept).
+    fn merge_text(
+        &self,
+        records: &[&Record],
+        site: &str,
+        inner: &Inner,
+        mut dead: Vec<(String, String)>,
+    ) -> Result<()> {
+        let conn = self.store.conn();
+        for r in records {
+            if r.op == 'd' {
+                dead.push((r.table.clone(), r.pk.to_string()));
+                continue;
+            }
+            let (Some(spec), Json::Object(data)) = (inner.tables.get(&r.table), &r.data) else {
+                continue;
+            };
+            let row = (r.table.clone(), r.pk.to_string());
+            let was_dead = dead.contains(&row);
+            if was_dead {
+                dead.retain(|d| d != &row);
+            }
             for (col, v) in data {
                 if spec.columns.iter().any(|c| &c.name == col && c.policy == Policy::Text) {
                     let pk = r.pk.to_string();
@@ -253,7 +312,11 @@ impl<T: HttpTransport> Replica<T> {
                         (v.get("seed").and_then(Json::as_bool), v.get("t").and_then(Json::as_str))
                     {
                         // A text inserted on the server by plain SQL: every replica
-                        // makes the same characters of it (see `server::seed_update`).
+                        // makes the same characters of it (see `server::seed_update`),
+                        // in a new document if it re-inserts a deleted row.
+                        if was_dead {
+                            doc = crate::crdt::text::Text::new(text_site(&self.site));
+                        }
                         doc.apply_update(&super::server::seed_update(&super::record::version(r.hlc, site), t)?)?;
                         fold::save_text(conn, cell, &doc)?;
                     }
