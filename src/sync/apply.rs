@@ -294,7 +294,9 @@ impl<T: HttpTransport> Replica<T> {
             };
             let row = (r.table.clone(), r.pk.to_string());
             let was_dead = dead.contains(&row);
-            if was_dead {
+            if was_dead && r.op == 'i' {
+                // Only an insert makes the row live again (an update of a deleted row
+                // does not: `rows`' presence is kept by inserts and deletes).
                 dead.retain(|d| d != &row);
             }
             for (col, v) in data {
