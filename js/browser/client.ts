@@ -564,8 +564,8 @@ function openBrowserReplica(rt: Runtime<BrowserGlue>, sameFlavour: boolean, conf
       return undefined;
     }
   };
-  /** The link again, for reconnect() (the module is ready by then, the config checked). */
-  const reopen = (): MakeLink => {
+  /** The link made once the module is ready (while it loads, and again for reconnect()). */
+  const whenReady = (): MakeLink => {
     const opening = rt.ready.then(() => ({ path: checked(), module: module() }));
     opening.catch(() => undefined);
     return inWorker(opening) ?? laterLink(rt.ready, () => inPlaceLink(checked(), rest, rt, noOpfs));
@@ -574,10 +574,7 @@ function openBrowserReplica(rt: Runtime<BrowserGlue>, sameFlavour: boolean, conf
     const path = checked();
     if (path === "") return undefined;
     const opening = Promise.resolve({ path, module: module() });
-    return new BrowserReplica(inWorker(opening) ?? inPlaceLink(path, rest, rt, noOpfs), rest.paused, reopen);
+    return new BrowserReplica(inWorker(opening) ?? inPlaceLink(path, rest, rt, noOpfs), rest.paused, whenReady);
   }
-  const opening = rt.ready.then(() => ({ path: checked(), module: module() }));
-  opening.catch(() => undefined);
-  const link = inWorker(opening) ?? laterLink(rt.ready, () => inPlaceLink(checked(), rest, rt, noOpfs));
-  return new BrowserReplica(link, rest.paused, reopen);
+  return new BrowserReplica(whenReady(), rest.paused, whenReady);
 }

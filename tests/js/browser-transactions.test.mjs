@@ -78,6 +78,22 @@ const startInsert = (tab, label) =>
   }, label);
 const doneIn = (tab, label) => tab.evaluate((label) => window.done?.[label], label);
 
+/**
+ * A fresh browser with `n` tabs on store `name` (options `extra`), opened in order; the
+ * first owns the store (checked). Resolves with the tabs.
+ */
+async function tabsOn(name, n = 2, extra = {}) {
+  const browser = await launch();
+  const tabs = [];
+  for (let i = 0; i < n; i++) {
+    const t = await openTab(browser, pageUrl(), problems);
+    await openDb(t, name, extra);
+    tabs.push(t);
+  }
+  assert.equal(await ownerOf(tabs), tabs[0], 'the first tab owns the store');
+  return tabs;
+}
+
 describe('interactive transactions on a browser replica (Chromium, real sqld)', { timeout: 6 * STEP }, () => {
   it('the API as on Node: commit, rollback, close, read mode, errors; committed rows sync', { timeout: STEP }, async () => {
     const browser = await launch();
@@ -160,12 +176,7 @@ describe('interactive transactions on a browser replica (Chromium, real sqld)', 
   });
 
   it("another tab's calls wait until the transaction ends", { timeout: STEP }, async () => {
-    const browser = await launch();
-    const a = await openTab(browser, pageUrl(), problems);
-    await openDb(a, 'tx-tabs.db');
-    const b = await openTab(browser, pageUrl(), problems);
-    await openDb(b, 'tx-tabs.db');
-    assert.equal(await ownerOf([a, b]), a);
+    const [a, b] = await tabsOn('tx-tabs.db');
     // The follower's transaction, run by the owner's worker; then the owner tab's write.
     await b.evaluate(async () => {
       window.tx = await window.db.transaction();
@@ -195,17 +206,12 @@ describe('interactive transactions on a browser replica (Chromium, real sqld)', 
     await a.evaluate(() => window.tx.rollback());
     await waitFor("the follower's write", async () => (await doneIn(b, 'follower')) === 'ok');
     assert.deepEqual(await rowsIn(b), ['in tx:1', 'waits:0', 'follower:0']);
-    await browser.close();
+    await a.context().close();
   });
 
   it("the owner tab closes during a follower's transaction: it is gone, nothing of it committed", { timeout: STEP }, async () => {
-    const browser = await launch();
-    const a = await openTab(browser, pageUrl(), problems);
-    await openDb(a, 'tx-handoff.db');
-    const b = await openTab(browser, pageUrl(), problems);
-    await openDb(b, 'tx-handoff.db');
+    const [a, b] = await tabsOn('tx-handoff.db');
     await withErr(b);
-    assert.equal(await ownerOf([a, b]), a);
     await b.evaluate(async () => {
       window.tx = await window.db.transaction();
       await window.tx.execute(`insert into ${window.table} (label, n) values ('lost', 1)`);
@@ -227,16 +233,11 @@ describe('interactive transactions on a browser replica (Chromium, real sqld)', 
     assert.ok(out.closed);
     assert.deepEqual(await rowsIn(b), ['kept:3']);
     assert.deepEqual(await syncAll(b), ['kept:3']);
-    await browser.close();
+    await a.context().close();
   });
 
   it('a tab that crashed holding a transaction blocks the others at most the idle expiry (10 s)', { timeout: STEP }, async () => {
-    const browser = await launch();
-    const a = await openTab(browser, pageUrl(), problems);
-    await openDb(a, 'tx-crash.db');
-    const b = await openTab(browser, pageUrl(), problems);
-    await openDb(b, 'tx-crash.db');
-    assert.equal(await ownerOf([a, b]), a);
+    const [a, b] = await tabsOn('tx-crash.db');
     await b.evaluate(async () => {
       window.tx = await window.db.transaction();
       await window.tx.execute(`insert into ${window.table} (label, n) values ('crashed', 1)`);
@@ -250,18 +251,11 @@ describe('interactive transactions on a browser replica (Chromium, real sqld)', 
     const waited = Date.now() - t0;
     assert.ok(waited >= 9_000 && waited < 20_000, `held ${waited} ms: until the 10 s idle expiry`);
     assert.deepEqual(await rowsIn(a), ['after:0'], "the crashed tab's transaction was rolled back");
-    await browser.close();
+    await a.context().close();
   });
 
   it("a closing tab's write held behind another tab's transaction, reported CLIENT_CLOSED, is not committed after it", { timeout: STEP }, async () => {
-    const browser = await launch();
-    const a = await openTab(browser, pageUrl(), problems);
-    await openDb(a, 'tx-bye.db');
-    const b = await openTab(browser, pageUrl(), problems);
-    await openDb(b, 'tx-bye.db');
-    const c = await openTab(browser, pageUrl(), problems);
-    await openDb(c, 'tx-bye.db');
-    assert.equal(await ownerOf([a, b, c]), a);
+    const [a, b, c] = await tabsOn('tx-bye.db', 3);
     await b.evaluate(async () => {
       window.tx = await window.db.transaction();
       await window.tx.execute(`insert into ${window.table} (label, n) values ('in tx', 1)`);
@@ -277,16 +271,11 @@ describe('interactive transactions on a browser replica (Chromium, real sqld)', 
     const rows = await rowsIn(a);
     if (answered === 'ok') assert.deepEqual(rows, ['in tx:1', 'held:0']);
     else assert.deepEqual(rows, ['in tx:1'], `reported ${answered} to its tab, so it must not be committed`);
-    await browser.close();
+    await a.context().close();
   });
 
   it('transaction() racing close() in a follower leaves no transaction holding the store', { timeout: STEP }, async () => {
-    const browser = await launch();
-    const a = await openTab(browser, pageUrl(), problems);
-    await openDb(a, 'tx-race.db');
-    const b = await openTab(browser, pageUrl(), problems);
-    await openDb(b, 'tx-race.db');
-    assert.equal(await ownerOf([a, b]), a);
+    const [a, b] = await tabsOn('tx-race.db');
     const begun = await b.evaluate(async () => {
       const p = window.db.transaction();
       const closing = window.db.close();
@@ -304,16 +293,11 @@ describe('interactive transactions on a browser replica (Chromium, real sqld)', 
     assert.equal(await doneIn(a, 'after'), 'ok');
     assert.ok(waited < 3_000, `the store was held ${waited} ms by a transaction begun for a closed client`);
     assert.equal(begun, 'CLIENT_CLOSED', 'transaction() of a client closed meanwhile rejects, as on Node');
-    await browser.close();
+    await a.context().close();
   });
 
   it("a follower's commit whose answer was lost with the owner is answered as committed by the next owner", { timeout: STEP }, async () => {
-    const browser = await launch();
-    const a = await openTab(browser, pageUrl(), problems);
-    await openDb(a, 'tx-lost.db');
-    const b = await openTab(browser, pageUrl(), problems);
-    await openDb(b, 'tx-lost.db');
-    assert.equal(await ownerOf([a, b]), a);
+    const [a, b] = await tabsOn('tx-lost.db');
     // A follower speaking the store's protocol on its channel (as js/browser/follower.ts
     // does): it begins, writes and commits, then sends its calls again to the next owner,
     // as a follower does whose answers were lost with the owner.
@@ -363,16 +347,11 @@ describe('interactive transactions on a browser replica (Chromium, real sqld)', 
     });
     assert.deepEqual(again, { c3: 'ok', c4: 'TRANSACTION_CLOSED' });
     assert.deepEqual(await rowsIn(b), ['committed:1'], 'committed once');
-    await browser.close();
+    await a.context().close();
   });
 
   it("another tab's status() does not count a transaction's uncommitted writes", { timeout: STEP }, async () => {
-    const browser = await launch();
-    const a = await openTab(browser, pageUrl(), problems);
-    await openDb(a, 'tx-status.db', { paused: true });
-    const b = await openTab(browser, pageUrl(), problems);
-    await openDb(b, 'tx-status.db', { paused: true });
-    assert.equal(await ownerOf([a, b]), a);
+    const [a, b] = await tabsOn('tx-status.db', 2, { paused: true });
     const pending = (tab) => tab.evaluate(() => window.db.status().pendingChanges);
     await sleep(300);
     assert.equal(await pending(a), 0);
@@ -389,7 +368,7 @@ describe('interactive transactions on a browser replica (Chromium, real sqld)', 
       await window.tx.commit();
     });
     await waitFor('the committed write counted in every tab', async () => (await pending(a)) === 1 && (await pending(b)) === 1, 5_000);
-    await browser.close();
+    await a.context().close();
   });
 
   it('a transaction used after its client closed fails as on Node (TRANSACTION_CLOSED; rollback does nothing)', { timeout: STEP }, async () => {
@@ -442,12 +421,7 @@ describe('interactive transactions on a browser replica (Chromium, real sqld)', 
   it("a transaction() begun during a sync waits for it without holding every tab's calls", { timeout: STEP }, async () => {
     const proxy = await startFaultProxy({ target: sqld.url });
     try {
-      const browser = await launch();
-      const a = await openTab(browser, pageUrl(), problems);
-      await openDb(a, 'tx-during-sync.db', { syncUrl: proxy.url, timeout: 20_000 });
-      const b = await openTab(browser, pageUrl(), problems);
-      await openDb(b, 'tx-during-sync.db', { syncUrl: proxy.url, timeout: 20_000 });
-      assert.equal(await ownerOf([a, b]), a);
+      const [a, b] = await tabsOn('tx-during-sync.db', 2, { syncUrl: proxy.url, timeout: 20_000 });
       await a.evaluate(() => window.db.execute(`insert into ${window.table} (label, n) values ('pushed', 1)`));
       // The server does not answer (a stalled network): the sync waits on it.
       proxy.setFaults('stall');
@@ -478,7 +452,7 @@ describe('interactive transactions on a browser replica (Chromium, real sqld)', 
         await window.tx.commit();
       });
       assert.deepEqual(await rowsIn(a), ['pushed:1', 'in tx:2']);
-      await browser.close();
+      await a.context().close();
     } finally {
       await proxy.stop();
     }
