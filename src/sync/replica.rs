@@ -119,8 +119,10 @@ pub struct Replica<T: HttpTransport> {
     pub(crate) monitor: Monitor,
     pub(crate) site: String,
     pub(crate) env: Env,
-    pub(crate) push_chunk: usize,
-    pub(crate) pull_chunk: usize,
+    /// Records per push chunk, and per pull or bootstrap page: the configured sizes,
+    /// halved after a request timed out (see `net/pace.rs`).
+    pub(crate) push_size: super::net::Pace,
+    pub(crate) pull_size: super::net::Pace,
     pub(crate) mirror: super::net::Mirror,
     /// Set while a write-through call runs (calls must not overlap).
     pub(crate) write_through_busy: std::cell::Cell<bool>,
@@ -216,8 +218,8 @@ impl<T: HttpTransport> Replica<T> {
             text_touched: RefCell::new(Default::default()),
             write_through_busy: Default::default(),
             mirror: config.mirror.clone(),
-            push_chunk: config.push_chunk.unwrap_or(2_000).max(1),
-            pull_chunk: config.pull_chunk.unwrap_or(5_000).max(1),
+            push_size: super::net::Pace::new(config.push_chunk.unwrap_or(2_000)),
+            pull_size: super::net::Pace::new(config.pull_chunk.unwrap_or(5_000)),
         })
     }
 

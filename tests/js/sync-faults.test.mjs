@@ -7,6 +7,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
+import { randomBytes } from "node:crypto";
 import { EdgesyncError } from "edgesync";
 import { dump, env, scalar } from "../support/sync-env.mjs";
 import { guardUnhandledRejections, prng, seedFor, rejectsWith, syncUntilOk, serverLogUnique } from "../support/sync-helpers.mjs";
@@ -258,6 +259,68 @@ test("sqld killed and restarted mid-traffic: nothing lost, nothing twice", async
       assert.equal(db.status().pendingChanges, 0);
       assert.equal(db.status().retryCount, 0);
     }
+  } finally {
+    await e.stop();
+  }
+});
+
+// A slow link (or a server slowed by load): a full chunk or page cannot cross within the
+// client's timeout, smaller ones can. A timed-out request halves the next ones
+// (src/sync/net/pace.rs), so push, bootstrap and pull all get through in a few syncs —
+// with fixed sizes every attempt would time out the same way, forever.
+test("a slow link: pushes, bootstraps and pulls too large for the timeout converge in smaller requests", async (t) => {
+  const e = await env({ proxies: 1 });
+  const proxy = e.proxies[0];
+  const SCHEMA = "create table doc (id integer primary key, body text not null, n integer not null default 0)";
+  const ROWS = 2000;
+  const open = async (opts) => {
+    const db = e.replica({ timeout: 800, ...opts });
+    await db.execute(SCHEMA);
+    db.replicate("doc", { n: "counter" });
+    return db;
+  };
+  // Syncs until one succeeds; returns the codes of the failures before it.
+  const syncThrough = async (db) => {
+    const codes = [];
+    for (let i = 0; i < 30; i++) {
+      try {
+        await db.sync();
+        return codes;
+      } catch (err) {
+        codes.push(err.code);
+      }
+    }
+    assert.fail(`no sync got through in 30 tries: ${codes.join(", ")}`);
+  };
+  try {
+    const puller = await open({ syncUrl: proxy.url });
+    await puller.sync(); // bootstrapped while the table is empty: the rows come by pull
+    // 200 KB/s: one full chunk (~2,000 records, ~0.6 MB) takes seconds, 100 records 0.15 s.
+    // (The bodies are random: answers may travel compressed.)
+    proxy.setFaults({ kind: "pass", bytesPerSec: 200_000 });
+
+    const writer = await open({ syncUrl: proxy.url });
+    await writer.batch(
+      Array.from({ length: ROWS }, (_, i) => ({ sql: "insert into doc (id, body, n) values (?, ?, 1)", args: [i, randomBytes(60).toString("hex")] })),
+      "write",
+    );
+    const pushFailures = await syncThrough(writer);
+    t.diagnostic(`push: ${pushFailures.length} timeouts before it got through`);
+    assert.ok(pushFailures.length > 0 && pushFailures.every((c) => c === "TIMEOUT"), `the first pushes timed out: ${pushFailures}`);
+    assert.equal(writer.status().pendingChanges, 0);
+    assert.equal(Number(await scalar(e.server, "select count(*) from doc")), ROWS);
+
+    const pullFailures = await syncThrough(puller);
+    t.diagnostic(`pull: ${pullFailures.length} timeouts`);
+    assert.ok(pullFailures.length > 0 && pullFailures.every((c) => c === "TIMEOUT"), `the first pulls timed out: ${pullFailures}`);
+    assert.equal(Number(await scalar(puller, "select count(*) from doc")), ROWS);
+
+    const late = await open({ syncUrl: proxy.url }); // bootstraps the 2,000 rows
+    const bootFailures = await syncThrough(late);
+    t.diagnostic(`bootstrap: ${bootFailures.length} timeouts`);
+    assert.ok(bootFailures.length > 0 && bootFailures.every((c) => c === "TIMEOUT"), `the first bootstraps timed out: ${bootFailures}`);
+    assert.equal(Number(await scalar(late, "select sum(n) from doc")), ROWS);
+    assert.equal(Number(await scalar(late, "select sum(length(body)) from doc")), ROWS * 120);
   } finally {
     await e.stop();
   }

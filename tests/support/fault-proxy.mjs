@@ -43,6 +43,10 @@
 //   delayMs: number          wait for the delay kind (default 100)
 //   pathPrefix: string       only requests whose path starts with this are faulted
 //   stallMs: number          how long stall holds a request (default: until release())
+//   bytesPerSec: number      a slow link, for pass and delay: the request is held for its
+//                            body's bytes at this rate before it is forwarded (nothing is
+//                            forwarded if the client gave up meanwhile), and the answer
+//                            for its bytes before it is sent
 //   errorStatus: number, errorBody: string
 //                            what error answers (default 500 and a JSON error)
 //   match: (req) => boolean  only requests for which this returns true are faulted
@@ -124,7 +128,7 @@ function compileSpec(spec) {
   if (spec == null) spec = 'pass';
   if (typeof spec === 'string') spec = { kind: spec };
   if (typeof spec !== 'object' || Array.isArray(spec)) throw new Error('fault-proxy: spec must be a kind string or an object');
-  const known = new Set(['kind', 'next', 'random', 'seed', 'delayMs', 'stallMs', 'errorStatus', 'errorBody', 'pathPrefix', 'match', 'matchBody']);
+  const known = new Set(['kind', 'next', 'random', 'seed', 'delayMs', 'stallMs', 'bytesPerSec', 'errorStatus', 'errorBody', 'pathPrefix', 'match', 'matchBody']);
   for (const k of Object.keys(spec)) if (!known.has(k)) throw new Error(`fault-proxy: unknown spec field ${JSON.stringify(k)}`);
   const kind = spec.kind === undefined ? 'pass' : checkKind(spec.kind, 'kind');
   let next = [];
@@ -152,6 +156,8 @@ function compileSpec(spec) {
   if (spec.pathPrefix !== undefined && typeof spec.pathPrefix !== 'string') throw new Error('fault-proxy: pathPrefix must be a string');
   if (spec.match !== undefined && typeof spec.match !== 'function') throw new Error('fault-proxy: match must be a function');
   if (spec.matchBody !== undefined && typeof spec.matchBody !== 'function') throw new Error('fault-proxy: matchBody must be a function');
+  const bytesPerSec = spec.bytesPerSec === undefined ? null : spec.bytesPerSec;
+  if (bytesPerSec !== null && (typeof bytesPerSec !== 'number' || !(bytesPerSec > 0))) throw new Error('fault-proxy: bytesPerSec must be a number > 0');
   const stallMs = spec.stallMs === undefined ? null : spec.stallMs;
   if (stallMs !== null && (typeof stallMs !== 'number' || !(stallMs >= 0))) throw new Error('fault-proxy: stallMs must be a number >= 0');
   return {
@@ -161,6 +167,7 @@ function compileSpec(spec) {
     rng: random ? mulberry32(seed) : null,
     delayMs,
     stallMs,
+    bytesPerSec,
     errorStatus: spec.errorStatus ?? 500,
     errorBody: spec.errorBody ?? JSON.stringify({ error: 'fault-proxy: injected internal server error', code: 'INTERNAL' }),
     pathPrefix: spec.pathPrefix,
@@ -173,6 +180,7 @@ function compileSpec(spec) {
       ...(random ? { random, seed } : {}),
       delayMs,
       ...(stallMs !== null ? { stallMs } : {}),
+      ...(bytesPerSec !== null ? { bytesPerSec } : {}),
       ...(spec.pathPrefix !== undefined ? { pathPrefix: spec.pathPrefix } : {}),
       ...(spec.match ? { match: '[function]' } : {}),
       ...(spec.matchBody ? { matchBody: '[function]' } : {}),
@@ -416,6 +424,11 @@ export async function startFaultProxy({ target, port = 0, faults } = {}) {
       await sleep(state.delayMs);
       if (socket.destroyed || stopping) return;
     }
+    const slow = state.bytesPerSec !== null && (kind === 'pass' || kind === 'delay');
+    if (slow) {
+      await sleep((body.length * 1000) / state.bytesPerSec);
+      if (socket.destroyed || stopping) return;
+    }
     if (kind === 'stall') {
       const { entry, released } = stallUntilReleased();
       await released;
@@ -446,6 +459,21 @@ export async function startFaultProxy({ target, port = 0, faults } = {}) {
       }
       if (socket.destroyed) {
         upRes.resume();
+        return;
+      }
+      if (slow) {
+        let full;
+        try {
+          full = await drain(upRes);
+        } catch (err) {
+          return badGateway(res, err);
+        }
+        await sleep((full.length * 1000) / state.bytesPerSec);
+        if (socket.destroyed || stopping) return;
+        const headers = filterRawHeaders(upRes.rawHeaders, ['content-length', 'transfer-encoding']);
+        headers.push('content-length', String(full.length));
+        res.writeHead(upRes.statusCode, upRes.statusMessage, headers);
+        res.end(full);
         return;
       }
       res.writeHead(upRes.statusCode, upRes.statusMessage, filterRawHeaders(upRes.rawHeaders));

@@ -24,11 +24,11 @@ while (Date.now() < end) {
     const r = await runSoak({ seed, ops });
     console.log(
       `seed ${seed} ok in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${r.attempted} ops (${r.acked} acknowledged), ` +
-        `${r.syncs} syncs ok / ${r.syncErrors} failed, ${r.reopens} reopens, ${r.kills} sqld kills; ${mem()}`,
+        `${r.syncs} syncs ok / ${r.syncErrors} failed, ops ${r.opsMs} ms, settle ${r.settleMs} ms, ${r.reopens} reopens, ${r.kills} sqld kills; ${mem()}`,
     );
   } catch (e) {
     failed.push(seed);
-    console.log(`seed ${seed} FAILED in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${e.message.split("\n").slice(0, 6).join(" | ")}`);
+    console.log(`seed ${seed} FAILED in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${e.message.split("\n").slice(0, 12).join(" | ")}`);
   }
   tried.push(seed);
   seed++;

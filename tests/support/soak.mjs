@@ -74,7 +74,7 @@ export async function runSoak({ seed, ops = 400, replicas = KINDS, faultRate = 0
   const dir = mkdtempSync(join(tmpdir(), "edgesync-soak-"));
   const proxies = [];
   const reps = [];
-  const stats = { acked: 0, failed: 0, syncs: 0, syncErrors: 0, reopens: 0, kills: 0, errors: {} };
+  const stats = { acked: 0, failed: 0, syncs: 0, syncErrors: 0, reopens: 0, kills: 0, opsMs: 0, settleMs: 0, errors: {} };
   const unexpected = [];
   const count = (code) => (stats.errors[code] = (stats.errors[code] ?? 0) + 1);
   try {
@@ -110,6 +110,7 @@ export async function runSoak({ seed, ops = 400, replicas = KINDS, faultRate = 0
     const attempted = new Map(); // op id -> op
     const acked = new Set();
     const killAt = new Set(Array.from({ length: kills }, () => Math.floor(rand() * ops)));
+    const opsStart = Date.now();
     for (let step = 0; step < ops; step++) {
       if (killAt.has(step)) {
         await sqld.kill();
@@ -171,13 +172,16 @@ export async function runSoak({ seed, ops = 400, replicas = KINDS, faultRate = 0
       run.finally(() => r.syncing.delete(run));
       if (rand() < 0.6) await run;
     }
-    log(`seed ${seed}: ${ops} steps done, healing`);
+    stats.opsMs = Date.now() - opsStart;
+    log(`seed ${seed}: ${ops} steps done in ${stats.opsMs} ms, healing`);
     for (const p of proxies) {
       p.setFaults("pass");
       await p.release();
     }
     if (!sqld.running()) await sqld.restart();
+    const settleStart = Date.now();
     await untilSettled(reps, sqld, stats);
+    stats.settleMs = Date.now() - settleStart;
     assert.deepEqual(unexpected, [], `seed ${seed}: unexpected errors`);
     await check(seed, reps, sqld, token, attempted, acked);
     return { seed, ...stats, attempted: attempted.size };
@@ -243,27 +247,44 @@ function makeOp(rand, r, step) {
   return op;
 }
 
-/** Syncs every replica (awaiting those in flight) until nothing is pending anywhere. */
+/**
+ * Syncs every replica (awaiting those in flight) until nothing is pending anywhere.
+ * When it gives up, the error says what kept each replica busy in the last rounds.
+ */
 async function untilSettled(reps, sqld, stats) {
+  const history = [];
+  const start = Date.now();
   for (let round = 0; round < 60; round++) {
     let quiet = true;
+    const why = [];
     for (const r of reps) {
       await Promise.allSettled([...r.syncing]);
       try {
         const res = await r.db.sync();
-        if (res.changesPushed > 0 || res.changesApplied > 0) quiet = false;
+        if (res.changesPushed > 0 || res.changesApplied > 0) {
+          quiet = false;
+          why.push(`r${r.i} pushed ${res.changesPushed} applied ${res.changesApplied}`);
+        }
       } catch (e) {
         quiet = false;
+        why.push(`r${r.i} ${e.code}: ${e.message}`);
         stats.syncErrors++;
-        if (!sqld.running()) await sqld.restart();
+        if (!sqld.running()) {
+          why.push(`sqld had exited (${sqld.readLog().split("\n").filter(Boolean).slice(-3).join(" | ").slice(-600)}); restarted`);
+          await sqld.restart();
+        }
         await sleep(50);
       }
       const st = r.db.status();
-      if (st.pendingChanges > 0 || st.writesInDoubt > 0) quiet = false;
+      if (st.pendingChanges > 0 || st.writesInDoubt > 0) {
+        quiet = false;
+        why.push(`r${r.i} pending ${st.pendingChanges} in doubt ${st.writesInDoubt}`);
+      }
     }
     if (quiet && round > 0) return;
+    history.push(`round ${round} (${Date.now() - start} ms): ${why.join("; ") || "quiet"}`);
   }
-  throw new Error("replicas did not settle after 60 rounds of syncs");
+  throw new Error(`replicas did not settle after 60 rounds of syncs:\n${history.slice(0, 3).concat(["…"], history.slice(-5)).join("\n")}`);
 }
 
 async function check(seed, reps, sqld, token, attempted, acked) {

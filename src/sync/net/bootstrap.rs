@@ -85,20 +85,24 @@ impl<T: HttpTransport> Replica<T> {
             };
             let mut budget = PAGE_BYTES;
             loop {
-                let page = self.page_sql(part, &list, &after, budget, top);
+                let size = self.pull_size.get();
+                let page = self.page_sql(part, &list, &after, budget, top, size);
                 let mut rs = match self.remote_batch(&[page], TransactionMode::Read).await {
                     Err(e) if super::is_too_large(&e) && budget > 0 => {
                         budget /= 2;
                         continue;
                     }
-                    other => other?.remove(0),
+                    // A timeout makes the next pages smaller (net/pace.rs).
+                    Err(e) => return Err(self.pull_size.failed(size, e)),
+                    Ok(mut res) => res.remove(0),
                 };
+                self.pull_size.answered();
                 let Some(last) = rs.rows.last() else { break };
                 // Each row ends with the number of rows the count alone would have
                 // given (fewer rows: the bytes cut the page) and the bytes before it.
                 let width = last.len() - 2;
                 let asked = int(&last[width]) as usize;
-                let more = rs.rows.len() < asked || asked >= self.pull_chunk;
+                let more = rs.rows.len() < asked || asked >= size;
                 after = match part {
                     Part::Rows(_) => vec![last[0].clone()],
                     Part::Counters => last[..4].to_vec(),
@@ -124,11 +128,11 @@ impl<T: HttpTransport> Replica<T> {
         Ok(())
     }
 
-    /// The statement for one page of `part` after `after`: at most `pullChunk` rows,
+    /// The statement for one page of `part` after `after`: at most `size` rows,
     /// cut where the bytes before a row pass `budget` (the first row always comes).
     /// Each row ends with two extra columns: how many rows the count alone would have
     /// given, and the bytes before it.
-    fn page_sql(&self, part: &Part, list: &str, after: &[Value], budget: i64, top: i64) -> Statement {
+    fn page_sql(&self, part: &Part, list: &str, after: &[Value], budget: i64, top: i64, size: usize) -> Statement {
         let (sql, bytes, order) = match part {
             Part::Rows(spec) => {
                 let mut bytes = "octet_length(s.pk)".to_string();
@@ -175,7 +179,7 @@ impl<T: HttpTransport> Replica<T> {
              sum({bytes}) OVER (ORDER BY {order} ROWS UNBOUNDED PRECEDING) - {bytes} AS _before \
              FROM ({sql}) d) WHERE _before <= {budget} ORDER BY {order}"
         );
-        let mut stmt = Statement::new(sql).arg(after[0].clone()).arg(self.pull_chunk as i64);
+        let mut stmt = Statement::new(sql).arg(after[0].clone()).arg(size as i64);
         match part {
             Part::Texts => stmt = stmt.arg(top),
             _ => {

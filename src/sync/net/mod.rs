@@ -9,6 +9,7 @@
 //! - `doubts.rs`: write-through writes whose answer was lost, settled by a ledger
 //! - `requests.rs`: write-through calls sent again (a browser tab's), answered once
 //! - `mirror.rs`: read-only mirrors of the server's other tables
+//! - `pace.rs`: how many records one request carries, halved after a timeout
 //! - `status.rs`: status and metrics accessors
 //!
 //! Every `await` happens with no local transaction open and no borrow held, so local
@@ -25,6 +26,7 @@ mod bootstrap;
 mod doubts;
 mod gateway;
 mod mirror;
+mod pace;
 mod pull;
 mod push;
 mod requests;
@@ -34,6 +36,7 @@ mod sync;
 mod write_through;
 
 pub use mirror::Mirror;
+pub(crate) use pace::Pace;
 #[cfg(feature = "edge")]
 pub(crate) use pull::PAGE_BYTES;
 

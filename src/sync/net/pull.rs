@@ -41,9 +41,10 @@ impl<T: HttpTransport> Replica<T> {
             // Only other writers' records cross the network; the log's last sequence
             // number, read in the same transaction, lets the cursor pass this
             // replica's own records without downloading them.
+            let size = self.pull_size.get();
             let page = Statement::new(PAGE_SQL)
                 .arg(cursor)
-                .arg(self.pull_chunk as i64)
+                .arg(size as i64)
                 .arg(self.site.as_str())
                 .arg(budget);
             let top = Statement::new("SELECT coalesce(max(seq), 0) FROM _es_log");
@@ -55,8 +56,11 @@ impl<T: HttpTransport> Replica<T> {
                     budget /= 2;
                     continue;
                 }
-                other => other?,
+                // A timeout makes the next pages smaller (net/pace.rs).
+                Err(e) => return Err(self.pull_size.failed(size, e)),
+                Ok(res) => res,
             };
+            self.pull_size.answered();
             // The server's schema and log as the schema step left them? If not, the
             // page is not applied: the sync goes through that step again (which says
             // SCHEMA_MISMATCH, or re-reads the server after a reset) and pulls again.
@@ -69,7 +73,7 @@ impl<T: HttpTransport> Replica<T> {
             // Cut by bytes, or as many records as asked for: more may follow, and the
             // cursor stops at the page's last record.
             let asked = rs.rows.first().map(|r| int(&r[3]) as usize).unwrap_or(0);
-            let more = rs.rows.len() < asked || asked >= self.pull_chunk;
+            let more = rs.rows.len() < asked || asked >= size;
             let to = match rs.rows.last() {
                 Some(row) if more => int(&row[0]),
                 _ => top.max(cursor),

@@ -83,11 +83,12 @@ impl<T: HttpTransport> Replica<T> {
     /// [`Self::reject`]); the rest of the outbox goes on.
     pub(super) async fn push_all(&self) -> Result<u64> {
         let mut pushed = 0;
-        // Records per chunk: the configured count, halved while the server refuses
-        // chunks as too large, grown back after each success.
-        let mut cap = self.push_chunk;
+        // Records per chunk: the pace's size (net/pace.rs: smaller after timeouts),
+        // halved further while the server refuses chunks as too large, grown back after
+        // each success.
+        let mut cap = self.push_size.get();
         for _round in 0..100_000 {
-            let mut queued = self.read_outbox(cap)?;
+            let mut queued = self.read_outbox(cap.min(self.push_size.get()))?;
             if queued.is_empty() {
                 if self.fold_batch()?.is_none() {
                     break;
@@ -128,9 +129,15 @@ impl<T: HttpTransport> Replica<T> {
                     }
                     continue;
                 }
-                other => other?,
+                Err(e) => {
+                    // A timeout makes the next chunks smaller (the chunk may still have
+                    // committed: pushing its records again changes nothing).
+                    return Err(self.push_size.failed(queued.len(), e));
+                }
+                Ok(c) => c,
             };
-            cap = (cap.saturating_mul(2)).min(self.push_chunk);
+            self.push_size.answered();
+            cap = (cap.saturating_mul(2)).min(self.push_size.get());
             if !conflicts.rows.is_empty() {
                 self.fold_all()?;
             }

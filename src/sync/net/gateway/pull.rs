@@ -28,12 +28,18 @@ impl<T: HttpTransport> Replica<T> {
             let Some(spec) = self.spec_of(&table) else { continue };
             let mut after: Option<String> = None;
             loop {
+                let size = self.pull_size.get();
                 let req = BootstrapRequest {
                     table: table.clone(),
                     after: after.clone(),
-                    limit: Some(self.pull_chunk),
+                    limit: Some(size),
                 };
-                let page: BootstrapResponse = self.gateway_call("bootstrap", &req).await?;
+                // A timeout makes the next pages smaller (net/pace.rs).
+                let page: BootstrapResponse = match self.gateway_call("bootstrap", &req).await {
+                    Ok(p) => p,
+                    Err(e) => return Err(self.pull_size.failed(size, e)),
+                };
+                self.pull_size.answered();
                 self.fold_all()?;
                 let conn = self.store.conn();
                 conn.execute_batch("SAVEPOINT es_boot").map_err(sql_error)?;
@@ -69,14 +75,19 @@ impl<T: HttpTransport> Replica<T> {
                 Some(Value::Integer(c)) => c,
                 _ => 0,
             };
+            let size = self.pull_size.get();
             let req = PullRequest {
                 site: self.site.clone(),
                 cursor,
-                limit: Some(self.pull_chunk),
+                limit: Some(size),
                 tables: Some(self.tables()),
                 digests: true,
             };
-            let page: PullResponse = self.gateway_call("pull", &req).await?;
+            let page: PullResponse = match self.gateway_call("pull", &req).await {
+                Ok(p) => p,
+                Err(e) => return Err(self.pull_size.failed(size, e)),
+            };
+            self.pull_size.answered();
             digests = page.digests.clone();
             // The server as the schema step saw it? If not, the page is not applied:
             // the sync goes through that step again (see `gateway_sync`).
@@ -197,7 +208,7 @@ impl<T: HttpTransport> Replica<T> {
                 .filter(|k| !now_held.contains(*k))
                 .map(|k| serde_json::from_str(k).map_err(|e| Error::Protocol(e.to_string())))
                 .collect::<Result<_>>()?;
-            for part in missing.chunks(self.pull_chunk.max(1)) {
+            for part in missing.chunks(self.pull_size.get()) {
                 let state = self.gateway_rows(&table, part).await?;
                 self.fold_all()?;
                 if let Some(ts) = state.tables.get(&table) {

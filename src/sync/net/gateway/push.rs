@@ -26,7 +26,9 @@ impl<T: HttpTransport> Replica<T> {
     /// outbox forever otherwise).
     pub(super) async fn gateway_push_all(&self) -> Result<u64> {
         let mut pushed = 0;
-        let mut chunk = self.push_chunk;
+        // The pace's size (net/pace.rs: smaller after timeouts), halved while the
+        // gateway finds chunks too large.
+        let mut chunk = self.push_size.get();
         // Two chunks are in flight at once: the Worker checks the next one while the
         // primary merges this one. Answers are handled in order, so "the outbox up to
         // this chunk's last id" stays exact; after a failure the chunk in flight is
@@ -123,8 +125,11 @@ impl<T: HttpTransport> Replica<T> {
                         changed: Vec::new(),
                     }
                 }
-                Err(e) => return Err(e),
+                // A timeout makes the next chunks smaller (net/pace.rs).
+                Err(e) => return Err(self.push_size.failed(queued.len(), e)),
             };
+            self.push_size.answered();
+            chunk = chunk.min(self.push_size.get());
             pushed += resp.accepted as u64;
             self.gateway_pushed(&queued, resp)?;
             folded?;
