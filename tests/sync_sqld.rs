@@ -391,3 +391,93 @@ fn server_state_in_the_earlier_layout_is_migrated() {
     assert_eq!(dump(&a, "plain")[0][1], Value::Text("uno".into()));
     assert_eq!(server_dump(&s, "plain"), dump(&a, "plain"));
 }
+
+/// A reopened file replica syncs before `replicate()` has passed its custom column's
+/// resolver in again (`syncOnOpen`, a background retry, a `sync()` called first): the
+/// lost compare-and-set is held, not resolved as "the server wins" — which dropped the
+/// local write — and resolved by the resolver once `replicate()` registers it.
+#[test]
+fn a_custom_conflict_met_before_the_resolver_is_registered_waits_for_it() {
+    let s = Sqld::start();
+    let dir = std::env::temp_dir().join(format!("edgesync-held-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = format!("file:{}", dir.join("replica.db").display());
+    let open = || {
+        let config = ReplicaConfig {
+            path: path.clone(),
+            sync_url: Some(s.url.clone()),
+            auth_token: Some(s.rw.clone()),
+            ..Default::default()
+        };
+        Replica::open(config, UreqTransport::default(), Env::default()).unwrap()
+    };
+    let max = || -> ConflictResolver {
+        Box::new(|local: &Value, remote: &Value, _base: Option<&Value>| {
+            let n = |v: &Value| match v {
+                Value::Integer(i) => *i,
+                _ => 0,
+            };
+            Ok(Value::Integer(n(local).max(n(remote))))
+        })
+    };
+    let declare = |r: &R| {
+        r.replicate("hi", &[("v".into(), Policy::Custom)], vec![("v".into(), max())])
+            .unwrap()
+    };
+    let b = replica(&s);
+    {
+        let a: R = open();
+        exec(&a, "create table hi (id integer primary key, v integer not null)");
+        declare(&a);
+        exec(&a, "insert into hi values (1, 0)");
+        block(a.sync()).unwrap();
+        exec(&b, "create table hi (id integer primary key, v integer not null)");
+        declare(&b);
+        block(b.sync()).unwrap();
+        // Both raise the value from 0: a to 946 (not pushed yet), b to 945 (pushed).
+        exec(&a, "update hi set v = 946");
+        std::thread::sleep(std::time::Duration::from_millis(5)); // b's version is the newer
+        exec(&b, "update hi set v = 945");
+        block(b.sync()).unwrap();
+    }
+    let a: R = open();
+    // The first sync meets the conflict with no resolver registered yet.
+    block(a.sync()).unwrap();
+    // Meanwhile the cell shows the server's value (the pull brought the newer version);
+    // the local write waits in the held conflict.
+    assert_eq!(dump(&a, "hi")[0][1], Value::Integer(945));
+    assert_eq!(a.status().unwrap().pending, 1, "the held conflict counts as pending");
+    assert_eq!(server_dump(&s, "hi")[0][1], Value::Integer(945));
+    declare(&a); // resolves it: max(946, 945)
+    assert_eq!(a.metrics().conflicts, 1);
+    block(a.sync()).unwrap();
+    assert_eq!(a.status().unwrap().pending, 0);
+    assert_eq!(server_dump(&s, "hi")[0][1], Value::Integer(946));
+    block(b.sync()).unwrap();
+    assert_eq!(dump(&b, "hi")[0][1], Value::Integer(946));
+    // Declared in this session without a resolver: the server's value is kept, as
+    // documented (no holding).
+    exec(&a, "update hi set v = 1");
+    exec(&b, "update hi set v = 2");
+    block(b.sync()).unwrap();
+    let c: R = open_again(&path, &s, a);
+    c.replicate("hi", &[("v".into(), Policy::Custom)], vec![]).unwrap();
+    block(c.sync()).unwrap();
+    assert_eq!(c.status().unwrap().pending, 0);
+    assert_eq!(server_dump(&s, "hi")[0][1], Value::Integer(2));
+    assert_eq!(dump(&c, "hi")[0][1], Value::Integer(2));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Closes `r` and opens its file again.
+fn open_again(path: &str, s: &Sqld, r: R) -> R {
+    drop(r);
+    let config = ReplicaConfig {
+        path: path.to_string(),
+        sync_url: Some(s.url.clone()),
+        auth_token: Some(s.rw.clone()),
+        ..Default::default()
+    };
+    Replica::open(config, UreqTransport::default(), Env::default()).unwrap()
+}

@@ -39,6 +39,8 @@ CREATE TABLE IF NOT EXISTS _es_intent (lid TEXT PRIMARY KEY, wid INTEGER NOT NUL
 CREATE TABLE IF NOT EXISTS _es_wt_req (key TEXT PRIMARY KEY, wid INTEGER, ok INTEGER NOT NULL, answer BLOB NOT NULL, at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS _es_rejected (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, code TEXT NOT NULL, message TEXT NOT NULL, rec TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS _es_sync_log (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, event TEXT NOT NULL, details TEXT);
+CREATE TABLE IF NOT EXISTS _es_held (id INTEGER PRIMARY KEY, tbl TEXT NOT NULL, col TEXT NOT NULL, rec TEXT NOT NULL,
+  base BLOB, remote BLOB, rver TEXT NOT NULL);
 ";
 
 /// What the runtime provides: wall-clock time and randomness (wasm32 has neither in
@@ -103,6 +105,9 @@ pub(crate) struct Capture {
 pub(crate) struct Inner {
     pub tables: HashMap<String, TableSpec>,
     pub resolvers: HashMap<(String, String), std::rc::Rc<ConflictResolver>>,
+    /// The tables `replicate()` declared in this session (the others are known from the
+    /// file only, their custom columns' resolvers not passed in yet: see `net/held.rs`).
+    pub declared: std::collections::HashSet<String>,
     pub schema_ready: bool,
     /// What the server's schema check read when it last matched this replica (see
     /// `net::schema`): every pull reads it again, and a difference sends the replica
@@ -209,6 +214,7 @@ impl<T: HttpTransport> Replica<T> {
             inner: RefCell::new(Inner {
                 tables,
                 resolvers: HashMap::new(),
+                declared: Default::default(),
                 schema_ready: false,
                 server_fingerprint: None,
             }),
@@ -340,7 +346,11 @@ impl<T: HttpTransport> Replica<T> {
             inner.resolvers.insert((table.to_string(), col), std::rc::Rc::new(r));
         }
         inner.tables.insert(table.to_string(), spec);
+        inner.declared.insert(table.to_string());
         inner.schema_ready = false;
+        drop(inner);
+        // Conflicts met before this session's resolvers were passed in are resolved now.
+        self.resolve_held()?;
         Ok(())
     }
 

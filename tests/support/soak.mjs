@@ -323,7 +323,10 @@ async function check(seed, reps, sqld, token, attempted, acked) {
     assert.deepEqual(new Set(JSON.parse(tags)), w.tags, `seed ${seed}: acc ${id} set`);
     assert.ok(w.notes.has(note), `seed ${seed}: acc ${id} note ${note} was written by a committed op`);
     assert.deepEqual((body.match(/\[s\d+r\d+\]/g) ?? []).sort(), w.tokens.sort(), `seed ${seed}: acc ${id} text has every committed token once`);
-    assert.equal(hi, w.hi, `seed ${seed}: acc ${id} custom value`);
+    if (hi !== w.hi) {
+      const top = ops.filter((op) => op.row === id && op.hi > hi).map((op) => `${op.id} (hi ${op.hi}, ${acked.has(op.id) ? "acknowledged" : "not acknowledged"})`);
+      assert.fail(`seed ${seed}: acc ${id} custom value ${hi}, want ${w.hi}: committed ops with more: ${top.join(", ")}; replicas: ${reps.map((r) => `r${r.i} ${JSON.stringify(r.kind)}`).join(", ")}`);
+    }
   }
   assert.deepEqual(server.item.map((r) => r[0]).sort(), [...items.keys()].sort(), `seed ${seed}: item rows`);
 }

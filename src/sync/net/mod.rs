@@ -9,6 +9,7 @@
 //! - `doubts.rs`: write-through writes whose answer was lost, settled by a ledger
 //! - `requests.rs`: write-through calls sent again (a browser tab's), answered once
 //! - `mirror.rs`: read-only mirrors of the server's other tables
+//! - `held.rs`: custom conflicts met before their resolver was registered
 //! - `pace.rs`: how many records one request carries, halved after a timeout
 //! - `status.rs`: status and metrics accessors
 //!
@@ -25,6 +26,7 @@ use crate::remote::{HttpTransport, RemoteClient, ResultSet, Statement, Transacti
 mod bootstrap;
 mod doubts;
 mod gateway;
+mod held;
 mod mirror;
 mod pace;
 mod pull;

@@ -249,6 +249,11 @@ impl<T: HttpTransport> Replica<T> {
             else {
                 continue;
             };
+            if self.must_hold(&table, &col) {
+                // Its resolver is not registered yet: resolved once it is (net/held.rs).
+                self.hold_conflict(q, &col, &remote, &remote_ver)?;
+                continue;
+            }
             let local = decode_value(&record.data[&col]);
             // The resolver is the application's code: it may call back into this
             // replica (replicate(), status()), so no borrow is held while it runs.

@@ -14,7 +14,8 @@ impl<T: HttpTransport> Replica<T> {
             .store
             .conn()
             .query_row(
-                "SELECT (SELECT count(*) FROM _es_outbox) + (SELECT count(*) FROM _es_capture),
+                "SELECT (SELECT count(*) FROM _es_outbox) + (SELECT count(*) FROM _es_capture)
+                        + (SELECT count(*) FROM _es_held),
                         min(coalesce((SELECT min(hlc) FROM _es_outbox), (SELECT min(hlc) FROM _es_capture)),
                             coalesce((SELECT min(hlc) FROM _es_capture), (SELECT min(hlc) FROM _es_outbox)))",
                 [],

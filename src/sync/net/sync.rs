@@ -98,6 +98,8 @@ impl<T: HttpTransport> Replica<T> {
         }
         // One batch now; the rest is folded while the first chunks are on the wire.
         self.fold_batch()?;
+        // Conflicts held for a resolver registered since (normally done by replicate()).
+        self.resolve_held()?;
         let (mut pushed, mut applied) = (0, 0);
         // A pull that finds the server's tables changed since the schema step (see
         // net/schema.rs) sends the sync through it once more.
