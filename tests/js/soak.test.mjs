@@ -9,7 +9,9 @@ import { runSoak } from "../support/soak.mjs";
 
 const seeds = process.env.EDGESYNC_SOAK_SEEDS
   ? process.env.EDGESYNC_SOAK_SEEDS.split(",").map(Number)
-  : [14, 2, Math.floor(Math.random() * 2 ** 31)];
+  : // 7006 lost a custom value about every other run before held conflicts
+    // (src/sync/net/held.rs); a random seed each run finds new cases.
+    [14, 2, 7006, Math.floor(Math.random() * 2 ** 31)];
 
 for (const seed of seeds) {
   test(`soak, seed ${seed} (rerun with EDGESYNC_SOAK_SEEDS=${seed})`, async (t) => {
