@@ -19,7 +19,7 @@ FLAVORS=(".:js-all" "client:js-client" "crdt:js-crdt" "replica:js-replica")
 # SQLite features a flavour leaves out.
 flavor_sqlite_flags() {
   case $1 in
-    replica) echo "-USQLITE_ENABLE_FTS5 -USQLITE_ENABLE_RTREE -USQLITE_ENABLE_COLUMN_METADATA -USQLITE_ENABLE_OFFSET_SQL_FUNC" ;;
+    replica) echo "-USQLITE_ENABLE_FTS5 -USQLITE_ENABLE_RTREE -USQLITE_ENABLE_COLUMN_METADATA -USQLITE_ENABLE_OFFSET_SQL_FUNC -DSQLITE_OMIT_PROGRESS_CALLBACK -DSQLITE_OMIT_GET_TABLE -DSQLITE_OMIT_COMPLETE -DSQLITE_OMIT_TRACE -DSQLITE_OMIT_SHARED_CACHE -DSQLITE_OMIT_DEPRECATED" ;;
     *) echo "" ;;
   esac
 }
@@ -42,7 +42,7 @@ flavor_opt_level() {
 # hence -ocimfs=0.
 flavor_rustflags() {
   case $1 in
-    replica) [ "$WASM_MODE" = build-std ] && echo "-Zunstable-options -Cpanic=immediate-abort" ;;
+    replica) [ "$WASM_MODE" = build-std ] && echo "-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none" ;;
   esac
   return 0
 }

@@ -15,17 +15,15 @@
 //! on the server meanwhile is one more conflict, resolved the same way).
 
 use rusqlite::params;
+use serde_json::Value as Json;
 
 use super::Queued;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::remote::{HttpTransport, ResultSet, Value};
 use crate::store::sql_error;
 use crate::sync::fold::encode_base;
-use crate::sync::record::decode_row;
+use crate::sync::record::{decode_value, encode_value};
 use crate::sync::replica::{finish_savepoint, Replica};
-
-/// One `_es_held` row: id, table, column, record, base, server value, server version.
-type HeldRow = (i64, String, String, String, Option<Vec<u8>>, Option<Vec<u8>>, String);
 
 impl<T: HttpTransport> Replica<T> {
     /// Whether a conflict of `table.col` must wait: no resolver is registered for it
@@ -45,20 +43,15 @@ impl<T: HttpTransport> Replica<T> {
     }
 
     /// Keeps a conflict of `q` (a custom record) with the server's `remote` value at
-    /// version `remote_ver`, to be resolved once the column's resolver is registered.
+    /// version `remote_ver`, to be resolved once the column's resolver is registered:
+    /// the record as queued (`rec`, `base`) and `[column, server value, version]`.
     pub(super) fn hold_conflict(&self, q: &Queued, col: &str, remote: &Value, remote_ver: &str) -> Result<()> {
+        let conflict = Json::Array(vec![col.into(), encode_value(remote), remote_ver.into()]);
         self.store
             .conn()
-            .prepare_cached("INSERT INTO _es_held (tbl, col, rec, base, remote, rver) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+            .prepare_cached("INSERT INTO _es_held (rec, base, conflict) VALUES (?1, ?2, ?3)")
             .map_err(sql_error)?
-            .execute(params![
-                q.table,
-                col,
-                q.json,
-                encode_base(&q.base),
-                encode_base(&Some(remote.clone())),
-                remote_ver
-            ])
+            .execute(params![q.json, encode_base(&q.base), conflict.to_string()])
             .map_err(sql_error)?;
         Ok(())
     }
@@ -67,67 +60,43 @@ impl<T: HttpTransport> Replica<T> {
     /// transaction: each result is applied and queued (as a conflict found by a push
     /// is). Returns how many were resolved.
     pub(crate) fn resolve_held(&self) -> Result<u64> {
-        let held: Vec<HeldRow> = {
-            let mut stmt = self
-                .store
-                .conn()
-                .prepare_cached("SELECT id, tbl, col, rec, base, remote, rver FROM _es_held ORDER BY id")
-                .map_err(sql_error)?;
-            let rows = stmt
-                .query_map([], |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                        r.get(6)?,
-                    ))
-                })
-                .map_err(sql_error)?;
-            rows.collect::<rusqlite::Result<_>>().map_err(sql_error)?
-        };
-        let ready: Vec<_> = held.into_iter().filter(|h| self.has_resolver(&h.1, &h.2)).collect();
-        if ready.is_empty() {
+        let held = self.read_queued("_es_held", 0, usize::MAX >> 1)?;
+        if held.is_empty() {
             return Ok(0);
         }
         let conn = self.store.conn();
         conn.execute_batch("SAVEPOINT es_held").map_err(sql_error)?;
         let res = (|| {
-            for (id, table, col, json, base, remote, rver) in &ready {
-                let q = Queued {
-                    id: 0,
-                    table: table.clone(),
-                    op: 'x',
-                    json: json.clone(),
-                    base: decode_one(base)?,
+            let mut resolved = 0;
+            for q in &held {
+                let text: String = conn
+                    .query_row("SELECT conflict FROM _es_held WHERE id = ?1", [q.id], |r| r.get(0))
+                    .map_err(sql_error)?;
+                let c: Json = serde_json::from_str(&text).map_err(|e| Error::Protocol(e.to_string()))?;
+                let (Some(col), Some(rver)) = (c[0].as_str(), c[2].as_str()) else {
+                    return Err(Error::Protocol(format!("a held conflict is malformed: {text}")));
                 };
+                if !self.has_resolver(&q.table, col) {
+                    continue;
+                }
                 let record = q.record()?;
-                let remote = decode_one(remote)?.unwrap_or(Value::Null);
                 let mut conflict = ResultSet::default();
                 conflict.rows.push(vec![
                     Value::Integer(record.hlc),
-                    Value::Text(table.clone()),
+                    Value::Text(q.table.clone()),
                     Value::Text(record.pk.to_string()),
-                    Value::Text(col.clone()),
-                    remote,
-                    Value::Text(rver.clone()),
+                    Value::Text(col.to_string()),
+                    decode_value(&c[1]),
+                    Value::Text(rver.to_string()),
                 ]);
-                self.resolve_conflicts(std::slice::from_ref(&q), &conflict, true)?;
-                conn.execute("DELETE FROM _es_held WHERE id = ?1", [id])
+                self.resolve_conflicts(std::slice::from_ref(q), &conflict, true)?;
+                conn.execute("DELETE FROM _es_held WHERE id = ?1", [q.id])
                     .map_err(sql_error)?;
+                resolved += 1;
             }
-            Ok(ready.len() as u64)
+            Ok(resolved)
         })();
         finish_savepoint(conn, "es_held", res.is_ok())?;
         res
-    }
-}
-
-fn decode_one(b: &Option<Vec<u8>>) -> Result<Option<Value>> {
-    match b {
-        Some(b) => Ok(decode_row(b)?.into_iter().next()),
-        None => Ok(None),
     }
 }

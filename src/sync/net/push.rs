@@ -40,10 +40,18 @@ impl<T: HttpTransport> Replica<T> {
 
     /// The next `limit` outbox rows after id `after`.
     pub(super) fn read_outbox_after(&self, after: i64, limit: usize) -> Result<Vec<Queued>> {
+        self.read_queued("_es_outbox", after, limit)
+    }
+
+    /// The next `limit` rows after id `after` of a table of queued records (`id`, `rec`,
+    /// `base`: the outbox, or the held conflicts of `held.rs`).
+    pub(super) fn read_queued(&self, table: &str, after: i64, limit: usize) -> Result<Vec<Queued>> {
         let mut stmt = self
             .store
             .conn()
-            .prepare_cached("SELECT id, rec, base FROM _es_outbox WHERE id > ?2 ORDER BY id LIMIT ?1")
+            .prepare_cached(&format!(
+                "SELECT id, rec, base FROM {table} WHERE id > ?2 ORDER BY id LIMIT ?1"
+            ))
             .map_err(sql_error)?;
         let rows = stmt
             .query_map([limit as i64, after], |r| {
