@@ -467,6 +467,19 @@ fn a_custom_conflict_met_before_the_resolver_is_registered_waits_for_it() {
     assert_eq!(c.status().unwrap().pending, 0);
     assert_eq!(server_dump(&s, "hi")[0][1], Value::Integer(2));
     assert_eq!(dump(&c, "hi")[0][1], Value::Integer(2));
+    // Held, then declared without a resolver: the server's value is kept then too.
+    exec(&c, "update hi set v = 3");
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    exec(&b, "update hi set v = 4");
+    block(b.sync()).unwrap();
+    let d: R = open_again(&path, &s, c);
+    block(d.sync()).unwrap();
+    assert_eq!(d.status().unwrap().pending, 1, "held");
+    d.replicate("hi", &[("v".into(), Policy::Custom)], vec![]).unwrap();
+    block(d.sync()).unwrap();
+    assert_eq!(d.status().unwrap().pending, 0);
+    assert_eq!(server_dump(&s, "hi")[0][1], Value::Integer(4));
+    assert_eq!(dump(&d, "hi")[0][1], Value::Integer(4));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -56,9 +56,10 @@ impl<T: HttpTransport> Replica<T> {
         Ok(())
     }
 
-    /// Resolves the held conflicts whose resolver is registered now, in one local
-    /// transaction: each result is applied and queued (as a conflict found by a push
-    /// is). Returns how many were resolved.
+    /// Resolves the held conflicts that need not wait any more (their resolver is
+    /// registered, or their table was declared without one), in one local transaction:
+    /// each result is applied and queued (as a conflict found by a push is). Returns
+    /// how many were resolved.
     pub(crate) fn resolve_held(&self) -> Result<u64> {
         let held = self.read_queued("_es_held", 0, usize::MAX >> 1)?;
         if held.is_empty() {
@@ -76,7 +77,9 @@ impl<T: HttpTransport> Replica<T> {
                 let (Some(col), Some(rver)) = (c[0].as_str(), c[2].as_str()) else {
                     return Err(Error::Protocol(format!("a held conflict is malformed: {text}")));
                 };
-                if !self.has_resolver(&q.table, col) {
+                // Still no resolver: wait. Declared in this session without one: the
+                // server's value is kept (resolve_conflicts does that), as documented.
+                if self.must_hold(&q.table, col) {
                     continue;
                 }
                 let record = q.record()?;
