@@ -10,8 +10,13 @@ use edgesync::{Statement, Value};
 type R = Replica<UreqTransport>;
 
 fn replica(s: &Sqld) -> R {
+    replica_at(s, ":memory:")
+}
+
+/// A replica of `s` at `path` (`:memory:` or a `file:` URL).
+fn replica_at(s: &Sqld, path: &str) -> R {
     let config = ReplicaConfig {
-        path: ":memory:".into(),
+        path: path.into(),
         sync_url: Some(s.url.clone()),
         auth_token: Some(s.rw.clone()),
         timeout_ms: Some(10_000),
@@ -300,15 +305,7 @@ fn a_file_replica_keeps_its_queue_across_restarts() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let path = format!("file:{}", dir.join("replica.db").display());
-    let open = |s: &Sqld| {
-        let config = ReplicaConfig {
-            path: path.clone(),
-            sync_url: Some(s.url.clone()),
-            auth_token: Some(s.rw.clone()),
-            ..Default::default()
-        };
-        Replica::open(config, UreqTransport::default(), Env::default()).unwrap()
-    };
+    let open = |s: &Sqld| replica_at(s, &path);
     let site;
     {
         let a: R = open(&s);
@@ -403,15 +400,7 @@ fn a_custom_conflict_met_before_the_resolver_is_registered_waits_for_it() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let path = format!("file:{}", dir.join("replica.db").display());
-    let open = || {
-        let config = ReplicaConfig {
-            path: path.clone(),
-            sync_url: Some(s.url.clone()),
-            auth_token: Some(s.rw.clone()),
-            ..Default::default()
-        };
-        Replica::open(config, UreqTransport::default(), Env::default()).unwrap()
-    };
+    let open = || replica_at(&s, &path);
     let max = || -> ConflictResolver {
         Box::new(|local: &Value, remote: &Value, _base: Option<&Value>| {
             let n = |v: &Value| match v {
@@ -461,7 +450,8 @@ fn a_custom_conflict_met_before_the_resolver_is_registered_waits_for_it() {
     exec(&a, "update hi set v = 1");
     exec(&b, "update hi set v = 2");
     block(b.sync()).unwrap();
-    let c: R = open_again(&path, &s, a);
+    drop(a);
+    let c: R = open();
     c.replicate("hi", &[("v".into(), Policy::Custom)], vec![]).unwrap();
     block(c.sync()).unwrap();
     assert_eq!(c.status().unwrap().pending, 0);
@@ -472,7 +462,8 @@ fn a_custom_conflict_met_before_the_resolver_is_registered_waits_for_it() {
     std::thread::sleep(std::time::Duration::from_millis(5));
     exec(&b, "update hi set v = 4");
     block(b.sync()).unwrap();
-    let d: R = open_again(&path, &s, c);
+    drop(c);
+    let d: R = open();
     block(d.sync()).unwrap();
     assert_eq!(d.status().unwrap().pending, 1, "held");
     d.replicate("hi", &[("v".into(), Policy::Custom)], vec![]).unwrap();
@@ -481,16 +472,4 @@ fn a_custom_conflict_met_before_the_resolver_is_registered_waits_for_it() {
     assert_eq!(server_dump(&s, "hi")[0][1], Value::Integer(4));
     assert_eq!(dump(&d, "hi")[0][1], Value::Integer(4));
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// Closes `r` and opens its file again.
-fn open_again(path: &str, s: &Sqld, r: R) -> R {
-    drop(r);
-    let config = ReplicaConfig {
-        path: path.to_string(),
-        sync_url: Some(s.url.clone()),
-        auth_token: Some(s.rw.clone()),
-        ..Default::default()
-    };
-    Replica::open(config, UreqTransport::default(), Env::default()).unwrap()
 }

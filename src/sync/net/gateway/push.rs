@@ -129,7 +129,6 @@ impl<T: HttpTransport> Replica<T> {
                 Err(e) => return Err(self.push_size.failed(queued.len(), e)),
             };
             self.push_size.answered();
-            chunk = chunk.min(self.push_size.get());
             pushed += resp.accepted as u64;
             self.gateway_pushed(&queued, resp)?;
             folded?;
